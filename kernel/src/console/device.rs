@@ -1,0 +1,233 @@
+//! The console device: the global sink behind `print!`.
+
+use super::ring::{ConsolePage, RingWriteError, RingWriter};
+use crate::boot_info::{BootInfo, ConsoleLocation};
+use crate::fixmap::{self, Slot};
+use core::fmt::{self, Write};
+use core::ptr::NonNull;
+use core::sync::atomic::{compiler_fence, Ordering};
+use pv_arch::abi::console::XenconsInterface;
+use pv_arch::hypercall::{console::console_io_write, event_channel::evtchn_send, sched::sched_yield};
+use pv_arch::Errno;
+use spin::Mutex;
+
+/// The shared console page, mapped in the fixmap, plus its event channel.
+struct SharedConsolePage {
+    page: NonNull<XenconsInterface>,
+    evtchn: u32,
+}
+
+// SAFETY: the page pointer refers to a mapping that lives for the rest of
+// the guest's life; access is serialised by the `CONSOLE` mutex.
+unsafe impl Send for SharedConsolePage {}
+
+impl ConsolePage for SharedConsolePage {
+    fn out_cons(&self) -> u32 {
+        // SAFETY: `page` points at the mapped console page (see `init`);
+        // a volatile read of an aligned u32 field the backend may change.
+        unsafe { (&raw const (*self.page.as_ptr()).out_cons).read_volatile() }
+    }
+
+    fn write_out(&mut self, offset: usize, bytes: &[u8]) {
+        for (i, &byte) in bytes.iter().enumerate() {
+            // SAFETY: the ring code keeps `offset + bytes.len()` within
+            // `output` (see `ByteRing::producer_chunk`); the index below is
+            // bounds checked as well. Volatile: the backend reads it.
+            unsafe {
+                (&raw mut (*self.page.as_ptr()).output[offset + i]).write_volatile(byte);
+            }
+        }
+    }
+
+    fn publish_out_prod(&mut self, prod: u32) {
+        // x86 does not reorder stores with stores; only the compiler must
+        // be kept from moving the data writes after the index.
+        compiler_fence(Ordering::Release);
+        // SAFETY: as in `out_cons`; we are the only writer of `out_prod`.
+        unsafe { (&raw mut (*self.page.as_ptr()).out_prod).write_volatile(prod) }
+    }
+
+    fn notify(&mut self) {
+        // A failed notify is harmless here: the backend also polls, and
+        // the flush budget bounds how long we wait for it.
+        let _ = evtchn_send(self.evtchn);
+    }
+
+    fn wait(&mut self) {
+        let _ = sched_yield();
+    }
+}
+
+enum Sink {
+    /// `HYPERVISOR_console_io` (dom0, and everyone before `init`).
+    Hypervisor,
+    /// The PV console ring.
+    Ring(RingWriter<SharedConsolePage>),
+}
+
+struct Console {
+    sink: Sink,
+    /// Bytes that could not be written since the last report.
+    lost: u64,
+    /// Why they were lost.
+    lost_why: Option<LostReason>,
+}
+
+#[derive(Clone, Copy)]
+enum LostReason {
+    Refused(Errno),
+    Ring(RingWriteError),
+}
+
+impl fmt::Display for LostReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LostReason::Refused(errno) => write!(f, "console_io refused: {errno}"),
+            LostReason::Ring(RingWriteError::Stalled { .. }) => f.write_str("backend stalled"),
+            LostReason::Ring(RingWriteError::Corrupt(c)) => {
+                write!(f, "ring corrupt (prod {} cons {})", c.prod, c.cons)
+            }
+        }
+    }
+}
+
+impl Console {
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), (usize, LostReason)> {
+        match &mut self.sink {
+            Sink::Hypervisor => console_io_write(bytes)
+                .map(drop)
+                .map_err(|e| (bytes.len(), LostReason::Refused(e))),
+            Sink::Ring(writer) => writer.write(bytes).map_err(|e| {
+                let unwritten = match e {
+                    RingWriteError::Stalled { unwritten } => unwritten,
+                    RingWriteError::Corrupt(_) => bytes.len(),
+                };
+                (unwritten, LostReason::Ring(e))
+            }),
+        }
+    }
+
+    fn report_lost(&mut self) {
+        if self.lost == 0 {
+            return;
+        }
+        let (lost, why) = (self.lost, self.lost_why.take());
+        self.lost = 0;
+        let mut line = LineBuf::new();
+        let _ = match why {
+            Some(why) => writeln!(line, "[console: {lost} bytes lost: {why}]"),
+            None => writeln!(line, "[console: {lost} bytes lost]"),
+        };
+        if let Err((n, why)) = self.write_raw(line.as_bytes()) {
+            // Still failing: keep counting, including the report itself.
+            self.lost = lost + n as u64;
+            self.lost_why = Some(why);
+        }
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.report_lost();
+        if let Err((n, why)) = self.write_raw(s.as_bytes()) {
+            self.lost += n as u64;
+            self.lost_why = Some(why);
+        }
+        Ok(())
+    }
+}
+
+/// A small stack buffer for one formatted line.
+struct LineBuf {
+    bytes: [u8; 96],
+    len: usize,
+}
+
+impl LineBuf {
+    fn new() -> Self {
+        LineBuf {
+            bytes: [0; 96],
+            len: 0,
+        }
+    }
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+static CONSOLE: Mutex<Console> = Mutex::new(Console {
+    sink: Sink::Hypervisor,
+    lost: 0,
+    lost_why: None,
+});
+
+/// Why the console could not be set up.
+#[derive(Clone, Copy, Debug)]
+pub enum ConsoleError {
+    /// Mapping the console ring's frame failed.
+    Map(Errno),
+}
+
+impl fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConsoleError::Map(errno) => write!(f, "cannot map the console ring: {errno}"),
+        }
+    }
+}
+
+/// Switches the console to where `start_info` says it is.
+pub fn init(boot: &BootInfo) -> Result<(), ConsoleError> {
+    match boot.console {
+        ConsoleLocation::Hypervisor => Ok(()),
+        ConsoleLocation::Ring { mfn, evtchn } => {
+            let page = fixmap::map(Slot::Console, mfn)
+                .map_err(ConsoleError::Map)?
+                .cast::<XenconsInterface>();
+            let mut shared = SharedConsolePage { page, evtchn };
+            // SAFETY: `page` was just mapped to the console frame; read the
+            // producer index libxc left there (zero on a fresh domain).
+            let prod = unsafe { (&raw const (*page.as_ptr()).out_prod).read_volatile() };
+            shared.notify();
+            CONSOLE.lock().sink = Sink::Ring(RingWriter::new(shared, prod));
+            Ok(())
+        }
+    }
+}
+
+/// Writes formatted text (what `print!` expands to).
+pub fn write_fmt(args: fmt::Arguments<'_>) {
+    let _ = CONSOLE.lock().write_fmt(args);
+}
+
+/// Waits until the backend has taken everything written so far.
+pub fn flush() {
+    let mut console = CONSOLE.lock();
+    if let Sink::Ring(writer) = &mut console.sink {
+        if let Err(e) = writer.flush() {
+            console.lost_why = Some(LostReason::Ring(e));
+        }
+    }
+}
+
+/// Writes from a context that may have interrupted a console writer (the
+/// panic handler): takes the lock by force if it is held.
+pub fn emergency_write_fmt(args: fmt::Arguments<'_>) {
+    if CONSOLE.is_locked() {
+        // SAFETY: there is one vCPU and event delivery stays masked, so a
+        // held lock means the code holding it is the one that panicked
+        // and will never run again; taking over its console is the only
+        // way left to report the panic.
+        unsafe { CONSOLE.force_unlock() };
+    }
+    write_fmt(args);
+}

@@ -1,0 +1,50 @@
+//! Fixed virtual pages for frames Xen hands us by machine number.
+//!
+//! The console ring, the xenstore ring and the shared info page arrive
+//! as machine frame numbers. A PV guest maps a machine frame by writing
+//! a PTE through `update_va_mapping`; these slots are page-aligned pages
+//! of our own `.bss` reserved for that. The frame that backed a slot
+//! before stays ours, just unmapped. (Issue 3's memory manager replaces
+//! this with a general mapping API; the slots stay for early boot.)
+
+use core::ptr::NonNull;
+use pv_arch::hypercall::va_mapping::{pte, update_va_mapping};
+use pv_arch::Errno;
+
+/// The reserved pages, one per [`Slot`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Slot {
+    /// The PV console ring (`xencons_interface`).
+    Console = 0,
+    /// The xenstore ring (`xenstore_domain_interface`).
+    Xenstore = 1,
+    /// The shared info page.
+    SharedInfo = 2,
+}
+
+const SLOTS: usize = 3;
+const PAGE_SIZE: usize = 4096;
+
+#[repr(C, align(4096))]
+struct FixmapPages([[u8; PAGE_SIZE]; SLOTS]);
+
+/// Never referenced from Rust: only its address is taken, and the pages
+/// are remapped to other frames.
+static mut FIXMAP: FixmapPages = FixmapPages([[0; PAGE_SIZE]; SLOTS]);
+
+/// Virtual address of `slot`.
+pub fn address(slot: Slot) -> usize {
+    (&raw const FIXMAP) as usize + slot as usize * PAGE_SIZE
+}
+
+/// Maps machine frame `mfn` read-write at `slot` and returns its address.
+pub fn map(slot: Slot, mfn: u64) -> Result<NonNull<u8>, Errno> {
+    let va = address(slot);
+    let flags = pte::PRESENT | pte::WRITABLE | pte::ACCESSED | pte::DIRTY;
+    // SAFETY: the slot is a page of our own image that no Rust reference
+    // points into (FIXMAP is only used through its address); Xen checks
+    // that the frame is one we may map writable.
+    unsafe { update_va_mapping(va, mfn, flags)? };
+    NonNull::new(va as *mut u8).ok_or(Errno::EFAULT)
+}

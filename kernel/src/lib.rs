@@ -1,0 +1,54 @@
+//! `kernel`: Paravane's guest kernel for Xen.
+//!
+//! Boots as an x86_64 PV guest from Xen's `start_info`, either as the
+//! hardware domain (dom0, booted straight by Xen with no toolstack) or as
+//! an unprivileged domU created by `xl`. It owns everything below the
+//! drivers: boot, console, shutdown, and (growing) memory, event channels,
+//! time, tasks, grant tables and the xenbus client.
+//!
+//! # Boot order
+//!
+//! Written down here as Mini-OS's `start_kernel` makes it plain; each step
+//! may use only the ones above it.
+//!
+//! 1. `_start` (`arch::x86_64::pv_entry`): Xen enters with `rsi` pointing
+//!    at `start_info` and a small bootstrap stack; we switch to our own
+//!    stack and call [`boot::pv_main`].
+//! 2. `start_info` is copied and checked ([`boot_info::BootInfo`]); a bad
+//!    one is reported through the hypervisor console and the domain
+//!    crashes.
+//! 3. Console: `console_io` as dom0, the PV console ring as domU (mapped
+//!    through [`fixmap`] with `update_va_mapping`).
+//! 4. Logging (`log` crate) onto the console; the boot summary is printed.
+//! 5. The application (`libos::entry!`) runs; its result decides the
+//!    success or failure line, then the domain powers off (or crashes on a
+//!    panic, see [`panic`]).
+//!
+//! # What it may not do
+//!
+//! `kernel` depends only on `pv-arch` (and small no_std crates); drivers
+//! and libraries sit above it. Every `unsafe` block carries a `// SAFETY:`
+//! comment. Pure logic (parsing `start_info`, ring arithmetic) builds and
+//! is tested on the host.
+#![cfg_attr(not(test), no_std)]
+
+pub mod app;
+pub mod boot_info;
+pub mod console;
+pub mod ring_index;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
+pub mod fixmap;
+#[cfg(target_os = "none")]
+pub mod logger;
+#[cfg(target_os = "none")]
+mod panic;
+#[cfg(target_os = "none")]
+pub mod shutdown;
+
+pub use app::{AppError, AppResult};
+pub use boot_info::{BootInfo, Role};

@@ -1,0 +1,53 @@
+//! `HYPERVISOR_sched_op`: yield, block, shut down.
+
+use super::raw::hypercall;
+use crate::abi::sched::{SchedShutdown, SCHEDOP_BLOCK, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
+use crate::abi::xen::hypercall_nr;
+use crate::errno::Errno;
+
+/// Why the domain stops (`SHUTDOWN_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ShutdownReason {
+    /// Exited normally.
+    Poweroff = crate::abi::sched::SHUTDOWN_POWEROFF,
+    /// Wants to be restarted.
+    Reboot = crate::abi::sched::SHUTDOWN_REBOOT,
+    /// Crashed.
+    Crash = crate::abi::sched::SHUTDOWN_CRASH,
+}
+
+/// `SCHEDOP_yield`: let another vCPU run; we stay runnable.
+pub fn sched_yield() -> Result<(), Errno> {
+    // SAFETY: SCHEDOP_yield takes no memory argument.
+    unsafe { hypercall(hypercall_nr::SCHED_OP, [u64::from(SCHEDOP_YIELD), 0, 0, 0, 0]) }.map(drop)
+}
+
+/// `SCHEDOP_block`: sleep until an event is pending for this vCPU.
+///
+/// Xen clears the vCPU's upcall mask as it blocks, so events must be
+/// ready to be delivered (or checked by polling) when it returns.
+pub fn sched_block() -> Result<(), Errno> {
+    // SAFETY: SCHEDOP_block takes no memory argument.
+    unsafe { hypercall(hypercall_nr::SCHED_OP, [u64::from(SCHEDOP_BLOCK), 0, 0, 0, 0]) }.map(drop)
+}
+
+/// `SCHEDOP_shutdown`: stop this domain. Returns only if Xen refused.
+pub fn sched_shutdown(reason: ShutdownReason) -> Errno {
+    let arg = SchedShutdown {
+        reason: reason as u32,
+    };
+    // SAFETY: Xen reads one `sched_shutdown` from `arg`, which lives on our
+    // stack for the duration of the call.
+    let result = unsafe {
+        hypercall(
+            hypercall_nr::SCHED_OP,
+            [u64::from(SCHEDOP_SHUTDOWN), &raw const arg as u64, 0, 0, 0],
+        )
+    };
+    match result {
+        // A successful shutdown does not return; if it did, say so.
+        Ok(_) => Errno::EINTR,
+        Err(errno) => errno,
+    }
+}

@@ -1,0 +1,129 @@
+//! Where the rig keeps what it downloads and builds, and how it names
+//! derived files so that a change of input rebuilds them.
+//!
+//! Everything lives under one cache root outside the repository
+//! (`$PARAVANE_CACHE`, else `$HOME/.cache/paravane`) and is reused across
+//! runs. Derived artefacts carry a [`Fingerprint`] of their inputs (the
+//! `.deb` file names, which include the versions, plus the scripts and
+//! configuration put into them) in their file name, and are written through a
+//! temporary file and a rename so an interrupted build never leaves a
+//! half-written artefact under the final name.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The cache root: `$PARAVANE_CACHE` if set, else `$HOME/.cache/paravane`.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PARAVANE_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache").join("paravane")
+}
+
+/// A stable 64-bit hash (FNV-1a) of a derived artefact's inputs.
+///
+/// Not `DefaultHasher`: its output may change between Rust releases, which
+/// would rebuild every artefact after a toolchain update.
+#[derive(Clone, Copy, Debug)]
+pub struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fingerprint {
+    /// The hash of nothing.
+    pub fn new() -> Self {
+        Fingerprint(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Mixes in `bytes`, followed by a separator so that ("ab","c") and
+    /// ("a","bc") differ.
+    pub fn add(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        for &b in bytes.as_ref().iter().chain(std::iter::once(&0xff)) {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        self
+    }
+
+    /// The hash as 16 hex digits, for file names.
+    pub fn hex(self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// Writes `data` to `path` through a temporary file in the same directory
+/// and a rename, creating the directory if needed.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let tmp = temp_sibling(path);
+    fs::write(&tmp, data)?;
+    fs::rename(&tmp, path)
+}
+
+/// A temporary name next to `path`, unique to this process.
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Deletes every file in `dir` whose name starts with `prefix` except `keep`
+/// (older builds of the same artefact). Errors are ignored: this is tidying.
+pub fn remove_stale(dir: &Path, prefix: &str, keep: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(prefix) && path != keep {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+/// Finds `program` on `$PATH` (plus the sbin directories, which a non-root
+/// `$PATH` may lack).
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_stable_and_separates_fields() {
+        // FNV-1a of the empty input followed by the 0xff separator.
+        assert_eq!(Fingerprint::new().add("").hex(), "af64724c8602eb6e");
+        let ab_c = Fingerprint::new().add("ab").add("c").hex();
+        let a_bc = Fingerprint::new().add("a").add("bc").hex();
+        assert_ne!(ab_c, a_bc);
+        assert_eq!(ab_c, Fingerprint::new().add("ab").add("c").hex());
+    }
+
+    #[test]
+    fn temp_sibling_stays_in_directory() {
+        let tmp = temp_sibling(Path::new("/x/y/vmlinux-1"));
+        assert_eq!(tmp.parent(), Some(Path::new("/x/y")));
+        assert!(tmp
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("vmlinux-1.tmp"));
+    }
+}
