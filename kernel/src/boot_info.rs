@@ -168,13 +168,13 @@ impl BootInfo {
         if si.nr_pages == 0 {
             return Err(StartInfoError::NoPages);
         }
-        if si.shared_info == 0 || si.shared_info % PAGE_SIZE != 0 {
+        if si.shared_info == 0 || !si.shared_info.is_multiple_of(PAGE_SIZE) {
             return Err(StartInfoError::BadSharedInfo);
         }
-        if si.pt_base % PAGE_SIZE != 0 || si.nr_pt_frames == 0 {
+        if !si.pt_base.is_multiple_of(PAGE_SIZE) || si.nr_pt_frames == 0 {
             return Err(StartInfoError::BadPageTables);
         }
-        if si.mfn_list == 0 || si.mfn_list % 8 != 0 {
+        if si.mfn_list == 0 || !si.mfn_list.is_multiple_of(8) {
             return Err(StartInfoError::BadMfnList);
         }
         let cmdline = FixedStr::from_nul_terminated(&si.cmd_line)

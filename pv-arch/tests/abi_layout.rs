@@ -122,7 +122,11 @@ fn le_bytes<const N: usize>(words: [u64; N]) -> Vec<u8> {
 /// Raw words from little-endian bytes (length must be a multiple of 8).
 fn le_words<const N: usize>(bytes: &[u8]) -> Result<[u64; N], String> {
     if bytes.len() != N * 8 {
-        return Err(format!("C gave {} bytes, Rust expects {}", bytes.len(), N * 8));
+        return Err(format!(
+            "C gave {} bytes, Rust expects {}",
+            bytes.len(),
+            N * 8
+        ));
     }
     let mut words = [0u64; N];
     for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
@@ -136,7 +140,9 @@ fn same<T: PartialEq + std::fmt::Debug>(what: &str, ours: T, theirs: T) -> Resul
     if ours == theirs {
         Ok(())
     } else {
-        Err(format!("{what}: Rust accessor gives {ours:?}, C assigned {theirs:?}"))
+        Err(format!(
+            "{what}: Rust accessor gives {ours:?}, C assigned {theirs:?}"
+        ))
     }
 }
 
@@ -309,10 +315,7 @@ fn c_program(table: &Table) -> String {
     }
     for (i, s) in table.strs.iter().enumerate() {
         let e = s.c;
-        let _ = writeln!(
-            c,
-            "    printf(\"S {i} \"); str_hex({e}); putchar('\\n');"
-        );
+        let _ = writeln!(c, "    printf(\"S {i} \"); str_hex({e}); putchar('\\n');");
     }
     for (i, l) in table.str_lists.iter().enumerate() {
         let e = l.c;
@@ -332,7 +335,10 @@ fn c_program(table: &Table) -> String {
         } else {
             format!("v.{}", u.c_member)
         };
-        let _ = writeln!(c, "    {{\n        {ty} v;\n        memset(&v, 0, sizeof(v));");
+        let _ = writeln!(
+            c,
+            "    {{\n        {ty} v;\n        memset(&v, 0, sizeof(v));"
+        );
         for (path, value) in u.c_set {
             let _ = writeln!(c, "        {member}.{path} = {value:#x}ULL;");
         }
@@ -370,7 +376,9 @@ fn run_c(source: &str, include: &Path) -> String {
     let out = Command::new(&cc)
         .arg("-std=gnu11")
         .arg("-Wall")
-        .arg(format!("-D__XEN_INTERFACE_VERSION__={INTERFACE_VERSION:#010x}"))
+        .arg(format!(
+            "-D__XEN_INTERFACE_VERSION__={INTERFACE_VERSION:#010x}"
+        ))
         .arg("-I")
         .arg(include)
         .arg(&src)
@@ -422,9 +430,7 @@ fn parse(output: &str) -> CFacts {
                 facts.types.insert(n(1), (n(2), n(3)));
             }
             "F" => {
-                facts
-                    .fields
-                    .insert((n(1), n(2)), (n(3), n(4), n(5) as u8));
+                facts.fields.insert((n(1), n(2)), (n(3), n(4), n(5) as u8));
             }
             "C" => {
                 let raw: u64 = w[3].parse().expect("a constant from the C side");
@@ -436,14 +442,22 @@ fn parse(output: &str) -> CFacts {
                 facts.consts.insert(n(1), value);
             }
             "S" => {
-                let s = if w[2] == "-" { String::new() } else { unhex(w[2]) };
+                let s = if w[2] == "-" {
+                    String::new()
+                } else {
+                    unhex(w[2])
+                };
                 facts.strs.insert(n(1), s);
             }
             "L" => {
                 facts.list_lens.insert(n(1), n(2));
             }
             "LI" => {
-                let s = if w[3] == "-" { String::new() } else { unhex(w[3]) };
+                let s = if w[3] == "-" {
+                    String::new()
+                } else {
+                    unhex(w[3])
+                };
                 facts.list_items.insert((n(1), n(2)), s);
             }
             "U" => {
@@ -634,10 +648,7 @@ fn abi_matches_xen_public_headers() {
 fn missing_headers_fail_loudly() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-such-xen-headers");
     let err = std::panic::catch_unwind(|| require_headers(&dir)).expect_err("must fail");
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("Xen public headers not found"), "{msg}");
     assert!(msg.contains("PARAVANE_XEN_INCLUDE"), "{msg}");
 }
@@ -947,9 +958,12 @@ fn union_cases() -> Vec<UnionCase> {
             name: "StartInfoConsole::dom_u",
             c_type: "struct start_info",
             c_member: "console",
-            c_set: &[("domU.mfn", 0x1122_3344_5566_7788), ("domU.evtchn", 0x99aa_bbcc)],
+            c_set: &[
+                ("domU.mfn", 0x1122_3344_5566_7788),
+                ("domU.evtchn", 0x99aa_bbcc),
+            ],
             rust_bytes: le_bytes(
-StartInfoConsole::from_dom_u(0x1122_3344_5566_7788, 0x99aa_bbcc).raw(),
+                StartInfoConsole::from_dom_u(0x1122_3344_5566_7788, 0x99aa_bbcc).raw(),
             ),
             decode: |b| {
                 let arm = StartInfoConsole::from_raw(le_words(b)?).dom_u();
@@ -961,10 +975,11 @@ StartInfoConsole::from_dom_u(0x1122_3344_5566_7788, 0x99aa_bbcc).raw(),
             name: "StartInfoConsole::dom0",
             c_type: "struct start_info",
             c_member: "console",
-            c_set: &[("dom0.info_off", 0x1234_5678), ("dom0.info_size", 0x9abc_def0)],
-            rust_bytes: le_bytes(
-StartInfoConsole::from_dom0(0x1234_5678, 0x9abc_def0).raw(),
-            ),
+            c_set: &[
+                ("dom0.info_off", 0x1234_5678),
+                ("dom0.info_size", 0x9abc_def0),
+            ],
+            rust_bytes: le_bytes(StartInfoConsole::from_dom0(0x1234_5678, 0x9abc_def0).raw()),
             decode: |b| {
                 let arm = StartInfoConsole::from_raw(le_words(b)?).dom0();
                 same("dom0.info_off", arm.info_off, 0x1234_5678)?;

@@ -1,2 +1,178 @@
-//! `cargo xtask` (placeholder).
-fn main() {}
+//! `cargo xtask`: build the guest, drive the rig, run the suites.
+//!
+//! ```text
+//! cargo xtask run                       build, boot `hello` as a domU under Xen + Linux dom0, show its console
+//! cargo xtask test                      every test: host unit tests, lints, then the rig tests
+//! cargo xtask build [--app NAME]        build a guest ELF and print its path
+//! cargo xtask boot --as dom0|domu [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
+//! ```
+//!
+//! `boot` exits 0 only if the guest powered off after printing its
+//! success line. The rig (Xen, the Linux dom0, the toolstack) is fetched
+//! from Debian's packages into a cache on first use; see README.md.
+
+mod args;
+mod guest_build;
+mod report;
+mod rig_tests;
+mod test_cmd;
+
+use args::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let mut args = Args::from_env();
+    let result = match args.next_positional().as_deref() {
+        Some("build") => cmd_build(&mut args),
+        Some("boot") => cmd_boot(&mut args),
+        Some("run") => cmd_run(&mut args),
+        Some("test") => test_cmd::run(&mut args),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{}", USAGE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+  run                      build, boot the example unikernel as a domU under Xen + a Linux dom0, show its console
+  test                     every test: host unit tests, lints, rig tests; ends with `N passed, N failed`
+  build [--app NAME] [--debug]
+                           build a guest ELF (default app: hello) and print its path
+  boot --as dom0|domu [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB] [--timeout SECS]
+                           boot one guest under Xen; exit 0 only if it powered off after its success line
+";
+
+fn cmd_build(args: &mut Args) -> Result<ExitCode, String> {
+    let app = args.value("--app").unwrap_or_else(|| "hello".into());
+    let profile = if args.flag("--debug") {
+        guest_build::Profile::Debug
+    } else {
+        guest_build::Profile::Release
+    };
+    args.finish()?;
+    let elf = guest_build::build(&app, profile)?;
+    println!("{}", elf.display());
+    eprintln!(
+        "boot it on a Xen host with: xl create {} kernel=\"{}\"",
+        guest_build::example_xl_config().display(),
+        elf.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which way `boot` starts the guest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum As {
+    Dom0,
+    DomU,
+}
+
+fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
+    let role = match args.value("--as").as_deref() {
+        Some("dom0") => As::Dom0,
+        Some("domu") | Some("domU") => As::DomU,
+        Some(other) => return Err(format!("--as takes dom0 or domu, not `{other}`")),
+        None => return Err("boot needs --as dom0|domu".into()),
+    };
+    let app = args.value("--app");
+    let kernel = args.value("--kernel").map(PathBuf::from);
+    let cmdline = args.value("--cmdline").unwrap_or_default();
+    let memory = args
+        .value("--memory")
+        .map(|m| m.parse::<u32>().map_err(|_| format!("--memory: not a number: {m}")))
+        .transpose()?
+        .unwrap_or(32);
+    let timeout = args
+        .value("--timeout")
+        .map(|t| t.parse::<u64>().map_err(|_| format!("--timeout: not a number: {t}")))
+        .transpose()?
+        .unwrap_or(60);
+    args.finish()?;
+    let kernel = match (kernel, app) {
+        (Some(_), Some(_)) => return Err("give --app or --kernel, not both".into()),
+        (Some(path), None) => path,
+        (None, app) => guest_build::build(app.as_deref().unwrap_or("hello"), guest_build::Profile::Release)?,
+    };
+    let name = guest_name(&kernel);
+    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(timeout);
+    let guest = match role {
+        As::Dom0 => rig
+            .boot_dom0(&kernel, &cmdline, timeout)
+            .map_err(|e| e.to_string())?,
+        As::DomU => {
+            let spec = rig::GuestSpec {
+                name,
+                kernel: kernel.clone(),
+                cmdline,
+                memory_mib: memory,
+                timeout,
+                extra_config: Vec::new(),
+            };
+            let session = rig
+                .run_domus(std::slice::from_ref(&spec), timeout + Duration::from_secs(120))
+                .map_err(|e| e.to_string())?;
+            report::print_session_timing(&session);
+            session
+                .guests
+                .into_iter()
+                .next()
+                .ok_or("the rig returned no report for the guest")?
+        }
+    };
+    report::print_guest(&guest);
+    Ok(if report::succeeded(&guest) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
+    args.finish()?;
+    let kernel = guest_build::build("hello", guest_build::Profile::Release)?;
+    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let spec = rig::GuestSpec {
+        name: "hello".into(),
+        kernel,
+        cmdline: "greeting=from-cargo-xtask-run".into(),
+        memory_mib: 32,
+        timeout: Duration::from_secs(60),
+        extra_config: Vec::new(),
+    };
+    let session = rig
+        .run_domus(std::slice::from_ref(&spec), Duration::from_secs(240))
+        .map_err(|e| e.to_string())?;
+    report::print_session_timing(&session);
+    let mut ok = true;
+    for guest in &session.guests {
+        report::print_guest(guest);
+        ok &= report::succeeded(guest);
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A domain name from the kernel file name (xl wants something simple).
+fn guest_name(kernel: &std::path::Path) -> String {
+    let stem = kernel
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("guest");
+    let name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    if name.is_empty() { "guest".into() } else { name }
+}

@@ -186,22 +186,70 @@ pub struct XsdError {
 /// `xsd_errors`: the errno names xenstored sends, in the header's order
 /// (new entries are only ever appended).
 pub const XSD_ERRORS: [XsdError; 16] = [
-    XsdError { errnum: Errno::EINVAL, errstring: "EINVAL" },
-    XsdError { errnum: Errno::EACCES, errstring: "EACCES" },
-    XsdError { errnum: Errno::EEXIST, errstring: "EEXIST" },
-    XsdError { errnum: Errno::EISDIR, errstring: "EISDIR" },
-    XsdError { errnum: Errno::ENOENT, errstring: "ENOENT" },
-    XsdError { errnum: Errno::ENOMEM, errstring: "ENOMEM" },
-    XsdError { errnum: Errno::ENOSPC, errstring: "ENOSPC" },
-    XsdError { errnum: Errno::EIO, errstring: "EIO" },
-    XsdError { errnum: Errno::ENOTEMPTY, errstring: "ENOTEMPTY" },
-    XsdError { errnum: Errno::ENOSYS, errstring: "ENOSYS" },
-    XsdError { errnum: Errno::EROFS, errstring: "EROFS" },
-    XsdError { errnum: Errno::EBUSY, errstring: "EBUSY" },
-    XsdError { errnum: Errno::EAGAIN, errstring: "EAGAIN" },
-    XsdError { errnum: Errno::EISCONN, errstring: "EISCONN" },
-    XsdError { errnum: Errno::E2BIG, errstring: "E2BIG" },
-    XsdError { errnum: Errno::EPERM, errstring: "EPERM" },
+    XsdError {
+        errnum: Errno::EINVAL,
+        errstring: "EINVAL",
+    },
+    XsdError {
+        errnum: Errno::EACCES,
+        errstring: "EACCES",
+    },
+    XsdError {
+        errnum: Errno::EEXIST,
+        errstring: "EEXIST",
+    },
+    XsdError {
+        errnum: Errno::EISDIR,
+        errstring: "EISDIR",
+    },
+    XsdError {
+        errnum: Errno::ENOENT,
+        errstring: "ENOENT",
+    },
+    XsdError {
+        errnum: Errno::ENOMEM,
+        errstring: "ENOMEM",
+    },
+    XsdError {
+        errnum: Errno::ENOSPC,
+        errstring: "ENOSPC",
+    },
+    XsdError {
+        errnum: Errno::EIO,
+        errstring: "EIO",
+    },
+    XsdError {
+        errnum: Errno::ENOTEMPTY,
+        errstring: "ENOTEMPTY",
+    },
+    XsdError {
+        errnum: Errno::ENOSYS,
+        errstring: "ENOSYS",
+    },
+    XsdError {
+        errnum: Errno::EROFS,
+        errstring: "EROFS",
+    },
+    XsdError {
+        errnum: Errno::EBUSY,
+        errstring: "EBUSY",
+    },
+    XsdError {
+        errnum: Errno::EAGAIN,
+        errstring: "EAGAIN",
+    },
+    XsdError {
+        errnum: Errno::EISCONN,
+        errstring: "EISCONN",
+    },
+    XsdError {
+        errnum: Errno::E2BIG,
+        errstring: "E2BIG",
+    },
+    XsdError {
+        errnum: Errno::EPERM,
+        errstring: "EPERM",
+    },
 ];
 
 /// The errno an [`XS_ERROR`] payload names (the payload without its

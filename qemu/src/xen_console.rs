@@ -1,0 +1,226 @@
+//! Reading Xen's serial console: telling Xen's own lines from a dom0's, and
+//! finding the lines in which Xen says how the hardware domain ended.
+//!
+//! Xen 4.17 prefixes its own messages with `(XEN) ` and, with
+//! `console_timestamps=boot`, a `[    1.234567] ` timestamp. What the
+//! hardware domain writes through `HYPERVISOR_console_io` goes to the serial
+//! port unchanged (no prefix, no timestamp), so a dom0 line that did not end
+//! with a newline can have a Xen message glued to its end: such a line is
+//! split at the `(XEN) `. A domU's `console_io` output is printed by Xen as
+//! `(XEN) [ts] (d1) text`.
+//!
+//! The ending lines, checked against Xen 4.17's `hwdom_shutdown` (the strings
+//! in Debian's `xen-4.17-amd64` binary, and by booting):
+//!
+//! | reason | Xen's line |
+//! |---|---|
+//! | poweroff | `Hardware Dom0 halted: halting machine` |
+//! | reboot | `Hardware Dom0 shutdown: rebooting machine` |
+//! | watchdog | `Hardware Dom0 shutdown: watchdog rebooting machine` |
+//! | soft reset | `Hardware domain 0 did unsupported soft reset, rebooting.` |
+//! | crash | `Hardware Dom0 crashed: 'noreboot' set - not rebooting.` |
+//! | other (suspend = 2) | `Hardware Dom0 shutdown (unknown reason 2): ...` |
+//!
+//! plus Xen's own panic, `Panic on CPU 0:` followed by the message line.
+
+use crate::report::Ending;
+
+/// One serial line, split into the part a guest wrote and Xen's message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SerialLine<'a> {
+    /// Text a guest wrote (before any Xen message on the same line).
+    pub guest: Option<&'a str>,
+    /// Xen's message, without the `(XEN) ` prefix and timestamp.
+    pub xen: Option<&'a str>,
+}
+
+/// Splits one line of Xen's serial output (line end already removed).
+pub fn split_line(line: &str) -> SerialLine<'_> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    match line.find("(XEN) ") {
+        None => SerialLine {
+            guest: Some(line),
+            xen: None,
+        },
+        Some(at) => SerialLine {
+            guest: (at > 0).then(|| &line[..at]),
+            xen: Some(strip_timestamp(&line[at + "(XEN) ".len()..])),
+        },
+    }
+}
+
+/// Removes a leading `[    1.234567] ` (any bracketed run of digits,
+/// spaces, dots, colons and dashes), as `console_timestamps` adds it.
+pub fn strip_timestamp(message: &str) -> &str {
+    if let Some(rest) = message.strip_prefix('[') {
+        if let Some(end) = rest.find(']') {
+            let stamp = &rest[..end];
+            if !stamp.is_empty()
+                && stamp
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " .:-".contains(c))
+            {
+                let after = &rest[end + 1..];
+                return after.strip_prefix(' ').unwrap_or(after);
+            }
+        }
+    }
+    message
+}
+
+/// A domU's `console_io` line as Xen prints it: `(d3) text` → `(3, "text")`.
+pub fn domain_output(xen_message: &str) -> Option<(u32, &str)> {
+    let rest = xen_message.strip_prefix("(d")?;
+    let close = rest.find(") ")?;
+    let domid = rest[..close].parse().ok()?;
+    Some((domid, &rest[close + 2..]))
+}
+
+/// The ending a Xen message announces for the hardware domain, if it is one
+/// of `hwdom_shutdown`'s lines. Panics are handled by [`EndingWatcher`].
+pub fn hwdom_ending(message: &str) -> Option<Ending> {
+    let rest = message
+        .strip_prefix("Hardware Dom")
+        .or_else(|| message.strip_prefix("Hardware domain "))?;
+    if rest.contains(" halted: halting machine") {
+        Some(Ending::Poweroff)
+    } else if rest.contains("shutdown: watchdog rebooting machine") {
+        Some(Ending::Watchdog)
+    } else if rest.contains("shutdown: rebooting machine") {
+        Some(Ending::Reboot)
+    } else if rest.contains("did unsupported soft reset") {
+        Some(Ending::SoftReset)
+    } else if rest.contains(" crashed") {
+        Some(Ending::Crash)
+    } else if let Some(reason) = rest.split("(unknown reason ").nth(1) {
+        let code = reason.split(')').next()?.trim().parse().ok()?;
+        Some(Ending::from_reason_code(code))
+    } else {
+        None
+    }
+}
+
+/// Follows Xen's messages in order and reports the first ending seen, with
+/// the message that announced it.
+#[derive(Debug, Default)]
+pub struct EndingWatcher {
+    panic_header: Option<String>,
+}
+
+impl EndingWatcher {
+    /// Feeds one Xen message (prefix and timestamp stripped).
+    pub fn message(&mut self, message: &str) -> Option<(Ending, String)> {
+        let message = message.trim_end();
+        if let Some(header) = &self.panic_header {
+            // The panic's reason is the first line after "Panic on CPU N:"
+            // that is not a row of stars or empty.
+            if !message.is_empty() && !message.starts_with("****") {
+                let evidence = format!("{header} {message}");
+                return Some((Ending::Other(format!("Xen panic: {message}")), evidence));
+            }
+            return None;
+        }
+        if message.starts_with("Panic on CPU") {
+            self.panic_header = Some(message.to_string());
+            return None;
+        }
+        hwdom_ending(message).map(|ending| (ending, message.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_xen_and_guest_text() {
+        assert_eq!(
+            split_line("(XEN) [    1.744185] HVM: SVM enabled\r"),
+            SerialLine {
+                guest: None,
+                xen: Some("HVM: SVM enabled")
+            }
+        );
+        assert_eq!(
+            split_line("(XEN) Brought up 1 CPUs"),
+            SerialLine {
+                guest: None,
+                xen: Some("Brought up 1 CPUs")
+            }
+        );
+        assert_eq!(
+            split_line("Test result: SUCCESS\r"),
+            SerialLine {
+                guest: Some("Test result: SUCCESS"),
+                xen: None
+            }
+        );
+        assert_eq!(
+            split_line("partial(XEN) [    2.061131] Hardware Dom0 halted: halting machine"),
+            SerialLine {
+                guest: Some("partial"),
+                xen: Some("Hardware Dom0 halted: halting machine")
+            }
+        );
+        // Brackets that are not a timestamp stay.
+        assert_eq!(strip_timestamp("[VT-D] x"), "[VT-D] x");
+        assert_eq!(strip_timestamp("[ 12.5] x"), "x");
+    }
+
+    #[test]
+    fn domain_console_io_lines() {
+        assert_eq!(domain_output("(d3) hello (world)"), Some((3, "hello (world)")));
+        assert_eq!(domain_output("d0v0 something"), None);
+        assert_eq!(domain_output("(dx) no"), None);
+    }
+
+    #[test]
+    fn hardware_domain_endings() {
+        let cases = [
+            ("Hardware Dom0 halted: halting machine", Ending::Poweroff),
+            ("Hardware Dom0 shutdown: rebooting machine", Ending::Reboot),
+            (
+                "Hardware Dom0 shutdown: watchdog rebooting machine",
+                Ending::Watchdog,
+            ),
+            (
+                "Hardware domain 0 did unsupported soft reset, rebooting.",
+                Ending::SoftReset,
+            ),
+            (
+                "Hardware Dom0 crashed: 'noreboot' set - not rebooting.",
+                Ending::Crash,
+            ),
+            (
+                "Hardware Dom0 shutdown (unknown reason 2): 'noreboot' set - not rebooting.",
+                Ending::Suspend,
+            ),
+        ];
+        for (line, ending) in cases {
+            assert_eq!(hwdom_ending(line), Some(ending), "{line}");
+        }
+        assert_eq!(hwdom_ending("Hardware Dom0 shutdown (unknown reason 7): "),
+            Some(Ending::Other("unknown shutdown reason code 7".into())));
+        assert_eq!(hwdom_ending("*** Building a PV Dom0 ***"), None);
+    }
+
+    #[test]
+    fn panic_takes_the_next_message() {
+        let mut watcher = EndingWatcher::default();
+        assert_eq!(watcher.message("Xen version 4.17"), None);
+        assert_eq!(watcher.message(""), None);
+        assert_eq!(watcher.message("****************************************"), None);
+        assert_eq!(watcher.message("Panic on CPU 0:"), None);
+        let (ending, evidence) = watcher
+            .message("Dom0 allocation too small for initial P->M table")
+            .unwrap();
+        assert_eq!(
+            ending,
+            Ending::Other("Xen panic: Dom0 allocation too small for initial P->M table".into())
+        );
+        assert_eq!(
+            evidence,
+            "Panic on CPU 0: Dom0 allocation too small for initial P->M table"
+        );
+    }
+}

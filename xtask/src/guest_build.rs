@@ -1,0 +1,69 @@
+//! Building guest ELFs for `x86_64-unknown-none`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Cargo profile for the guest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `dev`: unoptimised, with debug assertions.
+    Debug,
+    /// `release`: what the rig boots by default (faster under emulation).
+    Release,
+}
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// The example xl configuration shipped for real Xen hosts.
+pub fn example_xl_config() -> PathBuf {
+    workspace_root().join("libos/apps/xl/paravane.cfg")
+}
+
+/// The cargo that runs us (so the toolchain file applies to both).
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Builds app `name` and returns the path of its ELF.
+pub fn build(name: &str, profile: Profile) -> Result<PathBuf, String> {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--package",
+        "paravane-apps",
+        "--bin",
+        name,
+        "--target",
+        "x86_64-unknown-none",
+    ]);
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the guest `{name}` failed ({status})"));
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let dir = match profile {
+        Profile::Debug => "debug",
+        Profile::Release => "release",
+    };
+    let elf = target_dir.join("x86_64-unknown-none").join(dir).join(name);
+    if elf.is_file() {
+        Ok(elf)
+    } else {
+        Err(format!("cargo built `{name}` but {} is missing", elf.display()))
+    }
+}

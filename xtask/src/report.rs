@@ -1,0 +1,43 @@
+//! Printing what the rig saw, and deciding whether a boot succeeded.
+
+use rig::{Dom0Session, Ending, GuestReport};
+
+/// The line the kernel prints when its application returned `Ok`.
+pub fn success_line(app: &str) -> String {
+    format!("Paravane: app {app} exited: success")
+}
+
+/// A guest succeeded if it powered off after printing a success line.
+pub fn succeeded(guest: &GuestReport) -> bool {
+    matches!(guest.ending, Ending::Poweroff)
+        && guest
+            .console
+            .iter()
+            .any(|l| l.starts_with("Paravane: app ") && l.ends_with(" exited: success"))
+}
+
+/// Prints a guest's console and how it ended.
+pub fn print_guest(guest: &GuestReport) {
+    println!("---- console of {} ----", guest.name);
+    for line in &guest.console {
+        println!("{line}");
+    }
+    println!("---- end of console ----");
+    println!(
+        "{} ended: {:?} after {:.2} s (reported by: {})",
+        guest.name,
+        guest.ending,
+        guest.elapsed.as_secs_f64(),
+        guest.evidence.trim()
+    );
+}
+
+/// Prints the dom0 session's timings.
+pub fn print_session_timing(session: &Dom0Session) {
+    println!(
+        "dom0 ready after {:.1} s; whole session {:.1} s; logs in {}",
+        session.dom0_ready.as_secs_f64(),
+        session.total.as_secs_f64(),
+        session.log_dir.display()
+    );
+}

@@ -1,0 +1,182 @@
+//! The rig tests: guests booted under the real Xen 4.17 in QEMU.
+//!
+//! Each test asserts on what the guest printed and on how Xen or the
+//! toolstack said it ended, never on what we expected to happen. The
+//! domU tests share one boot of the Linux dom0.
+
+use crate::report::{self, success_line};
+use crate::test_cmd::Tally;
+use rig::{Ending, GuestReport, GuestSpec, Rig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The guest applications the rig tests boot.
+pub const APPS: &[&str] = &["hello", "panic", "fail"];
+
+/// Memory given to each test domU, in MiB.
+const DOMU_MIB: u32 = 32;
+
+/// Runs every rig test, recording each in `tally`.
+pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
+    let elf = |app: &str| {
+        guests
+            .iter()
+            .find(|(name, _)| *name == app)
+            .map(|(_, path)| path.clone())
+            .expect("every app in APPS was built")
+    };
+    let timeout = Duration::from_secs(60);
+
+    // dom0: booted directly by Xen, no toolstack.
+    let cmdline = "greeting=dom0-check loglevel=debug";
+    let result = rig
+        .boot_dom0(&elf("hello"), cmdline, timeout)
+        .map_err(|e| e.to_string())
+        .and_then(|guest| check_hello(&guest, "dom0", cmdline, rig::DOM0_DIRECT_MIB));
+    tally.record("rig dom0 hello: boots, prints start_info, powers off", result);
+
+    let result = rig
+        .boot_dom0(&elf("panic"), "what=dom0-planned", timeout)
+        .map_err(|e| e.to_string())
+        .and_then(|guest| check_panic(&guest, "dom0-planned"));
+    tally.record("rig dom0 panic: crash reported with the message", result);
+
+    // domUs: one Linux dom0 boot for all of them.
+    let specs = vec![
+        spec("hello", elf("hello"), "greeting=domu-check loglevel=debug"),
+        spec("panic", elf("panic"), "what=domu-planned"),
+        spec("fail", elf("fail"), "reason=test"),
+    ];
+    let session = match rig.run_domus(&specs, Duration::from_secs(600)) {
+        Ok(session) => session,
+        Err(e) => {
+            tally.record("rig domU session", Err(e.to_string()));
+            return;
+        }
+    };
+    report::print_session_timing(&session);
+    let find = |name: &str| -> Result<&GuestReport, String> {
+        session
+            .guests
+            .iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| format!("no report for guest {name}"))
+    };
+
+    let result = find("hello").and_then(|g| {
+        check_hello(g, "domU", "greeting=domu-check loglevel=debug", DOMU_MIB)
+    });
+    tally.record("rig domU hello: boots under xl, console ring, powers off", result);
+
+    let result = find("panic").and_then(|g| check_panic(g, "domu-planned"));
+    tally.record("rig domU panic: crash reported with the message", result);
+
+    let result = find("fail").and_then(|g| {
+        expect_ending(g, Ending::Crash)?;
+        expect_line(g, |l| {
+            l == "Paravane: app fail exited: failure: failing on purpose (cmdline \"reason=test\")"
+        }, "the failure line")
+    });
+    tally.record("rig domU fail: failure line, crash reported", result);
+
+    // The consoles go into the log, so a failure above can be read there.
+    for guest in &session.guests {
+        report::print_guest(guest);
+    }
+}
+
+fn spec(name: &str, kernel: PathBuf, cmdline: &str) -> GuestSpec {
+    GuestSpec {
+        name: name.into(),
+        kernel,
+        cmdline: cmdline.into(),
+        memory_mib: DOMU_MIB,
+        timeout: Duration::from_secs(60),
+        extra_config: Vec::new(),
+    }
+}
+
+/// The boot summary and the app's own lines, then poweroff.
+fn check_hello(guest: &GuestReport, role: &str, cmdline: &str, mib: u32) -> Result<(), String> {
+    let pages = u64::from(mib) * 256;
+    expect_line(
+        guest,
+        |l| l.starts_with("Paravane ") && l.ends_with(&format!(" running as {role}")),
+        &format!("`Paravane … running as {role}`"),
+    )?;
+    expect_line(
+        guest,
+        |l| l.trim() == format!("nr_pages {pages} ({} KiB)", pages * 4),
+        &format!("`nr_pages {pages}`"),
+    )?;
+    expect_line(
+        guest,
+        |l| l.trim() == format!("cmdline \"{cmdline}\""),
+        &format!("`cmdline \"{cmdline}\"`"),
+    )?;
+    let greeting = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("greeting="))
+        .unwrap_or_default();
+    expect_line(
+        guest,
+        |l| l == format!("hello: greeting={greeting}"),
+        "the app's greeting line",
+    )?;
+    expect_line(
+        guest,
+        |l| l.contains("DEBUG") || l.contains("INFO"),
+        "a log line",
+    )?;
+    expect_line(guest, |l| l == success_line("hello"), "the success line")?;
+    expect_ending(guest, Ending::Poweroff)?;
+    if !report::succeeded(guest) {
+        return Err("report::succeeded disagrees".into());
+    }
+    Ok(())
+}
+
+/// The panic message with its location, then a crash.
+fn check_panic(guest: &GuestReport, what: &str) -> Result<(), String> {
+    expect_line(
+        guest,
+        |l| {
+            l.starts_with(&format!("PANIC: {what} panic from the panic app at "))
+                && l.contains("panic.rs:")
+        },
+        "the PANIC line with message and location",
+    )?;
+    expect_ending(guest, Ending::Crash)?;
+    if report::succeeded(guest) {
+        return Err("a panicking guest counted as a success".into());
+    }
+    Ok(())
+}
+
+fn expect_line(
+    guest: &GuestReport,
+    pred: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<(), String> {
+    if guest.console.iter().any(|l| pred(l)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: no {what} in its console ({} lines; last: {:?})",
+            guest.name,
+            guest.console.len(),
+            guest.console.last()
+        ))
+    }
+}
+
+fn expect_ending(guest: &GuestReport, want: Ending) -> Result<(), String> {
+    if std::mem::discriminant(&guest.ending) == std::mem::discriminant(&want) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: ended {:?} (evidence: {}), expected {want:?}",
+            guest.name, guest.ending, guest.evidence
+        ))
+    }
+}
