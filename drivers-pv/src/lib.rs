@@ -7,3 +7,5 @@
 //! something unsafe, `kernel` or `pv-arch` grows a safe API for it.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+
+pub mod xenstore;

@@ -32,10 +32,14 @@
 //! is tested on the host.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod app;
 pub mod boot_info;
 pub mod console;
+pub mod mm;
 pub mod ring_index;
+pub mod suite;
 
 #[cfg(target_os = "none")]
 pub mod arch;

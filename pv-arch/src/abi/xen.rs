@@ -10,11 +10,39 @@ pub const XEN_INTERFACE_VERSION: u32 = 0x0004_0e00;
 
 /// Machine or pseudo-physical frame number (`xen_pfn_t` on x86_64).
 pub type XenPfn = u64;
+/// Xen's register-sized unsigned integer (`xen_ulong_t`, 64 bits here).
+pub type XenUlong = u64;
 /// Domain id (`domid_t`).
 pub type DomId = u16;
 
+/// `DOMID_FIRST_RESERVED`: ids from here up are not ordinary domains.
+pub const DOMID_FIRST_RESERVED: DomId = 0x7ff0;
 /// `DOMID_SELF`: this domain.
 pub const DOMID_SELF: DomId = 0x7ff0;
+/// `DOMID_IO`: owner of I/O memory, for mapping it through `mmu_update`.
+pub const DOMID_IO: DomId = 0x7ff1;
+/// `DOMID_XEN`: owner of Xen's own pages that privileged domains may map.
+pub const DOMID_XEN: DomId = 0x7ff2;
+/// `DOMID_COW`: owner of shared (copy-on-write) pages.
+pub const DOMID_COW: DomId = 0x7ff3;
+/// `DOMID_INVALID`: no domain / unknown owner.
+pub const DOMID_INVALID: DomId = 0x7ff4;
+/// `DOMID_IDLE`: the idle domain.
+pub const DOMID_IDLE: DomId = 0x7fff;
+/// `DOMID_MASK`: the bits of a valid domain id.
+pub const DOMID_MASK: DomId = 0x7fff;
+
+/// `struct multicall_entry`: one hypercall inside `HYPERVISOR_multicall`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MulticallEntry {
+    /// The hypercall number (one of [`hypercall_nr`]).
+    pub op: XenUlong,
+    /// OUT: what that hypercall returned.
+    pub result: XenUlong,
+    /// Its arguments, in register order.
+    pub args: [XenUlong; 6],
+}
 
 /// Hypercall numbers (`__HYPERVISOR_*`), the index of each 32-byte stub
 /// in the hypercall page.
@@ -31,6 +59,8 @@ pub mod hypercall_nr {
     pub const SET_CALLBACKS: usize = 4;
     /// `__HYPERVISOR_fpu_taskswitch`
     pub const FPU_TASKSWITCH: usize = 5;
+    /// `__HYPERVISOR_sched_op_compat` (superseded by `sched_op`)
+    pub const SCHED_OP_COMPAT: usize = 6;
     /// `__HYPERVISOR_platform_op`
     pub const PLATFORM_OP: usize = 7;
     /// `__HYPERVISOR_set_debugreg`
@@ -91,6 +121,8 @@ pub mod hypercall_nr {
     pub const DOMCTL: usize = 36;
     /// `__HYPERVISOR_kexec_op`
     pub const KEXEC_OP: usize = 37;
+    /// `__HYPERVISOR_tmem_op` (removed from Xen; the number stays taken)
+    pub const TMEM_OP: usize = 38;
     /// `__HYPERVISOR_argo_op`
     pub const ARGO_OP: usize = 39;
     /// `__HYPERVISOR_xenpmu_op`
@@ -99,4 +131,8 @@ pub mod hypercall_nr {
     pub const DM_OP: usize = 41;
     /// `__HYPERVISOR_hypfs_op`
     pub const HYPFS_OP: usize = 42;
+    /// `__HYPERVISOR_arch_0`: first architecture-specific hypercall
+    /// (`arch_n` is this plus `n`, up to 7); on x86 it is the
+    /// machine-check hypercall, `__HYPERVISOR_mca`.
+    pub const ARCH_0: usize = 48;
 }

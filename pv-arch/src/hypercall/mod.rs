@@ -16,7 +16,13 @@
 
 pub mod console;
 pub mod event_channel;
+pub mod grant_table;
+pub mod memory;
+pub mod mmu;
 pub mod page;
 pub mod raw;
 pub mod sched;
+pub mod traps;
 pub mod va_mapping;
+pub mod vcpu;
+pub mod xen_version;
