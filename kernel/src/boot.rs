@@ -2,12 +2,33 @@
 
 use crate::app::App;
 use crate::boot_info::BootInfo;
-use crate::{console, logger, println, shutdown};
+use crate::{console, events, logger, println, sched, shared_info, shutdown, time, traps};
 use pv_arch::abi::start_info::StartInfo;
+use pv_arch::Errno;
 
 unsafe extern "Rust" {
     /// Defined by `libos::entry!` in the application binary.
     fn __paravane_app() -> App;
+}
+
+/// The core PV interfaces, in dependency order: the shared info page,
+/// traps and callbacks, event channels, time, tasks.
+fn init_core(boot: &BootInfo) -> Result<(), BootError> {
+    shared_info::init(boot).map_err(|e| BootError("mapping shared_info", e))?;
+    traps::init().map_err(|e| BootError("installing the trap table and callbacks", e))?;
+    events::init();
+    time::init().map_err(|e| BootError("stopping the periodic timer", e))?;
+    sched::init().map_err(|e| BootError("binding VIRQ_TIMER", e))?;
+    Ok(())
+}
+
+/// A boot step that failed, and Xen's answer.
+struct BootError(&'static str, Errno);
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.0, self.1)
+    }
 }
 
 /// Boots the kernel and runs the application. Never returns.
@@ -25,6 +46,10 @@ pub fn pv_main(start_info: &StartInfo) -> ! {
         shutdown::crash();
     }
     logger::init(boot.cmdline());
+    if let Err(why) = init_core(&boot) {
+        console::emergency_write_fmt(format_args!("Paravane: boot failed: {why}\n"));
+        shutdown::crash();
+    }
 
     println!(
         "Paravane {} (x86_64 PV) running as {}",

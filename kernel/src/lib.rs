@@ -37,8 +37,10 @@ extern crate alloc;
 pub mod app;
 pub mod boot_info;
 pub mod console;
+pub mod events;
 pub mod mm;
 pub mod ring_index;
+pub mod sched;
 pub mod suite;
 
 #[cfg(target_os = "none")]
@@ -52,7 +54,13 @@ pub mod logger;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]
+pub mod shared_info;
+#[cfg(target_os = "none")]
 pub mod shutdown;
+#[cfg(target_os = "none")]
+pub mod time;
+#[cfg(target_os = "none")]
+pub mod traps;
 
 pub use app::{AppError, AppResult};
 pub use boot_info::{BootInfo, Role};

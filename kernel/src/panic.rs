@@ -20,10 +20,9 @@ fn panic(info: &PanicInfo<'_>) -> ! {
                 at.line(),
                 at.column()
             )),
-            None => crate::console::emergency_write_fmt(format_args!(
-                "PANIC: {}\n",
-                info.message()
-            )),
+            None => {
+                crate::console::emergency_write_fmt(format_args!("PANIC: {}\n", info.message()))
+            }
         }
     }
     crate::shutdown::crash()

@@ -89,7 +89,10 @@ mod tests {
     fn impossible_distance_is_reported() {
         assert_eq!(
             ByteRing::new(100, 50, 16),
-            Err(RingCorrupt { prod: 100, cons: 50 })
+            Err(RingCorrupt {
+                prod: 100,
+                cons: 50
+            })
         );
         // A consumer ahead of the producer is just as impossible.
         assert!(ByteRing::new(50, 51, 16).is_err());

@@ -102,6 +102,38 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Makes a new directory for one run's logs under `log_root`, named
+/// `YYYY...-LABEL` by start time, and deletes all but the newest `keep` runs.
+pub fn new_run_dir(log_root: &Path, label: &str, keep: usize) -> io::Result<PathBuf> {
+    fs::create_dir_all(log_root)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut runs: Vec<PathBuf> = fs::read_dir(log_root)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("run-"))
+        .map(|e| e.path())
+        .collect();
+    runs.sort();
+    while runs.len() >= keep.max(1) {
+        let _ = fs::remove_dir_all(runs.remove(0));
+    }
+    for attempt in 0u32.. {
+        let dir = log_root.join(format!(
+            "run-{}.{:03}-{}-{attempt}-{label}",
+            now.as_secs(),
+            now.subsec_millis(),
+            std::process::id()
+        ));
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("u32 attempts exhausted")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -147,7 +147,10 @@ mod tests {
             parse_xl("Domain 12 has been destroyed."),
             Some(XlNews::Destroyed(12))
         );
-        assert_eq!(parse_xl("Action for shutdown reason code 0 is preserve"), None);
+        assert_eq!(
+            parse_xl("Action for shutdown reason code 0 is preserve"),
+            None
+        );
         assert_eq!(parse_xl("Parsing config from /rig/hello/guest.cfg"), None);
     }
 }

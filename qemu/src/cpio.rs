@@ -133,7 +133,8 @@ impl CpioWriter {
         ];
         self.out.extend_from_slice(b"070701");
         for field in fields {
-            self.out.extend_from_slice(format!("{field:08x}").as_bytes());
+            self.out
+                .extend_from_slice(format!("{field:08x}").as_bytes());
         }
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(0);
@@ -201,7 +202,15 @@ mod tests {
         let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
             names,
-            ["bin", "bin/busybox", "bin/sh", "dev", "dev/console", "etc", "etc/x"]
+            [
+                "bin",
+                "bin/busybox",
+                "bin/sh",
+                "dev",
+                "dev/console",
+                "etc",
+                "etc/x"
+            ]
         );
         assert_eq!(entries[1].1, 0o100_755);
         assert_eq!(entries[1].3, b"\x7fELFhello");

@@ -14,7 +14,6 @@ use std::process::Command;
 
 use crate::cache;
 use crate::error::RigError;
-use crate::progress;
 
 /// The name of the stamp file inside an extraction directory.
 const STAMP: &str = ".paravane-extracted-from";
@@ -216,7 +215,9 @@ fn is_versioned_kernel_package(package: &str) -> bool {
         .and_then(|rest| rest.strip_suffix("-amd64"))
         .is_some_and(|version| {
             version.starts_with(|c: char| c.is_ascii_digit())
-                && version.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+                && version
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
         })
 }
 
@@ -254,10 +255,18 @@ mod tests {
     fn kernel_package_names() {
         assert!(is_versioned_kernel_package("linux-image-6.1.0-48-amd64"));
         assert!(!is_versioned_kernel_package("linux-image-amd64"));
-        assert!(!is_versioned_kernel_package("linux-image-6.1.0-48-amd64-unsigned"));
-        assert!(!is_versioned_kernel_package("linux-image-6.1.0-48-amd64-dbg"));
-        assert!(!is_versioned_kernel_package("linux-image-6.1.0-48-cloud-amd64"));
-        assert!(!is_versioned_kernel_package("linux-image-6.1.0-48-rt-amd64"));
+        assert!(!is_versioned_kernel_package(
+            "linux-image-6.1.0-48-amd64-unsigned"
+        ));
+        assert!(!is_versioned_kernel_package(
+            "linux-image-6.1.0-48-amd64-dbg"
+        ));
+        assert!(!is_versioned_kernel_package(
+            "linux-image-6.1.0-48-cloud-amd64"
+        ));
+        assert!(!is_versioned_kernel_package(
+            "linux-image-6.1.0-48-rt-amd64"
+        ));
     }
 
     #[test]

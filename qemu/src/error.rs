@@ -76,7 +76,10 @@ impl fmt::Display for RigError {
             RigError::Command { command, detail } => write!(f, "`{command}` failed: {detail}"),
             RigError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             RigError::QemuMissing(detail) => {
-                write!(f, "qemu-system-x86_64 is missing and could not be installed: {detail}")
+                write!(
+                    f,
+                    "qemu-system-x86_64 is missing and could not be installed: {detail}"
+                )
             }
             RigError::Invalid(detail) => write!(f, "{detail}"),
             RigError::Timeout { what, log_tail } => {

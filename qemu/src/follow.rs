@@ -96,7 +96,10 @@ mod tests {
         assert_eq!(follower.poll(), ["a"]);
         assert_eq!(follower.partial(), "b");
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"c\nd").unwrap();
         assert_eq!(follower.poll(), ["bc"]);
         assert_eq!(follower.take_partial().as_deref(), Some("d"));

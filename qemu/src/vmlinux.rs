@@ -8,7 +8,6 @@
 //! point at an xz stream, the image is scanned for the xz magic instead. The
 //! stream uses the x86 BCJ filter, which liblzma (through `xz2`) decodes.
 
-use std::io::Read;
 use std::ops::Range;
 
 use crate::error::RigError;
@@ -44,11 +43,28 @@ pub fn xz_magic_offsets(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// Decompresses the one xz stream that starts at `data[0]`, ignoring what
-/// follows it.
-fn unxz(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    xz2::read::XzDecoder::new(data).read_to_end(&mut out)?;
-    Ok(out)
+/// follows it (xz2's reader treats trailing bytes as corruption, so this
+/// drives liblzma's stream decoder directly and stops at the stream's end).
+fn unxz(data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut stream =
+        xz2::stream::Stream::new_stream_decoder(u64::MAX, 0).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(data.len() * 4);
+    loop {
+        let consumed = usize::try_from(stream.total_in()).map_err(|e| e.to_string())?;
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(1 << 20));
+        }
+        let status = stream
+            .process_vec(&data[consumed..], &mut out, xz2::stream::Action::Run)
+            .map_err(|e| e.to_string())?;
+        match status {
+            xz2::stream::Status::StreamEnd => return Ok(out),
+            _ if consumed == data.len() && out.len() < out.capacity() => {
+                return Err("truncated xz stream".into())
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The ELF kernel inside a bzImage.

@@ -49,8 +49,10 @@ pub fn split_line(line: &str) -> SerialLine<'_> {
     }
 }
 
-/// Removes a leading `[    1.234567] ` (any bracketed run of digits,
-/// spaces, dots, colons and dashes), as `console_timestamps` adds it.
+/// Removes a leading `[    1.234567] ` (any bracketed run of hex digits,
+/// spaces, dots, colons and dashes), as `console_timestamps` adds it;
+/// before Xen has calibrated its clock the stamp is the raw TSC in hex
+/// (`[00000000a1e6d2f9] `).
 pub fn strip_timestamp(message: &str) -> &str {
     if let Some(rest) = message.strip_prefix('[') {
         if let Some(end) = rest.find(']') {
@@ -58,7 +60,7 @@ pub fn strip_timestamp(message: &str) -> &str {
             if !stamp.is_empty()
                 && stamp
                     .chars()
-                    .all(|c| c.is_ascii_digit() || " .:-".contains(c))
+                    .all(|c| c.is_ascii_hexdigit() || " .:-".contains(c))
             {
                 let after = &rest[end + 1..];
                 return after.strip_prefix(' ').unwrap_or(after);
@@ -165,11 +167,18 @@ mod tests {
         // Brackets that are not a timestamp stay.
         assert_eq!(strip_timestamp("[VT-D] x"), "[VT-D] x");
         assert_eq!(strip_timestamp("[ 12.5] x"), "x");
+        assert_eq!(
+            strip_timestamp("[00000000a1e6d2f9] ACPI: FACP"),
+            "ACPI: FACP"
+        );
     }
 
     #[test]
     fn domain_console_io_lines() {
-        assert_eq!(domain_output("(d3) hello (world)"), Some((3, "hello (world)")));
+        assert_eq!(
+            domain_output("(d3) hello (world)"),
+            Some((3, "hello (world)"))
+        );
         assert_eq!(domain_output("d0v0 something"), None);
         assert_eq!(domain_output("(dx) no"), None);
     }
@@ -199,8 +208,10 @@ mod tests {
         for (line, ending) in cases {
             assert_eq!(hwdom_ending(line), Some(ending), "{line}");
         }
-        assert_eq!(hwdom_ending("Hardware Dom0 shutdown (unknown reason 7): "),
-            Some(Ending::Other("unknown shutdown reason code 7".into())));
+        assert_eq!(
+            hwdom_ending("Hardware Dom0 shutdown (unknown reason 7): "),
+            Some(Ending::Other("unknown shutdown reason code 7".into()))
+        );
         assert_eq!(hwdom_ending("*** Building a PV Dom0 ***"), None);
     }
 
@@ -209,7 +220,10 @@ mod tests {
         let mut watcher = EndingWatcher::default();
         assert_eq!(watcher.message("Xen version 4.17"), None);
         assert_eq!(watcher.message(""), None);
-        assert_eq!(watcher.message("****************************************"), None);
+        assert_eq!(
+            watcher.message("****************************************"),
+            None
+        );
         assert_eq!(watcher.message("Panic on CPU 0:"), None);
         let (ending, evidence) = watcher
             .message("Dom0 allocation too small for initial P->M table")

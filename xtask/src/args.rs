@@ -17,7 +17,11 @@ impl Args {
 
     /// Takes the first argument if it is not an option.
     pub fn next_positional(&mut self) -> Option<String> {
-        if self.rest.first().is_some_and(|a| !a.starts_with('-') || a == "-h" || a == "--help") {
+        if self
+            .rest
+            .first()
+            .is_some_and(|a| !a.starts_with('-') || a == "-h" || a == "--help")
+        {
             Some(self.rest.remove(0))
         } else {
             None

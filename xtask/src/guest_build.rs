@@ -47,9 +47,7 @@ pub fn build(name: &str, profile: Profile) -> Result<PathBuf, String> {
     if profile == Profile::Release {
         cmd.arg("--release");
     }
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err(format!("building the guest `{name}` failed ({status})"));
     }
@@ -64,6 +62,9 @@ pub fn build(name: &str, profile: Profile) -> Result<PathBuf, String> {
     if elf.is_file() {
         Ok(elf)
     } else {
-        Err(format!("cargo built `{name}` but {} is missing", elf.display()))
+        Err(format!(
+            "cargo built `{name}` but {} is missing",
+            elf.display()
+        ))
     }
 }

@@ -91,19 +91,28 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
     let cmdline = args.value("--cmdline").unwrap_or_default();
     let memory = args
         .value("--memory")
-        .map(|m| m.parse::<u32>().map_err(|_| format!("--memory: not a number: {m}")))
+        .map(|m| {
+            m.parse::<u32>()
+                .map_err(|_| format!("--memory: not a number: {m}"))
+        })
         .transpose()?
         .unwrap_or(32);
     let timeout = args
         .value("--timeout")
-        .map(|t| t.parse::<u64>().map_err(|_| format!("--timeout: not a number: {t}")))
+        .map(|t| {
+            t.parse::<u64>()
+                .map_err(|_| format!("--timeout: not a number: {t}"))
+        })
         .transpose()?
         .unwrap_or(60);
     args.finish()?;
     let kernel = match (kernel, app) {
         (Some(_), Some(_)) => return Err("give --app or --kernel, not both".into()),
         (Some(path), None) => path,
-        (None, app) => guest_build::build(app.as_deref().unwrap_or("hello"), guest_build::Profile::Release)?,
+        (None, app) => guest_build::build(
+            app.as_deref().unwrap_or("hello"),
+            guest_build::Profile::Release,
+        )?,
     };
     let name = guest_name(&kernel);
     let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
@@ -122,7 +131,10 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
                 extra_config: Vec::new(),
             };
             let session = rig
-                .run_domus(std::slice::from_ref(&spec), timeout + Duration::from_secs(120))
+                .run_domus(
+                    std::slice::from_ref(&spec),
+                    timeout + Duration::from_secs(120),
+                )
                 .map_err(|e| e.to_string())?;
             report::print_session_timing(&session);
             session
@@ -161,7 +173,11 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
         report::print_guest(guest);
         ok &= report::succeeded(guest);
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A domain name from the kernel file name (xl wants something simple).
@@ -172,7 +188,17 @@ fn guest_name(kernel: &std::path::Path) -> String {
         .unwrap_or("guest");
     let name: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    if name.is_empty() { "guest".into() } else { name }
+    if name.is_empty() {
+        "guest".into()
+    } else {
+        name
+    }
 }

@@ -33,7 +33,10 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
         .boot_dom0(&elf("hello"), cmdline, timeout)
         .map_err(|e| e.to_string())
         .and_then(|guest| check_hello(&guest, "dom0", cmdline, rig::DOM0_DIRECT_MIB));
-    tally.record("rig dom0 hello: boots, prints start_info, powers off", result);
+    tally.record(
+        "rig dom0 hello: boots, prints start_info, powers off",
+        result,
+    );
 
     let result = rig
         .boot_dom0(&elf("panic"), "what=dom0-planned", timeout)
@@ -63,10 +66,12 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
             .ok_or_else(|| format!("no report for guest {name}"))
     };
 
-    let result = find("hello").and_then(|g| {
-        check_hello(g, "domU", "greeting=domu-check loglevel=debug", DOMU_MIB)
-    });
-    tally.record("rig domU hello: boots under xl, console ring, powers off", result);
+    let result = find("hello")
+        .and_then(|g| check_hello(g, "domU", "greeting=domu-check loglevel=debug", DOMU_MIB));
+    tally.record(
+        "rig domU hello: boots under xl, console ring, powers off",
+        result,
+    );
 
     let result = find("panic").and_then(|g| check_panic(g, "domu-planned"));
     tally.record("rig domU panic: crash reported with the message", result);
@@ -153,11 +158,7 @@ fn check_panic(guest: &GuestReport, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn expect_line(
-    guest: &GuestReport,
-    pred: impl Fn(&str) -> bool,
-    what: &str,
-) -> Result<(), String> {
+fn expect_line(guest: &GuestReport, pred: impl Fn(&str) -> bool, what: &str) -> Result<(), String> {
     if guest.console.iter().any(|l| pred(l)) {
         Ok(())
     } else {

@@ -76,11 +76,7 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         }
     }
 
-    println!(
-        "{} passed, {} failed",
-        tally.passed,
-        tally.failed.len()
-    );
+    println!("{} passed, {} failed", tally.passed, tally.failed.len());
     if tally.failed.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -104,16 +100,26 @@ fn host_tests(include: Option<&std::path::Path>, tally: &mut Tally) {
     print!("{stdout}");
     let (passed, failed) = libtest_counts(&stdout);
     for line in stdout.lines() {
-        if let Some(name) = line.strip_prefix("test ").and_then(|l| l.strip_suffix(" ... FAILED")) {
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|l| l.strip_suffix(" ... FAILED"))
+        {
             tally.failed.push(format!("host test {name}"));
         }
     }
     tally.passed += passed;
     // A failure cargo reported that libtest did not count (a build error,
     // a crashed test binary) is still a failure.
-    let listed = tally.failed.iter().filter(|f| f.starts_with("host test ")).count();
+    let listed = tally
+        .failed
+        .iter()
+        .filter(|f| f.starts_with("host test "))
+        .count();
     if !output.status.success() && failed == 0 && listed == 0 {
-        tally.record("host unit tests", Err(format!("cargo test failed ({})", output.status)));
+        tally.record(
+            "host unit tests",
+            Err(format!("cargo test failed ({})", output.status)),
+        );
     } else if failed > listed {
         for i in listed..failed {
             tally.failed.push(format!("host test (unnamed #{i})"));
@@ -148,7 +154,14 @@ fn lint(tally: &mut Tally) {
         ("lint cargo fmt --check", &["fmt", "--all", "--check"]),
         (
             "lint clippy (host, all targets)",
-            &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
         ),
         (
             "lint clippy (guest, x86_64-unknown-none)",
@@ -174,7 +187,6 @@ fn lint(tally: &mut Tally) {
         tally.record(name, result);
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,9 @@ use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use core::sync::atomic::{compiler_fence, Ordering};
 use pv_arch::abi::console::XenconsInterface;
-use pv_arch::hypercall::{console::console_io_write, event_channel::evtchn_send, sched::sched_yield};
+use pv_arch::hypercall::{
+    console::console_io_write, event_channel::evtchn_send, sched::sched_yield,
+};
 use pv_arch::Errno;
 use spin::Mutex;
 

@@ -207,7 +207,10 @@ mod tests {
         let mut writer = RingWriter::new(&mut page, 0);
         assert!(matches!(
             writer.write(b"x"),
-            Err(RingWriteError::Corrupt(RingCorrupt { prod: 0, cons: 9999 }))
+            Err(RingWriteError::Corrupt(RingCorrupt {
+                prod: 0,
+                cons: 9999
+            }))
         ));
     }
 }

@@ -72,7 +72,9 @@ pub fn expect_errno<T: core::fmt::Debug>(
 pub fn skip_reason(applies: Applies, role: Role) -> Option<&'static str> {
     match (applies, role) {
         (Applies::Dom0Only, Role::DomU) => Some("dom0 only"),
-        (Applies::DomUOnly, Role::Dom0) => Some("domU only (needs the toolstack: xenstore, console ring)"),
+        (Applies::DomUOnly, Role::Dom0) => {
+            Some("domU only (needs the toolstack: xenstore, console ring)")
+        }
         _ => None,
     }
 }

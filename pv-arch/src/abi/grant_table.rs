@@ -206,9 +206,7 @@ impl GrantEntryV2 {
     pub const fn from_transitive(arm: GrantEntryV2Transitive) -> Self {
         GrantEntryV2 {
             raw: [
-                Self::hdr_word(arm.hdr)
-                    | (arm.trans_domid as u64) << 32
-                    | (arm.pad0 as u64) << 48,
+                Self::hdr_word(arm.hdr) | (arm.trans_domid as u64) << 32 | (arm.pad0 as u64) << 48,
                 arm.gref as u64,
             ],
         }

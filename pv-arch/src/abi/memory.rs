@@ -39,8 +39,6 @@ pub const XENMEM_MAXIMUM_GPFN: u32 = 14;
 pub const XENMEM_REMOVE_FROM_PHYSMAP: u32 = 15;
 /// `XENMEM_add_to_physmap_batch`: several `add_to_physmap`s at once.
 pub const XENMEM_ADD_TO_PHYSMAP_BATCH: u32 = 23;
-/// `XENMEM_claim_pages`: reserve pages for a domain being built.
-pub const XENMEM_CLAIM_PAGES: u32 = 24;
 /// `XENMEM_machphys_compat_mfn_list`: the compat M2P frames.
 pub const XENMEM_MACHPHYS_COMPAT_MFN_LIST: u32 = 25;
 /// `XENMEM_acquire_resource`: map a domain resource (e.g. grant frames).

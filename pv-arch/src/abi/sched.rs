@@ -1,5 +1,7 @@
 //! `sched_op` commands and arguments (`xen/sched.h`).
 
+use crate::abi::xen::DomId;
+
 /// `SCHEDOP_yield`: give up the CPU, stay runnable.
 pub const SCHEDOP_YIELD: u32 = 0;
 /// `SCHEDOP_block`: sleep until an event is pending.
@@ -29,11 +31,54 @@ pub const SHUTDOWN_CRASH: u32 = 3;
 pub const SHUTDOWN_WATCHDOG: u32 = 4;
 /// `SHUTDOWN_soft_reset`: soft reset, rebuild the domain.
 pub const SHUTDOWN_SOFT_RESET: u32 = 5;
+/// `SHUTDOWN_MAX`: the largest valid shutdown reason.
+pub const SHUTDOWN_MAX: u32 = 5;
 
 /// `struct sched_shutdown`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SchedShutdown {
     /// One of the `SHUTDOWN_*` codes.
     pub reason: u32,
+}
+
+/// `struct sched_poll`: block until one of the ports is pending or the
+/// timeout passes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedPoll {
+    /// Guest handle (address) of an array of `evtchn_port_t`.
+    pub ports: u64,
+    /// Entries in that array.
+    pub nr_ports: u32,
+    /// Absolute system time (ns) to give up at; 0 waits forever.
+    pub timeout: u64,
+}
+
+/// `struct sched_remote_shutdown`: shut another domain down (privileged).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedRemoteShutdown {
+    /// The domain.
+    pub domain_id: DomId,
+    /// One of the `SHUTDOWN_*` codes.
+    pub reason: u32,
+}
+
+/// `struct sched_watchdog`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedWatchdog {
+    /// 0 to create a watchdog (Xen returns its id); otherwise the id.
+    pub id: u32,
+    /// Seconds until expiry; 0 destroys the watchdog.
+    pub timeout: u32,
+}
+
+/// `struct sched_pin_override`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedPinOverride {
+    /// Physical CPU to pin to, or negative to drop the override.
+    pub pcpu: i32,
 }

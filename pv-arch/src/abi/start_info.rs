@@ -149,3 +149,238 @@ impl StartInfo {
         }
     }
 }
+
+/// `SIF_PM_MASK`: flag bits reserved for power-management options.
+pub const SIF_PM_MASK: u32 = 0xff << 8;
+
+/// `struct xen_multiboot_mod_list`: one module descriptor at the start
+/// of a multiboot-style module package (`SIF_MULTIBOOT_MOD`). Addresses
+/// are relative to the package; a zero `mod_start` ends the list.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenMultibootModList {
+    /// Offset of the module's first byte.
+    pub mod_start: u32,
+    /// Offset of the module's last byte (inclusive).
+    pub mod_end: u32,
+    /// Offset of the module's NUL-terminated command line.
+    pub cmdline: u32,
+    /// Must be zero.
+    pub pad: u32,
+}
+
+/// `XEN_VGATYPE_TEXT_MODE_3`: [`Dom0VgaConsoleInfo::video_type`] for an
+/// 80x25 text console.
+pub const XEN_VGATYPE_TEXT_MODE_3: u8 = 0x03;
+/// `XEN_VGATYPE_VESA_LFB`: a VESA linear framebuffer.
+pub const XEN_VGATYPE_VESA_LFB: u8 = 0x23;
+/// `XEN_VGATYPE_EFI_LFB`: an EFI linear framebuffer.
+pub const XEN_VGATYPE_EFI_LFB: u8 = 0x70;
+
+/// The `u.text_mode_3` arm of `dom0_vga_console_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dom0VgaTextMode3 {
+    /// Font height in pixels.
+    pub font_height: u16,
+    /// Cursor column.
+    pub cursor_x: u16,
+    /// Cursor row.
+    pub cursor_y: u16,
+    /// Rows of characters.
+    pub rows: u16,
+    /// Columns of characters.
+    pub columns: u16,
+}
+
+/// The `u.vesa_lfb` arm of `dom0_vga_console_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dom0VgaVesaLfb {
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Bytes per scan line.
+    pub bytes_per_line: u16,
+    /// Bits per pixel.
+    pub bits_per_pixel: u16,
+    /// Framebuffer physical address, low 32 bits.
+    pub lfb_base: u32,
+    /// Framebuffer size in 64 KiB units.
+    pub lfb_size: u32,
+    /// Red field position.
+    pub red_pos: u8,
+    /// Red field width.
+    pub red_size: u8,
+    /// Green field position.
+    pub green_pos: u8,
+    /// Green field width.
+    pub green_size: u8,
+    /// Blue field position.
+    pub blue_pos: u8,
+    /// Blue field width.
+    pub blue_size: u8,
+    /// Reserved field position.
+    pub rsvd_pos: u8,
+    /// Reserved field width.
+    pub rsvd_size: u8,
+    /// VESA capabilities.
+    pub gbl_caps: u32,
+    /// VESA mode attributes.
+    pub mode_attrs: u16,
+    /// Padding.
+    pub pad: u16,
+    /// Framebuffer physical address, high 32 bits.
+    pub ext_lfb_base: u32,
+}
+
+/// `dom0_vga_console_info.u`, kept as raw words (little-endian).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dom0VgaConsoleInfoU {
+    raw: [u32; 9],
+}
+
+impl Dom0VgaConsoleInfoU {
+    /// Wraps the union's raw 32-bit words.
+    pub const fn from_raw(raw: [u32; 9]) -> Self {
+        Dom0VgaConsoleInfoU { raw }
+    }
+
+    /// The union's raw 32-bit words.
+    pub const fn raw(&self) -> [u32; 9] {
+        self.raw
+    }
+
+    const fn u16_at(&self, offset: usize) -> u16 {
+        (self.raw[offset / 4] >> ((offset % 4) * 8)) as u16
+    }
+
+    const fn u8_at(&self, offset: usize) -> u8 {
+        (self.raw[offset / 4] >> ((offset % 4) * 8)) as u8
+    }
+
+    /// The `text_mode_3` view.
+    pub const fn text_mode_3(&self) -> Dom0VgaTextMode3 {
+        Dom0VgaTextMode3 {
+            font_height: self.u16_at(0),
+            cursor_x: self.u16_at(2),
+            cursor_y: self.u16_at(4),
+            rows: self.u16_at(6),
+            columns: self.u16_at(8),
+        }
+    }
+
+    /// The `vesa_lfb` view.
+    pub const fn vesa_lfb(&self) -> Dom0VgaVesaLfb {
+        Dom0VgaVesaLfb {
+            width: self.u16_at(0),
+            height: self.u16_at(2),
+            bytes_per_line: self.u16_at(4),
+            bits_per_pixel: self.u16_at(6),
+            lfb_base: self.raw[2],
+            lfb_size: self.raw[3],
+            red_pos: self.u8_at(16),
+            red_size: self.u8_at(17),
+            green_pos: self.u8_at(18),
+            green_size: self.u8_at(19),
+            blue_pos: self.u8_at(20),
+            blue_size: self.u8_at(21),
+            rsvd_pos: self.u8_at(22),
+            rsvd_size: self.u8_at(23),
+            gbl_caps: self.raw[6],
+            mode_attrs: self.u16_at(28),
+            pad: self.u16_at(30),
+            ext_lfb_base: self.raw[8],
+        }
+    }
+
+    /// The union holding a `text_mode_3` arm.
+    pub const fn from_text_mode_3(arm: Dom0VgaTextMode3) -> Self {
+        let mut raw = [0u32; 9];
+        raw[0] = arm.font_height as u32 | (arm.cursor_x as u32) << 16;
+        raw[1] = arm.cursor_y as u32 | (arm.rows as u32) << 16;
+        raw[2] = arm.columns as u32;
+        Dom0VgaConsoleInfoU { raw }
+    }
+
+    /// The union holding a `vesa_lfb` arm.
+    pub const fn from_vesa_lfb(arm: Dom0VgaVesaLfb) -> Self {
+        Dom0VgaConsoleInfoU {
+            raw: [
+                arm.width as u32 | (arm.height as u32) << 16,
+                arm.bytes_per_line as u32 | (arm.bits_per_pixel as u32) << 16,
+                arm.lfb_base,
+                arm.lfb_size,
+                u32::from_le_bytes([arm.red_pos, arm.red_size, arm.green_pos, arm.green_size]),
+                u32::from_le_bytes([arm.blue_pos, arm.blue_size, arm.rsvd_pos, arm.rsvd_size]),
+                arm.gbl_caps,
+                arm.mode_attrs as u32 | (arm.pad as u32) << 16,
+                arm.ext_lfb_base,
+            ],
+        }
+    }
+}
+
+/// `struct dom0_vga_console_info`: dom0's boot display, found in the
+/// start-info page at `console.dom0.info_off`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dom0VgaConsoleInfo {
+    /// `XEN_VGATYPE_*`: which arm of `u` is valid.
+    pub video_type: u8,
+    /// Mode details.
+    pub u: Dom0VgaConsoleInfoU,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_union_round_trips() {
+        let c = StartInfoConsole::from_dom_u(0x1234_5678_9abc, 7);
+        assert_eq!(c.dom_u().mfn, 0x1234_5678_9abc);
+        assert_eq!(c.dom_u().evtchn, 7);
+        let c = StartInfoConsole::from_dom0(0x800, 40);
+        assert_eq!(c.dom0().info_off, 0x800);
+        assert_eq!(c.dom0().info_size, 40);
+    }
+
+    #[test]
+    fn vesa_arm_round_trips() {
+        let arm = Dom0VgaVesaLfb {
+            width: 1024,
+            height: 768,
+            bytes_per_line: 4096,
+            bits_per_pixel: 32,
+            lfb_base: 0xe000_0000,
+            lfb_size: 48,
+            red_pos: 16,
+            red_size: 8,
+            green_pos: 8,
+            green_size: 8,
+            blue_pos: 0,
+            blue_size: 8,
+            rsvd_pos: 24,
+            rsvd_size: 8,
+            gbl_caps: 1,
+            mode_attrs: 0x9b,
+            pad: 0,
+            ext_lfb_base: 1,
+        };
+        assert_eq!(Dom0VgaConsoleInfoU::from_vesa_lfb(arm).vesa_lfb(), arm);
+        let text = Dom0VgaTextMode3 {
+            font_height: 16,
+            cursor_x: 3,
+            cursor_y: 4,
+            rows: 25,
+            columns: 80,
+        };
+        assert_eq!(
+            Dom0VgaConsoleInfoU::from_text_mode_3(text).text_mode_3(),
+            text
+        );
+    }
+}

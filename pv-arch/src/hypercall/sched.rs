@@ -20,7 +20,13 @@ pub enum ShutdownReason {
 /// `SCHEDOP_yield`: let another vCPU run; we stay runnable.
 pub fn sched_yield() -> Result<(), Errno> {
     // SAFETY: SCHEDOP_yield takes no memory argument.
-    unsafe { hypercall(hypercall_nr::SCHED_OP, [u64::from(SCHEDOP_YIELD), 0, 0, 0, 0]) }.map(drop)
+    unsafe {
+        hypercall(
+            hypercall_nr::SCHED_OP,
+            [u64::from(SCHEDOP_YIELD), 0, 0, 0, 0],
+        )
+    }
+    .map(drop)
 }
 
 /// `SCHEDOP_block`: sleep until an event is pending for this vCPU.
@@ -29,7 +35,13 @@ pub fn sched_yield() -> Result<(), Errno> {
 /// ready to be delivered (or checked by polling) when it returns.
 pub fn sched_block() -> Result<(), Errno> {
     // SAFETY: SCHEDOP_block takes no memory argument.
-    unsafe { hypercall(hypercall_nr::SCHED_OP, [u64::from(SCHEDOP_BLOCK), 0, 0, 0, 0]) }.map(drop)
+    unsafe {
+        hypercall(
+            hypercall_nr::SCHED_OP,
+            [u64::from(SCHEDOP_BLOCK), 0, 0, 0, 0],
+        )
+    }
+    .map(drop)
 }
 
 /// `SCHEDOP_shutdown`: stop this domain. Returns only if Xen refused.

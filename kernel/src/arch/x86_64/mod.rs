@@ -2,3 +2,4 @@
 
 pub mod elf_notes;
 pub mod pv_entry;
+pub mod trap_entry;

@@ -1,0 +1,130 @@
+//! The shared info page: event bitmaps, vCPU 0's upcall flags, clocks.
+//!
+//! Xen and the guest both write this page, so every access is atomic or
+//! volatile; nothing here hands out a plain reference into it. It is
+//! mapped once at boot (through [`crate::fixmap`]) from the machine
+//! address in `start_info`.
+
+use crate::boot_info::BootInfo;
+use crate::fixmap::{self, Slot};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use pv_arch::abi::shared_info::{SharedInfo, VcpuInfo, VcpuTimeInfo};
+use pv_arch::Errno;
+
+static PAGE: AtomicPtr<SharedInfo> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Maps the shared info page. Called once, early in boot.
+pub fn init(boot: &BootInfo) -> Result<(), Errno> {
+    let page = fixmap::map(Slot::SharedInfo, boot.shared_info_maddr >> 12)?;
+    PAGE.store(page.cast::<SharedInfo>().as_ptr(), Ordering::Release);
+    Ok(())
+}
+
+/// The mapped page, if [`init`] ran.
+fn page() -> Option<NonNull<SharedInfo>> {
+    NonNull::new(PAGE.load(Ordering::Acquire))
+}
+
+fn page_or_die() -> NonNull<SharedInfo> {
+    page().expect("shared_info used before shared_info::init")
+}
+
+fn vcpu0() -> *mut VcpuInfo {
+    // SAFETY: in-bounds field projection of the mapped page (no reference
+    // is created).
+    unsafe { (&raw mut (*page_or_die().as_ptr()).vcpu_info[0]).cast() }
+}
+
+/// `vcpu_info[0].evtchn_upcall_mask`: 1 while upcalls are held back.
+pub fn upcall_mask() -> &'static AtomicU8 {
+    // SAFETY: the field is a u8 in the mapped page, which stays mapped for
+    // the guest's lifetime; Xen and we access it only atomically/bytewise.
+    unsafe { AtomicU8::from_ptr(&raw mut (*vcpu0()).evtchn_upcall_mask) }
+}
+
+/// `vcpu_info[0].evtchn_upcall_pending`.
+pub fn upcall_pending() -> &'static AtomicU8 {
+    // SAFETY: as for `upcall_mask`.
+    unsafe { AtomicU8::from_ptr(&raw mut (*vcpu0()).evtchn_upcall_pending) }
+}
+
+/// `vcpu_info[0].evtchn_pending_sel`: which words of `evtchn_pending` to scan.
+pub fn pending_sel() -> &'static AtomicU64 {
+    // SAFETY: an 8-byte aligned u64 field of the mapped page (the layout
+    // test checks the offset), accessed only atomically.
+    unsafe { AtomicU64::from_ptr(&raw mut (*vcpu0()).evtchn_pending_sel) }
+}
+
+/// Word `index` (0..64) of the 2-level `evtchn_pending` bitmap.
+pub fn pending_word(index: usize) -> &'static AtomicU64 {
+    // SAFETY: the index is bounds checked by the array projection; the
+    // word is an aligned u64 in the mapped page, shared with Xen.
+    unsafe { AtomicU64::from_ptr(&raw mut (*page_or_die().as_ptr()).evtchn_pending[index]) }
+}
+
+/// Word `index` (0..64) of the 2-level `evtchn_mask` bitmap.
+pub fn mask_word(index: usize) -> &'static AtomicU64 {
+    // SAFETY: as for `pending_word`.
+    unsafe { AtomicU64::from_ptr(&raw mut (*page_or_die().as_ptr()).evtchn_mask[index]) }
+}
+
+/// `vcpu_info[0].arch.cr2`: the faulting address of the last page fault.
+pub fn cr2() -> Option<u64> {
+    let page = page()?;
+    // SAFETY: volatile read of a u64 field of the mapped page.
+    Some(unsafe { (&raw const (*page.as_ptr()).vcpu_info[0].arch.cr2).read_volatile() })
+}
+
+/// A consistent copy of vCPU 0's `vcpu_time_info`.
+///
+/// Xen bumps `version` to odd before updating and to even after; we copy
+/// until we see the same even version on both sides of the copy.
+pub fn time_info() -> VcpuTimeInfo {
+    let ptr = {
+        // SAFETY: field projection into the mapped page.
+        unsafe { &raw const (*vcpu0()).time }
+    };
+    loop {
+        // SAFETY: volatile reads of plain-data fields in the mapped page.
+        let before = unsafe { (&raw const (*ptr).version).read_volatile() };
+        core::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: as above; the whole struct is plain data.
+        let copy = unsafe { ptr.read_volatile() };
+        core::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: as above.
+        let after = unsafe { (&raw const (*ptr).version).read_volatile() };
+        if before == after && before % 2 == 0 {
+            return copy;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// The wall clock at system time zero: `(seconds, nanoseconds)` since
+/// the Unix epoch, read under `wc_version` as for [`time_info`].
+pub fn wallclock_base() -> (u64, u32) {
+    let page = page_or_die().as_ptr();
+    loop {
+        // SAFETY: volatile reads of u32 fields of the mapped page.
+        let (before, sec, sec_hi, nsec, after) = unsafe {
+            let before = (&raw const (*page).wc_version).read_volatile();
+            core::sync::atomic::fence(Ordering::Acquire);
+            let sec = (&raw const (*page).wc_sec).read_volatile();
+            let sec_hi = (&raw const (*page).wc_sec_hi).read_volatile();
+            let nsec = (&raw const (*page).wc_nsec).read_volatile();
+            core::sync::atomic::fence(Ordering::Acquire);
+            (
+                before,
+                sec,
+                sec_hi,
+                nsec,
+                (&raw const (*page).wc_version).read_volatile(),
+            )
+        };
+        if before == after && before % 2 == 0 {
+            return ((u64::from(sec_hi) << 32) | u64::from(sec), nsec);
+        }
+        core::hint::spin_loop();
+    }
+}

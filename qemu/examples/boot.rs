@@ -1,0 +1,114 @@
+//! Manual runs of the rig.
+//!
+//! ```text
+//! cargo run -p rig --example boot -- prepare
+//! cargo run -p rig --example boot -- dom0 KERNEL [CMDLINE]
+//! cargo run -p rig --example boot -- domu [KERNEL [CMDLINE]]...
+//! ```
+//!
+//! `domu` with no kernel boots dom0 alone and prints `xl info` / `xl list`.
+//! For domUs, `RIG_GUEST_MEM` (MiB), `RIG_GUEST_TIMEOUT` (seconds),
+//! `RIG_GUEST_CONFIG` (one extra xl config line) and `RIG_DOM0_SCRIPT` (a
+//! dom0 shell snippet) apply to every guest.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rig::{GuestReport, GuestSpec, Rig};
+
+fn print_report(report: &GuestReport) {
+    println!("== {} ==", report.name);
+    for line in &report.console {
+        println!("console | {line}");
+    }
+    for line in &report.hypervisor_console {
+        println!("console_io | {line}");
+    }
+    for line in &report.dom0_output {
+        println!("dom0 | {line}");
+    }
+    println!(
+        "ending: {} after {:.2} s\nevidence: {}\nlog: {}",
+        report.ending,
+        report.elapsed.as_secs_f64(),
+        report.evidence,
+        report.log.display()
+    );
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rig = match Rig::prepare() {
+        Ok(rig) => rig,
+        Err(e) => {
+            eprintln!("prepare: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "prepared in {:.3} s; headers in {}",
+        rig.prepare_time.as_secs_f64(),
+        rig.xen_include_dir().display()
+    );
+    let result = match args.first().map(String::as_str) {
+        Some("prepare") | None => return ExitCode::SUCCESS,
+        Some("dom0") => {
+            let Some(kernel) = args.get(1) else {
+                eprintln!("usage: boot dom0 KERNEL [CMDLINE]");
+                return ExitCode::FAILURE;
+            };
+            let cmdline = args.get(2).cloned().unwrap_or_default();
+            rig.boot_dom0(&PathBuf::from(kernel), &cmdline, Duration::from_secs(60))
+                .map(|report| print_report(&report))
+        }
+        Some("domu") => {
+            let mut guests = Vec::new();
+            let mut rest = args[1..].iter().peekable();
+            while let Some(kernel) = rest.next() {
+                let mut guest = GuestSpec::new(format!("guest{}", guests.len()), kernel);
+                guest.timeout = Duration::from_secs(env_number("RIG_GUEST_TIMEOUT", 20));
+                guest.memory_mib = env_number("RIG_GUEST_MEM", 32) as u32;
+                guest.extra_config = std::env::var("RIG_GUEST_CONFIG").into_iter().collect();
+                guest.dom0_script = std::env::var("RIG_DOM0_SCRIPT").ok();
+                if let Some(cmdline) = rest.next_if(|a| !std::path::Path::new(a).is_file()) {
+                    guest.cmdline = cmdline.clone();
+                }
+                guests.push(guest);
+            }
+            let limit = Duration::from_secs(120 + 30 * guests.len() as u64);
+            rig.run_domus(&guests, limit).map(|session| {
+                for line in &session.xl_info {
+                    println!("xl | {line}");
+                }
+                for report in &session.guests {
+                    print_report(report);
+                }
+                println!(
+                    "dom0 ready after {:.2} s, total {:.2} s, logs in {}",
+                    session.dom0_ready.as_secs_f64(),
+                    session.total.as_secs_f64(),
+                    session.log_dir.display()
+                );
+            })
+        }
+        Some(other) => {
+            eprintln!("unknown command {other}: prepare, dom0 or domu");
+            return ExitCode::FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

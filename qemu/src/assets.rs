@@ -1,0 +1,212 @@
+//! Preparing what a run needs, once: QEMU installed, the `.deb`s fetched
+//! and extracted, and the derived artefacts built and cached — Xen
+//! (gunzipped), the dom0 `vmlinux` (ELF, out of the bzImage) and the base
+//! dom0 initramfs.
+//!
+//! Each derived artefact's file name carries the versions of the `.deb`s it
+//! came from and a hash of what the rig put into it, so a new package or an
+//! edited script rebuilds it, and a second run with nothing changed only
+//! looks at file names (well under a second). Packages are extracted only
+//! when something has to be built from them (the kernel package is 400 MB
+//! extracted, and takes seconds).
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::cache::{self, Fingerprint};
+use crate::debs::{self, Deb};
+use crate::error::RigError;
+use crate::initramfs;
+use crate::vmlinux;
+
+/// The hypervisor package.
+const HYPERVISOR: &str = "xen-hypervisor-4.17-amd64";
+/// Xen's public headers.
+const HEADERS: &str = "libxen-dev";
+/// The dom0 userland.
+const BUSYBOX: &str = "busybox-static";
+/// The toolstack's programs.
+const XEN_UTILS: &str = "xen-utils-4.17";
+/// `xenstore-read` and friends.
+const XENSTORE_UTILS: &str = "xenstore-utils";
+/// The toolstack's libraries.
+const LIBRARIES: &[&str] = &[
+    "libxenmisc4.17",
+    "libxencall1",
+    "libxenevtchn1",
+    "libxenforeignmemory1",
+    "libxengnttab1",
+    "libxenstore4",
+    "libxentoollog1",
+    "libxendevicemodel1",
+    "libxenhypfs1",
+    "libxentoolcore1",
+    "libyajl2",
+];
+/// Bumped when the way `xen` or `vmlinux` is derived changes.
+const DERIVATION_VERSION: &str = "v1";
+
+/// Paths of everything prepared.
+#[derive(Clone, Debug)]
+pub struct Assets {
+    /// `qemu-system-x86_64`.
+    pub qemu: PathBuf,
+    /// The gunzipped Xen (a multiboot ELF).
+    pub xen: PathBuf,
+    /// The dom0 kernel as an ELF.
+    pub vmlinux: PathBuf,
+    /// The base dom0 initramfs (newc cpio, uncompressed).
+    pub dom0_cpio: PathBuf,
+    /// Xen's public headers (`.../extract/libxen-dev/usr/include`).
+    pub include_dir: PathBuf,
+}
+
+/// The stem of a `.deb`'s file name (`name_version_arch`), with the
+/// characters that do not belong in a file name replaced.
+fn deb_stem(deb: &Deb) -> String {
+    deb.file_name()
+        .trim_end_matches(".deb")
+        .replace(['%', ':', '~', '+'], "_")
+}
+
+/// Does everything [`Rig::prepare`](crate::Rig::prepare) promises.
+pub fn prepare(root: &Path) -> Result<Assets, RigError> {
+    let start = Instant::now();
+    let qemu = debs::ensure_qemu()?;
+    let debs_dir = root.join("debs");
+    let extract_root = root.join("extract");
+
+    let headers = debs::fetch(&debs_dir, HEADERS)?;
+    let include_dir = debs::extract(&headers, &extract_root)?.join("usr/include");
+
+    let hypervisor = debs::fetch(&debs_dir, HYPERVISOR)?;
+    let xen_fp = Fingerprint::new()
+        .add(DERIVATION_VERSION)
+        .add(hypervisor.file_name());
+    let xen = root
+        .join("xen")
+        .join(format!("xen-{}-{}", deb_stem(&hypervisor), xen_fp.hex()));
+    if !xen.exists() {
+        let dir = debs::extract(&hypervisor, &extract_root)?;
+        build_xen(&dir, &xen)?;
+        cache::remove_stale(&root.join("xen"), "xen-", &xen);
+    }
+
+    let linux_package = debs::linux_image_package(&debs_dir)?;
+    let linux = debs::fetch(&debs_dir, &linux_package)?;
+    let vmlinux_fp = Fingerprint::new()
+        .add(DERIVATION_VERSION)
+        .add(linux.file_name());
+    let vmlinux =
+        root.join("vmlinux")
+            .join(format!("vmlinux-{}-{}", deb_stem(&linux), vmlinux_fp.hex()));
+    if !vmlinux.exists() {
+        let dir = debs::extract(&linux, &extract_root)?;
+        build_vmlinux(&dir, &vmlinux)?;
+        cache::remove_stale(&root.join("vmlinux"), "vmlinux-", &vmlinux);
+    }
+
+    let mut used = vec![
+        debs::fetch(&debs_dir, BUSYBOX)?,
+        debs::fetch(&debs_dir, XEN_UTILS)?,
+        debs::fetch(&debs_dir, XENSTORE_UTILS)?,
+    ];
+    for library in LIBRARIES {
+        used.push(debs::fetch(&debs_dir, library)?);
+    }
+    used.push(linux.clone());
+    let cpio_fp = initramfs::fingerprint(&used);
+    let dom0_cpio = root
+        .join("initramfs")
+        .join(format!("dom0-{}.cpio", cpio_fp.hex()));
+    if !dom0_cpio.exists() {
+        build_dom0_cpio(&used, &extract_root, &dom0_cpio)?;
+        cache::remove_stale(&root.join("initramfs"), "dom0-", &dom0_cpio);
+    }
+    let elapsed = start.elapsed();
+    if elapsed.as_secs_f64() > 1.0 {
+        progress!("prepared in {:.1} s", elapsed.as_secs_f64());
+    }
+    Ok(Assets {
+        qemu,
+        xen,
+        vmlinux,
+        dom0_cpio,
+        include_dir,
+    })
+}
+
+/// Gunzips `boot/xen-*.gz` of the extracted hypervisor package.
+fn build_xen(extracted: &Path, out: &Path) -> Result<(), RigError> {
+    let boot = extracted.join("boot");
+    let gz = fs::read_dir(&boot)
+        .map_err(|e| RigError::io(&boot, e))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("xen-") && name.ends_with(".gz")
+        })
+        .ok_or_else(|| RigError::Invalid(format!("no xen-*.gz in {}", boot.display())))?;
+    progress!("gunzipping {}", gz.display());
+    let compressed = fs::read(&gz).map_err(|e| RigError::io(&gz, e))?;
+    let mut xen = Vec::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_end(&mut xen)
+        .map_err(|e| RigError::io(&gz, e))?;
+    if !xen.starts_with(b"\x7fELF") {
+        return Err(RigError::Invalid(format!("{} is not an ELF", gz.display())));
+    }
+    cache::write_atomic(out, &xen).map_err(|e| RigError::io(out, e))
+}
+
+/// Extracts the ELF out of `boot/vmlinuz-*` of the extracted kernel package.
+fn build_vmlinux(extracted: &Path, out: &Path) -> Result<(), RigError> {
+    let boot = extracted.join("boot");
+    let vmlinuz = fs::read_dir(&boot)
+        .map_err(|e| RigError::io(&boot, e))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
+        .ok_or_else(|| RigError::Invalid(format!("no vmlinuz-* in {}", boot.display())))?;
+    progress!("extracting vmlinux from {}", vmlinuz.display());
+    let bzimage = fs::read(&vmlinuz).map_err(|e| RigError::io(&vmlinuz, e))?;
+    let elf = vmlinux::extract_vmlinux(&bzimage)?;
+    cache::write_atomic(out, &elf).map_err(|e| RigError::io(out, e))
+}
+
+/// Extracts the packages and builds the base dom0 initramfs.
+fn build_dom0_cpio(used: &[Deb], extract_root: &Path, out: &Path) -> Result<(), RigError> {
+    let mut dirs = Vec::new();
+    for deb in used {
+        dirs.push((deb.package.clone(), debs::extract(deb, extract_root)?));
+    }
+    let dir = |package: &str| -> PathBuf {
+        dirs.iter()
+            .find(|(p, _)| p == package)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default()
+    };
+    let linux = dirs.last().map(|(_, d)| d.clone()).unwrap_or_default();
+    progress!("building the dom0 initramfs");
+    let busybox = dir(BUSYBOX);
+    let xen_utils = dir(XEN_UTILS);
+    let xenstore_utils = dir(XENSTORE_UTILS);
+    let inputs = initramfs::Inputs {
+        busybox: &busybox,
+        xen_utils: &xen_utils,
+        xenstore_utils: &xenstore_utils,
+        libraries: LIBRARIES.iter().map(|l| dir(l)).collect(),
+        linux: &linux,
+    };
+    let cpio = initramfs::build_base(&inputs)?;
+    progress!("dom0 initramfs: {:.1} MiB", cpio.len() as f64 / 1048576.0);
+    cache::write_atomic(out, &cpio).map_err(|e| RigError::io(out, e))
+}

@@ -1,0 +1,258 @@
+//! Booting a kernel directly as dom0, the way Xen's own CI runs XTF: no
+//! Linux, no toolstack, about a second per boot.
+//!
+//! QEMU's multiboot loader hands Xen the kernel as its first module; the
+//! text after the module's path is the module's command line, which Xen
+//! gives dom0 as its command line (QEMU splits `-initrd` at commas, so a
+//! comma is written `,,`). The guest writes through `HYPERVISOR_console_io`,
+//! which Xen sends to its serial port unchanged; Xen's own lines start with
+//! `(XEN)`. The run ends when Xen says how the hardware domain ended (see
+//! `xen_console.rs`): with `noreboot` a poweroff or crash halts the machine
+//! and QEMU would wait forever, so QEMU is killed once the line is seen.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::RigError;
+use crate::follow::LineFollower;
+use crate::qemu::Qemu;
+use crate::report::{Ending, GuestReport};
+use crate::xen_console::{self, EndingWatcher};
+use crate::Rig;
+
+/// How often the serial log is polled.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Escapes a QEMU `-initrd` module string: commas doubled.
+pub fn qemu_module_arg(path: &str, cmdline: &str) -> String {
+    let path = path.replace(',', ",,");
+    let cmdline = cmdline.trim().replace(',', ",,");
+    if cmdline.is_empty() {
+        path
+    } else {
+        format!("{path} {cmdline}")
+    }
+}
+
+/// The guest's console lines and Xen's verdict, from the whole serial log.
+pub fn interpret(lines: &[String]) -> (Vec<String>, Option<(Ending, String)>) {
+    let mut console = Vec::new();
+    let mut watcher = EndingWatcher::default();
+    let mut ending = None;
+    for line in lines {
+        let split = xen_console::split_line(line);
+        if let Some(text) = split.guest {
+            console.push(text.to_string());
+        }
+        if let Some(message) = split.xen {
+            if ending.is_none() {
+                ending = watcher.message(message);
+            }
+        }
+    }
+    (console, ending)
+}
+
+/// Does what [`Rig::boot_dom0`] promises.
+pub fn boot_dom0(
+    rig: &Rig,
+    kernel: &Path,
+    cmdline: &str,
+    timeout: Duration,
+) -> Result<GuestReport, RigError> {
+    let name = kernel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dom0".into());
+    if !kernel.is_file() {
+        return Err(RigError::Invalid(format!(
+            "guest kernel {} does not exist",
+            kernel.display()
+        )));
+    }
+    let safe_label: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(24)
+        .collect();
+    let dir = crate::cache::new_run_dir(&rig.log_root, &format!("dom0-{safe_label}"), 30)
+        .map_err(|e| RigError::io(&rig.log_root, e))?;
+    // A path with spaces cannot be a multiboot module path: use a copy.
+    let kernel_path = if kernel.to_string_lossy().contains(char::is_whitespace) {
+        let copy = dir.join("kernel");
+        std::fs::copy(kernel, &copy).map_err(|e| RigError::io(kernel, e))?;
+        copy
+    } else {
+        kernel.to_path_buf()
+    };
+    let serial = dir.join("serial.log");
+    let xen_cmdline = format!(
+        "console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all noreboot \
+         console_timestamps=boot dom0_mem={}M {}",
+        rig.direct_dom0_memory_mib, rig.xen_extra_cmdline
+    );
+    let args: Vec<String> = [
+        "-M",
+        "q35",
+        "-cpu",
+        &rig.direct_cpu,
+        "-m",
+        &format!("{}M", rig.direct_memory_mib),
+        "-nodefaults",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        &format!("file:{}", serial.display()),
+        "-kernel",
+        &rig.xen.to_string_lossy(),
+        "-append",
+        xen_cmdline.trim(),
+        "-initrd",
+        &qemu_module_arg(&kernel_path.to_string_lossy(), cmdline),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    std::fs::write(dir.join("qemu-command.txt"), shell_words(&rig.qemu, &args))
+        .map_err(|e| RigError::io(&dir, e))?;
+
+    progress!("booting Xen with {name} as dom0…");
+    let mut qemu = Qemu::spawn(&rig.qemu, &args, &dir.join("qemu-output.log"))?;
+    let start = qemu.started();
+    let mut follower = LineFollower::new(&serial);
+    let mut lines = Vec::new();
+    let mut watcher = EndingWatcher::default();
+    let mut seen = false;
+    let mut exited = None;
+    let elapsed;
+    loop {
+        for line in follower.poll() {
+            if let Some(message) = xen_console::split_line(&line).xen {
+                seen |= watcher.message(message).is_some();
+            }
+            lines.push(line);
+        }
+        // An ending line may still lack its newline (Xen halts right after).
+        let partial = follower.partial();
+        if let Some(message) = xen_console::split_line(&partial).xen {
+            seen |= xen_console::hwdom_ending(message).is_some();
+        }
+        if seen {
+            elapsed = start.elapsed();
+            // Let QEMU flush what Xen printed after the line, then stop it.
+            std::thread::sleep(Duration::from_millis(50));
+            break;
+        }
+        if let Some(status) = qemu.try_wait() {
+            elapsed = start.elapsed();
+            exited = Some(status);
+            break;
+        }
+        if start.elapsed() > timeout {
+            elapsed = start.elapsed();
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    qemu.kill();
+    lines.extend(follower.poll());
+    lines.extend(follower.take_partial());
+
+    let (console, verdict) = interpret(&lines);
+    let (ending, evidence) = match (verdict, exited) {
+        (Some(verdict), _) => verdict,
+        (None, Some(status)) => {
+            let output = std::fs::read_to_string(dir.join("qemu-output.log")).unwrap_or_default();
+            (
+                Ending::Other(format!(
+                    "QEMU exited ({status}) without Xen reporting an ending"
+                )),
+                format!("qemu: {status}; {}", crate::debs::tail(&output, 3)),
+            )
+        }
+        (None, None) => (
+            Ending::TimedOut,
+            format!(
+                "rig: no ending from Xen within {:.1} s; QEMU killed",
+                timeout.as_secs_f64()
+            ),
+        ),
+    };
+    progress!(
+        "{name} ended: {ending} after {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    Ok(GuestReport {
+        name,
+        console,
+        hypervisor_console: Vec::new(),
+        ending,
+        evidence,
+        elapsed,
+        dom0_output: Vec::new(),
+        dom0_status: None,
+        log: serial,
+    })
+}
+
+/// A command line that can be pasted into a shell to rerun QEMU by hand.
+pub fn shell_words(program: &Path, args: &[String]) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=.,:/+@%".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', r"'\''"))
+        }
+    };
+    let mut words = vec![quote(&program.to_string_lossy())];
+    words.extend(args.iter().map(|a| quote(a)));
+    words.join(" ") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_argument_doubles_commas() {
+        assert_eq!(qemu_module_arg("/k/hello", ""), "/k/hello");
+        assert_eq!(qemu_module_arg("/k/a,b", "x=1,2 y"), "/k/a,,b x=1,,2 y");
+    }
+
+    #[test]
+    fn interprets_a_serial_log() {
+        let lines: Vec<String> = [
+            "(XEN) [    1.76] *** Building a PV Dom0 ***",
+            "hello from dom0",
+            "  indented",
+            "last words(XEN) [    2.06] Hardware Dom0 halted: halting machine",
+            "(XEN) [    2.07] something after",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (console, verdict) = interpret(&lines);
+        assert_eq!(console, ["hello from dom0", "  indented", "last words"]);
+        assert_eq!(
+            verdict,
+            Some((
+                Ending::Poweroff,
+                "Hardware Dom0 halted: halting machine".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn shell_words_quote() {
+        let words = shell_words(
+            Path::new("/usr/bin/qemu"),
+            &["-append".into(), "a b".into()],
+        );
+        assert_eq!(words, "/usr/bin/qemu -append 'a b'\n");
+    }
+}

@@ -1,0 +1,298 @@
+//! dom0's initramfs: the cached base archive (busybox, the xl toolstack with
+//! its shared libraries, the backend modules, the rig's scripts) and the
+//! small per-run archive appended to it (guest kernels, xl configs, the run
+//! script).
+//!
+//! Shared libraries: the Xen ones come from the extracted `.deb`s, the rest
+//! (libc, uuid, z, lzma, zstd, ...) from the host, as `ldd` resolves them
+//! with the extracted library directories on `LD_LIBRARY_PATH`. glibc
+//! `dlopen`s `libgcc_s.so.1` (for thread cancellation) and `xl` aborts
+//! without it, so it is added by hand.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cache::Fingerprint;
+use crate::cpio::CpioWriter;
+use crate::debs::{self, Deb};
+use crate::error::RigError;
+use crate::modules;
+use crate::scripts;
+
+/// Where libraries go inside dom0.
+const LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
+/// The toolstack's programs, under `usr/lib/xen-4.17/bin/` in
+/// `xen-utils-4.17` and in dom0 alike (libxl runs some by that path).
+const XEN_PROGRAMS: &[&str] = &[
+    "xl",
+    "xenstored",
+    "xenconsoled",
+    "xenconsole",
+    "xen-init-dom0",
+    "libxl-save-helper",
+];
+/// Names under which `usr/bin/xenstore` (a multi-call binary) is linked.
+const XENSTORE_LINKS: &[&str] = &[
+    "xenstore-read",
+    "xenstore-write",
+    "xenstore-ls",
+    "xenstore-list",
+    "xenstore-rm",
+    "xenstore-exists",
+    "xenstore-chmod",
+    "xenstore-watch",
+];
+/// Backend modules dom0 loads (their dependencies are added).
+/// `xen-privcmd` before `xenfs`, which uses a symbol of it.
+pub const MODULES: &[&str] = &[
+    "xen-evtchn",
+    "xen-gntdev",
+    "xen-gntalloc",
+    "xen-privcmd",
+    "xenfs",
+    "xen-blkback",
+    "xen-netback",
+    "loop",
+    "bridge",
+];
+/// Bumped when the way the archive is assembled changes.
+const LAYOUT_VERSION: &str = "dom0-initramfs-v1";
+
+/// The extracted packages the base archive is made from.
+pub struct Inputs<'a> {
+    /// `busybox-static`, extracted.
+    pub busybox: &'a Path,
+    /// `xen-utils-4.17`, extracted.
+    pub xen_utils: &'a Path,
+    /// `xenstore-utils`, extracted.
+    pub xenstore_utils: &'a Path,
+    /// The library packages, extracted.
+    pub libraries: Vec<PathBuf>,
+    /// The kernel package, extracted.
+    pub linux: &'a Path,
+}
+
+/// The cache key of the base archive: the `.deb` versions plus every
+/// script and list that goes into it.
+pub fn fingerprint(debs: &[Deb]) -> Fingerprint {
+    let mut fp = Fingerprint::new().add(LAYOUT_VERSION);
+    for deb in debs {
+        fp = fp.add(deb.file_name());
+    }
+    for (path, mode, text) in scripts::base_files(&[]) {
+        fp = fp.add(path).add(mode.to_string()).add(text);
+    }
+    for name in MODULES.iter().chain(XEN_PROGRAMS).chain(XENSTORE_LINKS) {
+        fp = fp.add(name);
+    }
+    fp
+}
+
+/// The kernel version directory (`lib/modules/6.1.0-48-amd64`) of an
+/// extracted kernel package.
+pub fn kernel_modules_dir(linux: &Path) -> Result<PathBuf, RigError> {
+    let base = linux.join("lib/modules");
+    let entry = fs::read_dir(&base)
+        .map_err(|e| RigError::io(&base, e))?
+        .flatten()
+        .find(|e| e.path().join("kernel").is_dir())
+        .ok_or_else(|| RigError::Invalid(format!("no kernel modules under {}", base.display())))?;
+    Ok(entry.path())
+}
+
+/// Builds the base archive.
+pub fn build_base(inputs: &Inputs<'_>) -> Result<Vec<u8>, RigError> {
+    let mut cpio = CpioWriter::new();
+    for dir in [
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "root",
+        "etc",
+        "lib64",
+        "var/log/xen/console",
+        "var/lib/xen",
+        "var/lib/xenstored",
+    ] {
+        cpio.dir(dir);
+    }
+    cpio.symlink("var/run", "/run");
+    cpio.symlink("var/lock", "/run/lock");
+    cpio.char_device("dev/console", 0o600, 5, 1);
+    cpio.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
+    cpio.file("etc/group", 0o644, b"root:x:0:\n");
+
+    add_busybox(&mut cpio, inputs.busybox)?;
+
+    let mut programs = Vec::new();
+    for program in XEN_PROGRAMS {
+        let from = inputs.xen_utils.join("usr/lib/xen-4.17/bin").join(program);
+        add_file(
+            &mut cpio,
+            &format!("usr/lib/xen-4.17/bin/{program}"),
+            &from,
+            0o755,
+        )?;
+        programs.push(from);
+    }
+    let xenstore = inputs.xenstore_utils.join("usr/bin/xenstore");
+    add_file(&mut cpio, "usr/bin/xenstore", &xenstore, 0o755)?;
+    for link in XENSTORE_LINKS {
+        cpio.symlink(&format!("usr/bin/{link}"), "xenstore");
+    }
+    programs.push(xenstore);
+    add_libraries(&mut cpio, &programs, &inputs.libraries)?;
+
+    let modules_dir = kernel_modules_dir(inputs.linux)?;
+    let kernel_version = modules_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let set = modules::resolve(&modules_dir, MODULES)?;
+    let target = format!("lib/modules/{kernel_version}");
+    for (_, relative) in &set.load_order {
+        add_file(
+            &mut cpio,
+            &format!("{target}/{relative}"),
+            &modules_dir.join(relative),
+            0o644,
+        )?;
+    }
+    cpio.file(
+        &format!("{target}/modules.dep"),
+        0o644,
+        set.modules_dep.as_bytes(),
+    );
+    let names: Vec<String> = set
+        .load_order
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect();
+    for (path, mode, text) in scripts::base_files(&names) {
+        cpio.file(path, mode, text.as_bytes());
+    }
+    Ok(cpio.finish())
+}
+
+fn add_file(cpio: &mut CpioWriter, path: &str, from: &Path, mode: u32) -> Result<(), RigError> {
+    let data = fs::read(from).map_err(|e| RigError::io(from, e))?;
+    cpio.file(path, mode, &data);
+    Ok(())
+}
+
+/// `/bin/busybox` and a link for each of its applets.
+fn add_busybox(cpio: &mut CpioWriter, extracted: &Path) -> Result<(), RigError> {
+    let busybox = extracted.join("bin/busybox");
+    add_file(cpio, "bin/busybox", &busybox, 0o755)?;
+    let list = debs::run(Command::new(&busybox).arg("--list-full"))?;
+    for applet in list.lines().map(str::trim).filter(|a| !a.is_empty()) {
+        if applet != "bin/busybox" {
+            cpio.symlink(applet, "/bin/busybox");
+        }
+    }
+    Ok(())
+}
+
+/// One line of `ldd` output: the library's name and where it resolved
+/// (`None` for "not found"); the vDSO gives nothing.
+pub fn parse_ldd_line(line: &str) -> Option<(String, Option<PathBuf>)> {
+    let line = line.trim();
+    if let Some((name, rest)) = line.split_once(" => ") {
+        let rest = rest.trim();
+        if rest.starts_with("not found") {
+            return Some((name.trim().to_string(), None));
+        }
+        let path = rest.split(" (").next()?.trim();
+        return (!path.is_empty()).then(|| (name.trim().to_string(), Some(PathBuf::from(path))));
+    }
+    // The dynamic loader: "/lib64/ld-linux-x86-64.so.2 (0x...)".
+    let path = line.split(" (").next()?.trim();
+    path.starts_with('/')
+        .then(|| (path.to_string(), Some(PathBuf::from(path))))
+}
+
+/// Every shared library the programs need, resolved by `ldd` with the
+/// extracted library directories searched first, plus `libgcc_s.so.1`.
+fn add_libraries(
+    cpio: &mut CpioWriter,
+    programs: &[PathBuf],
+    library_packages: &[PathBuf],
+) -> Result<(), RigError> {
+    let mut search: Vec<PathBuf> = Vec::new();
+    for package in library_packages {
+        for dir in [
+            "usr/lib/x86_64-linux-gnu",
+            "usr/lib/xen-4.17/lib/x86_64-linux-gnu",
+        ] {
+            let dir = package.join(dir);
+            if dir.is_dir() {
+                search.push(dir);
+            }
+        }
+    }
+    let search_path = std::env::join_paths(&search)
+        .map_err(|e| RigError::Invalid(format!("library path: {e}")))?;
+    let mut libraries = std::collections::BTreeMap::new();
+    for program in programs {
+        let output = debs::run(
+            Command::new("ldd")
+                .arg(program)
+                .env("LD_LIBRARY_PATH", &search_path),
+        )?;
+        for (name, path) in output.lines().filter_map(parse_ldd_line) {
+            let path = path.ok_or_else(|| {
+                RigError::Invalid(format!("{}: library {name} not found", program.display()))
+            })?;
+            libraries.insert(name, path);
+        }
+    }
+    let libgcc = [
+        "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+        "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .ok_or_else(|| RigError::Invalid("libgcc_s.so.1 not found on the host".into()))?;
+    libraries.insert("libgcc_s.so.1".into(), libgcc);
+    for (name, path) in &libraries {
+        if name.starts_with('/') {
+            // The dynamic loader keeps its absolute path.
+            add_file(cpio, name, path, 0o755)?;
+        } else {
+            add_file(cpio, &format!("{LIB_DIR}/{name}"), path, 0o755)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ldd_output() {
+        assert_eq!(
+            parse_ldd_line("\tlibxenlight.so.4.17 => /x/libxenlight.so.4.17 (0x00007f)"),
+            Some((
+                "libxenlight.so.4.17".into(),
+                Some(PathBuf::from("/x/libxenlight.so.4.17"))
+            ))
+        );
+        assert_eq!(
+            parse_ldd_line("\tlibyajl.so.2 => not found"),
+            Some(("libyajl.so.2".into(), None))
+        );
+        assert_eq!(
+            parse_ldd_line("\t/lib64/ld-linux-x86-64.so.2 (0x00007f)"),
+            Some((
+                "/lib64/ld-linux-x86-64.so.2".into(),
+                Some(PathBuf::from("/lib64/ld-linux-x86-64.so.2"))
+            ))
+        );
+        assert_eq!(parse_ldd_line("\tlinux-vdso.so.1 (0x00007ffd)"), None);
+    }
+}

@@ -1,0 +1,318 @@
+//! The shell side of the rig: dom0's init, the helper functions the per-run
+//! script uses, the hotplug scripts, `xl.conf`, and the per-run files (the
+//! run script and each guest's xl config).
+//!
+//! All of it runs under busybox `sh`. Xen's stock hotplug scripts need bash,
+//! flock, coreutils and util-linux and cost seconds per `xl create`; the two
+//! here do only what libxl waits for. Everything dom0 reports to the host
+//! goes through fd 3 (its `/dev/ttyS1`) as marker lines (see `channel.rs`).
+//! The base scripts' text is part of the base initramfs's cache key, so
+//! editing them rebuilds it.
+
+use std::fmt::Write as _;
+
+use crate::GuestSpec;
+
+/// dom0's `/init`. `@MODULES@` is replaced by the modules to load, in order.
+const INIT: &str = r#"#!/bin/sh
+# dom0's init, written by the Paravane rig (qemu/src/scripts.rs).
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
+export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu
+export HOME=/root TERM=dumb
+say() { echo "rig-init: $*"; }
+fail() {
+    say "FAILED: $*"
+    echo "@@RIG@@ ERROR $*" > /dev/ttyS1
+    poweroff -f
+    sleep 1000000
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
+mkdir -p /run/xen /run/xenstored /run/lock /var/log/xen/console /var/lib/xen /var/lib/xenstored
+hostname dom0
+ip link set lo up
+
+[ -c /dev/ttyS1 ] || fail "no /dev/ttyS1"
+stty -F /dev/ttyS1 raw -echo
+exec 3>/dev/ttyS1
+
+for module in @MODULES@; do
+    modprobe "$module" || say "modprobe $module failed"
+done
+mount -t xenfs xenfs /proc/xen || fail "cannot mount xenfs"
+
+xenstored --pid-file=/run/xenstored.pid || fail "xenstored did not start"
+n=0
+until xenstore-read -s / >/dev/null 2>&1; do
+    n=$((n + 1))
+    [ $n -gt 200 ] && fail "xenstored does not answer"
+    sleep 0.05
+done
+xen-init-dom0 || fail "xen-init-dom0"
+xenconsoled --log=guest --log-dir=/var/log/xen/console --pid-file=/run/xenconsoled.pid \
+    || fail "xenconsoled did not start"
+echo "@@RIG@@ READY" >&3
+
+if [ -f /rig/run.sh ]; then
+    sh /rig/run.sh
+else
+    echo "@@RIG@@ ERROR no /rig/run.sh in the initramfs" >&3
+fi
+echo "@@RIG@@ DONE" >&3
+# Closing the tty waits until everything written has gone out.
+exec 3>&-
+poweroff -f
+"#;
+
+/// Functions for the per-run script (installed as `/etc/rig/lib.sh`).
+const LIB: &str = r#"# Helpers for the rig's per-run scripts (qemu/src/scripts.rs).
+# fd 3 is the channel to the host (dom0's /dev/ttyS1).
+
+# rig KIND [NAME] [TEXT]: one marker line.
+rig() { echo "@@RIG@@ $*" >&3; }
+
+# rig_relay "KIND NAME": relays stdin, one marker line per line.
+rig_relay() {
+    awk -v p="@@RIG@@ $1 " '{ sub(/\r$/, ""); print p $0; fflush() }' >&3
+}
+
+# rig_capture COMMAND...: relays a command's output as INFO lines.
+rig_capture() { "$@" 2>&1 | rig_relay INFO; }
+
+# rig_guest NAME TIMEOUT_SECONDS: runs /rig/NAME/guest.cfg to its end.
+rig_guest() {
+    name=$1
+    limit=$2
+    dir=/rig/$name
+    log=/var/log/xen/console/guest-$name.log
+    flag=/run/rig-$name.timedout
+    out=/run/rig-$name.dom0.out
+    rm -f "$flag"
+    rig BEGIN "$name"
+    spid=
+    if [ -f "$dir/dom0.sh" ]; then
+        NAME=$name sh "$dir/dom0.sh" > "$out" 2>&1 &
+        spid=$!
+    fi
+    ( sleep "$limit"; : > "$flag"; xl destroy "$name" > /dev/null 2>&1 ) &
+    wpid=$!
+    xl create -F "$dir/guest.cfg" 2>&1 | rig_relay "XL $name"
+    kill $wpid 2> /dev/null
+    [ -e "$flag" ] && rig TIMEOUT "$name"
+    # The domain was preserved (on_* = "preserve"): give xenconsoled time
+    # to drain its console ring before destroying it.
+    last=-1
+    n=0
+    while [ $n -lt 30 ]; do
+        size=$(stat -c %s "$log" 2> /dev/null || echo 0)
+        [ "$size" = "$last" ] && break
+        last=$size
+        n=$((n + 1))
+        sleep 0.1
+    done
+    xl destroy "$name" > /dev/null 2>&1
+    [ -f "$log" ] && rig_relay "CON $name" < "$log"
+    if [ -n "$spid" ]; then
+        n=0
+        while kill -0 $spid 2> /dev/null && [ $n -lt 50 ]; do
+            n=$((n + 1))
+            sleep 0.1
+        done
+        kill $spid 2> /dev/null
+        wait $spid
+        rc=$?
+        rig_relay "SH $name" < "$out"
+        rig SHEXIT "$name" $rc
+    fi
+    rig END "$name"
+}
+"#;
+
+/// The vif hotplug script (`/etc/xen/scripts/vif-rig`, xl's default).
+const VIF: &str = r#"#!/bin/sh
+# vif hotplug script of the Paravane rig (busybox sh, qemu/src/scripts.rs).
+# Brings the backend interface up; if the vif names the guest's address
+# (ip=A.B.C.D), dom0 takes A.B.C.254 on that interface with a host route to
+# the guest, so dom0 can reach several guests, each on its own vif.
+case "$1" in
+online|add)
+    ip link set "$vif" up
+    gip=$(xenstore-read "$XENBUS_PATH/ip" 2> /dev/null)
+    if [ -n "$gip" ]; then
+        gip=${gip%% *}
+        ip addr add "${gip%.*}.254/32" dev "$vif" 2> /dev/null
+        ip route add "$gip/32" dev "$vif" 2> /dev/null
+    fi
+    xenstore-write "$XENBUS_PATH/hotplug-status" connected
+    ;;
+offline|remove)
+    ip link set "$vif" down 2> /dev/null
+    ;;
+esac
+exit 0
+"#;
+
+/// The disk hotplug script (`/etc/xen/scripts/block-rig`).
+const BLOCK: &str = r#"#!/bin/sh
+# Disk hotplug script of the Paravane rig (busybox sh, qemu/src/scripts.rs).
+# Use as disk=['format=raw,vdev=xvda,access=rw,script=block-rig,target=FILE'].
+case "$1" in
+add)
+    file=$(xenstore-read "$XENBUS_PATH/params")
+    mode=$(xenstore-read "$XENBUS_PATH/mode" 2> /dev/null)
+    ro=
+    [ "$mode" = r ] && ro=-r
+    dev=$(losetup -f) || exit 1
+    losetup $ro "$dev" "$file" || exit 1
+    xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c %t:%T "$dev")"
+    xenstore-write "$XENBUS_PATH/physical-device-path" "$dev"
+    xenstore-write "$XENBUS_PATH/hotplug-status" connected
+    ;;
+remove)
+    dev=$(xenstore-read "$XENBUS_PATH/physical-device-path" 2> /dev/null)
+    [ -n "$dev" ] && losetup -d "$dev"
+    ;;
+esac
+exit 0
+"#;
+
+/// `/etc/xen/xl.conf`.
+const XL_CONF: &str = r#"# xl.conf of the Paravane rig: dom0's memory is fixed (dom0_mem=...,max:...).
+autoballoon="off"
+lockfile="/run/lock/xl"
+vif.default.script="vif-rig"
+"#;
+
+/// The fixed files of dom0's initramfs: `(path, mode, text)`, with the init
+/// loading `modules` in that order.
+pub fn base_files(modules: &[String]) -> Vec<(&'static str, u32, String)> {
+    vec![
+        ("init", 0o755, INIT.replace("@MODULES@", &modules.join(" "))),
+        ("etc/rig/lib.sh", 0o644, LIB.to_string()),
+        ("etc/xen/scripts/vif-rig", 0o755, VIF.to_string()),
+        ("etc/xen/scripts/block-rig", 0o755, BLOCK.to_string()),
+        ("etc/xen/xl.conf", 0o644, XL_CONF.to_string()),
+    ]
+}
+
+/// Quotes `text` for an xl config file: a double-quoted string with `\` and
+/// `"` escaped.
+pub fn xl_string(text: &str) -> String {
+    let mut quoted = String::from("\"");
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The xl config of one guest. Every `on_*` action is `preserve`, so the
+/// rig sees how the guest ended (`xl create -F` reports it) and xenconsoled
+/// can drain the console before the rig destroys the domain; the guest's
+/// `extra_config` lines come last and may override anything.
+pub fn guest_config(guest: &GuestSpec) -> String {
+    let mut config = String::new();
+    let _ = writeln!(config, "name = {}", xl_string(&guest.name));
+    let _ = writeln!(config, "type = \"pv\"");
+    let _ = writeln!(
+        config,
+        "kernel = {}",
+        xl_string(&format!("/rig/{}/kernel", guest.name))
+    );
+    let _ = writeln!(config, "cmdline = {}", xl_string(&guest.cmdline));
+    let _ = writeln!(config, "memory = {}", guest.memory_mib);
+    let _ = writeln!(config, "vcpus = 1");
+    for event in ["poweroff", "reboot", "crash", "watchdog", "soft_reset"] {
+        let _ = writeln!(config, "on_{event} = \"preserve\"");
+    }
+    for line in &guest.extra_config {
+        let _ = writeln!(config, "{line}");
+    }
+    config
+}
+
+/// The per-run script: reports `xl info` and `xl list`, then runs each
+/// guest in turn with its watchdog (whole seconds, rounded up).
+pub fn run_script(guests: &[GuestSpec]) -> String {
+    let mut script = String::from("#!/bin/sh\n# Per-run script of the Paravane rig.\n");
+    script.push_str(". /etc/rig/lib.sh\nrig_capture xl info\nrig_capture xl list\n");
+    for guest in guests {
+        let seconds = guest.timeout.as_millis().div_ceil(1000).max(1);
+        let _ = writeln!(script, "rig_guest {} {seconds}", guest.name);
+    }
+    script
+}
+
+/// Whether `name` can be a guest name: it ends up in file names, shell
+/// words and xl's domain names unquoted.
+pub fn valid_guest_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !name.starts_with(['.', '-'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn spec() -> GuestSpec {
+        let mut guest = GuestSpec::new("hello", PathBuf::from("/tmp/hello"));
+        guest.cmdline = r#"say "hi" \o/"#.into();
+        guest.timeout = Duration::from_millis(2500);
+        guest.extra_config = vec!["vcpus = 2".into()];
+        guest
+    }
+
+    #[test]
+    fn guest_config_quotes_and_preserves() {
+        let config = guest_config(&spec());
+        assert!(config.contains("name = \"hello\"\n"));
+        assert!(config.contains("kernel = \"/rig/hello/kernel\"\n"));
+        assert!(config.contains(r#"cmdline = "say \"hi\" \\o/""#));
+        assert!(config.contains("on_crash = \"preserve\"\n"));
+        assert!(config.ends_with("vcpus = 2\n"));
+    }
+
+    #[test]
+    fn run_script_rounds_timeouts_up() {
+        let script = run_script(&[spec()]);
+        assert!(script.contains("rig_guest hello 3\n"));
+        assert!(script.contains(". /etc/rig/lib.sh"));
+    }
+
+    #[test]
+    fn init_loads_modules_in_order() {
+        let files = base_files(&["xen_privcmd".into(), "xenfs".into()]);
+        let init = &files[0].2;
+        assert!(init.contains("for module in xen_privcmd xenfs; do"));
+        assert!(!init.contains("@MODULES@"));
+    }
+
+    #[test]
+    fn guest_names() {
+        assert!(valid_guest_name("hello-1.test_x"));
+        assert!(!valid_guest_name(""));
+        assert!(!valid_guest_name("a b"));
+        assert!(!valid_guest_name("a/b"));
+        assert!(!valid_guest_name("-x"));
+        assert!(!valid_guest_name("$(x)"));
+    }
+}
