@@ -27,6 +27,11 @@ impl<'a> Env<'a> {
         Env { boot }
     }
 
+    /// The kernel's validated boot information.
+    pub fn boot(&self) -> &'a BootInfo {
+        self.boot
+    }
+
     /// The command line the domain was started with.
     pub fn cmdline(&self) -> &str {
         self.boot.cmdline()

@@ -9,7 +9,8 @@
 //! `domu` with no kernel boots dom0 alone and prints `xl info` / `xl list`.
 //! For domUs, `RIG_GUEST_MEM` (MiB), `RIG_GUEST_TIMEOUT` (seconds),
 //! `RIG_GUEST_CONFIG` (one extra xl config line) and `RIG_DOM0_SCRIPT` (a
-//! dom0 shell snippet) apply to every guest.
+//! dom0 shell snippet) apply to every guest. `RIG_RUN_TIMEOUT_MS` bounds the
+//! whole QEMU run.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,7 +67,8 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             let cmdline = args.get(2).cloned().unwrap_or_default();
-            rig.boot_dom0(&PathBuf::from(kernel), &cmdline, Duration::from_secs(60))
+            let limit = Duration::from_millis(env_number("RIG_RUN_TIMEOUT_MS", 60_000));
+            rig.boot_dom0(&PathBuf::from(kernel), &cmdline, limit)
                 .map(|report| print_report(&report))
         }
         Some("domu") => {
@@ -83,7 +85,8 @@ fn main() -> ExitCode {
                 }
                 guests.push(guest);
             }
-            let limit = Duration::from_secs(120 + 30 * guests.len() as u64);
+            let default = 120_000 + 30_000 * guests.len() as u64;
+            let limit = Duration::from_millis(env_number("RIG_RUN_TIMEOUT_MS", default));
             rig.run_domus(&guests, limit).map(|session| {
                 for line in &session.xl_info {
                     println!("xl | {line}");

@@ -32,13 +32,25 @@ const POLL: Duration = Duration::from_millis(20);
 /// How long QEMU may take to exit after dom0 said it is done.
 const POWEROFF_GRACE: Duration = Duration::from_secs(15);
 
+/// Kernels bigger than this travel gzipped (libxc un-gzips them quickly;
+/// a Linux `vmlinux` is 66 MB, which dom0 would otherwise unpack slowly).
+const GZIP_ABOVE: usize = 8 << 20;
+
 /// The per-run archive: `/rig/run.sh` and, per guest, `/rig/NAME/kernel`,
 /// `/rig/NAME/guest.cfg` and `/rig/NAME/dom0.sh`.
 pub fn run_archive(guests: &[GuestSpec]) -> Result<Vec<u8>, RigError> {
     let mut cpio = CpioWriter::new();
     cpio.file("rig/run.sh", 0o755, scripts::run_script(guests).as_bytes());
     for guest in guests {
-        let kernel = fs::read(&guest.kernel).map_err(|e| RigError::io(&guest.kernel, e))?;
+        let mut kernel = fs::read(&guest.kernel).map_err(|e| RigError::io(&guest.kernel, e))?;
+        if kernel.len() > GZIP_ABOVE && !kernel.starts_with(&[0x1f, 0x8b]) {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut encoder, &kernel)
+                .and_then(|()| encoder.finish())
+                .map(|gz| kernel = gz)
+                .map_err(|e| RigError::io(&guest.kernel, e))?;
+        }
         let dir = format!("rig/{}", guest.name);
         cpio.file(&format!("{dir}/kernel"), 0o644, &kernel);
         cpio.file(

@@ -11,7 +11,7 @@
 //! it.
 
 use std::fs::File;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, Once};
@@ -19,33 +19,66 @@ use std::time::Instant;
 
 use crate::error::RigError;
 
-/// Process ids of the QEMUs this process has started and not yet reaped.
-static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// The QEMUs this process started: those not yet reaped, and those that
+/// [`kill_all_qemu`] reaped behind their [`Qemu`]'s back (with the raw wait
+/// status), so that a `Qemu` never signals or waits for a pid that may have
+/// been reused.
+struct Registry {
+    live: Vec<u32>,
+    reaped: Vec<(u32, i32)>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    live: Vec::new(),
+    reaped: Vec::new(),
+});
 static HANDLER: Once = Once::new();
 
-/// SIGKILLs every QEMU this process started that is still running. Safe to
-/// call from a signal-handling thread; call it from your own Ctrl-C handler
-/// if you install one (the rig's own handler is then not installed).
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// SIGKILLs every QEMU this process started that is still running, and
+/// reaps them (waiting up to a second each). Safe to call from a
+/// signal-handling thread; call it from your own Ctrl-C handler if you
+/// install one (the rig's own handler is then not installed).
 pub fn kill_all_qemu() {
-    let live = LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    for &pid in live.iter() {
-        if let Ok(pid) = libc::pid_t::try_from(pid) {
-            // SAFETY: kill(2) takes plain integers and touches no memory of
-            // ours. The pid is one of our own unreaped children (a child
-            // leaves LIVE, under this lock, before it is reaped), so it
-            // cannot have been reused by another process.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+    let mut registry = registry();
+    for pid in std::mem::take(&mut registry.live) {
+        let Ok(raw_pid) = libc::pid_t::try_from(pid) else {
+            continue;
+        };
+        // SAFETY: kill(2) takes plain integers and touches no memory of
+        // ours. The pid is one of our own unreaped children (children are
+        // reaped only under this lock, or after leaving `live`), so it
+        // cannot have been reused by another process.
+        unsafe {
+            libc::kill(raw_pid, libc::SIGKILL);
         }
+        let mut status = 0;
+        for _ in 0..100 {
+            // SAFETY: waitpid(2) writes only to `status`, a live local; the
+            // pid is our own unreaped child (see above). WNOHANG keeps it
+            // from blocking while the lock is held.
+            if unsafe { libc::waitpid(raw_pid, &mut status, libc::WNOHANG) } != 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        registry.reaped.push((pid, status));
     }
 }
 
 fn install_signal_handler() {
     HANDLER.call_once(|| {
-        // Fails if the program already has a handler: then that handler is
-        // expected to call kill_all_qemu (and PDEATHSIG still applies).
-        let _ = ctrlc::try_set_handler(|| {
+        // `set_handler` replaces a plain disposition, including the SIG_IGN
+        // a shell gives background jobs for SIGINT (`try_set_handler` would
+        // give up there). It fails if the program installed its own ctrlc
+        // handler: that one is expected to call kill_all_qemu (and
+        // PDEATHSIG still applies).
+        let _ = ctrlc::set_handler(|| {
             kill_all_qemu();
             eprintln!("rig: interrupted, QEMU killed");
             std::process::exit(130);
@@ -91,13 +124,13 @@ impl Qemu {
         }
         // Register under the lock, so a signal arriving during the spawn
         // waits and then kills the new child too.
-        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut registry = registry();
         let child = command.spawn().map_err(|e| RigError::Command {
             command: format!("{} {}", binary.display(), args.join(" ")),
             detail: e.to_string(),
         })?;
-        live.push(child.id());
-        drop(live);
+        registry.live.push(child.id());
+        drop(registry);
         Ok(Qemu {
             child,
             started: Instant::now(),
@@ -115,10 +148,12 @@ impl Qemu {
         if self.status.is_none() {
             // Reap and unregister under the lock, so kill_all_qemu never
             // signals a pid that has been reaped (and could be reused).
-            let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let id = self.child.id();
-                live.retain(|&pid| pid != id);
+            let mut registry = registry();
+            let id = self.child.id();
+            if let Some(&(_, raw)) = registry.reaped.iter().find(|(pid, _)| *pid == id) {
+                self.status = Some(ExitStatus::from_raw(raw));
+            } else if let Ok(Some(status)) = self.child.try_wait() {
+                registry.live.retain(|&pid| pid != id);
                 self.status = Some(status);
             }
         }
@@ -131,12 +166,16 @@ impl Qemu {
             return;
         }
         {
-            let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = self.child.kill();
+            let mut registry = registry();
             let id = self.child.id();
-            live.retain(|&pid| pid != id);
+            if !registry.live.contains(&id) {
+                // kill_all_qemu got here first; try_wait above saw its status.
+                return;
+            }
+            let _ = self.child.kill();
+            registry.live.retain(|&pid| pid != id);
         }
-        // Unregistered but not yet reaped: nobody else signals it now.
+        // Unregistered but not yet reaped: nobody else signals or reaps it.
         if let Ok(status) = self.child.wait() {
             self.status = Some(status);
         }

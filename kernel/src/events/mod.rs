@@ -124,6 +124,11 @@ mod runtime {
         pv_arch::hypercall::event_channel::unmask(port)
     }
 
+    /// The event-channel ABI in use: `"2-level"` or `"fifo"`.
+    pub fn abi_name() -> &'static str {
+        "2-level"
+    }
+
     /// Masks `port` in the 2-level bitmap.
     pub fn mask(port: u32) {
         if port < two_level::MAX_PORTS {
@@ -133,4 +138,4 @@ mod runtime {
 }
 
 #[cfg(target_os = "none")]
-pub use runtime::{block, counters, init, mask, unmask, upcall};
+pub use runtime::{abi_name, block, counters, init, mask, unmask, upcall};

@@ -7,7 +7,28 @@
 //! in the form Xen's XTF uses, `Test result: SUCCESS` (or `FAILURE`,
 //! `ERROR`, `SKIP`), which the rig and other XTF tooling read.
 
+#[cfg(target_os = "none")]
+pub mod evtchn;
+#[cfg(target_os = "none")]
+pub mod sched;
+#[cfg(target_os = "none")]
+pub mod time;
+#[cfg(target_os = "none")]
+pub mod traps;
+#[cfg(target_os = "none")]
+pub mod version;
+
 use crate::boot_info::{BootInfo, Role};
+
+/// Every group, in the order a port brings the interfaces up.
+#[cfg(target_os = "none")]
+pub const GROUPS: &[&[Test]] = &[
+    version::TESTS,
+    traps::TESTS,
+    evtchn::TESTS,
+    time::TESTS,
+    sched::TESTS,
+];
 use alloc::string::String;
 
 /// Which kind of domain a test applies to.
@@ -76,5 +97,165 @@ pub fn skip_reason(applies: Applies, role: Role) -> Option<&'static str> {
             Some("domU only (needs the toolstack: xenstore, console ring)")
         }
         _ => None,
+    }
+}
+
+/// Counts of one suite run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Tests that passed.
+    pub passed: usize,
+    /// Tests that failed.
+    pub failed: usize,
+    /// Tests skipped, with their reasons printed.
+    pub skipped: usize,
+}
+
+impl Summary {
+    /// The XTF verdict: any failure is `FAILURE`; nothing run is `SKIP`.
+    pub fn verdict(&self) -> &'static str {
+        if self.failed > 0 {
+            "FAILURE"
+        } else if self.passed == 0 {
+            "SKIP"
+        } else {
+            "SUCCESS"
+        }
+    }
+}
+
+/// Runs `groups` in order, printing one line per test through `out`, then
+/// the counts and the `Test result:` line.
+pub fn run(
+    ctx: &Ctx<'_>,
+    groups: &[&[Test]],
+    mut out: impl FnMut(core::fmt::Arguments<'_>),
+) -> Summary {
+    let mut summary = Summary::default();
+    for test in groups.iter().flat_map(|group| group.iter()) {
+        let outcome = match skip_reason(test.applies, ctx.boot.role) {
+            Some(why) => Outcome::Skip(why.into()),
+            None => (test.run)(ctx),
+        };
+        match outcome {
+            Outcome::Pass => {
+                summary.passed += 1;
+                out(format_args!("PASS {}/{}\n", test.group, test.name));
+            }
+            Outcome::Fail(why) => {
+                summary.failed += 1;
+                out(format_args!("FAIL {}/{}: {}\n", test.group, test.name, why));
+            }
+            Outcome::Skip(why) => {
+                summary.skipped += 1;
+                out(format_args!("SKIP {}/{}: {}\n", test.group, test.name, why));
+            }
+        }
+    }
+    out(format_args!(
+        "suite: {} passed, {} failed, {} skipped\n",
+        summary.passed, summary.failed, summary.skipped
+    ));
+    out(format_args!("Test result: {}\n", summary.verdict()));
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot_info::BootInfo;
+    use pv_arch::abi::start_info::{StartInfo, StartInfoConsole, SIF_INITDOMAIN};
+
+    fn boot(dom0: bool) -> BootInfo {
+        let mut si = StartInfo::zeroed();
+        si.magic[..14].copy_from_slice(b"xen-3.0-x86_64");
+        si.nr_pages = 1;
+        si.shared_info = 0x1000;
+        si.pt_base = 0x1000;
+        si.nr_pt_frames = 1;
+        si.mfn_list = 0x2000;
+        if dom0 {
+            si.flags = SIF_INITDOMAIN;
+        } else {
+            si.store_mfn = 1;
+            si.store_evtchn = 1;
+            si.console = StartInfoConsole::from_dom_u(2, 2);
+        }
+        BootInfo::from_start_info(&si).unwrap()
+    }
+
+    const TESTS: &[Test] = &[
+        Test {
+            group: "g",
+            name: "passes",
+            applies: Applies::Both,
+            run: |_| Outcome::Pass,
+        },
+        Test {
+            group: "g",
+            name: "domu",
+            applies: Applies::DomUOnly,
+            run: |_| Outcome::Pass,
+        },
+        Test {
+            group: "g",
+            name: "fails",
+            applies: Applies::Dom0Only,
+            run: |_| Outcome::Fail("no".into()),
+        },
+    ];
+
+    fn run_to_string(dom0: bool) -> (Summary, String) {
+        let boot = boot(dom0);
+        let mut text = String::new();
+        let summary = run(&Ctx { boot: &boot }, &[TESTS], |args| {
+            text.push_str(&alloc::format!("{args}"))
+        });
+        (summary, text)
+    }
+
+    #[test]
+    fn lines_and_verdict() {
+        let (summary, text) = run_to_string(true);
+        assert_eq!(
+            summary,
+            Summary {
+                passed: 1,
+                failed: 1,
+                skipped: 1
+            }
+        );
+        assert!(text.contains("PASS g/passes\n"));
+        assert!(text.contains("SKIP g/domu: domU only"));
+        assert!(text.contains("FAIL g/fails: no\n"));
+        assert!(text.ends_with("Test result: FAILURE\n"));
+
+        let (summary, text) = run_to_string(false);
+        assert_eq!(
+            summary,
+            Summary {
+                passed: 2,
+                failed: 0,
+                skipped: 1
+            }
+        );
+        assert!(text.ends_with("Test result: SUCCESS\n"));
+    }
+
+    #[test]
+    fn errno_expectations() {
+        use pv_arch::Errno;
+        assert_eq!(
+            expect_errno::<()>(Err(Errno::EINVAL), Errno::EINVAL),
+            Outcome::Pass
+        );
+        assert!(matches!(
+            expect_errno::<()>(Err(Errno::EPERM), Errno::EINVAL),
+            Outcome::Fail(_)
+        ));
+        assert!(matches!(
+            expect_errno(Ok(3), Errno::EINVAL),
+            Outcome::Fail(_)
+        ));
     }
 }

@@ -63,3 +63,38 @@ pub fn sched_shutdown(reason: ShutdownReason) -> Errno {
         Err(errno) => errno,
     }
 }
+
+/// `SCHEDOP_remote_shutdown`: shut down domain `domid` (privileged).
+pub fn remote_shutdown(domid: u16, reason: u32) -> Result<(), Errno> {
+    let arg = crate::abi::sched::SchedRemoteShutdown {
+        domain_id: domid,
+        reason,
+    };
+    // SAFETY: Xen reads one `sched_remote_shutdown` from `arg`.
+    unsafe {
+        hypercall(
+            hypercall_nr::SCHED_OP,
+            [
+                u64::from(crate::abi::sched::SCHEDOP_REMOTE_SHUTDOWN),
+                &raw const arg as u64,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+    .map(drop)
+}
+
+/// A `SCHEDOP_*` command Xen does not know (for the suite).
+pub fn unknown_command(cmd: u32) -> Result<(), Errno> {
+    let scratch = [0u64; 8];
+    // SAFETY: an unknown command reads nothing; the buffer is valid anyway.
+    unsafe {
+        hypercall(
+            hypercall_nr::SCHED_OP,
+            [u64::from(cmd), scratch.as_ptr() as u64, 0, 0, 0],
+        )
+    }
+    .map(drop)
+}

@@ -1,0 +1,294 @@
+//! Event channels: create, bind, signal, close, and the refusals.
+
+use super::{expect_errno, Applies, Ctx, Outcome, Test};
+use crate::events::EventChannel;
+use crate::sched;
+use crate::suite_fail;
+use core::time::Duration;
+use pv_arch::abi::event_channel::{EvtchnBinding, NR_VIRQS, VIRQ_DEBUG, VIRQ_TIMER};
+use pv_arch::abi::xen::DOMID_SELF;
+use pv_arch::hypercall::event_channel as op;
+use pv_arch::Errno;
+
+/// A domain id no domain has.
+const NO_SUCH_DOMAIN: u16 = 0x7000;
+
+/// Our own domain id: Xen resolves `DOMID_SELF` as the remote end of an
+/// unbound port, and the port's status reports the real id.
+fn self_domid() -> Result<u16, Errno> {
+    let port = op::alloc_unbound(DOMID_SELF)?;
+    let status = op::status(port);
+    op::close(port)?;
+    match status?.binding() {
+        EvtchnBinding::Unbound { remote_dom } => Ok(remote_dom),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Waits up to `ms` milliseconds for `channel` to fire.
+fn fired_within(channel: &EventChannel, ms: u64) -> bool {
+    sched::block_on(async {
+        let deadline = crate::time::now_ns() + ms * 1_000_000;
+        loop {
+            if channel.take_fired() {
+                return true;
+            }
+            if crate::time::now_ns() >= deadline {
+                return false;
+            }
+            sched::sleep(Duration::from_millis(1)).await;
+        }
+    })
+}
+
+fn alloc_unbound_status(_: &Ctx<'_>) -> Outcome {
+    let channel = match EventChannel::alloc_unbound(DOMID_SELF) {
+        Ok(c) => c,
+        Err(e) => return suite_fail!("alloc_unbound failed: {e}"),
+    };
+    match channel.status().map(|s| s.binding()) {
+        Ok(EvtchnBinding::Unbound { .. }) => Outcome::Pass,
+        other => suite_fail!("expected unbound, got {other:?}"),
+    }
+}
+
+fn loopback_interdomain(_: &Ctx<'_>) -> Outcome {
+    let me = match self_domid() {
+        Ok(me) => me,
+        Err(e) => return suite_fail!("finding our domid: {e}"),
+    };
+    let Ok(a) = EventChannel::alloc_unbound(me) else {
+        return suite_fail!("alloc_unbound failed");
+    };
+    let b = match EventChannel::bind_interdomain(me, a.port()) {
+        Ok(b) => b,
+        Err(e) => return suite_fail!("bind_interdomain to our own port failed: {e}"),
+    };
+    match a.status().map(|s| s.binding()) {
+        Ok(EvtchnBinding::Interdomain { dom, port }) if dom == me && port == b.port() => {}
+        other => return suite_fail!("port a status: {other:?}"),
+    }
+    if let Err(e) = b.notify() {
+        return suite_fail!("send failed: {e}");
+    }
+    if !fired_within(&a, 1000) {
+        return suite_fail!("the loopback send never arrived");
+    }
+    if a.take_fired() {
+        return suite_fail!("one send fired twice");
+    }
+    Outcome::Pass
+}
+
+fn ipi_to_self(_: &Ctx<'_>) -> Outcome {
+    let ipi = match EventChannel::bind_ipi() {
+        Ok(c) => c,
+        Err(e) => return suite_fail!("bind_ipi failed: {e}"),
+    };
+    if let Err(e) = ipi.notify() {
+        return suite_fail!("send failed: {e}");
+    }
+    if fired_within(&ipi, 1000) {
+        Outcome::Pass
+    } else {
+        suite_fail!("the IPI never arrived")
+    }
+}
+
+fn virq_timer_twice(_: &Ctx<'_>) -> Outcome {
+    // The kernel bound VIRQ_TIMER at boot; a second binding is refused.
+    expect_errno(op::bind_virq(VIRQ_TIMER, 0), Errno::EEXIST)
+}
+
+fn virq_out_of_range(_: &Ctx<'_>) -> Outcome {
+    expect_errno(op::bind_virq(NR_VIRQS, 0), Errno::EINVAL)
+}
+
+fn virq_missing_vcpu(_: &Ctx<'_>) -> Outcome {
+    expect_errno(op::bind_virq(VIRQ_DEBUG, 7), Errno::ENOENT)
+}
+
+fn virq_debug_status(_: &Ctx<'_>) -> Outcome {
+    let channel = match EventChannel::bind_virq(VIRQ_DEBUG) {
+        Ok(c) => c,
+        Err(e) => return suite_fail!("bind_virq(VIRQ_DEBUG) failed: {e}"),
+    };
+    match channel.status().map(|s| (s.binding(), s.vcpu)) {
+        Ok((EvtchnBinding::Virq(v), 0)) if v == VIRQ_DEBUG => Outcome::Pass,
+        other => suite_fail!("expected virq {VIRQ_DEBUG} on vcpu 0, got {other:?}"),
+    }
+}
+
+fn double_close(_: &Ctx<'_>) -> Outcome {
+    let port = match op::alloc_unbound(DOMID_SELF) {
+        Ok(p) => p,
+        Err(e) => return suite_fail!("alloc_unbound failed: {e}"),
+    };
+    if let Err(e) = op::close(port) {
+        return suite_fail!("first close failed: {e}");
+    }
+    // The port number stays valid (its status says closed) but closing
+    // it again is refused.
+    match (op::close(port), op::status(port).map(|s| s.binding())) {
+        (Err(Errno::EINVAL), Ok(EvtchnBinding::Closed)) => Outcome::Pass,
+        other => suite_fail!("second close / status: {other:?}"),
+    }
+}
+
+fn send_on_closed(_: &Ctx<'_>) -> Outcome {
+    let port = match op::alloc_unbound(DOMID_SELF) {
+        Ok(p) => p,
+        Err(e) => return suite_fail!("alloc_unbound failed: {e}"),
+    };
+    let _ = op::close(port);
+    expect_errno(op::evtchn_send(port), Errno::EINVAL)
+}
+
+fn port_out_of_range(_: &Ctx<'_>) -> Outcome {
+    let results = [
+        ("close", op::close(1 << 20)),
+        ("send", op::evtchn_send(1 << 20)),
+        ("unmask", op::unmask(1 << 20)),
+        ("status", op::status(1 << 20).map(drop)),
+    ];
+    for (what, result) in results {
+        if result != Err(Errno::EINVAL) {
+            return suite_fail!("{what} of port 2^20: expected EINVAL, got {result:?}");
+        }
+    }
+    Outcome::Pass
+}
+
+fn bind_to_missing_domain(_: &Ctx<'_>) -> Outcome {
+    expect_errno(op::bind_interdomain(NO_SUCH_DOMAIN, 1), Errno::ESRCH)
+}
+
+fn bind_to_port_not_offered(_: &Ctx<'_>) -> Outcome {
+    // An unbound port offered to dom0 (or, as dom0, to a domain that is
+    // not us) cannot be bound by us.
+    let me = match self_domid() {
+        Ok(me) => me,
+        Err(e) => return suite_fail!("finding our domid: {e}"),
+    };
+    let other = if me == 0 { 1 } else { 0 };
+    let Ok(port) = op::alloc_unbound(other) else {
+        return suite_fail!("alloc_unbound failed");
+    };
+    let result = op::bind_interdomain(me, port);
+    let _ = op::close(port);
+    expect_errno(result, Errno::EINVAL)
+}
+
+fn alloc_for_other_domain(ctx: &Ctx<'_>) -> Outcome {
+    let _ = ctx;
+    // Only a privileged domain may allocate ports in another domain.
+    expect_errno(op::alloc_unbound_for(0, 0), Errno::EPERM)
+}
+
+fn unknown_command(_: &Ctx<'_>) -> Outcome {
+    expect_errno(op::unknown_command(200), Errno::ENOSYS)
+}
+
+fn fifo_set_priority_needs_fifo(_: &Ctx<'_>) -> Outcome {
+    if crate::events::abi_name() == "fifo" {
+        return Outcome::Skip("running the FIFO ABI".into());
+    }
+    let Ok(channel) = EventChannel::bind_ipi() else {
+        return suite_fail!("bind_ipi failed");
+    };
+    expect_errno(op::set_priority(channel.port(), 1), Errno::ENOSYS)
+}
+
+/// The `evtchn` group.
+pub const TESTS: &[Test] = &[
+    Test {
+        group: "evtchn",
+        name: "alloc_unbound_status_unbound",
+        applies: Applies::Both,
+        run: alloc_unbound_status,
+    },
+    Test {
+        group: "evtchn",
+        name: "loopback_interdomain_send_arrives",
+        applies: Applies::Both,
+        run: loopback_interdomain,
+    },
+    Test {
+        group: "evtchn",
+        name: "ipi_to_self_arrives",
+        applies: Applies::Both,
+        run: ipi_to_self,
+    },
+    Test {
+        group: "evtchn",
+        name: "bind_virq_twice_eexist",
+        applies: Applies::Both,
+        run: virq_timer_twice,
+    },
+    Test {
+        group: "evtchn",
+        name: "bind_virq_out_of_range_einval",
+        applies: Applies::Both,
+        run: virq_out_of_range,
+    },
+    Test {
+        group: "evtchn",
+        name: "bind_virq_missing_vcpu_enoent",
+        applies: Applies::Both,
+        run: virq_missing_vcpu,
+    },
+    Test {
+        group: "evtchn",
+        name: "bind_virq_status_reports_virq",
+        applies: Applies::Both,
+        run: virq_debug_status,
+    },
+    Test {
+        group: "evtchn",
+        name: "double_close_einval_status_closed",
+        applies: Applies::Both,
+        run: double_close,
+    },
+    Test {
+        group: "evtchn",
+        name: "send_on_closed_port_einval",
+        applies: Applies::Both,
+        run: send_on_closed,
+    },
+    Test {
+        group: "evtchn",
+        name: "port_out_of_range_einval",
+        applies: Applies::Both,
+        run: port_out_of_range,
+    },
+    Test {
+        group: "evtchn",
+        name: "bind_interdomain_missing_domain_esrch",
+        applies: Applies::Both,
+        run: bind_to_missing_domain,
+    },
+    Test {
+        group: "evtchn",
+        name: "bind_interdomain_port_not_offered_einval",
+        applies: Applies::Both,
+        run: bind_to_port_not_offered,
+    },
+    Test {
+        group: "evtchn",
+        name: "alloc_unbound_for_other_domain_eperm",
+        applies: Applies::DomUOnly,
+        run: alloc_for_other_domain,
+    },
+    Test {
+        group: "evtchn",
+        name: "unknown_command_enosys",
+        applies: Applies::Both,
+        run: unknown_command,
+    },
+    Test {
+        group: "evtchn",
+        name: "set_priority_without_fifo_enosys",
+        applies: Applies::Both,
+        run: fifo_set_priority_needs_fifo,
+    },
+];
