@@ -2,7 +2,7 @@
 
 use crate::app::App;
 use crate::boot_info::BootInfo;
-use crate::{console, events, logger, println, sched, shared_info, shutdown, time, traps};
+use crate::{console, events, logger, mm, println, sched, shared_info, shutdown, time, traps};
 use pv_arch::abi::start_info::StartInfo;
 use pv_arch::Errno;
 
@@ -16,7 +16,7 @@ unsafe extern "Rust" {
 fn init_core(boot: &BootInfo) -> Result<(), BootError> {
     shared_info::init(boot).map_err(|e| BootError("mapping shared_info", e))?;
     traps::init().map_err(|e| BootError("installing the trap table and callbacks", e))?;
-    events::init();
+    events::init(boot).map_err(|e| BootError("setting up event channels", e))?;
     time::init().map_err(|e| BootError("stopping the periodic timer", e))?;
     sched::init().map_err(|e| BootError("binding VIRQ_TIMER", e))?;
     Ok(())
@@ -43,6 +43,10 @@ pub fn pv_main(start_info: &StartInfo) -> ! {
     };
     if let Err(why) = console::init(&boot) {
         console::emergency_write_fmt(format_args!("Paravane: {why}\n"));
+        shutdown::crash();
+    }
+    if let Err(why) = mm::init(&boot) {
+        console::emergency_write_fmt(format_args!("Paravane: memory: {why}\n"));
         shutdown::crash();
     }
     logger::init(boot.cmdline());

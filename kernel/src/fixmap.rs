@@ -21,9 +21,22 @@ pub enum Slot {
     Xenstore = 1,
     /// The shared info page.
     SharedInfo = 2,
+    /// Grant-table frame 0 (`grant::init`).
+    GrantTable0 = 3,
+    /// Grant-table frame 1.
+    GrantTable1 = 4,
+    /// Grant-table frame 2.
+    GrantTable2 = 5,
+    /// Grant-table frame 3.
+    GrantTable3 = 6,
+    /// The version 2 grant status frame (unmapped while in version 1).
+    GrantStatus = 7,
+    /// Where the grant conformance tests map grants (left unmapped by
+    /// each unmap).
+    GrantScratch = 8,
 }
 
-const SLOTS: usize = 3;
+const SLOTS: usize = 9;
 const PAGE_SIZE: usize = 4096;
 
 #[repr(C, align(4096))]

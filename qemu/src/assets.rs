@@ -83,8 +83,8 @@ pub fn prepare(root: &Path) -> Result<Assets, RigError> {
 
     let hypervisor = debs::fetch(&debs_dir, HYPERVISOR)?;
     let xen_fp = Fingerprint::new()
-        .add(DERIVATION_VERSION)
-        .add(hypervisor.file_name());
+        .mix(DERIVATION_VERSION)
+        .mix(hypervisor.file_name());
     let xen = root
         .join("xen")
         .join(format!("xen-{}-{}", deb_stem(&hypervisor), xen_fp.hex()));
@@ -97,8 +97,8 @@ pub fn prepare(root: &Path) -> Result<Assets, RigError> {
     let linux_package = debs::linux_image_package(&debs_dir)?;
     let linux = debs::fetch(&debs_dir, &linux_package)?;
     let vmlinux_fp = Fingerprint::new()
-        .add(DERIVATION_VERSION)
-        .add(linux.file_name());
+        .mix(DERIVATION_VERSION)
+        .mix(linux.file_name());
     let vmlinux =
         root.join("vmlinux")
             .join(format!("vmlinux-{}-{}", deb_stem(&linux), vmlinux_fp.hex()));

@@ -45,7 +45,7 @@ impl Fingerprint {
 
     /// Mixes in `bytes`, followed by a separator so that ("ab","c") and
     /// ("a","bc") differ.
-    pub fn add(mut self, bytes: impl AsRef<[u8]>) -> Self {
+    pub fn mix(mut self, bytes: impl AsRef<[u8]>) -> Self {
         for &b in bytes.as_ref().iter().chain(std::iter::once(&0xff)) {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
@@ -141,11 +141,11 @@ mod tests {
     #[test]
     fn fingerprint_is_stable_and_separates_fields() {
         // FNV-1a of the empty input followed by the 0xff separator.
-        assert_eq!(Fingerprint::new().add("").hex(), "af64724c8602eb6e");
-        let ab_c = Fingerprint::new().add("ab").add("c").hex();
-        let a_bc = Fingerprint::new().add("a").add("bc").hex();
+        assert_eq!(Fingerprint::new().mix("").hex(), "af64724c8602eb6e");
+        let ab_c = Fingerprint::new().mix("ab").mix("c").hex();
+        let a_bc = Fingerprint::new().mix("a").mix("bc").hex();
         assert_ne!(ab_c, a_bc);
-        assert_eq!(ab_c, Fingerprint::new().add("ab").add("c").hex());
+        assert_eq!(ab_c, Fingerprint::new().mix("ab").mix("c").hex());
     }
 
     #[test]

@@ -157,8 +157,11 @@ fn normalize(path: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Parses a newc archive back into (name, mode, rdev, data) tuples.
-    fn parse(mut bytes: &[u8]) -> Vec<(String, u32, (u32, u32), Vec<u8>)> {
+    /// One parsed entry: name, mode, (rdev major, minor), data.
+    type Parsed = (String, u32, (u32, u32), Vec<u8>);
+
+    /// Parses a newc archive back into its entries.
+    fn parse(mut bytes: &[u8]) -> Vec<Parsed> {
         let mut entries = Vec::new();
         let start_len = bytes.len();
         loop {

@@ -231,8 +231,16 @@ pub fn extract(deb: &Deb, extract_root: &Path) -> Result<PathBuf, RigError> {
         return Ok(dest);
     }
     progress!("extracting {from}");
+    // Leftovers of an interrupted extraction (any process) go first.
+    if let Ok(entries) = fs::read_dir(extract_root) {
+        let prefix = format!(".{}.", deb.package);
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     let tmp = extract_root.join(format!(".{}.tmp{}", deb.package, std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| RigError::io(&tmp, e))?;
     run(Command::new("dpkg").arg("-x").arg(&deb.path).arg(&tmp))?;
     fs::write(tmp.join(STAMP), &from).map_err(|e| RigError::io(&tmp, e))?;

@@ -241,13 +241,14 @@ pub fn run_domus(
     loop {
         let now = Instant::now();
         for line in serial_follower.poll() {
-            if let Some(message) = xen_console::split_line(&line).xen {
-                if let Some((domid, text)) = xen_console::domain_output(message) {
-                    hypervisor_lines
-                        .entry(domid)
-                        .or_default()
-                        .push(text.to_string());
-                }
+            let split = xen_console::split_line(&line);
+            if let Some((domid, text)) = split.domain {
+                hypervisor_lines
+                    .entry(domid)
+                    .or_default()
+                    .push(text.to_string());
+            }
+            if let Some(message) = split.xen {
                 if let Some((ending, evidence)) = watcher.message(message) {
                     if done_at.is_some() && ending == Ending::Poweroff {
                         halted = true;

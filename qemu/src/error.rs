@@ -53,8 +53,6 @@ pub enum RigError {
         /// The last lines of the serial log.
         log_tail: String,
     },
-    /// The process was asked to stop (SIGINT/SIGTERM) while QEMU ran.
-    Interrupted,
 }
 
 impl RigError {
@@ -90,7 +88,6 @@ impl fmt::Display for RigError {
                 write!(f, "dom0 failed: {reason}")?;
                 write_tail(f, log_tail)
             }
-            RigError::Interrupted => write!(f, "interrupted"),
         }
     }
 }

@@ -76,15 +76,15 @@ pub struct Inputs<'a> {
 /// The cache key of the base archive: the `.deb` versions plus every
 /// script and list that goes into it.
 pub fn fingerprint(debs: &[Deb]) -> Fingerprint {
-    let mut fp = Fingerprint::new().add(LAYOUT_VERSION);
+    let mut fp = Fingerprint::new().mix(LAYOUT_VERSION);
     for deb in debs {
-        fp = fp.add(deb.file_name());
+        fp = fp.mix(deb.file_name());
     }
     for (path, mode, text) in scripts::base_files(&[]) {
-        fp = fp.add(path).add(mode.to_string()).add(text);
+        fp = fp.mix(path).mix(mode.to_string()).mix(text);
     }
     for name in MODULES.iter().chain(XEN_PROGRAMS).chain(XENSTORE_LINKS) {
-        fp = fp.add(name);
+        fp = fp.mix(name);
     }
     fp
 }

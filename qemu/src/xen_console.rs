@@ -7,7 +7,8 @@
 //! port unchanged (no prefix, no timestamp), so a dom0 line that did not end
 //! with a newline can have a Xen message glued to its end: such a line is
 //! split at the `(XEN) `. A domU's `console_io` output is printed by Xen as
-//! `(XEN) [ts] (d1) text`.
+//! `(d1) [ts] text` (Xen's `guest_printk`: the domain's prefix in place of
+//! `(XEN) `).
 //!
 //! The ending lines, checked against Xen 4.17's `hwdom_shutdown` (the strings
 //! in Debian's `xen-4.17-amd64` binary, and by booting):
@@ -25,28 +26,66 @@
 
 use crate::report::Ending;
 
-/// One serial line, split into the part a guest wrote and Xen's message.
+/// One serial line, split into the part a guest wrote directly and the
+/// message Xen printed after it (at most one of `xen` and `domain`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct SerialLine<'a> {
-    /// Text a guest wrote (before any Xen message on the same line).
+    /// Text the hardware domain wrote (before any Xen message on the same
+    /// line).
     pub guest: Option<&'a str>,
-    /// Xen's message, without the `(XEN) ` prefix and timestamp.
+    /// Xen's own message, without the `(XEN) ` prefix and timestamp.
     pub xen: Option<&'a str>,
+    /// A domU's `console_io` line: its domain id and text, without the
+    /// `(dN) ` prefix and timestamp.
+    pub domain: Option<(u32, &'a str)>,
 }
 
 /// Splits one line of Xen's serial output (line end already removed).
 pub fn split_line(line: &str) -> SerialLine<'_> {
     let line = line.trim_end_matches(['\r', '\n']);
-    match line.find("(XEN) ") {
-        None => SerialLine {
+    let xen_at = line.find("(XEN) ");
+    let domain_at = find_domain_prefix(line);
+    let guest = |at: usize| (at > 0).then(|| &line[..at]);
+    match (xen_at, domain_at) {
+        (Some(at), d) if d.is_none_or(|(d_at, _, _)| at < d_at) => SerialLine {
+            guest: guest(at),
+            xen: Some(strip_timestamp(&line[at + "(XEN) ".len()..])),
+            domain: None,
+        },
+        (_, Some((at, domid, rest))) => SerialLine {
+            guest: guest(at),
+            xen: None,
+            domain: Some((domid, strip_timestamp(rest))),
+        },
+        _ => SerialLine {
             guest: Some(line),
             xen: None,
-        },
-        Some(at) => SerialLine {
-            guest: (at > 0).then(|| &line[..at]),
-            xen: Some(strip_timestamp(&line[at + "(XEN) ".len()..])),
+            domain: None,
         },
     }
+}
+
+/// Where a `(dN) ` prefix starts: at the start of the line, or later on it
+/// if a timestamp follows (so a guest's own "(d1) " text is not taken for
+/// one). Returns its offset, the domain id and the text after it.
+fn find_domain_prefix(line: &str) -> Option<(usize, u32, &str)> {
+    let mut from = 0;
+    while let Some(found) = line[from..].find("(d") {
+        let at = from + found;
+        let after = &line[at + 2..];
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            if let Some(rest) = after[digits..].strip_prefix(") ") {
+                if at == 0 || rest.starts_with('[') {
+                    if let Ok(domid) = after[..digits].parse() {
+                        return Some((at, domid, rest));
+                    }
+                }
+            }
+        }
+        from = at + 2;
+    }
+    None
 }
 
 /// Removes a leading `[    1.234567] ` (any bracketed run of hex digits,
@@ -68,14 +107,6 @@ pub fn strip_timestamp(message: &str) -> &str {
         }
     }
     message
-}
-
-/// A domU's `console_io` line as Xen prints it: `(d3) text` → `(3, "text")`.
-pub fn domain_output(xen_message: &str) -> Option<(u32, &str)> {
-    let rest = xen_message.strip_prefix("(d")?;
-    let close = rest.find(") ")?;
-    let domid = rest[..close].parse().ok()?;
-    Some((domid, &rest[close + 2..]))
 }
 
 /// The ending a Xen message announces for the hardware domain, if it is one
@@ -140,28 +171,32 @@ mod tests {
             split_line("(XEN) [    1.744185] HVM: SVM enabled\r"),
             SerialLine {
                 guest: None,
-                xen: Some("HVM: SVM enabled")
+                xen: Some("HVM: SVM enabled"),
+                domain: None
             }
         );
         assert_eq!(
             split_line("(XEN) Brought up 1 CPUs"),
             SerialLine {
                 guest: None,
-                xen: Some("Brought up 1 CPUs")
+                xen: Some("Brought up 1 CPUs"),
+                domain: None
             }
         );
         assert_eq!(
             split_line("Test result: SUCCESS\r"),
             SerialLine {
                 guest: Some("Test result: SUCCESS"),
-                xen: None
+                xen: None,
+                domain: None
             }
         );
         assert_eq!(
             split_line("partial(XEN) [    2.061131] Hardware Dom0 halted: halting machine"),
             SerialLine {
                 guest: Some("partial"),
-                xen: Some("Hardware Dom0 halted: halting machine")
+                xen: Some("Hardware Dom0 halted: halting machine"),
+                domain: None
             }
         );
         // Brackets that are not a timestamp stay.
@@ -175,12 +210,18 @@ mod tests {
 
     #[test]
     fn domain_console_io_lines() {
-        assert_eq!(
-            domain_output("(d3) hello (world)"),
-            Some((3, "hello (world)"))
-        );
-        assert_eq!(domain_output("d0v0 something"), None);
-        assert_eq!(domain_output("(dx) no"), None);
+        let split = split_line("(d3) [   12.500000] hello (world)\r");
+        assert_eq!(split.domain, Some((3, "hello (world)")));
+        assert_eq!((split.guest, split.xen), (None, None));
+        let split = split_line("(d12) no stamp");
+        assert_eq!(split.domain, Some((12, "no stamp")));
+        // Glued after dom0 text, with a timestamp.
+        let split = split_line("dom0 text(d1) [    3.1] hi");
+        assert_eq!(split.guest, Some("dom0 text"));
+        assert_eq!(split.domain, Some((1, "hi")));
+        // A guest's own "(d1) " text mid-line is not a prefix.
+        assert_eq!(split_line("see (d1) here").guest, Some("see (d1) here"));
+        assert_eq!(split_line("(dx) no").guest, Some("(dx) no"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! from Debian's packages into a cache on first use; see README.md.
 
 mod args;
+mod conformance;
 mod guest_build;
 mod report;
 mod rig_tests;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Some("boot") => cmd_boot(&mut args),
         Some("run") => cmd_run(&mut args),
         Some("test") => test_cmd::run(&mut args),
+        Some("conformance") => cmd_conformance(&mut args),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{}", USAGE);
             Ok(ExitCode::SUCCESS)
@@ -52,6 +54,9 @@ usage: cargo xtask <command>
                            build a guest ELF (default app: hello) and print its path
   boot --as dom0|domu [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB] [--timeout SECS]
                            boot one guest under Xen; exit 0 only if it powered off after its success line
+  conformance [--as dom0|domu] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
+                           run the ABI conformance suite under Xen (default: both roles); exit 0 only on
+                           `Test result: SUCCESS` followed by poweroff
 ";
 
 fn cmd_build(args: &mut Args) -> Result<ExitCode, String> {
@@ -122,14 +127,7 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
             .boot_dom0(&kernel, &cmdline, timeout)
             .map_err(|e| e.to_string())?,
         As::DomU => {
-            let spec = rig::GuestSpec {
-                name,
-                kernel: kernel.clone(),
-                cmdline,
-                memory_mib: memory,
-                timeout,
-                extra_config: Vec::new(),
-            };
+            let spec = guest_spec(&name, &kernel, &cmdline, memory, timeout);
             let session = rig
                 .run_domus(
                     std::slice::from_ref(&spec),
@@ -156,14 +154,13 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
     args.finish()?;
     let kernel = guest_build::build("hello", guest_build::Profile::Release)?;
     let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
-    let spec = rig::GuestSpec {
-        name: "hello".into(),
-        kernel,
-        cmdline: "greeting=from-cargo-xtask-run".into(),
-        memory_mib: 32,
-        timeout: Duration::from_secs(60),
-        extra_config: Vec::new(),
-    };
+    let spec = guest_spec(
+        "hello",
+        &kernel,
+        "greeting=from-cargo-xtask-run",
+        32,
+        Duration::from_secs(60),
+    );
     let session = rig
         .run_domus(std::slice::from_ref(&spec), Duration::from_secs(240))
         .map_err(|e| e.to_string())?;
@@ -178,6 +175,84 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A domU description for the rig.
+pub fn guest_spec(
+    name: &str,
+    kernel: &std::path::Path,
+    cmdline: &str,
+    memory_mib: u32,
+    timeout: Duration,
+) -> rig::GuestSpec {
+    let mut spec = rig::GuestSpec::new(name, kernel);
+    spec.cmdline = cmdline.into();
+    spec.memory_mib = memory_mib;
+    spec.timeout = timeout;
+    spec
+}
+
+fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
+    let roles: Vec<As> = match args.value("--as").as_deref() {
+        Some("dom0") => vec![As::Dom0],
+        Some("domu") | Some("domU") => vec![As::DomU],
+        None => vec![As::Dom0, As::DomU],
+        Some(other) => return Err(format!("--as takes dom0 or domu, not `{other}`")),
+    };
+    let junit = args.value("--junit").map(PathBuf::from);
+    let kernel = args.value("--kernel").map(PathBuf::from);
+    let cmdline = args.value("--cmdline").unwrap_or_default();
+    args.finish()?;
+    let kernel = match kernel {
+        Some(path) => path,
+        None => guest_build::build("conformance", guest_build::Profile::Release)?,
+    };
+    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(180);
+    let mut all_ok = true;
+    let mut xml = String::new();
+    for role in roles {
+        let (label, guest) = match role {
+            As::Dom0 => (
+                "dom0",
+                rig.boot_dom0(&kernel, &cmdline, timeout).map_err(|e| e.to_string())?,
+            ),
+            As::DomU => {
+                let spec = guest_spec("conformance", &kernel, &cmdline, 64, timeout);
+                let session = rig
+                    .run_domus(std::slice::from_ref(&spec), timeout + Duration::from_secs(120))
+                    .map_err(|e| e.to_string())?;
+                report::print_session_timing(&session);
+                let guest = session.guests.into_iter().next().ok_or("no report for the guest")?;
+                ("domU", guest)
+            }
+        };
+        report::print_guest(&guest);
+        let output = conformance::parse(&guest.console);
+        let ok = output.verdict.as_deref() == Some("SUCCESS")
+            && matches!(guest.ending, rig::Ending::Poweroff);
+        println!(
+            "conformance as {label}: {} tests, verdict {}, ended {:?}: {}",
+            output.cases.len(),
+            output.verdict.as_deref().unwrap_or("(none printed)"),
+            guest.ending,
+            if ok { "ok" } else { "NOT OK" }
+        );
+        all_ok &= ok;
+        xml.push_str(&conformance::junit(&format!("conformance.{label}"), &output));
+    }
+    if let Some(path) = junit {
+        // Several suites: wrap them in one <testsuites> document.
+        let body: String = xml
+            .lines()
+            .filter(|l| !l.starts_with("<?xml"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let doc = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n{body}</testsuites>\n");
+        std::fs::write(&path, doc).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!("JUnit XML written to {}", path.display());
+    }
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// A domain name from the kernel file name (xl wants something simple).

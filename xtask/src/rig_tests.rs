@@ -4,6 +4,7 @@
 //! toolstack said it ended, never on what we expected to happen. The
 //! domU tests share one boot of the Linux dom0.
 
+use crate::conformance::{self, CaseResult};
 use crate::report::{self, success_line};
 use crate::test_cmd::Tally;
 use rig::{Ending, GuestReport, GuestSpec, Rig};
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The guest applications the rig tests boot.
-pub const APPS: &[&str] = &["hello", "panic", "fail"];
+pub const APPS: &[&str] = &["hello", "panic", "fail", "sleeper", "conformance"];
 
 /// Memory given to each test domU, in MiB.
 const DOMU_MIB: u32 = 32;
@@ -32,7 +33,7 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     let result = rig
         .boot_dom0(&elf("hello"), cmdline, timeout)
         .map_err(|e| e.to_string())
-        .and_then(|guest| check_hello(&guest, "dom0", cmdline, rig::DOM0_DIRECT_MIB));
+        .and_then(|guest| check_hello(&guest, "dom0", cmdline, rig.direct_dom0_memory_mib));
     tally.record(
         "rig dom0 hello: boots, prints start_info, powers off",
         result,
@@ -44,11 +45,22 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
         .and_then(|guest| check_panic(&guest, "dom0-planned"));
     tally.record("rig dom0 panic: crash reported with the message", result);
 
+    match rig.boot_dom0(&elf("conformance"), "", Duration::from_secs(180)) {
+        Ok(guest) => record_conformance(tally, "dom0", &guest),
+        Err(e) => tally.record("rig dom0 conformance", Err(e.to_string())),
+    }
+
     // domUs: one Linux dom0 boot for all of them.
     let specs = vec![
         spec("hello", elf("hello"), "greeting=domu-check loglevel=debug"),
         spec("panic", elf("panic"), "what=domu-planned"),
         spec("fail", elf("fail"), "reason=test"),
+        spec("sleeper", elf("sleeper"), "seconds=2"),
+        {
+            let mut conformance = spec("conformance", elf("conformance"), "");
+            conformance.memory_mib = 64;
+            conformance
+        },
     ];
     let session = match rig.run_domus(&specs, Duration::from_secs(600)) {
         Ok(session) => session,
@@ -84,21 +96,49 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     });
     tally.record("rig domU fail: failure line, crash reported", result);
 
+    let result = find("sleeper").and_then(|g| {
+        expect_line(g, |l| l.starts_with("sleeper: slept "), "the sleeper's accounting line")?;
+        expect_line(g, |l| l == success_line("sleeper"), "the success line")?;
+        expect_ending(g, Ending::Poweroff)
+    });
+    tally.record("rig domU sleeper: 2 s asleep is blocked time in Xen's runstate", result);
+
+    match find("conformance") {
+        Ok(guest) => record_conformance(tally, "domU", guest),
+        Err(e) => tally.record("rig domU conformance", Err(e)),
+    }
+
     // The consoles go into the log, so a failure above can be read there.
     for guest in &session.guests {
         report::print_guest(guest);
     }
 }
 
-fn spec(name: &str, kernel: PathBuf, cmdline: &str) -> GuestSpec {
-    GuestSpec {
-        name: name.into(),
-        kernel,
-        cmdline: cmdline.into(),
-        memory_mib: DOMU_MIB,
-        timeout: Duration::from_secs(60),
-        extra_config: Vec::new(),
+/// Counts each conformance check the guest ran as one test, plus the
+/// verdict: `Test result: SUCCESS` and a poweroff reported by Xen.
+fn record_conformance(tally: &mut Tally, role: &str, guest: &GuestReport) {
+    let output = conformance::parse(&guest.console);
+    for case in &output.cases {
+        let name = format!("conformance {role} {}", case.name);
+        match &case.result {
+            CaseResult::Pass => tally.record(&name, Ok(())),
+            CaseResult::Fail(why) => tally.record(&name, Err(why.clone())),
+            CaseResult::Skip(why) => println!("SKIP {name}: {why}"),
+        }
     }
+    let verdict = output.verdict.as_deref();
+    let result = if output.cases.len() < 20 {
+        Err(format!("only {} checks ran", output.cases.len()))
+    } else if verdict != Some("SUCCESS") {
+        Err(format!("verdict {verdict:?}"))
+    } else {
+        expect_ending(guest, Ending::Poweroff)
+    };
+    tally.record(&format!("conformance {role} verdict"), result);
+}
+
+fn spec(name: &str, kernel: PathBuf, cmdline: &str) -> GuestSpec {
+    crate::guest_spec(name, &kernel, cmdline, DOMU_MIB, Duration::from_secs(120))
 }
 
 /// The boot summary and the app's own lines, then poweroff.

@@ -207,7 +207,9 @@ impl fmt::Display for XsError {
             XsError::TooLong => f.write_str("xenstore: received payload over 4096 bytes"),
             XsError::RequestTooLong => f.write_str("xenstore: request payload over 4096 bytes"),
             XsError::UnknownType(t) => write!(f, "xenstore: unknown message type {t}"),
-            XsError::Malformed(what) => write!(f, "xenstore: malformed payload: {}", what.describe()),
+            XsError::Malformed(what) => {
+                write!(f, "xenstore: malformed payload: {}", what.describe())
+            }
             XsError::NotUtf8 => f.write_str("xenstore: payload text is not UTF-8"),
             XsError::UnknownReqId(id) => write!(f, "xenstore: reply to unknown request {id}"),
             XsError::UnexpectedReply => f.write_str("xenstore: reply type does not match request"),

@@ -244,9 +244,18 @@ mod tests {
         assert_eq!(
             perms.entries(),
             &[
-                Perm { domid: 5, access: Access::Read },
-                Perm { domid: 7, access: Access::Write },
-                Perm { domid: 65535, access: Access::Both },
+                Perm {
+                    domid: 5,
+                    access: Access::Read
+                },
+                Perm {
+                    domid: 7,
+                    access: Access::Write
+                },
+                Perm {
+                    domid: 65535,
+                    access: Access::Both
+                },
             ]
         );
         assert_eq!(perms.to_wire(), wire);

@@ -571,7 +571,7 @@ impl ReplyDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xenstore::testutil::SplitMix64;
+    use crate::xenstore::sim::SplitMix64;
     use alloc::vec;
 
     fn msg(msg_type: MsgType, req_id: u32, payload: &[u8]) -> Vec<u8> {
@@ -592,7 +592,10 @@ mod tests {
         out
     }
 
-    fn decode_all(decoder: &mut ReplyDecoder, mut input: &[u8]) -> Vec<Result<Message, BadMessage>> {
+    fn decode_all(
+        decoder: &mut ReplyDecoder,
+        mut input: &[u8],
+    ) -> Vec<Result<Message, BadMessage>> {
         let mut out = Vec::new();
         while let Some(item) = decoder.decode(&mut input) {
             out.push(item);
@@ -687,7 +690,11 @@ mod tests {
             ),
             (MsgType::Directory, b"a\0\xff\0", Err(XsError::NotUtf8)),
             (MsgType::Read, b"", Ok(Body::Value(vec![]))),
-            (MsgType::Read, b"\xff\0x", Ok(Body::Value(b"\xff\0x".to_vec()))),
+            (
+                MsgType::Read,
+                b"\xff\0x",
+                Ok(Body::Value(b"\xff\0x".to_vec())),
+            ),
             (
                 MsgType::GetPerms,
                 b"b0\0",
@@ -714,7 +721,11 @@ mod tests {
                 b"12",
                 Err(XsError::Malformed(Malformation::MissingNul)),
             ),
-            (MsgType::GetDomainPath, b"/local/domain/3\0", Ok(Body::Path("/local/domain/3".into()))),
+            (
+                MsgType::GetDomainPath,
+                b"/local/domain/3\0",
+                Ok(Body::Path("/local/domain/3".into())),
+            ),
             (MsgType::IsDomainIntroduced, b"F\0", Ok(Body::Flag(false))),
             (
                 MsgType::IsDomainIntroduced,
@@ -722,7 +733,11 @@ mod tests {
                 Err(XsError::Malformed(Malformation::BadFlag)),
             ),
             (MsgType::Error, b"EAGAIN\0", Ok(Body::Error(XsError::Again))),
-            (MsgType::Error, b"EWHAT\0", Ok(Body::Error(XsError::UnknownErrno))),
+            (
+                MsgType::Error,
+                b"EWHAT\0",
+                Ok(Body::Error(XsError::UnknownErrno)),
+            ),
             (
                 MsgType::Error,
                 b"ENOENT",
@@ -819,8 +834,14 @@ mod tests {
         assert_eq!(first.error, XsError::Malformed(Malformation::FieldCount));
         assert_eq!(first.header.unwrap().msg_type, MsgType::WatchEvent);
         let second = got[1].as_ref().unwrap_err();
-        assert_eq!((second.error, second.header.unwrap().req_id), (XsError::NotUtf8, 5));
-        assert_eq!(got[2].as_ref().unwrap().body, Body::Value(b"after".to_vec()));
+        assert_eq!(
+            (second.error, second.header.unwrap().req_id),
+            (XsError::NotUtf8, 5)
+        );
+        assert_eq!(
+            got[2].as_ref().unwrap().body,
+            Body::Value(b"after".to_vec())
+        );
         assert_eq!(decoder.broken(), None);
     }
 
@@ -834,8 +855,13 @@ mod tests {
         };
         match rng.below(7) {
             0 => {
-                let len = rng.below(if rng.below(8) == 0 { PAYLOAD_MAX as u64 + 1 } else { 40 });
-                let value: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let cap = if rng.below(8) == 0 {
+                    PAYLOAD_MAX as u64 + 1
+                } else {
+                    40
+                };
+                let len = rng.below(cap);
+                let value: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 (msg(MsgType::Read, req_id, &value), Body::Value(value))
             }
             1 => (msg(MsgType::Write, req_id, b"OK\0"), Body::Ok),
@@ -846,7 +872,10 @@ mod tests {
                     payload.extend_from_slice(name.as_bytes());
                     payload.push(0);
                 }
-                (msg(MsgType::Directory, req_id, &payload), Body::Names(names))
+                (
+                    msg(MsgType::Directory, req_id, &payload),
+                    Body::Names(names),
+                )
             }
             3 => {
                 let (path, token) = (word(rng), word(rng));
@@ -860,18 +889,30 @@ mod tests {
                     Body::WatchEvent { path, token },
                 )
             }
-            4 => (msg(MsgType::Error, req_id, b"EACCES\0"), Body::Error(XsError::AccessDenied)),
+            4 => (
+                msg(MsgType::Error, req_id, b"EACCES\0"),
+                Body::Error(XsError::AccessDenied),
+            ),
             5 => {
-                let id = rng.next() as u32 | 1;
+                let id = rng.next_u64() as u32 | 1;
                 let mut payload = Vec::new();
                 crate::xenstore::perms::push_decimal(&mut payload, id);
                 payload.push(0);
-                (msg(MsgType::TransactionStart, req_id, &payload), Body::TxStarted(id))
+                (
+                    msg(MsgType::TransactionStart, req_id, &payload),
+                    Body::TxStarted(id),
+                )
             }
             _ => {
-                let perms = Permissions::new(rng.below(70000).min(65535) as u16, crate::xenstore::Access::Read)
-                    .with(rng.below(10) as u16, crate::xenstore::Access::Both);
-                (msg(MsgType::GetPerms, req_id, &perms.to_wire()), Body::Perms(perms))
+                let perms = Permissions::new(
+                    rng.below(70000).min(65535) as u16,
+                    crate::xenstore::Access::Read,
+                )
+                .with(rng.below(10) as u16, crate::xenstore::Access::Both);
+                (
+                    msg(MsgType::GetPerms, req_id, &perms.to_wire()),
+                    Body::Perms(perms),
+                )
             }
         }
     }
@@ -914,16 +955,27 @@ mod tests {
             let mut errors = 0;
             for _ in 0..20 {
                 // Plausible headers with random fields, random payloads.
-                let type_ = if rng.below(2) == 0 { rng.below(24) as u32 } else { rng.next() as u32 };
-                let len = if rng.below(2) == 0 { rng.below(64) as u32 } else { rng.next() as u32 };
-                let payload: Vec<u8> = (0..rng.below(80)).map(|_| rng.next() as u8).collect();
-                let bytes = raw(type_, rng.next() as u32, len, &payload);
+                let type_ = if rng.below(2) == 0 {
+                    rng.below(24) as u32
+                } else {
+                    rng.next_u64() as u32
+                };
+                let len = if rng.below(2) == 0 {
+                    rng.below(64) as u32
+                } else {
+                    rng.next_u64() as u32
+                };
+                let payload: Vec<u8> = (0..rng.below(80)).map(|_| rng.next_u64() as u8).collect();
+                let bytes = raw(type_, rng.next_u64() as u32, len, &payload);
                 let mut rest = bytes.as_slice();
                 while !rest.is_empty() {
                     let take = (1 + rng.below(32) as usize).min(rest.len());
                     let (piece, tail) = rest.split_at(take);
                     rest = tail;
-                    errors += decode_all(&mut decoder, piece).iter().filter(|r| r.is_err()).count();
+                    errors += decode_all(&mut decoder, piece)
+                        .iter()
+                        .filter(|r| r.is_err())
+                        .count();
                 }
             }
             if decoder.broken().is_some() {

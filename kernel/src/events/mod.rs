@@ -12,6 +12,7 @@
 //! upcall can only interrupt the idle loop, never code holding a lock,
 //! and no event that arrives between "nothing to do" and "sleep" is lost.
 
+pub mod fifo;
 pub mod two_level;
 
 #[cfg(target_os = "none")]
@@ -61,13 +62,22 @@ mod runtime {
         }
     }
 
-    /// Masks every port and holds upcalls back; called once at boot after
-    /// `shared_info` is mapped and before any port is bound.
-    pub fn init() {
+    /// Masks every port and holds upcalls back, then switches to the FIFO
+    /// ABI if the command line says `evtchn=fifo`. Called once at boot
+    /// after `shared_info` is mapped and before any port is bound.
+    pub fn init(boot: &crate::boot_info::BootInfo) -> Result<(), pv_arch::Errno> {
         shared_info::upcall_mask().store(1, Ordering::SeqCst);
         for word in 0..64 {
             shared_info::mask_word(word).store(!0, Ordering::SeqCst);
         }
+        let wants_fifo = boot
+            .cmdline()
+            .split_ascii_whitespace()
+            .any(|w| w == "evtchn=fifo");
+        if wants_fifo {
+            super::fifo_runtime::init(boot)?;
+        }
+        Ok(())
     }
 
     /// Scans for raised ports and wakes their owners. Runs in the upcall
@@ -75,7 +85,7 @@ mod runtime {
     pub fn upcall() {
         UPCALLS.fetch_add(1, Ordering::Relaxed);
         shared_info::upcall_pending().store(0, Ordering::SeqCst);
-        two_level::scan(&SharedBitmaps, |port| {
+        let dispatch = |port: u32| {
             let mut ports = PORTS.lock();
             match ports.get_mut(&port) {
                 Some(slot) => {
@@ -90,7 +100,12 @@ mod runtime {
                     STRAY.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        });
+        };
+        if super::fifo_runtime::active() {
+            super::fifo_runtime::consume(dispatch);
+        } else {
+            two_level::scan(&SharedBitmaps, dispatch);
+        }
     }
 
     /// Sleeps until some event arrives (or handles one already pending).
@@ -116,9 +131,10 @@ mod runtime {
         )
     }
 
-    /// Unmasks `port` in the 2-level bitmap (Xen redelivers if pending).
+    /// Unmasks `port` through Xen (which redelivers it if pending, in
+    /// either ABI).
     pub fn unmask(port: u32) -> Result<(), pv_arch::Errno> {
-        if port >= two_level::MAX_PORTS {
+        if !super::fifo_runtime::active() && port >= two_level::MAX_PORTS {
             return Err(pv_arch::Errno::EINVAL);
         }
         pv_arch::hypercall::event_channel::unmask(port)
@@ -126,16 +142,25 @@ mod runtime {
 
     /// The event-channel ABI in use: `"2-level"` or `"fifo"`.
     pub fn abi_name() -> &'static str {
-        "2-level"
+        if super::fifo_runtime::active() {
+            "fifo"
+        } else {
+            "2-level"
+        }
     }
 
-    /// Masks `port` in the 2-level bitmap.
+    /// Masks `port` (in the bitmap, or in its FIFO event word).
     pub fn mask(port: u32) {
-        if port < two_level::MAX_PORTS {
+        if super::fifo_runtime::active() {
+            super::fifo_runtime::mask(port);
+        } else if port < two_level::MAX_PORTS {
             two_level::set(shared_info::mask_word(port as usize / 64), port);
         }
     }
 }
+
+#[cfg(target_os = "none")]
+mod fifo_runtime;
 
 #[cfg(target_os = "none")]
 pub use runtime::{abi_name, block, counters, init, mask, unmask, upcall};

@@ -1,39 +1,288 @@
-//! Memory management (interim: a fixed early heap; replaced by the frame
-//! allocator, page-table mapper and growing heap of issue 3).
+//! Memory management for the PV guest: frames, p2m/M2P, page tables,
+//! the direct map, a mapping window, pages, the heap and the balloon.
+//!
+//! Xen gives a PV guest `nr_pages` pseudo-physical frames, each backed by
+//! a machine frame it names in the p2m list, and maps only a small
+//! initial region. [`init`] takes over from there: it reserves what the
+//! boot layout uses ([`layout`]), puts a bitmap frame allocator
+//! ([`frames`]) over the rest, extends the bootstrap page tables so every
+//! frame is mapped at `pfn * 4096` ([`mapper`]), unmaps frame 0 to catch
+//! null pointers, and creates the tables of the [`window`] where foreign
+//! machine frames get mapped. After it, the kernel hands out owned
+//! [`Page`]s, the global allocator serves `alloc` ([`heap`], [`global`]),
+//! and the [`balloon`] gives frames back to Xen and takes them again.
+//!
+//! Pure logic (bitmap, heap, layout, p2m checks, entry encoding) builds
+//! on the host and is tested there; the parts that make hypercalls exist
+//! only on the target. Failures are [`MmError`]s, never panics.
+
+pub mod access;
+pub mod error;
+pub mod frames;
+pub mod heap;
+pub mod layout;
+pub mod p2m;
+pub mod pagetable;
 
 #[cfg(target_os = "none")]
-mod early_heap {
-    use core::alloc::{GlobalAlloc, Layout};
-    use core::ptr::null_mut;
-    use spin::Mutex;
+pub mod balloon;
+#[cfg(target_os = "none")]
+pub mod global;
+#[cfg(target_os = "none")]
+pub mod mapper;
+#[cfg(target_os = "none")]
+pub mod page;
+#[cfg(target_os = "none")]
+pub mod window;
 
-    const SIZE: usize = 256 * 1024;
+pub use error::MmError;
+pub use frames::FrameError;
 
-    #[repr(C, align(4096))]
-    struct Arena([u8; SIZE]);
+#[cfg(target_os = "none")]
+pub use guest::*;
 
-    static mut ARENA: Arena = Arena([0; SIZE]);
-    static NEXT: Mutex<usize> = Mutex::new(0);
+#[cfg(target_os = "none")]
+mod guest {
+    use super::frames::{words_for, FrameBitmap};
+    use super::layout::BootLayout;
+    use super::p2m::{m2p_lookup, P2m};
+    use super::window::{WINDOW_BASE, WINDOW_SLOTS};
+    use super::{balloon, global, mapper, window, MmError};
+    use crate::boot_info::{BootInfo, PAGE_SIZE};
+    use crate::println;
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use pv_arch::hypercall::memory::machphys_mapping;
+    use pv_arch::hypercall::va_mapping::update_va_mapping;
+    use spin::{Mutex, Once};
 
-    /// A bump allocator over a static arena; never frees.
-    struct EarlyHeap;
+    pub use super::balloon::{BalloonedPage, Reservation};
+    pub use super::mapper::PteLocation;
+    pub use super::page::Page;
+    pub use super::window::{map_mfn, reserve_slot, Access, MappedFrame, WindowSlot};
 
-    // SAFETY: hands out disjoint, aligned pieces of ARENA under a lock.
-    unsafe impl GlobalAlloc for EarlyHeap {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            let base = (&raw mut ARENA) as usize;
-            let mut next = NEXT.lock();
-            let start = (base + *next).next_multiple_of(layout.align());
-            let end = start + layout.size();
-            if end > base + SIZE {
-                return null_mut();
-            }
-            *next = end - base;
-            start as *mut u8
-        }
-        unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
+    /// `MACH2PHYS_VIRT_START`: where Xen maps the M2P for 64-bit guests.
+    const MACH2PHYS_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+
+    /// What `init` set up and never changes (the p2m's entries do).
+    pub struct Core {
+        p2m_entries: &'static [AtomicU64],
+        max_mfn: u64,
+        pub(super) l4_mfn: u64,
+        layout: BootLayout,
+        page_tables: AtomicU64,
     }
 
-    #[global_allocator]
-    static HEAP: EarlyHeap = EarlyHeap;
+    impl Core {
+        /// Our p2m.
+        pub fn p2m(&self) -> P2m<'static> {
+            P2m::new(self.p2m_entries)
+        }
+
+        /// The pfn of machine frame `mfn`, from the M2P, confirmed by the p2m.
+        pub fn mfn_to_pfn(&self, mfn: u64) -> Result<u64, MmError> {
+            m2p_lookup(mfn, self.max_mfn)
+                .and_then(|pfn| self.p2m().confirm(mfn, pfn))
+                .ok_or(MmError::BadMfn(mfn))
+        }
+
+        pub(super) fn count_page_table(&self) {
+            self.page_tables.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    static CORE: Once<Core> = Once::new();
+    static READY: AtomicBool = AtomicBool::new(false);
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
+    static BAD_FREES: AtomicU64 = AtomicU64::new(0);
+
+    unsafe extern "C" {
+        /// First byte of the kernel image (`link.ld`).
+        static __image_start: u8;
+    }
+
+    /// The initialised core, or `NotInitialized`.
+    pub(super) fn core() -> Result<&'static Core, MmError> {
+        if !READY.load(Ordering::Acquire) {
+            return Err(MmError::NotInitialized);
+        }
+        CORE.get().ok_or(MmError::NotInitialized)
+    }
+
+    /// Runs `f` on the frame allocator, under its lock.
+    pub(super) fn with_frames<R>(f: impl FnOnce(&mut FrameBitmap<'static>) -> R) -> Result<R, MmError> {
+        FRAMES.lock().as_mut().map(f).ok_or(MmError::NotInitialized)
+    }
+
+    /// Returns frames to the allocator; a refused free (double free,
+    /// stray frame) is counted in [`MmStats::bad_frees`], not applied.
+    pub(super) fn free_frame(pfn: u64, count: u64) {
+        match with_frames(|frames| frames.free_range(pfn, count)) {
+            Ok(Ok(())) => {}
+            _ => {
+                BAD_FREES.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sets up memory management; see the module docs. Call once, right
+    /// after the console.
+    pub fn init(boot: &BootInfo) -> Result<(), MmError> {
+        if STARTED.swap(true, Ordering::AcqRel) {
+            return Err(MmError::AlreadyInitialized);
+        }
+        let mapping = machphys_mapping().map_err(|e| MmError::hypercall("machphys_mapping", e))?;
+        if mapping.v_start != MACH2PHYS_VIRT_START {
+            return Err(MmError::BadLayout("M2P not at MACH2PHYS_VIRT_START"));
+        }
+        let layout = BootLayout::new(boot, (&raw const __image_start) as u64)?;
+        let nr_pages = boot.nr_pages;
+        // SAFETY: Xen's PV ABI puts the p2m list (`nr_pages` u64 machine
+        // frame numbers) at `mfn_list`, mapped read-write in the initial
+        // region and ours for good; `AtomicU64` has the layout of `u64`,
+        // and only this module accesses the list from now on.
+        let p2m_entries = unsafe {
+            core::slice::from_raw_parts(boot.mfn_list as *const AtomicU64, nr_pages as usize)
+        };
+        let l4_pfn = boot.pt_base / PAGE_SIZE;
+        let l4_mfn = P2m::new(p2m_entries)
+            .mfn(l4_pfn)
+            .ok_or(MmError::BadLayout("pt_base outside our frames"))?;
+        let core = CORE.call_once(|| Core {
+            p2m_entries,
+            max_mfn: mapping.max_mfn,
+            l4_mfn,
+            layout,
+            page_tables: AtomicU64::new(boot.nr_pt_frames),
+        });
+
+        // SAFETY: the bitmap's frames lie in the padding Xen guarantees
+        // mapped read-write after the bootstrap stack, are reserved for it
+        // by the layout, and nothing else refers to them.
+        let words = unsafe {
+            core::slice::from_raw_parts_mut(
+                (layout.bitmap_pfn * PAGE_SIZE) as *mut u64,
+                words_for(nr_pages),
+            )
+        };
+        let mut frames = FrameBitmap::new_all_used(words, nr_pages)
+            .ok_or(MmError::BadLayout("frame bitmap storage"))?;
+        frames.free_range(0, nr_pages)?;
+        for range in layout.reserved() {
+            for pfn in range {
+                if !frames.is_used(pfn) {
+                    frames.reserve(pfn)?;
+                }
+            }
+        }
+        let boot_free = frames.free_frames();
+
+        let entries = mapper::build_direct_map(core, &mut frames)?;
+        // SAFETY: virtual page 0 holds nothing we use (frame 0 is reserved
+        // and never handed out); unmapping it makes null pointers fault.
+        unsafe { update_va_mapping(0, 0, 0) }
+            .map_err(|e| MmError::hypercall("update_va_mapping(0)", e))?;
+        for table in 0..WINDOW_SLOTS.div_ceil(512) {
+            core.ensure_l1(&mut frames, WINDOW_BASE + table * 512 * PAGE_SIZE)?;
+        }
+        window::init_slots()?;
+        let free = frames.free_frames();
+        *FRAMES.lock() = Some(frames);
+        READY.store(true, Ordering::Release);
+        println!(
+            "mm: {nr_pages} frames, {free} free; direct map: {entries} entries, {} new page tables; window {WINDOW_SLOTS} slots at {WINDOW_BASE:#x}",
+            boot_free - free
+        );
+        Ok(())
+    }
+
+    /// A snapshot of memory use.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct MmStats {
+        /// Frames in the domain (`nr_pages`), ballooned ones included.
+        pub total_frames: u64,
+        /// Frames free for allocation.
+        pub free_frames: u64,
+        /// Frames in use (including ballooned-out ones).
+        pub used_frames: u64,
+        /// Bytes the heap has handed out (small ones rounded to 16,
+        /// large ones to whole frames).
+        pub heap_bytes: u64,
+        /// Frames the heap holds (arenas and large blocks).
+        pub heap_frames: u64,
+        /// Frames given back to Xen.
+        pub ballooned_out: u64,
+        /// Page-table frames (bootstrap and ours).
+        pub page_table_frames: u64,
+        /// Mapping-window slots in use.
+        pub window_slots_used: u64,
+        /// Frees refused as double or stray frees (frames and heap).
+        pub bad_frees: u64,
+    }
+
+    /// Memory use now; all zero before [`init`].
+    pub fn stats() -> MmStats {
+        let Ok(core) = core() else {
+            return MmStats::default();
+        };
+        let (total, free) = with_frames(|f| (f.frames(), f.free_frames())).unwrap_or((0, 0));
+        let heap = global::heap_stats();
+        MmStats {
+            total_frames: total,
+            free_frames: free,
+            used_frames: total - free,
+            heap_bytes: (heap.small_bytes + heap.large_bytes) as u64,
+            heap_frames: heap.frames() as u64,
+            ballooned_out: balloon::ballooned_out(),
+            page_table_frames: core.page_tables.load(Ordering::Relaxed),
+            window_slots_used: window::slots_in_use(),
+            bad_frees: BAD_FREES.load(Ordering::Relaxed) + heap.bad_frees as u64,
+        }
+    }
+
+    /// Frames free for allocation (0 before [`init`]).
+    pub fn free_frames() -> u64 {
+        with_frames(|f| f.free_frames()).unwrap_or(0)
+    }
+
+    /// The machine frame behind `pfn`; `None` if not ours or ballooned.
+    pub fn pfn_to_mfn(pfn: u64) -> Option<u64> {
+        core().ok()?.p2m().mfn(pfn)
+    }
+
+    /// Our pfn for machine frame `mfn` (M2P, confirmed by the p2m).
+    pub fn mfn_to_pfn(mfn: u64) -> Result<u64, MmError> {
+        core()?.mfn_to_pfn(mfn)
+    }
+
+    /// Xen's M2P entry for `mfn`, unchecked (any domain's frame); `None`
+    /// beyond the table.
+    pub fn m2p_raw(mfn: u64) -> Option<u64> {
+        m2p_lookup(mfn, core().ok()?.max_mfn)
+    }
+
+    /// Frames in the domain.
+    pub fn nr_pages() -> u64 {
+        core().map_or(0, |core| core.p2m().len())
+    }
+
+    /// The boot layout `init` worked from.
+    pub fn boot_layout() -> Option<BootLayout> {
+        core().ok().map(|core| core.layout)
+    }
+
+    /// Machine frame of the page-table root.
+    pub fn root_table_mfn() -> Option<u64> {
+        core().ok().map(|core| core.l4_mfn)
+    }
+
+    /// Where the leaf entry for `va` is, if its tables exist.
+    pub fn lookup_pte(va: u64) -> Result<Option<PteLocation>, MmError> {
+        core()?.lookup(va)
+    }
+
+    /// Whether frame `pfn` is allocated (in use) right now.
+    pub fn is_allocated(pfn: u64) -> bool {
+        with_frames(|frames| frames.is_used(pfn)).unwrap_or(false)
+    }
 }

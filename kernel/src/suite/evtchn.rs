@@ -199,6 +199,38 @@ fn fifo_set_priority_needs_fifo(_: &Ctx<'_>) -> Outcome {
     expect_errno(op::set_priority(channel.port(), 1), Errno::ENOSYS)
 }
 
+fn fifo_priorities(ctx: &Ctx<'_>) -> Outcome {
+    if crate::events::abi_name() != "fifo" {
+        return Outcome::Skip("2-level ABI in use (boot with evtchn=fifo)".into());
+    }
+    let _ = ctx;
+    let Ok(channel) = EventChannel::bind_ipi() else {
+        return suite_fail!("bind_ipi failed");
+    };
+    if let Err(e) = op::set_priority(channel.port(), 0) {
+        return suite_fail!("set_priority(0) failed: {e}");
+    }
+    // Priority 0 is the highest; the send must still arrive.
+    if channel.notify().is_err() || !fired_within(&channel, 1000) {
+        return suite_fail!("a priority-0 event never arrived");
+    }
+    expect_errno(op::set_priority(channel.port(), 16), Errno::EINVAL)
+}
+
+fn fifo_init_control_twice(_: &Ctx<'_>) -> Outcome {
+    if crate::events::abi_name() != "fifo" {
+        return Outcome::Skip("2-level ABI in use (boot with evtchn=fifo)".into());
+    }
+    // The control block is registered already; a second one is refused.
+    expect_errno(op::init_control(0, 0, 0), Errno::EINVAL)
+}
+
+fn fifo_bad_control_offset(_: &Ctx<'_>) -> Outcome {
+    // An offset that does not leave room for the control block is
+    // refused, whichever ABI is in use (checked before anything else).
+    expect_errno(op::init_control(0, 4095, 0), Errno::EINVAL)
+}
+
 /// The `evtchn` group.
 pub const TESTS: &[Test] = &[
     Test {
@@ -291,4 +323,7 @@ pub const TESTS: &[Test] = &[
         applies: Applies::Both,
         run: fifo_set_priority_needs_fifo,
     },
+    Test { group: "evtchn", name: "fifo_priority_0_delivers_and_16_einval", applies: Applies::Both, run: fifo_priorities },
+    Test { group: "evtchn", name: "fifo_init_control_twice_einval", applies: Applies::Both, run: fifo_init_control_twice },
+    Test { group: "evtchn", name: "init_control_bad_offset_einval", applies: Applies::Both, run: fifo_bad_control_offset },
 ];

@@ -1,0 +1,94 @@
+//! The FIFO ABI in the guest: pages given to Xen, the upcall's consumer.
+//!
+//! One control-block page and [`ARRAY_PAGES`] event-array pages live in
+//! our `.bss`; their machine frames (from the p2m list Xen gave us) go to
+//! `EVTCHNOP_init_control` and `EVTCHNOP_expand_array`. From then on Xen
+//! delivers through the queues and the 2-level bitmaps are unused.
+
+use super::fifo::{self, ControlBlock, Consumer, EventArray, WORDS_PER_PAGE};
+use crate::boot_info::BootInfo;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use pv_arch::hypercall::event_channel as op;
+use pv_arch::Errno;
+use spin::Mutex;
+
+/// Event-array pages: 2048 ports, plenty for a unikernel.
+pub const ARRAY_PAGES: usize = 2;
+
+#[repr(C, align(4096))]
+struct Pages([[u32; WORDS_PER_PAGE]; 1 + ARRAY_PAGES]);
+
+/// Shared with Xen once registered; only accessed through atomics.
+static mut PAGES: Pages = Pages([[0; WORDS_PER_PAGE]; 1 + ARRAY_PAGES]);
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static CONSUMER: Mutex<Option<Consumer>> = Mutex::new(None);
+
+fn page_address(index: usize) -> usize {
+    (&raw mut PAGES) as usize + index * 4096
+}
+
+fn control() -> &'static ControlBlock {
+    // SAFETY: page 0 of PAGES is page-aligned, zero-initialised, lives
+    // forever, and `ControlBlock` is made of atomics with the layout of
+    // `evtchn_fifo_control_block`; Xen and we access it only atomically.
+    unsafe { &*(page_address(0) as *const ControlBlock) }
+}
+
+struct Array;
+
+impl EventArray for Array {
+    fn word(&self, port: u32) -> Option<&AtomicU32> {
+        let port = port as usize;
+        if port >= ARRAY_PAGES * WORDS_PER_PAGE {
+            return None;
+        }
+        let address = page_address(1) + port * 4;
+        // SAFETY: in bounds of the array pages (checked above), aligned,
+        // static; event words are only accessed atomically.
+        Some(unsafe { AtomicU32::from_ptr(address as *mut u32) })
+    }
+}
+
+/// The machine frame behind one of our own pages, from the p2m list.
+fn mfn_of(boot: &BootInfo, va: usize) -> Result<u64, Errno> {
+    let pfn = va / 4096;
+    if pfn as u64 >= boot.nr_pages {
+        return Err(Errno::EINVAL);
+    }
+    let entry = boot.mfn_list as usize + pfn * 8;
+    // SAFETY: `mfn_list` is the p2m array Xen mapped for us in the initial
+    // region (checked non-null and aligned at boot), `nr_pages` entries
+    // long; `pfn` was bounds checked.
+    Ok(unsafe { (entry as *const u64).read_volatile() })
+}
+
+/// Switches vCPU 0 to the FIFO ABI.
+pub fn init(boot: &BootInfo) -> Result<(), Errno> {
+    op::init_control(mfn_of(boot, page_address(0))?, 0, 0)?;
+    *CONSUMER.lock() = Some(Consumer::default());
+    ACTIVE.store(true, Ordering::SeqCst);
+    for page in 1..=ARRAY_PAGES {
+        op::expand_array(mfn_of(boot, page_address(page))?)?;
+    }
+    Ok(())
+}
+
+/// Whether the FIFO ABI is in use.
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::SeqCst)
+}
+
+/// Consumes the ready queues, calling `dispatch` per port.
+pub fn consume(dispatch: impl FnMut(u32)) {
+    if let Some(consumer) = CONSUMER.lock().as_mut() {
+        consumer.consume(control(), &Array, dispatch);
+    }
+}
+
+/// Masks `port` in its event word.
+pub fn mask(port: u32) {
+    if let Some(word) = Array.word(port) {
+        fifo::mask(word);
+    }
+}

@@ -1,0 +1,647 @@
+//! Memory: reservations, the M2P, `mmu_update`, `mmuext_op`,
+//! `update_va_mapping` and the balloon, right and wrong arguments alike.
+//!
+//! Refusals are checked against the exact errno Xen 4.17 returns. Raw
+//! page-table writes go to a reserved page of the mapping window, whose
+//! L1 entry we locate with `mm::lookup_pte`, so a mistaken success can
+//! only ever map something at an address nothing else uses.
+
+use super::{expect_errno, Applies, Ctx, Outcome, Test};
+use crate::boot_info::PAGE_SIZE;
+use crate::mm::pagetable::{entry, entry_mfn, LEAF_READ_ONLY, LEAF_WRITABLE};
+use crate::mm::{self, Access, Page, PteLocation, WindowSlot};
+use crate::suite_fail;
+use alloc::vec::Vec;
+use pv_arch::abi::mmu::{MmuUpdate, MmuextOp};
+use pv_arch::abi::xen::DOMID_SELF;
+use pv_arch::hypercall::memory as memop;
+use pv_arch::hypercall::mmu::{self, TableLevel};
+use pv_arch::hypercall::va_mapping::update_va_mapping;
+use pv_arch::Errno;
+
+/// `MACH2PHYS_VIRT_START` / `_END` for 64-bit guests.
+const MACH2PHYS_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+const MACH2PHYS_VIRT_END: u64 = 0xFFFF_8040_0000_0000;
+
+/// Pages written in one batch by the batching check.
+const BATCH_PAGES: usize = 8;
+
+/// Turns an `Err` into a failed outcome: `let x = check!(expr, "what");`.
+macro_rules! check {
+    ($result:expr, $what:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(why) => return suite_fail!("{}: {}", $what, why),
+        }
+    };
+}
+
+/// A reserved window page and where its L1 entry is.
+fn slot_with_pte() -> Result<(WindowSlot, PteLocation), mm::MmError> {
+    let slot = mm::reserve_slot()?;
+    let pte = mm::lookup_pte(slot.address() as u64)?.ok_or(mm::MmError::BadLayout("window"))?;
+    Ok((slot, pte))
+}
+
+/// One raw `mmu_update` writing `value` into the slot's L1 entry.
+fn write_slot_pte(pte: &PteLocation, value: u64) -> Result<u32, Errno> {
+    // SAFETY: the entry maps a reserved window page that nothing
+    // references; the slot clears it on drop.
+    unsafe { mmu::mmu_update(&[MmuUpdate::normal(pte.maddr(), value)], DOMID_SELF) }
+        .map_err(Errno::from)
+}
+
+/// A machine frame of RAM that is not ours: scans down from the middle
+/// of RAM for a frame the M2P and p2m do not confirm as ours.
+fn foreign_ram_mfn() -> Option<u64> {
+    let max = memop::maximum_ram_page().ok()?;
+    (1..64u64)
+        .map(|step| max / 2 - step * 0x101)
+        .find(|&mfn| mm::mfn_to_pfn(mfn).is_err())
+}
+
+/// The machine frame of the L1 table behind the window.
+fn window_l1_mfn() -> Result<u64, mm::MmError> {
+    let (_slot, pte) = slot_with_pte()?;
+    Ok(pte.table_mfn)
+}
+
+fn current_reservation_is_nr_pages(ctx: &Ctx<'_>) -> Outcome {
+    let current = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let expected = ctx.boot.nr_pages - mm::stats().ballooned_out;
+    if current == expected {
+        Outcome::Pass
+    } else {
+        suite_fail!("current_reservation {current}, nr_pages less ballooned {expected}")
+    }
+}
+
+fn maximum_reservation_at_least_current(_: &Ctx<'_>) -> Outcome {
+    let current = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let maximum = check!(memop::maximum_reservation(DOMID_SELF), "maximum_reservation");
+    if maximum >= current {
+        Outcome::Pass
+    } else {
+        suite_fail!("maximum_reservation {maximum} < current {current}")
+    }
+}
+
+fn reservation_of_missing_domain(_: &Ctx<'_>) -> Outcome {
+    expect_errno(memop::current_reservation(0x7000), Errno::ESRCH)
+}
+
+fn maximum_ram_page_covers_our_frames(ctx: &Ctx<'_>) -> Outcome {
+    let max = check!(memop::maximum_ram_page(), "maximum_ram_page");
+    let highest = (0..ctx.boot.nr_pages)
+        .filter_map(mm::pfn_to_mfn)
+        .max()
+        .unwrap_or(0);
+    if max > 0 && highest < max {
+        Outcome::Pass
+    } else {
+        suite_fail!("maximum_ram_page {max:#x}, our highest mfn {highest:#x}")
+    }
+}
+
+fn machphys_mapping_layout(_: &Ctx<'_>) -> Outcome {
+    let mapping = check!(memop::machphys_mapping(), "machphys_mapping");
+    let max_ram = check!(memop::maximum_ram_page(), "maximum_ram_page");
+    if mapping.v_start == MACH2PHYS_VIRT_START
+        && mapping.v_end <= MACH2PHYS_VIRT_END
+        && mapping.max_mfn >= max_ram
+    {
+        Outcome::Pass
+    } else {
+        suite_fail!(
+            "v_start {:#x} v_end {:#x} max_mfn {:#x} (maximum_ram_page {max_ram:#x})",
+            mapping.v_start,
+            mapping.v_end,
+            mapping.max_mfn
+        )
+    }
+}
+
+fn m2p_inverts_p2m(ctx: &Ctx<'_>) -> Outcome {
+    let mut checked = 0;
+    for pfn in 0..ctx.boot.nr_pages {
+        let Some(mfn) = mm::pfn_to_mfn(pfn) else {
+            continue; // ballooned out
+        };
+        match mm::m2p_raw(mfn) {
+            Some(back) if back == pfn => checked += 1,
+            other => return suite_fail!("pfn {pfn:#x} -> mfn {mfn:#x} -> m2p {other:x?}"),
+        }
+    }
+    if checked > 0 {
+        Outcome::Pass
+    } else {
+        suite_fail!("no pfn checked")
+    }
+}
+
+fn m2p_frames_read_only(_: &Ctx<'_>) -> Outcome {
+    let mut list = [0u64; 4];
+    let n = check!(memop::machphys_mfn_list(&mut list), "machphys_mfn_list");
+    if n == 0 {
+        return suite_fail!("machphys_mfn_list returned no frames");
+    }
+    // The first M2P frame holds the entries of mfns 0..512.
+    let frame = check!(mm::map_mfn(list[0], Access::ReadOnly), "map M2P frame read-only");
+    for mfn in [0u64, 1, 511] {
+        let mapped = check!(frame.read_u64(mfn as usize * 8), "read");
+        if Some(mapped) != mm::m2p_raw(mfn) {
+            return suite_fail!("M2P frame says {mapped:#x} for mfn {mfn:#x}");
+        }
+    }
+    drop(frame);
+    expect_errno(
+        mm::map_mfn(list[0], Access::ReadWrite).map_err(|e| e.errno().unwrap_or(Errno::EIO)),
+        Errno::EPERM,
+    )
+}
+
+fn mmu_update_batch_reports_count(_: &Ctx<'_>) -> Outcome {
+    let mut pages = Vec::new();
+    let mut slots = Vec::new();
+    let mut requests = Vec::new();
+    for i in 0..BATCH_PAGES {
+        let mut page = check!(Page::new(), "Page::new");
+        page.as_mut_slice().fill(0x30 + i as u8);
+        let (slot, pte) = check!(slot_with_pte(), "window slot");
+        requests.push(MmuUpdate::normal(
+            pte.maddr(),
+            entry(page.mfn(), LEAF_READ_ONLY),
+        ));
+        pages.push(page);
+        slots.push(slot);
+    }
+    // SAFETY: the entries map reserved window pages nothing references;
+    // the slots clear them on drop.
+    let done = check!(
+        unsafe { mmu::mmu_update(&requests, DOMID_SELF) },
+        "mmu_update batch"
+    );
+    if done as usize != BATCH_PAGES {
+        return suite_fail!("success count {done}, expected {BATCH_PAGES}");
+    }
+    for (i, slot) in slots.iter().enumerate() {
+        // SAFETY: the slot maps page `i` read-only (just written above),
+        // which stays alive and unchanged while we read it.
+        let byte = unsafe { (slot.address() as *const u8).add(4095).read_volatile() };
+        if byte != 0x30 + i as u8 {
+            return suite_fail!("slot {i} reads {byte:#x}");
+        }
+    }
+    Outcome::Pass
+}
+
+fn mmu_update_batch_stops_at_refusal(_: &Ctx<'_>) -> Outcome {
+    let page = check!(Page::new(), "Page::new");
+    let (_a, first) = check!(slot_with_pte(), "window slot");
+    let (_b, second) = check!(slot_with_pte(), "window slot");
+    let (_c, third) = check!(slot_with_pte(), "window slot");
+    let l1 = first.table_mfn;
+    let requests = [
+        MmuUpdate::normal(first.maddr(), entry(page.mfn(), LEAF_READ_ONLY)),
+        // A writable mapping of a page table: refused.
+        MmuUpdate::normal(second.maddr(), entry(l1, LEAF_WRITABLE)),
+        MmuUpdate::normal(third.maddr(), entry(page.mfn(), LEAF_READ_ONLY)),
+    ];
+    // SAFETY: the entries map reserved window pages nothing references.
+    match unsafe { mmu::mmu_update(&requests, DOMID_SELF) } {
+        Err(e) if e.done == 1 && e.errno == Errno::EINVAL => Outcome::Pass,
+        other => suite_fail!("expected EINVAL after 1, got {other:?}"),
+    }
+}
+
+fn mmu_update_foreign_frame_refused(_: &Ctx<'_>) -> Outcome {
+    let Some(mfn) = foreign_ram_mfn() else {
+        return Outcome::Skip("no foreign RAM frame found".into());
+    };
+    let (_slot, pte) = check!(slot_with_pte(), "window slot");
+    expect_errno(write_slot_pte(&pte, entry(mfn, LEAF_READ_ONLY)), Errno::EPERM)
+}
+
+fn mmu_update_mmio_far_away_refused(_: &Ctx<'_>) -> Outcome {
+    let max = check!(memop::maximum_ram_page(), "maximum_ram_page");
+    let (_slot, pte) = check!(slot_with_pte(), "window slot");
+    // 64 GiB beyond the end of RAM: no one's frame, and I/O memory a
+    // domU has no permission for.
+    expect_errno(
+        write_slot_pte(&pte, entry(max + (16 << 20), LEAF_READ_ONLY)),
+        Errno::EPERM,
+    )
+}
+
+fn mmu_update_writable_table_refused(_: &Ctx<'_>) -> Outcome {
+    let (_slot, pte) = check!(slot_with_pte(), "window slot");
+    expect_errno(
+        write_slot_pte(&pte, entry(pte.table_mfn, LEAF_WRITABLE)),
+        Errno::EINVAL,
+    )
+}
+
+fn mmu_update_read_only_table_allowed(_: &Ctx<'_>) -> Outcome {
+    let (slot, pte) = check!(slot_with_pte(), "window slot");
+    check!(
+        write_slot_pte(&pte, entry(pte.table_mfn, LEAF_READ_ONLY)),
+        "read-only mapping of our L1"
+    );
+    // The table maps itself at the slot's index now.
+    // SAFETY: the slot maps the L1 table read-only; entries are u64.
+    let own = unsafe {
+        (slot.address() as *const u64)
+            .add(pte.index)
+            .read_volatile()
+    };
+    if entry_mfn(own) == pte.table_mfn {
+        Outcome::Pass
+    } else {
+        suite_fail!("entry {:#x} reads {own:#x}", pte.index)
+    }
+}
+
+fn mmu_update_on_data_frame_refused(_: &Ctx<'_>) -> Outcome {
+    let page = check!(Page::new(), "Page::new");
+    let target = check!(Page::new(), "Page::new");
+    // SAFETY: if Xen accepted this, it would write into `page`'s frame,
+    // which we own and do not reference.
+    let result = unsafe {
+        mmu::mmu_update(
+            &[MmuUpdate::normal(
+                page.mfn() << 12,
+                entry(target.mfn(), LEAF_READ_ONLY),
+            )],
+            DOMID_SELF,
+        )
+    };
+    expect_errno(result.map_err(Errno::from), Errno::EINVAL)
+}
+
+fn machphys_update_foreign_frame_refused(_: &Ctx<'_>) -> Outcome {
+    let Some(mfn) = foreign_ram_mfn() else {
+        return Outcome::Skip("no foreign RAM frame found".into());
+    };
+    // SAFETY: an M2P update changes no mapping (and must be refused).
+    let result = unsafe { mmu::mmu_update(&[MmuUpdate::machphys(mfn, 1)], DOMID_SELF) };
+    expect_errno(result.map_err(Errno::from), Errno::EPERM)
+}
+
+fn pin_writable_frame_refused(_: &Ctx<'_>) -> Outcome {
+    let page = check!(Page::new(), "Page::new");
+    expect_errno(mmu::pin_table(TableLevel::L1, page.mfn()), Errno::EINVAL)
+}
+
+fn pin_pinned_table_refused(_: &Ctx<'_>) -> Outcome {
+    let l1 = check!(window_l1_mfn(), "window L1");
+    expect_errno(mmu::pin_table(TableLevel::L1, l1), Errno::EINVAL)
+}
+
+fn pin_at_wrong_level_refused(_: &Ctx<'_>) -> Outcome {
+    let l1 = check!(window_l1_mfn(), "window L1");
+    expect_errno(mmu::pin_table(TableLevel::L2, l1), Errno::EINVAL)
+}
+
+fn unpin_unpinned_refused(_: &Ctx<'_>) -> Outcome {
+    let page = check!(Page::new(), "Page::new");
+    expect_errno(mmu::unpin_table(page.mfn()), Errno::EINVAL)
+}
+
+fn unpin_foreign_refused(_: &Ctx<'_>) -> Outcome {
+    let Some(mfn) = foreign_ram_mfn() else {
+        return Outcome::Skip("no foreign RAM frame found".into());
+    };
+    expect_errno(mmu::unpin_table(mfn), Errno::EINVAL)
+}
+
+fn new_baseptr_unvalidated_refused(_: &Ctx<'_>) -> Outcome {
+    let page = check!(Page::new(), "Page::new");
+    // SAFETY: a zeroed, writable frame cannot become an L4; if Xen took
+    // it we would crash at once, which the suite would also report.
+    expect_errno(unsafe { mmu::new_baseptr(page.mfn()) }, Errno::EINVAL)
+}
+
+fn new_baseptr_current_root(_: &Ctx<'_>) -> Outcome {
+    let Some(root) = mm::root_table_mfn() else {
+        return suite_fail!("mm not initialised");
+    };
+    // SAFETY: switching to the root we run on maps everything as now.
+    expect_ok(unsafe { mmu::new_baseptr(root) })
+}
+
+fn tlb_flushes(_: &Ctx<'_>) -> Outcome {
+    let va = (mm::boot_layout().map_or(0x100, |l| l.image_start_pfn) * PAGE_SIZE) as u64;
+    for (what, result) in [
+        ("tlb_flush_local", mmu::tlb_flush_local()),
+        ("tlb_flush_all", mmu::tlb_flush_all()),
+        ("invlpg_local", mmu::invlpg_local(va)),
+        ("invlpg_all", mmu::invlpg_all(va)),
+    ] {
+        if let Err(errno) = result {
+            return suite_fail!("{what}: {errno}");
+        }
+    }
+    Outcome::Pass
+}
+
+fn mmuext_unknown_command(_: &Ctx<'_>) -> Outcome {
+    // SAFETY: an undefined command does nothing (and must be refused).
+    let result = unsafe { mmu::mmuext_op(&[MmuextOp::bare(0xff)], DOMID_SELF) };
+    expect_errno(result.map_err(Errno::from), Errno::ENOSYS)
+}
+
+fn clear_page_of_table_refused(_: &Ctx<'_>) -> Outcome {
+    let l1 = check!(window_l1_mfn(), "window L1");
+    // SAFETY: refused for a page table; were it not, it would zero the
+    // window's L1, whose slots the suite does not hold at this point.
+    expect_errno(unsafe { mmu::clear_page(l1) }, Errno::EINVAL)
+}
+
+fn update_va_mapping_reserved_bits(_: &Ctx<'_>) -> Outcome {
+    let page = check!(Page::new(), "Page::new");
+    let slot = check!(mm::reserve_slot(), "window slot");
+    // Bit 52, one of the software-available bits Xen keeps for itself.
+    // SAFETY: the slot is reserved and unreferenced.
+    let result = unsafe { update_va_mapping(slot.address(), page.mfn(), LEAF_READ_ONLY | 1 << 52) };
+    expect_errno(result, Errno::EINVAL)
+}
+
+fn update_va_mapping_hypervisor_range(_: &Ctx<'_>) -> Outcome {
+    let page = check!(Page::new(), "Page::new");
+    // SAFETY: Xen's own range is not ours to map; must be refused.
+    let result = unsafe {
+        update_va_mapping(MACH2PHYS_VIRT_START as usize, page.mfn(), LEAF_READ_ONLY)
+    };
+    expect_errno(result, Errno::EINVAL)
+}
+
+fn update_va_mapping_writable_table(_: &Ctx<'_>) -> Outcome {
+    let l1 = check!(window_l1_mfn(), "window L1");
+    let slot = check!(mm::reserve_slot(), "window slot");
+    // SAFETY: the slot is reserved and unreferenced.
+    let result = unsafe { update_va_mapping(slot.address(), l1, LEAF_WRITABLE) };
+    expect_errno(result, Errno::EINVAL)
+}
+
+fn balloon_round_trip(_: &Ctx<'_>) -> Outcome {
+    let before = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let mut page = check!(Page::new(), "Page::new");
+    page.as_mut_slice().fill(0x77);
+    let pfn = page.pfn();
+    let ballooned = check!(page.balloon_out().map_err(|(_, e)| e), "balloon out");
+    let during = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    if mm::pfn_to_mfn(pfn).is_some() || during + 1 != before {
+        return suite_fail!("reservation {before} -> {during} after one page out");
+    }
+    let mut page = check!(ballooned.reclaim().map_err(|(_, e)| e), "reclaim");
+    if page.as_slice().iter().any(|&b| b != 0) {
+        return suite_fail!("reclaimed page not zeroed");
+    }
+    page.as_mut_slice().fill(0xc3);
+    let after = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    if page.pfn() == pfn
+        && after == before
+        && page.as_slice().iter().all(|&b| b == 0xc3)
+        && mm::mfn_to_pfn(page.mfn()) == Ok(pfn)
+    {
+        Outcome::Pass
+    } else {
+        suite_fail!("reservation {before} -> {after}, pfn {pfn:#x} -> {:#x}", page.pfn())
+    }
+}
+
+fn decrease_foreign_frame_does_nothing(_: &Ctx<'_>) -> Outcome {
+    let Some(mfn) = foreign_ram_mfn() else {
+        return Outcome::Skip("no foreign RAM frame found".into());
+    };
+    let before = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    // SAFETY: the frame is not ours; Xen must not take it from anyone.
+    let done = check!(
+        unsafe { memop::decrease_reservation(&[mfn], 0, DOMID_SELF) },
+        "decrease_reservation"
+    );
+    let after = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    if done == 0 && after == before {
+        Outcome::Pass
+    } else {
+        suite_fail!("Xen took {done} extents of a foreign frame")
+    }
+}
+
+fn increase_beyond_maximum(ctx: &Ctx<'_>) -> Outcome {
+    let current = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let maximum = check!(memop::maximum_reservation(DOMID_SELF), "maximum_reservation");
+    if current < maximum {
+        return Outcome::Skip(alloc::format!(
+            "{} has room: {current} of {maximum} pages",
+            ctx.boot.role
+        ));
+    }
+    let mut extent = [0u64];
+    match memop::increase_reservation(&mut extent, 0, 0, DOMID_SELF) {
+        Ok(0) => Outcome::Pass,
+        Ok(n) => {
+            // SAFETY: the frame is new, unmapped and unreferenced.
+            let _ = unsafe { memop::decrease_reservation(&extent[..n], 0, DOMID_SELF) };
+            suite_fail!("got {n} extents beyond the maximum")
+        }
+        Err(errno) => suite_fail!("expected 0 extents, got {errno}"),
+    }
+}
+
+fn expect_ok<T: core::fmt::Debug>(result: Result<T, Errno>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Pass,
+        Err(errno) => suite_fail!("expected success, got {errno}"),
+    }
+}
+
+/// The memory checks.
+pub const TESTS: &[Test] = &[
+    Test {
+        group: "memory",
+        name: "current_reservation_is_nr_pages",
+        applies: Applies::Both,
+        run: current_reservation_is_nr_pages,
+    },
+    Test {
+        group: "memory",
+        name: "maximum_reservation_at_least_current",
+        applies: Applies::Both,
+        run: maximum_reservation_at_least_current,
+    },
+    Test {
+        group: "memory",
+        name: "reservation_of_missing_domain_esrch",
+        applies: Applies::Both,
+        run: reservation_of_missing_domain,
+    },
+    Test {
+        group: "memory",
+        name: "maximum_ram_page_covers_our_frames",
+        applies: Applies::Both,
+        run: maximum_ram_page_covers_our_frames,
+    },
+    Test {
+        group: "memory",
+        name: "machphys_mapping_layout",
+        applies: Applies::Both,
+        run: machphys_mapping_layout,
+    },
+    Test {
+        group: "memory",
+        name: "m2p_inverts_p2m",
+        applies: Applies::Both,
+        run: m2p_inverts_p2m,
+    },
+    Test {
+        group: "memory",
+        name: "m2p_frames_map_read_only_not_writable_eperm",
+        applies: Applies::Both,
+        run: m2p_frames_read_only,
+    },
+    Test {
+        group: "memory",
+        name: "mmu_update_batch_reports_count",
+        applies: Applies::Both,
+        run: mmu_update_batch_reports_count,
+    },
+    Test {
+        group: "memory",
+        name: "mmu_update_batch_stops_at_refusal",
+        applies: Applies::Both,
+        run: mmu_update_batch_stops_at_refusal,
+    },
+    Test {
+        group: "memory",
+        name: "mmu_update_foreign_frame_eperm",
+        applies: Applies::Both,
+        run: mmu_update_foreign_frame_refused,
+    },
+    Test {
+        group: "memory",
+        name: "mmu_update_mmio_beyond_ram_eperm",
+        applies: Applies::DomUOnly,
+        run: mmu_update_mmio_far_away_refused,
+    },
+    Test {
+        group: "memory",
+        name: "mmu_update_writable_map_of_table_einval",
+        applies: Applies::Both,
+        run: mmu_update_writable_table_refused,
+    },
+    Test {
+        group: "memory",
+        name: "mmu_update_read_only_map_of_table_allowed",
+        applies: Applies::Both,
+        run: mmu_update_read_only_table_allowed,
+    },
+    Test {
+        group: "memory",
+        name: "mmu_update_on_data_frame_einval",
+        applies: Applies::Both,
+        run: mmu_update_on_data_frame_refused,
+    },
+    Test {
+        group: "memory",
+        name: "machphys_update_foreign_frame_eperm",
+        applies: Applies::Both,
+        run: machphys_update_foreign_frame_refused,
+    },
+    Test {
+        group: "memory",
+        name: "pin_writable_frame_einval",
+        applies: Applies::Both,
+        run: pin_writable_frame_refused,
+    },
+    Test {
+        group: "memory",
+        name: "pin_pinned_table_einval",
+        applies: Applies::Both,
+        run: pin_pinned_table_refused,
+    },
+    Test {
+        group: "memory",
+        name: "pin_at_wrong_level_einval",
+        applies: Applies::Both,
+        run: pin_at_wrong_level_refused,
+    },
+    Test {
+        group: "memory",
+        name: "unpin_unpinned_frame_einval",
+        applies: Applies::Both,
+        run: unpin_unpinned_refused,
+    },
+    Test {
+        group: "memory",
+        name: "unpin_foreign_frame_einval",
+        applies: Applies::Both,
+        run: unpin_foreign_refused,
+    },
+    Test {
+        group: "memory",
+        name: "new_baseptr_unvalidated_frame_einval",
+        applies: Applies::Both,
+        run: new_baseptr_unvalidated_refused,
+    },
+    Test {
+        group: "memory",
+        name: "new_baseptr_current_root_ok",
+        applies: Applies::Both,
+        run: new_baseptr_current_root,
+    },
+    Test {
+        group: "memory",
+        name: "tlb_flushes_and_invlpg_ok",
+        applies: Applies::Both,
+        run: tlb_flushes,
+    },
+    Test {
+        group: "memory",
+        name: "mmuext_unknown_command_enosys",
+        applies: Applies::Both,
+        run: mmuext_unknown_command,
+    },
+    Test {
+        group: "memory",
+        name: "clear_page_of_table_einval",
+        applies: Applies::Both,
+        run: clear_page_of_table_refused,
+    },
+    Test {
+        group: "memory",
+        name: "update_va_mapping_reserved_bits_einval",
+        applies: Applies::Both,
+        run: update_va_mapping_reserved_bits,
+    },
+    Test {
+        group: "memory",
+        name: "update_va_mapping_hypervisor_range_einval",
+        applies: Applies::Both,
+        run: update_va_mapping_hypervisor_range,
+    },
+    Test {
+        group: "memory",
+        name: "update_va_mapping_writable_table_einval",
+        applies: Applies::Both,
+        run: update_va_mapping_writable_table,
+    },
+    Test {
+        group: "memory",
+        name: "balloon_out_and_back_holds_pattern",
+        applies: Applies::Both,
+        run: balloon_round_trip,
+    },
+    Test {
+        group: "memory",
+        name: "decrease_reservation_foreign_frame_takes_none",
+        applies: Applies::Both,
+        run: decrease_foreign_frame_does_nothing,
+    },
+    Test {
+        group: "memory",
+        name: "increase_reservation_at_maximum_gets_none",
+        applies: Applies::Both,
+        run: increase_beyond_maximum,
+    },
+];
