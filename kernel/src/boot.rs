@@ -19,6 +19,7 @@ fn init_core(boot: &BootInfo) -> Result<(), BootError> {
     events::init(boot).map_err(|e| BootError("setting up event channels", e))?;
     time::init().map_err(|e| BootError("stopping the periodic timer", e))?;
     sched::init().map_err(|e| BootError("binding VIRQ_TIMER", e))?;
+    crate::grant::init(boot).map_err(|e| BootError("setting up the grant table", e.errno()))?;
     Ok(())
 }
 

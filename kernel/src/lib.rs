@@ -38,6 +38,7 @@ pub mod app;
 pub mod boot_info;
 pub mod console;
 pub mod events;
+pub mod grant;
 pub mod mm;
 pub mod ring_index;
 pub mod sched;

@@ -55,6 +55,10 @@ const TABLE_SLOTS: [Slot; MAX_FRAMES] = [
 /// to [`MAX_FRAMES`] table frames, and for version 2 the status frame.
 /// Called once at boot, after the scheduler.
 pub fn init(boot: &BootInfo) -> Result<(), GrantError> {
+    setup(boot).inspect_err(|error| log::error!("grant: setting up the table: {error}"))
+}
+
+fn setup(boot: &BootInfo) -> Result<(), GrantError> {
     let wanted = GrantVersion::from_cmdline(boot.cmdline());
     let size = op::query_size(DOMID_SELF)?;
     let nr_frames = (size.max_nr_frames as usize).min(MAX_FRAMES);

@@ -77,11 +77,11 @@ mod m2p {
     /// `MACH2PHYS_VIRT_START` (`arch-x86/xen-x86_64.h`).
     const MACH2PHYS_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
 
-    /// Reads Xen's M2P entry for `mfn`, untrusted. `None` if `mfn` is not
-    /// below `max_mfn` (what `XENMEM_machphys_mapping` said the table
-    /// covers), so we never touch an unmapped part of it.
+    /// Reads Xen's M2P entry for `mfn`, untrusted. `None` if `mfn` is
+    /// above `max_mfn` (the last frame `XENMEM_machphys_mapping` says the
+    /// table covers), so we never touch an unmapped part of it.
     pub fn m2p_lookup(mfn: u64, max_mfn: u64) -> Option<u64> {
-        if mfn >= max_mfn {
+        if mfn > max_mfn {
             return None;
         }
         let entry = (MACH2PHYS_VIRT_START + mfn * 8) as *const u64;

@@ -13,7 +13,7 @@ use crate::mm::{self, Access, Page, PteLocation, WindowSlot};
 use crate::suite_fail;
 use alloc::vec::Vec;
 use pv_arch::abi::mmu::{MmuUpdate, MmuextOp};
-use pv_arch::abi::xen::DOMID_SELF;
+use pv_arch::abi::xen::{DOMID_SELF, DOMID_XEN};
 use pv_arch::hypercall::memory as memop;
 use pv_arch::hypercall::mmu::{self, TableLevel};
 use pv_arch::hypercall::va_mapping::update_va_mapping;
@@ -106,9 +106,11 @@ fn maximum_ram_page_covers_our_frames(ctx: &Ctx<'_>) -> Outcome {
 fn machphys_mapping_layout(_: &Ctx<'_>) -> Outcome {
     let mapping = check!(memop::machphys_mapping(), "machphys_mapping");
     let max_ram = check!(memop::maximum_ram_page(), "maximum_ram_page");
+    // `maximum_ram_page` is one past the highest frame; `max_mfn` the
+    // last entry the table covers.
     if mapping.v_start == MACH2PHYS_VIRT_START
         && mapping.v_end <= MACH2PHYS_VIRT_END
-        && mapping.max_mfn >= max_ram
+        && mapping.max_mfn + 1 >= max_ram
     {
         Outcome::Pass
     } else {
@@ -139,25 +141,51 @@ fn m2p_inverts_p2m(ctx: &Ctx<'_>) -> Outcome {
     }
 }
 
-fn m2p_frames_read_only(_: &Ctx<'_>) -> Outcome {
-    let mut list = [0u64; 4];
-    let n = check!(memop::machphys_mfn_list(&mut list), "machphys_mfn_list");
-    if n == 0 {
-        return suite_fail!("machphys_mfn_list returned no frames");
+/// The first frame of Xen's M2P table (it holds the entries of mfns
+/// 0..512).
+fn first_m2p_frame() -> Result<u64, Errno> {
+    let mut list = [0u64; 1];
+    match memop::machphys_mfn_list(&mut list)? {
+        0 => Err(Errno::ENOENT),
+        _ => Ok(list[0]),
     }
-    // The first M2P frame holds the entries of mfns 0..512.
-    let frame = check!(mm::map_mfn(list[0], Access::ReadOnly), "map M2P frame read-only");
+}
+
+fn m2p_frame_as_own_refused(_: &Ctx<'_>) -> Outcome {
+    let frame = check!(first_m2p_frame(), "machphys_mfn_list");
+    // Owned by Xen: mapping it as one of our frames is refused even
+    // read-only (`update_va_mapping` always maps for DOMID_SELF).
+    expect_errno(
+        mm::map_mfn(frame, Access::ReadOnly).map_err(|e| e.errno().unwrap_or(Errno::EIO)),
+        Errno::EBUSY,
+    )
+}
+
+fn m2p_frame_via_domid_xen(_: &Ctx<'_>) -> Outcome {
+    let frame = check!(first_m2p_frame(), "machphys_mfn_list");
+    let (slot, pte) = check!(slot_with_pte(), "window slot");
+    let map = |flags| {
+        // SAFETY: the entry maps a reserved window page nothing references.
+        unsafe {
+            mmu::mmu_update(
+                &[MmuUpdate::normal(pte.maddr(), entry(frame, flags))],
+                DOMID_XEN,
+            )
+        }
+        .map_err(Errno::from)
+    };
+    if let Outcome::Fail(why) = expect_errno(map(LEAF_WRITABLE), Errno::EBUSY) {
+        return suite_fail!("writable: {why}");
+    }
+    check!(map(LEAF_READ_ONLY), "read-only mapping as DOMID_XEN");
     for mfn in [0u64, 1, 511] {
-        let mapped = check!(frame.read_u64(mfn as usize * 8), "read");
+        // SAFETY: the slot maps the M2P frame read-only; entries are u64.
+        let mapped = unsafe { (slot.address() as *const u64).add(mfn as usize).read_volatile() };
         if Some(mapped) != mm::m2p_raw(mfn) {
             return suite_fail!("M2P frame says {mapped:#x} for mfn {mfn:#x}");
         }
     }
-    drop(frame);
-    expect_errno(
-        mm::map_mfn(list[0], Access::ReadWrite).map_err(|e| e.errno().unwrap_or(Errno::EIO)),
-        Errno::EPERM,
-    )
+    Outcome::Pass
 }
 
 fn mmu_update_batch_reports_count(_: &Ctx<'_>) -> Outcome {
@@ -209,8 +237,8 @@ fn mmu_update_batch_stops_at_refusal(_: &Ctx<'_>) -> Outcome {
     ];
     // SAFETY: the entries map reserved window pages nothing references.
     match unsafe { mmu::mmu_update(&requests, DOMID_SELF) } {
-        Err(e) if e.done == 1 && e.errno == Errno::EINVAL => Outcome::Pass,
-        other => suite_fail!("expected EINVAL after 1, got {other:?}"),
+        Err(e) if e.done == 1 && e.errno == Errno::EBUSY => Outcome::Pass,
+        other => suite_fail!("expected EBUSY after 1, got {other:?}"),
     }
 }
 
@@ -219,14 +247,20 @@ fn mmu_update_foreign_frame_refused(_: &Ctx<'_>) -> Outcome {
         return Outcome::Skip("no foreign RAM frame found".into());
     };
     let (_slot, pte) = check!(slot_with_pte(), "window slot");
-    expect_errno(write_slot_pte(&pte, entry(mfn, LEAF_READ_ONLY)), Errno::EPERM)
+    expect_errno(write_slot_pte(&pte, entry(mfn, LEAF_READ_ONLY)), Errno::EBUSY)
+}
+
+fn mmu_update_local_apic_refused(_: &Ctx<'_>) -> Outcome {
+    let (_slot, pte) = check!(slot_with_pte(), "window slot");
+    // 0xfee00000: the local APIC, which Xen keeps even from dom0.
+    expect_errno(write_slot_pte(&pte, entry(0xfee00, LEAF_READ_ONLY)), Errno::EPERM)
 }
 
 fn mmu_update_mmio_far_away_refused(_: &Ctx<'_>) -> Outcome {
     let max = check!(memop::maximum_ram_page(), "maximum_ram_page");
     let (_slot, pte) = check!(slot_with_pte(), "window slot");
     // 64 GiB beyond the end of RAM: no one's frame, and I/O memory a
-    // domU has no permission for.
+    // domU has no permission for (dom0 may map it).
     expect_errno(
         write_slot_pte(&pte, entry(max + (16 << 20), LEAF_READ_ONLY)),
         Errno::EPERM,
@@ -237,7 +271,7 @@ fn mmu_update_writable_table_refused(_: &Ctx<'_>) -> Outcome {
     let (_slot, pte) = check!(slot_with_pte(), "window slot");
     expect_errno(
         write_slot_pte(&pte, entry(pte.table_mfn, LEAF_WRITABLE)),
-        Errno::EINVAL,
+        Errno::EBUSY,
     )
 }
 
@@ -261,21 +295,26 @@ fn mmu_update_read_only_table_allowed(_: &Ctx<'_>) -> Outcome {
     }
 }
 
-fn mmu_update_on_data_frame_refused(_: &Ctx<'_>) -> Outcome {
+fn mmu_update_on_data_frame_writes_it(_: &Ctx<'_>) -> Outcome {
     let page = check!(Page::new(), "Page::new");
-    let target = check!(Page::new(), "Page::new");
-    // SAFETY: if Xen accepted this, it would write into `page`'s frame,
-    // which we own and do not reference.
-    let result = unsafe {
-        mmu::mmu_update(
-            &[MmuUpdate::normal(
-                page.mfn() << 12,
-                entry(target.mfn(), LEAF_READ_ONLY),
-            )],
-            DOMID_SELF,
-        )
-    };
-    expect_errno(result.map_err(Errno::from), Errno::EINVAL)
+    let value = entry(0x1234, LEAF_READ_ONLY);
+    // Xen treats an "entry" in a frame that is not a page table as a
+    // plain checked memory write (the frame is ours and writable).
+    // SAFETY: it writes into `page`'s frame, which we own; we read it
+    // back only through volatile accessors.
+    let done = check!(
+        unsafe {
+            mmu::mmu_update(
+                &[MmuUpdate::normal((page.mfn() << 12) + 8, value)],
+                DOMID_SELF,
+            )
+        },
+        "mmu_update"
+    );
+    match page.read_u64(8) {
+        Ok(read) if done == 1 && read == value => Outcome::Pass,
+        other => suite_fail!("done {done}, frame holds {other:x?}"),
+    }
 }
 
 fn machphys_update_foreign_frame_refused(_: &Ctx<'_>) -> Outcome {
@@ -284,7 +323,7 @@ fn machphys_update_foreign_frame_refused(_: &Ctx<'_>) -> Outcome {
     };
     // SAFETY: an M2P update changes no mapping (and must be refused).
     let result = unsafe { mmu::mmu_update(&[MmuUpdate::machphys(mfn, 1)], DOMID_SELF) };
-    expect_errno(result.map_err(Errno::from), Errno::EPERM)
+    expect_errno(result.map_err(Errno::from), Errno::EINVAL)
 }
 
 fn pin_writable_frame_refused(_: &Ctx<'_>) -> Outcome {
@@ -360,10 +399,14 @@ fn clear_page_of_table_refused(_: &Ctx<'_>) -> Outcome {
 fn update_va_mapping_reserved_bits(_: &Ctx<'_>) -> Outcome {
     let page = check!(Page::new(), "Page::new");
     let slot = check!(mm::reserve_slot(), "window slot");
-    // Bit 52, one of the software-available bits Xen keeps for itself.
+    // Bit 51: reserved on any CPU with fewer than 52 physical address
+    // bits. Xen takes it as part of the frame number, finds no RAM there
+    // and refuses the I/O mapping. (The software bits 9-11 and 52-62 and
+    // the cache bits are accepted from dom0.)
     // SAFETY: the slot is reserved and unreferenced.
-    let result = unsafe { update_va_mapping(slot.address(), page.mfn(), LEAF_READ_ONLY | 1 << 52) };
-    expect_errno(result, Errno::EINVAL)
+    let result =
+        unsafe { update_va_mapping(slot.address(), page.mfn(), LEAF_READ_ONLY | 1 << 51) };
+    expect_errno(result, Errno::EPERM)
 }
 
 fn update_va_mapping_hypervisor_range(_: &Ctx<'_>) -> Outcome {
@@ -380,7 +423,7 @@ fn update_va_mapping_writable_table(_: &Ctx<'_>) -> Outcome {
     let slot = check!(mm::reserve_slot(), "window slot");
     // SAFETY: the slot is reserved and unreferenced.
     let result = unsafe { update_va_mapping(slot.address(), l1, LEAF_WRITABLE) };
-    expect_errno(result, Errno::EINVAL)
+    expect_errno(result, Errno::EBUSY)
 }
 
 fn balloon_round_trip(_: &Ctx<'_>) -> Outcome {
@@ -428,24 +471,27 @@ fn decrease_foreign_frame_does_nothing(_: &Ctx<'_>) -> Outcome {
     }
 }
 
-fn increase_beyond_maximum(ctx: &Ctx<'_>) -> Outcome {
-    let current = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
-    let maximum = check!(memop::maximum_reservation(DOMID_SELF), "maximum_reservation");
-    if current < maximum {
-        return Outcome::Skip(alloc::format!(
-            "{} has room: {current} of {maximum} pages",
-            ctx.boot.role
-        ));
-    }
+fn increase_huge_order_gets_none(_: &Ctx<'_>) -> Outcome {
+    // 2^20 pages in one extent: beyond the largest order Xen hands any
+    // domain, so it allocates nothing (and reports no error).
     let mut extent = [0u64];
-    match memop::increase_reservation(&mut extent, 0, 0, DOMID_SELF) {
+    match memop::increase_reservation(&mut extent, 20, 0, DOMID_SELF) {
         Ok(0) => Outcome::Pass,
         Ok(n) => {
-            // SAFETY: the frame is new, unmapped and unreferenced.
-            let _ = unsafe { memop::decrease_reservation(&extent[..n], 0, DOMID_SELF) };
-            suite_fail!("got {n} extents beyond the maximum")
+            // SAFETY: the frames are new, unmapped and unreferenced.
+            let _ = unsafe { memop::decrease_reservation(&extent[..n], 20, DOMID_SELF) };
+            suite_fail!("got {n} extents of order 20")
         }
         Err(errno) => suite_fail!("expected 0 extents, got {errno}"),
+    }
+}
+
+fn zero_length_batches(_: &Ctx<'_>) -> Outcome {
+    // SAFETY: empty batches do nothing.
+    let results = unsafe { (mmu::mmu_update(&[], DOMID_SELF), mmu::mmuext_op(&[], DOMID_SELF)) };
+    match results {
+        (Ok(0), Ok(0)) => Outcome::Pass,
+        other => suite_fail!("expected Ok(0) twice, got {other:?}"),
     }
 }
 
@@ -496,9 +542,15 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         group: "memory",
-        name: "m2p_frames_map_read_only_not_writable_eperm",
+        name: "m2p_frame_mapped_as_own_ebusy",
         applies: Applies::Both,
-        run: m2p_frames_read_only,
+        run: m2p_frame_as_own_refused,
+    },
+    Test {
+        group: "memory",
+        name: "m2p_frame_via_domid_xen_read_only_not_writable_ebusy",
+        applies: Applies::Dom0Only,
+        run: m2p_frame_via_domid_xen,
     },
     Test {
         group: "memory",
@@ -508,15 +560,21 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         group: "memory",
-        name: "mmu_update_batch_stops_at_refusal",
+        name: "mmu_update_batch_stops_at_refusal_ebusy",
         applies: Applies::Both,
         run: mmu_update_batch_stops_at_refusal,
     },
     Test {
         group: "memory",
-        name: "mmu_update_foreign_frame_eperm",
+        name: "mmu_update_foreign_frame_ebusy",
         applies: Applies::Both,
         run: mmu_update_foreign_frame_refused,
+    },
+    Test {
+        group: "memory",
+        name: "mmu_update_local_apic_eperm",
+        applies: Applies::Both,
+        run: mmu_update_local_apic_refused,
     },
     Test {
         group: "memory",
@@ -526,7 +584,7 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         group: "memory",
-        name: "mmu_update_writable_map_of_table_einval",
+        name: "mmu_update_writable_map_of_table_ebusy",
         applies: Applies::Both,
         run: mmu_update_writable_table_refused,
     },
@@ -538,13 +596,13 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         group: "memory",
-        name: "mmu_update_on_data_frame_einval",
+        name: "mmu_update_on_data_frame_is_a_plain_write",
         applies: Applies::Both,
-        run: mmu_update_on_data_frame_refused,
+        run: mmu_update_on_data_frame_writes_it,
     },
     Test {
         group: "memory",
-        name: "machphys_update_foreign_frame_eperm",
+        name: "machphys_update_foreign_frame_einval",
         applies: Applies::Both,
         run: machphys_update_foreign_frame_refused,
     },
@@ -610,7 +668,7 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         group: "memory",
-        name: "update_va_mapping_reserved_bits_einval",
+        name: "update_va_mapping_reserved_bit_51_eperm",
         applies: Applies::Both,
         run: update_va_mapping_reserved_bits,
     },
@@ -622,7 +680,7 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         group: "memory",
-        name: "update_va_mapping_writable_table_einval",
+        name: "update_va_mapping_writable_table_ebusy",
         applies: Applies::Both,
         run: update_va_mapping_writable_table,
     },
@@ -640,8 +698,14 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         group: "memory",
-        name: "increase_reservation_at_maximum_gets_none",
+        name: "increase_reservation_huge_order_gets_none",
         applies: Applies::Both,
-        run: increase_beyond_maximum,
+        run: increase_huge_order_gets_none,
+    },
+    Test {
+        group: "memory",
+        name: "zero_length_batches_ok",
+        applies: Applies::Both,
+        run: zero_length_batches,
     },
 ];

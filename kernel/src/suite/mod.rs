@@ -10,6 +10,8 @@
 #[cfg(target_os = "none")]
 pub mod evtchn;
 #[cfg(target_os = "none")]
+pub mod grant;
+#[cfg(target_os = "none")]
 pub mod sched;
 #[cfg(target_os = "none")]
 pub mod time;
@@ -28,6 +30,7 @@ pub const GROUPS: &[&[Test]] = &[
     evtchn::TESTS,
     time::TESTS,
     sched::TESTS,
+    grant::TESTS,
 ];
 use alloc::string::String;
 

@@ -9,9 +9,9 @@ use pv_arch::abi::callback::CALLBACKTYPE_EVENT;
 use pv_arch::hypercall::traps as op;
 use pv_arch::Errno;
 
-/// An address in the guest half that nothing maps (we never map above
-/// the direct map of our own memory).
-const UNMAPPED: usize = 0x0000_4000_0000_0000;
+/// An address in the guest half that nothing maps: above the direct map
+/// and the mapping window `mm` keeps at 0x4000_0000_0000.
+const UNMAPPED: usize = 0x0000_6000_0000_0000;
 /// Start of Xen's read-only machine-to-phys table in a 64-bit PV guest.
 const M2P: usize = 0xffff_8000_0000_0000;
 
