@@ -59,6 +59,8 @@ pub mod shared_info;
 #[cfg(target_os = "none")]
 pub mod shutdown;
 #[cfg(target_os = "none")]
+pub mod store_page;
+#[cfg(target_os = "none")]
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;

@@ -172,7 +172,7 @@ fn fatal(frame: &TrapFrame) -> ! {
 fn backtrace(mut rbp: u64) {
     console::emergency_write_fmt(format_args!("  backtrace (frame pointers):\n"));
     for depth in 0..16 {
-        if rbp == 0 || rbp % 8 != 0 {
+        if rbp == 0 || !rbp.is_multiple_of(8) {
             break;
         }
         let (Ok(next), Ok(ret)) = (
@@ -190,4 +190,14 @@ fn backtrace(mut rbp: u64) {
         }
         rbp = next;
     }
+}
+
+/// Reads 8 bytes at `address` with an ordinary load, so that an unmapped
+/// address takes the fatal page-fault path (for the `fault` example and
+/// its rig test). Safe to call: the worst outcome is the crash report.
+pub fn read_u64_or_crash(address: u64) -> u64 {
+    // SAFETY: a plain read; if `address` is unmapped the page fault is
+    // fatal by design (the handler reports and crashes the domain), and if
+    // it is mapped we only read, never write.
+    unsafe { (address as *const u64).read_volatile() }
 }

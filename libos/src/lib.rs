@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub use drivers_pv;
 pub use kernel;
 pub use kernel::{print, println, AppError, AppResult, Role};
 pub use log;

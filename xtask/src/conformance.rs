@@ -100,10 +100,18 @@ pub fn junit(suite_name: &str, output: &SuiteOutput) -> String {
         match &case.result {
             CaseResult::Pass => xml.push_str("/>\n"),
             CaseResult::Fail(why) => {
-                let _ = writeln!(xml, ">\n    <failure message=\"{}\"/>\n  </testcase>", xml_escape(why));
+                let _ = writeln!(
+                    xml,
+                    ">\n    <failure message=\"{}\"/>\n  </testcase>",
+                    xml_escape(why)
+                );
             }
             CaseResult::Skip(why) => {
-                let _ = writeln!(xml, ">\n    <skipped message=\"{}\"/>\n  </testcase>", xml_escape(why));
+                let _ = writeln!(
+                    xml,
+                    ">\n    <skipped message=\"{}\"/>\n  </testcase>",
+                    xml_escape(why)
+                );
             }
         }
     }
@@ -127,7 +135,10 @@ mod tests {
         assert_eq!(out.verdict.as_deref(), Some("FAILURE"));
         assert_eq!(out.cases.len(), 3);
         assert_eq!(out.cases[1].name, "time/b");
-        assert_eq!(out.cases[1].result, CaseResult::Fail("expected ETIME, got Ok(())".into()));
+        assert_eq!(
+            out.cases[1].result,
+            CaseResult::Fail("expected ETIME, got Ok(())".into())
+        );
     }
 
     #[test]

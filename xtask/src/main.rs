@@ -215,15 +215,23 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
         let (label, guest) = match role {
             As::Dom0 => (
                 "dom0",
-                rig.boot_dom0(&kernel, &cmdline, timeout).map_err(|e| e.to_string())?,
+                rig.boot_dom0(&kernel, &cmdline, timeout)
+                    .map_err(|e| e.to_string())?,
             ),
             As::DomU => {
                 let spec = guest_spec("conformance", &kernel, &cmdline, 64, timeout);
                 let session = rig
-                    .run_domus(std::slice::from_ref(&spec), timeout + Duration::from_secs(120))
+                    .run_domus(
+                        std::slice::from_ref(&spec),
+                        timeout + Duration::from_secs(120),
+                    )
                     .map_err(|e| e.to_string())?;
                 report::print_session_timing(&session);
-                let guest = session.guests.into_iter().next().ok_or("no report for the guest")?;
+                let guest = session
+                    .guests
+                    .into_iter()
+                    .next()
+                    .ok_or("no report for the guest")?;
                 ("domU", guest)
             }
         };
@@ -239,7 +247,10 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
             if ok { "ok" } else { "NOT OK" }
         );
         all_ok &= ok;
-        xml.push_str(&conformance::junit(&format!("conformance.{label}"), &output));
+        xml.push_str(&conformance::junit(
+            &format!("conformance.{label}"),
+            &output,
+        ));
     }
     if let Some(path) = junit {
         // Several suites: wrap them in one <testsuites> document.
@@ -248,11 +259,17 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
             .filter(|l| !l.starts_with("<?xml"))
             .map(|l| format!("{l}\n"))
             .collect();
-        let doc = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n{body}</testsuites>\n");
+        let doc = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n{body}</testsuites>\n"
+        );
         std::fs::write(&path, doc).map_err(|e| format!("writing {}: {e}", path.display()))?;
         println!("JUnit XML written to {}", path.display());
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A domain name from the kernel file name (xl wants something simple).

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The guest applications the rig tests boot.
-pub const APPS: &[&str] = &["hello", "panic", "fail", "sleeper", "conformance"];
+pub const APPS: &[&str] = &["hello", "panic", "fail", "fault", "sleeper", "conformance"];
 
 /// Memory given to each test domU, in MiB.
 const DOMU_MIB: u32 = 32;
@@ -49,12 +49,17 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
         Ok(guest) => record_conformance(tally, "dom0", &guest),
         Err(e) => tally.record("rig dom0 conformance", Err(e.to_string())),
     }
+    match rig.boot_dom0(&elf("conformance"), "evtchn=fifo", Duration::from_secs(180)) {
+        Ok(guest) => record_conformance(tally, "dom0-fifo", &guest),
+        Err(e) => tally.record("rig dom0 conformance (FIFO)", Err(e.to_string())),
+    }
 
     // domUs: one Linux dom0 boot for all of them.
     let specs = vec![
         spec("hello", elf("hello"), "greeting=domu-check loglevel=debug"),
         spec("panic", elf("panic"), "what=domu-planned"),
         spec("fail", elf("fail"), "reason=test"),
+        spec("fault", elf("fault"), ""),
         spec("sleeper", elf("sleeper"), "seconds=2"),
         {
             let mut conformance = spec("conformance", elf("conformance"), "");
@@ -96,12 +101,35 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     });
     tally.record("rig domU fail: failure line, crash reported", result);
 
+    let result = find("fault").and_then(|g| {
+        expect_line(
+            g,
+            |l| l.starts_with("FATAL EXCEPTION: vector 14 (#PF page fault)"),
+            "the exception report",
+        )?;
+        expect_line(
+            g,
+            |l| l.trim() == "page fault address 0x6000deadb000: not present on read in kernel mode",
+            "the faulting address",
+        )?;
+        expect_line(g, |l| l.trim().starts_with("#0 0x"), "a backtrace")?;
+        expect_ending(g, Ending::Crash)
+    });
+    tally.record("rig domU fault: page-fault report, crash reported", result);
+
     let result = find("sleeper").and_then(|g| {
-        expect_line(g, |l| l.starts_with("sleeper: slept "), "the sleeper's accounting line")?;
+        expect_line(
+            g,
+            |l| l.starts_with("sleeper: slept "),
+            "the sleeper's accounting line",
+        )?;
         expect_line(g, |l| l == success_line("sleeper"), "the success line")?;
         expect_ending(g, Ending::Poweroff)
     });
-    tally.record("rig domU sleeper: 2 s asleep is blocked time in Xen's runstate", result);
+    tally.record(
+        "rig domU sleeper: 2 s asleep is blocked time in Xen's runstate",
+        result,
+    );
 
     match find("conformance") {
         Ok(guest) => record_conformance(tally, "domU", guest),

@@ -34,10 +34,14 @@
 pub mod blocking;
 pub mod client;
 pub mod error;
+#[cfg(target_os = "none")]
+pub mod guest;
 pub mod perms;
 pub mod ring;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+#[cfg(target_os = "none")]
+pub mod suite;
 pub mod wire;
 
 #[cfg(test)]

@@ -167,10 +167,11 @@ mod tests {
     fn long_output_arrives_in_order_through_a_slow_backend() {
         let mut page = SimPage::new(100);
         let text: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-        let mut writer = RingWriter::new(&mut page, 0);
-        writer.write(&text).unwrap();
-        writer.flush().unwrap();
-        drop(writer);
+        {
+            let mut writer = RingWriter::new(&mut page, 0);
+            writer.write(&text).unwrap();
+            writer.flush().unwrap();
+        }
         assert_eq!(page.consumed, text);
         assert!(page.notifies > 0);
     }
@@ -181,10 +182,11 @@ mod tests {
         page.prod = u32::MAX - 10;
         page.cons = u32::MAX - 10;
         let start = page.prod;
-        let mut writer = RingWriter::new(&mut page, start);
-        writer.write(&[7; 300]).unwrap();
-        writer.flush().unwrap();
-        drop(writer);
+        {
+            let mut writer = RingWriter::new(&mut page, start);
+            writer.write(&[7; 300]).unwrap();
+            writer.flush().unwrap();
+        }
         assert_eq!(page.consumed, vec![7; 300]);
     }
 

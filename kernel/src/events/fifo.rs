@@ -151,8 +151,8 @@ mod tests {
             }
             word.fetch_or(LINKED, Ordering::SeqCst);
             let tail = self.tails[queue];
-            let tail_linked = tail != 0
-                && self.words[tail as usize].load(Ordering::SeqCst) & LINKED != 0;
+            let tail_linked =
+                tail != 0 && self.words[tail as usize].load(Ordering::SeqCst) & LINKED != 0;
             if tail_linked {
                 self.words[tail as usize].fetch_or(port, Ordering::SeqCst);
             } else {

@@ -5,7 +5,7 @@
 //! `EVTCHNOP_init_control` and `EVTCHNOP_expand_array`. From then on Xen
 //! delivers through the queues and the 2-level bitmaps are unused.
 
-use super::fifo::{self, ControlBlock, Consumer, EventArray, WORDS_PER_PAGE};
+use super::fifo::{self, Consumer, ControlBlock, EventArray, WORDS_PER_PAGE};
 use crate::boot_info::BootInfo;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use pv_arch::hypercall::event_channel as op;

@@ -204,8 +204,7 @@ impl SharedEntries {
                     if current & (GTF_READING | GTF_WRITING) != 0 {
                         return Err(GrantError::InUse);
                     }
-                    match flags.compare_exchange(current, 0, Ordering::AcqRel, Ordering::Acquire)
-                    {
+                    match flags.compare_exchange(current, 0, Ordering::AcqRel, Ordering::Acquire) {
                         Ok(_) => return Ok(()),
                         Err(now) => current = now,
                     }
@@ -283,23 +282,32 @@ mod tests {
         let table = unsafe { SharedEntries::new(GrantVersion::V1, &frame_ptrs, None) };
         assert_eq!(table.nr_entries(), 1024);
         table.grant(513, 7, 0x1234_5678, true).unwrap();
-        assert_eq!(table.grant(1024, 7, 1, false), Err(GrantError::BadRef(1024)));
+        assert_eq!(
+            table.grant(1024, 7, 1, false),
+            Err(GrantError::BadRef(1024))
+        );
         assert_eq!(
             table.grant(9, 7, 1 << 32, false),
             Err(GrantError::FrameTooLarge(1 << 32))
         );
         assert_eq!(table.entry_flags(513), Ok(GTF_PERMIT_ACCESS | GTF_READONLY));
         // Xen marks it mapped: ending is refused and changes nothing.
-        table.flags(513).unwrap().fetch_or(GTF_READING, Ordering::SeqCst);
+        table
+            .flags(513)
+            .unwrap()
+            .fetch_or(GTF_READING, Ordering::SeqCst);
         assert_eq!(table.in_use_bits(513), Ok(GTF_READING));
         assert_eq!(table.end(513), Err(GrantError::InUse));
         assert_eq!(
             table.entry_flags(513),
             Ok(GTF_PERMIT_ACCESS | GTF_READONLY | GTF_READING)
         );
-        table.flags(513).unwrap().fetch_and(!GTF_READING, Ordering::SeqCst);
+        table
+            .flags(513)
+            .unwrap()
+            .fetch_and(!GTF_READING, Ordering::SeqCst);
         assert_eq!(table.end(513), Ok(()));
-        drop(table);
+        // Done with `table`; now read the raw bytes Xen would see.
         let second = &frames[1];
         assert_eq!(read_u16(second, 8), 0);
         assert_eq!(read_u16(second, 10), 7);
@@ -317,14 +325,17 @@ mod tests {
         assert_eq!(table.nr_entries(), 512);
         table.grant(300, 3, 0xab_cdef_0123, false).unwrap();
         assert_eq!(table.entry_flags(300), Ok(GTF_PERMIT_ACCESS));
-        table.status_word(300).unwrap().store(GTF_READING | GTF_WRITING, Ordering::SeqCst);
+        table
+            .status_word(300)
+            .unwrap()
+            .store(GTF_READING | GTF_WRITING, Ordering::SeqCst);
         assert_eq!(table.in_use_bits(300), Ok(GTF_READING | GTF_WRITING));
         // In use: the flags are withdrawn anyway, the answer is InUse.
         assert_eq!(table.end(300), Err(GrantError::InUse));
         assert_eq!(table.entry_flags(300), Ok(0));
         table.status_word(300).unwrap().store(0, Ordering::SeqCst);
         assert_eq!(table.end(300), Ok(()));
-        drop(table);
+        // Done with `table`; now read the raw bytes Xen would see.
         let entry = (300 - 256) * 16;
         assert_eq!(read_u16(&frames[1], entry + 2), 3);
         assert_eq!(read_u64(&frames[1], entry + 8), 0xab_cdef_0123);

@@ -96,7 +96,7 @@ impl GrantVersion {
                 "gnttab=v2" => Some(GrantVersion::V2),
                 _ => None,
             })
-            .last()
+            .next_back()
             .unwrap_or(GrantVersion::V1)
     }
 }

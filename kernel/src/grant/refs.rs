@@ -189,7 +189,11 @@ mod tests {
     fn fifo_reuse_and_double_free() {
         let mut refs = RefAllocator::<64>::new();
         refs.reset(11);
-        let (a, b, c) = (refs.alloc().unwrap(), refs.alloc().unwrap(), refs.alloc().unwrap());
+        let (a, b, c) = (
+            refs.alloc().unwrap(),
+            refs.alloc().unwrap(),
+            refs.alloc().unwrap(),
+        );
         assert_eq!((a, b, c), (8, 9, 10));
         assert_eq!(refs.alloc(), None);
         refs.free(b).unwrap();
@@ -248,7 +252,7 @@ mod tests {
         let mut seed = 12345u32;
         for _ in 0..10_000 {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            if seed % 3 == 0 && !held.is_empty() {
+            if seed.is_multiple_of(3) && !held.is_empty() {
                 let gref = held.swap_remove((seed as usize / 3) % held.len());
                 refs.free(gref).unwrap();
             } else if let Some(gref) = refs.alloc() {

@@ -80,6 +80,7 @@ fn setup(boot: &BootInfo) -> Result<(), GrantError> {
     state.frames = frames;
     state.nr_frames = nr_frames;
     map_table(&mut state, version)?;
+    reset_refs(&mut state);
     log::info!(
         "grant: {version} table, {nr_frames} of {} frames (had {}), {} references",
         size.max_nr_frames,
@@ -89,8 +90,15 @@ fn setup(boot: &BootInfo) -> Result<(), GrantError> {
     Ok(())
 }
 
-/// Maps the table frames (and for version 2 the status frame) and
-/// resets the references for `version`.
+/// Frees every reference: only once Xen has (re)initialised the table,
+/// which it does only when no entry is mapped.
+fn reset_refs(state: &mut State) {
+    let nr_entries = state.entries.as_ref().map_or(0, SharedEntries::nr_entries);
+    state.refs.reset(nr_entries);
+}
+
+/// Maps the table frames (and for version 2 the status frame) as a
+/// `version` table. The references are left as they are.
 fn map_table(state: &mut State, version: GrantVersion) -> Result<(), GrantError> {
     state.entries = None;
     let mut mapped = [NonNull::dangling(); MAX_FRAMES];
@@ -117,7 +125,6 @@ fn map_table(state: &mut State, version: GrantVersion) -> Result<(), GrantError>
     // them, atomically. The status slot is unmapped only in
     // `set_version`, after this `SharedEntries` is dropped.
     let entries = unsafe { SharedEntries::new(version, &mapped[..state.nr_frames], status) };
-    state.refs.reset(entries.nr_entries());
     state.entries = Some(entries);
     Ok(())
 }
@@ -157,7 +164,9 @@ pub fn set_version(version: GrantVersion) -> Result<(), GrantError> {
         }
     }
     if let Err(errno) = op::set_version(version.number()) {
-        // Nothing changed on Xen's side: map the old table back.
+        // Nothing changed on Xen's side (an `EBUSY` may mean a leaked
+        // reference is still mapped: it stays leaked): map the old
+        // table back.
         map_table(&mut state, current)?;
         return Err(GrantError::Hypercall(errno));
     }
@@ -169,9 +178,12 @@ pub fn set_version(version: GrantVersion) -> Result<(), GrantError> {
         }
         if op::set_version(current.number()).is_ok() {
             map_table(&mut state, current)?;
+            reset_refs(&mut state);
         }
         return Err(error);
     }
+    // Xen switched, so nothing was mapped: leaked references are free.
+    reset_refs(&mut state);
     log::info!("grant: switched to {version}");
     Ok(())
 }

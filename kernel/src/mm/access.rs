@@ -22,6 +22,7 @@ pub fn check(offset: usize, len: usize, align: usize) -> Result<(), MmError> {
 }
 
 /// Implements the accessors for a page handle type.
+#[cfg(target_os = "none")]
 macro_rules! volatile_accessors {
     ($ty:ty) => {
         $crate::mm::access::volatile_accessors!(@impl $ty,
@@ -80,6 +81,7 @@ macro_rules! volatile_accessors {
         }
     };
 }
+#[cfg(target_os = "none")]
 pub(crate) use volatile_accessors;
 
 #[cfg(test)]

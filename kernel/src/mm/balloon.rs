@@ -100,12 +100,9 @@ pub fn release(count: u64) -> Result<u64, MmError> {
     while done < count {
         let result = Page::new().and_then(|page| page.balloon_out().map_err(|(_, why)| why));
         match result {
-            Ok(ballooned) => {
-                // Leaves the pfn allocated and ballooned; `reclaim` finds
-                // it through the p2m.
-                core::mem::forget(ballooned);
-                done += 1;
-            }
+            // Dropping the handle leaves the pfn allocated and ballooned
+            // out; `reclaim` finds it again through the p2m.
+            Ok(_ballooned) => done += 1,
             Err(why) if done == 0 => return Err(why),
             Err(_) => break,
         }
@@ -204,4 +201,3 @@ fn take_back(core: &Core, pfn: u64) -> Result<u64, MmError> {
     unsafe { core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE as usize) };
     Ok(mfn)
 }
-

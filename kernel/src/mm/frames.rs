@@ -190,7 +190,11 @@ mod tests {
         for expected in 2..100 {
             assert_eq!(map.alloc(), Some(expected));
         }
-        assert_eq!(map.alloc(), None, "frames past the end are never handed out");
+        assert_eq!(
+            map.alloc(),
+            None,
+            "frames past the end are never handed out"
+        );
         assert_eq!(map.free_frames(), 0);
     }
 
@@ -242,7 +246,11 @@ mod tests {
         assert_eq!(map.alloc_contiguous(7, 1), Some(1));
         assert_eq!(map.alloc_contiguous(300, 1), None);
         assert_eq!(map.alloc_contiguous(0, 1), None);
-        assert_eq!(map.alloc_contiguous(1, 3), None, "alignment must be a power of two");
+        assert_eq!(
+            map.alloc_contiguous(1, 3),
+            None,
+            "alignment must be a power of two"
+        );
         assert_eq!(map.free_frames(), 256 - 1 - 16 - 1 - 16 - 7);
         map.free_range(16, 16).unwrap();
         assert_eq!(map.alloc_contiguous(16, 16), Some(16));

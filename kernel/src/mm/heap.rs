@@ -269,7 +269,13 @@ impl<S: FrameSource> Heap<S> {
 /// `offset` must be a free block of the live `arena`.
 unsafe fn read_block(arena: *mut ArenaHeader, offset: u32) -> FreeBlock {
     // SAFETY: per the contract, a FreeBlock lives there (16-aligned).
-    unsafe { arena.cast::<u8>().add(offset as usize).cast::<FreeBlock>().read() }
+    unsafe {
+        arena
+            .cast::<u8>()
+            .add(offset as usize)
+            .cast::<FreeBlock>()
+            .read()
+    }
 }
 
 /// Writes a free block at `offset` of `arena`.
@@ -369,13 +375,13 @@ unsafe fn alloc_in_arena(arena: *mut ArenaHeader, size: usize, align: usize) -> 
 ///
 /// `arena` must be live.
 unsafe fn free_in_arena(arena: *mut ArenaHeader, offset: usize, size: usize) -> bool {
-    if offset % GRANULE != 0 || offset + size > ARENA_SIZE {
+    if !offset.is_multiple_of(GRANULE) || offset + size > ARENA_SIZE {
         return false;
     }
     let (offset, size) = (offset as u32, size as u32);
-    // SAFETY (whole body): `arena` is live and every offset followed is
-    // on its free list; blocks written lie in the span being freed or in
-    // the free block being merged.
+    // SAFETY: `arena` is live and every offset followed is on its free
+    // list; blocks written lie in the span being freed or in the free
+    // block being merged.
     unsafe {
         let (mut prev, mut current) = (0u32, (*arena).free_head);
         while current != 0 && current < offset {
@@ -570,7 +576,7 @@ mod tests {
         let mut held: Vec<(*mut u8, Layout, u8)> = Vec::new();
         let mut total = 0usize;
         while total < 64 * FRAMES * PAGE_SIZE {
-            if held.len() < 200 && rng.next() % 3 != 0 {
+            if held.len() < 200 && !rng.next().is_multiple_of(3) {
                 let size = match rng.next() % 10 {
                     0 => 4096 + (rng.next() % 40000) as usize,
                     1 => (rng.next() % 4096) as usize + 1,

@@ -56,7 +56,9 @@ impl BootLayout {
         let bitmap_frames = (words_for(nr_pages) as u64 * 8).div_ceil(PAGE_SIZE);
         let mapped_end_pfn = bootstrap_end_pfn + PADDING_FRAMES;
         if bitmap_frames > PADDING_FRAMES {
-            return Err(MmError::BadLayout("frame bitmap larger than the boot padding"));
+            return Err(MmError::BadLayout(
+                "frame bitmap larger than the boot padding",
+            ));
         }
         if mapped_end_pfn > nr_pages {
             return Err(MmError::BadLayout("bootstrap region beyond nr_pages"));

@@ -114,7 +114,11 @@ impl Core {
         let va = pfn * PAGE_SIZE;
         match self.lookup(va)? {
             Some(pte) if is_present(pte.entry) => {}
-            _ => return Err(MmError::BadLayout("page-table frame outside the mapped region")),
+            _ => {
+                return Err(MmError::BadLayout(
+                    "page-table frame outside the mapped region",
+                ))
+            }
         }
         // SAFETY: the frame was free (no one references it) and is mapped
         // read-write at `va` (checked just above).

@@ -110,7 +110,9 @@ mod guest {
     }
 
     /// Runs `f` on the frame allocator, under its lock.
-    pub(super) fn with_frames<R>(f: impl FnOnce(&mut FrameBitmap<'static>) -> R) -> Result<R, MmError> {
+    pub(super) fn with_frames<R>(
+        f: impl FnOnce(&mut FrameBitmap<'static>) -> R,
+    ) -> Result<R, MmError> {
         FRAMES.lock().as_mut().map(f).ok_or(MmError::NotInitialized)
     }
 

@@ -35,8 +35,7 @@ pub mod flags {
 pub const ADDRESS_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 /// Flags of a data page mapped read-write.
-pub const LEAF_WRITABLE: u64 =
-    flags::PRESENT | flags::WRITABLE | flags::ACCESSED | flags::DIRTY;
+pub const LEAF_WRITABLE: u64 = flags::PRESENT | flags::WRITABLE | flags::ACCESSED | flags::DIRTY;
 /// Flags of a data page (or a page table) mapped read-only.
 pub const LEAF_READ_ONLY: u64 = flags::PRESENT | flags::ACCESSED;
 /// Flags of an entry pointing at a lower-level table.

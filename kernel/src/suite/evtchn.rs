@@ -323,7 +323,22 @@ pub const TESTS: &[Test] = &[
         applies: Applies::Both,
         run: fifo_set_priority_needs_fifo,
     },
-    Test { group: "evtchn", name: "fifo_priority_0_delivers_and_16_einval", applies: Applies::Both, run: fifo_priorities },
-    Test { group: "evtchn", name: "fifo_init_control_twice_einval", applies: Applies::Both, run: fifo_init_control_twice },
-    Test { group: "evtchn", name: "init_control_bad_offset_einval", applies: Applies::Both, run: fifo_bad_control_offset },
+    Test {
+        group: "evtchn",
+        name: "fifo_priority_0_delivers_and_16_einval",
+        applies: Applies::Both,
+        run: fifo_priorities,
+    },
+    Test {
+        group: "evtchn",
+        name: "fifo_init_control_twice_einval",
+        applies: Applies::Both,
+        run: fifo_init_control_twice,
+    },
+    Test {
+        group: "evtchn",
+        name: "init_control_bad_offset_einval",
+        applies: Applies::Both,
+        run: fifo_bad_control_offset,
+    },
 ];

@@ -67,7 +67,10 @@ fn window_l1_mfn() -> Result<u64, mm::MmError> {
 }
 
 fn current_reservation_is_nr_pages(ctx: &Ctx<'_>) -> Outcome {
-    let current = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let current = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
     let expected = ctx.boot.nr_pages - mm::stats().ballooned_out;
     if current == expected {
         Outcome::Pass
@@ -77,8 +80,14 @@ fn current_reservation_is_nr_pages(ctx: &Ctx<'_>) -> Outcome {
 }
 
 fn maximum_reservation_at_least_current(_: &Ctx<'_>) -> Outcome {
-    let current = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
-    let maximum = check!(memop::maximum_reservation(DOMID_SELF), "maximum_reservation");
+    let current = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
+    let maximum = check!(
+        memop::maximum_reservation(DOMID_SELF),
+        "maximum_reservation"
+    );
     if maximum >= current {
         Outcome::Pass
     } else {
@@ -180,7 +189,11 @@ fn m2p_frame_via_domid_xen(_: &Ctx<'_>) -> Outcome {
     check!(map(LEAF_READ_ONLY), "read-only mapping as DOMID_XEN");
     for mfn in [0u64, 1, 511] {
         // SAFETY: the slot maps the M2P frame read-only; entries are u64.
-        let mapped = unsafe { (slot.address() as *const u64).add(mfn as usize).read_volatile() };
+        let mapped = unsafe {
+            (slot.address() as *const u64)
+                .add(mfn as usize)
+                .read_volatile()
+        };
         if Some(mapped) != mm::m2p_raw(mfn) {
             return suite_fail!("M2P frame says {mapped:#x} for mfn {mfn:#x}");
         }
@@ -247,13 +260,19 @@ fn mmu_update_foreign_frame_refused(_: &Ctx<'_>) -> Outcome {
         return Outcome::Skip("no foreign RAM frame found".into());
     };
     let (_slot, pte) = check!(slot_with_pte(), "window slot");
-    expect_errno(write_slot_pte(&pte, entry(mfn, LEAF_READ_ONLY)), Errno::EBUSY)
+    expect_errno(
+        write_slot_pte(&pte, entry(mfn, LEAF_READ_ONLY)),
+        Errno::EBUSY,
+    )
 }
 
 fn mmu_update_local_apic_refused(_: &Ctx<'_>) -> Outcome {
     let (_slot, pte) = check!(slot_with_pte(), "window slot");
     // 0xfee00000: the local APIC, which Xen keeps even from dom0.
-    expect_errno(write_slot_pte(&pte, entry(0xfee00, LEAF_READ_ONLY)), Errno::EPERM)
+    expect_errno(
+        write_slot_pte(&pte, entry(0xfee00, LEAF_READ_ONLY)),
+        Errno::EPERM,
+    )
 }
 
 fn mmu_update_mmio_far_away_refused(_: &Ctx<'_>) -> Outcome {
@@ -369,7 +388,7 @@ fn new_baseptr_current_root(_: &Ctx<'_>) -> Outcome {
 }
 
 fn tlb_flushes(_: &Ctx<'_>) -> Outcome {
-    let va = (mm::boot_layout().map_or(0x100, |l| l.image_start_pfn) * PAGE_SIZE) as u64;
+    let va = mm::boot_layout().map_or(0x100, |l| l.image_start_pfn) * PAGE_SIZE;
     for (what, result) in [
         ("tlb_flush_local", mmu::tlb_flush_local()),
         ("tlb_flush_all", mmu::tlb_flush_all()),
@@ -404,17 +423,74 @@ fn update_va_mapping_reserved_bits(_: &Ctx<'_>) -> Outcome {
     // and refuses the I/O mapping. (The software bits 9-11 and 52-62 and
     // the cache bits are accepted from dom0.)
     // SAFETY: the slot is reserved and unreferenced.
-    let result =
-        unsafe { update_va_mapping(slot.address(), page.mfn(), LEAF_READ_ONLY | 1 << 51) };
+    let result = unsafe { update_va_mapping(slot.address(), page.mfn(), LEAF_READ_ONLY | 1 << 51) };
     expect_errno(result, Errno::EPERM)
+}
+
+/// The cache-attribute bits of an L1 entry: PWT, PCD, PAT.
+const CACHE_BITS: [u32; 3] = [3, 4, 7];
+
+/// Maps one of our pages with each cache-attribute bit in turn.
+fn map_with_cache_bits() -> Result<[Result<(), Errno>; 3], mm::MmError> {
+    let page = Page::new()?;
+    let mut results = [Ok(()); 3];
+    for (result, bit) in results.iter_mut().zip(CACHE_BITS) {
+        let slot = mm::reserve_slot()?;
+        // SAFETY: the slot is reserved and unreferenced; it is cleared
+        // when dropped at the end of this iteration.
+        *result =
+            unsafe { update_va_mapping(slot.address(), page.mfn(), LEAF_READ_ONLY | 1 << bit) };
+    }
+    Ok(results)
+}
+
+fn update_va_mapping_cache_bits_refused(_: &Ctx<'_>) -> Outcome {
+    // A domU without I/O memory may not choose cache attributes.
+    for (result, bit) in check!(map_with_cache_bits(), "mapping")
+        .into_iter()
+        .zip(CACHE_BITS)
+    {
+        if let Outcome::Fail(why) = expect_errno(result, Errno::EINVAL) {
+            return suite_fail!("bit {bit}: {why}");
+        }
+    }
+    Outcome::Pass
+}
+
+fn update_va_mapping_cache_bits_allowed(_: &Ctx<'_>) -> Outcome {
+    for (result, bit) in check!(map_with_cache_bits(), "mapping")
+        .into_iter()
+        .zip(CACHE_BITS)
+    {
+        if let Err(errno) = result {
+            return suite_fail!("bit {bit}: {errno}");
+        }
+    }
+    Outcome::Pass
+}
+
+fn mmu_update_as_domid_xen_refused(_: &Ctx<'_>) -> Outcome {
+    let frame = check!(first_m2p_frame(), "machphys_mfn_list");
+    let (_slot, pte) = check!(slot_with_pte(), "window slot");
+    // SAFETY: the entry maps a reserved window page nothing references.
+    let result = unsafe {
+        mmu::mmu_update(
+            &[MmuUpdate::normal(pte.maddr(), entry(frame, LEAF_READ_ONLY))],
+            DOMID_XEN,
+        )
+    };
+    expect_errno(result.map_err(Errno::from), Errno::EPERM)
+}
+
+fn reservation_of_dom0_refused(_: &Ctx<'_>) -> Outcome {
+    expect_errno(memop::current_reservation(0), Errno::EPERM)
 }
 
 fn update_va_mapping_hypervisor_range(_: &Ctx<'_>) -> Outcome {
     let page = check!(Page::new(), "Page::new");
     // SAFETY: Xen's own range is not ours to map; must be refused.
-    let result = unsafe {
-        update_va_mapping(MACH2PHYS_VIRT_START as usize, page.mfn(), LEAF_READ_ONLY)
-    };
+    let result =
+        unsafe { update_va_mapping(MACH2PHYS_VIRT_START as usize, page.mfn(), LEAF_READ_ONLY) };
     expect_errno(result, Errno::EINVAL)
 }
 
@@ -427,12 +503,18 @@ fn update_va_mapping_writable_table(_: &Ctx<'_>) -> Outcome {
 }
 
 fn balloon_round_trip(_: &Ctx<'_>) -> Outcome {
-    let before = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let before = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
     let mut page = check!(Page::new(), "Page::new");
     page.as_mut_slice().fill(0x77);
     let pfn = page.pfn();
     let ballooned = check!(page.balloon_out().map_err(|(_, e)| e), "balloon out");
-    let during = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let during = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
     if mm::pfn_to_mfn(pfn).is_some() || during + 1 != before {
         return suite_fail!("reservation {before} -> {during} after one page out");
     }
@@ -441,7 +523,10 @@ fn balloon_round_trip(_: &Ctx<'_>) -> Outcome {
         return suite_fail!("reclaimed page not zeroed");
     }
     page.as_mut_slice().fill(0xc3);
-    let after = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let after = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
     if page.pfn() == pfn
         && after == before
         && page.as_slice().iter().all(|&b| b == 0xc3)
@@ -449,7 +534,10 @@ fn balloon_round_trip(_: &Ctx<'_>) -> Outcome {
     {
         Outcome::Pass
     } else {
-        suite_fail!("reservation {before} -> {after}, pfn {pfn:#x} -> {:#x}", page.pfn())
+        suite_fail!(
+            "reservation {before} -> {after}, pfn {pfn:#x} -> {:#x}",
+            page.pfn()
+        )
     }
 }
 
@@ -457,13 +545,19 @@ fn decrease_foreign_frame_does_nothing(_: &Ctx<'_>) -> Outcome {
     let Some(mfn) = foreign_ram_mfn() else {
         return Outcome::Skip("no foreign RAM frame found".into());
     };
-    let before = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let before = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
     // SAFETY: the frame is not ours; Xen must not take it from anyone.
     let done = check!(
         unsafe { memop::decrease_reservation(&[mfn], 0, DOMID_SELF) },
         "decrease_reservation"
     );
-    let after = check!(memop::current_reservation(DOMID_SELF), "current_reservation");
+    let after = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
     if done == 0 && after == before {
         Outcome::Pass
     } else {
@@ -488,7 +582,12 @@ fn increase_huge_order_gets_none(_: &Ctx<'_>) -> Outcome {
 
 fn zero_length_batches(_: &Ctx<'_>) -> Outcome {
     // SAFETY: empty batches do nothing.
-    let results = unsafe { (mmu::mmu_update(&[], DOMID_SELF), mmu::mmuext_op(&[], DOMID_SELF)) };
+    let results = unsafe {
+        (
+            mmu::mmu_update(&[], DOMID_SELF),
+            mmu::mmuext_op(&[], DOMID_SELF),
+        )
+    };
     match results {
         (Ok(0), Ok(0)) => Outcome::Pass,
         other => suite_fail!("expected Ok(0) twice, got {other:?}"),
@@ -524,6 +623,12 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         group: "memory",
+        name: "reservation_of_dom0_eperm",
+        applies: Applies::DomUOnly,
+        run: reservation_of_dom0_refused,
+    },
+    Test {
+        group: "memory",
         name: "maximum_ram_page_covers_our_frames",
         applies: Applies::Both,
         run: maximum_ram_page_covers_our_frames,
@@ -551,6 +656,12 @@ pub const TESTS: &[Test] = &[
         name: "m2p_frame_via_domid_xen_read_only_not_writable_ebusy",
         applies: Applies::Dom0Only,
         run: m2p_frame_via_domid_xen,
+    },
+    Test {
+        group: "memory",
+        name: "mmu_update_as_domid_xen_eperm",
+        applies: Applies::DomUOnly,
+        run: mmu_update_as_domid_xen_refused,
     },
     Test {
         group: "memory",
@@ -671,6 +782,18 @@ pub const TESTS: &[Test] = &[
         name: "update_va_mapping_reserved_bit_51_eperm",
         applies: Applies::Both,
         run: update_va_mapping_reserved_bits,
+    },
+    Test {
+        group: "memory",
+        name: "update_va_mapping_cache_bits_einval",
+        applies: Applies::DomUOnly,
+        run: update_va_mapping_cache_bits_refused,
+    },
+    Test {
+        group: "memory",
+        name: "update_va_mapping_cache_bits_allowed",
+        applies: Applies::Dom0Only,
+        run: update_va_mapping_cache_bits_allowed,
     },
     Test {
         group: "memory",

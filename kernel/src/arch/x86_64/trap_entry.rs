@@ -272,8 +272,13 @@ pub fn exception_stubs() -> [(u8, usize); 17] {
     ]
 }
 
+/// A probe touched memory that is not mapped as it asked (the page fault
+/// was caught; `traps::last_probe_fault` has the address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeFault;
+
 /// Reads 8 bytes at `addr`, reporting a page fault instead of dying.
-pub fn probe_read(addr: usize) -> Result<u64, ()> {
+pub fn probe_read(addr: usize) -> Result<u64, ProbeFault> {
     let value: u64;
     let faulted: u64;
     // SAFETY: the probe reads one aligned-or-not qword; if the address is
@@ -292,7 +297,7 @@ pub fn probe_read(addr: usize) -> Result<u64, ()> {
     if faulted == 0 {
         Ok(value)
     } else {
-        Err(())
+        Err(ProbeFault)
     }
 }
 
@@ -302,7 +307,7 @@ pub fn probe_read(addr: usize) -> Result<u64, ()> {
 ///
 /// If the write succeeds it changes memory: `addr` must not be memory
 /// Rust code relies on (use it on pages set aside for the test).
-pub unsafe fn probe_write(addr: usize, value: u64) -> Result<(), ()> {
+pub unsafe fn probe_write(addr: usize, value: u64) -> Result<(), ProbeFault> {
     let faulted: u64;
     // SAFETY: as for `probe_read`; what the write changes is the caller's
     // responsibility per `# Safety`.
@@ -318,6 +323,6 @@ pub unsafe fn probe_write(addr: usize, value: u64) -> Result<(), ()> {
     if faulted == 0 {
         Ok(())
     } else {
-        Err(())
+        Err(ProbeFault)
     }
 }

@@ -1,19 +1,25 @@
 //! `conformance`: the in-guest ABI conformance suite.
 //!
-//! Runs every group of `kernel::suite` and prints one line per test and
-//! the XTF-style `Test result:` line; the app fails unless the verdict is
+//! Runs every group of `kernel::suite`, then the driver groups of
+//! `drivers-pv` (`xenstore`), and prints one line per test and the
+//! XTF-style `Test result:` line; the app fails unless the verdict is
 //! SUCCESS. `only=GROUP` runs one group.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod guest {
-    use libos::kernel::suite::{self, Ctx, GROUPS};
+    use libos::drivers_pv;
+    use libos::kernel::suite::{self, Ctx, Test, GROUPS};
     use libos::{fail, print, AppResult, Env};
+
+    /// The groups that live above the kernel, run after its own.
+    const DRIVER_GROUPS: &[&[Test]] = &[drivers_pv::xenstore::suite::TESTS];
 
     fn main(env: &Env<'_>) -> AppResult {
         let only = env.arg("only");
         let groups: alloc::vec::Vec<_> = GROUPS
             .iter()
+            .chain(DRIVER_GROUPS)
             .copied()
             .filter(|group| only.is_none_or(|name| group.first().is_some_and(|t| t.group == name)))
             .collect();

@@ -169,7 +169,10 @@ mod guest {
                 fail!("memstress: pfn {pfn:#x} came back inconsistent");
             }
             if mm::mfn_to_pfn(page.mfn()) != Ok(pfn) {
-                fail!("memstress: M2P of mfn {:#x} is not pfn {pfn:#x}", page.mfn());
+                fail!(
+                    "memstress: M2P of mfn {:#x} is not pfn {pfn:#x}",
+                    page.mfn()
+                );
             }
             if page.as_slice().iter().any(|&b| b != 0) {
                 fail!("memstress: reclaimed pfn {pfn:#x} not zeroed");
