@@ -71,7 +71,6 @@ fn self_domid() -> Result<u16, String> {
 
 /// Connects (once), finds our domid, runs `body`.
 fn run(ctx: &Ctx<'_>, body: impl FnOnce(&Env) -> Check) -> Outcome {
-    kernel::println!("  T+{} ms", kernel::time::now_ns() / 1_000_000);
     match guest::connect(ctx.boot) {
         Ok(()) => {}
         Err(ConnectError::NoStore) => return Outcome::Skip("no xenstore ring".into()),
@@ -109,10 +108,6 @@ impl<T> Step<T> for Result<T, XsError> {
 
 /// Checks that `result` is exactly `Err(expected)`.
 fn expect_err<T: Debug>(result: Result<T, XsError>, expected: XsError, what: &str) -> Check {
-    kernel::println!(
-        "  OBSERVE {what}: expected {expected}, got {:?}",
-        result.as_ref().map(|_| ())
-    );
     match result {
         Err(error) if error == expected => Ok(()),
         Err(error) => Err(format!("{what}: expected {expected}, got {error}")),
@@ -685,11 +680,7 @@ fn transaction_conflict_eagain(ctx: &Ctx<'_>) -> Outcome {
             "commit after a conflicting write",
         )?;
         let value = xs(|x| x.read(TxId::NONE, node.path())).step("read after")?;
-        expect_eq(
-            value.as_slice(),
-            b"outside".as_slice(),
-            "value after EAGAIN",
-        )
+        expect_eq(value.as_slice(), b"outside".as_slice(), "value after EAGAIN")
     })
 }
 
@@ -740,11 +731,7 @@ fn transaction_nested_start(ctx: &Ctx<'_>) -> Outcome {
         let tx = xs(|x| x.transaction_start()).step("transaction_start")?;
         let nested = raw_call(abi::XS_TRANSACTION_START, tx.0, b"\0");
         xs(|x| x.transaction_end(tx, false)).step("abort")?;
-        expect_err(
-            nested,
-            XsError::Busy,
-            "transaction_start inside a transaction",
-        )
+        expect_err(nested, XsError::Busy, "transaction_start inside a transaction")
     })
 }
 
@@ -783,11 +770,7 @@ fn path_too_long(ctx: &Ctx<'_>) -> Outcome {
             XsError::Invalid,
             "write to a relative path over XENSTORE_REL_PATH_MAX",
         )?;
-        let absolute = format!(
-            "{}/data/{}",
-            env.home,
-            "a".repeat(abi::XENSTORE_ABS_PATH_MAX)
-        );
+        let absolute = format!("{}/data/{}", env.home, "a".repeat(abi::XENSTORE_ABS_PATH_MAX));
         expect_err(
             xs(|x| x.read(TxId::NONE, &absolute)),
             XsError::Invalid,
