@@ -16,20 +16,25 @@
 //!   [`XenstorePage`] trait the kernel implements over the mapped page;
 //! - [`perms`] and [`error`]: [`Permissions`] and [`XsError`];
 //! - `sim` (tests and the `sim` feature): a simulated xenstored with fault
-//!   injection.
+//!   injection;
+//! - `guest` (guest only): the domain's one connection, over the kernel's
+//!   `store_page::StorePage` and the store event channel, plus an async
+//!   wait for watch events;
+//! - `suite` (guest only): the `xenstore` group of the conformance suite,
+//!   run against the real xenstored from a domU.
 //!
 //! Everything xenstored sends is untrusted: the decoder copies each
 //! message out once, checks length, type and payload shape, and only then
 //! hands it on; nothing here panics on what the other side sends.
 //!
-//! Connecting it in the guest: implement [`XenstorePage`] over the page at
-//! `start_info.store_mfn` (volatile loads and stores, the fences its
-//! methods name, `notify` through `EVTCHNOP_send` on
-//! `start_info.store_evtchn`, `wait` by blocking on that channel), then
-//! `XenstoreBlocking::new(RingTransport::new(page))` for early boot, or a
-//! bare [`Client`] plus [`RingTransport::write_some`]/
-//! [`RingTransport::read_some`] from the event-channel handler once tasks
-//! run.
+//! Connecting it in the guest is what `guest` does: it implements
+//! [`XenstorePage`] over the page at `start_info.store_mfn` (the kernel's
+//! `StorePage` does the volatile loads and stores and the fences the
+//! trait's methods name), notifies through `EVTCHNOP_send` on
+//! `start_info.store_evtchn` and waits by blocking on that channel, and
+//! keeps one `XenstoreBlocking<RingTransport<GuestPage>>` for the domain:
+//! `guest::connect(&boot)` once, then `guest::with_xenstore(|xs| ..)`, and
+//! `guest::next_watch_event(token).await` from tasks.
 
 pub mod blocking;
 pub mod client;

@@ -12,7 +12,7 @@
 //!
 //! A few refusals need requests the typed client cannot form (a malformed
 //! permission list, a message type only the toolstack may send): those go
-//! out through [`raw_request`], which writes one hand-made message on the
+//! out through `raw_request`, which writes one hand-made message on the
 //! ring and reads its answer, handing anything else that arrives (watch
 //! events) back to the client.
 
@@ -554,63 +554,97 @@ fn watch_refusals(ctx: &Ctx<'_>) -> Outcome {
     })
 }
 
-fn two_waiters_both_woken(ctx: &Ctx<'_>) -> Outcome {
-    run(ctx, |_| {
-        let first = Scratch::new("waiter-1")?;
-        let second = Scratch::new("waiter-2")?;
-        let tokens = ["paravane-waiter-1", "paravane-waiter-2"];
-        let nodes = [&first, &second];
-        for (node, token) in nodes.iter().zip(tokens) {
-            xs(|x| x.write(TxId::NONE, node.path(), b"0")).step("write")?;
-            xs(|x| x.watch(node.path(), token)).step("watch")?;
+/// Waiting tasks in the watch checks below.
+const WAITERS: usize = 3;
+
+/// `WAITERS` tasks each wait for their own token's event; then each node
+/// is written. With `by_waiters`, the writes are only sent (their replies
+/// collected afterwards), so the waiting tasks themselves must pump the
+/// ring when the channel fires, and the one the channel wakes must wake
+/// the others; otherwise a blocking call pulls the events in and must
+/// wake the waiters when it lets go of the connection.
+fn waiters_all_woken(by_waiters: bool) -> Check {
+    let mut nodes = Vec::new();
+    let mut tokens = Vec::new();
+    for index in 0..WAITERS {
+        nodes.push(Scratch::new(&format!("waiter-{index}"))?);
+        tokens.push(format!("paravane-waiter-{index}"));
+    }
+    for (node, token) in nodes.iter().zip(&tokens) {
+        xs(|x| x.write(TxId::NONE, node.path(), b"0")).step("write")?;
+        xs(|x| x.watch(node.path(), token)).step("watch")?;
+    }
+    let result = (|| {
+        for (node, token) in nodes.iter().zip(&tokens) {
+            expect_event(token, node.path(), "initial event")?;
         }
-        let result = (|| {
-            for (node, token) in nodes.iter().zip(tokens) {
-                expect_event(token, node.path(), "initial event")?;
-            }
-            type Slot = Arc<Mutex<Option<Result<Option<WatchEvent>, XsError>>>>;
-            let slots: [Slot; 2] = [Arc::new(Mutex::new(None)), Arc::new(Mutex::new(None))];
-            for (slot, token) in slots.iter().zip(tokens) {
-                let slot = slot.clone();
-                sched::spawn(async move {
-                    let event = next_watch_event_within(token, EVENT_WAIT).await;
-                    *slot.lock() = Some(event);
-                });
-            }
-            let done = sched::block_on(async {
-                // Let both tasks start waiting before anything happens.
-                sched::sleep(Duration::from_millis(20)).await;
-                for node in nodes.iter().rev() {
+        type Slot = Arc<Mutex<Option<Result<Option<WatchEvent>, XsError>>>>;
+        let slots: Vec<Slot> = (0..WAITERS).map(|_| Arc::new(Mutex::new(None))).collect();
+        for (slot, token) in slots.iter().zip(&tokens) {
+            let (slot, token) = (slot.clone(), token.clone());
+            sched::spawn(async move {
+                // Far longer than the test waits: at its own deadline a
+                // waiter finds an event that came meanwhile, which would
+                // hide a lost wake-up.
+                let event = next_watch_event_within(&token, 6 * EVENT_WAIT).await;
+                *slot.lock() = Some(event);
+            });
+        }
+        let finished = sched::block_on(async {
+            // Let every task start waiting before anything happens.
+            sched::sleep(Duration::from_millis(20)).await;
+            let mut tickets = Vec::new();
+            for node in nodes.iter().rev() {
+                if by_waiters {
+                    tickets.push(xs(|x| {
+                        let ticket = x.client().write(TxId::NONE, node.path(), b"1")?;
+                        x.flush()?;
+                        Ok(ticket)
+                    })?);
+                } else {
                     xs(|x| x.write(TxId::NONE, node.path(), b"1"))?;
                 }
-                let deadline = kernel::time::now_ns() + 2 * EVENT_WAIT.as_nanos() as u64;
-                while slots.iter().any(|slot| slot.lock().is_none()) {
-                    if kernel::time::now_ns() > deadline {
-                        return Ok(false);
-                    }
-                    sched::sleep(Duration::from_millis(5)).await;
-                }
-                Ok::<bool, XsError>(true)
-            });
-            if !done.step("writes")? {
-                return Err("a waiting task never finished".into());
             }
-            for ((slot, node), token) in slots.iter().zip(nodes).zip(tokens) {
-                match slot.lock().take() {
-                    Some(Ok(Some(event))) => {
-                        expect_eq(event.path.as_str(), node.path(), token)?;
-                    }
-                    other => return Err(format!("{token}: {other:?}")),
+            let deadline = kernel::time::now_ns() + EVENT_WAIT.as_nanos() as u64;
+            let mut finished = true;
+            while slots.iter().any(|slot| slot.lock().is_none()) {
+                if kernel::time::now_ns() > deadline {
+                    finished = false;
+                    break;
                 }
+                sched::sleep(Duration::from_millis(5)).await;
             }
-            Ok(())
-        })();
-        let mut unwatched = Ok(());
-        for (node, token) in nodes.iter().zip(tokens) {
-            unwatched = unwatched.and(xs(|x| x.unwatch(node.path(), token)).step("unwatch"));
+            for ticket in tickets {
+                xs(|x| x.wait_for(ticket))?;
+            }
+            Ok::<bool, XsError>(finished)
+        });
+        if !finished.step("writes")? {
+            return Err(format!(
+                "a waiting task was not woken within {EVENT_WAIT:?}"
+            ));
         }
-        result.and(unwatched)
-    })
+        for ((slot, node), token) in slots.iter().zip(&nodes).zip(&tokens) {
+            match slot.lock().take() {
+                Some(Ok(Some(event))) => expect_eq(event.path.as_str(), node.path(), token)?,
+                other => return Err(format!("{token}: {other:?}")),
+            }
+        }
+        Ok(())
+    })();
+    let mut unwatched = Ok(());
+    for (node, token) in nodes.iter().zip(&tokens) {
+        unwatched = unwatched.and(xs(|x| x.unwatch(node.path(), token)).step("unwatch"));
+    }
+    result.and(unwatched)
+}
+
+fn waiters_woken_by_channel(ctx: &Ctx<'_>) -> Outcome {
+    run(ctx, |_| waiters_all_woken(true))
+}
+
+fn waiters_woken_by_blocking_call(ctx: &Ctx<'_>) -> Outcome {
+    run(ctx, |_| waiters_all_woken(false))
 }
 
 // ---- Transactions -----------------------------------------------------------
@@ -680,7 +714,11 @@ fn transaction_conflict_eagain(ctx: &Ctx<'_>) -> Outcome {
             "commit after a conflicting write",
         )?;
         let value = xs(|x| x.read(TxId::NONE, node.path())).step("read after")?;
-        expect_eq(value.as_slice(), b"outside".as_slice(), "value after EAGAIN")
+        expect_eq(
+            value.as_slice(),
+            b"outside".as_slice(),
+            "value after EAGAIN",
+        )
     })
 }
 
@@ -731,7 +769,11 @@ fn transaction_nested_start(ctx: &Ctx<'_>) -> Outcome {
         let tx = xs(|x| x.transaction_start()).step("transaction_start")?;
         let nested = raw_call(abi::XS_TRANSACTION_START, tx.0, b"\0");
         xs(|x| x.transaction_end(tx, false)).step("abort")?;
-        expect_err(nested, XsError::Busy, "transaction_start inside a transaction")
+        expect_err(
+            nested,
+            XsError::Busy,
+            "transaction_start inside a transaction",
+        )
     })
 }
 
@@ -770,7 +812,11 @@ fn path_too_long(ctx: &Ctx<'_>) -> Outcome {
             XsError::Invalid,
             "write to a relative path over XENSTORE_REL_PATH_MAX",
         )?;
-        let absolute = format!("{}/data/{}", env.home, "a".repeat(abi::XENSTORE_ABS_PATH_MAX));
+        let absolute = format!(
+            "{}/data/{}",
+            env.home,
+            "a".repeat(abi::XENSTORE_ABS_PATH_MAX)
+        );
         expect_err(
             xs(|x| x.read(TxId::NONE, &absolute)),
             XsError::Invalid,
@@ -873,7 +919,11 @@ pub const TESTS: &[Test] = &[
     check("watch_fires_on_write", watch_fires_on_write),
     check("unwatch_stops_events", unwatch_stops_events),
     check("watch_refusals", watch_refusals),
-    check("two_waiters_both_woken", two_waiters_both_woken),
+    check("waiters_woken_by_channel", waiters_woken_by_channel),
+    check(
+        "waiters_woken_by_blocking_call",
+        waiters_woken_by_blocking_call,
+    ),
     check("transaction_commit_visible", transaction_commit_visible),
     check("transaction_abort_discards", transaction_abort_discards),
     check("transaction_conflict_eagain", transaction_conflict_eagain),
