@@ -10,4 +10,5 @@
 
 extern crate alloc;
 
+pub mod shared_ring;
 pub mod xenstore;

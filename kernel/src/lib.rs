@@ -3,8 +3,9 @@
 //! Boots as an x86_64 PV guest from Xen's `start_info`, either as the
 //! hardware domain (dom0, booted straight by Xen with no toolstack) or as
 //! an unprivileged domU created by `xl`. It owns everything below the
-//! drivers: boot, console, shutdown, and (growing) memory, event channels,
-//! time, tasks, grant tables and the xenbus client.
+//! drivers: boot, console, shutdown, memory and page tables, traps, event
+//! channels, time, tasks, grant tables, the xenstore page, and the
+//! in-guest conformance suite ([`suite`]).
 //!
 //! # Boot order
 //!
@@ -19,10 +20,19 @@
 //!    crashes.
 //! 3. Console: `console_io` as dom0, the PV console ring as domU (mapped
 //!    through [`fixmap`] with `update_va_mapping`).
-//! 4. Logging (`log` crate) onto the console; the boot summary is printed.
-//! 5. The application (`libos::entry!`) runs; its result decides the
+//! 4. Memory ([`mm`]): the frame allocator, p2m/m2p, the direct map of
+//!    every frame built with `mmu_update`, the mapping window and the heap
+//!    (`alloc` works from here on).
+//! 5. Logging (`log` crate) onto the console.
+//! 6. The core interfaces ([`boot`]'s `init_core`): the shared info page,
+//!    the trap table and callbacks ([`traps`]), event channels
+//!    ([`events`], 2-level or FIFO), time ([`time`]), the executor and its
+//!    timer VIRQ ([`sched`]), grant tables ([`grant`]). Xenstore
+//!    ([`store_page`] plus the client in `drivers-pv`) connects on first
+//!    use. The boot summary is printed.
+//! 7. The application (`libos::entry!`) runs; its result decides the
 //!    success or failure line, then the domain powers off (or crashes on a
-//!    panic, see [`panic`]).
+//!    panic, see [`panic`], or a fatal exception, see [`traps`]).
 //!
 //! # What it may not do
 //!

@@ -12,7 +12,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The guest applications the rig tests boot.
-pub const APPS: &[&str] = &["hello", "panic", "fail", "fault", "sleeper", "conformance"];
+pub const APPS: &[&str] = &[
+    "hello",
+    "panic",
+    "fail",
+    "fault",
+    "memstress",
+    "sleeper",
+    "conformance",
+];
 
 /// Memory given to each test domU, in MiB.
 const DOMU_MIB: u32 = 32;
@@ -60,6 +68,7 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
         spec("panic", elf("panic"), "what=domu-planned"),
         spec("fail", elf("fail"), "reason=test"),
         spec("fault", elf("fault"), ""),
+        spec("memstress", elf("memstress"), ""),
         spec("sleeper", elf("sleeper"), "seconds=2"),
         {
             let mut conformance = spec("conformance", elf("conformance"), "");
@@ -117,6 +126,12 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     });
     tally.record("rig domU fault: page-fault report, crash reported", result);
 
+    let result = find("memstress").and_then(check_memstress);
+    tally.record(
+        "rig domU memstress: 4x memory churned, free frames unchanged, balloon round trip",
+        result,
+    );
+
     let result = find("sleeper").and_then(|g| {
         expect_line(
             g,
@@ -140,6 +155,41 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     for guest in &session.guests {
         report::print_guest(guest);
     }
+}
+
+/// Reads memstress's own figures back and checks them here too.
+fn check_memstress(guest: &GuestReport) -> Result<(), String> {
+    let numbers = |prefix: &str| -> Result<Vec<u64>, String> {
+        let line = guest
+            .console
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .ok_or_else(|| format!("memstress: no `{prefix}` line"))?;
+        Ok(line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect())
+    };
+    let churn = numbers("memstress: allocated ")?;
+    if churn.get(2).is_none_or(|&times| times < 4) {
+        return Err(format!("churned less than 4x the domain: {churn:?}"));
+    }
+    let frames = numbers("memstress: frames before ")?;
+    if frames.len() < 2 || frames[0] != frames[1] {
+        return Err(format!("free frames changed: {frames:?}"));
+    }
+    let balloon = numbers("memstress: balloon frames before ")?;
+    if balloon.len() < 2 || balloon[0] != balloon[1] {
+        return Err(format!(
+            "balloon round trip changed free frames: {balloon:?}"
+        ));
+    }
+    expect_line(
+        guest,
+        |l| l == success_line("memstress"),
+        "the success line",
+    )?;
+    expect_ending(guest, Ending::Poweroff)
 }
 
 /// Counts each conformance check the guest ran as one test, plus the

@@ -67,8 +67,9 @@ pub enum Access {
 /// conformance suite's raw page-table writes). Dropping it clears the
 /// page's entry and frees the slot.
 ///
-/// Xen crashes a domain that implicitly unmaps a grant mapping: unmap
-/// one with `GNTTABOP_unmap_grant_ref` before dropping its slot.
+/// A grant mapping must be undone with `GNTTABOP_unmap_grant_ref` before
+/// the slot is dropped: Xen does not let a guest remove a granted PTE
+/// with `update_va_mapping` (it counts as an implicit unmap).
 #[derive(Debug)]
 pub struct WindowSlot {
     slot: u64,

@@ -541,6 +541,74 @@ fn balloon_round_trip(_: &Ctx<'_>) -> Outcome {
     }
 }
 
+fn balloon_release_and_reclaim_counts(_: &Ctx<'_>) -> Outcome {
+    const PAGES: u64 = 4;
+    let before = mm::stats();
+    let reserved = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
+    let released = check!(mm::balloon::release(PAGES), "release");
+    let during = mm::stats();
+    let shrunk = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
+    let reclaimed = check!(mm::balloon::reclaim(PAGES), "reclaim");
+    let after = mm::stats();
+    let restored = check!(
+        memop::current_reservation(DOMID_SELF),
+        "current_reservation"
+    );
+    if released == PAGES
+        && reclaimed == PAGES
+        && during.ballooned_out == before.ballooned_out + PAGES
+        && during.free_frames + PAGES == before.free_frames
+        && shrunk + PAGES == reserved
+        && restored == reserved
+        && after.free_frames == before.free_frames
+        && after.ballooned_out == before.ballooned_out
+    {
+        Outcome::Pass
+    } else {
+        suite_fail!(
+            "released {released} reclaimed {reclaimed}; reservation {reserved} -> {shrunk} -> {restored}; free {} -> {} -> {}",
+            before.free_frames,
+            during.free_frames,
+            after.free_frames
+        )
+    }
+}
+
+fn map_mfn_shared_info(ctx: &Ctx<'_>) -> Outcome {
+    let before = mm::stats().window_slots_used;
+    let mfn = ctx.boot.shared_info_maddr >> 12;
+    let read_only = check!(
+        mm::map_mfn(mfn, Access::ReadOnly),
+        "map shared_info read-only"
+    );
+    let writable = check!(
+        mm::map_mfn(mfn, Access::ReadWrite),
+        "map shared_info read-write"
+    );
+    if read_only.write_u8(0, 0) != Err(mm::MmError::ReadOnly) {
+        return suite_fail!("write through the read-only handle not refused");
+    }
+    // The two mappings of one frame must agree.
+    let (a, b) = (read_only.read_u64(0x800), writable.read_u64(0x800));
+    if a.is_err() || a != b {
+        return suite_fail!("mappings disagree: {a:x?} vs {b:x?}");
+    }
+    check!(read_only.unmap(), "unmap");
+    drop(writable);
+    let after = mm::stats().window_slots_used;
+    if after == before {
+        Outcome::Pass
+    } else {
+        suite_fail!("window slots in use {before} -> {after}")
+    }
+}
+
 fn decrease_foreign_frame_does_nothing(_: &Ctx<'_>) -> Outcome {
     let Some(mfn) = foreign_ram_mfn() else {
         return Outcome::Skip("no foreign RAM frame found".into());
@@ -812,6 +880,18 @@ pub const TESTS: &[Test] = &[
         name: "balloon_out_and_back_holds_pattern",
         applies: Applies::Both,
         run: balloon_round_trip,
+    },
+    Test {
+        group: "memory",
+        name: "balloon_release_and_reclaim_counts",
+        applies: Applies::Both,
+        run: balloon_release_and_reclaim_counts,
+    },
+    Test {
+        group: "memory",
+        name: "map_mfn_shared_info_and_unmap",
+        applies: Applies::Both,
+        run: map_mfn_shared_info,
     },
     Test {
         group: "memory",

@@ -12,6 +12,8 @@ pub mod evtchn;
 #[cfg(target_os = "none")]
 pub mod grant;
 #[cfg(target_os = "none")]
+pub mod memory;
+#[cfg(target_os = "none")]
 pub mod sched;
 #[cfg(target_os = "none")]
 pub mod time;
@@ -26,6 +28,7 @@ use crate::boot_info::{BootInfo, Role};
 #[cfg(target_os = "none")]
 pub const GROUPS: &[&[Test]] = &[
     version::TESTS,
+    memory::TESTS,
     traps::TESTS,
     evtchn::TESTS,
     time::TESTS,
