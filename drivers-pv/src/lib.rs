@@ -11,4 +11,5 @@
 extern crate alloc;
 
 pub mod shared_ring;
+pub mod xenbus_state;
 pub mod xenstore;

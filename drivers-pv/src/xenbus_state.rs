@@ -27,8 +27,9 @@
 //! driver sees the latest value, not every one), so every decision rests
 //! on the pair (our state, the backend's state) alone. After carrying out
 //! an action the driver re-reads the backend's state and steps again until
-//! the answer is [`Action::Wait`]; every pair settles in at most three
-//! steps.
+//! the answer is [`Action::Wait`]; that takes at most four actions (from
+//! our `Closing` to a backend already back in `InitWait`: tear down,
+//! reinitialise, publish, wait).
 //!
 //! The backend's feature keys (`feature-sg`, `max-ring-page-order`,
 //! `sectors`, `mac`, …) are untrusted too: [`parse_feature`] turns each
@@ -254,9 +255,7 @@ impl FrontendState {
 
             // We asked to close: the backend has let go once it is
             // closing, closed, or back to waiting for a new frontend.
-            (S::Closing, S::Closing | S::Closed | S::InitWait | S::Initialised) => {
-                Action::TearDown
-            }
+            (S::Closing, S::Closing | S::Closed | S::InitWait | S::Initialised) => Action::TearDown,
             (S::Closing, _) => Action::Wait,
 
             // Closed: reconnect when both ends are closed, or when the
@@ -268,9 +267,7 @@ impl FrontendState {
 
             // We never hold these; only a misuse could put us there.
             // Start over as if closed.
-            (S::Unknown | S::InitWait | S::Reconfiguring | S::Reconfigured, _) => {
-                Action::TearDown
-            }
+            (S::Unknown | S::InitWait | S::Reconfiguring | S::Reconfigured, _) => Action::TearDown,
         };
         if let Some(next) = action.state_to_write() {
             self.own = next;

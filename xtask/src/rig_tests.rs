@@ -75,6 +75,11 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
             conformance.memory_mib = 64;
             conformance
         },
+        {
+            let mut fifo = spec("conformance-fifo", elf("conformance"), "evtchn=fifo");
+            fifo.memory_mib = 64;
+            fifo
+        },
     ];
     let session = match rig.run_domus(&specs, Duration::from_secs(600)) {
         Ok(session) => session,
@@ -149,6 +154,10 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     match find("conformance") {
         Ok(guest) => record_conformance(tally, "domU", guest),
         Err(e) => tally.record("rig domU conformance", Err(e)),
+    }
+    match find("conformance-fifo") {
+        Ok(guest) => record_conformance(tally, "domU-fifo", guest),
+        Err(e) => tally.record("rig domU conformance (FIFO)", Err(e)),
     }
 
     // The consoles go into the log, so a failure above can be read there.

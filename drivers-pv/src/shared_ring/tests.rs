@@ -446,8 +446,11 @@ fn response_notification_follows_rsp_event() {
 /// full barrier, the moment `ring.h`'s re-check exists for.
 struct RacyMemory {
     inner: SharedMemory,
-    at_barrier: Option<Box<dyn FnMut(&SharedMemory)>>,
+    at_barrier: Option<BarrierHook>,
 }
+
+/// What the other side does at the barrier.
+type BarrierHook = Box<dyn FnMut(&SharedMemory)>;
 
 impl RingMemory for RacyMemory {
     fn size(&self) -> usize {
@@ -986,8 +989,11 @@ struct ScheduledMemory {
     ops: usize,
     schedule: Vec<usize>,
     next_step: usize,
-    other: Box<dyn FnMut(usize, &SharedMemory)>,
+    other: OtherSide,
 }
+
+/// Step `k` of the other side.
+type OtherSide = Box<dyn FnMut(usize, &SharedMemory)>;
 
 impl ScheduledMemory {
     fn run_due(&mut self) {
