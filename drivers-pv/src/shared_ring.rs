@@ -35,7 +35,7 @@
 //! The shared memory is reached through [`RingMemory`], which the kernel
 //! implements over granted pages (volatile accesses and fences live there)
 //! and the tests implement over a `Vec` (`sim`, built under `cfg(test)` or
-//! the `sim` feature, also holds a simulated back end, [`sim::BackRing`]).
+//! the `sim` feature, also holds a simulated back end, `sim::BackRing`).
 
 use core::fmt;
 use core::marker::PhantomData;

@@ -1015,8 +1015,9 @@ impl RingMemory for ScheduledMemory {
         self.inner.size()
     }
     fn read_index(&self, offset: usize) -> u32 {
-        // Reads cannot take &mut self; the schedule runs on the ops that
-        // can, so reads are counted through `read_scheduled` below.
+        // Loads take &self and are no hook points: with sequentially
+        // consistent memory, a step just before a load is the same as one
+        // just after the store or barrier preceding it.
         self.inner.read_index(offset)
     }
     fn write_index(&mut self, offset: usize, value: u32) {
