@@ -77,6 +77,14 @@ impl GrantVersion {
         }
     }
 
+    /// The other version (what a switch test switches to).
+    pub const fn other(self) -> Self {
+        match self {
+            GrantVersion::V1 => GrantVersion::V2,
+            GrantVersion::V2 => GrantVersion::V1,
+        }
+    }
+
     /// The version numbered `number`, if there is one.
     pub const fn from_number(number: u32) -> Option<Self> {
         match number {

@@ -408,10 +408,7 @@ fn switch_while_mapped(ctx: &Ctx<'_>) -> Outcome {
         Ok(v) => v,
         Err(outcome) => return outcome,
     };
-    let other = match original {
-        GrantVersion::V1 => 2,
-        GrantVersion::V2 => 1,
-    };
+    let other = original.other().number();
     let grant = match Grant::new(me, frame, false) {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
@@ -447,10 +444,7 @@ fn leaked_ref_blocks_switch(ctx: &Ctx<'_>) -> Outcome {
         Ok(v) => v,
         Err(outcome) => return outcome,
     };
-    let other = match original {
-        GrantVersion::V1 => GrantVersion::V2,
-        GrantVersion::V2 => GrantVersion::V1,
-    };
+    let other = original.other();
     let grant = match Grant::new(me, frame, false) {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
