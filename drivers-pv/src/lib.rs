@@ -10,6 +10,9 @@
 
 extern crate alloc;
 
+pub mod netfront;
+pub mod blkfront;
+pub mod page_ring;
 pub mod shared_ring;
 pub mod xenbus_state;
 pub mod xenstore;

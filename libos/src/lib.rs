@@ -10,7 +10,13 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+extern crate alloc;
+
+pub mod block;
+pub mod net;
+
 pub use drivers_pv;
+pub use embedded_io;
 pub use kernel;
 pub use kernel::{print, println, AppError, AppResult, Role};
 pub use log;

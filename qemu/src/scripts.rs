@@ -166,9 +166,20 @@ exit 0
 const BLOCK: &str = r#"#!/bin/sh
 # Disk hotplug script of the Paravane rig (busybox sh, qemu/src/scripts.rs).
 # Use as disk=['format=raw,vdev=xvda,access=rw,script=block-rig,target=FILE'].
+# FILE may still be missing when xl creates the guest (a run's dom0 script
+# makes it alongside `xl create`): the script waits up to 8 s for it to
+# appear (libxl kills hotplug scripts after 10 s). Create it at once (a
+# sparse file of the final size) and fill it in place, rather than build
+# a big image first.
 case "$1" in
 add)
     file=$(xenstore-read "$XENBUS_PATH/params")
+    n=0
+    while [ ! -e "$file" ] && [ $n -lt 80 ]; do
+        n=$((n + 1))
+        sleep 0.1
+    done
+    [ -e "$file" ] || exit 1
     mode=$(xenstore-read "$XENBUS_PATH/mode" 2> /dev/null)
     ro=
     [ "$mode" = r ] && ro=-r

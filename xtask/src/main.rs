@@ -13,6 +13,7 @@
 
 mod args;
 mod conformance;
+mod e2e_net;
 mod guest_build;
 mod report;
 mod rig_tests;

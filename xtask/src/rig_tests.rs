@@ -20,6 +20,7 @@ pub const APPS: &[&str] = &[
     "memstress",
     "sleeper",
     "conformance",
+    "echo",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -163,6 +164,11 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     // The consoles go into the log, so a failure above can be read there.
     for guest in &session.guests {
         report::print_guest(guest);
+    }
+
+    // End to end over a vif: dom0 pings `echo` and streams 8 MiB through it.
+    for (name, result) in crate::e2e_net::run(rig, &elf("echo")) {
+        tally.record(&format!("rig e2e net: {name}"), result);
     }
 }
 

@@ -1,0 +1,342 @@
+//! Host tests of [`Engine`] against a simulated blkback that can
+//! misbehave.
+
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use super::engine::{Engine, Job, Platform};
+use super::wire::*;
+use super::{BlockError, ResponseError};
+use crate::shared_ring::sim::{BackRing, SharedMemory};
+use crate::shared_ring::{FrontRing, RingEntry, RingError, XEN_PAGE_SIZE};
+
+const SLOTS: usize = 8;
+const DISK_SECTORS: usize = 8192; // 4 MiB
+
+/// What the simulated backend does wrong.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Good,
+    /// Answers `BLKIF_RSP_ERROR` for requests covering this sector.
+    ErrorAt(u64),
+    /// Answers every operation with `BLKIF_RSP_EOPNOTSUPP`.
+    NotSupported,
+    /// Answers with an id nobody issued.
+    UnknownId,
+    /// Answers with the wrong operation.
+    WrongOperation,
+    /// Answers every request of a batch with the first one's id.
+    Duplicate,
+    /// Never answers.
+    Silent,
+    /// Writes a status blkif does not define.
+    BadStatus,
+}
+
+type Pages = Rc<RefCell<Vec<[u8; XEN_PAGE_SIZE]>>>;
+
+struct SimBlkback {
+    back: BackRing<SharedMemory, BlkifRequest, BlkifResponse>,
+    disk: Vec<u8>,
+    pages: Pages,
+    mode: Mode,
+    notifies: usize,
+    most_in_one_wait: usize,
+    requests: Vec<BlkifRequest>,
+}
+
+impl SimBlkback {
+    fn serve(&mut self, request: &BlkifRequest) -> Status {
+        let mut sector = request.sector_number as usize;
+        if let Mode::ErrorAt(bad) = self.mode {
+            let count = (request.bytes() / SECTOR_SIZE) as u64;
+            if (request.sector_number..request.sector_number + count).contains(&bad) {
+                return Status::Error;
+            }
+        }
+        let mut pages = self.pages.borrow_mut();
+        for segment in request.used_segments() {
+            let page = &mut pages[segment.gref as usize];
+            for within in segment.first_sect..=segment.last_sect {
+                let disk = &mut self.disk[sector * SECTOR_SIZE..(sector + 1) * SECTOR_SIZE];
+                let at = within as usize * SECTOR_SIZE;
+                let data = &mut page[at..at + SECTOR_SIZE];
+                match request.operation {
+                    Operation::Read => data.copy_from_slice(disk),
+                    Operation::Write => disk.copy_from_slice(data),
+                    _ => {}
+                }
+                sector += 1;
+            }
+        }
+        Status::Okay
+    }
+}
+
+impl Platform for SimBlkback {
+    fn notify(&mut self) {
+        self.notifies += 1;
+    }
+
+    fn wait(&mut self) -> bool {
+        if self.mode == Mode::Silent {
+            return false;
+        }
+        let mut batch = Vec::new();
+        while let Some(request) = self.back.take_request() {
+            batch.push(request.expect("the front end writes good requests"));
+        }
+        self.most_in_one_wait = self.most_in_one_wait.max(batch.len());
+        // Answer out of order.
+        batch.reverse();
+        let first_id = batch.first().map(|request| request.id);
+        for request in &batch {
+            self.requests.push(*request);
+            let status = match self.mode {
+                Mode::NotSupported => Status::NotSupported,
+                _ => self.serve(request),
+            };
+            let mut response = BlkifResponse {
+                id: request.id,
+                operation: request.operation.code(),
+                status,
+            };
+            match self.mode {
+                Mode::UnknownId => response.id ^= 0x5555,
+                Mode::WrongOperation => response.operation ^= 1,
+                Mode::Duplicate => response.id = first_id.unwrap_or(0),
+                _ => {}
+            }
+            if self.mode == Mode::BadStatus {
+                let index = self.back.rsp_prod_pvt();
+                let mut bytes = [0u8; RESPONSE_SIZE];
+                response.encode(&mut bytes);
+                bytes[10..12].copy_from_slice(&9i16.to_le_bytes());
+                self.back.write_raw_slot(index, &bytes);
+                self.back.publish_raw_rsp_prod(index.wrapping_add(1));
+                return true;
+            }
+            self.back.push_response(&response).unwrap();
+        }
+        self.back.push_responses_and_check_notify();
+        true
+    }
+}
+
+fn pattern(disk: &mut [u8]) {
+    for (i, byte) in disk.iter_mut().enumerate() {
+        *byte = (i / SECTOR_SIZE * 7 + i % 251) as u8;
+    }
+}
+
+fn setup(mode: Mode) -> (Engine<SharedMemory>, SimBlkback, Pages) {
+    let memory = SharedMemory::new(1);
+    let ring = FrontRing::new(memory.clone(), 1).unwrap();
+    let back = BackRing::attach(memory, 1);
+    let pages: Pages = Rc::new(RefCell::new(vec![
+        [0u8; XEN_PAGE_SIZE];
+        SLOTS * MAX_SEGMENTS
+    ]));
+    let mut disk = vec![0u8; DISK_SECTORS * SECTOR_SIZE];
+    pattern(&mut disk);
+    let sim = SimBlkback {
+        back,
+        disk,
+        pages: pages.clone(),
+        mode,
+        notifies: 0,
+        most_in_one_wait: 0,
+        requests: Vec::new(),
+    };
+    (Engine::new(ring, 51712, SLOTS), sim, pages)
+}
+
+fn gref(slot: usize, page: usize) -> u32 {
+    (slot * MAX_SEGMENTS + page) as u32
+}
+
+fn read(
+    engine: &mut Engine<SharedMemory>,
+    sim: &mut SimBlkback,
+    pages: &Pages,
+    sector: u64,
+    buf: &mut [u8],
+) -> Result<(), BlockError> {
+    let len = buf.len();
+    engine.transfer(
+        sim,
+        Job {
+            operation: Operation::Read,
+            sector,
+            len,
+        },
+        gref,
+        |_, _, _| {},
+        |slot, offset, chunk| {
+            let pages = pages.borrow();
+            for (i, piece) in buf[offset..offset + chunk]
+                .chunks_mut(XEN_PAGE_SIZE)
+                .enumerate()
+            {
+                piece.copy_from_slice(&pages[gref(slot, i) as usize][..piece.len()]);
+            }
+        },
+    )
+}
+
+fn write(
+    engine: &mut Engine<SharedMemory>,
+    sim: &mut SimBlkback,
+    pages: &Pages,
+    sector: u64,
+    data: &[u8],
+) -> Result<(), BlockError> {
+    engine.transfer(
+        sim,
+        Job {
+            operation: Operation::Write,
+            sector,
+            len: data.len(),
+        },
+        gref,
+        |slot, offset, chunk| {
+            let mut pages = pages.borrow_mut();
+            for (i, piece) in data[offset..offset + chunk]
+                .chunks(XEN_PAGE_SIZE)
+                .enumerate()
+            {
+                pages[gref(slot, i) as usize][..piece.len()].copy_from_slice(piece);
+            }
+        },
+        |_, _, _| {},
+    )
+}
+
+fn flush(engine: &mut Engine<SharedMemory>, sim: &mut SimBlkback) -> Result<(), BlockError> {
+    engine.transfer(
+        sim,
+        Job {
+            operation: Operation::FlushDiskCache,
+            sector: 0,
+            len: 0,
+        },
+        |_, _| 0,
+        |_, _, _| {},
+        |_, _, _| {},
+    )
+}
+
+#[test]
+fn reads_and_writes_with_many_requests_in_flight() {
+    let (mut engine, mut sim, pages) = setup(Mode::Good);
+    let mut expect = vec![0u8; DISK_SECTORS * SECTOR_SIZE];
+    pattern(&mut expect);
+    let mut buf = vec![0u8; 2 << 20];
+    read(&mut engine, &mut sim, &pages, 0, &mut buf).unwrap();
+    assert_eq!(buf, expect[..2 << 20]);
+    assert_eq!(sim.most_in_one_wait, SLOTS, "every slot in flight at once");
+    assert!(sim
+        .requests
+        .iter()
+        .all(|r| r.nr_segments as usize <= MAX_SEGMENTS && r.check().is_ok()));
+
+    // An odd size: the last request has a partial page (3 sectors).
+    let data: Vec<u8> = (0..(100 * 4096 + 3 * 512))
+        .map(|i| (i % 13) as u8)
+        .collect();
+    write(&mut engine, &mut sim, &pages, 1000, &data).unwrap();
+    assert_eq!(sim.disk[1000 * 512..1000 * 512 + data.len()], data[..]);
+    let last = sim
+        .requests
+        .iter()
+        .filter(|r| r.operation == Operation::Write)
+        .max_by_key(|r| r.sector_number)
+        .unwrap();
+    assert_eq!(
+        last.used_segments()
+            .last()
+            .map(|s| (s.first_sect, s.last_sect)),
+        Some((0, 2))
+    );
+    let mut back = vec![0u8; data.len()];
+    read(&mut engine, &mut sim, &pages, 1000, &mut back).unwrap();
+    assert_eq!(back, data);
+    flush(&mut engine, &mut sim).unwrap();
+    let flushes: Vec<_> = sim
+        .requests
+        .iter()
+        .filter(|r| r.operation == Operation::FlushDiskCache)
+        .collect();
+    assert_eq!(flushes.len(), 1);
+    assert_eq!(flushes[0].nr_segments, 0);
+    assert_eq!(engine.in_flight(), 0);
+    assert!(sim.notifies > 0);
+}
+
+#[test]
+fn an_io_error_is_reported_after_every_answer() {
+    let (mut engine, mut sim, pages) = setup(Mode::ErrorAt(200));
+    let mut buf = vec![0u8; 1 << 20];
+    assert_eq!(
+        read(&mut engine, &mut sim, &pages, 0, &mut buf),
+        Err(BlockError::Io)
+    );
+    assert_eq!(engine.in_flight(), 0);
+    assert_eq!(engine.broken(), None);
+    sim.mode = Mode::Good;
+    read(&mut engine, &mut sim, &pages, 0, &mut buf).unwrap();
+}
+
+#[test]
+fn unsupported_operations_are_typed() {
+    let (mut engine, mut sim, _) = setup(Mode::NotSupported);
+    assert_eq!(flush(&mut engine, &mut sim), Err(BlockError::NotSupported));
+    assert_eq!(engine.broken(), None);
+}
+
+#[test]
+fn responses_we_did_not_ask_for_break_the_device() {
+    for (mode, expect) in [
+        (Mode::UnknownId, "unknown"),
+        (Mode::WrongOperation, "operation"),
+        (Mode::Duplicate, "unknown"),
+    ] {
+        let (mut engine, mut sim, pages) = setup(mode);
+        let mut buf = vec![0u8; 64 << 10];
+        let error = read(&mut engine, &mut sim, &pages, 0, &mut buf).unwrap_err();
+        match (error, expect) {
+            (BlockError::BadResponse(ResponseError::UnknownId(_)), "unknown") => {}
+            (BlockError::BadResponse(ResponseError::WrongOperation { .. }), "operation") => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(engine.broken(), Some(error));
+        sim.mode = Mode::Good;
+        assert_eq!(read(&mut engine, &mut sim, &pages, 0, &mut buf), Err(error));
+    }
+}
+
+#[test]
+fn a_silent_backend_times_out() {
+    let (mut engine, mut sim, pages) = setup(Mode::Silent);
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(
+        read(&mut engine, &mut sim, &pages, 0, &mut buf),
+        Err(BlockError::Timeout)
+    );
+    assert_eq!(engine.broken(), Some(BlockError::Timeout));
+}
+
+#[test]
+fn an_undefined_status_breaks_the_ring_entry() {
+    let (mut engine, mut sim, pages) = setup(Mode::BadStatus);
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(
+        read(&mut engine, &mut sim, &pages, 0, &mut buf),
+        Err(BlockError::Ring(RingError::BadEntry {
+            index: 0,
+            field: "status"
+        }))
+    );
+}

@@ -1,0 +1,390 @@
+//! netfront in the guest: ring and packet pages from the kernel, grants,
+//! the event channel, and the xenstore handshake with Linux's netback.
+//!
+//! [`connect`] reads `device/vif/N/{backend,backend-id,mac}` and drives
+//! the xenbus handshake ([`FrontendState`], `ConnectStyle::Direct`),
+//! polling the back end's `state` with a deadline: once the back end is
+//! in `InitWait` it allocates and grants the tx and rx ring pages and
+//! [`TX_BUFFERS`] + [`RX_BUFFERS`] packet pages, allocates one unbound
+//! event channel, writes `tx-ring-ref`, `rx-ring-ref`, `event-channel`,
+//! `request-rx-copy=1`, `feature-rx-notify=1` and
+//! `feature-no-csum-offload=1`, switches our `state` to `Connected` and
+//! waits for the back end's `Connected`. [`GuestVif::disconnect`] closes
+//! it again before the grants are ended.
+//!
+//! The ring memory here ([`RingPage`]) is a private one-page
+//! [`RingMemory`] over a [`Page`]; `crate::page_ring` (being written for
+//! blkfront) can replace it once it lands.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{fence, Ordering};
+use core::time::Duration;
+
+use kernel::events::EventChannel;
+use kernel::grant::Grant;
+use kernel::mm::page::Page;
+use kernel::{sched, time};
+
+use super::{NetError, Netfront, Notify, PacketBuffers};
+use crate::shared_ring::{RingMemory, XEN_PAGE_SIZE};
+use crate::xenbus_state::{
+    parse_u32, Action, ConnectStyle, FrontendState, MacAddress, XenbusState,
+};
+use crate::xenstore::guest::with_xenstore;
+use crate::xenstore::{TxId, XsError};
+
+/// Tx packet pages (frames in flight at once).
+pub const TX_BUFFERS: usize = 128;
+/// Rx packet pages lent to the back end.
+pub const RX_BUFFERS: usize = 128;
+/// How long to wait for each back-end state change.
+pub const STATE_TIMEOUT_NS: u64 = 20 * time::NS_PER_SEC;
+
+/// The netfront of this guest.
+pub type GuestNetfront = Netfront<RingPage, GrantedPages, ChannelNotify>;
+
+/// One ring page, granted to the back end.
+pub struct RingPage {
+    page: Page,
+    _grant: Grant,
+}
+
+impl RingMemory for RingPage {
+    fn size(&self) -> usize {
+        XEN_PAGE_SIZE
+    }
+
+    fn read_index(&self, offset: usize) -> u32 {
+        let value = self.page.read_u32(offset).unwrap_or(0);
+        fence(Ordering::Acquire);
+        value
+    }
+
+    fn write_index(&mut self, offset: usize, value: u32) {
+        fence(Ordering::Release);
+        let _ = self.page.write_u32(offset, value);
+    }
+
+    fn full_barrier(&mut self) {
+        fence(Ordering::SeqCst);
+    }
+
+    fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
+        let _ = self.page.write_bytes(offset, bytes);
+    }
+
+    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
+        if self.page.read_bytes(offset, buf).is_err() {
+            buf.fill(0);
+        }
+    }
+}
+
+/// Packet pages, each granted to the back end.
+pub struct GrantedPages {
+    pages: Vec<(Page, Grant)>,
+}
+
+impl GrantedPages {
+    fn new(backend: u16, count: usize, readonly: bool) -> Result<Self, ConnectError> {
+        let mut pages = Vec::with_capacity(count);
+        for _ in 0..count {
+            let page = Page::new().map_err(|_| ConnectError::OutOfMemory)?;
+            let grant =
+                Grant::new(backend, page.mfn(), readonly).map_err(|_| ConnectError::Grant)?;
+            pages.push((page, grant));
+        }
+        Ok(GrantedPages { pages })
+    }
+}
+
+impl PacketBuffers for GrantedPages {
+    fn count(&self) -> usize {
+        self.pages.len()
+    }
+
+    fn gref(&self, id: u16) -> u32 {
+        self.pages
+            .get(usize::from(id))
+            .map_or(0, |(_, grant)| grant.gref().value())
+    }
+
+    fn write(&mut self, id: u16, bytes: &[u8]) {
+        if let Some((page, _)) = self.pages.get(usize::from(id)) {
+            let _ = page.write_bytes(0, bytes);
+        }
+    }
+
+    fn read(&self, id: u16, offset: usize, out: &mut [u8]) {
+        match self.pages.get(usize::from(id)) {
+            Some((page, _)) if page.read_bytes(offset, out).is_ok() => {}
+            _ => out.fill(0),
+        }
+    }
+}
+
+/// The event channel shared with netback.
+pub struct ChannelNotify {
+    channel: EventChannel,
+}
+
+impl ChannelNotify {
+    /// The channel, to wait on.
+    pub fn channel(&self) -> &EventChannel {
+        &self.channel
+    }
+}
+
+impl Notify for ChannelNotify {
+    fn notify(&mut self) {
+        let _ = self.channel.notify();
+    }
+}
+
+/// Why [`connect`] failed.
+#[derive(Clone, Debug)]
+pub enum ConnectError {
+    /// A xenstore operation failed (with the path).
+    Xenstore(String, XsError),
+    /// A xenstore value did not parse (with the path).
+    BadValue(String),
+    /// No frame for a page.
+    OutOfMemory,
+    /// A grant could not be made.
+    Grant,
+    /// The event channel could not be allocated.
+    Channel,
+    /// The rings could not be set up.
+    Net(NetError),
+    /// The back end did not reach the state in time (last state seen).
+    Timeout(&'static str, Option<XenbusState>),
+    /// The back end closed.
+    BackendClosed,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Xenstore(path, e) => write!(f, "xenstore {path}: {e:?}"),
+            ConnectError::BadValue(path) => write!(f, "bad value at {path}"),
+            ConnectError::OutOfMemory => f.write_str("out of memory"),
+            ConnectError::Grant => f.write_str("cannot grant a page"),
+            ConnectError::Channel => f.write_str("cannot allocate an event channel"),
+            ConnectError::Net(e) => write!(f, "{e}"),
+            ConnectError::Timeout(what, seen) => {
+                write!(f, "back end not {what} in time (state {seen:?})")
+            }
+            ConnectError::BackendClosed => f.write_str("back end closed"),
+        }
+    }
+}
+
+fn read(path: &str) -> Result<Vec<u8>, ConnectError> {
+    with_xenstore(|xs| xs.read(TxId::NONE, path))
+        .map_err(|e| ConnectError::Xenstore(String::from(path), e))
+}
+
+fn write(path: &str, value: &str) -> Result<(), ConnectError> {
+    with_xenstore(|xs| xs.write(TxId::NONE, path, value.as_bytes()))
+        .map_err(|e| ConnectError::Xenstore(String::from(path), e))
+}
+
+fn backend_state_of(path: &str) -> Option<XenbusState> {
+    read(path)
+        .ok()
+        .and_then(|raw| XenbusState::parse(&raw).ok())
+}
+
+/// Sleeps a little between polls of the back end's state.
+fn pause() {
+    sched::block_on(sched::sleep(Duration::from_millis(5)));
+}
+
+/// A connected vif: the device, and our side of the xenbus handshake.
+pub struct GuestVif {
+    netfront: GuestNetfront,
+    handshake: FrontendState,
+    front: String,
+    backend_state: String,
+}
+
+impl GuestVif {
+    /// The device (a [`smoltcp::phy::Device`]).
+    pub fn netfront(&mut self) -> &mut GuestNetfront {
+        &mut self.netfront
+    }
+
+    /// The device, shared.
+    pub fn netfront_ref(&self) -> &GuestNetfront {
+        &self.netfront
+    }
+
+    /// Closes the vif the way netback expects ([`FrontendState::close`]):
+    /// our state `Closing`, wait (with a deadline) until the back end
+    /// lets go of the rings, then end the grants (dropping the device; a
+    /// page the back end still maps is leaked, not reused) and write
+    /// `Closed`.
+    pub fn disconnect(self) -> Result<(), ConnectError> {
+        let GuestVif {
+            netfront,
+            mut handshake,
+            front,
+            backend_state,
+        } = self;
+        let state_path = format!("{front}/state");
+        let mut action = handshake.close();
+        let deadline = time::now_ns() + STATE_TIMEOUT_NS;
+        let mut seen = None;
+        loop {
+            match action {
+                Action::TearDown => {
+                    drop(netfront);
+                    return write(&state_path, "6");
+                }
+                Action::Wait => {}
+                other => {
+                    if let Some(state) = other.state_to_write() {
+                        write(&state_path, state_number(state))?;
+                    }
+                }
+            }
+            if time::now_ns() > deadline {
+                drop(netfront);
+                let _ = write(&state_path, "6");
+                return Err(ConnectError::Timeout("closed", seen));
+            }
+            pause();
+            seen = backend_state_of(&backend_state).or(seen);
+            action = match seen {
+                Some(state) => handshake.step(state),
+                None => Action::Wait,
+            };
+        }
+    }
+}
+
+fn state_number(state: XenbusState) -> &'static str {
+    match state {
+        XenbusState::Unknown => "0",
+        XenbusState::Initialising => "1",
+        XenbusState::InitWait => "2",
+        XenbusState::Initialised => "3",
+        XenbusState::Connected => "4",
+        XenbusState::Closing => "5",
+        XenbusState::Closed => "6",
+        XenbusState::Reconfiguring => "7",
+        XenbusState::Reconfigured => "8",
+    }
+}
+
+/// Allocates, grants and publishes the rings and the channel (one
+/// `Publish` of the handshake).
+fn publish(front: &str, backend_id: u16, mac: MacAddress) -> Result<GuestNetfront, ConnectError> {
+    let ring = || -> Result<RingPage, ConnectError> {
+        let page = Page::new().map_err(|_| ConnectError::OutOfMemory)?;
+        let grant = Grant::new(backend_id, page.mfn(), false).map_err(|_| ConnectError::Grant)?;
+        Ok(RingPage {
+            page,
+            _grant: grant,
+        })
+    };
+    let tx_ring = ring()?;
+    let rx_ring = ring()?;
+    let tx_ref = tx_ring._grant.gref().value();
+    let rx_ref = rx_ring._grant.gref().value();
+    let tx_buffers = GrantedPages::new(backend_id, TX_BUFFERS, true)?;
+    let rx_buffers = GrantedPages::new(backend_id, RX_BUFFERS, false)?;
+    let channel = EventChannel::alloc_unbound(backend_id).map_err(|_| ConnectError::Channel)?;
+    let port = channel.port();
+    let netfront = Netfront::new(
+        tx_ring,
+        rx_ring,
+        tx_buffers,
+        rx_buffers,
+        ChannelNotify { channel },
+        mac.0,
+    )
+    .map_err(ConnectError::Net)?;
+    write(&format!("{front}/tx-ring-ref"), &format!("{tx_ref}"))?;
+    write(&format!("{front}/rx-ring-ref"), &format!("{rx_ref}"))?;
+    write(&format!("{front}/event-channel"), &format!("{port}"))?;
+    write(&format!("{front}/request-rx-copy"), "1")?;
+    write(&format!("{front}/feature-rx-notify"), "1")?;
+    write(&format!("{front}/feature-no-csum-offload"), "1")?;
+    Ok(netfront)
+}
+
+/// Connects vif `index` (`device/vif/INDEX`) to its back end, driving
+/// [`FrontendState`] (`ConnectStyle::Direct`) until both ends are
+/// `Connected`; each state change must come within [`STATE_TIMEOUT_NS`].
+pub fn connect(index: u32) -> Result<GuestVif, ConnectError> {
+    let front = format!("device/vif/{index}");
+    let backend_path = format!("{front}/backend");
+    let backend = String::from_utf8(read(&backend_path)?)
+        .map_err(|_| ConnectError::BadValue(backend_path.clone()))?;
+    let id_path = format!("{front}/backend-id");
+    let backend_id = parse_u32(&read(&id_path)?)
+        .ok()
+        .and_then(|id| u16::try_from(id).ok())
+        .ok_or(ConnectError::BadValue(id_path))?;
+    let mac_path = format!("{front}/mac");
+    let mac = MacAddress::parse(&read(&mac_path)?).map_err(|_| ConnectError::BadValue(mac_path))?;
+    let backend_state = format!("{backend}/state");
+    let state_path = format!("{front}/state");
+
+    let mut handshake = FrontendState::new(ConnectStyle::Direct);
+    let mut netfront = None;
+    let mut seen = None;
+    let mut deadline = time::now_ns() + STATE_TIMEOUT_NS;
+    loop {
+        let state = backend_state_of(&backend_state);
+        if state.is_some() && state != seen {
+            deadline = time::now_ns() + STATE_TIMEOUT_NS;
+        }
+        seen = state.or(seen);
+        if let (Some(XenbusState::Connected), true, Some(_)) =
+            (seen, handshake.is_connected(), netfront.as_ref())
+        {
+            break;
+        }
+        let action = match seen {
+            Some(state) => handshake.step(state),
+            None => Action::Wait,
+        };
+        match action {
+            Action::Wait => {
+                if time::now_ns() > deadline {
+                    return Err(ConnectError::Timeout("Connected", seen));
+                }
+                pause();
+                continue;
+            }
+            Action::Publish { .. } => netfront = Some(publish(&front, backend_id, mac)?),
+            Action::TearDown => netfront = None,
+            Action::Connect | Action::BeginClose | Action::Reinitialise => {}
+        }
+        if let Some(state) = action.state_to_write() {
+            write(&state_path, state_number(state))?;
+        }
+    }
+    let Some(mut netfront) = netfront else {
+        return Err(ConnectError::BackendClosed);
+    };
+    netfront.kick();
+    Ok(GuestVif {
+        netfront,
+        handshake,
+        front,
+        backend_state,
+    })
+}
+
+impl Netfront<RingPage, GrantedPages, ChannelNotify> {
+    /// The event channel shared with netback (to wait on).
+    pub fn channel(&self) -> &EventChannel {
+        self.notify.channel()
+    }
+}

@@ -1,0 +1,261 @@
+//! End-to-end block test: dom0 builds a disk image with a known pattern,
+//! the `blkcheck` guest reads it all through blkfront and Linux's blkback,
+//! checks it, hashes it and writes a region; dom0 then checks what landed
+//! in the image.
+//!
+//! The image is 64 MiB (131072 sectors); sector `s` is 32 copies of the
+//! line `sector SSSSSSSS\n` (what `blkcheck`'s pattern function makes).
+//! dom0's script creates it (sparse) alongside `xl create`, fills it with
+//! busybox awk in place, sector 0 last (the guest, started with
+//! `wait_ready=`, waits until sector 0 holds the pattern; libxl gives the
+//! hotplug script only 10 s, too little to build the image first under
+//! emulation), and prints its `md5sum`; it
+//! also computes the MD5 of the image as it must be after the guest's
+//! write (sectors 1024..2048 holding `written SSSSSSS\n` lines). Once the
+//! guest has finished it compares the written region byte for byte and
+//! the whole image's MD5 with that expectation.
+//!
+//! Not wired into `cargo xtask test` here: call [`run`] with the rig and
+//! the built `blkcheck` ELF and record each named result.
+
+use rig::{Ending, GuestReport, GuestSpec, Rig};
+use std::path::Path;
+use std::time::Duration;
+
+/// Sectors in the image (64 MiB).
+pub const SECTORS: u64 = 131_072;
+/// The first sector the guest writes.
+pub const WRITE_START: u64 = 1024;
+/// Sectors the guest writes.
+pub const WRITE_COUNT: u64 = 1024;
+
+/// The guest's name (and the image's: `/tmp/blk-NAME.img` in dom0).
+const NAME: &str = "blkcheck";
+
+/// dom0's part, for a guest named `$NAME` whose disk is
+/// `/tmp/blk-$NAME.img`. Every result line starts `dom0-blk: `.
+pub fn dom0_script() -> String {
+    // The written region is one 512 KiB block of the image.
+    const BLOCK: u64 = 1024; // sectors per 512 KiB
+    const _: () = assert!(WRITE_START.is_multiple_of(BLOCK) && WRITE_COUNT == BLOCK);
+    let region_block = WRITE_START / BLOCK;
+    // dom0 is slow under emulation and its script gets only a few seconds
+    // after the guest ends: the image and its MD5 come from one awk pass,
+    // the expected region from a small one, and after the guest there is
+    // one cmp and one md5sum (compared on the host with `expected_md5`).
+    format!(
+        r#"say() {{ echo "dom0-blk: $*"; }}
+img=/tmp/blk-$NAME.img
+log=/var/log/xen/console/guest-$NAME.log
+part=/tmp/blk-$NAME.part
+# The disk exists at once (sparse, all zeros) so the hotplug script need
+# not wait; it is filled in place, sector 0 last: the guest waits until
+# sector 0 holds the pattern.
+rm -f "$img" "$part"
+dd if=/dev/zero of="$img" bs=512 count=0 seek={SECTORS} 2> /dev/null || {{ say "FAILED: cannot create the image"; exit 1; }}
+before=$(awk -v n={SECTORS} 'BEGIN {{ for (s = 0; s < n; s++) {{ l = sprintf("sector %08x\n", s); b = l l; b = b b; b = b b; b = b b; b = b b; printf "%s", b }} }}' | tee "$part" | md5sum | cut -d' ' -f1)
+dd if="$part" of="$img" bs=512k skip=1 seek=1 conv=notrunc 2> /dev/null
+dd if="$part" of="$img" bs=512 skip=1 seek=1 count=1023 conv=notrunc 2> /dev/null
+dd if="$part" of="$img" bs=512 count=1 conv=notrunc 2> /dev/null
+rm -f "$part"
+say "image ready, $(stat -c %s "$img") bytes"
+say "md5-before $before"
+awk -v a={WRITE_START} -v n={WRITE_COUNT} 'BEGIN {{ for (s = a; s < a + n; s++) {{ l = sprintf("written %07x\n", s); b = l l; b = b b; b = b b; b = b b; b = b b; printf "%s", b }} }}' > /tmp/blk-$NAME.expect
+# Wait for the guest's last line (or, checked now and then, its end).
+seen=0
+n=0
+while [ $n -lt 1500 ]; do
+    grep -q "Paravane: app " "$log" 2> /dev/null && break
+    if [ $((n % 25)) = 24 ]; then
+        if xl domid "$NAME" > /dev/null 2>&1; then seen=1; elif [ $seen = 1 ]; then break; fi
+    fi
+    n=$((n + 1))
+    sleep 0.2
+done
+dd if="$img" bs=512k skip={region_block} count=1 of=/tmp/blk-$NAME.region 2> /dev/null
+if cmp -s /tmp/blk-$NAME.region /tmp/blk-$NAME.expect; then
+    say "region ok"
+else
+    say "region differs: $(head -c 16 /tmp/blk-$NAME.region | od -c | head -1)"
+fi
+say "md5-after $(md5sum < "$img" | cut -d' ' -f1)"
+"#
+    )
+}
+
+/// The image's bytes, before the guest's write (`written == false`) or
+/// after it.
+pub fn image(written: bool) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity((SECTORS * 512) as usize);
+    for sector in 0..SECTORS {
+        let line = if written && (WRITE_START..WRITE_START + WRITE_COUNT).contains(&sector) {
+            format!("written {sector:07x}\n")
+        } else {
+            format!("sector {sector:08x}\n")
+        };
+        for _ in 0..32 {
+            bytes.extend_from_slice(line.as_bytes());
+        }
+    }
+    bytes
+}
+
+/// The MD5 of the image before or after the guest's write, by the
+/// host's `md5sum`.
+pub fn expected_md5(written: bool) -> Result<String, String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run md5sum: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("md5sum: no stdin")?;
+    let data = image(written);
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("md5sum: {e}"))?;
+    writer
+        .join()
+        .map_err(|_| "md5sum: writer panicked".to_string())?
+        .map_err(|e| format!("md5sum: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| format!("md5sum printed {text:?}"))
+}
+
+/// The guest: `blkcheck` with the image as `xvda`.
+pub fn guest(blkcheck_elf: &Path) -> GuestSpec {
+    let mut guest = GuestSpec::new(NAME, blkcheck_elf);
+    guest.cmdline = format!("write_start={WRITE_START} write_count={WRITE_COUNT} wait_ready=120");
+    guest.memory_mib = 64;
+    guest.timeout = Duration::from_secs(150);
+    guest.extra_config = vec![format!(
+        "disk = ['format=raw,vdev=xvda,access=rw,backendtype=phy,script=block-rig,target=/tmp/blk-{NAME}.img']"
+    )];
+    guest.dom0_script = Some(dom0_script());
+    guest
+}
+
+/// Boots dom0 and the `blkcheck` guest and checks the run; one named
+/// result per property.
+pub fn run(rig: &Rig, blkcheck_elf: &Path) -> Vec<(String, Result<(), String>)> {
+    let guests = [guest(blkcheck_elf)];
+    match rig.run_domus(&guests, Duration::from_secs(240)) {
+        Ok(session) => match session.guests.first() {
+            Some(report) => check(report),
+            None => vec![("e2e block: the run".into(), Err("no guest report".into()))],
+        },
+        Err(error) => vec![("e2e block: the run".into(), Err(error.to_string()))],
+    }
+}
+
+/// The value after `prefix` on the first line starting with it.
+fn find<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
+    lines.iter().find_map(|line| line.strip_prefix(prefix))
+}
+
+fn has(lines: &[String], text: &str) -> Result<(), String> {
+    if lines.iter().any(|line| line.contains(text)) {
+        Ok(())
+    } else {
+        Err(format!("no line with {text:?}"))
+    }
+}
+
+/// Checks a finished run's report.
+pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
+    let console = &report.console;
+    let dom0 = &report.dom0_output;
+    let context = || {
+        format!(
+            "\n  ending {} ({})\n  console:\n    {}\n  dom0:\n    {}",
+            report.ending,
+            report.evidence,
+            console.join("\n    "),
+            dom0.join("\n    ")
+        )
+    };
+    let with_context = |result: Result<(), String>| result.map_err(|e| format!("{e}{}", context()));
+    let mut results = Vec::new();
+
+    let features = find(console, "blkfront: ").map(str::to_string);
+    results.push((
+        format!(
+            "e2e block: blkfront connects ({})",
+            features.as_deref().unwrap_or("no feature line")
+        ),
+        with_context(match &features {
+            Some(line) if line.starts_with(&format!("{SECTORS} sectors of 512 bytes")) => Ok(()),
+            Some(line) => Err(format!("unexpected geometry: {line}")),
+            None => Err("no `blkfront: ` line".into()),
+        }),
+    ));
+
+    let throughput = find(console, "blkcheck: read ").unwrap_or("no read line");
+    results.push((
+        format!("e2e block: whole disk read, pattern checked ({throughput})"),
+        with_context(has(
+            console,
+            &format!("blkcheck: pattern ok in all {SECTORS} sectors"),
+        )),
+    ));
+
+    let guest_md5 = find(console, "blkcheck: md5 ");
+    let dom0_md5 = find(dom0, "dom0-blk: md5-before ");
+    results.push((
+        format!(
+            "e2e block: guest's MD5 of the disk equals dom0's md5sum ({})",
+            guest_md5.unwrap_or("-")
+        ),
+        with_context(match (guest_md5, dom0_md5) {
+            (Some(a), Some(b)) if a == b && a.len() == 32 => Ok(()),
+            (a, b) => Err(format!("guest {a:?}, dom0 {b:?}")),
+        }),
+    ));
+
+    let host_before = expected_md5(false);
+    results.push((
+        "e2e block: the image dom0 built is the expected one (host md5sum)".into(),
+        with_context(match (&host_before, dom0_md5) {
+            (Ok(host), Some(dom0)) if host == dom0 => Ok(()),
+            (host, dom0) => Err(format!("host {host:?}, dom0 {dom0:?}")),
+        }),
+    ));
+
+    let wrote = find(console, "blkcheck: wrote ").unwrap_or("no write line");
+    let host_after = expected_md5(true);
+    let dom0_after = find(dom0, "dom0-blk: md5-after ");
+    results.push((
+        format!("e2e block: written region lands in the image byte for byte, the rest unchanged ({wrote})"),
+        with_context(
+            has(console, "blkcheck: read back ok")
+                .and_then(|()| has(dom0, "dom0-blk: region ok"))
+                .and_then(|()| match (&host_after, dom0_after) {
+                    (Ok(host), Some(dom0)) if host == dom0 => Ok(()),
+                    (host, dom0) => Err(format!(
+                        "image after the run: dom0 md5 {dom0:?}, expected {host:?}"
+                    )),
+                }),
+        ),
+    ));
+
+    results.push((
+        "e2e block: blkcheck disconnects, finishes and powers off".into(),
+        with_context(
+            has(console, "blkcheck: disconnected")
+                .and_then(|()| has(console, "blkcheck: done"))
+                .and_then(|()| {
+                    if report.ending == Ending::Poweroff {
+                        Ok(())
+                    } else {
+                        Err(format!("ended {}", report.ending))
+                    }
+                }),
+        ),
+    ));
+    results
+}
