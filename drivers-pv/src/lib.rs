@@ -10,8 +10,8 @@
 
 extern crate alloc;
 
-pub mod netfront;
 pub mod blkfront;
+pub mod netfront;
 pub mod page_ring;
 pub mod shared_ring;
 pub mod xenbus_state;

@@ -30,7 +30,7 @@ pub const WRITE_START: u64 = 1024;
 pub const WRITE_COUNT: u64 = 1024;
 
 /// The guest's name (and the image's: `/tmp/blk-NAME.img` in dom0).
-const NAME: &str = "blkcheck";
+pub const NAME: &str = "blkcheck";
 
 /// dom0's part, for a guest named `$NAME` whose disk is
 /// `/tmp/blk-$NAME.img`. Every result line starts `dom0-blk: `.
@@ -138,19 +138,6 @@ pub fn guest(blkcheck_elf: &Path) -> GuestSpec {
     )];
     guest.dom0_script = Some(dom0_script());
     guest
-}
-
-/// Boots dom0 and the `blkcheck` guest and checks the run; one named
-/// result per property.
-pub fn run(rig: &Rig, blkcheck_elf: &Path) -> Vec<(String, Result<(), String>)> {
-    let guests = [guest(blkcheck_elf)];
-    match rig.run_domus(&guests, Duration::from_secs(240)) {
-        Ok(session) => match session.guests.first() {
-            Some(report) => check(report),
-            None => vec![("e2e block: the run".into(), Err("no guest report".into()))],
-        },
-        Err(error) => vec![("e2e block: the run".into(), Err(error.to_string()))],
-    }
 }
 
 /// The value after `prefix` on the first line starting with it.

@@ -13,6 +13,7 @@
 
 mod args;
 mod conformance;
+mod e2e_block;
 mod e2e_net;
 mod guest_build;
 mod report;

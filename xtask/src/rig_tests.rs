@@ -21,6 +21,7 @@ pub const APPS: &[&str] = &[
     "sleeper",
     "conformance",
     "echo",
+    "blkcheck",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -81,6 +82,8 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
             fifo.memory_mib = 64;
             fifo
         },
+        // blkcheck against Linux's blkback on a 64 MiB image dom0 fills.
+        crate::e2e_block::guest(&elf("blkcheck")),
     ];
     let session = match rig.run_domus(&specs, Duration::from_secs(600)) {
         Ok(session) => session,
@@ -159,6 +162,15 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     match find("conformance-fifo") {
         Ok(guest) => record_conformance(tally, "domU-fifo", guest),
         Err(e) => tally.record("rig domU conformance (FIFO)", Err(e)),
+    }
+
+    match find(crate::e2e_block::NAME) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_block::check(guest) {
+                tally.record(&format!("rig {name}"), result);
+            }
+        }
+        Err(e) => tally.record("rig e2e block", Err(e)),
     }
 
     // The consoles go into the log, so a failure above can be read there.
