@@ -18,7 +18,7 @@
 //! Not wired into `cargo xtask test` here: call [`run`] with the rig and
 //! the built `blkcheck` ELF and record each named result.
 
-use rig::{Ending, GuestReport, GuestSpec, Rig};
+use rig::{Ending, GuestReport, GuestSpec};
 use std::path::Path;
 use std::time::Duration;
 
