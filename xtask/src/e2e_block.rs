@@ -15,8 +15,8 @@
 //! guest has finished it compares the written region byte for byte and
 //! the whole image's MD5 with that expectation.
 //!
-//! Not wired into `cargo xtask test` here: call [`run`] with the rig and
-//! the built `blkcheck` ELF and record each named result.
+//! `rig_tests` adds [`guest`] to its shared dom0 session and records
+//! each named result of [`check`].
 
 use rig::{Ending, GuestReport, GuestSpec};
 use std::path::Path;
