@@ -22,6 +22,7 @@ pub const APPS: &[&str] = &[
     "conformance",
     "echo",
     "blkcheck",
+    "httpd",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -181,6 +182,11 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     // End to end over a vif: dom0 pings `echo` and streams 8 MiB through it.
     for (name, result) in crate::e2e_net::run(rig, &elf("echo")) {
         tally.record(&format!("rig e2e net: {name}"), result);
+    }
+
+    // End to end over HTTP: dom0 fetches `httpd`'s page 100 times.
+    for (name, result) in crate::e2e_httpd::run(rig, &elf("httpd")) {
+        tally.record(&format!("rig e2e httpd: {name}"), result);
     }
 }
 

@@ -1,0 +1,501 @@
+//! `httpd`: a small HTTP/1.0 server on port 80 over netfront.
+//!
+//! Takes its address from the command line (`ip=10.0.0.2/24 gw=…`) and
+//! serves one connection at a time, one request per connection
+//! (`Connection: close`):
+//!
+//! - `GET /` (or `HEAD /`): an HTML page (marker `Paravane httpd`) with
+//!   Xen's system time, the app's uptime, the wall clock, and counters
+//!   (requests served, bytes in and out, the netfront device's counters);
+//! - `GET /quit`: a short reply, then the app ends and the domain powers
+//!   off;
+//! - any other path: `404 Not Found`; another method: `405 Method Not
+//!   Allowed`; a request line that does not parse, or headers that do
+//!   not end within 8 KiB: `400 Bad Request`.
+//!
+//! After each connection it prints
+//! `httpd: request N from PEER: STATUS PATH, IN bytes in, OUT bytes out, S s`
+//! and at the end the device's counters and
+//! `httpd: served N requests, IN bytes in, OUT bytes out, powering off`,
+//! which the rig's e2e test reads. It gives up (and fails) when no
+//! connection comes within 2 minutes.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+/// Parsing requests and formatting dates: pure logic, tested on the host.
+#[cfg(any(test, target_os = "none"))]
+mod http {
+    // On the host only the tests use this.
+    #![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+    /// The most bytes of request head (request line and headers) read.
+    pub const MAX_HEAD: usize = 8 * 1024;
+
+    /// A request's method.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Method {
+        /// `GET`.
+        Get,
+        /// `HEAD`: like `GET`, without the body.
+        Head,
+        /// Any other well-formed method token.
+        Other,
+    }
+
+    /// A parsed request line.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Request<'a> {
+        /// The method.
+        pub method: Method,
+        /// The path, without any `?query` or `#fragment`.
+        pub path: &'a str,
+    }
+
+    /// Why a request was refused before routing.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum BadRequest {
+        /// The request line is malformed (400).
+        Malformed,
+        /// The head did not end within [`MAX_HEAD`] bytes (400).
+        TooLong,
+        /// Not HTTP/1.x (505).
+        Version,
+    }
+
+    /// Where the head (request line and headers) ends in `buf`: just after
+    /// the blank line (`\r\n\r\n` or a bare `\n\n`), if it has arrived.
+    pub fn head_end(buf: &[u8]) -> Option<usize> {
+        let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+        let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+        match (crlf, lf) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn is_token_char(c: u8) -> bool {
+        c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+    }
+
+    /// Parses the request line at the start of `head` (any bytes: never
+    /// panics). Accepts `METHOD SP TARGET SP HTTP/1.x`; the target must be
+    /// an absolute path of visible ASCII.
+    pub fn parse_request(head: &[u8]) -> Result<Request<'_>, BadRequest> {
+        let line_end = head
+            .iter()
+            .position(|&c| c == b'\n')
+            .ok_or(BadRequest::Malformed)?;
+        let line = &head[..line_end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = core::str::from_utf8(line).map_err(|_| BadRequest::Malformed)?;
+        let mut parts = line.split(' ');
+        let (Some(method), Some(target), Some(version), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(BadRequest::Malformed);
+        };
+        if method.is_empty() || !method.bytes().all(is_token_char) {
+            return Err(BadRequest::Malformed);
+        }
+        if !target.starts_with('/') || !target.bytes().all(|c| c.is_ascii_graphic()) {
+            return Err(BadRequest::Malformed);
+        }
+        let Some(minor) = version.strip_prefix("HTTP/") else {
+            return Err(BadRequest::Malformed);
+        };
+        match minor.as_bytes() {
+            [b'1', b'.', d] if d.is_ascii_digit() => {}
+            [a, b'.', d] if a.is_ascii_digit() && d.is_ascii_digit() => {
+                return Err(BadRequest::Version)
+            }
+            _ => return Err(BadRequest::Malformed),
+        }
+        let method = match method {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            _ => Method::Other,
+        };
+        let path = target.split(['?', '#']).next().unwrap_or(target);
+        Ok(Request { method, path })
+    }
+
+    /// The reason phrase of the status codes we send.
+    pub fn reason(status: u16) -> &'static str {
+        match status {
+            200 => "OK",
+            400 => "Bad Request",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            505 => "HTTP Version Not Supported",
+            _ => "Unknown",
+        }
+    }
+
+    /// `(year, month, day, hour, minute, second)` in UTC for seconds since
+    /// the Unix epoch (Howard Hinnant's civil-from-days).
+    pub fn civil(epoch_s: u64) -> (u64, u32, u32, u32, u32, u32) {
+        let days = epoch_s / 86_400;
+        let rem = epoch_s % 86_400;
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z % 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        (
+            year,
+            month,
+            day,
+            (rem / 3600) as u32,
+            (rem % 3600 / 60) as u32,
+            (rem % 60) as u32,
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn request_lines_parse() {
+            let req = parse_request(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            assert_eq!(
+                req,
+                Request {
+                    method: Method::Get,
+                    path: "/"
+                }
+            );
+            let req = parse_request(b"HEAD /quit?now=1 HTTP/1.1\n\n").unwrap();
+            assert_eq!(req.method, Method::Head);
+            assert_eq!(req.path, "/quit");
+            let req = parse_request(b"POST /x HTTP/1.1\r\n\r\n").unwrap();
+            assert_eq!(req.method, Method::Other);
+            assert_eq!(
+                parse_request(b"GET / HTTP/2.0\r\n\r\n"),
+                Err(BadRequest::Version)
+            );
+        }
+
+        #[test]
+        fn bad_request_lines_are_refused() {
+            for bad in [
+                &b""[..],
+                b"\r\n\r\n",
+                b"GET\r\n\r\n",
+                b"GET /\r\n\r\n",
+                b"GET  / HTTP/1.0\r\n\r\n",
+                b"GET / HTTP/1.0 x\r\n\r\n",
+                b"GET x HTTP/1.0\r\n\r\n",
+                b"GET / FTP/1.0\r\n\r\n",
+                b"GET / HTTP/1\r\n\r\n",
+                b"G(T / HTTP/1.0\r\n\r\n",
+                b"GET /\xff HTTP/1.0\r\n\r\n",
+                b"\xff\xfe\xfd\n\n",
+                b"GET / HTTP/1.0",
+            ] {
+                assert!(parse_request(bad).is_err(), "{bad:?}");
+            }
+        }
+
+        #[test]
+        fn heads_end_at_the_blank_line() {
+            assert_eq!(head_end(b"GET / HTTP/1.0\r\n\r\nbody"), Some(18));
+            assert_eq!(head_end(b"GET / HTTP/1.0\n\n"), Some(16));
+            assert_eq!(head_end(b"GET / HTTP/1.0\r\n"), None);
+            assert_eq!(head_end(b""), None);
+        }
+
+        #[test]
+        fn dates_are_civil() {
+            assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
+            assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
+            assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+mod guest {
+    extern crate alloc;
+
+    use crate::http::{self, BadRequest, Method};
+    use alloc::format;
+    use alloc::string::String;
+    use alloc::vec;
+    use libos::kernel::time;
+    use libos::net::{Net, TcpHandle};
+    use libos::{println, AppError, AppResult, Env};
+
+    /// The HTTP port.
+    const PORT: u16 = 80;
+
+    /// How long to wait for each connection before giving up.
+    const ACCEPT_TIMEOUT_S: u64 = 120;
+
+    /// What the server has done so far.
+    #[derive(Default)]
+    struct Counters {
+        requests: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+        not_found: u64,
+        bad: u64,
+    }
+
+    fn print_stats(net: &Net) {
+        let stats = net.stats();
+        println!(
+            "httpd: netfront rx {} frames {} bytes, tx {} frames {} bytes, rx_errors {} tx_errors {} bad_responses {} tx_dropped {}",
+            stats.rx_frames,
+            stats.rx_bytes,
+            stats.tx_frames,
+            stats.tx_bytes,
+            stats.rx_errors,
+            stats.tx_errors,
+            stats.bad_responses,
+            stats.tx_dropped
+        );
+    }
+
+    /// The status page's HTML (ASCII, one item per line).
+    fn page(net: &Net, counters: &Counters, started_ns: u64) -> String {
+        let now = time::now_ns();
+        let system_s = now as f64 / 1e9;
+        let uptime_s = now.saturating_sub(started_ns) as f64 / 1e9;
+        let (wall_s, wall_ns) = time::wallclock();
+        let (y, mo, d, h, mi, s) = http::civil(wall_s);
+        let stats = net.stats();
+        format!(
+            "<!DOCTYPE html>\n\
+             <html><head><title>Paravane httpd</title></head><body>\n\
+             <h1>Paravane httpd</h1>\n\
+             <p>A Xen PV guest in Rust, serving over netfront and smoltcp.</p>\n\
+             <ul>\n\
+             <li>Xen system time: {system_s:.3} s</li>\n\
+             <li>httpd uptime: {uptime_s:.3} s</li>\n\
+             <li>wall clock: {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03} UTC</li>\n\
+             <li>requests served: {} (this is number {}); 404s: {}; bad requests: {}</li>\n\
+             <li>HTTP bytes in: {}, out: {}</li>\n\
+             <li>netfront rx: {} frames, {} bytes; tx: {} frames, {} bytes</li>\n\
+             <li>netfront errors: rx {}, tx {}, bad responses {}, tx dropped {}</li>\n\
+             </ul>\n\
+             </body></html>\n",
+            wall_ns / 1_000_000,
+            counters.requests,
+            counters.requests + 1,
+            counters.not_found,
+            counters.bad,
+            counters.bytes_in,
+            counters.bytes_out,
+            stats.rx_frames,
+            stats.rx_bytes,
+            stats.tx_frames,
+            stats.tx_bytes,
+            stats.rx_errors,
+            stats.tx_errors,
+            stats.bad_responses,
+            stats.tx_dropped,
+        )
+    }
+
+    /// A whole response: status line, headers, and (unless `head_only`)
+    /// the body.
+    fn response(status: u16, content_type: &str, body: &str, head_only: bool) -> String {
+        let mut out = format!(
+            "HTTP/1.0 {status} {}\r\n\
+             Server: Paravane-httpd\r\n\
+             Content-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\
+             Connection: close\r\n",
+            http::reason(status),
+            body.len()
+        );
+        if status == 405 {
+            out.push_str("Allow: GET, HEAD\r\n");
+        }
+        out.push_str("\r\n");
+        if !head_only {
+            out.push_str(body);
+        }
+        out
+    }
+
+    /// Reads the request head (up to [`http::MAX_HEAD`] bytes). `Ok(None)`
+    /// if the peer closed without sending anything.
+    fn read_head(
+        net: &mut Net,
+        handle: TcpHandle,
+        buf: &mut [u8],
+        bytes_in: &mut u64,
+    ) -> Result<Option<Result<usize, BadRequest>>, libos::net::NetError> {
+        let mut filled = 0;
+        loop {
+            if let Some(end) = http::head_end(&buf[..filled]) {
+                return Ok(Some(Ok(end)));
+            }
+            if filled == buf.len() {
+                return Ok(Some(Err(BadRequest::TooLong)));
+            }
+            let n = net.tcp_read(handle, &mut buf[filled..])?;
+            *bytes_in += n as u64;
+            if n == 0 {
+                return Ok(if filled == 0 {
+                    None
+                } else {
+                    Some(Err(BadRequest::Malformed))
+                });
+            }
+            filled += n;
+        }
+    }
+
+    fn main(env: &Env<'_>) -> AppResult {
+        let started_ns = time::now_ns();
+        let mut net = Net::connect(env).map_err(|e| AppError::new(format_args!("{e}")))?;
+        let mac = net.mac();
+        println!(
+            "httpd: up: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, ip {}, listening on {PORT}",
+            mac[0],
+            mac[1],
+            mac[2],
+            mac[3],
+            mac[4],
+            mac[5],
+            net.config().address
+        );
+        let fail = |e| AppError::new(format_args!("httpd: {e}"));
+        let mut buf = vec![0u8; http::MAX_HEAD];
+        let mut counters = Counters::default();
+        let mut connections = 0u64;
+        let mut listener = net.tcp_listen(PORT).map_err(fail)?;
+        loop {
+            let handle = listener;
+            let peer = match net.tcp_accept(handle, Some(ACCEPT_TIMEOUT_S * time::NS_PER_SEC)) {
+                Ok(peer) => peer,
+                Err(e) => {
+                    print_stats(&net);
+                    return Err(fail(e));
+                }
+            };
+            connections += 1;
+            // Listen for the next connection before this one closes, so a
+            // client that connects at once finds a listener.
+            listener = net.tcp_listen(PORT).map_err(fail)?;
+            let start = time::now_ns();
+            let mut bytes_in = 0u64;
+            let head = match read_head(&mut net, handle, &mut buf, &mut bytes_in) {
+                Ok(head) => head,
+                Err(e) => {
+                    println!("httpd: connection {connections} from {peer}: reading: {e}");
+                    counters.bytes_in += bytes_in;
+                    let _ = net.tcp_close(handle, 10 * time::NS_PER_SEC);
+                    continue;
+                }
+            };
+            counters.bytes_in += bytes_in;
+            let Some(head) = head else {
+                println!("httpd: connection {connections} from {peer}: closed without a request");
+                let _ = net.tcp_close(handle, 10 * time::NS_PER_SEC);
+                continue;
+            };
+            let (status, path, reply, quit) =
+                match head.and_then(|end| http::parse_request(&buf[..end])) {
+                    Err(why) => {
+                        counters.bad += 1;
+                        let status = if why == BadRequest::Version { 505 } else { 400 };
+                        let body = format!("{status} {}\n", http::reason(status));
+                        (
+                            status,
+                            "-",
+                            response(status, "text/plain", &body, false),
+                            false,
+                        )
+                    }
+                    Ok(req) if req.method == Method::Other => {
+                        let body = "405 Method Not Allowed\n";
+                        (
+                            405,
+                            req.path,
+                            response(405, "text/plain", body, false),
+                            false,
+                        )
+                    }
+                    Ok(req) => {
+                        let head_only = req.method == Method::Head;
+                        match req.path {
+                            "/" | "/index.html" => {
+                                let body = page(&net, &counters, started_ns);
+                                (
+                                    200,
+                                    req.path,
+                                    response(200, "text/html", &body, head_only),
+                                    false,
+                                )
+                            }
+                            "/quit" => {
+                                let body = "Paravane httpd: powering off\n";
+                                (
+                                    200,
+                                    req.path,
+                                    response(200, "text/plain", body, head_only),
+                                    true,
+                                )
+                            }
+                            _ => {
+                                counters.not_found += 1;
+                                let body = "404 Not Found\n";
+                                (
+                                    404,
+                                    req.path,
+                                    response(404, "text/plain", body, head_only),
+                                    false,
+                                )
+                            }
+                        }
+                    }
+                };
+            // The path is borrowed from `buf`: keep a copy for the log line.
+            let path = String::from(path);
+            let written = net.tcp_write_all(handle, reply.as_bytes());
+            let closed = net.tcp_close(handle, 10 * time::NS_PER_SEC);
+            counters.requests += 1;
+            if written.is_ok() {
+                counters.bytes_out += reply.len() as u64;
+            }
+            let secs = (time::now_ns() - start) as f64 / 1e9;
+            println!(
+                "httpd: request {} from {peer}: {status} {path}, {bytes_in} bytes in, {} bytes out, {secs:.3} s{}{}",
+                counters.requests,
+                if written.is_ok() { reply.len() } else { 0 },
+                match &written {
+                    Ok(()) => String::new(),
+                    Err(e) => format!(", write failed: {e}"),
+                },
+                if closed.is_ok() { "" } else { ", close timed out" }
+            );
+            if quit {
+                break;
+            }
+        }
+        print_stats(&net);
+        if let Err(e) = net.shutdown() {
+            println!("httpd: disconnecting the vif: {e}");
+        }
+        println!(
+            "httpd: served {} requests ({} 404s, {} bad) on {connections} connections, {} bytes in, {} bytes out, powering off",
+            counters.requests, counters.not_found, counters.bad, counters.bytes_in, counters.bytes_out
+        );
+        Ok(())
+    }
+
+    libos::entry!(main);
+}
+
+/// On the host this binary is only a pointer to the real thing.
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("httpd is a Xen guest: build it with `cargo xtask build --app httpd`");
+}

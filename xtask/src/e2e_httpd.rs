@@ -1,0 +1,296 @@
+//! The HTTP end-to-end test: dom0 fetches pages from the `httpd` guest.
+//!
+//! One domU runs `httpd` (HTTP/1.0 on port 80 over netfront and smoltcp)
+//! at `10.0.0.2`, its vif through the rig's `vif-rig` hotplug script as in
+//! [`crate::e2e_net`]. dom0's script waits until the guest answers a ping,
+//! then makes 100 sequential busybox `wget` requests for `/`, counting
+//! those that succeed and those whose page carries the marker
+//! `Paravane httpd`; then it asks for an unknown path (expecting 404),
+//! sends a malformed request line with `nc` (expecting a 400 status line),
+//! and finally `GET /quit`, after which the guest powers off. The checks
+//! rest on what dom0 and the guest printed and on how the guest ended.
+//! The time for the 100 requests (dom0's clock) is printed.
+//!
+//! [`demo_spec`] is the same guest with a script that fetches the page
+//! once and prints it, for `cargo xtask run`.
+
+use rig::{Ending, GuestReport, GuestSpec, Rig};
+use std::path::Path;
+use std::time::Duration;
+
+/// The guest's address (and the vif's `ip=`).
+pub const GUEST_IP: &str = "10.0.0.2";
+/// Requests for `/` that dom0 makes.
+const REQUESTS: u32 = 100;
+/// What every page for `/` contains.
+const MARKER: &str = "Paravane httpd";
+/// Where `cargo xtask run`'s script prints the page: between these lines.
+pub const PAGE_BEGIN: &str = "HTTPD page begin";
+/// See [`PAGE_BEGIN`].
+pub const PAGE_END: &str = "HTTPD page end";
+
+/// The start of every dom0 script: wait (paced, up to ~2 minutes) until
+/// the guest answers a ping.
+fn wait_for_ping() -> String {
+    format!(
+        r#"G={GUEST_IP}
+i=0
+while [ $i -lt 120 ]; do
+  ping -c 1 -W 1 $G > /dev/null 2>&1 && break
+  i=$((i+1))
+  sleep 1
+done
+echo "HTTPD waited $i"
+"#
+    )
+}
+
+/// The end of every dom0 script: ask the guest to power off, and make
+/// sure it does.
+fn quit() -> &'static str {
+    r#"wget -q -O - http://$G/quit
+echo "HTTPD quit rc=$?"
+sleep 15
+if xl list $NAME > /dev/null 2>&1; then
+  echo "HTTPD guest still running after /quit: destroying it"
+  xl destroy $NAME
+fi
+"#
+}
+
+/// dom0's side of the test (busybox sh). Every result line starts `HTTPD `.
+fn dom0_script() -> String {
+    format!(
+        r#"{wait}ok=0
+marked=0
+n=0
+t0=$(cut -d' ' -f1 /proc/uptime)
+while [ $n -lt {REQUESTS} ]; do
+  n=$((n+1))
+  if wget -q -O - http://$G/ > /tmp/httpd-page 2> /tmp/httpd-err; then
+    ok=$((ok+1))
+    grep -q '{MARKER}' /tmp/httpd-page && marked=$((marked+1))
+  else
+    echo "HTTPD request $n failed: $(cat /tmp/httpd-err)"
+  fi
+done
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo "HTTPD fetched $ok/{REQUESTS}"
+echo "HTTPD marked $marked/{REQUESTS}"
+echo "HTTPD time $t0 $t1"
+echo "HTTPD missing: $(wget -q -O - http://$G/no-such-page 2>&1 | tr '\n' ' ')"
+echo "HTTPD malformed: $(printf 'NONSENSE\r\n\r\n' | nc $G 80 | head -n 1)"
+{quit}"#,
+        wait = wait_for_ping(),
+        quit = quit()
+    )
+}
+
+/// dom0's script for `cargo xtask run`: fetch the page once, print it
+/// between [`PAGE_BEGIN`] and [`PAGE_END`], then `/quit`.
+fn demo_script() -> String {
+    format!(
+        r#"{wait}echo "{PAGE_BEGIN}"
+wget -O - http://$G/ 2> /tmp/httpd-err
+echo "HTTPD wget rc=$?"
+echo "{PAGE_END}"
+sed 's/^/HTTPD wget: /' /tmp/httpd-err
+{quit}"#,
+        wait = wait_for_ping(),
+        quit = quit()
+    )
+}
+
+/// The `httpd` guest with its vif, and `script` run in dom0 alongside.
+fn spec(name: &str, elf: &Path, script: String) -> GuestSpec {
+    let mut guest = GuestSpec::new(name, elf);
+    guest.cmdline = format!("ip={GUEST_IP}/24 gw=10.0.0.254");
+    guest.memory_mib = 64;
+    guest.timeout = Duration::from_secs(300);
+    guest.extra_config = vec![format!(
+        "vif = ['mac=00:16:3e:00:00:02,ip={GUEST_IP},script=vif-rig']"
+    )];
+    guest.dom0_script = Some(script);
+    guest
+}
+
+/// The guest `cargo xtask run` boots: dom0 fetches the page once.
+pub fn demo_spec(elf: &Path) -> GuestSpec {
+    spec("httpd", elf, demo_script())
+}
+
+/// The lines of the page `demo_spec`'s script printed, and whether
+/// `wget` succeeded and the page carries the marker.
+pub fn demo_page(guest: &GuestReport) -> (Vec<&str>, bool) {
+    let lines: Vec<&str> = guest
+        .dom0_output
+        .iter()
+        .map(String::as_str)
+        .skip_while(|line| *line != PAGE_BEGIN)
+        .skip(1)
+        .take_while(|line| *line != PAGE_END)
+        .collect();
+    let ok = lines.contains(&"HTTPD wget rc=0") && lines.iter().any(|l| l.contains(MARKER));
+    let page = lines
+        .into_iter()
+        .filter(|line| !line.starts_with("HTTPD wget rc="))
+        .collect();
+    (page, ok)
+}
+
+/// The words after `prefix` on the first dom0 line starting with it.
+fn dom0_rest<'a>(guest: &'a GuestReport, prefix: &str) -> Option<&'a str> {
+    guest
+        .dom0_output
+        .iter()
+        .find_map(|line| line.strip_prefix(prefix))
+}
+
+fn check_up(guest: &GuestReport) -> Result<(), String> {
+    guest
+        .console
+        .iter()
+        .any(|line| line.starts_with("httpd: up:") && line.contains(GUEST_IP))
+        .then_some(())
+        .ok_or_else(|| {
+            format!(
+                "no `httpd: up:` line; the guest ended {} ({}); log {}",
+                guest.ending,
+                guest.evidence,
+                guest.log.display()
+            )
+        })
+}
+
+fn check_count(guest: &GuestReport, prefix: &str) -> Result<(), String> {
+    let want = format!("{REQUESTS}/{REQUESTS}");
+    match dom0_rest(guest, prefix) {
+        Some(got) if got.trim() == want => Ok(()),
+        Some(got) => {
+            let failures: Vec<&str> = guest
+                .dom0_output
+                .iter()
+                .filter(|line| line.starts_with("HTTPD request "))
+                .take(3)
+                .map(String::as_str)
+                .collect();
+            Err(format!("{prefix}{got} (first failures: {failures:?})"))
+        }
+        None => Err(format!("dom0 printed no `{prefix}` line")),
+    }
+}
+
+fn check_missing(guest: &GuestReport) -> Result<(), String> {
+    match dom0_rest(guest, "HTTPD missing: ") {
+        Some(text) if text.contains("404") => Ok(()),
+        Some(text) => Err(format!("wget of an unknown path said: {text}")),
+        None => Err("dom0 never asked for an unknown path".into()),
+    }
+}
+
+fn check_malformed(guest: &GuestReport) -> Result<(), String> {
+    match dom0_rest(guest, "HTTPD malformed: ") {
+        Some(text) if text.trim_end().starts_with("HTTP/1.0 400 Bad Request") => Ok(()),
+        Some(text) => Err(format!("a malformed request got: {text:?}")),
+        None => Err("dom0 never sent a malformed request".into()),
+    }
+}
+
+/// The guest's request count from its final `httpd: served N requests` line.
+fn served(guest: &GuestReport) -> Option<u64> {
+    guest.console.iter().find_map(|line| {
+        line.strip_prefix("httpd: served ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+fn check_served(guest: &GuestReport) -> Result<(), String> {
+    let want = u64::from(REQUESTS) + 1;
+    match served(guest) {
+        Some(n) if n >= want => Ok(()),
+        Some(n) => Err(format!("the guest served {n} requests, wanted >= {want}")),
+        None => Err("the guest printed no `httpd: served` line".into()),
+    }
+}
+
+fn check_poweroff(guest: &GuestReport) -> Result<(), String> {
+    let quit = dom0_rest(guest, "HTTPD quit rc=").map(str::trim);
+    if guest.ending == Ending::Poweroff && served(guest).is_some() && quit == Some("0") {
+        Ok(())
+    } else {
+        Err(format!(
+            "ended {} ({}), /quit rc {quit:?}, served line {}",
+            guest.ending,
+            guest.evidence,
+            if served(guest).is_some() {
+                "seen"
+            } else {
+                "missing"
+            }
+        ))
+    }
+}
+
+/// dom0's seconds for the requests, from its `HTTPD time` line.
+fn elapsed(guest: &GuestReport) -> Option<f64> {
+    let mut words = dom0_rest(guest, "HTTPD time ")?.split_whitespace();
+    let t0: f64 = words.next()?.parse().ok()?;
+    let t1: f64 = words.next()?.parse().ok()?;
+    (t1 >= t0).then_some(t1 - t0)
+}
+
+/// Boots `httpd_elf` next to the Linux dom0 and runs the checks; one
+/// named result per check.
+pub fn run(rig: &Rig, httpd_elf: &Path) -> Vec<(String, Result<(), String>)> {
+    let guest = spec("e2e-httpd", httpd_elf, dom0_script());
+    let name = |check: &str| check.to_string();
+    let report = match rig.run_domus(&[guest], Duration::from_secs(420)) {
+        Ok(mut session) if !session.guests.is_empty() => session.guests.remove(0),
+        Ok(_) => return vec![(name("run"), Err("the rig reported no guest".into()))],
+        Err(e) => return vec![(name("run"), Err(e.to_string()))],
+    };
+    match elapsed(&report) {
+        Some(seconds) => println!(
+            "e2e httpd: {REQUESTS} sequential requests in {seconds:.2} s ({:.1} ms each)",
+            seconds * 1000.0 / f64::from(REQUESTS)
+        ),
+        None => println!("e2e httpd: no timing figure"),
+    }
+    if let Some(line) = report
+        .console
+        .iter()
+        .find(|line| line.starts_with("httpd: served "))
+    {
+        println!("e2e httpd: guest said: {line}");
+    }
+    vec![
+        (
+            name("netfront connects, guest up at 10.0.0.2"),
+            check_up(&report),
+        ),
+        (
+            name("100/100 sequential wget requests succeed"),
+            check_count(&report, "HTTPD fetched "),
+        ),
+        (
+            name("100/100 pages carry the marker"),
+            check_count(&report, "HTTPD marked "),
+        ),
+        (name("an unknown path gets 404"), check_missing(&report)),
+        (
+            name("a malformed request line gets 400"),
+            check_malformed(&report),
+        ),
+        (
+            name("the guest counted >= 101 requests served"),
+            check_served(&report),
+        ),
+        (
+            name("guest powers off after GET /quit"),
+            check_poweroff(&report),
+        ),
+    ]
+}
