@@ -37,7 +37,7 @@ const POWEROFF_GRACE: Duration = Duration::from_secs(15);
 const GZIP_ABOVE: usize = 8 << 20;
 
 /// The per-run archive: `/rig/run.sh` and, per guest, `/rig/NAME/kernel`,
-/// `/rig/NAME/guest.cfg` and `/rig/NAME/dom0.sh`.
+/// `/rig/NAME/guest.cfg`, `/rig/NAME/dom0.sh` and `/rig/NAME/ramdisk`.
 pub fn run_archive(guests: &[GuestSpec]) -> Result<Vec<u8>, RigError> {
     let mut cpio = CpioWriter::new();
     cpio.file("rig/run.sh", 0o755, scripts::run_script(guests).as_bytes());
@@ -60,6 +60,10 @@ pub fn run_archive(guests: &[GuestSpec]) -> Result<Vec<u8>, RigError> {
         );
         if let Some(script) = &guest.dom0_script {
             cpio.file(&format!("{dir}/dom0.sh"), 0o755, script.as_bytes());
+        }
+        if let Some(ramdisk) = &guest.ramdisk {
+            let data = fs::read(ramdisk).map_err(|e| RigError::io(ramdisk, e))?;
+            cpio.file(&format!("{dir}/ramdisk"), 0o644, &data);
         }
     }
     Ok(cpio.finish())

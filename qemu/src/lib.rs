@@ -36,6 +36,7 @@ mod domu;
 mod error;
 pub mod follow;
 mod initramfs;
+mod linux_domu;
 pub mod modules;
 mod qemu;
 mod report;
@@ -141,6 +142,21 @@ impl Rig {
     ) -> Result<Dom0Session, RigError> {
         domu::run_domus(self, guests, timeout)
     }
+
+    /// Debian's kernel (the one dom0 runs) as a gzipped ELF for a Linux PV
+    /// domU; made once and cached.
+    pub fn linux_domu_kernel(&self) -> Result<PathBuf, RigError> {
+        linux_domu::kernel(self)
+    }
+
+    /// A tiny initramfs for a Linux PV domU (see [`GuestSpec::ramdisk`]):
+    /// busybox with its applet links, the kernel `modules` named (with
+    /// their dependencies and a `modules.dep`, so `modprobe NAME` works;
+    /// Debian builds `xen-netfront` and `xen-blkfront` as modules) and
+    /// `init` as `/init`. An uncompressed newc cpio, cached by content.
+    pub fn linux_domu_initramfs(&self, modules: &[&str], init: &str) -> Result<PathBuf, RigError> {
+        linux_domu::initramfs(self, modules, init)
+    }
 }
 
 /// One guest to run as a PV domU.
@@ -167,6 +183,9 @@ pub struct GuestSpec {
     /// gets 5 more seconds, then it is killed. Its output and exit status
     /// come back in the report.
     pub dom0_script: Option<String>,
+    /// An initial ramdisk for the guest (xl's `ramdisk=`), shipped into
+    /// dom0 with the kernel. Default: none.
+    pub ramdisk: Option<PathBuf>,
 }
 
 impl GuestSpec {
@@ -180,6 +199,7 @@ impl GuestSpec {
             timeout: Duration::from_secs(30),
             extra_config: Vec::new(),
             dom0_script: None,
+            ramdisk: None,
         }
     }
 }

@@ -244,6 +244,13 @@ pub fn guest_config(guest: &GuestSpec) -> String {
         xl_string(&format!("/rig/{}/kernel", guest.name))
     );
     let _ = writeln!(config, "cmdline = {}", xl_string(&guest.cmdline));
+    if guest.ramdisk.is_some() {
+        let _ = writeln!(
+            config,
+            "ramdisk = {}",
+            xl_string(&format!("/rig/{}/ramdisk", guest.name))
+        );
+    }
     let _ = writeln!(config, "memory = {}", guest.memory_mib);
     let _ = writeln!(config, "vcpus = 1");
     for event in ["poweroff", "reboot", "crash", "watchdog", "soft_reset"] {
@@ -300,6 +307,14 @@ mod tests {
         assert!(config.contains(r#"cmdline = "say \"hi\" \\o/""#));
         assert!(config.contains("on_crash = \"preserve\"\n"));
         assert!(config.ends_with("vcpus = 2\n"));
+    }
+
+    #[test]
+    fn guest_config_ramdisk_only_when_given() {
+        assert!(!guest_config(&spec()).contains("ramdisk"));
+        let mut guest = spec();
+        guest.ramdisk = Some(PathBuf::from("/tmp/initrd.cpio"));
+        assert!(guest_config(&guest).contains("ramdisk = \"/rig/hello/ramdisk\"\n"));
     }
 
     #[test]

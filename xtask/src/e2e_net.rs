@@ -16,9 +16,9 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The guest's address (and the vif's `ip=`).
-const GUEST_IP: &str = "10.0.0.2";
+pub const GUEST_IP: &str = "10.0.0.2";
 /// Bytes sent through the echo server.
-const PAYLOAD: u64 = 8 * 1024 * 1024;
+pub const PAYLOAD: u64 = 8 * 1024 * 1024;
 
 /// dom0's side of the test (busybox sh). Every result line starts `NET `.
 fn dom0_script() -> String {
@@ -181,7 +181,7 @@ fn check_poweroff(guest: &GuestReport) -> Result<(), String> {
 }
 
 /// dom0's seconds around `nc`, and the throughput each way in MiB/s.
-fn throughput(guest: &GuestReport) -> Option<(f64, f64)> {
+pub fn throughput(guest: &GuestReport) -> Option<(f64, f64)> {
     let time = dom0_words(guest, "NET time ")?;
     let t0: f64 = time.first()?.parse().ok()?;
     let t1: f64 = time.get(1)?.parse().ok()?;
@@ -189,9 +189,9 @@ fn throughput(guest: &GuestReport) -> Option<(f64, f64)> {
     (seconds > 0.0).then(|| (seconds, PAYLOAD as f64 / (1024.0 * 1024.0) / seconds))
 }
 
-/// Boots `echo_elf` next to the Linux dom0 and runs the checks; one named
-/// result per check.
-pub fn run(rig: &Rig, echo_elf: &Path) -> Vec<(String, Result<(), String>)> {
+/// The `echo` guest with its vif and dom0's script (also used by
+/// `cargo xtask bench`).
+pub fn guest(echo_elf: &Path) -> GuestSpec {
     let mut guest = GuestSpec::new("net-echo", echo_elf);
     guest.cmdline = format!("ip={GUEST_IP}/24 gw=10.0.0.254");
     guest.memory_mib = 64;
@@ -200,6 +200,13 @@ pub fn run(rig: &Rig, echo_elf: &Path) -> Vec<(String, Result<(), String>)> {
         "vif = ['mac=00:16:3e:00:00:01,ip={GUEST_IP},script=vif-rig']"
     )];
     guest.dom0_script = Some(dom0_script());
+    guest
+}
+
+/// Boots `echo_elf` next to the Linux dom0 and runs the checks; one named
+/// result per check.
+pub fn run(rig: &Rig, echo_elf: &Path) -> Vec<(String, Result<(), String>)> {
+    let guest = guest(echo_elf);
     let name = |check: &str| format!("e2e net echo: {check}");
     let report = match rig.run_domus(&[guest], Duration::from_secs(420)) {
         Ok(mut session) if !session.guests.is_empty() => session.guests.remove(0),

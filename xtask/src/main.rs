@@ -4,6 +4,7 @@
 //! cargo xtask run                       build, boot `httpd` as a domU with a vif, fetch its page from dom0, show page and console
 //! cargo xtask test                      every test: host unit tests, lints, then the rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
+//! cargo xtask bench                     Paravane vs a Linux PV domU: throughput and boot time, as ratios
 //! cargo xtask boot --as dom0|domu [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! ```
 //!
@@ -12,6 +13,7 @@
 //! from Debian's packages into a cache on first use; see README.md.
 
 mod args;
+mod bench;
 mod conformance;
 mod e2e_block;
 mod e2e_httpd;
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Some("run") => cmd_run(&mut args),
         Some("test") => test_cmd::run(&mut args),
         Some("conformance") => cmd_conformance(&mut args),
+        Some("bench") => bench::run(&mut args),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{}", USAGE);
             Ok(ExitCode::SUCCESS)
@@ -61,6 +64,8 @@ usage: cargo xtask <command>
   conformance [--as dom0|domu] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles); exit 0 only on
                            `Test result: SUCCESS` followed by poweroff
+  bench                    Paravane's echo and blkcheck guests next to a Linux PV domU doing the same
+                           transfers, in one dom0 session; prints MiB/s, boot times and Paravane/Linux ratios
 ";
 
 fn cmd_build(args: &mut Args) -> Result<ExitCode, String> {

@@ -1,0 +1,414 @@
+//! `cargo xtask bench`: Paravane next to a Linux PV domU, in one dom0
+//! session, doing the same transfers.
+//!
+//! Four guests run in turn: Paravane's `echo` and `blkcheck`, exactly as
+//! the end-to-end tests run them (their `GuestSpec`s and dom0 scripts), and
+//! Debian's Linux kernel as a PV domU with a tiny busybox initramfs, once
+//! as a TCP echo server (`nc -l -p 7 -e cat`) and once reading its disk
+//! (`dd bs=1M` of the whole `/dev/xvda`, timed by the guest, then
+//! `md5sum`). The Linux guests get the same dom0 scripts as Paravane's, so
+//! dom0 times the 8 MiB echo through `nc` for both, builds the same 64 MiB
+//! image for both, and the guests report their own read times.
+//!
+//! In front of each dom0 script the bench adds a watcher that times, from
+//! `xl create`, the guest's first console line and its "ready" line (the
+//! vif up, the disk connected). The figures are printed as a table with the
+//! ratio Paravane / Linux; nothing is asserted about them. The command
+//! fails only if a figure is missing or a checksum disagrees.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rig::{GuestReport, GuestSpec, Rig};
+
+use crate::args::Args;
+use crate::{e2e_block, e2e_net, guest_build};
+
+/// The Linux guests' names.
+const LINUX_NET: &str = "linux-net";
+const LINUX_BLK: &str = "linux-blk";
+/// What the Linux guests print first on each of their lines.
+const LINUX_TAG: &str = "linux-bench: ";
+
+/// `/init` of the Linux guests: `bench=net` or `bench=disk` on the kernel
+/// command line says which transfer to serve.
+fn linux_init() -> String {
+    let ip = e2e_net::GUEST_IP;
+    format!(
+        r#"#!/bin/sh
+# /init of the Linux PV domU of `cargo xtask bench` (xtask/src/bench.rs).
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+say() {{ echo "{LINUX_TAG}$*"; }}
+now() {{ cut -d' ' -f1 /proc/uptime; }}
+say "init at $(now)"
+mode=
+for word in $(cat /proc/cmdline); do
+    case $word in bench=*) mode=${{word#bench=}} ;; esac
+done
+case $mode in
+net)
+    modprobe xen-netfront || say "modprobe xen-netfront failed"
+    n=0
+    while ! ip link show eth0 > /dev/null 2>&1 && [ $n -lt 200 ]; do n=$((n + 1)); sleep 0.1; done
+    ip link set lo up
+    ip addr add {ip}/24 dev eth0
+    ip link set eth0 up
+    say "up: eth0 {ip}"
+    nc -l -p 7 -e cat
+    say "echo connection closed"
+    nc -l -p 7 > /dev/null
+    say "quit connection closed"
+    ;;
+disk)
+    modprobe xen-blkfront || say "modprobe xen-blkfront failed"
+    n=0
+    while [ ! -b /dev/xvda ] && [ $n -lt 200 ]; do n=$((n + 1)); sleep 0.1; done
+    say "disk /dev/xvda $(cat /sys/block/xvda/size 2> /dev/null) sectors"
+    # dom0 fills the image in place, sector 0 last (as for blkcheck).
+    n=0
+    while [ "$(dd if=/dev/xvda bs=512 count=1 iflag=direct 2> /dev/null | head -c 15)" != "sector 00000000" ] && [ $n -lt 1200 ]; do
+        n=$((n + 1)); sleep 0.1
+    done
+    # The partition scan cached sectors read before dom0 filled them.
+    sync
+    blockdev --flushbufs /dev/xvda
+    echo 3 > /proc/sys/vm/drop_caches
+    bytes=$(blockdev --getsize64 /dev/xvda)
+    t0=$(now)
+    dd if=/dev/xvda of=/dev/null bs=1M 2> /dev/null
+    t1=$(now)
+    say "read $bytes bytes $t0 $t1"
+    say "md5 $(md5sum < /dev/xvda | cut -d' ' -f1)"
+    ;;
+*)
+    say "no bench=net|disk on the command line"
+    ;;
+esac
+say "poweroff"
+poweroff -f
+"#
+    )
+}
+
+/// A watcher put in front of a guest's dom0 script: prints
+/// `BENCH boot T0 T1 T2` (dom0's uptime at `xl create`, at the guest's
+/// first console line, at its line containing `ready`).
+fn watcher(ready: &str) -> String {
+    format!(
+        r#"rm -f /tmp/net-in /tmp/net-out /tmp/blk-*.img
+(
+  log=/var/log/xen/console/guest-$NAME.log
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  n=0
+  while [ ! -s "$log" ] && [ $n -lt 1200 ]; do n=$((n + 1)); sleep 0.05; done
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  while ! grep -q "{ready}" "$log" 2> /dev/null && [ $n -lt 2400 ]; do n=$((n + 1)); sleep 0.05; done
+  t2=$(cut -d' ' -f1 /proc/uptime)
+  echo "BENCH boot $t0 $t1 $t2"
+) &
+"#
+    )
+}
+
+/// `spec` with the boot watcher in front of its dom0 script.
+fn watched(mut spec: GuestSpec, ready: &str) -> GuestSpec {
+    let script = spec.dom0_script.take().unwrap_or_default();
+    spec.dom0_script = Some(format!("{}{script}", watcher(ready)));
+    spec
+}
+
+/// The Linux variant of a Paravane guest spec: same vif/disk and dom0
+/// script, Debian's kernel with the bench initramfs.
+fn linux_spec(
+    from: &GuestSpec,
+    name: &str,
+    kernel: &Path,
+    ramdisk: &Path,
+    mode: &str,
+) -> GuestSpec {
+    let mut spec = from.clone();
+    spec.extra_config = spec
+        .extra_config
+        .iter()
+        .map(|line| {
+            line.replace(
+                &format!("/tmp/blk-{}.img", from.name),
+                &format!("/tmp/blk-{name}.img"),
+            )
+        })
+        .collect();
+    spec.name = name.into();
+    spec.kernel = kernel.into();
+    spec.ramdisk = Some(ramdisk.into());
+    spec.cmdline = format!("console=hvc0 quiet bench={mode}");
+    spec.memory_mib = 256;
+    spec
+}
+
+/// The words after `prefix` on the first line starting with it.
+fn words<'a>(lines: &'a [String], prefix: &str) -> Option<Vec<&'a str>> {
+    lines
+        .iter()
+        .find_map(|line| line.strip_prefix(prefix))
+        .map(|rest| rest.split_whitespace().collect())
+}
+
+fn seconds(words: &[&str], from: usize, to: usize) -> Option<f64> {
+    let a: f64 = words.get(from)?.parse().ok()?;
+    let b: f64 = words.get(to)?.parse().ok()?;
+    Some(b - a)
+}
+
+/// (first console line, ready line) in seconds after `xl create`.
+fn boot_times(report: &GuestReport) -> (Option<f64>, Option<f64>) {
+    match words(&report.dom0_output, "BENCH boot ") {
+        Some(w) => (seconds(&w, 0, 1), seconds(&w, 0, 2)),
+        None => (None, None),
+    }
+}
+
+/// Echo throughput (MiB/s each way, dom0's clock around `nc`) and whether
+/// what came back equals what was sent.
+fn net_figure(report: &GuestReport) -> (Option<f64>, bool) {
+    let sent = words(&report.dom0_output, "NET sent ");
+    let echoed = words(&report.dom0_output, "NET echoed ");
+    let intact = sent.is_some() && sent == echoed;
+    (e2e_net::throughput(report).map(|(_, rate)| rate), intact)
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Paravane's disk read (MiB/s, the guest's clock) and its MD5.
+fn blkcheck_figure(report: &GuestReport) -> (Option<f64>, Option<String>) {
+    // "blkcheck: read 67108864 bytes in 850 ms: 75.29 MiB/s"
+    let rate = words(&report.console, "blkcheck: read ").and_then(|w| {
+        let bytes: f64 = w.first()?.parse().ok()?;
+        let ms: f64 = w.get(3)?.parse().ok()?;
+        (ms > 0.0).then(|| bytes / MIB / (ms / 1000.0))
+    });
+    let md5 = words(&report.console, "blkcheck: md5 ").and_then(|w| Some(w.first()?.to_string()));
+    (rate, md5)
+}
+
+/// Linux's disk read (MiB/s, the guest's clock) and its MD5.
+fn linux_disk_figure(report: &GuestReport) -> (Option<f64>, Option<String>) {
+    let rate = words(&report.console, &format!("{LINUX_TAG}read ")).and_then(|w| {
+        let bytes: f64 = w.first()?.parse().ok()?;
+        let s = seconds(&w, 2, 3)?;
+        (s > 0.0).then(|| bytes / MIB / s)
+    });
+    let md5 = words(&report.console, &format!("{LINUX_TAG}md5 "))
+        .and_then(|w| Some(w.first()?.to_string()));
+    (rate, md5)
+}
+
+fn dom0_md5(report: &GuestReport) -> Option<String> {
+    words(&report.dom0_output, "dom0-blk: md5-before ").and_then(|w| Some(w.first()?.to_string()))
+}
+
+fn cell(value: Option<f64>, unit: &str) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.2}{unit}"))
+}
+
+fn ratio(paravane: Option<f64>, linux: Option<f64>) -> String {
+    match (paravane, linux) {
+        (Some(p), Some(l)) if l > 0.0 => format!("{:.2}", p / l),
+        _ => "-".into(),
+    }
+}
+
+/// Runs the bench and prints the table.
+pub fn run(args: &mut Args) -> Result<ExitCode, String> {
+    args.finish()?;
+    let echo = guest_build::build("echo", guest_build::Profile::Release)?;
+    let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
+    let rig = Rig::prepare().map_err(|e| e.to_string())?;
+    let kernel = rig.linux_domu_kernel().map_err(|e| e.to_string())?;
+    let ramdisk = rig
+        .linux_domu_initramfs(&["xen-netfront", "xen-blkfront"], &linux_init())
+        .map_err(|e| e.to_string())?;
+
+    let net = e2e_net::guest(&echo);
+    let blk = e2e_block::guest(&blkcheck);
+    let guests = vec![
+        watched(net.clone(), "echo: up:"),
+        watched(
+            linux_spec(&net, LINUX_NET, &kernel, &ramdisk, "net"),
+            &format!("{LINUX_TAG}up:"),
+        ),
+        watched(blk.clone(), "blkfront: "),
+        watched(
+            linux_spec(&blk, LINUX_BLK, &kernel, &ramdisk, "disk"),
+            &format!("{LINUX_TAG}disk "),
+        ),
+    ];
+    let timeout = guests
+        .iter()
+        .map(|g| g.timeout + Duration::from_secs(30))
+        .sum::<Duration>()
+        + Duration::from_secs(120);
+    let session = rig.run_domus(&guests, timeout).map_err(|e| e.to_string())?;
+    crate::report::print_session_timing(&session);
+    let report = |name: &str| {
+        session
+            .guests
+            .iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| format!("no report for {name}"))
+    };
+    let p_net = report(&net.name)?;
+    let l_net = report(LINUX_NET)?;
+    let p_blk = report(&blk.name)?;
+    let l_blk = report(LINUX_BLK)?;
+    for guest in [p_net, l_net, p_blk, l_blk] {
+        println!(
+            "bench: {} ended {} after {:.1} s (log {})",
+            guest.name,
+            guest.ending,
+            guest.elapsed.as_secs_f64(),
+            guest.log.display()
+        );
+    }
+
+    let (p_net_rate, p_net_ok) = net_figure(p_net);
+    let (l_net_rate, l_net_ok) = net_figure(l_net);
+    let (p_blk_rate, p_md5) = blkcheck_figure(p_blk);
+    let (l_blk_rate, l_md5) = linux_disk_figure(l_blk);
+    let p_blk_ok = p_md5.is_some() && p_md5 == dom0_md5(p_blk);
+    let l_blk_ok = l_md5.is_some() && l_md5 == dom0_md5(l_blk);
+    let (p_first, p_net_ready) = boot_times(p_net);
+    let (l_first, l_net_ready) = boot_times(l_net);
+    let (p_blk_first, p_blk_ready) = boot_times(p_blk);
+    let (l_blk_first, l_blk_ready) = boot_times(l_blk);
+
+    let rows: Vec<(String, String, String, String)> = vec![
+        (
+            format!("net echo {} MiB each way (dom0 nc)", e2e_net::PAYLOAD >> 20),
+            cell(p_net_rate, " MiB/s"),
+            cell(l_net_rate, " MiB/s"),
+            ratio(p_net_rate, l_net_rate),
+        ),
+        (
+            format!(
+                "disk read {} MiB (guest's clock)",
+                (e2e_block::SECTORS * 512) >> 20
+            ),
+            cell(p_blk_rate, " MiB/s"),
+            cell(l_blk_rate, " MiB/s"),
+            ratio(p_blk_rate, l_blk_rate),
+        ),
+        (
+            "boot, net guest: xl create -> first console line".into(),
+            cell(p_first, " s"),
+            cell(l_first, " s"),
+            ratio(p_first, l_first),
+        ),
+        (
+            "boot, net guest: xl create -> vif up".into(),
+            cell(p_net_ready, " s"),
+            cell(l_net_ready, " s"),
+            ratio(p_net_ready, l_net_ready),
+        ),
+        (
+            "boot, disk guest: xl create -> first console line".into(),
+            cell(p_blk_first, " s"),
+            cell(l_blk_first, " s"),
+            ratio(p_blk_first, l_blk_first),
+        ),
+        (
+            "boot, disk guest: xl create -> disk connected".into(),
+            cell(p_blk_ready, " s"),
+            cell(l_blk_ready, " s"),
+            ratio(p_blk_ready, l_blk_ready),
+        ),
+    ];
+    println!();
+    println!(
+        "{:<52} {:>14} {:>14} {:>16}",
+        "transfer", "Paravane", "Linux", "Paravane/Linux"
+    );
+    for (what, p, l, r) in &rows {
+        println!("{what:<52} {p:>14} {l:>14} {r:>16}");
+    }
+    let verdict = |ok: bool| if ok { "intact" } else { "NOT INTACT" };
+    println!(
+        "data: echo Paravane {}, Linux {}; disk MD5 equal to dom0's: Paravane {}, Linux {}",
+        verdict(p_net_ok),
+        verdict(l_net_ok),
+        verdict(p_blk_ok),
+        verdict(l_blk_ok)
+    );
+    println!(
+        "(throughput: higher is better; boot times: lower is better; one run, software-emulated rig)"
+    );
+    // Other QEMUs on the host skew every figure: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "host load average (1, 5, 15 min) at the end: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let complete = [p_net_rate, l_net_rate, p_blk_rate, l_blk_rate]
+        .iter()
+        .all(Option::is_some)
+        && p_net_ok
+        && l_net_ok
+        && p_blk_ok
+        && l_blk_ok;
+    if !complete {
+        for guest in [p_net, l_net, p_blk, l_blk] {
+            println!("---- {} ({}) ----", guest.name, guest.ending);
+            for line in guest.console.iter().rev().take(15).rev() {
+                println!("  console: {line}");
+            }
+            for line in guest.dom0_output.iter().rev().take(10).rev() {
+                println!("  dom0: {line}");
+            }
+        }
+    }
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linux_spec_keeps_the_transfer_and_renames_the_disk() {
+        let blk = e2e_block::guest(Path::new("/tmp/blkcheck"));
+        let spec = linux_spec(&blk, LINUX_BLK, Path::new("/k"), Path::new("/r"), "disk");
+        assert_eq!(spec.dom0_script, blk.dom0_script);
+        assert!(spec.extra_config[0].contains("target=/tmp/blk-linux-blk.img"));
+        assert_eq!(spec.ramdisk.as_deref(), Some(Path::new("/r")));
+        assert!(spec.cmdline.ends_with("bench=disk"));
+    }
+
+    #[test]
+    fn watcher_goes_first() {
+        let spec = watched(e2e_net::guest(Path::new("/e")), "echo: up:");
+        let script = spec.dom0_script.unwrap_or_default();
+        assert!(script.contains("grep -q \"echo: up:\""));
+        assert!(script.ends_with(
+            &e2e_net::guest(Path::new("/e"))
+                .dom0_script
+                .unwrap_or_default()
+        ));
+    }
+
+    #[test]
+    fn init_serves_both_modes() {
+        let init = linux_init();
+        assert!(init.contains("net)") && init.contains("disk)"));
+        assert!(init.contains("ip addr add 10.0.0.2/24 dev eth0"));
+    }
+}
