@@ -46,6 +46,17 @@ int main(void) {
     P("seg.gref", offsetof(struct blkif_request_segment, gref));
     P("seg.first_sect", offsetof(struct blkif_request_segment, first_sect));
     P("seg.last_sect", offsetof(struct blkif_request_segment, last_sect));
+    P("ind.size", sizeof(struct blkif_request_indirect));
+    P("ind.operation", offsetof(struct blkif_request_indirect, operation));
+    P("ind.indirect_op", offsetof(struct blkif_request_indirect, indirect_op));
+    P("ind.nr_segments", offsetof(struct blkif_request_indirect, nr_segments));
+    P("ind.id", offsetof(struct blkif_request_indirect, id));
+    P("ind.sector_number", offsetof(struct blkif_request_indirect, sector_number));
+    P("ind.handle", offsetof(struct blkif_request_indirect, handle));
+    P("ind.indirect_grefs", offsetof(struct blkif_request_indirect, indirect_grefs));
+    P("BLKIF_OP_INDIRECT", BLKIF_OP_INDIRECT);
+    P("BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST", BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST);
+    P("SEGS_PER_INDIRECT_FRAME", 4096 / sizeof(struct blkif_request_segment));
     P("rsp.size", sizeof(struct blkif_response));
     P("rsp.id", offsetof(struct blkif_response, id));
     P("rsp.operation", offsetof(struct blkif_response, operation));
@@ -74,7 +85,10 @@ fn c_layout() -> HashMap<String, i64> {
          libxen-dev) or set PARAVANE_XEN_INCLUDE",
         include.display()
     );
-    let dir = std::env::temp_dir().join(format!("paravane-blkif-{}", std::process::id()));
+    // One directory per call: the tests run in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("paravane-blkif-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let source = dir.join("blkif.c");
     let binary = dir.join("blkif");
@@ -181,4 +195,85 @@ fn blkif_encodings_match_the_c_headers() {
     assert_eq!(response.id, 0x0102_0304_0506_0708);
     assert_eq!(response.operation, OP_WRITE);
     assert_eq!(response.status, Status::Error);
+}
+
+#[test]
+fn indirect_encodings_match_the_c_headers() {
+    let c = c_layout();
+    let at = |name: &str| c[name] as usize;
+    for (name, ours) in [
+        ("BLKIF_OP_INDIRECT", i64::from(OP_INDIRECT)),
+        (
+            "BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST",
+            MAX_INDIRECT_PAGES as i64,
+        ),
+        ("SEGS_PER_INDIRECT_FRAME", SEGMENTS_PER_INDIRECT_PAGE as i64),
+        ("seg.size", SEGMENT_SIZE as i64),
+        ("ind.size", INDIRECT_REQUEST_SIZE as i64),
+    ] {
+        assert_eq!(c[name], ours, "{name}");
+    }
+    const { assert!(INDIRECT_REQUEST_SIZE <= REQUEST_SIZE) };
+
+    let mut indirect_grefs = [0u32; MAX_INDIRECT_PAGES];
+    for (i, gref) in indirect_grefs.iter_mut().enumerate() {
+        *gref = 0x0a00_0000 + i as u32;
+    }
+    let request = Request::Indirect(IndirectRequest {
+        operation: Operation::Write,
+        nr_segments: 0x0f01,
+        handle: 0xc3d4,
+        id: 0x1122_3344_5566_7788,
+        sector_number: 0x99aa_bbcc_ddee_ff00,
+        indirect_grefs,
+    });
+    let mut bytes = vec![0u8; REQUEST_SIZE];
+    request.encode(&mut bytes);
+    assert_eq!(bytes[at("ind.operation")], OP_INDIRECT);
+    assert_eq!(bytes[at("ind.indirect_op")], OP_WRITE);
+    let nr = at("ind.nr_segments");
+    assert_eq!(&bytes[nr..nr + 2], &0x0f01u16.to_le_bytes());
+    let id = at("ind.id");
+    assert_eq!(&bytes[id..id + 8], &0x1122_3344_5566_7788u64.to_le_bytes());
+    let sector = at("ind.sector_number");
+    assert_eq!(
+        &bytes[sector..sector + 8],
+        &0x99aa_bbcc_ddee_ff00u64.to_le_bytes()
+    );
+    let handle = at("ind.handle");
+    assert_eq!(&bytes[handle..handle + 2], &0xc3d4u16.to_le_bytes());
+    for i in 0..MAX_INDIRECT_PAGES {
+        let gref = at("ind.indirect_grefs") + i * 4;
+        assert_eq!(
+            &bytes[gref..gref + 4],
+            &(0x0a00_0000 + i as u32).to_le_bytes()
+        );
+    }
+    assert!(bytes[at("ind.size")..].iter().all(|&b| b == 0));
+    assert_eq!(Request::decode(&bytes), Ok(request));
+
+    // An indirect page's entries: `blkif_request_segment`s back to back.
+    let segments = [
+        Segment {
+            gref: 0x0102_0304,
+            first_sect: 1,
+            last_sect: 6,
+        },
+        Segment {
+            gref: 0x0506_0708,
+            first_sect: 0,
+            last_sect: 7,
+        },
+    ];
+    let mut page = vec![0xffu8; 2 * SEGMENT_SIZE];
+    encode_segments(&segments, &mut page);
+    for (i, segment) in segments.iter().enumerate() {
+        let base = i * at("seg.size");
+        let gref = base + at("seg.gref");
+        assert_eq!(&page[gref..gref + 4], &segment.gref.to_le_bytes());
+        assert_eq!(page[base + at("seg.first_sect")], segment.first_sect);
+        assert_eq!(page[base + at("seg.last_sect")], segment.last_sect);
+        let entry: &[u8; SEGMENT_SIZE] = page[base..base + SEGMENT_SIZE].try_into().unwrap();
+        assert_eq!(decode_segment(entry), *segment);
+    }
 }

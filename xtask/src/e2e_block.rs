@@ -15,6 +15,12 @@
 //! guest has finished it compares the written region byte for byte and
 //! the whole image's MD5 with that expectation.
 //!
+//! The guest's feature line says what blkfront negotiated; [`check`]
+//! requires that it took up what the backend offered: indirect requests
+//! of 32 segments when more than eleven are offered, and a ring of
+//! 2^min(order, 2) pages when `max-ring-page-order` is offered
+//! ([`expected_features`]).
+//!
 //! `rig_tests` adds [`guest`] to its shared dom0 session and records
 //! each named result of [`check`].
 
@@ -153,6 +159,39 @@ fn has(lines: &[String], text: &str) -> Result<(), String> {
     }
 }
 
+/// The number after `key=` in `line` and the one after `(offered ` /
+/// `(max order offered ` that follows it.
+fn feature(line: &str, key: &str, offer: &str) -> Option<(u64, u64)> {
+    let rest = &line[line.find(&format!("{key}="))? + key.len() + 1..];
+    let (used, rest) = rest.split_once(' ')?;
+    let rest = rest.strip_prefix(&format!("({offer} "))?;
+    let offered = rest.split(')').next()?;
+    Some((used.parse().ok()?, offered.parse().ok()?))
+}
+
+/// Checks that the guest's feature line (after `blkfront: `) shows the
+/// features the backend offered in use: `indirect=32` when it offers more
+/// than 11 segments (else 0), `ring-pages=2^min(order, 2)`.
+pub fn expected_features(line: &str) -> Result<(), String> {
+    let (indirect, indirect_offered) =
+        feature(line, "indirect", "offered").ok_or("no indirect=N (offered M)")?;
+    let (pages, order) =
+        feature(line, "ring-pages", "max order offered").ok_or("no ring-pages=N (...)")?;
+    let want_indirect = if indirect_offered > 11 { 32 } else { 0 };
+    let want_pages = 1u64 << order.min(2);
+    if indirect != want_indirect {
+        return Err(format!(
+            "indirect={indirect} with {indirect_offered} offered, expected {want_indirect}"
+        ));
+    }
+    if pages != want_pages {
+        return Err(format!(
+            "ring-pages={pages} with max order {order} offered, expected {want_pages}"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a finished run's report.
 pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
     let console = &report.console;
@@ -178,6 +217,18 @@ pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
         with_context(match &features {
             Some(line) if line.starts_with(&format!("{SECTORS} sectors of 512 bytes")) => Ok(()),
             Some(line) => Err(format!("unexpected geometry: {line}")),
+            None => Err("no `blkfront: ` line".into()),
+        }),
+    ));
+
+    let used = features
+        .as_deref()
+        .and_then(|line| line.find("indirect=").map(|at| &line[at..]))
+        .unwrap_or("no feature line");
+    results.push((
+        format!("e2e block: blkfront uses the offered indirect descriptors and multi-page ring ({used})"),
+        with_context(match &features {
+            Some(line) => expected_features(line),
             None => Err("no `blkfront: ` line".into()),
         }),
     ));
@@ -245,4 +296,43 @@ pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
         ),
     ));
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expected_features;
+
+    const LINE: &str = "131072 sectors of 512 bytes, features: flush=true, barrier=true, persistent=false (offered false)";
+
+    #[test]
+    fn the_feature_line_must_show_what_was_offered_in_use() {
+        let line = |rest: &str| format!("{LINE}, {rest}");
+        assert_eq!(
+            expected_features(&line(
+                "indirect=32 (offered 256), ring-pages=4 (max order offered 4)"
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            expected_features(&line(
+                "indirect=0 (offered 0), ring-pages=1 (max order offered 0)"
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            expected_features(&line(
+                "indirect=0 (offered 11), ring-pages=2 (max order offered 1)"
+            )),
+            Ok(())
+        );
+        assert!(expected_features(&line(
+            "indirect=0 (offered 256), ring-pages=4 (max order offered 4)"
+        ))
+        .is_err());
+        assert!(expected_features(&line(
+            "indirect=32 (offered 256), ring-pages=1 (max order offered 4)"
+        ))
+        .is_err());
+        assert!(expected_features(LINE).is_err());
+    }
 }

@@ -5,6 +5,12 @@
 //! [`BlockFront::read`], [`BlockFront::write`] and [`BlockFront::flush`]
 //! block the vCPU until their requests are answered, keeping up to
 //! [`SLOTS`] requests of up to eleven pages in flight.
+//!
+//! Two backend offers are taken up: `max-ring-page-order` (a ring of
+//! 2^min(order, [`RING_PAGE_ORDER`]) pages, published as `ring-page-order`
+//! and `ring-ref0..N`), and `feature-max-indirect-segments` (then
+//! [`INDIRECT_SLOTS`] requests of up to 32 pages each, as
+//! `BLKIF_OP_INDIRECT` requests with one indirect page per slot).
 
 use alloc::format;
 use alloc::string::String;
@@ -20,11 +26,19 @@ use kernel::mm::Page;
 use kernel::{sched, time};
 use pv_arch::abi::xen::DomId;
 
-use super::engine::{Engine, Job, Platform};
-use super::wire::{BlkifRequest, BlkifResponse, Operation, MAX_SEGMENTS};
+use super::engine::{BlkRing, Engine, Job, Platform};
+use super::wire::{Operation, MAX_SEGMENTS};
 use super::{check_range, BlockError, DiskInfo};
 use crate::page_ring::PageRing;
 use crate::shared_ring::{FrontRing, XEN_PAGE_SIZE};
+
+/// The ring page order we use at most (4 pages) when the backend offers
+/// `max-ring-page-order`.
+pub const RING_PAGE_ORDER: u8 = 2;
+
+/// Requests in flight at most with indirect requests (each slot has 32
+/// data pages and an indirect page).
+pub const INDIRECT_SLOTS: usize = 16;
 use crate::xenbus_state::{
     parse_u64, Action, BackendFeatures, ConnectStyle, FeatureKey, FrontendState, XenbusState,
 };
@@ -41,20 +55,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a request may stay unanswered.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The ring as blkfront uses it.
-type BlkRing = FrontRing<PageRing<Page>, BlkifRequest, BlkifResponse>;
-
-/// One request's worth of data pages, granted to the backend for as long
-/// as the device lives.
+/// One request's worth of data pages (and, with indirect requests, the
+/// indirect page), granted to the backend for as long as the device lives.
 struct Slot {
     pages: Vec<Page>,
     grants: Vec<Grant>,
+    indirect: Option<(Page, Grant)>,
 }
 
-/// The live connection: ring, its grant, the event channel.
+/// The live connection: ring, its grants, the event channel.
 struct Connection {
-    ring: BlkRing,
-    ring_grant: Grant,
+    ring: BlkRing<PageRing<Page>>,
+    ring_grants: Vec<Grant>,
     channel: EventChannel,
 }
 
@@ -65,7 +77,7 @@ pub struct BlockFront {
     backend_id: DomId,
     state: FrontendState,
     engine: Engine<PageRing<Page>>,
-    ring_grant: Grant,
+    ring_grants: Vec<Grant>,
     channel: EventChannel,
     slots: Vec<Slot>,
     info: DiskInfo,
@@ -180,7 +192,8 @@ impl BlockFront {
                 }
                 Action::Publish { .. } => {
                     features = read_features(&backend_path)?;
-                    let made = Connection::new(backend_id)?;
+                    let order = features.max_ring_page_order.min(RING_PAGE_ORDER);
+                    let made = Connection::new(backend_id, 1 << order)?;
                     publish(&device_path, &made)?;
                     connection = Some(made);
                 }
@@ -188,24 +201,37 @@ impl BlockFront {
                     let Some(made) = connection.take() else {
                         return Err(BlockError::NotConnected);
                     };
-                    let info = read_disk_info(&backend_path, &features)?;
-                    write_state(&device_path, XenbusState::Connected)?;
-                    let mut slots = Vec::with_capacity(SLOTS);
-                    for _ in 0..SLOTS {
-                        slots.push(Slot::new(backend_id)?);
-                    }
+                    let mut info = read_disk_info(&backend_path, &features)?;
                     let Connection {
                         ring,
-                        ring_grant,
+                        ring_grants,
                         channel,
                     } = made;
+                    info.ring_pages = ring.pages();
+                    let offered = info.indirect_offered as usize;
+                    let slot_count = if offered > MAX_SEGMENTS {
+                        INDIRECT_SLOTS
+                    } else {
+                        SLOTS
+                    };
+                    let mut engine = Engine::new(ring, handle, slot_count);
+                    info.indirect_segments = engine.set_indirect_segments(offered) as u32;
+                    let mut slots = Vec::with_capacity(slot_count);
+                    for _ in 0..slot_count {
+                        slots.push(Slot::new(
+                            backend_id,
+                            engine.pages_per_slot(),
+                            engine.indirect_segments() > 0,
+                        )?);
+                    }
+                    write_state(&device_path, XenbusState::Connected)?;
                     return Ok(BlockFront {
                         device_path,
                         backend_path,
                         backend_id,
                         state,
-                        engine: Engine::new(ring, handle, SLOTS),
-                        ring_grant,
+                        engine,
+                        ring_grants,
                         channel,
                         slots,
                         info,
@@ -267,6 +293,7 @@ impl BlockFront {
             |slot, page| slots[slot].grants[page].gref().value(),
             |_, _, _| {},
             |slot, offset, chunk| copy_out(&slots[slot], &mut buf[offset..offset + chunk]),
+            |slot, table| write_table(&slots[slot], table),
         )
     }
 
@@ -289,6 +316,7 @@ impl BlockFront {
             |slot, page| slots[slot].grants[page].gref().value(),
             |slot, offset, chunk| copy_in(&slots[slot], &data[offset..offset + chunk]),
             |_, _, _| {},
+            |slot, table| write_table(&slots[slot], table),
         )
     }
 
@@ -314,13 +342,14 @@ impl BlockFront {
             |_, _| 0,
             |_, _, _| {},
             |_, _, _| {},
+            |_, _| 0,
         )
     }
 
     /// Disconnects: goes `Closing`, then `Closed` once the backend
     /// follows (Linux's blkback unmaps the ring only when we are
-    /// `Closed`), then ends the ring's grant as soon as the backend has
-    /// unmapped it. Gives up after the connect timeout with
+    /// `Closed`), then ends the ring's grants as soon as the backend has
+    /// unmapped them. Gives up after the connect timeout with
     /// [`BlockError::Timeout`]; grants still mapped then are leaked, not
     /// reused.
     pub fn close(mut self) -> Result<(), BlockError> {
@@ -346,21 +375,23 @@ impl BlockFront {
         }
         let BlockFront {
             engine,
-            mut ring_grant,
+            ring_grants,
             channel,
             slots,
             ..
         } = self;
         drop(slots);
         let ring = engine.into_ring();
-        loop {
-            match ring_grant.end() {
-                Ok(()) => break,
-                Err((grant, _)) if time::now_ns() <= deadline => {
-                    ring_grant = grant;
-                    pause();
+        for mut ring_grant in ring_grants {
+            loop {
+                match ring_grant.end() {
+                    Ok(()) => break,
+                    Err((grant, _)) if time::now_ns() <= deadline => {
+                        ring_grant = grant;
+                        pause();
+                    }
+                    Err(_) => return Err(BlockError::Timeout),
                 }
-                Err(_) => return Err(BlockError::Timeout),
             }
         }
         drop(ring);
@@ -368,9 +399,11 @@ impl BlockFront {
         Ok(())
     }
 
-    /// The ring's grant (for diagnostics).
+    /// The grant of the ring's first page (for diagnostics).
     pub fn ring_gref(&self) -> u32 {
-        self.ring_grant.gref().value()
+        self.ring_grants
+            .first()
+            .map_or(0, |grant| grant.gref().value())
     }
 }
 
@@ -386,33 +419,65 @@ fn copy_in(slot: &Slot, data: &[u8]) {
     }
 }
 
+/// Copies an indirect request's segment table into the slot's indirect
+/// page; gives its grant reference.
+fn write_table(slot: &Slot, table: &[u8]) -> u32 {
+    match &slot.indirect {
+        Some((page, grant)) => {
+            let _ = page.write_bytes(0, table);
+            grant.gref().value()
+        }
+        None => 0,
+    }
+}
+
 impl Slot {
-    fn new(backend: DomId) -> Result<Slot, BlockError> {
-        let mut pages = Vec::with_capacity(MAX_SEGMENTS);
-        let mut grants = Vec::with_capacity(MAX_SEGMENTS);
-        for _ in 0..MAX_SEGMENTS {
+    fn new(backend: DomId, data_pages: usize, indirect: bool) -> Result<Slot, BlockError> {
+        let mut pages = Vec::with_capacity(data_pages);
+        let mut grants = Vec::with_capacity(data_pages);
+        for _ in 0..data_pages {
             let page = Page::new().map_err(|_| BlockError::Resources("a data page"))?;
             let grant = Grant::new(backend, page.mfn(), false)
                 .map_err(|_| BlockError::Resources("a data page grant"))?;
             pages.push(page);
             grants.push(grant);
         }
-        Ok(Slot { pages, grants })
+        let indirect = if indirect {
+            let page = Page::new().map_err(|_| BlockError::Resources("an indirect page"))?;
+            // The backend only reads the segment table.
+            let grant = Grant::new(backend, page.mfn(), true)
+                .map_err(|_| BlockError::Resources("an indirect page grant"))?;
+            Some((page, grant))
+        } else {
+            None
+        };
+        Ok(Slot {
+            pages,
+            grants,
+            indirect,
+        })
     }
 }
 
 impl Connection {
-    fn new(backend: DomId) -> Result<Connection, BlockError> {
-        let page = Page::new().map_err(|_| BlockError::Resources("the ring page"))?;
-        let ring_grant = Grant::new(backend, page.mfn(), false)
-            .map_err(|_| BlockError::Resources("the ring grant"))?;
-        let ring = FrontRing::new(PageRing::new(alloc::vec![page]), 1)
+    /// A ring of `pages` pages (a power of two), each granted to `backend`.
+    fn new(backend: DomId, pages: usize) -> Result<Connection, BlockError> {
+        let mut ring_pages = Vec::with_capacity(pages);
+        let mut ring_grants = Vec::with_capacity(pages);
+        for _ in 0..pages {
+            let page = Page::new().map_err(|_| BlockError::Resources("a ring page"))?;
+            let grant = Grant::new(backend, page.mfn(), false)
+                .map_err(|_| BlockError::Resources("a ring grant"))?;
+            ring_pages.push(page);
+            ring_grants.push(grant);
+        }
+        let ring = FrontRing::new(PageRing::new(ring_pages), pages)
             .map_err(|(error, _)| BlockError::Ring(error))?;
         let channel = EventChannel::alloc_unbound(backend)
             .map_err(|_| BlockError::Resources("an event channel"))?;
         Ok(Connection {
             ring,
-            ring_grant,
+            ring_grants,
             channel,
         })
     }
@@ -423,12 +488,30 @@ fn write_state(device_path: &str, state: XenbusState) -> Result<(), BlockError> 
     xs(|x| x.write(TxId::NONE, &path, state.as_str().as_bytes()))
 }
 
+/// Writes the ring's grants (`ring-ref`, or `ring-page-order` and
+/// `ring-ref0..N` for a multi-page ring), the event channel and the ABI.
 fn publish(device_path: &str, connection: &Connection) -> Result<(), BlockError> {
-    let ring_ref = format!("{}", connection.ring_grant.gref().value());
+    let refs: Vec<String> = connection
+        .ring_grants
+        .iter()
+        .map(|grant| format!("{}", grant.gref().value()))
+        .collect();
+    let order = format!("{}", refs.len().trailing_zeros());
     let port = format!("{}", connection.channel.port());
     xs(|x| {
         x.transaction(RetryPolicy::DEFAULT, |x, tx| {
-            x.write(tx, &format!("{device_path}/ring-ref"), ring_ref.as_bytes())?;
+            if let [only] = refs.as_slice() {
+                x.write(tx, &format!("{device_path}/ring-ref"), only.as_bytes())?;
+            } else {
+                x.write(
+                    tx,
+                    &format!("{device_path}/ring-page-order"),
+                    order.as_bytes(),
+                )?;
+                for (i, gref) in refs.iter().enumerate() {
+                    x.write(tx, &format!("{device_path}/ring-ref{i}"), gref.as_bytes())?;
+                }
+            }
             x.write(tx, &format!("{device_path}/event-channel"), port.as_bytes())?;
             x.write(tx, &format!("{device_path}/protocol"), b"x86_64-abi")
         })
@@ -481,5 +564,6 @@ fn read_disk_info(backend_path: &str, features: &BackendFeatures) -> Result<Disk
         indirect_offered: features.max_indirect_segments,
         max_ring_page_order: features.max_ring_page_order,
         ring_pages: 1,
+        indirect_segments: 0,
     })
 }

@@ -1,7 +1,11 @@
 //! [`Engine`]: blkfront's request loop, independent of the platform.
 //!
 //! It owns the front ring and the table of requests in flight, splits a
-//! transfer into requests of up to eleven pages, keeps as many in flight
+//! transfer into requests of up to eleven pages (or, once indirect
+//! descriptors are enabled with [`Engine::set_indirect_segments`], up to
+//! that many pages as `BLKIF_OP_INDIRECT` requests whose segment table
+//! the caller's `table` closure puts in the slot's indirect page), keeps
+//! as many in flight
 //! as there are slots and ring space, matches every response to its
 //! request ([`InFlight::complete`]) and hands the data back. The data
 //! pages, their grants and the event channel belong to the caller: the
@@ -11,14 +15,18 @@
 //! against a simulated blkback that can misbehave.
 
 use super::wire::{
-    BlkifRequest, BlkifResponse, InFlight, Operation, Segment, Status, MAX_SEGMENTS,
-    SECTORS_PER_PAGE, SECTOR_SIZE,
+    encode_segments, BlkifRequest, BlkifResponse, InFlight, IndirectRequest, Operation, Request,
+    Segment, Status, MAX_INDIRECT_PAGES, MAX_INDIRECT_SEGMENTS_USED, MAX_SEGMENTS,
+    SECTORS_PER_PAGE, SECTOR_SIZE, SEGMENT_SIZE,
 };
 use super::BlockError;
 use crate::shared_ring::{FrontRing, RingMemory, XEN_PAGE_SIZE};
 
-/// Bytes one request moves at most.
+/// Bytes one direct request moves at most.
 pub const MAX_REQUEST_BYTES: usize = MAX_SEGMENTS * XEN_PAGE_SIZE;
+
+/// The ring as the engine uses it.
+pub type BlkRing<M> = FrontRing<M, Request, BlkifResponse>;
 
 /// One transfer: `len` bytes of `operation` from 512-byte sector
 /// `sector` (a flush or barrier moves nothing: `len` 0).
@@ -43,22 +51,48 @@ pub trait Platform {
 
 /// The ring plus the requests in flight; one per connected device.
 pub struct Engine<M: RingMemory> {
-    ring: FrontRing<M, BlkifRequest, BlkifResponse>,
+    ring: BlkRing<M>,
     in_flight: InFlight<(usize, usize)>,
     handle: u16,
+    indirect_segments: usize,
     broken: Option<BlockError>,
 }
 
 impl<M: RingMemory> Engine<M> {
     /// An engine over `ring` for device `handle`, with `slots` requests
     /// in flight at most (each slot has eleven data pages of its own).
-    pub fn new(ring: FrontRing<M, BlkifRequest, BlkifResponse>, handle: u16, slots: usize) -> Self {
+    pub fn new(ring: BlkRing<M>, handle: u16, slots: usize) -> Self {
         Engine {
             ring,
             in_flight: InFlight::new(slots),
             handle,
+            indirect_segments: 0,
             broken: None,
         }
+    }
+
+    /// Issues transfers of more than eleven pages as indirect requests of
+    /// up to `segments` pages (clamped to
+    /// [`MAX_INDIRECT_SEGMENTS_USED`]; 0 turns indirect requests off).
+    /// Each slot must then have that many data pages and an indirect page.
+    /// Returns the number in use.
+    pub fn set_indirect_segments(&mut self, segments: usize) -> usize {
+        self.indirect_segments = if segments > MAX_SEGMENTS {
+            segments.min(MAX_INDIRECT_SEGMENTS_USED)
+        } else {
+            0
+        };
+        self.indirect_segments
+    }
+
+    /// Segments per indirect request (0: indirect requests are off).
+    pub fn indirect_segments(&self) -> usize {
+        self.indirect_segments
+    }
+
+    /// Data pages a slot needs: the most segments one request carries.
+    pub fn pages_per_slot(&self) -> usize {
+        self.indirect_segments.max(MAX_SEGMENTS)
     }
 
     /// The error that made the device unusable, if any.
@@ -73,7 +107,7 @@ impl<M: RingMemory> Engine<M> {
     }
 
     /// Gives the ring back.
-    pub fn into_ring(self) -> FrontRing<M, BlkifRequest, BlkifResponse> {
+    pub fn into_ring(self) -> BlkRing<M> {
         self.ring
     }
 
@@ -81,7 +115,10 @@ impl<M: RingMemory> Engine<M> {
     /// page)` names a slot's data page; `fill(slot, offset, chunk)`
     /// copies bytes `offset..offset + chunk` of the caller's data into a
     /// slot before a write goes out; `drain(slot, offset, chunk)` copies
-    /// them out after a read is answered. Requests that fail do not stop
+    /// them out after a read is answered; `table(slot, bytes)` copies an
+    /// indirect request's segment table into the slot's indirect page and
+    /// returns that page's grant reference (called only when indirect
+    /// requests are on). Requests that fail do not stop
     /// the others: the first failure is returned once all are answered.
     /// A broken ring, an unknown response or a timeout leave requests
     /// unanswered and break the engine for good.
@@ -92,6 +129,7 @@ impl<M: RingMemory> Engine<M> {
         gref: impl Fn(usize, usize) -> u32,
         mut fill: impl FnMut(usize, usize, usize),
         mut drain: impl FnMut(usize, usize, usize),
+        mut table: impl FnMut(usize, &[u8]) -> u32,
     ) -> Result<(), BlockError> {
         if let Some(error) = self.broken {
             return Err(error);
@@ -113,28 +151,51 @@ impl<M: RingMemory> Engine<M> {
                 let Some(slot) = self.in_flight.free_slot() else {
                     break;
                 };
-                let chunk = (len - next).min(MAX_REQUEST_BYTES);
+                let chunk = (len - next).min(self.pages_per_slot() * XEN_PAGE_SIZE);
                 let start = sector.saturating_add((next / SECTOR_SIZE) as u64);
                 let Some(id) = self.in_flight.issue(slot, operation, (next, chunk)) else {
                     break;
                 };
-                let mut request = BlkifRequest::new(operation, self.handle, id, start);
-                if data {
+                let request = if data {
                     if operation == Operation::Write {
                         fill(slot, next, chunk);
                     }
-                    for page in 0..chunk.div_ceil(XEN_PAGE_SIZE) {
+                    let mut segments = [Segment::default(); MAX_INDIRECT_SEGMENTS_USED];
+                    let count = chunk.div_ceil(XEN_PAGE_SIZE);
+                    for (page, segment) in segments.iter_mut().enumerate().take(count) {
                         let bytes = (chunk - page * XEN_PAGE_SIZE).min(XEN_PAGE_SIZE);
                         let sectors = (bytes / SECTOR_SIZE).clamp(1, SECTORS_PER_PAGE as usize);
-                        let _ = request.push_segment(Segment {
+                        *segment = Segment {
                             gref: gref(slot, page),
                             first_sect: 0,
                             last_sect: sectors as u8 - 1,
-                        });
+                        };
+                    }
+                    if count > MAX_SEGMENTS {
+                        let mut encoded = [0u8; MAX_INDIRECT_SEGMENTS_USED * SEGMENT_SIZE];
+                        let encoded = &mut encoded[..count * SEGMENT_SIZE];
+                        encode_segments(&segments[..count], encoded);
+                        let mut indirect_grefs = [0; MAX_INDIRECT_PAGES];
+                        indirect_grefs[0] = table(slot, encoded);
+                        Request::Indirect(IndirectRequest {
+                            operation,
+                            nr_segments: count as u16,
+                            handle: self.handle,
+                            id,
+                            sector_number: start,
+                            indirect_grefs,
+                        })
+                    } else {
+                        let mut request = BlkifRequest::new(operation, self.handle, id, start);
+                        for segment in &segments[..count] {
+                            let _ = request.push_segment(*segment);
+                        }
+                        Request::Direct(request)
                     }
                 } else {
                     issued_empty = true;
-                }
+                    Request::Direct(BlkifRequest::new(operation, self.handle, id, start))
+                };
                 if let Err(error) = self.ring.push_request(&request) {
                     return Err(self.break_with(BlockError::Ring(error)));
                 }

@@ -13,6 +13,8 @@ use crate::shared_ring::sim::{BackRing, SharedMemory};
 use crate::shared_ring::{FrontRing, RingEntry, RingError, XEN_PAGE_SIZE};
 
 const SLOTS: usize = 8;
+/// Data pages per slot in the simulation (enough for indirect requests).
+const PAGES_PER_SLOT: usize = MAX_INDIRECT_SEGMENTS_USED;
 const DISK_SECTORS: usize = 8192; // 4 MiB
 
 /// What the simulated backend does wrong.
@@ -38,32 +40,66 @@ enum Mode {
 type Pages = Rc<RefCell<Vec<[u8; XEN_PAGE_SIZE]>>>;
 
 struct SimBlkback {
-    back: BackRing<SharedMemory, BlkifRequest, BlkifResponse>,
+    back: BackRing<SharedMemory, Request, BlkifResponse>,
+    /// `feature-max-indirect-segments` offered (0: none).
+    max_indirect: usize,
     disk: Vec<u8>,
     pages: Pages,
     mode: Mode,
     notifies: usize,
     most_in_one_wait: usize,
-    requests: Vec<BlkifRequest>,
+    requests: Vec<Request>,
 }
 
 impl SimBlkback {
-    fn serve(&mut self, request: &BlkifRequest) -> Status {
-        let mut sector = request.sector_number as usize;
+    /// The request's segments, read from the indirect page as blkback
+    /// does for `BLKIF_OP_INDIRECT`.
+    fn segments(&self, request: &Request) -> Result<Vec<Segment>, ()> {
+        match request {
+            Request::Direct(request) => Ok(request.used_segments().to_vec()),
+            Request::Indirect(request) => {
+                let count = request.nr_segments as usize;
+                if count > self.max_indirect || request.indirect_pages() != 1 {
+                    return Err(());
+                }
+                let pages = self.pages.borrow();
+                let table = &pages[request.indirect_grefs[0] as usize];
+                let segments: Vec<Segment> = table[..count * SEGMENT_SIZE]
+                    .chunks_exact(SEGMENT_SIZE)
+                    .map(|bytes| decode_segment(bytes.try_into().unwrap()))
+                    .collect();
+                if segments
+                    .iter()
+                    .any(|s| s.first_sect > s.last_sect || s.last_sect >= SECTORS_PER_PAGE)
+                {
+                    return Err(());
+                }
+                Ok(segments)
+            }
+        }
+    }
+
+    fn serve(&mut self, request: &Request) -> Status {
+        let mut sector = request.sector_number() as usize;
+        let Ok(segments) = self.segments(request) else {
+            return Status::Error;
+        };
         if let Mode::ErrorAt(bad) = self.mode {
-            let count = (request.bytes() / SECTOR_SIZE) as u64;
-            if (request.sector_number..request.sector_number + count).contains(&bad) {
+            let bytes: usize = segments.iter().map(Segment::bytes).sum();
+            let count = (bytes / SECTOR_SIZE) as u64;
+            let first = request.sector_number();
+            if (first..first + count).contains(&bad) {
                 return Status::Error;
             }
         }
         let mut pages = self.pages.borrow_mut();
-        for segment in request.used_segments() {
+        for segment in &segments {
             let page = &mut pages[segment.gref as usize];
             for within in segment.first_sect..=segment.last_sect {
                 let disk = &mut self.disk[sector * SECTOR_SIZE..(sector + 1) * SECTOR_SIZE];
                 let at = within as usize * SECTOR_SIZE;
                 let data = &mut page[at..at + SECTOR_SIZE];
-                match request.operation {
+                match request.operation() {
                     Operation::Read => data.copy_from_slice(disk),
                     Operation::Write => disk.copy_from_slice(data),
                     _ => {}
@@ -91,16 +127,17 @@ impl Platform for SimBlkback {
         self.most_in_one_wait = self.most_in_one_wait.max(batch.len());
         // Answer out of order.
         batch.reverse();
-        let first_id = batch.first().map(|request| request.id);
+        let first_id = batch.first().map(Request::id);
         for request in &batch {
             self.requests.push(*request);
             let status = match self.mode {
                 Mode::NotSupported => Status::NotSupported,
                 _ => self.serve(request),
             };
+            // For an indirect request blkback answers with `indirect_op`.
             let mut response = BlkifResponse {
-                id: request.id,
-                operation: request.operation.code(),
+                id: request.id(),
+                operation: request.operation().code(),
                 status,
             };
             match self.mode {
@@ -132,17 +169,30 @@ fn pattern(disk: &mut [u8]) {
 }
 
 fn setup(mode: Mode) -> (Engine<SharedMemory>, SimBlkback, Pages) {
-    let memory = SharedMemory::new(1);
-    let ring = FrontRing::new(memory.clone(), 1).unwrap();
-    let back = BackRing::attach(memory, 1);
+    setup_with(mode, 1, SLOTS, 0)
+}
+
+/// An engine over a ring of `ring_pages` pages with `slots` slots, and a
+/// backend offering `max_indirect` indirect segments (the engine uses them).
+fn setup_with(
+    mode: Mode,
+    ring_pages: usize,
+    slots: usize,
+    max_indirect: usize,
+) -> (Engine<SharedMemory>, SimBlkback, Pages) {
+    let memory = SharedMemory::new(ring_pages);
+    let ring = FrontRing::new(memory.clone(), ring_pages).unwrap();
+    let back = BackRing::attach(memory, ring_pages);
+    // Each slot's data pages, then one indirect page per slot.
     let pages: Pages = Rc::new(RefCell::new(vec![
         [0u8; XEN_PAGE_SIZE];
-        SLOTS * MAX_SEGMENTS
+        slots * (PAGES_PER_SLOT + 1)
     ]));
     let mut disk = vec![0u8; DISK_SECTORS * SECTOR_SIZE];
     pattern(&mut disk);
     let sim = SimBlkback {
         back,
+        max_indirect,
         disk,
         pages: pages.clone(),
         mode,
@@ -150,11 +200,26 @@ fn setup(mode: Mode) -> (Engine<SharedMemory>, SimBlkback, Pages) {
         most_in_one_wait: 0,
         requests: Vec::new(),
     };
-    (Engine::new(ring, 51712, SLOTS), sim, pages)
+    let mut engine = Engine::new(ring, 51712, slots);
+    engine.set_indirect_segments(max_indirect);
+    (engine, sim, pages)
 }
 
 fn gref(slot: usize, page: usize) -> u32 {
-    (slot * MAX_SEGMENTS + page) as u32
+    (slot * PAGES_PER_SLOT + page) as u32
+}
+
+/// The simulation's indirect page of `slot` (after every data page).
+fn indirect_gref(pages: &Pages, slot: usize) -> u32 {
+    (pages.borrow().len() / (PAGES_PER_SLOT + 1) * PAGES_PER_SLOT + slot) as u32
+}
+
+fn table(pages: &Pages) -> impl FnMut(usize, &[u8]) -> u32 + '_ {
+    move |slot, bytes| {
+        let gref = indirect_gref(pages, slot);
+        pages.borrow_mut()[gref as usize][..bytes.len()].copy_from_slice(bytes);
+        gref
+    }
 }
 
 fn read(
@@ -183,6 +248,7 @@ fn read(
                 piece.copy_from_slice(&pages[gref(slot, i) as usize][..piece.len()]);
             }
         },
+        table(pages),
     )
 }
 
@@ -211,6 +277,7 @@ fn write(
             }
         },
         |_, _, _| {},
+        table(pages),
     )
 }
 
@@ -225,6 +292,7 @@ fn flush(engine: &mut Engine<SharedMemory>, sim: &mut SimBlkback) -> Result<(), 
         |_, _| 0,
         |_, _, _| {},
         |_, _, _| {},
+        |_, _| panic!("a flush has no segment table"),
     )
 }
 
@@ -240,7 +308,7 @@ fn reads_and_writes_with_many_requests_in_flight() {
     assert!(sim
         .requests
         .iter()
-        .all(|r| r.nr_segments as usize <= MAX_SEGMENTS && r.check().is_ok()));
+        .all(|r| matches!(r, Request::Direct(r) if r.check().is_ok())));
 
     // An odd size: the last request has a partial page (3 sectors).
     let data: Vec<u8> = (0..(100 * 4096 + 3 * 512))
@@ -251,7 +319,10 @@ fn reads_and_writes_with_many_requests_in_flight() {
     let last = sim
         .requests
         .iter()
-        .filter(|r| r.operation == Operation::Write)
+        .filter_map(|r| match r {
+            Request::Direct(r) if r.operation == Operation::Write => Some(r),
+            _ => None,
+        })
         .max_by_key(|r| r.sector_number)
         .unwrap();
     assert_eq!(
@@ -267,10 +338,10 @@ fn reads_and_writes_with_many_requests_in_flight() {
     let flushes: Vec<_> = sim
         .requests
         .iter()
-        .filter(|r| r.operation == Operation::FlushDiskCache)
+        .filter(|r| r.operation() == Operation::FlushDiskCache)
         .collect();
     assert_eq!(flushes.len(), 1);
-    assert_eq!(flushes[0].nr_segments, 0);
+    assert_eq!(flushes[0].nr_segments(), 0);
     assert_eq!(engine.in_flight(), 0);
     assert!(sim.notifies > 0);
 }
@@ -338,5 +409,109 @@ fn an_undefined_status_breaks_the_ring_entry() {
             index: 0,
             field: "status"
         }))
+    );
+}
+
+#[test]
+fn indirect_requests_carry_32_pages_each() {
+    let (mut engine, mut sim, pages) = setup_with(Mode::Good, 1, SLOTS, 256);
+    assert_eq!(engine.indirect_segments(), MAX_INDIRECT_SEGMENTS_USED);
+    assert_eq!(engine.pages_per_slot(), 32);
+    let mut expect = vec![0u8; DISK_SECTORS * SECTOR_SIZE];
+    pattern(&mut expect);
+    let mut buf = vec![0u8; 2 << 20];
+    read(&mut engine, &mut sim, &pages, 0, &mut buf).unwrap();
+    assert_eq!(buf, expect[..2 << 20]);
+    // 2 MiB is 16 requests of 32 pages, all indirect.
+    assert_eq!(sim.requests.len(), 16);
+    assert!(sim.requests.iter().all(|r| matches!(
+        r,
+        Request::Indirect(r) if r.nr_segments == 32 && r.check().is_ok()
+            && r.indirect_grefs[1..].iter().all(|&g| g == 0)
+    )));
+
+    // A write of 40 pages and 3 sectors: one indirect request of 32
+    // pages, then a direct one of 9 pages (the last partial).
+    sim.requests.clear();
+    let data: Vec<u8> = (0..(40 * 4096 + 3 * 512)).map(|i| (i % 17) as u8).collect();
+    write(&mut engine, &mut sim, &pages, 2000, &data).unwrap();
+    assert_eq!(sim.disk[2000 * 512..2000 * 512 + data.len()], data[..]);
+    let shapes: Vec<(bool, usize)> = sim
+        .requests
+        .iter()
+        .map(|r| (matches!(r, Request::Indirect(_)), r.nr_segments()))
+        .collect();
+    assert!(shapes.contains(&(true, 32)) && shapes.contains(&(false, 9)));
+    let mut back = vec![0u8; data.len()];
+    read(&mut engine, &mut sim, &pages, 2000, &mut back).unwrap();
+    assert_eq!(back, data);
+    flush(&mut engine, &mut sim).unwrap();
+    assert_eq!(engine.in_flight(), 0);
+}
+
+#[test]
+fn indirect_requests_are_off_unless_offered_beyond_eleven() {
+    for offered in [0, 8, 11] {
+        let (mut engine, _, _) = setup_with(Mode::Good, 1, SLOTS, 0);
+        assert_eq!(engine.set_indirect_segments(offered), 0);
+        assert_eq!(engine.pages_per_slot(), MAX_SEGMENTS);
+    }
+    let (mut engine, _, _) = setup_with(Mode::Good, 1, SLOTS, 0);
+    assert_eq!(engine.set_indirect_segments(16), 16);
+    assert_eq!(engine.set_indirect_segments(4096), 32);
+}
+
+#[test]
+fn indirect_responses_are_checked_like_direct_ones() {
+    for (mode, expect) in [
+        (Mode::UnknownId, "unknown"),
+        (Mode::WrongOperation, "operation"),
+        (Mode::Duplicate, "unknown"),
+    ] {
+        let (mut engine, mut sim, pages) = setup_with(mode, 1, SLOTS, 256);
+        let mut buf = vec![0u8; 1 << 20];
+        let error = read(&mut engine, &mut sim, &pages, 0, &mut buf).unwrap_err();
+        match (error, expect) {
+            (BlockError::BadResponse(ResponseError::UnknownId(_)), "unknown") => {}
+            (BlockError::BadResponse(ResponseError::WrongOperation { .. }), "operation") => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(engine.broken(), Some(error));
+    }
+    // A backend refusing the segment table (here: it offered fewer
+    // segments than we sent) is an I/O error, not a broken ring.
+    let (mut engine, mut sim, pages) = setup_with(Mode::Good, 1, SLOTS, 256);
+    sim.max_indirect = 16;
+    let mut buf = vec![0u8; 256 << 10];
+    assert_eq!(
+        read(&mut engine, &mut sim, &pages, 0, &mut buf),
+        Err(BlockError::Io)
+    );
+    assert_eq!(engine.broken(), None);
+}
+
+#[test]
+fn a_four_page_ring_keeps_more_requests_in_flight() {
+    // One page holds 32 blkif slots; four hold 128.
+    let (engine, _, _) = setup_with(Mode::Good, 4, 64, 0);
+    assert_eq!(engine.into_ring().ring_size(), 128);
+    // Direct requests (11 pages each): 4 MiB is 94 of them.
+    let (mut engine, mut sim, pages) = setup_with(Mode::Good, 4, 64, 0);
+    let mut expect = vec![0u8; DISK_SECTORS * SECTOR_SIZE];
+    pattern(&mut expect);
+    let mut buf = vec![0u8; DISK_SECTORS * SECTOR_SIZE];
+    read(&mut engine, &mut sim, &pages, 0, &mut buf).unwrap();
+    assert_eq!(buf, expect);
+    assert_eq!(sim.most_in_one_wait, 64, "more than a one-page ring's 32");
+    // And indirect ones over the same large ring.
+    let (mut engine, mut sim, pages) = setup_with(Mode::Good, 4, 64, 256);
+    let mut data = vec![0u8; 3 << 20];
+    pattern(&mut data);
+    data.reverse();
+    write(&mut engine, &mut sim, &pages, 512, &data).unwrap();
+    assert_eq!(sim.disk[512 * 512..512 * 512 + data.len()], data[..]);
+    assert_eq!(
+        sim.most_in_one_wait, 24,
+        "3 MiB in 24 indirect requests at once"
     );
 }

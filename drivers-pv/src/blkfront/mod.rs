@@ -7,8 +7,10 @@
 //! grant, event channel, the xenbus handshake as
 //! [`crate::xenbus_state::FrontendState`] drives it), then reads, writes
 //! and flushes with several requests in flight: each request carries up
-//! to eleven 4 KiB data pages, granted to the backend once when the
-//! device connects and reused for every request.
+//! to eleven 4 KiB data pages (32 as an indirect request when the
+//! backend offers indirect descriptors; the ring spans up to four pages
+//! when it offers multi-page rings), granted to the backend once when
+//! the device connects and reused for every request.
 //!
 //! What the backend writes (xenstore keys, responses) is untrusted:
 //! parsed and checked before use, and a backend that misbehaves makes
@@ -112,8 +114,10 @@ pub struct DiskInfo {
     pub barrier: bool,
     /// `feature-persistent` as the backend offered it (we do not use it).
     pub persistent_offered: bool,
-    /// `feature-max-indirect-segments` as offered (we do not use it).
+    /// `feature-max-indirect-segments` as offered.
     pub indirect_offered: u32,
+    /// Segments per indirect request in use (0: indirect requests off).
+    pub indirect_segments: u32,
     /// `max-ring-page-order` as offered.
     pub max_ring_page_order: u8,
     /// Ring pages in use.
@@ -137,13 +141,14 @@ impl fmt::Display for DiskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "blkfront: {} sectors of {} bytes{}, features: flush={}, barrier={}, persistent=false (offered {}), indirect=0 (offered {}), ring-pages={} (max order offered {})",
+            "blkfront: {} sectors of {} bytes{}, features: flush={}, barrier={}, persistent=false (offered {}), indirect={} (offered {}), ring-pages={} (max order offered {})",
             self.sectors,
             self.sector_size,
             if self.readonly() { " (read-only)" } else { "" },
             self.flush,
             self.barrier,
             self.persistent_offered,
+            self.indirect_segments,
             self.indirect_offered,
             self.ring_pages,
             self.max_ring_page_order,

@@ -14,6 +14,7 @@ fn disk(sectors: u64, sector_size: u32) -> DiskInfo {
         barrier: false,
         persistent_offered: false,
         indirect_offered: 0,
+        indirect_segments: 0,
         max_ring_page_order: 0,
         ring_pages: 1,
     }

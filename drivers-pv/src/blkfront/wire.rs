@@ -3,7 +3,14 @@
 //!
 //! A request is 112 bytes: `operation`, `nr_segments`, `handle`, `id`,
 //! `sector_number`, then eleven 8-byte segments (`gref`, `first_sect`,
-//! `last_sect`). A response is 16 bytes: `id`, `operation`, `status`.
+//! `last_sect`). An indirect request (`BLKIF_OP_INDIRECT`, when the
+//! backend offers `feature-max-indirect-segments`) shares the slot:
+//! `operation`, `indirect_op`, a 16-bit `nr_segments`, `id`,
+//! `sector_number`, `handle` and up to eight grant references of
+//! indirect pages, each an array of 512 such segments ([`Request`]).
+//! A response is 16 bytes: `id`, `operation`, `status`; for an indirect
+//! request blkback answers with `indirect_op`, as Linux's blkfront
+//! expects, and so do we.
 //! Responses come from the backend and are untrusted: [`BlkifResponse`]'s
 //! decoding accepts only the three statuses blkif defines, and
 //! [`InFlight::complete`] accepts only an `id` we issued that is still
@@ -21,6 +28,9 @@ pub const OP_WRITE: u8 = 1;
 pub const OP_WRITE_BARRIER: u8 = 2;
 /// `BLKIF_OP_FLUSH_DISKCACHE`.
 pub const OP_FLUSH_DISKCACHE: u8 = 3;
+/// `BLKIF_OP_INDIRECT`: a read or write whose segments sit in separate
+/// granted pages (`struct blkif_request_indirect`).
+pub const OP_INDIRECT: u8 = 6;
 
 /// `BLKIF_RSP_OKAY`.
 pub const RSP_OKAY: i16 = 0;
@@ -31,6 +41,22 @@ pub const RSP_EOPNOTSUPP: i16 = -2;
 
 /// `BLKIF_MAX_SEGMENTS_PER_REQUEST`.
 pub const MAX_SEGMENTS: usize = 11;
+
+/// `BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST`.
+pub const MAX_INDIRECT_PAGES: usize = 8;
+
+/// `sizeof(struct blkif_request_segment)`: one entry of an indirect page.
+pub const SEGMENT_SIZE: usize = 8;
+
+/// Segment descriptors in one indirect page (`XEN_PAGE_SIZE / 8`).
+pub const SEGMENTS_PER_INDIRECT_PAGE: usize = 512;
+
+/// Segments per indirect request this driver issues at most: one
+/// indirect page, only partly used (32 data pages, 128 KiB).
+pub const MAX_INDIRECT_SEGMENTS_USED: usize = 32;
+
+/// `sizeof(struct blkif_request_indirect)` on x86_64.
+pub const INDIRECT_REQUEST_SIZE: usize = 64;
 
 /// `VDISK_CDROM` bit of `info`.
 pub const VDISK_CDROM: u32 = 0x1;
@@ -230,6 +256,160 @@ impl RingEntry for BlkifRequest {
             field: "nr_segments",
         })?;
         Ok(request)
+    }
+}
+
+/// Writes `segments` as an indirect page's array of
+/// `blkif_request_segment` (8 bytes each) into `out`, which must hold
+/// `segments.len() * SEGMENT_SIZE` bytes.
+pub fn encode_segments(segments: &[Segment], out: &mut [u8]) {
+    for (segment, bytes) in segments.iter().zip(out.chunks_exact_mut(SEGMENT_SIZE)) {
+        bytes.fill(0);
+        bytes[0..4].copy_from_slice(&segment.gref.to_le_bytes());
+        bytes[4] = segment.first_sect;
+        bytes[5] = segment.last_sect;
+    }
+}
+
+/// Reads one `blkif_request_segment` (8 bytes) back (the backend's side;
+/// used by the simulated backend and the layout test).
+pub fn decode_segment(bytes: &[u8; SEGMENT_SIZE]) -> Segment {
+    Segment {
+        gref: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        first_sect: bytes[4],
+        last_sect: bytes[5],
+    }
+}
+
+/// `struct blkif_request_indirect`: a read or write of `nr_segments`
+/// pages whose segment descriptors are in the indirect pages
+/// `indirect_grefs` (512 per page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IndirectRequest {
+    /// `indirect_op`: [`Operation::Read`] or [`Operation::Write`].
+    pub operation: Operation,
+    /// Segments described by the indirect pages.
+    pub nr_segments: u16,
+    /// The virtual device handle.
+    pub handle: u16,
+    /// Our id, echoed in the response.
+    pub id: u64,
+    /// The first 512-byte sector on the disk.
+    pub sector_number: u64,
+    /// Grant references of the indirect pages (the first
+    /// `nr_segments.div_ceil(512)` are used).
+    pub indirect_grefs: [u32; MAX_INDIRECT_PAGES],
+}
+
+impl IndirectRequest {
+    /// Indirect pages the request uses.
+    pub const fn indirect_pages(&self) -> usize {
+        (self.nr_segments as usize).div_ceil(SEGMENTS_PER_INDIRECT_PAGE)
+    }
+
+    /// Checks the request is one blkback accepts: a read or write of at
+    /// least one and at most `8 * 512` segments.
+    pub fn check(&self) -> Result<(), RequestError> {
+        if !matches!(self.operation, Operation::Read | Operation::Write) {
+            return Err(RequestError::SegmentCount);
+        }
+        let count = self.nr_segments as usize;
+        if count == 0 || count > MAX_INDIRECT_PAGES * SEGMENTS_PER_INDIRECT_PAGE {
+            return Err(RequestError::SegmentCount);
+        }
+        Ok(())
+    }
+}
+
+/// What goes on blkfront's ring: a request with its segments inline, or
+/// an indirect one (`BLKIF_OP_INDIRECT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Request {
+    /// `struct blkif_request`.
+    Direct(BlkifRequest),
+    /// `struct blkif_request_indirect`.
+    Indirect(IndirectRequest),
+}
+
+impl Request {
+    /// The operation asked for (`indirect_op` for an indirect request).
+    pub const fn operation(&self) -> Operation {
+        match self {
+            Request::Direct(request) => request.operation,
+            Request::Indirect(request) => request.operation,
+        }
+    }
+
+    /// The id.
+    pub const fn id(&self) -> u64 {
+        match self {
+            Request::Direct(request) => request.id,
+            Request::Indirect(request) => request.id,
+        }
+    }
+
+    /// The first sector.
+    pub const fn sector_number(&self) -> u64 {
+        match self {
+            Request::Direct(request) => request.sector_number,
+            Request::Indirect(request) => request.sector_number,
+        }
+    }
+
+    /// Data segments (pages) the request moves.
+    pub const fn nr_segments(&self) -> usize {
+        match self {
+            Request::Direct(request) => request.nr_segments as usize,
+            Request::Indirect(request) => request.nr_segments as usize,
+        }
+    }
+}
+
+impl RingEntry for Request {
+    const SIZE: usize = REQUEST_SIZE;
+
+    fn encode(&self, out: &mut [u8]) {
+        match self {
+            Request::Direct(request) => request.encode(out),
+            Request::Indirect(request) => {
+                out.fill(0);
+                out[0] = OP_INDIRECT;
+                out[1] = request.operation.code();
+                out[2..4].copy_from_slice(&request.nr_segments.to_le_bytes());
+                out[8..16].copy_from_slice(&request.id.to_le_bytes());
+                out[16..24].copy_from_slice(&request.sector_number.to_le_bytes());
+                out[24..26].copy_from_slice(&request.handle.to_le_bytes());
+                for (i, gref) in request.indirect_grefs.iter().enumerate() {
+                    let at = 28 + i * 4;
+                    out[at..at + 4].copy_from_slice(&gref.to_le_bytes());
+                }
+            }
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, BadEntry> {
+        if bytes[0] != OP_INDIRECT {
+            return BlkifRequest::decode(bytes).map(Request::Direct);
+        }
+        let operation = Operation::from_code(bytes[1]).ok_or(BadEntry {
+            field: "indirect_op",
+        })?;
+        let mut request = IndirectRequest {
+            operation,
+            nr_segments: u16::from_le_bytes([bytes[2], bytes[3]]),
+            handle: u16::from_le_bytes([bytes[24], bytes[25]]),
+            id: u64_at(bytes, 8),
+            sector_number: u64_at(bytes, 16),
+            indirect_grefs: [0; MAX_INDIRECT_PAGES],
+        };
+        for (i, gref) in request.indirect_grefs.iter_mut().enumerate() {
+            let at = 28 + i * 4;
+            *gref = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        }
+        request.check().map_err(|_| BadEntry {
+            field: "nr_segments",
+        })?;
+        Ok(Request::Indirect(request))
     }
 }
 

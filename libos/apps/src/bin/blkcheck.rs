@@ -2,8 +2,9 @@
 //!
 //! The disk is expected to hold the rig's pattern: 512-byte sector `s` is
 //! 32 copies of the 16-byte line `sector SSSSSSSS\n` (`s` in 8 lowercase
-//! hex digits). The app connects blkfront (printing the negotiated
-//! features), reads the whole disk through `libos::block::BlockDevice`
+//! hex digits). The app connects blkfront (printing the features the
+//! backend offered and those in use: `indirect=32 (offered 256),
+//! ring-pages=4 (max order offered 4)` against Linux's blkback), reads the whole disk through `libos::block::BlockDevice`
 //! (embedded-io), checks every sector, prints the MD5 of the whole disk
 //! (what dom0's `md5sum` prints for the image) and the read throughput,
 //! then overwrites sectors `write_start..write_start + write_count`
