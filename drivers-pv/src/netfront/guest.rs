@@ -247,7 +247,7 @@ impl GuestVif {
                 Action::Wait => {}
                 other => {
                     if let Some(state) = other.state_to_write() {
-                        write(&state_path, state_number(state))?;
+                        write(&state_path, state.as_str())?;
                     }
                 }
             }
@@ -263,20 +263,6 @@ impl GuestVif {
                 None => Action::Wait,
             };
         }
-    }
-}
-
-fn state_number(state: XenbusState) -> &'static str {
-    match state {
-        XenbusState::Unknown => "0",
-        XenbusState::Initialising => "1",
-        XenbusState::InitWait => "2",
-        XenbusState::Initialised => "3",
-        XenbusState::Connected => "4",
-        XenbusState::Closing => "5",
-        XenbusState::Closed => "6",
-        XenbusState::Reconfiguring => "7",
-        XenbusState::Reconfigured => "8",
     }
 }
 
@@ -367,7 +353,7 @@ pub fn connect(index: u32) -> Result<GuestVif, ConnectError> {
             Action::Connect | Action::BeginClose | Action::Reinitialise => {}
         }
         if let Some(state) = action.state_to_write() {
-            write(&state_path, state_number(state))?;
+            write(&state_path, state.as_str())?;
         }
     }
     let Some(mut netfront) = netfront else {
