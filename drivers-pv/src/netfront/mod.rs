@@ -119,6 +119,25 @@ pub struct NetStats {
     pub tx_dropped: u64,
 }
 
+/// The one-line counter summary the example apps print (and the rig's
+/// end-to-end tests read back).
+impl core::fmt::Display for NetStats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "netfront rx {} frames {} bytes, tx {} frames {} bytes, rx_errors {} tx_errors {} bad_responses {} tx_dropped {}",
+            self.rx_frames,
+            self.rx_bytes,
+            self.tx_frames,
+            self.tx_bytes,
+            self.rx_errors,
+            self.tx_errors,
+            self.bad_responses,
+            self.tx_dropped
+        )
+    }
+}
+
 /// A received frame, checked: it lies in `offset..offset + len` of the
 /// buffer `id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,18 +27,7 @@ mod guest {
     const ACCEPT_TIMEOUT_S: u64 = 120;
 
     fn print_stats(net: &Net) {
-        let stats = net.stats();
-        println!(
-            "echo: netfront rx {} frames {} bytes, tx {} frames {} bytes, rx_errors {} tx_errors {} bad_responses {} tx_dropped {}",
-            stats.rx_frames,
-            stats.rx_bytes,
-            stats.tx_frames,
-            stats.tx_bytes,
-            stats.rx_errors,
-            stats.tx_errors,
-            stats.bad_responses,
-            stats.tx_dropped
-        );
+        println!("echo: {}", net.stats());
     }
 
     fn main(env: &Env<'_>) -> AppResult {
