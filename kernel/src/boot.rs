@@ -1,8 +1,11 @@
-//! `pv_main`: the boot sequence, in the order the crate docs give.
+//! `pv_main` and `pvh_main`: the boot sequence, in the order the crate
+//! docs give. The two differ only until a [`BootInfo`] exists; from
+//! there on [`run`] is shared.
 
 use crate::app::App;
 use crate::boot_info::BootInfo;
-use crate::{console, events, logger, mm, println, sched, shared_info, shutdown, time, traps};
+use crate::boot_info::BootMode;
+use crate::{console, events, logger, mm, platform, println, sched, shared_info, shutdown, time};
 use pv_arch::abi::start_info::StartInfo;
 use pv_arch::Errno;
 
@@ -15,8 +18,10 @@ unsafe extern "Rust" {
 /// traps and callbacks, event channels, time, tasks.
 fn init_core(boot: &BootInfo) -> Result<(), BootError> {
     shared_info::init(boot).map_err(|e| BootError("mapping shared_info", e))?;
-    traps::init().map_err(|e| BootError("installing the trap table and callbacks", e))?;
+    platform::install_traps()
+        .map_err(|e| BootError("installing the trap table and callbacks", e))?;
     events::init(boot).map_err(|e| BootError("setting up event channels", e))?;
+    platform::enable_upcalls().map_err(|e| BootError("setting HVM_PARAM_CALLBACK_IRQ", e))?;
     time::init().map_err(|e| BootError("stopping the periodic timer", e))?;
     sched::init().map_err(|e| BootError("binding VIRQ_TIMER", e))?;
     crate::grant::init(boot).map_err(|e| BootError("setting up the grant table", e.errno()))?;
@@ -32,8 +37,9 @@ impl core::fmt::Display for BootError {
     }
 }
 
-/// Boots the kernel and runs the application. Never returns.
+/// Boots the kernel as a PV guest and runs the application.
 pub fn pv_main(start_info: &StartInfo) -> ! {
+    platform::set_mode(BootMode::Pv);
     let boot = match BootInfo::from_start_info(start_info) {
         Ok(boot) => boot,
         Err(why) => {
@@ -42,6 +48,34 @@ pub fn pv_main(start_info: &StartInfo) -> ! {
             shutdown::crash();
         }
     };
+    run(boot)
+}
+
+/// Boots the kernel as a PVH guest and runs the application.
+pub fn pvh_main(start_info_paddr: u64) -> ! {
+    platform::set_mode(BootMode::Pvh);
+    crate::arch::x86_64::pvh_paging::init();
+    // SAFETY: PVH runs us in ring 0, and the image (with the hypercall
+    // page) is identity mapped.
+    if let Err(why) = unsafe { pv_arch::hypercall::page::install_via_msr() } {
+        // No hypercalls without the page: Xen's debug port is all we have.
+        platform::debug_port_write_fmt(format_args!("Paravane: PVH hypercall page: {why}\n"));
+        platform::halt_forever();
+    }
+    let boot = match crate::pvh_boot::read(start_info_paddr) {
+        Ok(boot) => boot,
+        Err(why) => {
+            platform::debug_port_write_fmt(format_args!("Paravane: bad PVH boot data: {why}\n"));
+            console::emergency_write_fmt(format_args!("Paravane: bad PVH boot data: {why}\n"));
+            shutdown::crash();
+        }
+    };
+    run(boot)
+}
+
+/// Everything after the boot data is known, the same in both modes.
+/// Never returns.
+fn run(boot: BootInfo) -> ! {
     if let Err(why) = console::init(&boot) {
         console::emergency_write_fmt(format_args!("Paravane: {why}\n"));
         shutdown::crash();
@@ -57,8 +91,9 @@ pub fn pv_main(start_info: &StartInfo) -> ! {
     }
 
     println!(
-        "Paravane {} (x86_64 PV) running as {}",
+        "Paravane {} (x86_64 {}) running as {}",
         env!("CARGO_PKG_VERSION"),
+        boot.mode,
         boot.role
     );
     println!("{boot}");

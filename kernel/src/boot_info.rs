@@ -15,6 +15,28 @@ use pv_arch::abi::start_info::{
 /// Page size of the PV x86_64 ABI.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// How Xen started us: which entry point, and so which half of the
+/// kernel's mode-specific code runs (see [`crate::platform`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootMode {
+    /// Classic paravirtualised: ring-3 kernel, page tables through
+    /// hypercalls, `start_info` (`XEN_ELFNOTE_ENTRY`).
+    Pv,
+    /// PVH: an HVM container without emulated devices, ring-0 kernel
+    /// with its own page tables, `hvm_start_info`
+    /// (`XEN_ELFNOTE_PHYS32_ENTRY`).
+    Pvh,
+}
+
+impl fmt::Display for BootMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BootMode::Pv => "PV",
+            BootMode::Pvh => "PVH",
+        })
+    }
+}
+
 /// Which kind of domain we are, from `SIF_INITDOMAIN`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -104,7 +126,7 @@ pub struct FixedStr<const N: usize> {
 
 impl<const N: usize> FixedStr<N> {
     /// Copies the bytes before the first NUL. `None` if there is no NUL.
-    fn from_nul_terminated(raw: &[u8; N]) -> Option<Self> {
+    pub(crate) fn from_nul_terminated(raw: &[u8; N]) -> Option<Self> {
         let len = raw.iter().position(|&b| b == 0)?;
         let mut bytes = [0; N];
         bytes[..len].copy_from_slice(&raw[..len]);
@@ -125,6 +147,8 @@ impl<const N: usize> FixedStr<N> {
 /// `start_info`, validated.
 #[derive(Clone, Copy)]
 pub struct BootInfo {
+    /// PV or PVH.
+    pub mode: BootMode,
     /// dom0 or domU.
     pub role: Role,
     /// `SIF_PRIVILEGED`.
@@ -153,6 +177,9 @@ pub struct BootInfo {
     pub p2m_frames: (u64, u64),
     /// The command line.
     pub cmdline: FixedStr<MAX_GUEST_CMDLINE>,
+    /// PVH only: RAM and boot-data frames from the memory map. (In PVH
+    /// the ring locations above are guest frames, not machine frames.)
+    pub pvh: Option<crate::pvh_start::PvhMemory>,
 }
 
 impl BootInfo {
@@ -212,6 +239,7 @@ impl BootInfo {
         };
 
         Ok(BootInfo {
+            mode: BootMode::Pv,
             role,
             privileged: si.flags & SIF_PRIVILEGED != 0,
             flags: si.flags,
@@ -226,6 +254,7 @@ impl BootInfo {
             module: (si.mod_len != 0).then_some((si.mod_start, si.mod_len)),
             p2m_frames: (si.first_p2m_pfn, si.nr_p2m_frames),
             cmdline,
+            pvh: None,
         })
     }
 
@@ -270,7 +299,25 @@ impl fmt::Display for BootInfo {
             self.nr_pages,
             self.nr_pages * PAGE_SIZE / 1024
         )?;
-        writeln!(f, "  shared_info maddr {:#x}", self.shared_info_maddr)?;
+        if let Some(memory) = &self.pvh {
+            write!(f, "  memory map: RAM")?;
+            for range in memory.ram() {
+                write!(
+                    f,
+                    " {:#x}-{:#x}",
+                    range.start * PAGE_SIZE,
+                    range.end * PAGE_SIZE
+                )?;
+            }
+            writeln!(
+                f,
+                " ({} frames, {} ignored)",
+                memory.ram_frames(),
+                memory.ignored_frames
+            )?;
+        } else {
+            writeln!(f, "  shared_info maddr {:#x}", self.shared_info_maddr)?;
+        }
         match self.store {
             Some(store) => writeln!(f, "  store mfn {:#x} evtchn {}", store.mfn, store.evtchn)?,
             None => writeln!(f, "  store none")?,
@@ -281,16 +328,18 @@ impl fmt::Display for BootInfo {
             }
             ConsoleLocation::Hypervisor => writeln!(f, "  console hypervisor (console_io)")?,
         }
-        writeln!(
-            f,
-            "  pt_base {:#x} nr_pt_frames {}",
-            self.pt_base, self.nr_pt_frames
-        )?;
-        writeln!(
-            f,
-            "  mfn_list {:#x} first_p2m_pfn {:#x} nr_p2m_frames {}",
-            self.mfn_list, self.p2m_frames.0, self.p2m_frames.1
-        )?;
+        if self.mode == BootMode::Pv {
+            writeln!(
+                f,
+                "  pt_base {:#x} nr_pt_frames {}",
+                self.pt_base, self.nr_pt_frames
+            )?;
+            writeln!(
+                f,
+                "  mfn_list {:#x} first_p2m_pfn {:#x} nr_p2m_frames {}",
+                self.mfn_list, self.p2m_frames.0, self.p2m_frames.1
+            )?;
+        }
         match self.module {
             Some((start, len)) => writeln!(f, "  module {start:#x} len {len}")?,
             None => writeln!(f, "  module none")?,

@@ -1,5 +1,8 @@
 //! Fixed virtual pages for frames Xen hands us by machine number.
 //!
+//! (PVH: see [`map`] and [`place`]; the slots are where Xen's pages are
+//! put into our physmap.)
+//!
 //! The console ring, the xenstore ring and the shared info page arrive
 //! as machine frame numbers. A PV guest maps a machine frame by writing
 //! a PTE through `update_va_mapping`; these slots are page-aligned pages
@@ -51,13 +54,42 @@ pub fn address(slot: Slot) -> usize {
     (&raw const FIXMAP) as usize + slot as usize * PAGE_SIZE
 }
 
-/// Maps machine frame `mfn` read-write at `slot` and returns its address.
+/// Maps frame `mfn` read-write at `slot` and returns its address.
+///
+/// In PVH the frame is a guest frame (the console and xenstore rings
+/// Xen names in the HVM parameters) and is already reachable through
+/// the identity map, so that address is returned and the slot is left
+/// alone.
 pub fn map(slot: Slot, mfn: u64) -> Result<NonNull<u8>, Errno> {
+    if crate::platform::is_pvh() {
+        use crate::arch::x86_64::pvh_paging::MAPPED_LIMIT;
+        let address = mfn
+            .checked_mul(PAGE_SIZE as u64)
+            .filter(|&a| a < MAPPED_LIMIT);
+        return NonNull::new(address.ok_or(Errno::ERANGE)? as *mut u8).ok_or(Errno::EFAULT);
+    }
     let va = address(slot);
     let flags = pte::PRESENT | pte::WRITABLE | pte::ACCESSED | pte::DIRTY;
     // SAFETY: the slot is a page of our own image that no Rust reference
     // points into (FIXMAP is only used through its address); Xen checks
     // that the frame is one we may map writable.
     unsafe { update_va_mapping(va, mfn, flags)? };
+    NonNull::new(va as *mut u8).ok_or(Errno::EFAULT)
+}
+
+/// PVH: makes page `idx` of `space` (`XENMAPSPACE_shared_info`,
+/// `XENMAPSPACE_grant_table`, …) appear at `slot` and returns its
+/// address. The slot is a page of our image, identity mapped, so its
+/// guest frame is its address / 4096; `XENMEM_add_to_physmap` puts Xen's
+/// page at that frame (Xen takes back the RAM page that was there).
+/// In PV this is `EOPNOTSUPP`: machine frames are mapped with [`map`].
+pub fn place(slot: Slot, space: u32, idx: u64) -> Result<NonNull<u8>, Errno> {
+    if !crate::platform::is_pvh() {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let va = address(slot);
+    // SAFETY: the slot is a page of our own image reserved for this and
+    // never referenced from Rust; from now on it is whatever Xen placed.
+    unsafe { pv_arch::hypercall::memory::add_to_physmap(space, idx, (va / PAGE_SIZE) as u64)? };
     NonNull::new(va as *mut u8).ok_or(Errno::EFAULT)
 }

@@ -50,6 +50,11 @@ pub mod console;
 pub mod events;
 pub mod grant;
 pub mod mm;
+#[cfg(target_os = "none")]
+pub mod platform;
+#[cfg(target_os = "none")]
+pub mod pvh_boot;
+pub mod pvh_start;
 pub mod ring_index;
 pub mod sched;
 pub mod suite;
@@ -76,4 +81,4 @@ pub mod time;
 pub mod traps;
 
 pub use app::{AppError, AppResult};
-pub use boot_info::{BootInfo, Role};
+pub use boot_info::{BootInfo, BootMode, Role};

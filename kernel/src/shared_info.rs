@@ -3,12 +3,13 @@
 //! Xen and the guest both write this page, so every access is atomic or
 //! volatile; nothing here hands out a plain reference into it. It is
 //! mapped once at boot (through [`crate::fixmap`]) from the machine
-//! address in `start_info`.
+//! address in `start_info` (PV), or placed in our physmap (PVH).
 
-use crate::boot_info::BootInfo;
+use crate::boot_info::{BootInfo, BootMode};
 use crate::fixmap::{self, Slot};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use pv_arch::abi::memory::XENMAPSPACE_SHARED_INFO;
 use pv_arch::abi::shared_info::{SharedInfo, VcpuInfo, VcpuTimeInfo};
 use pv_arch::Errno;
 
@@ -16,7 +17,10 @@ static PAGE: AtomicPtr<SharedInfo> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Maps the shared info page. Called once, early in boot.
 pub fn init(boot: &BootInfo) -> Result<(), Errno> {
-    let page = fixmap::map(Slot::SharedInfo, boot.shared_info_maddr >> 12)?;
+    let page = match boot.mode {
+        BootMode::Pv => fixmap::map(Slot::SharedInfo, boot.shared_info_maddr >> 12)?,
+        BootMode::Pvh => fixmap::place(Slot::SharedInfo, XENMAPSPACE_SHARED_INFO, 0)?,
+    };
     PAGE.store(page.cast::<SharedInfo>().as_ptr(), Ordering::Release);
     Ok(())
 }

@@ -14,7 +14,7 @@
 //!   address, registers, a frame-pointer backtrace) and `SHUTDOWN_crash`.
 
 use crate::arch::x86_64::trap_entry::{self, TrapFrame, EVENT_VECTOR};
-use crate::{console, shared_info, shutdown};
+use crate::{console, shutdown};
 use core::sync::atomic::{AtomicU64, Ordering};
 use pv_arch::abi::arch_x86::{TrapInfo, FLAT_KERNEL_CS};
 use pv_arch::abi::callback::{CALLBACKF_MASK_EVENTS, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE};
@@ -23,6 +23,8 @@ use pv_arch::Errno;
 
 /// How many `int3` traps were delivered to us.
 static INT3_COUNT: AtomicU64 = AtomicU64::new(0);
+/// Interrupt vectors that arrived with no handler (PVH).
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 /// The address of the last caught probe fault.
 static LAST_PROBE_FAULT: AtomicU64 = AtomicU64::new(0);
 
@@ -68,6 +70,11 @@ pub fn int3_count() -> u64 {
     INT3_COUNT.load(Ordering::SeqCst)
 }
 
+/// Interrupts on vectors nobody handles (PVH only; always 0 in PV).
+pub fn spurious_interrupts() -> u64 {
+    SPURIOUS.load(Ordering::SeqCst)
+}
+
 /// The faulting address of the last probe that faulted.
 pub fn last_probe_fault() -> u64 {
     LAST_PROBE_FAULT.load(Ordering::SeqCst)
@@ -77,11 +84,16 @@ pub fn last_probe_fault() -> u64 {
 pub extern "C" fn trap_handler(frame: &mut TrapFrame) {
     match frame.vector {
         EVENT_VECTOR => crate::events::upcall(),
+        // PVH: a vector nobody asked for (no device interrupts are set
+        // up); counted, and the interrupted code resumes.
+        32..=255 => {
+            SPURIOUS.fetch_add(1, Ordering::SeqCst);
+        }
         3 => {
             INT3_COUNT.fetch_add(1, Ordering::SeqCst);
         }
         14 if is_probe(frame.rip) => {
-            LAST_PROBE_FAULT.store(shared_info::cr2().unwrap_or(0), Ordering::SeqCst);
+            LAST_PROBE_FAULT.store(crate::platform::fault_address(), Ordering::SeqCst);
             frame.rdx = 1;
             frame.rip = trap_entry::paravane_probe_exit as *const () as usize as u64;
         }
@@ -136,7 +148,7 @@ fn fatal(frame: &TrapFrame) -> ! {
         frame.rip
     ));
     if frame.vector == 14 {
-        let cr2 = shared_info::cr2().unwrap_or(0);
+        let cr2 = crate::platform::fault_address();
         let e = frame.error_code;
         w(format_args!(
             "  page fault address {cr2:#x}: {} {} in {} mode{}\n",

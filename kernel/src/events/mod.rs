@@ -7,8 +7,10 @@
 //! upcall: they wait with [`EventChannel::wait`] and the executor runs
 //! them.
 //!
-//! Upcalls are masked (`evtchn_upcall_mask = 1`) all the time except
-//! inside `SCHEDOP_block`, which unmasks and sleeps atomically; so the
+//! Upcalls are masked (`evtchn_upcall_mask = 1` in PV, `RFLAGS.IF`
+//! clear in PVH) all the time except inside
+//! `platform::wait_for_event` (`SCHEDOP_block`, or `sti; hlt`), which
+//! unmasks and sleeps atomically; so the
 //! upcall can only interrupt the idle loop, never code holding a lock,
 //! and no event that arrives between "nothing to do" and "sleep" is lost.
 
@@ -27,7 +29,6 @@ mod runtime {
     use alloc::collections::BTreeMap;
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::task::Waker;
-    use pv_arch::hypercall::sched::sched_block;
     use spin::Mutex;
 
     /// What we know about one bound port.
@@ -114,10 +115,7 @@ mod runtime {
             upcall();
             return;
         }
-        // Xen unmasks upcalls and sleeps in one step; a pending event is
-        // delivered to our callback as the hypercall returns.
-        let _ = sched_block();
-        shared_info::upcall_mask().store(1, Ordering::SeqCst);
+        crate::platform::wait_for_event();
         if shared_info::upcall_pending().load(Ordering::SeqCst) != 0 {
             upcall();
         }

@@ -8,6 +8,7 @@ use crate::boot_info::BootInfo;
 use crate::fixmap::{self, Slot};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use pv_arch::abi::memory::{XENMAPIDX_GRANT_TABLE_STATUS, XENMAPSPACE_GRANT_TABLE};
 use pv_arch::abi::xen::{DomId, DOMID_SELF};
 use pv_arch::hypercall::grant_table::{self as op, GnttabError};
 use pv_arch::hypercall::va_mapping::update_va_mapping;
@@ -76,7 +77,15 @@ fn setup(boot: &BootInfo) -> Result<(), GrantError> {
     };
     let mut state = STATE.lock();
     let mut frames = [0u64; MAX_FRAMES];
-    op::setup_table(DOMID_SELF, &mut frames[..nr_frames])?;
+    if crate::platform::is_pvh() {
+        // A translated guest places the frames itself (`map_table`);
+        // they are at our slots' guest frames.
+        for (frame, slot) in frames.iter_mut().zip(TABLE_SLOTS).take(nr_frames) {
+            *frame = (fixmap::address(slot) / 4096) as u64;
+        }
+    } else {
+        op::setup_table(DOMID_SELF, &mut frames[..nr_frames])?;
+    }
     state.frames = frames;
     state.nr_frames = nr_frames;
     map_table(&mut state, version)?;
@@ -102,8 +111,13 @@ fn reset_refs(state: &mut State) {
 fn map_table(state: &mut State, version: GrantVersion) -> Result<(), GrantError> {
     state.entries = None;
     let mut mapped = [NonNull::dangling(); MAX_FRAMES];
+    let pvh = crate::platform::is_pvh();
     for (index, pointer) in mapped.iter_mut().enumerate().take(state.nr_frames) {
-        *pointer = fixmap::map(TABLE_SLOTS[index], state.frames[index])?;
+        *pointer = if pvh {
+            fixmap::place(TABLE_SLOTS[index], XENMAPSPACE_GRANT_TABLE, index as u64)?
+        } else {
+            fixmap::map(TABLE_SLOTS[index], state.frames[index])?
+        };
     }
     let status = match version {
         GrantVersion::V1 => {
@@ -113,8 +127,15 @@ fn map_table(state: &mut State, version: GrantVersion) -> Result<(), GrantError>
         GrantVersion::V2 => {
             let mut status = [0u64; 1];
             debug_assert_eq!(status_frames_for(state.nr_frames), 1);
-            op::get_status_frames(DOMID_SELF, &mut status)?;
-            let page = fixmap::map(Slot::GrantStatus, status[0])?;
+            let page = if pvh {
+                let idx = XENMAPIDX_GRANT_TABLE_STATUS;
+                let page = fixmap::place(Slot::GrantStatus, XENMAPSPACE_GRANT_TABLE, idx)?;
+                status[0] = (page.as_ptr() as usize / 4096) as u64;
+                page
+            } else {
+                op::get_status_frames(DOMID_SELF, &mut status)?;
+                fixmap::map(Slot::GrantStatus, status[0])?
+            };
             state.status_frame = Some(status[0]);
             Some(page)
         }
@@ -132,6 +153,11 @@ fn map_table(state: &mut State, version: GrantVersion) -> Result<(), GrantError>
 /// Unmaps the status slot (Xen refuses to go back to version 1 while
 /// we map a status frame).
 fn unmap_status() -> Result<(), GrantError> {
+    if crate::platform::is_pvh() {
+        // Xen takes the status frames out of a translated guest's
+        // physmap itself when the version goes back to 1.
+        return Ok(());
+    }
     // SAFETY: the status slot is a fixmap page reserved for the grant
     // table; the caller dropped the `SharedEntries` that used it, so no
     // one accesses it any more. A zero PTE leaves it not present.

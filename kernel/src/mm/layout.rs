@@ -21,7 +21,7 @@ use pv_arch::abi::start_info::SIF_MOD_START_PFN;
 pub const PADDING_FRAMES: u64 = 512 * 1024 / PAGE_SIZE;
 
 /// Most reserved ranges a layout has.
-const MAX_RESERVED: usize = 4;
+const MAX_RESERVED: usize = 4 + crate::pvh_start::MAX_BOOT_DATA;
 
 /// The boot-time frame layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +87,50 @@ impl BootLayout {
             };
             let end = (first * PAGE_SIZE).saturating_add(len).div_ceil(PAGE_SIZE);
             layout.push(first, end);
+        }
+        Ok(layout)
+    }
+
+    /// The PVH layout: frame 0, the image (`image_start..image_end`,
+    /// page tables and stack are in its `.bss`), what Xen handed us at
+    /// boot, and the frame bitmap, put in the first RAM after all of
+    /// those. Everything is identity mapped, so `mapped_end_pfn` is the
+    /// end of RAM. Frames that are not RAM are never freed by `mm`.
+    pub fn new_pvh(
+        boot: &BootInfo,
+        memory: &crate::pvh_start::PvhMemory,
+        image_start: u64,
+        image_end: u64,
+    ) -> Result<Self, MmError> {
+        let nr_pages = boot.nr_pages;
+        let image_start_pfn = image_start / PAGE_SIZE;
+        let image_end_pfn = image_end.div_ceil(PAGE_SIZE);
+        let bitmap_frames = (words_for(nr_pages) as u64 * 8).div_ceil(PAGE_SIZE);
+        let bitmap_pfn = memory
+            .boot_data()
+            .map(|range| range.end)
+            .fold(image_end_pfn, u64::max);
+        let fits = (bitmap_pfn..bitmap_pfn + bitmap_frames).all(|pfn| memory.is_ram(pfn));
+        if !fits {
+            return Err(MmError::BadLayout(
+                "no RAM after the image for the frame bitmap",
+            ));
+        }
+        let mut layout = BootLayout {
+            nr_pages,
+            image_start_pfn,
+            bootstrap_end_pfn: image_end_pfn,
+            bitmap_pfn,
+            bitmap_frames,
+            mapped_end_pfn: nr_pages,
+            reserved: [(0, 0); MAX_RESERVED],
+            reserved_len: 0,
+        };
+        layout.push(0, 1);
+        layout.push(image_start_pfn, image_end_pfn);
+        layout.push(bitmap_pfn, bitmap_pfn + bitmap_frames);
+        for range in memory.boot_data() {
+            layout.push(range.start, range.end);
         }
         Ok(layout)
     }
@@ -171,5 +215,50 @@ mod tests {
         let mut boot = dom0();
         boot.nr_pages = 1 << 40;
         assert!(BootLayout::new(&boot, 0x100000).is_err());
+    }
+
+    fn pvh_domu() -> BootInfo {
+        use pv_arch::abi::hvm::{HvmMemmapTableEntry, HvmStartInfo, XEN_HVM_START_MAGIC_VALUE};
+        let hsi = HvmStartInfo {
+            magic: XEN_HVM_START_MAGIC_VALUE,
+            version: 1,
+            cmdline_paddr: 0x1f_1000,
+            memmap_paddr: 0x1f_2000,
+            memmap_entries: 1,
+            ..Default::default()
+        };
+        let map = [HvmMemmapTableEntry {
+            addr: 0,
+            size: 32 << 20,
+            type_: pv_arch::abi::hvm::XEN_HVM_MEMMAP_TYPE_RAM,
+            reserved: 0,
+        }];
+        let params = crate::pvh_start::PvhParams {
+            console: (0xfeffc, 2),
+            store: (0xfeffb, 1),
+        };
+        crate::pvh_start::boot_info(&hsi, &map, b"x", None, params, 4 << 30).unwrap()
+    }
+
+    #[test]
+    fn pvh_layout_puts_the_bitmap_after_image_and_boot_data() {
+        let boot = pvh_domu();
+        let memory = boot.pvh.unwrap();
+        let layout = BootLayout::new_pvh(&boot, &memory, 0x10_0000, 0x1f_0800).unwrap();
+        assert_eq!(layout.bitmap_pfn, 0x1f3);
+        assert_eq!(layout.bitmap_frames, 1);
+        assert!(layout.is_reserved(0) && layout.is_reserved(0x100) && layout.is_reserved(0x1f0));
+        assert!(
+            layout.is_reserved(0x1f1) && layout.is_reserved(0x1f2) && layout.is_reserved(0x1f3)
+        );
+        assert!(!layout.is_reserved(0x1f4) && !layout.is_reserved(0xff));
+        assert_eq!(layout.mapped_end_pfn, 8192);
+    }
+
+    #[test]
+    fn pvh_layout_without_room_is_refused() {
+        let boot = pvh_domu();
+        let memory = boot.pvh.unwrap();
+        assert!(BootLayout::new_pvh(&boot, &memory, 0x10_0000, 32 << 20).is_err());
     }
 }

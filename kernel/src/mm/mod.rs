@@ -66,6 +66,8 @@ mod guest {
     /// What `init` set up and never changes (the p2m's entries do).
     pub struct Core {
         p2m_entries: &'static [AtomicU64],
+        /// PVH: frames of the identity "p2m" (0 in PV).
+        identity_len: u64,
         max_mfn: u64,
         pub(super) l4_mfn: u64,
         layout: BootLayout,
@@ -75,6 +77,9 @@ mod guest {
     impl Core {
         /// Our p2m.
         pub fn p2m(&self) -> P2m<'static> {
+            if self.identity_len != 0 {
+                return P2m::identity(self.identity_len);
+            }
             P2m::new(self.p2m_entries)
         }
 
@@ -99,6 +104,8 @@ mod guest {
     unsafe extern "C" {
         /// First byte of the kernel image (`link.ld`).
         static __image_start: u8;
+        /// First byte after it, `.bss` included.
+        static __image_end: u8;
     }
 
     /// The initialised core, or `NotInitialized`.
@@ -133,6 +140,9 @@ mod guest {
         if STARTED.swap(true, Ordering::AcqRel) {
             return Err(MmError::AlreadyInitialized);
         }
+        if let Some(memory) = &boot.pvh {
+            return init_pvh(boot, memory);
+        }
         let mapping = machphys_mapping().map_err(|e| MmError::hypercall("machphys_mapping", e))?;
         if mapping.v_start != MACH2PHYS_VIRT_START {
             return Err(MmError::BadLayout("M2P not at MACH2PHYS_VIRT_START"));
@@ -152,6 +162,7 @@ mod guest {
             .ok_or(MmError::BadLayout("pt_base outside our frames"))?;
         let core = CORE.call_once(|| Core {
             p2m_entries,
+            identity_len: 0,
             max_mfn: mapping.max_mfn,
             l4_mfn,
             layout,
@@ -194,6 +205,59 @@ mod guest {
         println!(
             "mm: {nr_pages} frames, {free} free; direct map: {entries} entries, {} new page tables; window {WINDOW_SLOTS} slots at {WINDOW_BASE:#x}",
             boot_free - free
+        );
+        Ok(())
+    }
+
+    /// PVH: the frame allocator over the RAM of the memory map. Our
+    /// identity map (built by `pvh_entry`) already covers every frame,
+    /// Xen translates guest frames itself, so there is no p2m to load,
+    /// no direct map to build and no window for foreign frames.
+    fn init_pvh(boot: &BootInfo, memory: &crate::pvh_start::PvhMemory) -> Result<(), MmError> {
+        let layout = BootLayout::new_pvh(
+            boot,
+            memory,
+            (&raw const __image_start) as u64,
+            (&raw const __image_end) as u64,
+        )?;
+        let nr_pages = boot.nr_pages;
+        let core = CORE.call_once(|| Core {
+            p2m_entries: &[],
+            identity_len: nr_pages,
+            max_mfn: 0,
+            l4_mfn: crate::arch::x86_64::pvh_paging::root_frame(),
+            layout,
+            page_tables: AtomicU64::new(0),
+        });
+        // SAFETY: the layout put the bitmap in RAM after the image and
+        // Xen's boot data, reserved it, and identity mapping makes it
+        // addressable at `pfn * 4096`; nothing else refers to it.
+        let words = unsafe {
+            core::slice::from_raw_parts_mut(
+                (layout.bitmap_pfn * PAGE_SIZE) as *mut u64,
+                words_for(nr_pages),
+            )
+        };
+        let mut frames = FrameBitmap::new_all_used(words, nr_pages)
+            .ok_or(MmError::BadLayout("frame bitmap storage"))?;
+        for range in memory.ram() {
+            frames.free_range(range.start, range.end - range.start)?;
+        }
+        for range in layout.reserved() {
+            for pfn in range {
+                if pfn < nr_pages && !frames.is_used(pfn) {
+                    frames.reserve(pfn)?;
+                }
+            }
+        }
+        let free = frames.free_frames();
+        *FRAMES.lock() = Some(frames);
+        READY.store(true, Ordering::Release);
+        let _ = core;
+        println!(
+            "mm: {nr_pages} frames ({} RAM), {free} free; PVH identity map of the first {} GiB, own page tables",
+            memory.ram_frames(),
+            crate::arch::x86_64::pvh_paging::MAPPED_GIB
         );
         Ok(())
     }

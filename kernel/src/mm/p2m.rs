@@ -15,28 +15,55 @@ use core::sync::atomic::{AtomicU64, Ordering};
 pub const INVALID_MFN: u64 = u64::MAX;
 
 /// Our pfn → mfn table.
+///
+/// In PVH there is no translation for the guest to do (Xen's
+/// second-stage tables do it): [`P2m::identity`] answers `pfn` for every
+/// frame below its length, and records nothing.
 pub struct P2m<'a> {
     entries: &'a [AtomicU64],
+    identity_len: u64,
 }
 
 impl<'a> P2m<'a> {
     /// Wraps the table.
     pub const fn new(entries: &'a [AtomicU64]) -> Self {
-        P2m { entries }
+        P2m {
+            entries,
+            identity_len: 0,
+        }
+    }
+
+    /// The identity translation over `len` frames (PVH).
+    pub const fn identity(len: u64) -> P2m<'static> {
+        P2m {
+            entries: &[],
+            identity_len: len,
+        }
+    }
+
+    /// Whether this is the identity translation.
+    pub fn is_identity(&self) -> bool {
+        self.identity_len != 0
     }
 
     /// Frames in the table (`nr_pages`).
     pub fn len(&self) -> u64 {
+        if self.is_identity() {
+            return self.identity_len;
+        }
         self.entries.len() as u64
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// The machine frame backing `pfn`; `None` out of range or ballooned.
     pub fn mfn(&self, pfn: u64) -> Option<u64> {
+        if self.is_identity() {
+            return (pfn < self.identity_len).then_some(pfn);
+        }
         let mfn = self.entries.get(usize::try_from(pfn).ok()?)?;
         Some(mfn.load(Ordering::Acquire)).filter(|&mfn| mfn != INVALID_MFN)
     }
@@ -116,6 +143,18 @@ mod tests {
         assert!(p2m.set(3, 0x777));
         assert!(!p2m.set(4, 0x777));
         assert_eq!(p2m.mfn(3), Some(0x777));
+        assert_eq!(p2m.ballooned().count(), 0);
+    }
+
+    #[test]
+    fn identity_translates_to_itself_and_records_nothing() {
+        let p2m = P2m::identity(8192);
+        assert!(p2m.is_identity());
+        assert_eq!(p2m.len(), 8192);
+        assert_eq!(p2m.mfn(0x1234), Some(0x1234));
+        assert_eq!(p2m.mfn(8192), None);
+        assert_eq!(p2m.confirm(7, 7), Some(7));
+        assert!(!p2m.set(7, 9), "nothing to record in");
         assert_eq!(p2m.ballooned().count(), 0);
     }
 }

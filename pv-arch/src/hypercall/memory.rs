@@ -145,3 +145,31 @@ pub unsafe fn decrease_reservation(
     // caller's contract.
     unsafe { memory_op(XENMEM_DECREASE_RESERVATION, &raw const arg as u64) }.map(|n| n as usize)
 }
+
+/// `XENMEM_add_to_physmap`: makes page `idx` of `space` (the shared info
+/// page, a grant-table frame, …) appear at our guest frame `gpfn`. For a
+/// translated (PVH) guest this is how those pages are placed; whatever
+/// page was at `gpfn` before is released to Xen.
+///
+/// # Safety
+///
+/// Nothing may rely on the old contents of `gpfn`: from the call on, the
+/// guest frame is backed by the page Xen names, which Xen may also write.
+pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: XenPfn) -> Result<(), Errno> {
+    let arg = crate::abi::memory::XenAddToPhysmap {
+        domid: crate::abi::xen::DOMID_SELF,
+        size: 0,
+        space,
+        idx,
+        gpfn,
+    };
+    // SAFETY: Xen reads `arg` only; replacing the frame is safe by the
+    // caller's contract.
+    unsafe {
+        memory_op(
+            crate::abi::memory::XENMEM_ADD_TO_PHYSMAP,
+            &raw const arg as u64,
+        )
+    }
+    .map(|_| ())
+}

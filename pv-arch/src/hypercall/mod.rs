@@ -17,6 +17,7 @@
 pub mod console;
 pub mod event_channel;
 pub mod grant_table;
+pub mod hvm;
 pub mod memory;
 pub mod mmu;
 pub mod page;

@@ -11,6 +11,8 @@
 //!   ELF's physical addresses (we link at 1 MiB); Xen maps the image and
 //!   its bootstrap structures 1:1 above virtual address 0.
 //! - `ENTRY`: `_start`. `HYPERCALL_PAGE`: the page Xen fills with stubs.
+//! - `PHYS32_ENTRY`: `pvh_start`, where a PVH guest (dom0 with
+//!   `dom0=pvh`, or a domU with `type = "pvh"`) starts in 32-bit mode.
 //! - `FEATURES = "!writable_page_tables"`: we update page tables through
 //!   hypercalls, never by writing them directly.
 
@@ -63,6 +65,10 @@ core::arch::global_asm!(
     // XEN_ELFNOTE_HYPERCALL_PAGE
     "xen_note_begin 2",
     "  .quad hypercall_page",
+    "xen_note_end",
+    // XEN_ELFNOTE_PHYS32_ENTRY: the PVH entry (32-bit physical address)
+    "xen_note_begin 18",
+    "  .long pvh_start",
     "xen_note_end",
     // XEN_ELFNOTE_FEATURES
     "xen_note_begin 10",

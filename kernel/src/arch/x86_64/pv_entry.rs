@@ -8,15 +8,15 @@
 
 use pv_arch::abi::start_info::StartInfo;
 
-/// Size of the boot stack.
-const BOOT_STACK_SIZE: usize = 64 * 1024;
+/// Size of the boot stack (shared with the PVH entry: only one runs).
+pub(super) const BOOT_STACK_SIZE: usize = 64 * 1024;
 
 /// The boot stack: 16-byte aligned as the SysV ABI wants at a call.
 #[repr(C, align(16))]
-struct BootStack([u8; BOOT_STACK_SIZE]);
+pub(super) struct BootStack([u8; BOOT_STACK_SIZE]);
 
 /// Written only by the CPU through `rsp`; Rust never forms a reference.
-static mut BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE]);
+pub(super) static mut BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE]);
 
 core::arch::global_asm!(
     ".pushsection .text.entry, \"ax\", @progbits",

@@ -77,6 +77,28 @@ pub const EVENT_VECTOR: u64 = 256;
 /// Exceptions that push an error code (Intel SDM vol. 3, table 6-1).
 pub const HAS_ERROR_CODE: [u8; 7] = [8, 10, 11, 12, 13, 14, 17];
 
+/// Saves every general register as a [`TrapFrame`] below the `(vector,
+/// error code)` pair, calls `{handler}` with a pointer to it, restores
+/// the registers and drops the pair: the part of the entry path both
+/// modes share (PVH's stubs in `pvh_trap_entry` use it too).
+macro_rules! save_call_restore {
+    () => {
+        concat!(
+            "  pushq %rax\n  pushq %rbx\n  pushq %rcx\n  pushq %rdx\n",
+            "  pushq %rsi\n  pushq %rdi\n  pushq %rbp\n  pushq %r8\n",
+            "  pushq %r9\n  pushq %r10\n  pushq %r11\n  pushq %r12\n",
+            "  pushq %r13\n  pushq %r14\n  pushq %r15\n",
+            "  movq %rsp, %rdi\n  cld\n  call {handler}\n",
+            "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n",
+            "  popq %r11\n  popq %r10\n  popq %r9\n  popq %r8\n",
+            "  popq %rbp\n  popq %rdi\n  popq %rsi\n  popq %rdx\n",
+            "  popq %rcx\n  popq %rbx\n  popq %rax\n",
+            "  addq $16, %rsp\n"
+        )
+    };
+}
+pub(super) use save_call_restore;
+
 macro_rules! trap_stub {
     ($name:literal, $vector:literal, noerr) => {
         concat!(
@@ -128,40 +150,7 @@ core::arch::global_asm!(
     trap_stub!("paravane_event_callback", "256", noerr),
     // Save everything, call Rust, restore everything, return.
     "paravane_trap_common:",
-    "  pushq %rax",
-    "  pushq %rbx",
-    "  pushq %rcx",
-    "  pushq %rdx",
-    "  pushq %rsi",
-    "  pushq %rdi",
-    "  pushq %rbp",
-    "  pushq %r8",
-    "  pushq %r9",
-    "  pushq %r10",
-    "  pushq %r11",
-    "  pushq %r12",
-    "  pushq %r13",
-    "  pushq %r14",
-    "  pushq %r15",
-    "  movq %rsp, %rdi",
-    "  cld",
-    "  call {handler}",
-    "  popq %r15",
-    "  popq %r14",
-    "  popq %r13",
-    "  popq %r12",
-    "  popq %r11",
-    "  popq %r10",
-    "  popq %r9",
-    "  popq %r8",
-    "  popq %rbp",
-    "  popq %rdi",
-    "  popq %rsi",
-    "  popq %rdx",
-    "  popq %rcx",
-    "  popq %rbx",
-    "  popq %rax",
-    "  addq $16, %rsp",
+    save_call_restore!(),
     // HYPERVISOR_iret wants `rax, r11, rcx, flags` on top of the frame.
     // Its stub in the hypercall page pushes rcx, r11 and rax itself, so
     // we push only `flags` and jump (not call) there. Xen restores the

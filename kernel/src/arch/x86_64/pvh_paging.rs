@@ -1,0 +1,87 @@
+//! PVH's own page tables, written through the `x86_64` crate.
+//!
+//! A PVH guest's page tables are ordinary x86 tables in its own memory:
+//! no `mmu_update`, no pinning, no read-only rule. Xen translates guest
+//! physical addresses with the second-stage (NPT/EPT) tables behind our
+//! back, so what we build is a plain identity map: virtual address =
+//! guest physical address, which keeps the PV layout (frame `pfn` lives
+//! at `pfn * 4096`) and lets the same `mm` code serve both modes.
+//!
+//! [`init`] maps the first 4 GiB, where all of a small guest's RAM, its
+//! image and Xen's special pages (console, xenstore, …, just below
+//! 4 GiB) are: 2 MiB pages, except the first 2 MiB, which use 4 KiB
+//! pages so that page 0 stays unmapped and a null pointer faults.
+
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::{PageTable, PageTableFlags, PhysFrame};
+use x86_64::PhysAddr;
+
+/// Gigabytes identity-mapped by [`init`].
+pub const MAPPED_GIB: usize = 4;
+
+/// The identity-mapped limit: frames at or above it are not mapped.
+pub const MAPPED_LIMIT: u64 = (MAPPED_GIB as u64) << 30;
+
+/// The tables: one of each upper level, one PD per GiB, one PT for the
+/// first 2 MiB. Reached only through `&raw mut` while building.
+struct Tables {
+    pml4: PageTable,
+    pdpt: PageTable,
+    pd: [PageTable; MAPPED_GIB],
+    pt0: PageTable,
+}
+
+static mut TABLES: Tables = Tables {
+    pml4: PageTable::new(),
+    pdpt: PageTable::new(),
+    pd: [const { PageTable::new() }; MAPPED_GIB],
+    pt0: PageTable::new(),
+};
+
+/// Physical address of a table of ours (identity mapped).
+fn phys(table: *const PageTable) -> PhysAddr {
+    PhysAddr::new(table as u64)
+}
+
+/// Builds the identity map and switches to it. Called once, first thing
+/// in `pvh_main`, on the bootstrap map of `pvh_start`.
+pub fn init() {
+    let table = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+    let large = table | PageTableFlags::HUGE_PAGE;
+    // SAFETY: runs once, single-threaded, before anything else uses the
+    // tables; `TABLES` is only reached through this one reference. The new
+    // map keeps every address the bootstrap map had (the first GiB)
+    // mapped to the same place, except page 0, which nothing uses.
+    unsafe {
+        let t = &mut *(&raw mut TABLES);
+        for (index, entry) in t.pt0.iter_mut().enumerate().skip(1) {
+            entry.set_addr(PhysAddr::new(index as u64 * 4096), table);
+        }
+        for gib in 0..MAPPED_GIB {
+            for (index, entry) in t.pd[gib].iter_mut().enumerate() {
+                let address = ((gib as u64) << 30) + ((index as u64) << 21);
+                entry.set_addr(PhysAddr::new(address), large);
+            }
+            let pd = phys(&t.pd[gib]);
+            t.pdpt[gib].set_addr(pd, table);
+        }
+        let pt0 = phys(&t.pt0);
+        t.pd[0][0].set_addr(pt0, table);
+        let pdpt = phys(&t.pdpt);
+        t.pml4[0].set_addr(pdpt, table);
+        let root = PhysFrame::from_start_address(phys(&t.pml4))
+            .unwrap_or_else(|_| unreachable!("PageTable is 4 KiB aligned"));
+        Cr3::write(root, Cr3Flags::empty());
+    }
+}
+
+/// The root table's physical frame number.
+pub fn root_frame() -> u64 {
+    Cr3::read().0.start_address().as_u64() / 4096
+}
+
+/// CR2: the address of the last page fault (PV reads Xen's copy in
+/// `vcpu_info` instead).
+pub fn fault_address() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}

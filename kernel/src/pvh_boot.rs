@@ -1,0 +1,130 @@
+//! Reads a PVH guest's boot data out of memory and asks Xen for the
+//! rest, then hands it to [`crate::pvh_start`] to check and combine.
+//!
+//! Everything `hvm_start_info` points at is at a physical address, and
+//! at boot our identity map makes physical = virtual below 4 GiB. An
+//! address beyond that, or a table that would not fit, is refused
+//! rather than read. The console and xenstore rings of a domU come from
+//! `HVMOP_get_param`; dom0 has none.
+
+use crate::arch::x86_64::pvh_paging::MAPPED_LIMIT;
+use crate::boot_info::BootInfo;
+use crate::pvh_start::{self, PvhParams, PvhStartError};
+use pv_arch::abi::hvm::{
+    HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo, HVM_PARAM_CONSOLE_EVTCHN,
+    HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
+};
+use pv_arch::abi::start_info::{MAX_GUEST_CMDLINE, SIF_INITDOMAIN};
+use pv_arch::abi::xen::DOMID_SELF;
+use pv_arch::hypercall::hvm::get_param;
+
+/// Most memory-map entries read.
+const MAX_MEMMAP: usize = 64;
+
+/// Why the boot data could not be read.
+#[derive(Clone, Copy, Debug)]
+pub enum PvhBootError {
+    /// A pointer in `hvm_start_info` is beyond the identity map.
+    Unmapped(&'static str, u64),
+    /// An HVM parameter could not be read.
+    Param(u32, pv_arch::Errno),
+    /// The data was read but is not acceptable.
+    Invalid(PvhStartError),
+}
+
+impl core::fmt::Display for PvhBootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PvhBootError::Unmapped(what, addr) => write!(f, "{what} at {addr:#x} is not mapped"),
+            PvhBootError::Param(index, errno) => write!(f, "HVMOP_get_param({index}): {errno}"),
+            PvhBootError::Invalid(why) => why.fmt(f),
+        }
+    }
+}
+
+/// `len` bytes at physical address `paddr`, if all of them are mapped.
+fn checked(what: &'static str, paddr: u64, len: usize) -> Result<usize, PvhBootError> {
+    match paddr.checked_add(len as u64) {
+        Some(end) if paddr != 0 && end <= MAPPED_LIMIT => Ok(paddr as usize),
+        _ => Err(PvhBootError::Unmapped(what, paddr)),
+    }
+}
+
+/// Reads everything and returns the checked [`BootInfo`].
+pub fn read(start_info_paddr: u64) -> Result<BootInfo, PvhBootError> {
+    let at = checked(
+        "hvm_start_info",
+        start_info_paddr,
+        size_of::<HvmStartInfo>(),
+    )?;
+    // SAFETY: identity mapped (checked) and written by Xen before entry;
+    // copied out with an unaligned read.
+    let hsi = unsafe { (at as *const HvmStartInfo).read_unaligned() };
+
+    let mut memmap = [HvmMemmapTableEntry::default(); MAX_MEMMAP];
+    let entries = (hsi.memmap_entries as usize).min(MAX_MEMMAP);
+    if entries > 0 {
+        let size = entries * size_of::<HvmMemmapTableEntry>();
+        let at = checked("memory map", hsi.memmap_paddr, size)?;
+        for (index, entry) in memmap.iter_mut().take(entries).enumerate() {
+            // SAFETY: inside the checked range, written by Xen.
+            *entry = unsafe {
+                (at as *const HvmMemmapTableEntry)
+                    .add(index)
+                    .read_unaligned()
+            };
+        }
+    }
+
+    let mut cmdline = [0u8; MAX_GUEST_CMDLINE];
+    let mut cmdline_len = 0;
+    if hsi.cmdline_paddr != 0 {
+        let at = checked("command line", hsi.cmdline_paddr, 1)?;
+        // Read up to the NUL, never past the identity map or our buffer
+        // (a command line that long is refused by `pvh_start`).
+        while cmdline_len < cmdline.len() && (at + cmdline_len) < MAPPED_LIMIT as usize {
+            // SAFETY: identity-mapped byte below the limit.
+            let byte = unsafe { ((at + cmdline_len) as *const u8).read_volatile() };
+            if byte == 0 {
+                break;
+            }
+            cmdline[cmdline_len] = byte;
+            cmdline_len += 1;
+        }
+    }
+
+    let module = if hsi.nr_modules > 0 {
+        let at = checked(
+            "module list",
+            hsi.modlist_paddr,
+            size_of::<HvmModlistEntry>(),
+        )?;
+        // SAFETY: inside the checked range, written by Xen.
+        let first = unsafe { (at as *const HvmModlistEntry).read_unaligned() };
+        Some((first.paddr, first.size))
+    } else {
+        None
+    };
+
+    let params = if hsi.flags & SIF_INITDOMAIN != 0 {
+        PvhParams::default()
+    } else {
+        let param = |index| get_param(DOMID_SELF, index).map_err(|e| PvhBootError::Param(index, e));
+        PvhParams {
+            console: (
+                param(HVM_PARAM_CONSOLE_PFN)?,
+                param(HVM_PARAM_CONSOLE_EVTCHN)?,
+            ),
+            store: (param(HVM_PARAM_STORE_PFN)?, param(HVM_PARAM_STORE_EVTCHN)?),
+        }
+    };
+    pvh_start::boot_info(
+        &hsi,
+        &memmap[..entries],
+        &cmdline[..cmdline_len],
+        module,
+        params,
+        MAPPED_LIMIT,
+    )
+    .map_err(PvhBootError::Invalid)
+}

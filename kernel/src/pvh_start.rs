@@ -1,0 +1,354 @@
+//! What a PVH guest is told at boot: `hvm_start_info`, its memory map,
+//! its command line and the HVM parameters, turned into a [`BootInfo`].
+//!
+//! PV gets one `start_info` page naming everything; PVH gets a smaller
+//! structure with physical addresses of the command line, the module
+//! list and an e820-like memory map, and must ask Xen for its console
+//! and xenstore rings (`HVM_PARAM_CONSOLE_*`, `HVM_PARAM_STORE_*`). The
+//! boot code (`boot::pvh_main`) reads those pieces out of guest memory;
+//! this module only checks and combines them, so it builds and is
+//! tested on the host.
+//!
+//! Memory: frames are guest frames, which is what Xen wants in grants,
+//! rings and `memory_op` (no p2m). RAM is what the map calls
+//! `XEN_HVM_MEMMAP_TYPE_RAM`, below the identity-mapped limit; the pages
+//! `hvm_start_info`, the map, the command line and the modules occupy
+//! are reserved until the kernel has copied them.
+
+use crate::boot_info::{
+    BootInfo, BootMode, ConsoleLocation, FixedStr, Role, StartInfoError, StoreLocation, PAGE_SIZE,
+};
+use pv_arch::abi::hvm::{
+    HvmMemmapTableEntry, HvmStartInfo, XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_START_MAGIC_VALUE,
+};
+use pv_arch::abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
+
+/// Most RAM ranges kept from the memory map.
+pub const MAX_RAM_RANGES: usize = 16;
+/// Most boot-data ranges (start info, map, command line, modules).
+pub const MAX_BOOT_DATA: usize = 8;
+
+/// The guest-frame layout of a PVH guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PvhMemory {
+    ram: [(u64, u64); MAX_RAM_RANGES],
+    ram_len: usize,
+    boot_data: [(u64, u64); MAX_BOOT_DATA],
+    boot_data_len: usize,
+    /// RAM the map named beyond what we can use (above the mapped limit
+    /// or beyond [`MAX_RAM_RANGES`]), in frames: reported, not used.
+    pub ignored_frames: u64,
+}
+
+impl PvhMemory {
+    /// RAM ranges, `start..end` in frames.
+    pub fn ram(&self) -> impl Iterator<Item = core::ops::Range<u64>> + '_ {
+        self.ram[..self.ram_len].iter().map(|&(s, e)| s..e)
+    }
+
+    /// Frames holding what Xen handed us at boot.
+    pub fn boot_data(&self) -> impl Iterator<Item = core::ops::Range<u64>> + '_ {
+        self.boot_data[..self.boot_data_len]
+            .iter()
+            .map(|&(s, e)| s..e)
+    }
+
+    /// Frames of RAM in total.
+    pub fn ram_frames(&self) -> u64 {
+        self.ram().map(|r| r.end - r.start).sum()
+    }
+
+    /// One past the highest RAM frame.
+    pub fn end_pfn(&self) -> u64 {
+        self.ram().map(|r| r.end).max().unwrap_or(0)
+    }
+
+    /// Whether `pfn` is RAM.
+    pub fn is_ram(&self, pfn: u64) -> bool {
+        self.ram().any(|r| r.contains(&pfn))
+    }
+
+    fn push_boot_data(&mut self, paddr: u64, len: u64) {
+        if len == 0 || self.boot_data_len == MAX_BOOT_DATA {
+            return;
+        }
+        let start = paddr / PAGE_SIZE;
+        let end = paddr.saturating_add(len).div_ceil(PAGE_SIZE);
+        self.boot_data[self.boot_data_len] = (start, end);
+        self.boot_data_len += 1;
+    }
+}
+
+/// The HVM parameters a PVH domU needs: `(pfn, evtchn)` of each ring;
+/// zero where Xen has none (dom0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PvhParams {
+    /// `HVM_PARAM_CONSOLE_PFN`, `HVM_PARAM_CONSOLE_EVTCHN`.
+    pub console: (u64, u64),
+    /// `HVM_PARAM_STORE_PFN`, `HVM_PARAM_STORE_EVTCHN`.
+    pub store: (u64, u64),
+}
+
+/// Why the PVH boot data was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PvhStartError {
+    /// `magic` is not `XEN_HVM_START_MAGIC_VALUE`.
+    BadMagic(u32),
+    /// Version 0 has no memory map, and we need one.
+    NoMemoryMap,
+    /// The memory map has no usable RAM.
+    NoRam,
+    /// The rest, as for PV.
+    StartInfo(StartInfoError),
+}
+
+impl core::fmt::Display for PvhStartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PvhStartError::BadMagic(m) => write!(f, "hvm_start_info magic {m:#x}, not 0x336ec578"),
+            PvhStartError::NoMemoryMap => f.write_str("hvm_start_info without a memory map"),
+            PvhStartError::NoRam => f.write_str("memory map without usable RAM"),
+            PvhStartError::StartInfo(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Combines what a PVH guest got at boot into a [`BootInfo`].
+///
+/// `memmap` and `cmdline` are the map and the command line (without the
+/// NUL) as read from the addresses in `hsi`; `modules` the first module's
+/// `(paddr, size)` if any; `ram_limit` the first address not mapped.
+pub fn boot_info(
+    hsi: &HvmStartInfo,
+    memmap: &[HvmMemmapTableEntry],
+    cmdline: &[u8],
+    module: Option<(u64, u64)>,
+    params: PvhParams,
+    ram_limit: u64,
+) -> Result<BootInfo, PvhStartError> {
+    if hsi.magic != XEN_HVM_START_MAGIC_VALUE {
+        return Err(PvhStartError::BadMagic(hsi.magic));
+    }
+    if hsi.version < 1 || memmap.is_empty() {
+        return Err(PvhStartError::NoMemoryMap);
+    }
+    let mut memory = PvhMemory {
+        ram: [(0, 0); MAX_RAM_RANGES],
+        ram_len: 0,
+        boot_data: [(0, 0); MAX_BOOT_DATA],
+        boot_data_len: 0,
+        ignored_frames: 0,
+    };
+    for entry in memmap.iter().filter(|e| e.type_ == XEN_HVM_MEMMAP_TYPE_RAM) {
+        // Whole frames only: round the start up and the end down.
+        let start = entry.addr.div_ceil(PAGE_SIZE);
+        let end = entry.addr.saturating_add(entry.size) / PAGE_SIZE;
+        let usable_end = end.min(ram_limit / PAGE_SIZE);
+        if usable_end > start && memory.ram_len < MAX_RAM_RANGES {
+            memory.ram[memory.ram_len] = (start, usable_end);
+            memory.ram_len += 1;
+            memory.ignored_frames += end - usable_end;
+        } else if end > start {
+            memory.ignored_frames += end - start;
+        }
+    }
+    if memory.ram_len == 0 {
+        return Err(PvhStartError::NoRam);
+    }
+    memory.push_boot_data(hsi.memmap_paddr, (memmap.len() * 24) as u64);
+    memory.push_boot_data(hsi.cmdline_paddr, cmdline.len() as u64 + 1);
+    memory.push_boot_data(hsi.modlist_paddr, u64::from(hsi.nr_modules) * 32);
+    if let Some((paddr, size)) = module {
+        memory.push_boot_data(paddr, size);
+    }
+
+    let mut raw = [0u8; pv_arch::abi::start_info::MAX_GUEST_CMDLINE];
+    if cmdline.len() >= raw.len() {
+        return Err(PvhStartError::StartInfo(
+            StartInfoError::CmdlineUnterminated,
+        ));
+    }
+    raw[..cmdline.len()].copy_from_slice(cmdline);
+    let cmdline = FixedStr::from_nul_terminated(&raw).ok_or(PvhStartError::StartInfo(
+        StartInfoError::CmdlineUnterminated,
+    ))?;
+    if cmdline.as_str().is_none() {
+        return Err(PvhStartError::StartInfo(StartInfoError::CmdlineNotUtf8));
+    }
+    let mut magic = [0u8; 32];
+    magic[..17].copy_from_slice(b"hvm_start_info v1");
+    let magic = FixedStr::from_nul_terminated(&magic).unwrap_or_else(|| unreachable!());
+
+    let role = if hsi.flags & SIF_INITDOMAIN != 0 {
+        Role::Dom0
+    } else {
+        Role::DomU
+    };
+    let (console, store) = match role {
+        Role::Dom0 => (ConsoleLocation::Hypervisor, None),
+        Role::DomU => {
+            let evtchn = |v: u64| u32::try_from(v).ok().filter(|&e| e != 0);
+            let (pfn, port) = params.console;
+            let console = match evtchn(port) {
+                Some(evtchn) if pfn != 0 => ConsoleLocation::Ring { mfn: pfn, evtchn },
+                _ => return Err(PvhStartError::StartInfo(StartInfoError::NoConsoleRing)),
+            };
+            let (pfn, port) = params.store;
+            let store = match evtchn(port) {
+                Some(evtchn) if pfn != 0 => StoreLocation { mfn: pfn, evtchn },
+                _ => return Err(PvhStartError::StartInfo(StartInfoError::NoStoreRing)),
+            };
+            (console, Some(store))
+        }
+    };
+
+    Ok(BootInfo {
+        mode: BootMode::Pvh,
+        role,
+        privileged: hsi.flags & SIF_PRIVILEGED != 0,
+        flags: hsi.flags,
+        magic,
+        nr_pages: memory.end_pfn(),
+        shared_info_maddr: 0,
+        store,
+        console,
+        pt_base: 0,
+        nr_pt_frames: 0,
+        mfn_list: 0,
+        module,
+        p2m_frames: (0, 0),
+        cmdline,
+        pvh: Some(memory),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pv_arch::abi::hvm::XEN_HVM_MEMMAP_TYPE_RESERVED;
+
+    fn entry(addr: u64, size: u64, type_: u32) -> HvmMemmapTableEntry {
+        HvmMemmapTableEntry {
+            addr,
+            size,
+            type_,
+            reserved: 0,
+        }
+    }
+
+    /// What libxl gives a 32 MiB PVH domU: RAM from 0, then the special
+    /// pages reserved just below 4 GiB.
+    fn domu() -> (HvmStartInfo, [HvmMemmapTableEntry; 2]) {
+        let hsi = HvmStartInfo {
+            magic: XEN_HVM_START_MAGIC_VALUE,
+            version: 1,
+            flags: 0,
+            nr_modules: 0,
+            modlist_paddr: 0,
+            cmdline_paddr: 0x2_1000,
+            rsdp_paddr: 0,
+            memmap_paddr: 0x2_2000,
+            memmap_entries: 2,
+            reserved: 0,
+        };
+        let map = [
+            entry(0, 32 << 20, XEN_HVM_MEMMAP_TYPE_RAM),
+            entry(0xfeff_8000, 0x8000, XEN_HVM_MEMMAP_TYPE_RESERVED),
+        ];
+        (hsi, map)
+    }
+
+    fn params() -> PvhParams {
+        PvhParams {
+            console: (0xfeffc, 2),
+            store: (0xfeffb, 1),
+        }
+    }
+
+    #[test]
+    fn domu_parses() {
+        let (hsi, map) = domu();
+        let boot = boot_info(&hsi, &map, b"hello pvh", None, params(), 4 << 30).unwrap();
+        assert_eq!(boot.mode, BootMode::Pvh);
+        assert_eq!(boot.role, Role::DomU);
+        assert_eq!(boot.nr_pages, 8192);
+        assert_eq!(boot.cmdline(), "hello pvh");
+        assert_eq!(
+            boot.console,
+            ConsoleLocation::Ring {
+                mfn: 0xfeffc,
+                evtchn: 2
+            }
+        );
+        let memory = boot.pvh.unwrap();
+        assert_eq!(memory.ram_frames(), 8192);
+        assert!(memory.is_ram(0x1000) && !memory.is_ram(0xfeffc));
+        let data: alloc::vec::Vec<_> = memory.boot_data().collect();
+        assert_eq!(data, [0x22..0x23, 0x21..0x22]);
+    }
+
+    #[test]
+    fn bad_magic_and_missing_map_are_refused() {
+        let (mut hsi, map) = domu();
+        hsi.magic = 0x1234;
+        assert_eq!(
+            boot_info(&hsi, &map, b"", None, params(), 4 << 30).unwrap_err(),
+            PvhStartError::BadMagic(0x1234)
+        );
+        let (hsi, _) = domu();
+        assert_eq!(
+            boot_info(&hsi, &[], b"", None, params(), 4 << 30).unwrap_err(),
+            PvhStartError::NoMemoryMap
+        );
+    }
+
+    #[test]
+    fn domu_without_rings_is_refused() {
+        let (hsi, map) = domu();
+        let no_store = PvhParams {
+            store: (0xfeffb, 0),
+            ..params()
+        };
+        assert_eq!(
+            boot_info(&hsi, &map, b"", None, no_store, 4 << 30).unwrap_err(),
+            PvhStartError::StartInfo(StartInfoError::NoStoreRing)
+        );
+        let no_console = PvhParams {
+            console: (0, 2),
+            ..params()
+        };
+        assert_eq!(
+            boot_info(&hsi, &map, b"", None, no_console, 4 << 30).unwrap_err(),
+            PvhStartError::StartInfo(StartInfoError::NoConsoleRing)
+        );
+    }
+
+    #[test]
+    fn dom0_needs_no_rings_and_ram_above_the_limit_is_ignored() {
+        let (mut hsi, _) = domu();
+        hsi.flags = SIF_INITDOMAIN | SIF_PRIVILEGED;
+        let map = [
+            entry(0, 0x9f000, XEN_HVM_MEMMAP_TYPE_RAM),
+            entry(0x10_0000, 63 << 20, XEN_HVM_MEMMAP_TYPE_RAM),
+            entry(0x1_0000_0000, 1 << 20, XEN_HVM_MEMMAP_TYPE_RAM),
+        ];
+        let boot = boot_info(&hsi, &map, b"", None, PvhParams::default(), 4 << 30).unwrap();
+        assert_eq!(boot.role, Role::Dom0);
+        assert_eq!(boot.console, ConsoleLocation::Hypervisor);
+        let memory = boot.pvh.unwrap();
+        assert_eq!(memory.ram_frames(), 0x9f + (63 << 8));
+        assert_eq!(memory.ignored_frames, 256);
+        assert_eq!(boot.nr_pages, 0x100 + (63 << 8));
+    }
+
+    #[test]
+    fn overlong_or_bad_cmdline_is_refused() {
+        let (hsi, map) = domu();
+        let long = [b'x'; 2000];
+        assert!(boot_info(&hsi, &map, &long, None, params(), 4 << 30).is_err());
+        assert_eq!(
+            boot_info(&hsi, &map, &[0xff, 0xfe], None, params(), 4 << 30).unwrap_err(),
+            PvhStartError::StartInfo(StartInfoError::CmdlineNotUtf8)
+        );
+    }
+}
