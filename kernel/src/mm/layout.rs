@@ -237,7 +237,10 @@ mod tests {
             console: (0xfeffc, 2),
             store: (0xfeffb, 1),
         };
-        crate::pvh_start::boot_info(&hsi, &map, b"x", None, params, 4 << 30).unwrap()
+        let Ok(boot) = crate::pvh_start::boot_info(&hsi, &map, b"x", None, params, 4 << 30) else {
+            panic!("refused")
+        };
+        boot
     }
 
     #[test]
