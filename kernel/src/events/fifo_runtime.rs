@@ -50,17 +50,14 @@ impl EventArray for Array {
     }
 }
 
-/// The machine frame behind one of our own pages, from the p2m list.
+/// The frame Xen knows one of our own pages by (machine frame in PV,
+/// guest frame in PVH), from `mm`'s p2m.
 fn mfn_of(boot: &BootInfo, va: usize) -> Result<u64, Errno> {
-    let pfn = va / 4096;
-    if pfn as u64 >= boot.nr_pages {
+    let pfn = (va / 4096) as u64;
+    if pfn >= boot.nr_pages {
         return Err(Errno::EINVAL);
     }
-    let entry = boot.mfn_list as usize + pfn * 8;
-    // SAFETY: `mfn_list` is the p2m array Xen mapped for us in the initial
-    // region (checked non-null and aligned at boot), `nr_pages` entries
-    // long; `pfn` was bounds checked.
-    Ok(unsafe { (entry as *const u64).read_volatile() })
+    crate::mm::pfn_to_mfn(pfn).ok_or(Errno::EINVAL)
 }
 
 /// Switches vCPU 0 to the FIFO ABI.

@@ -14,6 +14,8 @@ pub mod grant;
 #[cfg(target_os = "none")]
 pub mod memory;
 #[cfg(target_os = "none")]
+pub mod pvh;
+#[cfg(target_os = "none")]
 pub mod sched;
 #[cfg(target_os = "none")]
 pub mod time;
@@ -22,7 +24,7 @@ pub mod traps;
 #[cfg(target_os = "none")]
 pub mod version;
 
-use crate::boot_info::{BootInfo, Role};
+use crate::boot_info::{BootInfo, BootMode, Role};
 
 /// Every group, in the order a port brings the interfaces up.
 #[cfg(target_os = "none")]
@@ -34,10 +36,36 @@ pub const GROUPS: &[&[Test]] = &[
     time::TESTS,
     sched::TESTS,
     grant::TESTS,
+    pvh::TESTS,
 ];
 use alloc::string::String;
 
-/// Which kind of domain a test applies to.
+/// Why a check is PV only (printed with its skip).
+pub const PV_PAGE_TABLES: &str =
+    "mmu_update/mmuext_op are the PV page-table interface; a PVH guest writes its own page tables";
+/// Why a check is PV only (printed with its skip).
+pub const PV_M2P: &str = "a PVH guest has no M2P (Xen translates its guest frames itself)";
+/// Why a check is PV only (printed with its skip).
+pub const PV_VA_MAPPING: &str = "update_va_mapping edits PV page tables; a PVH guest edits its own";
+/// Why a check is PV only (printed with its skip).
+pub const PV_BALLOON: &str =
+    "Paravane's balloon records frames in the p2m, which a PVH guest does not have; PVH ballooning is not written yet";
+/// Why a check is PV only (printed with its skip).
+pub const PV_WINDOW: &str = "the mapping window maps machine frames, which a PVH guest never sees";
+/// Why a check is PV only (printed with its skip).
+pub const PV_RESERVATION: &str =
+    "a PVH domain's reservation also counts Xen's special pages outside its memory map";
+/// Why a check is PV only (printed with its skip).
+pub const PV_TRAP_TABLE: &str =
+    "set_trap_table/callback_op are PV's virtual IDT; a PVH guest loads its own IDT";
+/// Why a check is PV only (printed with its skip).
+pub const PV_GRANT_MAPS: &str =
+    "GNTTABOP_map_grant_ref takes a virtual address in PV and a guest-physical one in PVH; Paravane maps grants only in PV so far";
+/// Why a check is PV only (printed with its skip).
+pub const PV_WRITABLE_PAGE_TABLES: &str =
+    "a PVH guest always writes its own page tables (writable_page_tables is expected there)";
+
+/// Which kind of domain, and which boot mode, a test applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applies {
     /// dom0 and domU alike.
@@ -46,6 +74,18 @@ pub enum Applies {
     Dom0Only,
     /// Only an unprivileged domain (e.g. xenstore, the console ring).
     DomUOnly,
+    /// Only a PV guest, either role; the text says why PVH has no such
+    /// thing (it is printed with the skip).
+    Pv(&'static str),
+    /// Only a PV domU (see [`Applies::Pv`]).
+    PvDomU(&'static str),
+    /// Only a PV dom0 (see [`Applies::Pv`]).
+    PvDom0(&'static str),
+    /// Only a PVH guest, either role (HVM parameters, `add_to_physmap`,
+    /// the vector callback).
+    Pvh,
+    /// Only a PVH domU (the rings a toolstack sets up).
+    PvhDomU,
 }
 
 /// What one test found.
@@ -95,12 +135,20 @@ pub fn expect_errno<T: core::fmt::Debug>(
     }
 }
 
-/// Whether a test runs in this role, or the reason it is skipped.
-pub fn skip_reason(applies: Applies, role: Role) -> Option<&'static str> {
-    match (applies, role) {
-        (Applies::Dom0Only, Role::DomU) => Some("dom0 only"),
-        (Applies::DomUOnly, Role::Dom0) => {
-            Some("domU only (needs the toolstack: xenstore, console ring)")
+/// Whether a test runs in this role and mode, or the reason it is
+/// skipped.
+pub fn skip_reason(applies: Applies, role: Role, mode: BootMode) -> Option<String> {
+    let pv_only = |why: &str| alloc::format!("PV only: {why}");
+    match (applies, role, mode) {
+        (Applies::Dom0Only | Applies::PvDom0(_), Role::DomU, _) => Some("dom0 only".into()),
+        (Applies::DomUOnly | Applies::PvDomU(_) | Applies::PvhDomU, Role::Dom0, _) => {
+            Some("domU only (needs the toolstack: xenstore, console ring)".into())
+        }
+        (Applies::Pv(why) | Applies::PvDomU(why) | Applies::PvDom0(why), _, BootMode::Pvh) => {
+            Some(pv_only(why))
+        }
+        (Applies::Pvh | Applies::PvhDomU, _, BootMode::Pv) => {
+            Some("PVH only (an HVM-container interface PV guests do not have)".into())
         }
         _ => None,
     }
@@ -139,8 +187,8 @@ pub fn run(
 ) -> Summary {
     let mut summary = Summary::default();
     for test in groups.iter().flat_map(|group| group.iter()) {
-        let outcome = match skip_reason(test.applies, ctx.boot.role) {
-            Some(why) => Outcome::Skip(why.into()),
+        let outcome = match skip_reason(test.applies, ctx.boot.role, ctx.boot.mode) {
+            Some(why) => Outcome::Skip(why),
             None => (test.run)(ctx),
         };
         match outcome {

@@ -94,31 +94,31 @@ pub const TESTS: &[Test] = &[
     Test {
         group: "traps",
         name: "page_tables_mapped_read_only",
-        applies: Applies::Both,
+        applies: Applies::Pv(super::PV_PAGE_TABLES),
         run: page_tables_read_only,
     },
     Test {
         group: "traps",
         name: "m2p_readable_not_writable",
-        applies: Applies::Both,
+        applies: Applies::Pv(super::PV_M2P),
         run: m2p_readable_not_writable,
     },
     Test {
         group: "traps",
         name: "set_trap_table_again",
-        applies: Applies::Both,
+        applies: Applies::Pv(super::PV_TRAP_TABLE),
         run: trap_table_resubmit,
     },
     Test {
         group: "traps",
         name: "callback_unknown_type_enosys",
-        applies: Applies::Both,
+        applies: Applies::Pv(super::PV_TRAP_TABLE),
         run: callback_unknown_type,
     },
     Test {
         group: "traps",
         name: "event_callback_unregister_einval",
-        applies: Applies::Both,
+        applies: Applies::Pv(super::PV_TRAP_TABLE),
         run: event_callback_not_unregistrable,
     },
 ];

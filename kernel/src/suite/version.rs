@@ -85,7 +85,7 @@ pub const TESTS: &[Test] = &[
     Test {
         group: "version",
         name: "no_writable_page_tables_for_pv",
-        applies: Applies::Both,
+        applies: Applies::Pv(super::PV_WRITABLE_PAGE_TABLES),
         run: features_submap0,
     },
     Test {
