@@ -26,7 +26,8 @@ const MAX_MEMMAP: usize = 64;
 pub enum PvhBootError {
     /// A pointer in `hvm_start_info` is beyond the identity map.
     Unmapped(&'static str, u64),
-    /// An HVM parameter could not be read.
+    /// An HVM parameter (or, for `XENMEM_memory_map`, the map) could not
+    /// be read.
     Param(u32, pv_arch::Errno),
     /// The data was read but is not acceptable.
     Invalid(PvhStartError),
@@ -75,6 +76,12 @@ pub fn read(start_info_paddr: u64) -> Result<BootInfo, PvhBootError> {
             };
         }
     }
+
+    let entries = if entries == 0 {
+        memory_map_from_xen(&mut memmap)?
+    } else {
+        entries
+    };
 
     let mut cmdline = [0u8; MAX_GUEST_CMDLINE];
     let mut cmdline_len = 0;
@@ -127,4 +134,29 @@ pub fn read(start_info_paddr: u64) -> Result<BootInfo, PvhBootError> {
         MAPPED_LIMIT,
     )
     .map_err(PvhBootError::Invalid)
+}
+
+/// Xen's dom0 builder leaves the map out of `hvm_start_info` (version 1
+/// with no entries); dom0 asks `XENMEM_memory_map` instead, which answers
+/// in e820 format: 20-byte entries with the same type numbers.
+fn memory_map_from_xen(out: &mut [HvmMemmapTableEntry]) -> Result<usize, PvhBootError> {
+    use pv_arch::hypercall::memory::{memory_map, E820_ENTRY_SIZE};
+    let mut raw = [0u8; MAX_MEMMAP * E820_ENTRY_SIZE];
+    let count = memory_map(&mut raw)
+        .map_err(|e| PvhBootError::Param(pv_arch::abi::memory::XENMEM_MEMORY_MAP, e))?
+        .min(out.len());
+    for (entry, bytes) in out
+        .iter_mut()
+        .zip(raw.chunks_exact(E820_ENTRY_SIZE))
+        .take(count)
+    {
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+        *entry = HvmMemmapTableEntry {
+            addr: word(0),
+            size: word(8),
+            type_: u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default()),
+            reserved: 0,
+        };
+    }
+    Ok(count)
 }

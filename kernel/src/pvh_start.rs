@@ -94,7 +94,7 @@ pub struct PvhParams {
 pub enum PvhStartError {
     /// `magic` is not `XEN_HVM_START_MAGIC_VALUE`.
     BadMagic(u32),
-    /// Version 0 has no memory map, and we need one.
+    /// Neither `hvm_start_info` nor `XENMEM_memory_map` gave a memory map.
     NoMemoryMap,
     /// The memory map has no usable RAM.
     NoRam,
@@ -106,7 +106,9 @@ impl core::fmt::Display for PvhStartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             PvhStartError::BadMagic(m) => write!(f, "hvm_start_info magic {m:#x}, not 0x336ec578"),
-            PvhStartError::NoMemoryMap => f.write_str("hvm_start_info without a memory map"),
+            PvhStartError::NoMemoryMap => {
+                f.write_str("no memory map (hvm_start_info and XENMEM_memory_map)")
+            }
             PvhStartError::NoRam => f.write_str("memory map without usable RAM"),
             PvhStartError::StartInfo(e) => e.fmt(f),
         }
@@ -115,8 +117,9 @@ impl core::fmt::Display for PvhStartError {
 
 /// Combines what a PVH guest got at boot into a [`BootInfo`].
 ///
-/// `memmap` and `cmdline` are the map and the command line (without the
-/// NUL) as read from the addresses in `hsi`; `modules` the first module's
+/// `memmap` and `cmdline` are the map (from `hsi`, or for a dom0, which
+/// gets none there, from `XENMEM_memory_map`) and the command line
+/// (without the NUL) as read from the addresses in `hsi`; `modules` the first module's
 /// `(paddr, size)` if any; `ram_limit` the first address not mapped.
 pub fn boot_info(
     hsi: &HvmStartInfo,
@@ -129,7 +132,7 @@ pub fn boot_info(
     if hsi.magic != XEN_HVM_START_MAGIC_VALUE {
         return Err(PvhStartError::BadMagic(hsi.magic));
     }
-    if hsi.version < 1 || memmap.is_empty() {
+    if memmap.is_empty() {
         return Err(PvhStartError::NoMemoryMap);
     }
     let mut memory = PvhMemory {

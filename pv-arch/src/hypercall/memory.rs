@@ -173,3 +173,20 @@ pub unsafe fn add_to_physmap(space: u32, idx: u64, gpfn: XenPfn) -> Result<(), E
     }
     .map(|_| ())
 }
+
+/// Bytes of one e820 entry (`addr: u64, size: u64, type: u32`, packed).
+pub const E820_ENTRY_SIZE: usize = 20;
+
+/// `XENMEM_memory_map`: our memory map, in e820 format, into `out`
+/// (`E820_ENTRY_SIZE` bytes per entry). Returns how many entries Xen
+/// wrote. A PVH dom0 gets its map this way, not in `hvm_start_info`.
+pub fn memory_map(out: &mut [u8]) -> Result<usize, Errno> {
+    let mut arg = crate::abi::memory::XenMemoryMap {
+        nr_entries: u32::try_from(out.len() / E820_ENTRY_SIZE).map_err(|_| Errno::E2BIG)?,
+        buffer: out.as_mut_ptr() as u64,
+    };
+    // SAFETY: Xen writes at most `nr_entries` 20-byte entries into `out`
+    // and the count into `arg`, both alive for the call.
+    unsafe { memory_op(crate::abi::memory::XENMEM_MEMORY_MAP, &raw mut arg as u64) }?;
+    Ok(arg.nr_entries as usize)
+}
