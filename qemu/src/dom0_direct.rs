@@ -268,6 +268,34 @@ mod tests {
     }
 
     #[test]
+    fn pvh_dom0_gets_dom0_pvh() {
+        let rig = Rig {
+            cache_dir: "/c".into(),
+            qemu: "/q".into(),
+            xen: "/x".into(),
+            vmlinux: "/v".into(),
+            dom0_cpio: "/d".into(),
+            log_root: "/l".into(),
+            prepare_time: Duration::ZERO,
+            xen_extra_cmdline: "sched=credit".into(),
+            direct_cpu: "max".into(),
+            direct_memory_mib: 512,
+            direct_dom0_memory_mib: 64,
+            memory_mib: 1024,
+            dom0_memory_mib: 384,
+            include_dir: "/i".into(),
+        };
+        let pv = direct_xen_cmdline(&rig, GuestMode::Pv);
+        assert!(pv.ends_with("dom0_mem=64M sched=credit"), "{pv}");
+        assert!(!pv.contains("dom0=pvh"));
+        let pvh = direct_xen_cmdline(&rig, GuestMode::Pvh);
+        assert!(
+            pvh.ends_with("dom0_mem=64M dom0=pvh iommu=1,no-intremap,no-sharept sched=credit"),
+            "{pvh}"
+        );
+    }
+
+    #[test]
     fn shell_words_quote() {
         let words = shell_words(
             Path::new("/usr/bin/qemu"),

@@ -120,7 +120,11 @@ pub const PVH_DOM0_QEMU_ARGS: &[&str] = &[
 
 /// Xen's command-line words for a PVH dom0 to go with
 /// [`PVH_DOM0_QEMU_ARGS`]; Xen then logs `*** Building a PVH Dom0 ***`.
-pub const PVH_DOM0_XEN_ARGS: &str = "dom0=pvh iommu=1,no-intremap";
+/// `no-sharept`: Xen would otherwise share the (here AMD nested) p2m
+/// tables with the Intel IOMMU ("Intel VT-d Shared EPT tables enabled")
+/// and fail to set up dom0's PCI devices (`setup 0000:00:1f.0 for d0
+/// failed (-12)`).
+pub const PVH_DOM0_XEN_ARGS: &str = "dom0=pvh iommu=1,no-intremap,no-sharept";
 
 /// The prepared rig: where everything is, and how runs are set up.
 #[derive(Clone, Debug)]

@@ -63,8 +63,9 @@ usage: cargo xtask <command>
                            build a guest ELF (default app: hello) and print its path
   boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB]
        [--timeout SECS]
-                           boot one guest under Xen (default mode: pv); exit 0 only if it powered off after
-                           its success line
+                           boot one guest under Xen (default mode: pv; --memory: a domU's MiB, default 32,
+                           or dom0's dom0_mem, default 64); exit 0 only if it powered off after its
+                           success line
   conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
                            only on `Test result: SUCCESS` followed by poweroff
@@ -124,8 +125,7 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
             m.parse::<u32>()
                 .map_err(|_| format!("--memory: not a number: {m}"))
         })
-        .transpose()?
-        .unwrap_or(32);
+        .transpose()?;
     let timeout = args
         .value("--timeout")
         .map(|t| {
@@ -144,13 +144,18 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
         )?,
     };
     let name = guest_name(&kernel);
-    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let mut rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    if let (As::Dom0, Some(mib)) = (role, memory) {
+        rig.direct_dom0_memory_mib = mib;
+        rig.direct_memory_mib = rig.direct_memory_mib.max(mib + 256);
+    }
     let timeout = Duration::from_secs(timeout);
     let guest = match role {
         As::Dom0 => rig
             .boot_dom0_mode(&kernel, &cmdline, timeout, mode)
             .map_err(|e| e.to_string())?,
         As::DomU => {
+            let memory = memory.unwrap_or(32);
             let spec = guest_spec(&name, &kernel, &cmdline, memory, timeout).with_mode(mode);
             let session = rig
                 .run_domus(
@@ -323,6 +328,7 @@ fn guest_name(kernel: &std::path::Path) -> String {
         .unwrap_or("guest");
     let name: String = stem
         .chars()
+        .take(40)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
                 c
