@@ -85,6 +85,8 @@ else
     say "region differs: $(head -c 16 /tmp/blk-$NAME.region | od -c | head -1)"
 fi
 say "md5-after $(md5sum < "$img" | cut -d' ' -f1)"
+# dom0's /tmp is memory: leave room for the session's next disk guest.
+rm -f "$img" /tmp/blk-$NAME.expect /tmp/blk-$NAME.region
 "#
     )
 }
