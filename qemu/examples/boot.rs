@@ -10,13 +10,15 @@
 //! For domUs, `RIG_GUEST_MEM` (MiB), `RIG_GUEST_TIMEOUT` (seconds),
 //! `RIG_GUEST_CONFIG` (one extra xl config line) and `RIG_DOM0_SCRIPT` (a
 //! dom0 shell snippet) apply to every guest. `RIG_RUN_TIMEOUT_MS` bounds the
-//! whole QEMU run.
+//! whole QEMU run. `RIG_DOM0_MEM` (MiB, default 64) is a direct dom0's
+//! memory (Debian's Linux needs 256 or so). `RIG_MODE=pvh` boots dom0 or every domU as PVH;
+//! `RIG_MODES=pv,pvh,…` gives each domU its own mode, in order.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rig::{GuestReport, GuestSpec, Rig};
+use rig::{GuestMode, GuestReport, GuestSpec, Rig};
 
 fn print_report(report: &GuestReport) {
     println!("== {} ==", report.name);
@@ -45,9 +47,18 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// `RIG_MODE` (default PV), or the `index`th word of `RIG_MODES`.
+fn env_mode(index: usize) -> GuestMode {
+    let word = std::env::var("RIG_MODES")
+        .ok()
+        .and_then(|modes| modes.split(',').nth(index).map(str::to_string))
+        .or_else(|| std::env::var("RIG_MODE").ok());
+    word.and_then(|w| GuestMode::parse(&w)).unwrap_or_default()
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rig = match Rig::prepare() {
+    let mut rig = match Rig::prepare() {
         Ok(rig) => rig,
         Err(e) => {
             eprintln!("prepare: {e}");
@@ -68,14 +79,17 @@ fn main() -> ExitCode {
             };
             let cmdline = args.get(2).cloned().unwrap_or_default();
             let limit = Duration::from_millis(env_number("RIG_RUN_TIMEOUT_MS", 60_000));
-            rig.boot_dom0(&PathBuf::from(kernel), &cmdline, limit)
+            rig.direct_dom0_memory_mib = env_number("RIG_DOM0_MEM", 64) as u32;
+            rig.direct_memory_mib = rig.direct_dom0_memory_mib.max(256) * 2;
+            rig.boot_dom0_mode(&PathBuf::from(kernel), &cmdline, limit, env_mode(0))
                 .map(|report| print_report(&report))
         }
         Some("domu") => {
             let mut guests = Vec::new();
             let mut rest = args[1..].iter().peekable();
             while let Some(kernel) = rest.next() {
-                let mut guest = GuestSpec::new(format!("guest{}", guests.len()), kernel);
+                let mut guest = GuestSpec::new(format!("guest{}", guests.len()), kernel)
+                    .with_mode(env_mode(guests.len()));
                 guest.timeout = Duration::from_secs(env_number("RIG_GUEST_TIMEOUT", 20));
                 guest.memory_mib = env_number("RIG_GUEST_MEM", 32) as u32;
                 guest.extra_config = std::env::var("RIG_GUEST_CONFIG").into_iter().collect();

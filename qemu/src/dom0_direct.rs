@@ -9,6 +9,10 @@
 //! `(XEN)`. The run ends when Xen says how the hardware domain ended (see
 //! `xen_console.rs`): with `noreboot` a poweroff or crash halts the machine
 //! and QEMU would wait forever, so QEMU is killed once the line is seen.
+//!
+//! A PVH dom0 is the same boot with `dom0=pvh` for Xen and an emulated
+//! IOMMU for QEMU ([`PVH_DOM0_QEMU_ARGS`], [`PVH_DOM0_XEN_ARGS`]); Xen
+//! announces the hardware domain's end with the same lines.
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,7 +22,7 @@ use crate::follow::LineFollower;
 use crate::qemu::Qemu;
 use crate::report::{Ending, GuestReport};
 use crate::xen_console::{self, EndingWatcher};
-use crate::Rig;
+use crate::{GuestMode, Rig, PVH_DOM0_QEMU_ARGS, PVH_DOM0_XEN_ARGS};
 
 /// How often the serial log is polled.
 const POLL: Duration = Duration::from_millis(10);
@@ -59,6 +63,7 @@ pub fn boot_dom0(
     kernel: &Path,
     cmdline: &str,
     timeout: Duration,
+    mode: GuestMode,
 ) -> Result<GuestReport, RigError> {
     let name = kernel
         .file_name()
@@ -75,7 +80,11 @@ pub fn boot_dom0(
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .take(24)
         .collect();
-    let dir = crate::cache::new_run_dir(&rig.log_root, &format!("dom0-{safe_label}"), 30)
+    let kind = match mode {
+        GuestMode::Pv => "dom0",
+        GuestMode::Pvh => "pvh-dom0",
+    };
+    let dir = crate::cache::new_run_dir(&rig.log_root, &format!("{kind}-{safe_label}"), 30)
         .map_err(|e| RigError::io(&rig.log_root, e))?;
     // A path with spaces cannot be a multiboot module path: use a copy.
     let kernel_path = if kernel.to_string_lossy().contains(char::is_whitespace) {
@@ -86,40 +95,37 @@ pub fn boot_dom0(
         kernel.to_path_buf()
     };
     let serial = dir.join("serial.log");
-    let xen_cmdline = format!(
-        "console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all noreboot \
-         console_timestamps=boot dom0_mem={}M {}",
-        rig.direct_dom0_memory_mib, rig.xen_extra_cmdline
-    );
-    let args: Vec<String> = [
-        "-M",
-        "q35",
-        "-cpu",
-        &rig.direct_cpu,
-        "-m",
-        &format!("{}M", rig.direct_memory_mib),
-        "-nodefaults",
-        "-no-reboot",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        &format!("file:{}", serial.display()),
-        "-kernel",
-        &rig.xen.to_string_lossy(),
-        "-append",
-        xen_cmdline.trim(),
-        "-initrd",
-        &qemu_module_arg(&kernel_path.to_string_lossy(), cmdline),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let xen_cmdline = direct_xen_cmdline(rig, mode);
+    let cpu_args: Vec<&str> = match mode {
+        GuestMode::Pv => vec!["-cpu", &rig.direct_cpu],
+        GuestMode::Pvh => PVH_DOM0_QEMU_ARGS.to_vec(),
+    };
+    let machine = ["-M", "q35"].into_iter().chain(cpu_args);
+    let args: Vec<String> = machine
+        .chain([
+            "-m",
+            &format!("{}M", rig.direct_memory_mib),
+            "-nodefaults",
+            "-no-reboot",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            &format!("file:{}", serial.display()),
+            "-kernel",
+            &rig.xen.to_string_lossy(),
+            "-append",
+            xen_cmdline.trim(),
+            "-initrd",
+            &qemu_module_arg(&kernel_path.to_string_lossy(), cmdline),
+        ])
+        .map(str::to_string)
+        .collect();
     std::fs::write(dir.join("qemu-command.txt"), shell_words(&rig.qemu, &args))
         .map_err(|e| RigError::io(&dir, e))?;
 
-    progress!("booting Xen with {name} as dom0…");
+    progress!("booting Xen with {name} as {mode} dom0…");
     let mut qemu = Qemu::spawn(&rig.qemu, &args, &dir.join("qemu-output.log"))?;
     let start = qemu.started();
     let mut follower = LineFollower::new(&serial);
@@ -198,6 +204,20 @@ pub fn boot_dom0(
     })
 }
 
+/// Xen's command line for a direct dom0 boot in `mode`.
+fn direct_xen_cmdline(rig: &Rig, mode: GuestMode) -> String {
+    let pvh = match mode {
+        GuestMode::Pv => "",
+        GuestMode::Pvh => PVH_DOM0_XEN_ARGS,
+    };
+    let line = format!(
+        "console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all noreboot \
+         console_timestamps=boot dom0_mem={}M {pvh} {}",
+        rig.direct_dom0_memory_mib, rig.xen_extra_cmdline
+    );
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// A command line that can be pasted into a shell to rerun QEMU by hand.
 pub fn shell_words(program: &Path, args: &[String]) -> String {
     let quote = |s: &str| {
@@ -244,6 +264,34 @@ mod tests {
                 Ending::Poweroff,
                 "Hardware Dom0 halted: halting machine".into()
             ))
+        );
+    }
+
+    #[test]
+    fn pvh_dom0_gets_dom0_pvh() {
+        let rig = Rig {
+            cache_dir: "/c".into(),
+            qemu: "/q".into(),
+            xen: "/x".into(),
+            vmlinux: "/v".into(),
+            dom0_cpio: "/d".into(),
+            log_root: "/l".into(),
+            prepare_time: Duration::ZERO,
+            xen_extra_cmdline: "sched=credit".into(),
+            direct_cpu: "max".into(),
+            direct_memory_mib: 512,
+            direct_dom0_memory_mib: 64,
+            memory_mib: 1024,
+            dom0_memory_mib: 384,
+            include_dir: "/i".into(),
+        };
+        let pv = direct_xen_cmdline(&rig, GuestMode::Pv);
+        assert!(pv.ends_with("dom0_mem=64M sched=credit"), "{pv}");
+        assert!(!pv.contains("dom0=pvh"));
+        let pvh = direct_xen_cmdline(&rig, GuestMode::Pvh);
+        assert!(
+            pvh.ends_with("dom0_mem=64M dom0=pvh iommu=1,no-intremap,no-sharept sched=credit"),
+            "{pvh}"
         );
     }
 

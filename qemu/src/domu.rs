@@ -1,5 +1,6 @@
-//! Running guests as PV domUs next to a Linux dom0: one boot of Xen, Linux
-//! and the xl toolstack, every guest in turn, then dom0 powers off.
+//! Running guests as PV or PVH domUs next to a Linux dom0: one boot of Xen,
+//! Linux and the xl toolstack, every guest in turn (PV and PVH ones mixed as
+//! given), then dom0 powers off.
 //!
 //! The guests' kernels, their xl configs and the run script travel in a
 //! small cpio appended to the cached base initramfs. dom0 reports over its
@@ -192,7 +193,7 @@ pub fn run_domus(
         "-M",
         "q35",
         "-cpu",
-        "qemu64,+svm,+npt,+rdrand",
+        crate::DOM0_SESSION_CPU,
         "-m",
         &format!("{}M", rig.memory_mib),
         "-smp",
@@ -279,7 +280,8 @@ pub fn run_domus(
                 }
                 Event::Info(text) => xl_info.push(text),
                 Event::Begin(name) => {
-                    progress!("xl create {name}…");
+                    let mode = spec(&name).map(|g| g.mode).unwrap_or_default();
+                    progress!("xl create {name} ({mode})…");
                     states.entry(name).or_default().begun = Some(now);
                 }
                 Event::Xl(name, text) => states.entry(name).or_default().xl_line(text, now),

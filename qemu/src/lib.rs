@@ -7,9 +7,11 @@
 //! `$HOME/.cache/paravane`). Then either:
 //!
 //! - [`Rig::boot_dom0`] boots a kernel directly as dom0 (no Linux, no
-//!   toolstack; about a second), or
+//!   toolstack; about a second), as a PV dom0 or, with
+//!   [`Rig::boot_dom0_mode`], as a PVH dom0, or
 //! - [`Rig::run_domus`] boots Xen with a Linux dom0 and the xl toolstack once
-//!   and runs each guest in turn as a PV domU.
+//!   and runs each guest in turn as a PV or PVH domU ([`GuestSpec::mode`];
+//!   both kinds may share one session).
 //!
 //! Every ending in a report was stated by Xen or by xl, never inferred from
 //! the guest's output. QEMU never outlives the rig (see [`kill_all_qemu`]).
@@ -48,6 +50,82 @@ pub use error::RigError;
 pub use qemu::kill_all_qemu;
 pub use report::{Dom0Session, Ending, GuestReport};
 
+/// How a guest is run: paravirtualised, with Xen's PV page-table and trap
+/// interfaces (PV), or in an HVM container without emulated devices,
+/// started in 32-bit protected mode at its `XEN_ELFNOTE_PHYS32_ENTRY` with
+/// an `hvm_start_info` (PVH).
+///
+/// PVH needs hardware-assisted paging (Debian's Xen has no shadow paging);
+/// the rig's QEMU gives Xen AMD SVM with nested paging (`+svm,+npt`), see
+/// [`PVH_DOM0_QEMU_ARGS`] and [`DOM0_SESSION_CPU`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GuestMode {
+    /// A PV guest (xl `type = "pv"`; as dom0, Xen's default).
+    #[default]
+    Pv,
+    /// A PVH guest (xl `type = "pvh"`; as dom0, Xen's `dom0=pvh`).
+    Pvh,
+}
+
+impl GuestMode {
+    /// Both modes, PV first.
+    pub const ALL: [GuestMode; 2] = [GuestMode::Pv, GuestMode::Pvh];
+
+    /// `pv` or `pvh`: the word xl's `type =` takes, and the one
+    /// [`GuestMode::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestMode::Pv => "pv",
+            GuestMode::Pvh => "pvh",
+        }
+    }
+
+    /// Reads `pv` or `pvh` (any case).
+    pub fn parse(word: &str) -> Option<GuestMode> {
+        match word.to_ascii_lowercase().as_str() {
+            "pv" => Some(GuestMode::Pv),
+            "pvh" => Some(GuestMode::Pvh),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for GuestMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GuestMode::Pv => "PV",
+            GuestMode::Pvh => "PVH",
+        })
+    }
+}
+
+/// QEMU's `-cpu` for the Linux dom0 session. `+svm,+npt` give Xen
+/// hardware-assisted paging, so PVH domUs can run next to PV ones (`xl
+/// info` then shows `virt_caps : pv hvm hap …`); plain `qemu64` underneath
+/// is what the Linux PV dom0 boots on (`-cpu max` crashed it early);
+/// `+rdrand` spares each `xl create` ~3 s waiting for dom0's entropy.
+pub const DOM0_SESSION_CPU: &str = "qemu64,+svm,+npt,+rdrand";
+
+/// QEMU's arguments for booting a kernel directly as a PVH dom0: SVM with
+/// nested paging, and an emulated Intel IOMMU (without interrupt
+/// remapping, which Xen would then insist on). Checked with Debian's Linux
+/// as a PVH dom0: it boots to userspace. With `dom0-iommu=none` and no
+/// IOMMU instead, the same Linux spun forever after `ACPI: Core revision`.
+pub const PVH_DOM0_QEMU_ARGS: &[&str] = &[
+    "-cpu",
+    "qemu64,+svm,+npt",
+    "-device",
+    "intel-iommu,intremap=off",
+];
+
+/// Xen's command-line words for a PVH dom0 to go with
+/// [`PVH_DOM0_QEMU_ARGS`]; Xen then logs `*** Building a PVH Dom0 ***`.
+/// `no-sharept`: Xen would otherwise share the (here AMD nested) p2m
+/// tables with the Intel IOMMU ("Intel VT-d Shared EPT tables enabled")
+/// and fail to set up dom0's PCI devices (`setup 0000:00:1f.0 for d0
+/// failed (-12)`).
+pub const PVH_DOM0_XEN_ARGS: &str = "dom0=pvh iommu=1,no-intremap,no-sharept";
+
 /// The prepared rig: where everything is, and how runs are set up.
 #[derive(Clone, Debug)]
 pub struct Rig {
@@ -66,11 +144,11 @@ pub struct Rig {
     pub log_root: PathBuf,
     /// How long [`Rig::prepare`] took.
     pub prepare_time: Duration,
-    /// Extra words for Xen's command line, for both kinds of boot (e.g.
-    /// `dom0=pvh dom0-iommu=none` with [`Rig::direct_cpu`]
-    /// `qemu64,+svm,+npt` for a PVH dom0). Default: empty.
+    /// Extra words for Xen's command line, for both kinds of boot (after
+    /// the rig's own, so they may override them). Default: empty.
     pub xen_extra_cmdline: String,
-    /// Direct dom0 boot: QEMU's `-cpu`. Default `max`.
+    /// Direct PV dom0 boot: QEMU's `-cpu`. Default `max`. (A PVH dom0
+    /// gets [`PVH_DOM0_QEMU_ARGS`].)
     pub direct_cpu: String,
     /// Direct dom0 boot: the machine's memory in MiB. Default 512.
     pub direct_memory_mib: u32,
@@ -128,11 +206,26 @@ impl Rig {
         cmdline: &str,
         timeout: Duration,
     ) -> Result<GuestReport, RigError> {
-        dom0_direct::boot_dom0(self, kernel, cmdline, timeout)
+        dom0_direct::boot_dom0(self, kernel, cmdline, timeout, GuestMode::Pv)
+    }
+
+    /// [`Rig::boot_dom0`] as a PV or a PVH dom0. For PVH, QEMU gets
+    /// [`PVH_DOM0_QEMU_ARGS`] (in place of [`Rig::direct_cpu`]) and Xen
+    /// [`PVH_DOM0_XEN_ARGS`]; the kernel needs a `XEN_ELFNOTE_PHYS32_ENTRY`
+    /// note. The ending is read from the same `Hardware Dom0 …` lines of
+    /// Xen's as for PV.
+    pub fn boot_dom0_mode(
+        &self,
+        kernel: &Path,
+        cmdline: &str,
+        timeout: Duration,
+        mode: GuestMode,
+    ) -> Result<GuestReport, RigError> {
+        dom0_direct::boot_dom0(self, kernel, cmdline, timeout, mode)
     }
 
     /// Boots Xen + the Linux dom0 + xl ONCE and runs every guest in turn as
-    /// a PV domU, then powers dom0 off. `timeout` bounds the whole QEMU run;
+    /// a PV or PVH domU (each its own [`GuestSpec::mode`]), then powers dom0 off. `timeout` bounds the whole QEMU run;
     /// each guest also has its own watchdog ([`GuestSpec::timeout`]). With no
     /// guests, it just boots dom0 and reports `xl info` / `xl list`.
     pub fn run_domus(
@@ -159,14 +252,17 @@ impl Rig {
     }
 }
 
-/// One guest to run as a PV domU.
+/// One guest to run as a domU.
 #[derive(Clone, Debug)]
 pub struct GuestSpec {
     /// The domain's name: letters, digits, `-`, `_`, `.` (it is used in
     /// file names and shell words).
     pub name: String,
-    /// The guest kernel (a 64-bit PV ELF, or a gzipped one).
+    /// The guest kernel (a 64-bit ELF with the notes its mode needs, or a
+    /// gzipped one).
     pub kernel: PathBuf,
+    /// PV or PVH (xl's `type =`). Default: PV.
+    pub mode: GuestMode,
     /// Its command line.
     pub cmdline: String,
     /// Its memory in MiB.
@@ -189,11 +285,12 @@ pub struct GuestSpec {
 }
 
 impl GuestSpec {
-    /// A guest with an empty command line, 32 MiB and a 30 s watchdog.
+    /// A PV guest with an empty command line, 32 MiB and a 30 s watchdog.
     pub fn new(name: impl Into<String>, kernel: impl Into<PathBuf>) -> GuestSpec {
         GuestSpec {
             name: name.into(),
             kernel: kernel.into(),
+            mode: GuestMode::Pv,
             cmdline: String::new(),
             memory_mib: 32,
             timeout: Duration::from_secs(30),
@@ -201,5 +298,29 @@ impl GuestSpec {
             dom0_script: None,
             ramdisk: None,
         }
+    }
+
+    /// The same guest in `mode`.
+    pub fn with_mode(mut self, mode: GuestMode) -> GuestSpec {
+        self.mode = mode;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_mode_words() {
+        for mode in GuestMode::ALL {
+            assert_eq!(GuestMode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(GuestMode::parse("PVH"), Some(GuestMode::Pvh));
+        assert_eq!(GuestMode::parse("hvm"), None);
+        assert_eq!(GuestMode::default(), GuestMode::Pv);
+        assert_eq!(GuestMode::Pvh.to_string(), "PVH");
+        let spec = GuestSpec::new("g", "/k").with_mode(GuestMode::Pvh);
+        assert_eq!(spec.mode, GuestMode::Pvh);
     }
 }

@@ -237,7 +237,7 @@ pub fn xl_string(text: &str) -> String {
 pub fn guest_config(guest: &GuestSpec) -> String {
     let mut config = String::new();
     let _ = writeln!(config, "name = {}", xl_string(&guest.name));
-    let _ = writeln!(config, "type = \"pv\"");
+    let _ = writeln!(config, "type = \"{}\"", guest.mode.as_str());
     let _ = writeln!(
         config,
         "kernel = {}",
@@ -307,6 +307,15 @@ mod tests {
         assert!(config.contains(r#"cmdline = "say \"hi\" \\o/""#));
         assert!(config.contains("on_crash = \"preserve\"\n"));
         assert!(config.ends_with("vcpus = 2\n"));
+    }
+
+    #[test]
+    fn guest_config_type_follows_the_mode() {
+        assert!(guest_config(&spec()).contains("type = \"pv\"\n"));
+        let guest = spec().with_mode(crate::GuestMode::Pvh);
+        let config = guest_config(&guest);
+        assert!(config.contains("type = \"pvh\"\n"), "{config}");
+        assert!(config.contains("kernel = \"/rig/hello/kernel\"\n"));
     }
 
     #[test]

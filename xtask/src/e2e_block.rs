@@ -24,7 +24,7 @@
 //! `rig_tests` adds [`guest`] to its shared dom0 session and records
 //! each named result of [`check`].
 
-use rig::{Ending, GuestReport, GuestSpec};
+use rig::{Ending, GuestMode, GuestReport, GuestSpec};
 use std::path::Path;
 use std::time::Duration;
 
@@ -85,6 +85,8 @@ else
     say "region differs: $(head -c 16 /tmp/blk-$NAME.region | od -c | head -1)"
 fi
 say "md5-after $(md5sum < "$img" | cut -d' ' -f1)"
+# dom0's /tmp is memory: leave room for the session's next disk guest.
+rm -f "$img" /tmp/blk-$NAME.expect /tmp/blk-$NAME.region
 "#
     )
 }
@@ -133,14 +135,30 @@ pub fn expected_md5(written: bool) -> Result<String, String> {
         .ok_or_else(|| format!("md5sum printed {text:?}"))
 }
 
-/// The guest: `blkcheck` with the image as `xvda`.
+/// The guest: `blkcheck` with the image as `xvda`, as a PV domU.
 pub fn guest(blkcheck_elf: &Path) -> GuestSpec {
-    let mut guest = GuestSpec::new(NAME, blkcheck_elf);
+    guest_in(blkcheck_elf, GuestMode::Pv)
+}
+
+/// The guest's name in `mode`: [`NAME`] for PV, `pvh-` before it for PVH
+/// (so both can share one dom0 session).
+pub fn name(mode: GuestMode) -> String {
+    match mode {
+        GuestMode::Pv => NAME.to_string(),
+        GuestMode::Pvh => format!("pvh-{NAME}"),
+    }
+}
+
+/// [`guest`] as a PV or PVH domU, named [`name`]`(mode)`, its image
+/// `/tmp/blk-NAME.img`.
+pub fn guest_in(blkcheck_elf: &Path, mode: GuestMode) -> GuestSpec {
+    let name = name(mode);
+    let mut guest = GuestSpec::new(&name, blkcheck_elf).with_mode(mode);
     guest.cmdline = format!("write_start={WRITE_START} write_count={WRITE_COUNT} wait_ready=120");
     guest.memory_mib = 64;
     guest.timeout = Duration::from_secs(150);
     guest.extra_config = vec![format!(
-        "disk = ['format=raw,vdev=xvda,access=rw,backendtype=phy,script=block-rig,target=/tmp/blk-{NAME}.img']"
+        "disk = ['format=raw,vdev=xvda,access=rw,backendtype=phy,script=block-rig,target=/tmp/blk-{name}.img']"
     )];
     guest.dom0_script = Some(dom0_script());
     guest

@@ -14,7 +14,7 @@
 //! [`demo_spec`] is the same guest with a script that fetches the page
 //! once and prints it, for `cargo xtask run`.
 
-use rig::{Ending, GuestReport, GuestSpec, Rig};
+use rig::{Ending, GuestMode, GuestReport, GuestSpec, Rig};
 use std::path::Path;
 use std::time::Duration;
 
@@ -242,55 +242,95 @@ fn elapsed(guest: &GuestReport) -> Option<f64> {
     (t1 >= t0).then_some(t1 - t0)
 }
 
-/// Boots `httpd_elf` next to the Linux dom0 and runs the checks; one
-/// named result per check.
-pub fn run(rig: &Rig, httpd_elf: &Path) -> Vec<(String, Result<(), String>)> {
-    let guest = spec("e2e-httpd", httpd_elf, dom0_script());
-    let name = |check: &str| check.to_string();
-    let report = match rig.run_domus(&[guest], Duration::from_secs(420)) {
-        Ok(mut session) if !session.guests.is_empty() => session.guests.remove(0),
-        Ok(_) => return vec![(name("run"), Err("the rig reported no guest".into()))],
-        Err(e) => return vec![(name("run"), Err(e.to_string()))],
+/// Boots `httpd_elf` next to the Linux dom0 once per mode in `modes`
+/// (in turn, in one dom0 session; the PVH guest is named `pvh-e2e-httpd`)
+/// and runs the checks; one named result per check and mode.
+pub fn run(
+    rig: &Rig,
+    httpd_elf: &Path,
+    modes: &[GuestMode],
+) -> Vec<(GuestMode, String, Result<(), String>)> {
+    let guests: Vec<GuestSpec> = modes
+        .iter()
+        .map(|&mode| {
+            let name = match mode {
+                GuestMode::Pv => "e2e-httpd",
+                GuestMode::Pvh => "pvh-e2e-httpd",
+            };
+            spec(name, httpd_elf, dom0_script()).with_mode(mode)
+        })
+        .collect();
+    let limit = Duration::from_secs(120 + 300 * guests.len() as u64);
+    let session = match rig.run_domus(&guests, limit) {
+        Ok(session) => session,
+        Err(e) => {
+            return modes
+                .iter()
+                .map(|&mode| (mode, "run".to_string(), Err(e.to_string())))
+                .collect()
+        }
     };
-    match elapsed(&report) {
+    let mut results = Vec::new();
+    for (&mode, guest) in modes.iter().zip(&guests) {
+        match session.guests.iter().find(|g| g.name == guest.name) {
+            Some(report) => results.extend(
+                checks(report)
+                    .into_iter()
+                    .map(|(name, result)| (mode, name, result)),
+            ),
+            None => results.push((
+                mode,
+                "run".to_string(),
+                Err(format!("the rig reported no guest {}", guest.name)),
+            )),
+        }
+    }
+    results
+}
+
+/// The checks of one finished `httpd` guest.
+fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
+    let name = |check: &str| check.to_string();
+    match elapsed(report) {
         Some(seconds) => println!(
-            "e2e httpd: {REQUESTS} sequential requests in {seconds:.2} s ({:.1} ms each)",
+            "e2e httpd ({}): {REQUESTS} sequential requests in {seconds:.2} s ({:.1} ms each)",
+            report.name,
             seconds * 1000.0 / f64::from(REQUESTS)
         ),
-        None => println!("e2e httpd: no timing figure"),
+        None => println!("e2e httpd ({}): no timing figure", report.name),
     }
     if let Some(line) = report
         .console
         .iter()
         .find(|line| line.starts_with("httpd: served "))
     {
-        println!("e2e httpd: guest said: {line}");
+        println!("e2e httpd ({}): guest said: {line}", report.name);
     }
     vec![
         (
             name("netfront connects, guest up at 10.0.0.2"),
-            check_up(&report),
+            check_up(report),
         ),
         (
             name("100/100 sequential wget requests succeed"),
-            check_count(&report, "HTTPD fetched "),
+            check_count(report, "HTTPD fetched "),
         ),
         (
             name("100/100 pages carry the marker"),
-            check_count(&report, "HTTPD marked "),
+            check_count(report, "HTTPD marked "),
         ),
-        (name("an unknown path gets 404"), check_missing(&report)),
+        (name("an unknown path gets 404"), check_missing(report)),
         (
             name("a malformed request line gets 400"),
-            check_malformed(&report),
+            check_malformed(report),
         ),
         (
             name("the guest counted >= 101 requests served"),
-            check_served(&report),
+            check_served(report),
         ),
         (
             name("guest powers off after GET /quit"),
-            check_poweroff(&report),
+            check_poweroff(report),
         ),
     ]
 }

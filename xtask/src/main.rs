@@ -5,7 +5,8 @@
 //! cargo xtask test                      every test: host unit tests, lints, then the rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask bench                     Paravane vs a Linux PV domU: throughput and boot time, as ratios
-//! cargo xtask boot --as dom0|domu [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
+//! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
+//! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
 //! ```
 //!
 //! `boot` exits 0 only if the guest powered off after printing its
@@ -56,14 +57,18 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
   run                      build, boot the `httpd` unikernel as a domU under Xen + a Linux dom0, fetch its
                            page from dom0 with wget, show the page and the console
-  test                     every test: host unit tests, lints, rig tests; ends with `N passed, N failed`
+  test [--pvh | --no-pvh]  every test: host unit tests, lints, rig tests; ends with `N passed, N failed`;
+                           --pvh (or PARAVANE_PVH=1) adds the PVH rig tests
   build [--app NAME] [--debug]
                            build a guest ELF (default app: hello) and print its path
-  boot --as dom0|domu [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB] [--timeout SECS]
-                           boot one guest under Xen; exit 0 only if it powered off after its success line
-  conformance [--as dom0|domu] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
-                           run the ABI conformance suite under Xen (default: both roles); exit 0 only on
-                           `Test result: SUCCESS` followed by poweroff
+  boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB]
+       [--timeout SECS]
+                           boot one guest under Xen (default mode: pv; --memory: a domU's MiB, default 32,
+                           or dom0's dom0_mem, default 64); exit 0 only if it powered off after its
+                           success line
+  conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
+                           run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
+                           only on `Test result: SUCCESS` followed by poweroff
   bench                    Paravane's echo and blkcheck guests next to a Linux PV domU doing the same
                            transfers, in one dom0 session; prints MiB/s, boot times and Paravane/Linux ratios
 ";
@@ -93,6 +98,16 @@ enum As {
     DomU,
 }
 
+/// `--mode pv|pvh` (default pv): how the guest is run, as dom0 (Xen's
+/// `dom0=pvh` for PVH) or as a domU (xl's `type =`).
+fn mode_arg(args: &mut Args) -> Result<rig::GuestMode, String> {
+    match args.value("--mode") {
+        None => Ok(rig::GuestMode::Pv),
+        Some(word) => rig::GuestMode::parse(&word)
+            .ok_or_else(|| format!("--mode takes pv or pvh, not `{word}`")),
+    }
+}
+
 fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
     let role = match args.value("--as").as_deref() {
         Some("dom0") => As::Dom0,
@@ -100,6 +115,7 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
         Some(other) => return Err(format!("--as takes dom0 or domu, not `{other}`")),
         None => return Err("boot needs --as dom0|domu".into()),
     };
+    let mode = mode_arg(args)?;
     let app = args.value("--app");
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
@@ -109,8 +125,7 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
             m.parse::<u32>()
                 .map_err(|_| format!("--memory: not a number: {m}"))
         })
-        .transpose()?
-        .unwrap_or(32);
+        .transpose()?;
     let timeout = args
         .value("--timeout")
         .map(|t| {
@@ -129,14 +144,19 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
         )?,
     };
     let name = guest_name(&kernel);
-    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let mut rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    if let (As::Dom0, Some(mib)) = (role, memory) {
+        rig.direct_dom0_memory_mib = mib;
+        rig.direct_memory_mib = rig.direct_memory_mib.max(mib + 256);
+    }
     let timeout = Duration::from_secs(timeout);
     let guest = match role {
         As::Dom0 => rig
-            .boot_dom0(&kernel, &cmdline, timeout)
+            .boot_dom0_mode(&kernel, &cmdline, timeout, mode)
             .map_err(|e| e.to_string())?,
         As::DomU => {
-            let spec = guest_spec(&name, &kernel, &cmdline, memory, timeout);
+            let memory = memory.unwrap_or(32);
+            let spec = guest_spec(&name, &kernel, &cmdline, memory, timeout).with_mode(mode);
             let session = rig
                 .run_domus(
                     std::slice::from_ref(&spec),
@@ -224,6 +244,7 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
         None => vec![As::Dom0, As::DomU],
         Some(other) => return Err(format!("--as takes dom0 or domu, not `{other}`")),
     };
+    let mode = mode_arg(args)?;
     let junit = args.value("--junit").map(PathBuf::from);
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
@@ -240,11 +261,12 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
         let (label, guest) = match role {
             As::Dom0 => (
                 "dom0",
-                rig.boot_dom0(&kernel, &cmdline, timeout)
+                rig.boot_dom0_mode(&kernel, &cmdline, timeout, mode)
                     .map_err(|e| e.to_string())?,
             ),
             As::DomU => {
-                let spec = guest_spec("conformance", &kernel, &cmdline, 64, timeout);
+                let spec =
+                    guest_spec("conformance", &kernel, &cmdline, 64, timeout).with_mode(mode);
                 let session = rig
                     .run_domus(
                         std::slice::from_ref(&spec),
@@ -265,17 +287,18 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
         let ok = output.verdict.as_deref() == Some("SUCCESS")
             && matches!(guest.ending, rig::Ending::Poweroff);
         println!(
-            "conformance as {label}: {} tests, verdict {}, ended {:?}: {}",
+            "conformance as {mode} {label}: {} tests, verdict {}, ended {:?}: {}",
             output.cases.len(),
             output.verdict.as_deref().unwrap_or("(none printed)"),
             guest.ending,
             if ok { "ok" } else { "NOT OK" }
         );
         all_ok &= ok;
-        xml.push_str(&conformance::junit(
-            &format!("conformance.{label}"),
-            &output,
-        ));
+        let suite = match mode {
+            rig::GuestMode::Pv => format!("conformance.{label}"),
+            rig::GuestMode::Pvh => format!("conformance.pvh-{label}"),
+        };
+        xml.push_str(&conformance::junit(&suite, &output));
     }
     if let Some(path) = junit {
         // Several suites: wrap them in one <testsuites> document.
@@ -305,6 +328,7 @@ fn guest_name(kernel: &std::path::Path) -> String {
         .unwrap_or("guest");
     let name: String = stem
         .chars()
+        .take(40)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
                 c

@@ -3,11 +3,18 @@
 //! Each test asserts on what the guest printed and on how Xen or the
 //! toolstack said it ended, never on what we expected to happen. The
 //! domU tests share one boot of the Linux dom0.
+//!
+//! The PVH tests (listed in [`PVH_TESTS`]) mirror PV ones: hello and
+//! conformance as a PVH dom0, hello, conformance and the block and HTTP
+//! end-to-end tests as PVH domUs. Their domUs join the PV ones' dom0
+//! sessions, so they cost no extra boot of Linux. They run when
+//! [`pvh_enabled`] says so: `cargo xtask test --pvh` or `PARAVANE_PVH=1`,
+//! or always once [`PVH_BY_DEFAULT`] is `true`.
 
 use crate::conformance::{self, CaseResult};
 use crate::report::{self, success_line};
 use crate::test_cmd::Tally;
-use rig::{Ending, GuestReport, GuestSpec, Rig};
+use rig::{Ending, GuestMode, GuestReport, GuestSpec, Rig};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,8 +35,41 @@ pub const APPS: &[&str] = &[
 /// Memory given to each test domU, in MiB.
 const DOMU_MIB: u32 = 32;
 
-/// Runs every rig test, recording each in `tally`.
-pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
+/// Whether the PVH rig tests run when nobody asks for or against them.
+/// `false` while the kernel cannot boot as PVH; set it to `true` once it
+/// can (`PARAVANE_PVH=0` or `--no-pvh` still turn them off).
+pub const PVH_BY_DEFAULT: bool = false;
+
+/// The PVH rig tests, by the prefix of the names their results are
+/// recorded under.
+pub const PVH_TESTS: &[&str] = &[
+    "rig pvh dom0 hello",
+    "conformance pvh-dom0",
+    "rig pvh domU hello",
+    "conformance pvh-domU",
+    "rig pvh e2e block",
+    "rig pvh e2e httpd",
+];
+
+/// Whether the PVH tests run: `--no-pvh` wins, then `--pvh`, then
+/// `PARAVANE_PVH` (`1` on, `0` off), then [`PVH_BY_DEFAULT`].
+pub fn pvh_enabled(pvh_flag: bool, no_pvh_flag: bool, env: Option<&str>) -> bool {
+    if no_pvh_flag {
+        return false;
+    }
+    if pvh_flag {
+        return true;
+    }
+    match env.map(str::trim) {
+        Some("1") => true,
+        Some("0") => false,
+        _ => PVH_BY_DEFAULT,
+    }
+}
+
+/// Runs every rig test, recording each in `tally`; the PVH ones too if
+/// `pvh`.
+pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) {
     let elf = |app: &str| {
         guests
             .iter()
@@ -44,7 +84,15 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     let result = rig
         .boot_dom0(&elf("hello"), cmdline, timeout)
         .map_err(|e| e.to_string())
-        .and_then(|guest| check_hello(&guest, "dom0", cmdline, rig.direct_dom0_memory_mib));
+        .and_then(|guest| {
+            check_hello(
+                &guest,
+                "dom0",
+                cmdline,
+                rig.direct_dom0_memory_mib,
+                GuestMode::Pv,
+            )
+        });
     tally.record(
         "rig dom0 hello: boots, prints start_info, powers off",
         result,
@@ -64,9 +112,17 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
         Ok(guest) => record_conformance(tally, "dom0-fifo", &guest),
         Err(e) => tally.record("rig dom0 conformance (FIFO)", Err(e.to_string())),
     }
+    if pvh {
+        pvh_dom0_tests(rig, &elf, tally);
+    } else {
+        println!(
+            "SKIP the PVH rig tests ({}): run `cargo xtask test --pvh` or set PARAVANE_PVH=1",
+            PVH_TESTS.join(", ")
+        );
+    }
 
     // domUs: one Linux dom0 boot for all of them.
-    let specs = vec![
+    let mut specs = vec![
         spec("hello", elf("hello"), "greeting=domu-check loglevel=debug"),
         spec("panic", elf("panic"), "what=domu-planned"),
         spec("fail", elf("fail"), "reason=test"),
@@ -86,6 +142,9 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
         // blkcheck against Linux's blkback on a 64 MiB image dom0 fills.
         crate::e2e_block::guest(&elf("blkcheck")),
     ];
+    if pvh {
+        specs.extend(pvh_domu_specs(&elf));
+    }
     let session = match rig.run_domus(&specs, Duration::from_secs(600)) {
         Ok(session) => session,
         Err(e) => {
@@ -102,8 +161,15 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
             .ok_or_else(|| format!("no report for guest {name}"))
     };
 
-    let result = find("hello")
-        .and_then(|g| check_hello(g, "domU", "greeting=domu-check loglevel=debug", DOMU_MIB));
+    let result = find("hello").and_then(|g| {
+        check_hello(
+            g,
+            "domU",
+            "greeting=domu-check loglevel=debug",
+            DOMU_MIB,
+            GuestMode::Pv,
+        )
+    });
     tally.record(
         "rig domU hello: boots under xl, console ring, powers off",
         result,
@@ -173,6 +239,9 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
         }
         Err(e) => tally.record("rig e2e block", Err(e)),
     }
+    if pvh {
+        pvh_domu_checks(tally, &find);
+    }
 
     // The consoles go into the log, so a failure above can be read there.
     for guest in &session.guests {
@@ -184,9 +253,89 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
         tally.record(&format!("rig e2e net: {name}"), result);
     }
 
-    // End to end over HTTP: dom0 fetches `httpd`'s page 100 times.
-    for (name, result) in crate::e2e_httpd::run(rig, &elf("httpd")) {
-        tally.record(&format!("rig e2e httpd: {name}"), result);
+    // End to end over HTTP: dom0 fetches `httpd`'s page 100 times (from a
+    // PV guest and, in the same dom0 session, a PVH one).
+    let modes: &[GuestMode] = if pvh {
+        &GuestMode::ALL
+    } else {
+        &[GuestMode::Pv]
+    };
+    for (mode, name, result) in crate::e2e_httpd::run(rig, &elf("httpd"), modes) {
+        let prefix = match mode {
+            GuestMode::Pv => "rig e2e httpd",
+            GuestMode::Pvh => "rig pvh e2e httpd",
+        };
+        tally.record(&format!("{prefix}: {name}"), result);
+    }
+}
+
+/// The command line of the PVH hello guests (dom0 and domU).
+const PVH_HELLO_CMDLINE: &str = "greeting=pvh-check loglevel=debug";
+
+/// hello and conformance booted directly as a PVH dom0.
+fn pvh_dom0_tests(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) {
+    let result = rig
+        .boot_dom0_mode(
+            &elf("hello"),
+            PVH_HELLO_CMDLINE,
+            Duration::from_secs(60),
+            GuestMode::Pvh,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|guest| {
+            check_hello(
+                &guest,
+                "dom0",
+                PVH_HELLO_CMDLINE,
+                rig.direct_dom0_memory_mib,
+                GuestMode::Pvh,
+            )
+        });
+    tally.record(
+        "rig pvh dom0 hello: boots at PHYS32_ENTRY, prints its memory, powers off",
+        result,
+    );
+    match rig.boot_dom0_mode(
+        &elf("conformance"),
+        "",
+        Duration::from_secs(180),
+        GuestMode::Pvh,
+    ) {
+        Ok(guest) => record_conformance(tally, "pvh-dom0", &guest),
+        Err(e) => tally.record("rig pvh dom0 conformance", Err(e.to_string())),
+    }
+}
+
+/// The PVH domUs that join the PV ones' dom0 session.
+fn pvh_domu_specs(elf: &dyn Fn(&str) -> PathBuf) -> Vec<GuestSpec> {
+    let mut conformance = spec("pvh-conformance", elf("conformance"), "").with_mode(GuestMode::Pvh);
+    conformance.memory_mib = 64;
+    vec![
+        spec("pvh-hello", elf("hello"), PVH_HELLO_CMDLINE).with_mode(GuestMode::Pvh),
+        conformance,
+        crate::e2e_block::guest_in(&elf("blkcheck"), GuestMode::Pvh),
+    ]
+}
+
+/// The checks of [`pvh_domu_specs`]' guests.
+fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a GuestReport, String>) {
+    let result = find("pvh-hello")
+        .and_then(|g| check_hello(g, "domU", PVH_HELLO_CMDLINE, DOMU_MIB, GuestMode::Pvh));
+    tally.record(
+        "rig pvh domU hello: boots under xl as type=\"pvh\", console ring, powers off",
+        result,
+    );
+    match find("pvh-conformance") {
+        Ok(guest) => record_conformance(tally, "pvh-domU", guest),
+        Err(e) => tally.record("rig pvh domU conformance", Err(e)),
+    }
+    match find(&crate::e2e_block::name(GuestMode::Pvh)) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_block::check(guest) {
+                tally.record(&format!("rig pvh {name}"), result);
+            }
+        }
+        Err(e) => tally.record("rig pvh e2e block", Err(e)),
     }
 }
 
@@ -252,19 +401,42 @@ fn spec(name: &str, kernel: PathBuf, cmdline: &str) -> GuestSpec {
     crate::guest_spec(name, &kernel, cmdline, DOMU_MIB, Duration::from_secs(120))
 }
 
-/// The boot summary and the app's own lines, then poweroff.
-fn check_hello(guest: &GuestReport, role: &str, cmdline: &str, mib: u32) -> Result<(), String> {
+/// The boot summary and the app's own lines, then poweroff. A PV guest
+/// has exactly `mib` MiB of pages (start_info's `nr_pages`); a PVH one
+/// learns its memory from the memory map, which is a little smaller
+/// (Xen keeps some of a PVH dom0's allotment for its page tables, and
+/// special pages may be carved out), so it may report down to 3/4 of it.
+fn check_hello(
+    guest: &GuestReport,
+    role: &str,
+    cmdline: &str,
+    mib: u32,
+    mode: GuestMode,
+) -> Result<(), String> {
     let pages = u64::from(mib) * 256;
     expect_line(
         guest,
         |l| l.starts_with("Paravane ") && l.ends_with(&format!(" running as {role}")),
         &format!("`Paravane … running as {role}`"),
     )?;
-    expect_line(
-        guest,
-        |l| l.trim() == format!("nr_pages {pages} ({} KiB)", pages * 4),
-        &format!("`nr_pages {pages}`"),
-    )?;
+    match mode {
+        GuestMode::Pv => expect_line(
+            guest,
+            |l| l.trim() == format!("nr_pages {pages} ({} KiB)", pages * 4),
+            &format!("`nr_pages {pages}`"),
+        )?,
+        GuestMode::Pvh => expect_line(
+            guest,
+            |l| {
+                l.trim()
+                    .strip_prefix("nr_pages ")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n <= pages && n >= pages * 3 / 4)
+            },
+            &format!("`nr_pages N` with N in {}..={pages}", pages * 3 / 4),
+        )?,
+    }
     expect_line(
         guest,
         |l| l.trim() == format!("cmdline \"{cmdline}\""),

@@ -3,6 +3,9 @@
 //! Everything is counted: each host unit test (from libtest's summary
 //! lines), each lint, each rig test. The last line is `N passed, N
 //! failed`; the exit status is non-zero if anything failed.
+//!
+//! `--pvh` (or `PARAVANE_PVH=1`) adds the PVH rig tests, `--no-pvh` (or
+//! `PARAVANE_PVH=0`) leaves them out; see [`rig_tests::pvh_enabled`].
 
 use crate::args::Args;
 use crate::guest_build::{self, Profile};
@@ -35,6 +38,11 @@ impl Tally {
 /// Runs every test.
 pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     let host_only = args.flag("--host-only");
+    let pvh = rig_tests::pvh_enabled(
+        args.flag("--pvh"),
+        args.flag("--no-pvh"),
+        std::env::var("PARAVANE_PVH").ok().as_deref(),
+    );
     args.finish()?;
     let mut tally = Tally::default();
 
@@ -69,8 +77,11 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         eprintln!("== rig tests skipped (--host-only)");
     } else if let Ok(rig) = &rig {
         if guests.len() == rig_tests::APPS.len() {
-            eprintln!("== rig tests (real Xen 4.17 in QEMU)");
-            rig_tests::run(rig, &guests, &mut tally);
+            eprintln!(
+                "== rig tests (real Xen 4.17 in QEMU{})",
+                if pvh { "; PV and PVH" } else { "; PV only" }
+            );
+            rig_tests::run(rig, &guests, &mut tally, pvh);
         } else {
             tally.record("rig tests", Err("guest builds failed".into()));
         }
@@ -191,6 +202,18 @@ fn lint(tally: &mut Tally) {
 #[cfg(test)]
 mod tests {
     use super::libtest_counts;
+    use crate::rig_tests::{pvh_enabled, PVH_BY_DEFAULT};
+
+    #[test]
+    fn pvh_switches() {
+        assert_eq!(pvh_enabled(false, false, None), PVH_BY_DEFAULT);
+        assert!(pvh_enabled(true, false, None));
+        assert!(pvh_enabled(false, false, Some("1")));
+        assert!(!pvh_enabled(false, false, Some("0")));
+        assert!(!pvh_enabled(true, true, Some("1")));
+        assert!(pvh_enabled(true, false, Some("0")));
+        assert_eq!(pvh_enabled(false, false, Some("")), PVH_BY_DEFAULT);
+    }
 
     #[test]
     fn libtest_summaries_are_summed() {
