@@ -20,6 +20,7 @@ mod e2e_block;
 mod e2e_httpd;
 mod e2e_net;
 mod guest_build;
+mod ports_check;
 mod report;
 mod rig_tests;
 mod test_cmd;

@@ -61,6 +61,9 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     eprintln!("== lints");
     lint(&mut tally);
 
+    eprintln!("== porting guides: link check over ports/**/*.md");
+    crate::ports_check::record(&mut tally);
+
     eprintln!("== guest builds");
     let mut guests = Vec::new();
     for app in rig_tests::APPS {
