@@ -211,7 +211,7 @@ pub fn boot_info(
         privileged: hsi.flags & SIF_PRIVILEGED != 0,
         flags: hsi.flags,
         magic,
-        nr_pages: memory.end_pfn(),
+        nr_pages: memory.ram_frames(),
         shared_info_maddr: 0,
         store,
         console,
@@ -353,7 +353,8 @@ mod tests {
         let memory = boot.pvh.unwrap();
         assert_eq!(memory.ram_frames(), 0x9f + (63 << 8));
         assert_eq!(memory.ignored_frames, 256);
-        assert_eq!(boot.nr_pages, 0x100 + (63 << 8));
+        assert_eq!(boot.nr_pages, 0x9f + (63 << 8), "RAM frames, not the end");
+        assert_eq!(memory.end_pfn(), 0x100 + (63 << 8));
     }
 
     #[test]

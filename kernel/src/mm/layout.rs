@@ -97,12 +97,11 @@ impl BootLayout {
     /// those. Everything is identity mapped, so `mapped_end_pfn` is the
     /// end of RAM. Frames that are not RAM are never freed by `mm`.
     pub fn new_pvh(
-        boot: &BootInfo,
         memory: &crate::pvh_start::PvhMemory,
         image_start: u64,
         image_end: u64,
     ) -> Result<Self, MmError> {
-        let nr_pages = boot.nr_pages;
+        let nr_pages = memory.end_pfn();
         let image_start_pfn = image_start / PAGE_SIZE;
         let image_end_pfn = image_end.div_ceil(PAGE_SIZE);
         let bitmap_frames = (words_for(nr_pages) as u64 * 8).div_ceil(PAGE_SIZE);
@@ -247,7 +246,7 @@ mod tests {
     fn pvh_layout_puts_the_bitmap_after_image_and_boot_data() {
         let boot = pvh_domu();
         let memory = boot.pvh.unwrap();
-        let layout = BootLayout::new_pvh(&boot, &memory, 0x10_0000, 0x1f_0800).unwrap();
+        let layout = BootLayout::new_pvh(&memory, 0x10_0000, 0x1f_0800).unwrap();
         assert_eq!(layout.bitmap_pfn, 0x1f3);
         assert_eq!(layout.bitmap_frames, 1);
         assert!(layout.is_reserved(0) && layout.is_reserved(0x100) && layout.is_reserved(0x1f0));
@@ -262,6 +261,6 @@ mod tests {
     fn pvh_layout_without_room_is_refused() {
         let boot = pvh_domu();
         let memory = boot.pvh.unwrap();
-        assert!(BootLayout::new_pvh(&boot, &memory, 0x10_0000, 32 << 20).is_err());
+        assert!(BootLayout::new_pvh(&memory, 0x10_0000, 32 << 20).is_err());
     }
 }

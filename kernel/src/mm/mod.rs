@@ -141,7 +141,7 @@ mod guest {
             return Err(MmError::AlreadyInitialized);
         }
         if let Some(memory) = &boot.pvh {
-            return init_pvh(boot, memory);
+            return init_pvh(memory);
         }
         let mapping = machphys_mapping().map_err(|e| MmError::hypercall("machphys_mapping", e))?;
         if mapping.v_start != MACH2PHYS_VIRT_START {
@@ -213,14 +213,14 @@ mod guest {
     /// identity map (built by `pvh_entry`) already covers every frame,
     /// Xen translates guest frames itself, so there is no p2m to load,
     /// no direct map to build and no window for foreign frames.
-    fn init_pvh(boot: &BootInfo, memory: &crate::pvh_start::PvhMemory) -> Result<(), MmError> {
+    fn init_pvh(memory: &crate::pvh_start::PvhMemory) -> Result<(), MmError> {
         let layout = BootLayout::new_pvh(
-            boot,
             memory,
             (&raw const __image_start) as u64,
             (&raw const __image_end) as u64,
         )?;
-        let nr_pages = boot.nr_pages;
+        // Frames are numbered up to the end of RAM, holes included.
+        let nr_pages = memory.end_pfn();
         let core = CORE.call_once(|| Core {
             p2m_entries: &[],
             identity_len: nr_pages,

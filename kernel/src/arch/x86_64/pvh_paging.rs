@@ -53,7 +53,9 @@ pub fn init() {
     // map keeps every address the bootstrap map had (the first GiB)
     // mapped to the same place, except page 0, which nothing uses.
     unsafe {
-        let t = &mut *(&raw mut TABLES);
+        let Some(t) = (&raw mut TABLES).as_mut() else {
+            unreachable!("a static is never null")
+        };
         for (index, entry) in t.pt0.iter_mut().enumerate().skip(1) {
             entry.set_addr(PhysAddr::new(index as u64 * 4096), table);
         }
