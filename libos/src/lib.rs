@@ -26,6 +26,7 @@ pub use kernel;
 pub use kernel::{print, println, AppError, AppResult, Role};
 pub use log;
 pub use rand_core;
+pub use smoltcp;
 
 use kernel::BootInfo;
 

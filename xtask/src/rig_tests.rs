@@ -23,6 +23,7 @@ pub const APPS: &[&str] = &[
     "echo",
     "blkcheck",
     "httpd",
+    "tftpd",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -187,6 +188,12 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally) {
     // End to end over HTTP: dom0 fetches `httpd`'s page 100 times.
     for (name, result) in crate::e2e_httpd::run(rig, &elf("httpd")) {
         tally.record(&format!("rig e2e httpd: {name}"), result);
+    }
+
+    // End to end over UDP, configured by DHCP: dom0's udhcpd leases the
+    // `tftpd` guest an address, then dom0 moves files through it.
+    for (name, result) in crate::e2e_udp::run(rig, &elf("tftpd")) {
+        tally.record(&format!("rig {name}"), result);
     }
 }
 

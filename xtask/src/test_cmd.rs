@@ -30,6 +30,11 @@ impl Tally {
             }
         }
     }
+
+    /// Whether nothing recorded so far failed.
+    pub fn all_passed(&self) -> bool {
+        self.failed.is_empty()
+    }
 }
 
 /// Runs every test.
