@@ -85,6 +85,9 @@ mod guest {
                         println!("net: dhcp: applying the lease: {e}");
                     }
                 }
+                // smoltcp also reports "deconfigured" once at the start,
+                // before any lease: only a lease we had can be lost.
+                None if self.config.address.address().is_unspecified() => {}
                 None => {
                     println!("net: dhcp: lease lost");
                     let _ = self.apply_config(None);

@@ -78,6 +78,21 @@ t1=$(cut -d' ' -f1 /proc/uptime)
 echo "HTTPD fetched $ok/{REQUESTS}"
 echo "HTTPD marked $marked/{REQUESTS}"
 echo "HTTPD time $t0 $t1"
+# A client that connects and says nothing must not stall the server:
+# httpd resets it after its 5 s read timeout and then serves wget, which
+# gives up after 30 s. nc's input is a fifo held open and never written.
+mkfifo /tmp/httpd-silent
+nc $G 80 < /tmp/httpd-silent > /dev/null 2>&1 &
+S=$!
+exec 5> /tmp/httpd-silent
+sleep 1
+s0=$(cut -d' ' -f1 /proc/uptime)
+wget -q -T 30 -O - http://$G/ > /tmp/httpd-after-silent 2>&1
+rc=$?
+s1=$(cut -d' ' -f1 /proc/uptime)
+echo "HTTPD after silent rc=$rc marked=$(grep -c '{MARKER}' /tmp/httpd-after-silent) time $s0 $s1"
+kill $S 2> /dev/null
+exec 5>&-
 echo "HTTPD missing: $(wget -q -O - http://$G/no-such-page 2>&1 | tr '\n' ' ')"
 echo "HTTPD malformed: $(printf 'NONSENSE\r\n\r\n' | nc $G 80 | head -n 1)"
 {quit}"#,
@@ -196,6 +211,23 @@ fn check_malformed(guest: &GuestReport) -> Result<(), String> {
     }
 }
 
+/// A silent client was reset after the read timeout and the next
+/// request (dom0's wget, 30 s limit) was served.
+fn check_silent(guest: &GuestReport) -> Result<(), String> {
+    let line = dom0_rest(guest, "HTTPD after silent ")
+        .ok_or("dom0 never tried a request behind a silent client")?;
+    let reset = guest.console.iter().find(|l| {
+        l.starts_with("httpd: connection ") && l.ends_with(": reading: timed out, reset")
+    });
+    match reset {
+        Some(_) if line.starts_with("rc=0 marked=1 ") => Ok(()),
+        _ => Err(format!(
+            "dom0: `{line}`; guest's reset line: {:?}",
+            reset.map(String::as_str)
+        )),
+    }
+}
+
 /// The guest's request count from its final `httpd: served N requests` line.
 fn served(guest: &GuestReport) -> Option<u64> {
     guest.console.iter().find_map(|line| {
@@ -278,6 +310,10 @@ pub fn run(rig: &Rig, httpd_elf: &Path) -> Vec<(String, Result<(), String>)> {
         (
             name("100/100 pages carry the marker"),
             check_count(&report, "HTTPD marked "),
+        ),
+        (
+            name("a silent client is reset after 5 s; the next request is served"),
+            check_silent(&report),
         ),
         (name("an unknown path gets 404"), check_missing(&report)),
         (

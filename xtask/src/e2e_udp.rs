@@ -149,6 +149,9 @@ fn check_lease(guest: &GuestReport) -> Result<String, String> {
         .and_then(|rest| rest.split_whitespace().next())
         .filter(|word| *word != "after")
         .ok_or_else(|| format!("udhcpd leased nothing to {MAC}"))?;
+    if let Some(lost) = console_line(guest, "net: dhcp: lease lost") {
+        return Err(format!("guest: `{lost}`"));
+    }
     let line = console_line(guest, "net: dhcp: lease ").ok_or("the guest printed no lease")?;
     let want = format!("net: dhcp: lease {dom0}/24 gw {DOM0_IP} from server {DOM0_IP}");
     if line != want {
