@@ -1,10 +1,11 @@
 //! `libos`: what a Paravane application sees.
 //!
 //! An application is an ordinary Rust function taking an [`Env`] and
-//! returning [`AppResult`]; [`entry!`] registers it with the kernel. For
-//! now the environment offers the command line, the domain's role and
-//! memory, console printing ([`println!`]) and `log`; later work adds
-//! sockets over netfront, a block device over blkfront, timers and tasks.
+//! returning [`AppResult`]; [`entry!`] registers it with the kernel. The
+//! environment offers the command line, the domain's role and memory,
+//! console printing ([`println!`]) and `log`; [`net`] (TCP, [`udp`],
+//! [`dhcp`], configured by [`netconfig`]) over netfront, [`block`] over
+//! blkfront, and [`rng`] (`rand_core` generators).
 //!
 //! No `unsafe` here: what needs it lives in `kernel` behind a safe API.
 #![cfg_attr(not(test), no_std)]
@@ -13,13 +14,19 @@
 extern crate alloc;
 
 pub mod block;
+pub mod dhcp;
 pub mod net;
+pub mod netconfig;
+pub mod rng;
+pub mod udp;
 
 pub use drivers_pv;
 pub use embedded_io;
 pub use kernel;
 pub use kernel::{print, println, AppError, AppResult, Role};
 pub use log;
+pub use rand_core;
+pub use smoltcp;
 
 use kernel::BootInfo;
 

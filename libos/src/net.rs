@@ -1,25 +1,20 @@
 //! Networking: smoltcp over netfront, with blocking TCP helpers.
 //!
-//! [`NetConfig::from_cmdline`] reads a static IPv4 address
-//! (`ip=10.0.0.2/24`) and an optional gateway (`gw=10.0.0.1`) from the
-//! command line. In the guest, [`Net::connect`] brings up the domain's
-//! first vif (`device/vif/0`) and an smoltcp interface over it; the
-//! `tcp_*` methods block (polling the interface, sleeping on the vif's
-//! event channel or smoltcp's next timer in between) until they can
-//! return. Single-threaded: one [`Net`] owns the device and the sockets.
+//! The configuration (a static address or DHCP) comes from the command
+//! line or xenstore (see [`crate::netconfig`]). In the guest,
+//! [`Net::connect`] brings up the domain's first vif (`device/vif/0`) and
+//! an smoltcp interface over it, seeded from [`crate::rng`], and (with
+//! `ip=dhcp`) waits for a lease (see [`crate::dhcp`]). The `tcp_*` methods
+//! here and the `udp_*` ones in [`crate::udp`] block (polling the
+//! interface, sleeping on the vif's event channel or smoltcp's next timer
+//! in between) until they can return, or until their timeout passes: a
+//! TCP socket's reads and writes give up after [`Net::set_timeout`]'s
+//! limit, so one silent peer cannot stall a server. Single-threaded: one
+//! [`Net`] owns the device and the sockets.
 
 use core::fmt;
 
-use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
-
-/// Static IPv4 configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NetConfig {
-    /// Our address and prefix.
-    pub address: Ipv4Cidr,
-    /// The default gateway, if any.
-    pub gateway: Option<Ipv4Address>,
-}
+pub use crate::netconfig::{IpSetup, NetConfig, SetupSource};
 
 /// What can go wrong in networking.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,60 +43,29 @@ impl fmt::Display for NetError {
     }
 }
 
-fn parse_ipv4(text: &str) -> Option<Ipv4Address> {
-    let mut octets = [0u8; 4];
-    let mut parts = text.split('.');
-    for octet in &mut octets {
-        *octet = parts.next()?.parse().ok()?;
-    }
-    parts.next().is_none().then(|| Ipv4Address::from(octets))
-}
-
-impl NetConfig {
-    /// Reads `ip=A.B.C.D/PREFIX` (prefix 24 if absent) and `gw=A.B.C.D`.
-    pub fn from_cmdline(cmdline: &str) -> Result<NetConfig, NetError> {
-        let ip = crate::arg(cmdline, "ip").ok_or(NetError::Config("no ip= given"))?;
-        let (addr, prefix) = match ip.split_once('/') {
-            Some((addr, prefix)) => (
-                addr,
-                prefix
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|p| *p <= 32)
-                    .ok_or(NetError::Config("bad prefix in ip="))?,
-            ),
-            None => (ip, 24),
-        };
-        let address = parse_ipv4(addr).ok_or(NetError::Config("bad address in ip="))?;
-        let gateway = match crate::arg(cmdline, "gw") {
-            Some(gw) => Some(parse_ipv4(gw).ok_or(NetError::Config("bad gw="))?),
-            None => None,
-        };
-        Ok(NetConfig {
-            address: Ipv4Cidr::new(address, prefix),
-            gateway,
-        })
-    }
-}
-
 #[cfg(target_os = "none")]
 pub use guest::{Net, TcpHandle};
 
 #[cfg(target_os = "none")]
 mod guest {
+    use alloc::collections::BTreeMap;
     use alloc::format;
+    use alloc::string::String;
     use alloc::vec;
     use alloc::vec::Vec;
 
     use drivers_pv::netfront::guest::{connect, GuestVif};
     use drivers_pv::netfront::NetStats;
-    use kernel::{events, time};
+    use drivers_pv::xenstore::TxId;
+    use kernel::{events, println, time};
+    use rand_core::Rng as _;
     use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
     use smoltcp::socket::tcp;
     use smoltcp::time::Instant;
-    use smoltcp::wire::{EthernetAddress, IpCidr, IpEndpoint};
+    use smoltcp::wire::{EthernetAddress, IpCidr, IpEndpoint, Ipv4Address, Ipv4Cidr};
 
-    use super::{NetConfig, NetError};
+    use super::{IpSetup, NetConfig, NetError, SetupSource};
+    use crate::rng::Rng;
     use crate::Env;
 
     /// Socket buffer size, each way.
@@ -116,47 +80,110 @@ mod guest {
     /// The network: netfront, an smoltcp interface, its sockets.
     pub struct Net {
         vif: GuestVif,
-        iface: Interface,
-        sockets: SocketSet<'static>,
-        config: NetConfig,
+        pub(crate) iface: Interface,
+        pub(crate) sockets: SocketSet<'static>,
+        /// The configuration in effect (unspecified until DHCP leases).
+        pub(crate) config: NetConfig,
+        /// The DHCP client's socket, with `ip=dhcp`.
+        pub(crate) dhcp: Option<SocketHandle>,
+        /// Seeded once; ephemeral ports come from it.
+        pub(crate) rng: Rng,
+        /// Per-socket limit on each blocking read or write, in ns.
+        timeouts: BTreeMap<SocketHandle, u64>,
     }
 
-    fn now() -> Instant {
+    pub(crate) fn now() -> Instant {
         Instant::from_micros((time::now_ns() / 1000) as i64)
+    }
+
+    /// The vif backend's `ip` key (xl's `vif = ['ip=…']`), if any.
+    fn xenstore_ip() -> Option<String> {
+        use drivers_pv::xenstore::guest::with_xenstore;
+        let backend =
+            with_xenstore(|xs| xs.read_string(TxId::NONE, "device/vif/0/backend")).ok()?;
+        with_xenstore(|xs| xs.read_string(TxId::NONE, &format!("{backend}/ip"))).ok()
     }
 
     impl Net {
         /// Connects xenstore (if needed) and vif 0, configured from the
-        /// command line.
+        /// command line or xenstore (see [`crate::netconfig`]); with DHCP,
+        /// waits for a lease.
         pub fn connect(env: &Env<'_>) -> Result<Net, NetError> {
-            let config = NetConfig::from_cmdline(env.cmdline())?;
             if !drivers_pv::xenstore::guest::is_connected() {
                 drivers_pv::xenstore::guest::connect(env.boot())
                     .map_err(|e| NetError::Device(format!("xenstore: {e}")))?;
             }
+            let (setup, source) = IpSetup::from_sources(env.cmdline(), xenstore_ip)?;
             let mut vif = connect(0).map_err(|e| NetError::Device(format!("{e}")))?;
-            let mac = EthernetAddress(vif.netfront().mac());
-            let mut iface = Interface::new(Config::new(mac.into()), vif.netfront(), now());
-            iface.update_ip_addrs(|addrs| {
-                let _ = addrs.push(IpCidr::Ipv4(config.address));
+            let mac = vif.netfront().mac();
+            let mut rng = Rng::new(&mac);
+            let mut iface_config = Config::new(EthernetAddress(mac).into());
+            // TCP initial sequence numbers and DHCP transaction ids.
+            iface_config.random_seed = rng.next_u64();
+            let iface = Interface::new(iface_config, vif.netfront(), now());
+            println!(
+                "net: setup {} (from the {}), random seed from {}",
+                match setup {
+                    IpSetup::Static(_) => "static",
+                    IpSetup::Dhcp => "dhcp",
+                },
+                match source {
+                    SetupSource::Cmdline => "command line",
+                    SetupSource::Xenstore => "vif's xenstore ip",
+                },
+                rng.seed_source()
+            );
+            let mut net = Net {
+                vif,
+                iface,
+                sockets: SocketSet::new(Vec::new()),
+                config: NetConfig {
+                    address: Ipv4Cidr::new(Ipv4Address::UNSPECIFIED, 0),
+                    gateway: None,
+                },
+                dhcp: None,
+                rng,
+                timeouts: BTreeMap::new(),
+            };
+            match setup {
+                IpSetup::Static(config) => net.apply_config(Some(config))?,
+                IpSetup::Dhcp => net.dhcp_start(env)?,
+            }
+            Ok(net)
+        }
+
+        /// Puts `config` on the interface (or takes every address and the
+        /// default route away with `None`).
+        pub(crate) fn apply_config(&mut self, config: Option<NetConfig>) -> Result<(), NetError> {
+            self.iface.update_ip_addrs(|addrs| {
+                addrs.clear();
+                if let Some(config) = config {
+                    let _ = addrs.push(IpCidr::Ipv4(config.address));
+                }
             });
-            if let Some(gateway) = config.gateway {
-                iface
+            self.iface.routes_mut().remove_default_ipv4_route();
+            if let Some(gateway) = config.and_then(|c| c.gateway) {
+                self.iface
                     .routes_mut()
                     .add_default_ipv4_route(gateway)
                     .map_err(|_| NetError::Config("route table full"))?;
             }
-            Ok(Net {
-                vif,
-                iface,
-                sockets: SocketSet::new(Vec::new()),
-                config,
-            })
+            self.config = config.unwrap_or(NetConfig {
+                address: Ipv4Cidr::new(Ipv4Address::UNSPECIFIED, 0),
+                gateway: None,
+            });
+            Ok(())
         }
 
         /// The configuration in use.
         pub fn config(&self) -> NetConfig {
             self.config
+        }
+
+        /// The network's generator (seeded at [`Net::connect`]; not
+        /// cryptographic, see [`crate::rng`]).
+        pub fn rng(&mut self) -> &mut Rng {
+            &mut self.rng
         }
 
         /// Disconnects the vif from its back end and frees everything.
@@ -176,10 +203,11 @@ mod guest {
             self.vif.netfront_ref().stats()
         }
 
-        /// Runs the interface once (frames in and out, timers).
+        /// Runs the interface once (frames in and out, timers, DHCP).
         pub fn poll(&mut self) {
             self.iface
                 .poll(now(), self.vif.netfront(), &mut self.sockets);
+            self.dhcp_poll();
         }
 
         /// Sleeps until the vif's event channel fires or smoltcp's next
@@ -200,7 +228,7 @@ mod guest {
         }
 
         /// Polls and waits until `done` says yes or `timeout_ns` passes.
-        fn block_until(
+        pub(crate) fn block_until(
             &mut self,
             timeout_ns: Option<u64>,
             mut done: impl FnMut(&mut Net) -> Option<Result<(), NetError>>,
@@ -222,16 +250,79 @@ mod guest {
             self.sockets.get_mut::<tcp::Socket>(handle.0)
         }
 
+        fn new_tcp() -> tcp::Socket<'static> {
+            tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+                tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+            )
+        }
+
+        /// Frees a socket and whatever we kept about it.
+        fn remove(&mut self, handle: SocketHandle) {
+            self.sockets.remove(handle);
+            self.timeouts.remove(&handle);
+        }
+
+        /// Limits each later [`Net::tcp_read`] and [`Net::tcp_write_all`]
+        /// on `handle` to `timeout_ns` (`None`: wait for ever, the
+        /// default). They fail with [`NetError::Timeout`] when it passes.
+        pub fn set_timeout(&mut self, handle: TcpHandle, timeout_ns: Option<u64>) {
+            match timeout_ns {
+                Some(ns) => self.timeouts.insert(handle.0, ns),
+                None => self.timeouts.remove(&handle.0),
+            };
+        }
+
+        fn timeout(&self, handle: TcpHandle) -> Option<u64> {
+            self.timeouts.get(&handle.0).copied()
+        }
+
         /// A TCP socket listening on `port`.
         pub fn tcp_listen(&mut self, port: u16) -> Result<TcpHandle, NetError> {
-            let mut socket = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-                tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-            );
+            let mut socket = Net::new_tcp();
             socket
                 .listen(port)
                 .map_err(|_| NetError::Socket("listen"))?;
             Ok(TcpHandle(self.sockets.add(socket)))
+        }
+
+        /// Connects to `remote` from a random ephemeral port, waiting up to
+        /// `timeout_ns` for the handshake.
+        pub fn tcp_connect(
+            &mut self,
+            remote: IpEndpoint,
+            timeout_ns: u64,
+        ) -> Result<TcpHandle, NetError> {
+            let mut socket = Net::new_tcp();
+            let port = self.rng.ephemeral_port();
+            socket
+                .connect(self.iface.context(), remote, port)
+                .map_err(|_| NetError::Socket("connect"))?;
+            let handle = TcpHandle(self.sockets.add(socket));
+            let result = self.block_until(Some(timeout_ns), |net| {
+                let socket = net.tcp(handle);
+                match socket.state() {
+                    tcp::State::Established => Some(Ok(())),
+                    tcp::State::Closed => Some(Err(NetError::Closed)),
+                    _ => None,
+                }
+            });
+            match result {
+                Ok(()) => Ok(handle),
+                Err(e) => {
+                    self.remove(handle.0);
+                    Err(e)
+                }
+            }
+        }
+
+        /// The local and remote ends of a connection.
+        pub fn tcp_endpoints(
+            &mut self,
+            handle: TcpHandle,
+        ) -> (Option<IpEndpoint>, Option<IpEndpoint>) {
+            let socket = self.tcp(handle);
+            (socket.local_endpoint(), socket.remote_endpoint())
         }
 
         /// Waits (up to `timeout_ns`, if given) for a connection on a
@@ -254,11 +345,12 @@ mod guest {
             peer.ok_or(NetError::Closed)
         }
 
-        /// Reads what has arrived (waiting for something); 0 once the peer
-        /// has closed its side and everything was read.
+        /// Reads what has arrived (waiting for something, up to the
+        /// socket's timeout); 0 once the peer has closed its side and
+        /// everything was read.
         pub fn tcp_read(&mut self, handle: TcpHandle, buf: &mut [u8]) -> Result<usize, NetError> {
             let mut read = 0;
-            self.block_until(None, |net| {
+            self.block_until(self.timeout(handle), |net| {
                 let socket = net.tcp(handle);
                 if socket.can_recv() {
                     return Some(
@@ -276,10 +368,11 @@ mod guest {
             Ok(read)
         }
 
-        /// Queues all of `data` for sending (waiting for room).
+        /// Queues all of `data` for sending (waiting for room, up to the
+        /// socket's timeout in all).
         pub fn tcp_write_all(&mut self, handle: TcpHandle, data: &[u8]) -> Result<(), NetError> {
             let mut sent = 0;
-            self.block_until(None, |net| {
+            self.block_until(self.timeout(handle), |net| {
                 let socket = net.tcp(handle);
                 if !socket.may_send() {
                     return Some(Err(NetError::Closed));
@@ -304,35 +397,19 @@ mod guest {
                 matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait)
                     .then_some(Ok(()))
             });
-            self.sockets.remove(handle.0);
+            self.remove(handle.0);
             // Let the last ACK or FIN go out.
             self.poll();
             result
         }
-    }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_comes_from_the_command_line() {
-        let config = NetConfig::from_cmdline("x=1 ip=10.0.0.2/24 gw=10.0.0.1").unwrap();
-        assert_eq!(config.address.address(), Ipv4Address::new(10, 0, 0, 2));
-        assert_eq!(config.address.prefix_len(), 24);
-        assert_eq!(config.gateway, Some(Ipv4Address::new(10, 0, 0, 1)));
-        let config = NetConfig::from_cmdline("ip=192.168.1.9").unwrap();
-        assert_eq!(config.address.prefix_len(), 24);
-        assert_eq!(config.gateway, None);
-        for bad in [
-            "",
-            "ip=10.0.0",
-            "ip=10.0.0.2/33",
-            "ip=10.0.0.256",
-            "ip=1.2.3.4 gw=x",
-        ] {
-            assert!(NetConfig::from_cmdline(bad).is_err(), "{bad}");
+        /// Resets the connection (RST, for a peer we give up on) and frees
+        /// the socket without waiting.
+        pub fn tcp_abort(&mut self, handle: TcpHandle) {
+            self.tcp(handle).abort();
+            // Send the RST before the socket is gone.
+            self.poll();
+            self.remove(handle.0);
         }
     }
 }

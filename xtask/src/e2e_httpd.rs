@@ -78,6 +78,21 @@ t1=$(cut -d' ' -f1 /proc/uptime)
 echo "HTTPD fetched $ok/{REQUESTS}"
 echo "HTTPD marked $marked/{REQUESTS}"
 echo "HTTPD time $t0 $t1"
+# A client that connects and says nothing must not stall the server:
+# httpd resets it after its 5 s read timeout and then serves wget, which
+# gives up after 30 s. nc's input is a fifo held open and never written.
+mkfifo /tmp/httpd-silent
+nc $G 80 < /tmp/httpd-silent > /dev/null 2>&1 &
+S=$!
+exec 5> /tmp/httpd-silent
+sleep 1
+s0=$(cut -d' ' -f1 /proc/uptime)
+timeout 30 wget -q -O - http://$G/ > /tmp/httpd-after-silent 2>&1
+rc=$?
+s1=$(cut -d' ' -f1 /proc/uptime)
+echo "HTTPD after silent rc=$rc marked=$(grep -q '{MARKER}' /tmp/httpd-after-silent && echo yes || echo no) time $s0 $s1"
+kill $S 2> /dev/null
+exec 5>&-
 echo "HTTPD missing: $(wget -q -O - http://$G/no-such-page 2>&1 | tr '\n' ' ')"
 echo "HTTPD malformed: $(printf 'NONSENSE\r\n\r\n' | nc $G 80 | head -n 1)"
 {quit}"#,
@@ -193,6 +208,23 @@ fn check_malformed(guest: &GuestReport) -> Result<(), String> {
         Some(text) if text.trim_end().starts_with("HTTP/1.0 400 Bad Request") => Ok(()),
         Some(text) => Err(format!("a malformed request got: {text:?}")),
         None => Err("dom0 never sent a malformed request".into()),
+    }
+}
+
+/// A silent client was reset after the read timeout and the next
+/// request (dom0's wget, killed after 30 s) was served.
+fn check_silent(guest: &GuestReport) -> Result<(), String> {
+    let line = dom0_rest(guest, "HTTPD after silent ")
+        .ok_or("dom0 never tried a request behind a silent client")?;
+    let reset = guest.console.iter().find(|l| {
+        l.starts_with("httpd: connection ") && l.ends_with(": reading: timed out, reset")
+    });
+    match reset {
+        Some(_) if line.starts_with("rc=0 marked=yes ") => Ok(()),
+        _ => Err(format!(
+            "dom0: `{line}`; guest's reset line: {:?}",
+            reset.map(String::as_str)
+        )),
     }
 }
 
@@ -318,6 +350,10 @@ fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
         (
             name("100/100 pages carry the marker"),
             check_count(report, "HTTPD marked "),
+        ),
+        (
+            name("a silent client is reset after 5 s; the next request is served"),
+            check_silent(report),
         ),
         (name("an unknown path gets 404"), check_missing(report)),
         (

@@ -4,6 +4,7 @@
 //! cargo xtask run                       build, boot `httpd` as a domU with a vif, fetch its page from dom0, show page and console
 //! cargo xtask test                      every test: host unit tests, lints, then the rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
+//! cargo xtask e2e net|httpd|udp          one end-to-end rig test alone
 //! cargo xtask bench                     Paravane vs a Linux PV domU: throughput and boot time, as ratios
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
@@ -19,6 +20,7 @@ mod conformance;
 mod e2e_block;
 mod e2e_httpd;
 mod e2e_net;
+mod e2e_udp;
 mod guest_build;
 mod ports_check;
 mod report;
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Some("test") => test_cmd::run(&mut args),
         Some("conformance") => cmd_conformance(&mut args),
         Some("bench") => bench::run(&mut args),
+        Some("e2e") => cmd_e2e(&mut args),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{}", USAGE);
             Ok(ExitCode::SUCCESS)
@@ -70,6 +73,7 @@ usage: cargo xtask <command>
   conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
                            only on `Test result: SUCCESS` followed by poweroff
+  e2e net|httpd|udp        run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP)
   bench                    Paravane's echo and blkcheck guests next to a Linux PV domU doing the same
                            transfers, in one dom0 session; prints MiB/s, boot times and Paravane/Linux ratios
 ";
@@ -217,6 +221,37 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
         println!("xtask run: the guest did not power off after its success line");
     }
     Ok(if fetched && powered_off {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs one end-to-end rig test alone, printing PASS/FAIL lines.
+fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
+    let which = args
+        .next_positional()
+        .ok_or("e2e: which test? net, httpd or udp")?;
+    args.finish()?;
+    type Run = fn(&rig::Rig, &std::path::Path) -> Vec<(String, Result<(), String>)>;
+    let (app, run): (&str, Run) = match which.as_str() {
+        "net" => ("echo", e2e_net::run),
+        "httpd" => ("httpd", |rig, kernel| {
+            e2e_httpd::run(rig, kernel, &[rig::GuestMode::Pv])
+                .into_iter()
+                .map(|(_, name, result)| (name, result))
+                .collect()
+        }),
+        "udp" => ("tftpd", e2e_udp::run),
+        other => return Err(format!("e2e: unknown test `{other}`")),
+    };
+    let kernel = guest_build::build(app, guest_build::Profile::Release)?;
+    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let mut tally = test_cmd::Tally::default();
+    for (name, result) in run(&rig, &kernel) {
+        tally.record(&name, result);
+    }
+    Ok(if tally.all_passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

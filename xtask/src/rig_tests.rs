@@ -30,6 +30,7 @@ pub const APPS: &[&str] = &[
     "echo",
     "blkcheck",
     "httpd",
+    "tftpd",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -267,6 +268,12 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) 
             GuestMode::Pvh => format!("rig pvh e2e httpd: {name}"),
         };
         tally.record(&name, result);
+    }
+
+    // End to end over UDP, configured by DHCP: dom0's udhcpd leases the
+    // `tftpd` guest an address, then dom0 moves files through it.
+    for (name, result) in crate::e2e_udp::run(rig, &elf("tftpd")) {
+        tally.record(&format!("rig {name}"), result);
     }
 }
 

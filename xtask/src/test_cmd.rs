@@ -33,6 +33,11 @@ impl Tally {
             }
         }
     }
+
+    /// Whether nothing recorded so far failed.
+    pub fn all_passed(&self) -> bool {
+        self.failed.is_empty()
+    }
 }
 
 /// Runs every test.

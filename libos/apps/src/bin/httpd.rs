@@ -13,6 +13,11 @@
 //!   Allowed`; a request line that does not parse, or headers that do
 //!   not end within 8 KiB: `400 Bad Request`.
 //!
+//! A client that connects and then sends nothing (or stops reading) is
+//! given [`READ_TIMEOUT_S`] seconds per read or write, then reset, so it
+//! cannot hold the server (which serves one connection at a time) for
+//! ever: the connection's line then says `timed out, reset`.
+//!
 //! After each connection it prints
 //! `httpd: request N from PEER: STATUS PATH, IN bytes in, OUT bytes out, S s`
 //! and at the end the device's counters and
@@ -235,6 +240,9 @@ mod guest {
     /// How long to wait for each connection before giving up.
     const ACCEPT_TIMEOUT_S: u64 = 120;
 
+    /// How long one read or write on a connection may wait for the client.
+    const READ_TIMEOUT_S: u64 = 5;
+
     /// What the server has done so far.
     #[derive(Default)]
     struct Counters {
@@ -373,14 +381,16 @@ mod guest {
             // Listen for the next connection before this one closes, so a
             // client that connects at once finds a listener.
             listener = net.tcp_listen(PORT).map_err(fail)?;
+            net.set_timeout(handle, Some(READ_TIMEOUT_S * time::NS_PER_SEC));
             let start = time::now_ns();
             let mut bytes_in = 0u64;
             let head = match read_head(&mut net, handle, &mut buf, &mut bytes_in) {
                 Ok(head) => head,
                 Err(e) => {
-                    println!("httpd: connection {connections} from {peer}: reading: {e}");
                     counters.bytes_in += bytes_in;
-                    let _ = net.tcp_close(handle, 10 * time::NS_PER_SEC);
+                    // A silent client would not close either: reset it.
+                    net.tcp_abort(handle);
+                    println!("httpd: connection {connections} from {peer}: reading: {e}, reset");
                     continue;
                 }
             };
@@ -449,7 +459,13 @@ mod guest {
             // The path is borrowed from `buf`: keep a copy for the log line.
             let path = String::from(path);
             let written = net.tcp_write_all(handle, reply.as_bytes());
-            let closed = net.tcp_close(handle, 10 * time::NS_PER_SEC);
+            let closed = if written == Err(libos::net::NetError::Timeout) {
+                // The client stopped reading: do not wait on it again.
+                net.tcp_abort(handle);
+                Err(libos::net::NetError::Timeout)
+            } else {
+                net.tcp_close(handle, 10 * time::NS_PER_SEC)
+            };
             counters.requests += 1;
             if written.is_ok() {
                 counters.bytes_out += reply.len() as u64;
