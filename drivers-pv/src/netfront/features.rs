@@ -196,3 +196,58 @@ impl fmt::Display for Negotiated {
         Ok(())
     }
 }
+
+/// What one queue hands the back end: its ring grants and channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueKeys {
+    /// The tx ring's grant reference.
+    pub tx_ring_ref: u32,
+    /// The rx ring's grant reference.
+    pub rx_ring_ref: u32,
+    /// The tx channel's port (the only one without split channels).
+    pub tx_port: u32,
+    /// The rx channel's port (equal to `tx_port` without split channels).
+    pub rx_port: u32,
+}
+
+/// The keys (relative to our `device/vif/N` directory) and values to
+/// write before switching to `Connected`, as netif.h lays them out: one
+/// queue's keys at the top, several queues' under `queue-N/`.
+pub fn frontend_keys(
+    negotiated: &Negotiated,
+    queues: &[QueueKeys],
+) -> alloc::vec::Vec<(alloc::string::String, alloc::string::String)> {
+    use alloc::format;
+    use alloc::string::String;
+    let mut keys = alloc::vec::Vec::new();
+    let mut key = |name: String, value: String| keys.push((name, value));
+    if negotiated.multi_queue_key {
+        key(
+            "multi-queue-num-queues".into(),
+            format!("{}", queues.len()),
+        );
+    }
+    for (index, queue) in queues.iter().enumerate() {
+        let prefix = if queues.len() > 1 {
+            format!("queue-{index}/")
+        } else {
+            String::new()
+        };
+        key(format!("{prefix}tx-ring-ref"), format!("{}", queue.tx_ring_ref));
+        key(format!("{prefix}rx-ring-ref"), format!("{}", queue.rx_ring_ref));
+        if negotiated.split_event_channels {
+            key(format!("{prefix}event-channel-tx"), format!("{}", queue.tx_port));
+            key(format!("{prefix}event-channel-rx"), format!("{}", queue.rx_port));
+        } else {
+            key(format!("{prefix}event-channel"), format!("{}", queue.tx_port));
+        }
+    }
+    key("request-rx-copy".into(), "1".into());
+    key("feature-rx-notify".into(), "1".into());
+    key("feature-sg".into(), "1".into());
+    key(
+        "feature-no-csum-offload".into(),
+        if negotiated.csum_offload { "0" } else { "1" }.into(),
+    );
+    keys
+}

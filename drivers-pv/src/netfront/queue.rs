@@ -73,6 +73,14 @@ impl Partial {
     fn fail(&mut self, fault: Fault) {
         self.fault = self.fault.max(Some(fault));
     }
+
+    /// Marks the frame broken, counting one bad response per frame.
+    fn break_off(&mut self, stats: &mut NetStats) {
+        if self.fault != Some(Fault::Broken) {
+            stats.bad_responses += 1;
+        }
+        self.fail(Fault::Broken);
+    }
 }
 
 /// A frame taken from the rx ring.
@@ -261,9 +269,9 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
                 Err(RingError::BadEntry { .. }) => {
                     // Its id is unknown: the buffer stays lost, and a
                     // frame being gathered is broken.
-                    stats.bad_responses += 1;
-                    if let Some(partial) = &mut self.partial {
-                        partial.fail(Fault::Broken);
+                    match &mut self.partial {
+                        Some(partial) => partial.break_off(stats),
+                        None => stats.bad_responses += 1,
                     }
                     continue;
                 }
@@ -294,19 +302,16 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
         let more = rsp.flags & NETRXF_MORE_DATA != 0;
         if !known {
             // Not a buffer the back end holds: nothing to read or repost.
-            stats.bad_responses += 1;
-            partial.fail(Fault::Broken);
+            partial.break_off(stats);
         } else if rsp.flags & !RX_FLAGS_KNOWN != 0 || partial.slots > MAX_RX_SLOTS {
-            stats.bad_responses += 1;
-            partial.fail(Fault::Broken);
+            partial.break_off(stats);
         } else if rsp.status <= 0 {
             partial.fail(Fault::Error);
         } else {
             let offset = usize::from(rsp.offset);
             let len = rsp.status as usize;
             if offset + len > XEN_PAGE_SIZE {
-                stats.bad_responses += 1;
-                partial.fail(Fault::Broken);
+                partial.break_off(stats);
             } else if partial.bytes.len() + len > max_frame {
                 partial.fail(Fault::Error);
             } else if partial.fault.is_none() {
