@@ -222,10 +222,7 @@ pub fn frontend_keys(
     let mut keys = alloc::vec::Vec::new();
     let mut key = |name: String, value: String| keys.push((name, value));
     if negotiated.multi_queue_key {
-        key(
-            "multi-queue-num-queues".into(),
-            format!("{}", queues.len()),
-        );
+        key("multi-queue-num-queues".into(), format!("{}", queues.len()));
     }
     for (index, queue) in queues.iter().enumerate() {
         let prefix = if queues.len() > 1 {
@@ -233,13 +230,28 @@ pub fn frontend_keys(
         } else {
             String::new()
         };
-        key(format!("{prefix}tx-ring-ref"), format!("{}", queue.tx_ring_ref));
-        key(format!("{prefix}rx-ring-ref"), format!("{}", queue.rx_ring_ref));
+        key(
+            format!("{prefix}tx-ring-ref"),
+            format!("{}", queue.tx_ring_ref),
+        );
+        key(
+            format!("{prefix}rx-ring-ref"),
+            format!("{}", queue.rx_ring_ref),
+        );
         if negotiated.split_event_channels {
-            key(format!("{prefix}event-channel-tx"), format!("{}", queue.tx_port));
-            key(format!("{prefix}event-channel-rx"), format!("{}", queue.rx_port));
+            key(
+                format!("{prefix}event-channel-tx"),
+                format!("{}", queue.tx_port),
+            );
+            key(
+                format!("{prefix}event-channel-rx"),
+                format!("{}", queue.rx_port),
+            );
         } else {
-            key(format!("{prefix}event-channel"), format!("{}", queue.tx_port));
+            key(
+                format!("{prefix}event-channel"),
+                format!("{}", queue.tx_port),
+            );
         }
     }
     key("request-rx-copy".into(), "1".into());

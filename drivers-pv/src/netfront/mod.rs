@@ -276,7 +276,10 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
             .into_iter()
             .map(Queue::new)
             .collect::<Result<Vec<_>, _>>()?;
-        if queues.iter().any(|q| q.tx_capacity() < Self::slots_for(link.max_frame)) {
+        if queues
+            .iter()
+            .any(|q| q.tx_capacity() < Self::slots_for(link.max_frame))
+        {
             return Err(NetError::BadBufferCount);
         }
         Ok(Netfront {
@@ -402,8 +405,7 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
     }
 
     fn receive_on(&mut self, index: usize) -> Option<Received> {
-        let (received, notify) =
-            self.queues[index].receive(self.link.max_frame, &mut self.stats);
+        let (received, notify) = self.queues[index].receive(self.link.max_frame, &mut self.stats);
         if notify {
             self.notify.notify(index, RingKind::Rx);
         }
@@ -442,7 +444,6 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
             .fold(false, |pending, queue| queue.final_check() | pending)
     }
 }
-
 
 /// A received frame for smoltcp.
 pub struct NetRxToken {

@@ -178,7 +178,12 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
     /// slot per page, the first with `flags`; returns whether the back end
     /// needs an event. Needs a free buffer per slot (reclaiming first if
     /// short); on error nothing was pushed.
-    pub fn send(&mut self, frame: &[u8], flags: u16, stats: &mut NetStats) -> Result<bool, NetError> {
+    pub fn send(
+        &mut self,
+        frame: &[u8],
+        flags: u16,
+        stats: &mut NetStats,
+    ) -> Result<bool, NetError> {
         let slots = frame.len().div_ceil(XEN_PAGE_SIZE).max(1);
         if slots > MAX_TX_SLOTS || frame.len() > usize::from(u16::MAX) {
             return Err(NetError::BadLength(frame.len()));

@@ -169,7 +169,11 @@ impl Sim {
                     usize::from(request.size)
                 };
                 if sent.slots > 0 {
-                    assert_eq!(request.flags & !NETTXF_MORE_DATA, 0, "flags on a later slot");
+                    assert_eq!(
+                        request.flags & !NETTXF_MORE_DATA,
+                        0,
+                        "flags on a later slot"
+                    );
                 }
                 assert!(start + len <= XEN_PAGE_SIZE, "slot runs off its page");
                 sent.bytes

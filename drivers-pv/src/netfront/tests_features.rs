@@ -83,17 +83,21 @@ fn tcp_frame(sport: u16, payload: &[u8]) -> Vec<u8> {
 
 /// smoltcp's own opinion of a TCP/IPv4 frame's checksum.
 fn smoltcp_tcp_ok(frame: &[u8]) -> bool {
-    TcpPacket::new_checked(&frame[34..]).unwrap().verify_checksum(
-        &IpAddress::Ipv4(Ipv4Address::from(SRC)),
-        &IpAddress::Ipv4(Ipv4Address::from(DST)),
-    )
+    TcpPacket::new_checked(&frame[34..])
+        .unwrap()
+        .verify_checksum(
+            &IpAddress::Ipv4(Ipv4Address::from(SRC)),
+            &IpAddress::Ipv4(Ipv4Address::from(DST)),
+        )
 }
 
 fn smoltcp_udp_ok(frame: &[u8]) -> bool {
-    UdpPacket::new_checked(&frame[34..]).unwrap().verify_checksum(
-        &IpAddress::Ipv4(Ipv4Address::from(SRC)),
-        &IpAddress::Ipv4(Ipv4Address::from(DST)),
-    )
+    UdpPacket::new_checked(&frame[34..])
+        .unwrap()
+        .verify_checksum(
+            &IpAddress::Ipv4(Ipv4Address::from(SRC)),
+            &IpAddress::Ipv4(Ipv4Address::from(DST)),
+        )
 }
 
 /// An Ethernet + IPv6 frame with a TCP segment (behind a hop-by-hop
@@ -133,9 +137,15 @@ fn tx_checksums_match_smoltcp_for_every_length() {
         assert_eq!(checksum::verify(&full), Verdict::Good);
 
         let mut partial = tcp_frame(1000 + len as u16, &payload);
-        assert_eq!(checksum::prepare_tx(&mut partial, true), TxChecksum::Partial);
+        assert_eq!(
+            checksum::prepare_tx(&mut partial, true),
+            TxChecksum::Partial
+        );
         checksum::complete_partial(&mut partial);
-        assert_eq!(partial, full, "completing the partial sum gives the full one");
+        assert_eq!(
+            partial, full,
+            "completing the partial sum gives the full one"
+        );
 
         let mut udp = ipv4_frame(17, &udp_segment(5000, &payload));
         assert_eq!(checksum::prepare_tx(&mut udp, false), TxChecksum::Full);
@@ -161,7 +171,10 @@ fn rx_checksum_verdicts() {
     let udp = ipv4_frame(17, &udp_segment(1, b"x"));
     assert_eq!(checksum::verify(&udp), Verdict::Good);
     // Not TCP/UDP: ICMP, ARP, a runt.
-    assert_eq!(checksum::verify(&ipv4_frame(1, &[8, 0, 0, 0])), Verdict::NotTcpUdp);
+    assert_eq!(
+        checksum::verify(&ipv4_frame(1, &[8, 0, 0, 0])),
+        Verdict::NotTcpUdp
+    );
     assert_eq!(checksum::verify(&frame(60, 0)), Verdict::NotTcpUdp);
     assert_eq!(checksum::verify(&[0; 10]), Verdict::NotTcpUdp);
     // Lies in the headers: truncated, total length past the frame, a
@@ -244,7 +257,13 @@ fn rx_checksum_flags_are_honoured() {
     sim.back_deliver_chain(0, &wrong, NETRXF_DATA_VALIDATED, 0, 4096);
     assert_eq!(sim.front.receive().unwrap(), wrong);
     // csum_blank (dom0's own stack, sum never computed): taken as is.
-    sim.back_deliver_chain(0, &blank, NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED, 0, 4096);
+    sim.back_deliver_chain(
+        0,
+        &blank,
+        NETRXF_CSUM_BLANK | NETRXF_DATA_VALIDATED,
+        0,
+        4096,
+    );
     assert_eq!(sim.front.receive().unwrap(), blank);
     let stats = sim.front.stats();
     assert_eq!(stats.rx_csum_errors, 1);
@@ -269,7 +288,11 @@ fn tx_chains_carry_frames_over_a_page() {
         }
         let slots = len.div_ceil(4096);
         assert_eq!(requests.len(), slots);
-        assert_eq!(usize::from(requests[0].size), len, "first size is the frame's");
+        assert_eq!(
+            usize::from(requests[0].size),
+            len,
+            "first size is the frame's"
+        );
         for (i, request) in requests.iter().enumerate() {
             let more = i + 1 < slots;
             assert_eq!(request.flags & NETTXF_MORE_DATA != 0, more);
@@ -318,7 +341,10 @@ fn a_tx_chain_needs_a_buffer_per_slot() {
     let mut sim = sim_with(1, 4, 8, SG);
     sim.front.send(&mut frame(9000, 1)).unwrap();
     assert_eq!(sim.front.tx_free(), 1);
-    assert_eq!(sim.front.send(&mut frame(5000, 2)), Err(NetError::NoTxBuffer));
+    assert_eq!(
+        sim.front.send(&mut frame(5000, 2)),
+        Err(NetError::NoTxBuffer)
+    );
     assert_eq!(sim.front.tx_free(), 1, "nothing pushed on failure");
     sim.front.send(&mut frame(100, 3)).unwrap();
     let sent = sim.back_take_tx_all(NETIF_RSP_OKAY);
@@ -338,10 +364,7 @@ fn a_tx_chain_needs_a_buffer_per_slot() {
         plain.front.send(&mut frame(4097, 0)),
         Err(NetError::BadLength(4097))
     );
-    let bad = LinkConfig {
-        sg: false,
-        ..SG
-    };
+    let bad = LinkConfig { sg: false, ..SG };
     let parts = vec![queue::QueueParts {
         tx_ring: crate::shared_ring::sim::SharedMemory::new(1),
         rx_ring: crate::shared_ring::sim::SharedMemory::new(1),
@@ -463,7 +486,10 @@ fn flows_spread_over_queues_and_events_name_their_queue() {
         let f = tcp_frame(40000 + port, b"x");
         let queue = sim.front.queue_for(&f);
         // A flow keeps its queue.
-        assert_eq!(queue, sim.front.queue_for(&tcp_frame(40000 + port, b"longer")));
+        assert_eq!(
+            queue,
+            sim.front.queue_for(&tcp_frame(40000 + port, b"longer"))
+        );
         used[queue] += 1;
         sim.front.send(&mut f.clone()).unwrap();
         assert_eq!(
@@ -553,7 +579,14 @@ fn linux_netback_offer_is_taken_up() {
         "queues 2 (backend max 2) split-evtchn yes sg yes csum-offload yes rx-copy yes mtu 1500 gso no (backend offers tcpv4 yes tcpv6 yes)"
     );
     let link = LinkConfig::from(&negotiated);
-    assert_eq!(link, LinkConfig { sg: true, csum_offload: true, max_frame: MAX_FRAME });
+    assert_eq!(
+        link,
+        LinkConfig {
+            sg: true,
+            csum_offload: true,
+            max_frame: MAX_FRAME
+        }
+    );
 
     // A jumbo MTU from the toolstack is used with sg, ignored without.
     let jumbo = Wanted {
@@ -640,7 +673,9 @@ fn keys_of(negotiated: &Negotiated, queues: usize) -> BTreeMap<String, String> {
 
 #[test]
 fn frontend_keys_follow_netif_h() {
-    let negotiated = offer_of(LINUX_NETBACK).negotiate(&Wanted::default()).unwrap();
+    let negotiated = offer_of(LINUX_NETBACK)
+        .negotiate(&Wanted::default())
+        .unwrap();
     let keys = keys_of(&negotiated, 2);
     let expect: BTreeMap<String, String> = [
         ("multi-queue-num-queues", "2"),
@@ -827,7 +862,11 @@ fn tcp_echo(link: LinkConfig, queues: usize, delivery: Delivery, chunk: usize) -
             break;
         }
     }
-    assert_eq!(echoed.len(), payload.len(), "{link:?} {queues} {delivery:?}");
+    assert_eq!(
+        echoed.len(),
+        payload.len(),
+        "{link:?} {queues} {delivery:?}"
+    );
     assert!(echoed == payload, "echoed bytes differ");
     let stats = [a.front.stats(), b.front.stats()];
     for side in &stats {
