@@ -18,6 +18,7 @@ mod conformance;
 mod e2e_block;
 mod e2e_httpd;
 mod e2e_net;
+mod e2e_netfeatures;
 mod guest_build;
 mod report;
 mod rig_tests;
