@@ -198,7 +198,8 @@ pub fn guest(echo_elf: &Path) -> GuestSpec {
     guest.memory_mib = 64;
     guest.timeout = Duration::from_secs(300);
     guest.extra_config = vec![format!(
-        "vif = ['mac=00:16:3e:00:00:01,ip={GUEST_IP},script=vif-rig']"
+        "vif = ['mac=00:16:3e:00:00:01,ip={GUEST_IP},script=vif-rig,mtu={}']",
+        crate::e2e_netfeatures::JUMBO_MTU
     )];
     guest.dom0_script = Some(dom0_script());
     guest
