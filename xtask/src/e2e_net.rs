@@ -33,7 +33,7 @@ while [ $i -lt 120 ]; do
   sleep 1
 done
 echo "NET waited $i"
-ping -c 3 -W 2 $G
+{features}ping -c 3 -W 2 $G
 rc=$?
 echo "NET ping rc=$rc"
 if [ $rc != 0 ]; then
@@ -56,7 +56,8 @@ if xl list $NAME > /dev/null 2>&1; then
   echo "NET guest still running after quit: destroying it"
   xl destroy $NAME
 fi
-"#
+"#,
+        features = crate::e2e_netfeatures::dom0_lines()
     )
 }
 
@@ -197,7 +198,8 @@ pub fn guest(echo_elf: &Path) -> GuestSpec {
     guest.memory_mib = 64;
     guest.timeout = Duration::from_secs(300);
     guest.extra_config = vec![format!(
-        "vif = ['mac=00:16:3e:00:00:01,ip={GUEST_IP},script=vif-rig']"
+        "vif = ['mac=00:16:3e:00:00:01,ip={GUEST_IP},script=vif-rig,mtu={}']",
+        crate::e2e_netfeatures::JUMBO_MTU
     )];
     guest.dom0_script = Some(dom0_script());
     guest
@@ -236,6 +238,13 @@ pub fn run(rig: &Rig, echo_elf: &Path) -> Vec<(String, Result<(), String>)> {
         (
             name("guest powers off after `quit`"),
             check_poweroff(&report),
+        ),
+        (
+            name(&format!(
+                "netfront takes up what netback offers ({})",
+                crate::e2e_netfeatures::connect_line(&report).unwrap_or("no connect line")
+            )),
+            crate::e2e_netfeatures::check(&report),
         ),
     ]
 }

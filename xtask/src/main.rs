@@ -20,6 +20,7 @@ mod conformance;
 mod e2e_block;
 mod e2e_httpd;
 mod e2e_net;
+mod e2e_netfeatures;
 mod e2e_udp;
 mod guest_build;
 mod ports_check;

@@ -1,16 +1,18 @@
 //! netfront in the guest: ring and packet pages from the kernel, grants,
 //! the event channel, and the xenstore handshake with Linux's netback.
 //!
-//! [`connect`] reads `device/vif/N/{backend,backend-id,mac}` and drives
-//! the xenbus handshake ([`FrontendState`], `ConnectStyle::Direct`),
+//! [`connect`] reads `device/vif/N/{backend,backend-id,mac,mtu}` and
+//! drives the xenbus handshake ([`FrontendState`], `ConnectStyle::Direct`),
 //! polling the back end's `state` with a deadline: once the back end is
-//! in `InitWait` it allocates and grants the tx and rx ring pages and
-//! [`TX_BUFFERS`] + [`RX_BUFFERS`] packet pages, allocates one unbound
-//! event channel, writes `tx-ring-ref`, `rx-ring-ref`, `event-channel`,
-//! `request-rx-copy=1`, `feature-rx-notify=1` and
-//! `feature-no-csum-offload=1`, switches our `state` to `Connected` and
-//! waits for the back end's `Connected`. [`GuestVif::disconnect`] closes
-//! it again before the grants are ended.
+//! in `InitWait` it reads what the back end offers
+//! ([`BackendOffer::read`]), settles what to use ([`Negotiated`]), and for
+//! each queue allocates and grants the tx and rx ring pages and
+//! [`TX_BUFFERS`] + [`RX_BUFFERS`] packet pages and allocates one unbound
+//! event channel (two with split channels); then it writes the keys
+//! [`frontend_keys`] lists, switches our `state` to `Connected` and waits
+//! for the back end's `Connected`, and prints one line saying what was
+//! negotiated. [`GuestVif::disconnect`] closes it again before the grants
+//! are ended.
 //!
 //! The ring memory here ([`RingPage`]) is a private one-page
 //! [`RingMemory`] over a [`Page`]; `crate::page_ring` (being written for
@@ -28,7 +30,9 @@ use kernel::grant::Grant;
 use kernel::mm::page::Page;
 use kernel::{sched, time};
 
-use super::{NetError, Netfront, Notify, PacketBuffers};
+use super::features::{frontend_keys, BackendOffer, Negotiated, QueueKeys, Wanted};
+use super::queue::QueueParts;
+use super::{LinkConfig, NetError, Netfront, Notify, PacketBuffers, RingKind};
 use crate::shared_ring::{RingMemory, XEN_PAGE_SIZE};
 use crate::xenbus_state::{
     parse_u32, Action, ConnectStyle, FrontendState, MacAddress, XenbusState,
@@ -44,7 +48,7 @@ pub const RX_BUFFERS: usize = 128;
 pub const STATE_TIMEOUT_NS: u64 = 20 * time::NS_PER_SEC;
 
 /// The netfront of this guest.
-pub type GuestNetfront = Netfront<RingPage, GrantedPages, ChannelNotify>;
+pub type GuestNetfront = Netfront<RingPage, GrantedPages, Channels>;
 
 /// One ring page, granted to the back end.
 pub struct RingPage {
@@ -126,21 +130,41 @@ impl PacketBuffers for GrantedPages {
     }
 }
 
-/// The event channel shared with netback.
-pub struct ChannelNotify {
-    channel: EventChannel,
+/// The event channels shared with netback: one per queue, or one per
+/// ring with split channels.
+pub struct Channels {
+    channels: Vec<EventChannel>,
+    /// For each queue, the index in `channels` of its tx and rx channel.
+    queues: Vec<(usize, usize)>,
 }
 
-impl ChannelNotify {
-    /// The channel, to wait on.
-    pub fn channel(&self) -> &EventChannel {
-        &self.channel
+impl Channels {
+    /// The first channel (queue 0's, its tx one with split channels).
+    pub fn first(&self) -> &EventChannel {
+        &self.channels[0]
+    }
+
+    /// Whether any channel fired since the last look (clearing them all).
+    pub fn take_fired(&self) -> bool {
+        // Not `any`: every flag must be cleared.
+        self.channels
+            .iter()
+            .fold(false, |fired, channel| channel.take_fired() | fired)
     }
 }
 
-impl Notify for ChannelNotify {
-    fn notify(&mut self) {
-        let _ = self.channel.notify();
+impl Notify for Channels {
+    fn notify(&mut self, queue: usize, ring: RingKind) {
+        let Some(&(tx, rx)) = self.queues.get(queue) else {
+            return;
+        };
+        let index = match ring {
+            RingKind::Tx => tx,
+            RingKind::Rx => rx,
+        };
+        if let Some(channel) = self.channels.get(index) {
+            let _ = channel.notify();
+        }
     }
 }
 
@@ -157,7 +181,7 @@ pub enum ConnectError {
     Grant,
     /// The event channel could not be allocated.
     Channel,
-    /// The rings could not be set up.
+    /// The rings could not be set up, or the back end lacks what we need.
     Net(NetError),
     /// The back end did not reach the state in time (last state seen).
     Timeout(&'static str, Option<XenbusState>),
@@ -206,6 +230,7 @@ fn pause() {
 /// A connected vif: the device, and our side of the xenbus handshake.
 pub struct GuestVif {
     netfront: GuestNetfront,
+    negotiated: Negotiated,
     handshake: FrontendState,
     front: String,
     backend_state: String,
@@ -222,6 +247,11 @@ impl GuestVif {
         &self.netfront
     }
 
+    /// What was negotiated with the back end.
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.negotiated
+    }
+
     /// Closes the vif the way netback expects ([`FrontendState::close`]):
     /// our state `Closing`, wait (with a deadline) until the back end
     /// lets go of the rings, then end the grants (dropping the device; a
@@ -231,6 +261,7 @@ impl GuestVif {
         let GuestVif {
             netfront,
             mut handshake,
+            negotiated: _,
             front,
             backend_state,
         } = self;
@@ -266,41 +297,94 @@ impl GuestVif {
     }
 }
 
-/// Allocates, grants and publishes the rings and the channel (one
-/// `Publish` of the handshake).
-fn publish(front: &str, backend_id: u16, mac: MacAddress) -> Result<GuestNetfront, ConnectError> {
-    let ring = || -> Result<RingPage, ConnectError> {
-        let page = Page::new().map_err(|_| ConnectError::OutOfMemory)?;
-        let grant = Grant::new(backend_id, page.mfn(), false).map_err(|_| ConnectError::Grant)?;
-        Ok(RingPage {
+/// One ring page, granted to the back end, with its grant reference.
+fn ring_page(backend_id: u16) -> Result<(RingPage, u32), ConnectError> {
+    let page = Page::new().map_err(|_| ConnectError::OutOfMemory)?;
+    let grant = Grant::new(backend_id, page.mfn(), false).map_err(|_| ConnectError::Grant)?;
+    let gref = grant.gref().value();
+    Ok((
+        RingPage {
             page,
             _grant: grant,
-        })
+        },
+        gref,
+    ))
+}
+
+fn channel(backend_id: u16) -> Result<EventChannel, ConnectError> {
+    EventChannel::alloc_unbound(backend_id).map_err(|_| ConnectError::Channel)
+}
+
+/// What the back end offers, read from its directory (absent or
+/// unreadable keys read as absent).
+fn read_offer(backend: &str) -> BackendOffer {
+    BackendOffer::read(|key| read(&format!("{backend}/{key}")).ok())
+}
+
+/// The MTU the toolstack gave, if it parses.
+fn read_mtu(front: &str) -> Option<usize> {
+    read(&format!("{front}/mtu"))
+        .ok()
+        .and_then(|raw| parse_u32(&raw).ok())
+        .map(|mtu| mtu as usize)
+}
+
+/// Negotiates, then allocates, grants and publishes every queue's rings
+/// and channels (one `Publish` of the handshake).
+fn publish(
+    front: &str,
+    backend: &str,
+    backend_id: u16,
+    mac: MacAddress,
+) -> Result<(GuestNetfront, Negotiated), ConnectError> {
+    let wanted = Wanted {
+        mtu: read_mtu(front),
+        ..Wanted::default()
     };
-    let tx_ring = ring()?;
-    let rx_ring = ring()?;
-    let tx_ref = tx_ring._grant.gref().value();
-    let rx_ref = rx_ring._grant.gref().value();
-    let tx_buffers = GrantedPages::new(backend_id, TX_BUFFERS, true)?;
-    let rx_buffers = GrantedPages::new(backend_id, RX_BUFFERS, false)?;
-    let channel = EventChannel::alloc_unbound(backend_id).map_err(|_| ConnectError::Channel)?;
-    let port = channel.port();
-    let netfront = Netfront::new(
-        tx_ring,
-        rx_ring,
-        tx_buffers,
-        rx_buffers,
-        ChannelNotify { channel },
-        mac.0,
-    )
-    .map_err(ConnectError::Net)?;
-    write(&format!("{front}/tx-ring-ref"), &format!("{tx_ref}"))?;
-    write(&format!("{front}/rx-ring-ref"), &format!("{rx_ref}"))?;
-    write(&format!("{front}/event-channel"), &format!("{port}"))?;
-    write(&format!("{front}/request-rx-copy"), "1")?;
-    write(&format!("{front}/feature-rx-notify"), "1")?;
-    write(&format!("{front}/feature-no-csum-offload"), "1")?;
-    Ok(netfront)
+    let negotiated = read_offer(backend)
+        .negotiate(&wanted)
+        .map_err(ConnectError::Net)?;
+    let mut parts = Vec::new();
+    let mut keys = Vec::new();
+    let mut channels = Channels {
+        channels: Vec::new(),
+        queues: Vec::new(),
+    };
+    for _ in 0..negotiated.queues {
+        let (tx_ring, tx_ring_ref) = ring_page(backend_id)?;
+        let (rx_ring, rx_ring_ref) = ring_page(backend_id)?;
+        let tx_channel = channel(backend_id)?;
+        let tx_port = tx_channel.port();
+        let tx_index = channels.channels.len();
+        channels.channels.push(tx_channel);
+        let (rx_index, rx_port) = if negotiated.split_event_channels {
+            let rx_channel = channel(backend_id)?;
+            let port = rx_channel.port();
+            channels.channels.push(rx_channel);
+            (tx_index + 1, port)
+        } else {
+            (tx_index, tx_port)
+        };
+        channels.queues.push((tx_index, rx_index));
+        keys.push(QueueKeys {
+            tx_ring_ref,
+            rx_ring_ref,
+            tx_port,
+            rx_port,
+        });
+        parts.push(QueueParts {
+            tx_ring,
+            rx_ring,
+            tx_buffers: GrantedPages::new(backend_id, TX_BUFFERS, true)?,
+            rx_buffers: GrantedPages::new(backend_id, RX_BUFFERS, false)?,
+        });
+    }
+    let netfront = Netfront::new(parts, channels, mac.0, LinkConfig::from(&negotiated))
+        .map_err(ConnectError::Net)?;
+    for (key, value) in frontend_keys(&negotiated, &keys) {
+        write(&format!("{front}/{key}"), &value)?;
+    }
+    Ok((netfront, negotiated))
 }
 
 /// Connects vif `index` (`device/vif/INDEX`) to its back end, driving
@@ -348,7 +432,7 @@ pub fn connect(index: u32) -> Result<GuestVif, ConnectError> {
                 pause();
                 continue;
             }
-            Action::Publish { .. } => netfront = Some(publish(&front, backend_id, mac)?),
+            Action::Publish { .. } => netfront = Some(publish(&front, &backend, backend_id, mac)?),
             Action::TearDown => netfront = None,
             Action::Connect | Action::BeginClose | Action::Reinitialise => {}
         }
@@ -356,21 +440,30 @@ pub fn connect(index: u32) -> Result<GuestVif, ConnectError> {
             write(&state_path, state.as_str())?;
         }
     }
-    let Some(mut netfront) = netfront else {
+    let Some((mut netfront, negotiated)) = netfront else {
         return Err(ConnectError::BackendClosed);
     };
     netfront.kick();
+    kernel::println!("netfront: vif/{index} mac {mac} {negotiated}");
     Ok(GuestVif {
         netfront,
+        negotiated,
         handshake,
         front,
         backend_state,
     })
 }
 
-impl Netfront<RingPage, GrantedPages, ChannelNotify> {
-    /// The event channel shared with netback (to wait on).
+impl Netfront<RingPage, GrantedPages, Channels> {
+    /// The first event channel shared with netback. Events on the others
+    /// wake [`kernel::events::block`] as well; use
+    /// [`Netfront::take_fired`] to look at all of them.
     pub fn channel(&self) -> &EventChannel {
-        self.notify.channel()
+        self.notify.first()
+    }
+
+    /// Whether any of the device's channels fired since the last look.
+    pub fn take_fired(&self) -> bool {
+        self.notify.take_fired()
     }
 }

@@ -1,49 +1,64 @@
 //! netfront: the front end of Xen's paravirtual network device
 //! (`io/netif.h`), and a [`smoltcp::phy::Device`] over it.
 //!
-//! Two rings, one page each, share one event channel (no split channels,
-//! one queue): the tx ring carries frames we send, the rx ring carries
-//! empty pages we lend the back end (`request-rx-copy=1`: the back end
-//! copies each received frame into one of them with a grant copy). Every
-//! frame fits one page both ways: we offer neither `feature-sg` nor GSO,
-//! so frames are at most [`MAX_FRAME`] bytes, and we write
-//! `feature-no-csum-offload=1` so the back end hands us complete
-//! checksums.
+//! What it takes up when netback offers it ([`features`]): up to
+//! [`features::MAX_QUEUES`] queues (`multi-queue-num-queues`), each a tx
+//! and an rx ring of one page ([`queue`]); split event channels (one for
+//! each ring of a queue); scatter-gather, so frames may span slots both
+//! ways (we always write `feature-sg=1` and take multi-slot rx frames; we
+//! send multi-slot frames only if the back end offers `feature-sg`, which
+//! is also what lets the MTU from xenstore exceed a page); and IPv4
+//! TCP/UDP checksum offload both ways ([`checksum`]: smoltcp neither
+//! computes nor verifies TCP/UDP checksums, the driver does per frame).
+//! Rx is always `request-rx-copy=1`: the back end copies each frame into
+//! pages we lent it. We ask for no GSO, so frames stay within the MTU.
+//!
+//! Tx picks a queue by a hash of the frame's flow, so a TCP connection
+//! keeps its order; rx polls every queue in turn.
 //!
 //! [`Netfront`] is the protocol, written against [`RingMemory`] (the
 //! ring pages), [`PacketBuffers`] (the granted packet pages) and
-//! [`Notify`] (the event channel), so the host tests run it against a
+//! [`Notify`] (the event channels), so the host tests run it against a
 //! simulated netback (`tests`). `guest` (guest only) implements those over
 //! the kernel's pages, grants and event channels, and connects through
 //! xenstore.
 //!
 //! Everything the back end writes is untrusted: each response is copied
-//! out of the ring once ([`FrontRing`] does that), its id must name a
-//! buffer we handed out and not yet got back, its length and offset must
-//! fit the page, and flags we never negotiated are refused. A bad response
-//! is counted ([`NetStats::bad_responses`]) and skipped; nothing here
+//! out of the ring once ([`crate::shared_ring::FrontRing`] does that), its
+//! id must name a buffer we handed out and not yet got back, its length
+//! and offset must fit the page, a chain must end within
+//! [`queue::MAX_RX_SLOTS`] slots and the frame's total within the MTU,
+//! and flags we never negotiated are refused. A bad response is counted
+//! ([`NetStats::bad_responses`]) and its frame dropped; nothing here
 //! panics on what the back end writes.
 
+pub mod checksum;
+pub mod features;
+pub mod queue;
 pub mod wire;
 
 #[cfg(target_os = "none")]
 pub mod guest;
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_features;
 
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use crate::shared_ring::{FrontRing, RingError, RingMemory, XEN_PAGE_SIZE};
-use wire::{
-    RxRequest, RxResponse, TxRequest, TxResponse, NETIF_RSP_OKAY, NETRXF_EXTRA_INFO,
-    NETRXF_GSO_PREFIX, NETRXF_MORE_DATA,
-};
+use crate::shared_ring::{RingError, RingMemory, XEN_PAGE_SIZE};
+use checksum::{TxChecksum, Verdict};
+use features::MAX_QUEUES;
+use queue::{Queue, QueueParts, Received};
+use wire::{NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED};
 
 /// The largest Ethernet frame (without FCS) sent or accepted: a 1500-byte
 /// MTU plus the 14-byte header.
@@ -51,6 +66,10 @@ pub const MAX_FRAME: usize = 1514;
 
 /// The smallest frame sent: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
+
+/// The largest frame with scatter-gather: a 9000-byte ("jumbo") MTU plus
+/// the header, three slots.
+pub const MAX_SG_FRAME: usize = 9014;
 
 /// The packet pages lent to one direction: each has an id (its index)
 /// and a grant reference the back end can use.
@@ -66,10 +85,20 @@ pub trait PacketBuffers {
     fn read(&self, id: u16, offset: usize, out: &mut [u8]);
 }
 
-/// Signals the back end (the event channel).
+/// Which ring of a queue an event is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RingKind {
+    /// The tx ring (frames we send).
+    Tx,
+    /// The rx ring (pages we lend).
+    Rx,
+}
+
+/// Signals the back end (the event channels).
 pub trait Notify {
-    /// Sends one event.
-    fn notify(&mut self);
+    /// Sends one event for `ring` of queue `queue` (on that ring's
+    /// channel with split channels, on the queue's one channel without).
+    fn notify(&mut self, queue: usize, ring: RingKind);
 }
 
 /// What can go wrong setting up or using a [`Netfront`].
@@ -84,6 +113,10 @@ pub enum NetError {
     BadLength(usize),
     /// Every tx buffer is in flight.
     NoTxBuffer,
+    /// No queues, or more than [`MAX_QUEUES`].
+    BadQueueCount,
+    /// The back end lacks a feature we need (its key).
+    Unsupported(&'static str),
 }
 
 impl fmt::Display for NetError {
@@ -93,6 +126,8 @@ impl fmt::Display for NetError {
             NetError::BadBufferCount => f.write_str("netfront: bad buffer count"),
             NetError::BadLength(len) => write!(f, "netfront: bad frame length {len}"),
             NetError::NoTxBuffer => f.write_str("netfront: no free tx buffer"),
+            NetError::BadQueueCount => f.write_str("netfront: bad queue count"),
+            NetError::Unsupported(key) => write!(f, "netfront: back end lacks {key}"),
         }
     }
 }
@@ -117,6 +152,24 @@ pub struct NetStats {
     pub bad_responses: u64,
     /// Frames smoltcp wanted to send that were dropped (bad length).
     pub tx_dropped: u64,
+    /// Frames dropped for a wrong TCP/UDP checksum (checked here because
+    /// the back end vouched for neither checksum nor data).
+    pub rx_csum_errors: u64,
+    /// Frames received with `NETRXF_csum_blank` (checksum never computed).
+    pub rx_csum_blank: u64,
+    /// Frames received with only `NETRXF_data_validated`.
+    pub rx_data_validated: u64,
+    /// Frames sent with `NETTXF_csum_blank` (the back end completes the
+    /// checksum).
+    pub tx_csum_blank: u64,
+    /// Frames received over more than one slot.
+    pub rx_multi_slot: u64,
+    /// Frames sent over more than one slot.
+    pub tx_multi_slot: u64,
+    /// Frames received on each queue.
+    pub queue_rx_frames: [u64; MAX_QUEUES],
+    /// Frames sent on each queue.
+    pub queue_tx_frames: [u64; MAX_QUEUES],
 }
 
 /// The one-line counter summary the example apps print (and the rig's
@@ -134,122 +187,128 @@ impl core::fmt::Display for NetStats {
             self.tx_errors,
             self.bad_responses,
             self.tx_dropped
-        )
+        )?;
+        write!(
+            f,
+            " rx_csum_errors {} rx_csum_blank {} rx_data_validated {} tx_csum_blank {} rx_multi_slot {} tx_multi_slot {}",
+            self.rx_csum_errors,
+            self.rx_csum_blank,
+            self.rx_data_validated,
+            self.tx_csum_blank,
+            self.rx_multi_slot,
+            self.tx_multi_slot
+        )?;
+        f.write_str(" queue_rx")?;
+        for (queue, frames) in self.queue_rx_frames.iter().enumerate() {
+            write!(f, "{}{frames}", if queue == 0 { " " } else { "/" })?;
+        }
+        f.write_str(" queue_tx")?;
+        for (queue, frames) in self.queue_tx_frames.iter().enumerate() {
+            write!(f, "{}{frames}", if queue == 0 { " " } else { "/" })?;
+        }
+        Ok(())
     }
 }
 
-/// A received frame, checked: it lies in `offset..offset + len` of the
-/// buffer `id`.
+/// How frames are sent and taken on a connected device (from
+/// [`features::Negotiated`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RxFrame {
-    /// The buffer.
-    pub id: u16,
-    /// Where the frame starts in it.
-    pub offset: usize,
-    /// Its length.
-    pub len: usize,
+pub struct LinkConfig {
+    /// Tx frames may span slots (the back end's `feature-sg`).
+    pub sg: bool,
+    /// IPv4 TCP/UDP checksum offload.
+    pub csum_offload: bool,
+    /// The longest frame sent or taken: [`MIN_FRAME`] to [`MAX_FRAME`],
+    /// or to [`MAX_SG_FRAME`] with `sg`.
+    pub max_frame: usize,
 }
 
-/// What a checked rx response says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RxOutcome {
-    /// A good frame.
-    Frame(RxFrame),
-    /// The back end reports an error for buffer `id` (which is ours
-    /// again).
-    Error(u16),
+impl Default for LinkConfig {
+    /// One page per frame, 1500-byte MTU, checksums computed here.
+    fn default() -> LinkConfig {
+        LinkConfig {
+            sg: false,
+            csum_offload: false,
+            max_frame: MAX_FRAME,
+        }
+    }
 }
 
-/// Checks an rx response against the buffers posted (`posted[id]`).
-/// `Err` for a response that breaks the protocol; a known id is handed
-/// back with it when there is one, so its buffer can be reposted.
-pub fn check_rx_response(rsp: &RxResponse, posted: &[bool]) -> Result<RxOutcome, Option<u16>> {
-    let id = rsp.id;
-    if !posted.get(usize::from(id)).copied().unwrap_or(false) {
-        return Err(None);
+impl From<&features::Negotiated> for LinkConfig {
+    fn from(negotiated: &features::Negotiated) -> LinkConfig {
+        LinkConfig {
+            sg: negotiated.sg,
+            csum_offload: negotiated.csum_offload,
+            max_frame: negotiated.max_frame,
+        }
     }
-    if rsp.flags & (NETRXF_MORE_DATA | NETRXF_EXTRA_INFO | NETRXF_GSO_PREFIX) != 0 {
-        return Err(Some(id));
-    }
-    if rsp.status <= 0 {
-        return Ok(RxOutcome::Error(id));
-    }
-    let offset = usize::from(rsp.offset);
-    let len = rsp.status as usize;
-    if len > MAX_FRAME || offset + len > XEN_PAGE_SIZE {
-        return Err(Some(id));
-    }
-    Ok(RxOutcome::Frame(RxFrame { id, offset, len }))
 }
 
-/// Checks a tx response against the requests in flight (`busy[id]`):
-/// `Some(id)` if it answers one of them.
-pub fn check_tx_response(rsp: &TxResponse, busy: &[bool]) -> Option<u16> {
-    busy.get(usize::from(rsp.id))
-        .copied()
-        .unwrap_or(false)
-        .then_some(rsp.id)
-}
-
-/// The netfront protocol over two one-page rings.
+/// The netfront protocol over one or more queues.
 pub struct Netfront<M: RingMemory, B: PacketBuffers, N: Notify> {
-    tx: FrontRing<M, TxRequest, TxResponse>,
-    rx: FrontRing<M, RxRequest, RxResponse>,
-    tx_buffers: B,
-    rx_buffers: B,
-    tx_free: Vec<u16>,
-    tx_busy: Vec<bool>,
-    rx_posted: Vec<bool>,
+    queues: Vec<Queue<M, B>>,
     notify: N,
     mac: [u8; 6],
+    link: LinkConfig,
+    /// The queue [`Netfront::receive`] looks at first (round robin).
+    next_rx: usize,
     stats: NetStats,
 }
 
 impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
-    /// Sets up both rings (one page each, headers initialised) and posts
-    /// every rx buffer. Publishes the rx requests but does not notify: the
-    /// back end reads them when it connects.
+    /// Sets up every queue's rings (one page each, headers initialised)
+    /// and posts every rx buffer. Publishes the rx requests but does not
+    /// notify: the back end reads them when it connects.
     pub fn new(
-        tx_memory: M,
-        rx_memory: M,
-        tx_buffers: B,
-        rx_buffers: B,
+        parts: Vec<QueueParts<M, B>>,
         notify: N,
         mac: [u8; 6],
+        link: LinkConfig,
     ) -> Result<Self, NetError> {
-        let tx = FrontRing::new(tx_memory, 1).map_err(|(e, _)| NetError::Ring(e))?;
-        let rx = FrontRing::new(rx_memory, 1).map_err(|(e, _)| NetError::Ring(e))?;
-        let fits = |buffers: &B, ring: u32| {
-            (1..=usize::from(u16::MAX) + 1).contains(&buffers.count())
-                && buffers.count() <= ring as usize
-        };
-        if !fits(&tx_buffers, tx.ring_size()) || !fits(&rx_buffers, rx.ring_size()) {
+        if parts.is_empty() || parts.len() > MAX_QUEUES {
+            return Err(NetError::BadQueueCount);
+        }
+        let limit = if link.sg { MAX_SG_FRAME } else { MAX_FRAME };
+        if !(MIN_FRAME..=limit).contains(&link.max_frame) {
+            return Err(NetError::BadLength(link.max_frame));
+        }
+        let queues = parts
+            .into_iter()
+            .map(Queue::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        if queues
+            .iter()
+            .any(|q| q.tx_capacity() < Self::slots_for(link.max_frame))
+        {
             return Err(NetError::BadBufferCount);
         }
-        let tx_count = tx_buffers.count();
-        let rx_count = rx_buffers.count();
-        let mut netfront = Netfront {
-            tx,
-            rx,
-            tx_buffers,
-            rx_buffers,
-            tx_free: (0..tx_count).rev().map(|id| id as u16).collect(),
-            tx_busy: vec![false; tx_count],
-            rx_posted: vec![false; rx_count],
+        Ok(Netfront {
+            queues,
             notify,
             mac,
+            link,
+            next_rx: 0,
             stats: NetStats::default(),
-        };
-        for id in 0..rx_count {
-            netfront.post_rx(id as u16)?;
-        }
-        netfront.rx.push_and_check_notify();
-        Ok(netfront)
+        })
+    }
+
+    fn slots_for(len: usize) -> usize {
+        len.div_ceil(XEN_PAGE_SIZE).max(1)
     }
 
     /// The MAC address given at set-up.
     pub fn mac(&self) -> [u8; 6] {
         self.mac
+    }
+
+    /// How frames are sent and taken.
+    pub fn link(&self) -> LinkConfig {
+        self.link
+    }
+
+    /// How many queues there are.
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
     }
 
     /// The counters.
@@ -259,138 +318,130 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
 
     /// Whether the back end broke a ring (the device is dead).
     pub fn is_broken(&self) -> bool {
-        self.tx.is_broken() || self.rx.is_broken()
+        self.queues.iter().any(Queue::is_broken)
     }
 
-    /// Tx buffers free now.
+    /// Tx buffers free now, over all queues.
     pub fn tx_free(&self) -> usize {
-        self.tx_free.len()
+        self.queues.iter().map(Queue::tx_free).sum()
     }
 
-    /// Signals the back end unconditionally (after connecting).
+    /// Signals the back end on every channel (after connecting).
     pub fn kick(&mut self) {
-        self.notify.notify();
+        for queue in 0..self.queues.len() {
+            self.notify.notify(queue, RingKind::Tx);
+            self.notify.notify(queue, RingKind::Rx);
+        }
     }
 
-    fn post_rx(&mut self, id: u16) -> Result<(), NetError> {
-        let gref = self.rx_buffers.gref(id);
-        self.rx
-            .push_request(&RxRequest { id, gref })
-            .map_err(NetError::Ring)?;
-        self.rx_posted[usize::from(id)] = true;
-        Ok(())
+    /// The queue a frame goes out on: by its flow, so one connection's
+    /// frames stay in order.
+    pub fn queue_for(&self, frame: &[u8]) -> usize {
+        checksum::flow_hash(frame) as usize % self.queues.len()
     }
 
-    /// Sends one frame: copies it into a free tx buffer and pushes the
-    /// request (reclaiming answered requests first if none is free).
-    pub fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
-        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
+    /// Sends one frame: fills in its TCP/UDP checksum (or leaves it to
+    /// the back end with offload), copies it into free tx buffers of its
+    /// flow's queue (one per page) and pushes the requests, reclaiming
+    /// answered requests first if buffers are short.
+    pub fn send(&mut self, frame: &mut [u8]) -> Result<(), NetError> {
+        if !(MIN_FRAME..=self.link.max_frame).contains(&frame.len()) {
             return Err(NetError::BadLength(frame.len()));
         }
-        if self.tx_free.is_empty() {
-            self.reclaim_tx();
-        }
-        let id = self.tx_free.pop().ok_or(NetError::NoTxBuffer)?;
-        self.tx_buffers.write(id, frame);
-        let request = TxRequest {
-            gref: self.tx_buffers.gref(id),
-            offset: 0,
-            flags: 0,
-            id,
-            size: frame.len() as u16,
+        let flags = match checksum::prepare_tx(frame, self.link.csum_offload) {
+            TxChecksum::Untouched => 0,
+            // We computed it: dom0 need not check it again.
+            TxChecksum::Full => NETTXF_DATA_VALIDATED,
+            TxChecksum::Partial => NETTXF_CSUM_BLANK | NETTXF_DATA_VALIDATED,
         };
-        if let Err(error) = self.tx.push_request(&request) {
-            self.tx_free.push(id);
-            return Err(NetError::Ring(error));
+        let index = self.queue_for(frame);
+        let notify = self.queues[index].send(frame, flags, &mut self.stats)?;
+        self.stats.queue_tx_frames[index] += 1;
+        if flags & NETTXF_CSUM_BLANK != 0 {
+            self.stats.tx_csum_blank += 1;
         }
-        self.tx_busy[usize::from(id)] = true;
-        self.stats.tx_frames += 1;
-        self.stats.tx_bytes += frame.len() as u64;
-        if self.tx.push_and_check_notify() {
-            self.notify.notify();
+        if notify {
+            self.notify.notify(index, RingKind::Tx);
         }
         Ok(())
     }
 
-    /// Takes every tx response in, freeing the buffers they answer;
-    /// returns how many were freed.
+    /// Takes every tx response in, on every queue; returns how many
+    /// buffers were freed.
     pub fn reclaim_tx(&mut self) -> usize {
-        let mut freed = 0;
-        while let Some(response) = self.tx.take_response() {
-            match response {
-                Ok(rsp) => match check_tx_response(&rsp, &self.tx_busy) {
-                    Some(id) => {
-                        self.tx_busy[usize::from(id)] = false;
-                        self.tx_free.push(id);
-                        freed += 1;
-                        if rsp.status != NETIF_RSP_OKAY {
-                            self.stats.tx_errors += 1;
-                        }
-                    }
-                    None => self.stats.bad_responses += 1,
-                },
-                Err(RingError::BadEntry { .. }) => self.stats.bad_responses += 1,
-                Err(_) => break,
-            }
-        }
-        freed
+        let stats = &mut self.stats;
+        self.queues.iter_mut().map(|q| q.reclaim(stats)).sum()
     }
 
-    /// The next received frame, copied out of its buffer (which goes back
-    /// to the back end at once). Bad responses are counted and skipped.
+    /// Whether every queue can take a frame of the longest length now
+    /// (reclaiming first where it cannot).
+    fn tx_room(&mut self) -> bool {
+        let needed = Self::slots_for(self.link.max_frame);
+        let stats = &mut self.stats;
+        self.queues.iter_mut().all(|queue| {
+            if queue.tx_free() < needed {
+                queue.reclaim(stats);
+            }
+            queue.tx_free() >= needed
+        })
+    }
+
+    /// The next received frame, copied out of its buffers (which go back
+    /// to the back end at once), from the queues in turn. Bad responses
+    /// are counted and skipped; frames whose checksum had to be checked
+    /// here and is wrong are counted and dropped.
     pub fn receive(&mut self) -> Option<Vec<u8>> {
-        let mut frame = None;
-        while let Some(response) = self.rx.take_response() {
-            let rsp = match response {
-                Ok(rsp) => rsp,
-                Err(RingError::BadEntry { .. }) => {
-                    self.stats.bad_responses += 1;
-                    continue;
+        let count = self.queues.len();
+        for step in 0..count {
+            let index = (self.next_rx + step) % count;
+            while let Some(received) = self.receive_on(index) {
+                if let Some(frame) = self.accept(index, received) {
+                    self.next_rx = (index + 1) % count;
+                    return Some(frame);
                 }
-                Err(_) => break,
-            };
-            let (id, outcome) = match check_rx_response(&rsp, &self.rx_posted) {
-                Ok(RxOutcome::Frame(checked)) => (checked.id, Some(checked)),
-                Ok(RxOutcome::Error(id)) => {
-                    self.stats.rx_errors += 1;
-                    (id, None)
-                }
-                Err(Some(id)) => {
-                    self.stats.bad_responses += 1;
-                    (id, None)
-                }
-                Err(None) => {
-                    self.stats.bad_responses += 1;
-                    continue;
-                }
-            };
-            if let Some(checked) = outcome {
-                let mut bytes = vec![0; checked.len];
-                self.rx_buffers.read(id, checked.offset, &mut bytes);
-                self.stats.rx_frames += 1;
-                self.stats.rx_bytes += checked.len as u64;
-                frame = Some(bytes);
-            }
-            self.rx_posted[usize::from(id)] = false;
-            // Cannot fail: the slot this response freed takes the request.
-            let _ = self.post_rx(id);
-            if frame.is_some() {
-                break;
             }
         }
-        if self.rx.push_and_check_notify() {
-            self.notify.notify();
-        }
-        frame
+        None
     }
 
-    /// Whether responses wait on either ring; if none does, asks the back
+    fn receive_on(&mut self, index: usize) -> Option<Received> {
+        let (received, notify) = self.queues[index].receive(self.link.max_frame, &mut self.stats);
+        if notify {
+            self.notify.notify(index, RingKind::Rx);
+        }
+        received
+    }
+
+    /// Honours a frame's checksum hints; `None` if it is dropped.
+    fn accept(&mut self, index: usize, received: Received) -> Option<Vec<u8>> {
+        let stats = &mut self.stats;
+        if received.flags & NETRXF_CSUM_BLANK != 0 {
+            // From dom0's own stack: the checksum was never computed, and
+            // smoltcp does not check it (see `capabilities`).
+            stats.rx_csum_blank += 1;
+        } else if received.flags & NETRXF_DATA_VALIDATED != 0 {
+            stats.rx_data_validated += 1;
+        } else if checksum::verify(&received.bytes) == Verdict::Bad {
+            stats.rx_csum_errors += 1;
+            return None;
+        }
+        stats.rx_frames += 1;
+        stats.rx_bytes += received.bytes.len() as u64;
+        stats.queue_rx_frames[index] += 1;
+        if received.slots > 1 {
+            stats.rx_multi_slot += 1;
+        }
+        Some(received.bytes)
+    }
+
+    /// Whether responses wait on any ring; if none does, asks the back
     /// end for an event at the next one (`RING_FINAL_CHECK_FOR_RESPONSES`).
-    /// Call it before sleeping on the event channel.
+    /// Call it before sleeping on the event channels.
     pub fn final_check(&mut self) -> bool {
-        let rx = self.rx.final_check_for_responses();
-        let tx = self.tx.final_check_for_responses();
-        rx || tx
+        // Not `any`: every ring must re-arm its event index.
+        self.queues
+            .iter_mut()
+            .fold(false, |pending, queue| queue.final_check() | pending)
     }
 }
 
@@ -420,7 +471,7 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> phy::TxToken for NetTxToken<'_,
     {
         let mut frame = vec![0; len];
         let result = f(&mut frame);
-        if self.netfront.send(&frame).is_err() {
+        if self.netfront.send(&mut frame).is_err() {
             self.netfront.stats.tx_dropped += 1;
         }
         result
@@ -438,10 +489,7 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> phy::Device for Netfront<M, B, 
         Self: 'a;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        if self.tx_free.is_empty() {
-            self.reclaim_tx();
-        }
-        if self.tx_free.is_empty() {
+        if !self.tx_room() {
             // No room for an answer: leave the frame in the ring for now.
             return None;
         }
@@ -450,10 +498,7 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> phy::Device for Netfront<M, B, 
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
-        if self.tx_free.is_empty() {
-            self.reclaim_tx();
-        }
-        if self.tx_free.is_empty() {
+        if !self.tx_room() {
             return None;
         }
         Some(NetTxToken { netfront: self })
@@ -462,8 +507,11 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> phy::Device for Netfront<M, B, 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MAX_FRAME;
-        caps.max_burst_size = Some(self.tx_busy.len());
+        caps.max_transmission_unit = self.link.max_frame;
+        caps.max_burst_size = self.queues.iter().map(Queue::tx_capacity).min();
+        // The driver does TCP/UDP checksums per frame (`checksum`).
+        caps.checksum.tcp = Checksum::None;
+        caps.checksum.udp = Checksum::None;
         caps
     }
 }

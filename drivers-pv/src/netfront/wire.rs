@@ -21,11 +21,11 @@ pub const NETTXF_EXTRA_INFO: u16 = 1 << 3;
 
 /// `NETRXF_data_validated`: the back end checked the checksum.
 pub const NETRXF_DATA_VALIDATED: u16 = 1 << 0;
-/// `NETRXF_csum_blank`: the checksum is not computed (never sent to us:
-/// we write `feature-no-csum-offload=1`).
+/// `NETRXF_csum_blank`: the checksum is not computed (a frame from dom0's
+/// own stack, with checksum offload on).
 pub const NETRXF_CSUM_BLANK: u16 = 1 << 1;
-/// `NETRXF_more_data`: the packet continues in the next response (needs
-/// `feature-sg`, which we do not offer).
+/// `NETRXF_more_data`: the packet continues in the next response (we
+/// write `feature-sg=1`).
 pub const NETRXF_MORE_DATA: u16 = 1 << 2;
 /// `NETRXF_extra_info`: an extra-info slot follows (needs GSO, which we
 /// do not offer).
