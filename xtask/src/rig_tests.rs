@@ -143,10 +143,14 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) 
         // blkcheck against Linux's blkback on a 64 MiB image dom0 fills.
         crate::e2e_block::guest(&elf("blkcheck")),
     ];
+    // The whole session's limit: room for every PVH guest's watchdog too.
+    let mut limit = Duration::from_secs(600);
     if pvh {
-        specs.extend(pvh_domu_specs(&elf));
+        let pvh_specs = pvh_domu_specs(&elf);
+        limit += pvh_specs.iter().map(|g| g.timeout).sum::<Duration>();
+        specs.extend(pvh_specs);
     }
-    let session = match rig.run_domus(&specs, Duration::from_secs(600)) {
+    let session = match rig.run_domus(&specs, limit) {
         Ok(session) => session,
         Err(e) => {
             tally.record("rig domU session", Err(e.to_string()));
