@@ -7,13 +7,20 @@ pub fn success_line(app: &str) -> String {
     format!("Paravane: app {app} exited: success")
 }
 
-/// A guest succeeded if it powered off after printing a success line.
+/// A guest succeeded if it powered off after printing a success line:
+/// Paravane's own, or, for any other kernel (a port under test), the
+/// XTF verdict `Test result: SUCCESS`.
 pub fn succeeded(guest: &GuestReport) -> bool {
+    let said_so = |l: &String| {
+        (l.starts_with("Paravane: app ") && l.ends_with(" exited: success"))
+            || l.trim_end() == "Test result: SUCCESS"
+    };
     matches!(guest.ending, Ending::Poweroff)
         && guest
             .console
             .iter()
-            .any(|l| l.starts_with("Paravane: app ") && l.ends_with(" exited: success"))
+            .chain(&guest.hypervisor_console)
+            .any(said_so)
 }
 
 /// Prints a guest's console and how it ended.
