@@ -291,3 +291,88 @@ pub fn frame(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31) ^ seed)
         .collect()
 }
+
+/// Joins two netfronts through `forward` (which moves one side's tx
+/// frames into the other's rx ring, holding what does not fit yet), puts
+/// an smoltcp interface on each, and has a TCP client send 256 KiB to an
+/// echo server. Returns the payload and what came back; `tcp_buffer` is
+/// each socket's buffer size, `io_buffer` the copy buffer's.
+pub fn tcp_echo_through<H>(
+    a: &mut Sim,
+    b: &mut Sim,
+    tcp_buffer: usize,
+    io_buffer: usize,
+    mut forward: impl FnMut(&mut Sim, &mut Sim, &mut alloc::collections::VecDeque<H>),
+) -> (Vec<u8>, Vec<u8>) {
+    use alloc::collections::VecDeque;
+    use smoltcp::iface::{Config, Interface, SocketSet};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::Instant;
+    use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address};
+
+    fn side(sim: &mut Sim, last: u8) -> Interface {
+        let mut mac = sim.front.mac();
+        mac[5] = last;
+        let mut iface = Interface::new(
+            Config::new(EthernetAddress(mac).into()),
+            &mut sim.front,
+            Instant::ZERO,
+        );
+        iface.update_ip_addrs(|addrs| {
+            addrs
+                .push(IpCidr::new(Ipv4Address::new(10, 0, 0, last).into(), 24))
+                .unwrap()
+        });
+        iface
+    }
+    let socket = || {
+        tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; tcp_buffer]),
+            tcp::SocketBuffer::new(vec![0; tcp_buffer]),
+        )
+    };
+
+    let mut iface_a = side(a, 1);
+    let mut iface_b = side(b, 2);
+    let mut sockets_a = SocketSet::new(Vec::new());
+    let mut sockets_b = SocketSet::new(Vec::new());
+    let client = sockets_a.add(socket());
+    let server = sockets_b.add(socket());
+    sockets_b.get_mut::<tcp::Socket>(server).listen(7).unwrap();
+    sockets_a
+        .get_mut::<tcp::Socket>(client)
+        .connect(iface_a.context(), (Ipv4Address::new(10, 0, 0, 2), 7), 49152)
+        .unwrap();
+
+    let payload: Vec<u8> = (0..256 * 1024u32)
+        .map(|i| (i * 7 + i / 251) as u8)
+        .collect();
+    let (mut sent, mut echoed) = (0, Vec::new());
+    let (mut held_ab, mut held_ba) = (VecDeque::new(), VecDeque::new());
+    let mut buf = vec![0u8; io_buffer];
+    for step in 0..200_000u64 {
+        let now = Instant::from_millis(step as i64);
+        iface_a.poll(now, &mut a.front, &mut sockets_a);
+        iface_b.poll(now, &mut b.front, &mut sockets_b);
+        forward(a, b, &mut held_ab);
+        forward(b, a, &mut held_ba);
+        let socket = sockets_a.get_mut::<tcp::Socket>(client);
+        if socket.can_send() && sent < payload.len() {
+            sent += socket.send_slice(&payload[sent..]).unwrap();
+        }
+        if socket.can_recv() {
+            let n = socket.recv_slice(&mut buf).unwrap();
+            echoed.extend_from_slice(&buf[..n]);
+        }
+        let socket = sockets_b.get_mut::<tcp::Socket>(server);
+        while socket.can_recv() && socket.send_queue() < socket.send_capacity() {
+            let room = (socket.send_capacity() - socket.send_queue()).min(buf.len());
+            let n = socket.recv_slice(&mut buf[..room]).unwrap();
+            assert_eq!(socket.send_slice(&buf[..n]).unwrap(), n);
+        }
+        if echoed.len() == payload.len() {
+            break;
+        }
+    }
+    (payload, echoed)
+}

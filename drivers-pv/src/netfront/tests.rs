@@ -233,32 +233,7 @@ fn smoltcp_answers_arp_through_the_device() {
 #[test]
 fn tcp_echo_between_two_netfronts() {
     use alloc::collections::VecDeque;
-    use smoltcp::iface::{Config, Interface, SocketSet};
-    use smoltcp::socket::tcp;
-    use smoltcp::time::Instant;
-    use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address};
 
-    fn side(sim: &mut Sim, last: u8) -> Interface {
-        let mut mac = sim.front.mac();
-        mac[5] = last;
-        let mut iface = Interface::new(
-            Config::new(EthernetAddress(mac).into()),
-            &mut sim.front,
-            Instant::ZERO,
-        );
-        iface.update_ip_addrs(|addrs| {
-            addrs
-                .push(IpCidr::new(Ipv4Address::new(10, 0, 0, last).into(), 24))
-                .unwrap()
-        });
-        iface
-    }
-    fn socket() -> tcp::Socket<'static> {
-        tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 16 * 1024]),
-            tcp::SocketBuffer::new(vec![0; 16 * 1024]),
-        )
-    }
     fn forward(from: &mut Sim, to: &mut Sim, held: &mut VecDeque<Vec<u8>>) {
         held.extend(from.back_take_tx(NETIF_RSP_OKAY));
         while to.queues[0].rx_back.unconsumed_requests() > 0 {
@@ -269,48 +244,7 @@ fn tcp_echo_between_two_netfronts() {
 
     let mut a = sim(8, 8);
     let mut b = sim(8, 8);
-    let mut iface_a = side(&mut a, 1);
-    let mut iface_b = side(&mut b, 2);
-    let mut sockets_a = SocketSet::new(Vec::new());
-    let mut sockets_b = SocketSet::new(Vec::new());
-    let client = sockets_a.add(socket());
-    let server = sockets_b.add(socket());
-    sockets_b.get_mut::<tcp::Socket>(server).listen(7).unwrap();
-    sockets_a
-        .get_mut::<tcp::Socket>(client)
-        .connect(iface_a.context(), (Ipv4Address::new(10, 0, 0, 2), 7), 49152)
-        .unwrap();
-
-    let payload: Vec<u8> = (0..256 * 1024u32)
-        .map(|i| (i * 7 + i / 251) as u8)
-        .collect();
-    let (mut sent, mut echoed) = (0, Vec::new());
-    let (mut held_ab, mut held_ba) = (VecDeque::new(), VecDeque::new());
-    let mut buf = vec![0u8; 4096];
-    for step in 0..200_000u64 {
-        let now = Instant::from_millis(step as i64);
-        iface_a.poll(now, &mut a.front, &mut sockets_a);
-        iface_b.poll(now, &mut b.front, &mut sockets_b);
-        forward(&mut a, &mut b, &mut held_ab);
-        forward(&mut b, &mut a, &mut held_ba);
-        let socket = sockets_a.get_mut::<tcp::Socket>(client);
-        if socket.can_send() && sent < payload.len() {
-            sent += socket.send_slice(&payload[sent..]).unwrap();
-        }
-        if socket.can_recv() {
-            let n = socket.recv_slice(&mut buf).unwrap();
-            echoed.extend_from_slice(&buf[..n]);
-        }
-        let socket = sockets_b.get_mut::<tcp::Socket>(server);
-        while socket.can_recv() && socket.send_queue() < socket.send_capacity() {
-            let room = (socket.send_capacity() - socket.send_queue()).min(buf.len());
-            let n = socket.recv_slice(&mut buf[..room]).unwrap();
-            assert_eq!(socket.send_slice(&buf[..n]).unwrap(), n);
-        }
-        if echoed.len() == payload.len() {
-            break;
-        }
-    }
+    let (payload, echoed) = tcp_echo_through(&mut a, &mut b, 16 * 1024, 4096, forward);
     assert_eq!(echoed.len(), payload.len());
     assert!(echoed == payload, "echoed bytes differ");
     for side in [&a, &b] {
