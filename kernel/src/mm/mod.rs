@@ -134,6 +134,21 @@ mod guest {
         }
     }
 
+    /// Takes the frames the boot layout reserves out of the allocator
+    /// (the layout clamps its ranges to the allocator's frames; ranges may
+    /// overlap, hence the check).
+    fn reserve_boot_frames(
+        frames: &mut FrameBitmap<'static>,
+        layout: &BootLayout,
+    ) -> Result<(), MmError> {
+        for pfn in layout.reserved().flatten() {
+            if !frames.is_used(pfn) {
+                frames.reserve(pfn)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sets up memory management; see the module docs. Call once, right
     /// after the console.
     pub fn init(boot: &BootInfo) -> Result<(), MmError> {
@@ -181,13 +196,7 @@ mod guest {
         let mut frames = FrameBitmap::new_all_used(words, nr_pages)
             .ok_or(MmError::BadLayout("frame bitmap storage"))?;
         frames.free_range(0, nr_pages)?;
-        for range in layout.reserved() {
-            for pfn in range {
-                if !frames.is_used(pfn) {
-                    frames.reserve(pfn)?;
-                }
-            }
-        }
+        reserve_boot_frames(&mut frames, &layout)?;
         let boot_free = frames.free_frames();
 
         let entries = mapper::build_direct_map(core, &mut frames)?;
@@ -243,13 +252,7 @@ mod guest {
         for range in memory.ram() {
             frames.free_range(range.start, range.end - range.start)?;
         }
-        for range in layout.reserved() {
-            for pfn in range {
-                if pfn < nr_pages && !frames.is_used(pfn) {
-                    frames.reserve(pfn)?;
-                }
-            }
-        }
+        reserve_boot_frames(&mut frames, &layout)?;
         let free = frames.free_frames();
         *FRAMES.lock() = Some(frames);
         READY.store(true, Ordering::Release);

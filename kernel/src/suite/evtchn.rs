@@ -26,7 +26,7 @@ fn self_domid() -> Result<u16, Errno> {
 }
 
 /// Waits up to `ms` milliseconds for `channel` to fire.
-fn fired_within(channel: &EventChannel, ms: u64) -> bool {
+pub(super) fn fired_within(channel: &EventChannel, ms: u64) -> bool {
     sched::block_on(async {
         let deadline = crate::time::now_ns() + ms * 1_000_000;
         loop {

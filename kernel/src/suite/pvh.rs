@@ -92,13 +92,7 @@ fn upcall_arrives_on_vector(_: &Ctx<'_>) -> Outcome {
     if let Err(e) = a.notify() {
         return suite_fail!("send: {e}");
     }
-    let fired = crate::sched::block_on(async {
-        let deadline = crate::time::now_ns() + 1_000_000_000;
-        while !a.take_fired() && crate::time::now_ns() < deadline {
-            crate::sched::sleep(core::time::Duration::from_millis(1)).await;
-        }
-        a.take_fired() || crate::time::now_ns() < deadline
-    });
+    let fired = super::evtchn::fired_within(&a, 1000);
     let (after, _) = crate::events::counters();
     let spurious = crate::traps::spurious_interrupts();
     if fired && after > before && spurious == 0 {
