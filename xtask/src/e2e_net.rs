@@ -100,7 +100,9 @@ fn check_up(guest: &GuestReport) -> Result<(), String> {
         })
 }
 
-fn check_ping(guest: &GuestReport) -> Result<(), String> {
+/// dom0's `ping -c 3` to the guest got 3 of 3 replies (also used by
+/// the UDP test).
+pub fn check_ping(guest: &GuestReport) -> Result<(), String> {
     let line = guest
         .dom0_output
         .iter()

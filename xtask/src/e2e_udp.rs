@@ -167,23 +167,6 @@ fn check_lease(guest: &GuestReport) -> Result<String, String> {
     Ok(dom0.to_string())
 }
 
-fn check_ping(guest: &GuestReport) -> Result<(), String> {
-    let line = guest
-        .dom0_output
-        .iter()
-        .find(|line| line.contains("packets transmitted"))
-        .ok_or("dom0's ping printed no statistics")?;
-    let count = |what: &str| {
-        line.split(',')
-            .find(|part| part.trim_end().ends_with(what))
-            .and_then(|part| part.split_whitespace().next()?.parse::<u64>().ok())
-    };
-    match (count("transmitted"), count("received")) {
-        (Some(3), Some(3)) => Ok(()),
-        _ => Err(format!("ping: {line}")),
-    }
-}
-
 /// dom0 sent `size` bytes as file `name` and got the same md5 and size
 /// back; both tftp commands succeeded.
 fn check_round_trip(guest: &GuestReport, name: &str, size: u64) -> Result<(), String> {
@@ -309,7 +292,7 @@ pub fn run(rig: &Rig, tftpd_elf: &Path) -> Vec<(String, Result<(), String>)> {
         ),
         (
             name("dom0 pings the leased address (3/3)"),
-            check_ping(&report),
+            crate::e2e_net::check_ping(&report),
         ),
         (name("smoltcp seeded from RDRAND"), check_rng(&report)),
         (
