@@ -402,7 +402,7 @@ fn record_conformance(tally: &mut Tally, role: &str, guest: &GuestReport) {
     let result = if output.cases.len() < 20 {
         Err(format!("only {} checks ran", output.cases.len()))
     } else if verdict != Some("SUCCESS") {
-        Err(format!("verdict {verdict:?}"))
+        Err(format!("verdict {verdict:?}; {}", how_it_ended(guest)))
     } else {
         expect_ending(guest, Ending::Poweroff)
     };
@@ -504,6 +504,38 @@ fn expect_line(guest: &GuestReport, pred: impl Fn(&str) -> bool, what: &str) -> 
             guest.console.last()
         ))
     }
+}
+
+/// How a guest ended and the last lines it printed, so a failure seen
+/// only in CI's output says where the guest stopped.
+fn how_it_ended(guest: &GuestReport) -> String {
+    const TAIL: usize = 8;
+    let tail = |lines: &[String]| lines[lines.len().saturating_sub(TAIL)..].join(" | ");
+    let mut text = format!(
+        "ended {:?} after {:.1} s (evidence: {}); last console lines: {}",
+        guest.ending,
+        guest.elapsed.as_secs_f64(),
+        guest.evidence,
+        tail(&guest.console)
+    );
+    if !guest.hypervisor_console.is_empty() {
+        text += &format!(
+            "; last hypervisor-console lines: {}",
+            tail(&guest.hypervisor_console)
+        );
+    }
+    // Xen's own last words (a triple fault, a domain_crash) are only in
+    // the log.
+    let xen: Vec<String> = std::fs::read_to_string(&guest.log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("(XEN)"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    if !xen.is_empty() {
+        text += &format!("; last Xen lines: {}", tail(&xen));
+    }
+    text + &format!("; full log: {}", guest.log.display())
 }
 
 fn expect_ending(guest: &GuestReport, want: Ending) -> Result<(), String> {
