@@ -219,7 +219,7 @@ mod guest {
             }
             .min(MAX_SLEEP_NS);
             let device = self.vif.netfront();
-            if delay_ns == 0 || device.final_check() || device.channel().take_fired() {
+            if delay_ns == 0 || device.final_check() || device.take_fired() {
                 return;
             }
             if time::set_deadline(time::now_ns() + delay_ns).is_ok() {

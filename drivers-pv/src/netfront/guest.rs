@@ -139,11 +139,6 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// The first channel (queue 0's, its tx one with split channels).
-    pub fn first(&self) -> &EventChannel {
-        &self.channels[0]
-    }
-
     /// Whether any channel fired since the last look (clearing them all).
     pub fn take_fired(&self) -> bool {
         // Not `any`: every flag must be cleared.
@@ -455,13 +450,6 @@ pub fn connect(index: u32) -> Result<GuestVif, ConnectError> {
 }
 
 impl Netfront<RingPage, GrantedPages, Channels> {
-    /// The first event channel shared with netback. Events on the others
-    /// wake [`kernel::events::block`] as well; use
-    /// [`Netfront::take_fired`] to look at all of them.
-    pub fn channel(&self) -> &EventChannel {
-        self.notify.first()
-    }
-
     /// Whether any of the device's channels fired since the last look.
     pub fn take_fired(&self) -> bool {
         self.notify.take_fired()
