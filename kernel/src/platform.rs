@@ -86,8 +86,10 @@ pub fn wait_for_event() {
             // interrupt pending now is taken at the `hlt`, never lost
             // before it); our IDT is installed, and the callback vector's
             // handler runs the upcall and returns here; `cli` restores
-            // the rule that nothing else is ever interrupted.
-            unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+            // the rule that nothing else is ever interrupted. Not
+            // `nomem`: the upcall that runs inside writes memory (port
+            // flags, wakers), so this must be a compiler barrier too.
+            unsafe { core::arch::asm!("sti", "hlt", "cli", options(nostack)) };
         }
     }
 }

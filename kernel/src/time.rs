@@ -9,21 +9,31 @@
 //! an idle guest really sleeps.
 
 use crate::shared_info;
+use core::sync::atomic::{AtomicU64, Ordering};
 use pv_arch::hypercall::vcpu;
 use pv_arch::Errno;
 
 /// Nanoseconds per second.
 pub const NS_PER_SEC: u64 = 1_000_000_000;
 
-fn rdtsc() -> u64 {
+/// The TSC now.
+pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc has no memory effects; Xen lets PV guests run it.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Xen system time now, in nanoseconds.
+/// The latest time [`now_ns`] returned.
+static LAST_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Xen system time now, in nanoseconds; never less than an earlier
+/// reading. Xen recalibrates about once a second, and the new
+/// `(stamp, system_time)` pair need not continue the old extrapolation
+/// exactly (under emulation it can be a little behind it): time that ran
+/// backwards would stretch deadlines already computed.
 pub fn now_ns() -> u64 {
     let info = shared_info::time_info();
-    info.system_time_at(rdtsc())
+    let now = info.system_time_at(rdtsc());
+    LAST_NS.fetch_max(now, Ordering::Relaxed).max(now)
 }
 
 /// The wall clock now: `(seconds, nanoseconds)` since the Unix epoch.

@@ -15,7 +15,7 @@
 //! announces the hardware domain's end with the same lines.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::RigError;
 use crate::follow::LineFollower;
@@ -111,8 +111,12 @@ pub fn boot_dom0(
             "none",
             "-monitor",
             "none",
+            // Xen's console on the serial port: logged to `serial`, and
+            // typed on through QEMU's stdin (debug keys for a hung guest).
+            "-chardev",
+            &format!("stdio,id=com1,signal=off,logfile={}", serial.display()),
             "-serial",
-            &format!("file:{}", serial.display()),
+            "chardev:com1",
             "-kernel",
             &rig.xen.to_string_lossy(),
             "-append",
@@ -126,7 +130,7 @@ pub fn boot_dom0(
         .map_err(|e| RigError::io(&dir, e))?;
 
     progress!("booting Xen with {name} as {mode} dom0…");
-    let mut qemu = Qemu::spawn(&rig.qemu, &args, &dir.join("qemu-output.log"))?;
+    let mut qemu = Qemu::spawn_with_input(&rig.qemu, &args, &dir.join("qemu-output.log"))?;
     let start = qemu.started();
     let mut follower = LineFollower::new(&serial);
     let mut lines = Vec::new();
@@ -163,6 +167,10 @@ pub fn boot_dom0(
         }
         std::thread::sleep(POLL);
     }
+    let hung = !seen && exited.is_none();
+    if hung {
+        lines.extend(ask_xen_for_dom0_state(&mut qemu, &mut follower));
+    }
     qemu.kill();
     lines.extend(follower.poll());
     lines.extend(follower.take_partial());
@@ -182,8 +190,9 @@ pub fn boot_dom0(
         (None, None) => (
             Ending::TimedOut,
             format!(
-                "rig: no ending from Xen within {:.1} s; QEMU killed",
-                timeout.as_secs_f64()
+                "rig: no ending from Xen within {:.1} s; QEMU killed; dom0 then: {}",
+                timeout.as_secs_f64(),
+                dom0_state_summary(&lines)
             ),
         ),
     };
@@ -202,6 +211,48 @@ pub fn boot_dom0(
         dom0_status: None,
         log: serial,
     })
+}
+
+/// Xen's debug keys, typed on its serial console once a guest has hung:
+/// three Ctrl-A switch the input from dom0 to Xen, `0` dumps dom0's vCPU
+/// registers and `e` its event channels. Returns the lines Xen printed
+/// in the next two seconds.
+fn ask_xen_for_dom0_state(qemu: &mut Qemu, follower: &mut LineFollower) -> Vec<String> {
+    let mut lines = follower.poll();
+    for keys in [&b"\x01\x01\x01"[..], b"0", b"e"] {
+        if qemu.send(keys).is_err() {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let asked = Instant::now();
+    while asked.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(POLL);
+        lines.extend(follower.poll());
+    }
+    lines
+}
+
+/// The instruction pointer and flags from Xen's dump of dom0's vCPU 0
+/// (`RIP:` and `RFLAGS:` lines), or a note that there was none.
+fn dom0_state_summary(lines: &[String]) -> String {
+    let Some(dump) = lines
+        .iter()
+        .rposition(|l| l.contains("Dumping Dom0 vcpu#0 state"))
+    else {
+        return "Xen printed no register dump".into();
+    };
+    let wanted: Vec<&str> = lines[dump..]
+        .iter()
+        .filter_map(|l| xen_console::split_line(l).xen)
+        .filter(|m| m.contains("RIP:") || m.contains("RFLAGS:"))
+        .take(2)
+        .collect();
+    if wanted.is_empty() {
+        "a register dump without RIP".into()
+    } else {
+        wanted.join("; ")
+    }
 }
 
 /// Xen's command line for a direct dom0 boot in `mode`.
@@ -243,6 +294,28 @@ mod tests {
     fn module_argument_doubles_commas() {
         assert_eq!(qemu_module_arg("/k/hello", ""), "/k/hello");
         assert_eq!(qemu_module_arg("/k/a,b", "x=1,2 y"), "/k/a,,b x=1,,2 y");
+    }
+
+    #[test]
+    fn summarises_xens_dump_of_a_hung_dom0() {
+        let lines: Vec<String> = [
+            "(XEN) [    9.10] RIP:    0008:[<0000000000100000>]",
+            "(XEN) [    9.20] *** Dumping Dom0 vcpu#0 state: ***",
+            "(XEN) [    9.21] ----[ Xen-4.17.5  x86_64  debug=n  Not tainted ]----",
+            "(XEN) [    9.22] RIP:    0008:[<0000000000109026>]",
+            "(XEN) [    9.23] RFLAGS: 0000000000000202   CONTEXT: hvm guest (d0v0)",
+            "(XEN) [    9.24] rax: 0000000000000000   rbx: 0000000000000001",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            dom0_state_summary(&lines),
+            "RIP:    0008:[<0000000000109026>]; RFLAGS: 0000000000000202   CONTEXT: hvm guest (d0v0)"
+        );
+        assert_eq!(
+            dom0_state_summary(&lines[..1]),
+            "Xen printed no register dump"
+        );
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //! it.
 
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, Once};
 use std::time::Instant;
 
@@ -91,19 +92,40 @@ pub struct Qemu {
     child: Child,
     started: Instant,
     status: Option<ExitStatus>,
+    /// QEMU's stdin, for a machine whose serial input is `stdio`.
+    input: Option<ChildStdin>,
 }
 
 impl Qemu {
     /// Starts `binary` with `args`, its stdout and stderr going to
     /// `output_log`, its stdin closed.
     pub fn spawn(binary: &Path, args: &[String], output_log: &Path) -> Result<Qemu, RigError> {
+        Self::start(binary, args, output_log, false)
+    }
+
+    /// As [`Qemu::spawn`], with QEMU's stdin a pipe that [`Qemu::send`]
+    /// writes to (for `-chardev stdio`: typing on the serial port).
+    pub fn spawn_with_input(
+        binary: &Path,
+        args: &[String],
+        output_log: &Path,
+    ) -> Result<Qemu, RigError> {
+        Self::start(binary, args, output_log, true)
+    }
+
+    fn start(
+        binary: &Path,
+        args: &[String],
+        output_log: &Path,
+        input: bool,
+    ) -> Result<Qemu, RigError> {
         install_signal_handler();
         let log = File::create(output_log).map_err(|e| RigError::io(output_log, e))?;
         let log2 = log.try_clone().map_err(|e| RigError::io(output_log, e))?;
         let mut command = Command::new(binary);
         command
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(if input { Stdio::piped() } else { Stdio::null() })
             .stdout(log)
             .stderr(log2);
         let parent = std::process::id();
@@ -125,17 +147,28 @@ impl Qemu {
         // Register under the lock, so a signal arriving during the spawn
         // waits and then kills the new child too.
         let mut registry = registry();
-        let child = command.spawn().map_err(|e| RigError::Command {
+        let mut child = command.spawn().map_err(|e| RigError::Command {
             command: format!("{} {}", binary.display(), args.join(" ")),
             detail: e.to_string(),
         })?;
         registry.live.push(child.id());
         drop(registry);
+        let input = child.stdin.take();
         Ok(Qemu {
             child,
             started: Instant::now(),
             status: None,
+            input,
         })
+    }
+
+    /// Writes `bytes` to QEMU's stdin (started with
+    /// [`Qemu::spawn_with_input`]).
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.input {
+            Some(stdin) => stdin.write_all(bytes).and_then(|()| stdin.flush()),
+            None => Err(std::io::Error::other("QEMU was started without input")),
+        }
     }
 
     /// When QEMU was started.

@@ -37,6 +37,7 @@ pub fn print_guest(guest: &GuestReport) {
         guest.elapsed.as_secs_f64(),
         guest.evidence.trim()
     );
+    println!("{} log: {}", guest.name, guest.log.display());
 }
 
 /// Prints the dom0 session's timings.

@@ -10,7 +10,7 @@
 //! another domain that writes it concurrently.
 
 use super::error::MmError;
-use super::frames::FrameBitmap;
+use super::frames::{words_for, FrameBitmap};
 use super::pagetable::{LEAF_READ_ONLY, LEAF_WRITABLE};
 use crate::boot_info::PAGE_SIZE;
 use pv_arch::hypercall::va_mapping::update_va_mapping;
@@ -25,8 +25,9 @@ pub const WINDOW_SLOTS: u64 = 1024;
 /// Slot bookkeeping: the bitmap allocator over slot numbers.
 static SLOTS: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
 /// Storage for [`SLOTS`].
-static SLOT_WORDS: Mutex<[u64; WINDOW_SLOTS as usize / 64]> =
-    Mutex::new([0; WINDOW_SLOTS as usize / 64]);
+/// Sized by the allocator's own rule, so a different allocator layout
+/// cannot leave it too small.
+static SLOT_WORDS: Mutex<[u64; words_for(WINDOW_SLOTS)]> = Mutex::new([0; words_for(WINDOW_SLOTS)]);
 
 /// Makes every slot free (called once by `init` after creating the
 /// window's tables).
@@ -35,7 +36,7 @@ pub(super) fn init_slots() -> Result<(), MmError> {
         let guard = SLOT_WORDS.lock();
         // The words live in a static for the rest of the run; the mutex
         // only hands them out once (here).
-        let words: &'static mut [u64; WINDOW_SLOTS as usize / 64] = spin::MutexGuard::leak(guard);
+        let words: &'static mut [u64; words_for(WINDOW_SLOTS)] = spin::MutexGuard::leak(guard);
         words
     };
     let mut slots =

@@ -7,10 +7,10 @@ use pv_arch::hypercall::vcpu;
 use pv_arch::Errno;
 
 fn system_time_advances(_: &Ctx<'_>) -> Outcome {
-    let a = time::now_ns();
+    let a = raw_now();
     let mut b = a;
     for _ in 0..1_000_000 {
-        b = time::now_ns();
+        b = raw_now();
         if b > a {
             break;
         }
@@ -21,11 +21,55 @@ fn system_time_advances(_: &Ctx<'_>) -> Outcome {
     // Monotonic over many reads.
     let mut last = b;
     for _ in 0..10_000 {
-        let now = time::now_ns();
+        let now = raw_now();
         if now < last {
             return suite_fail!("system time went back: {last} -> {now}");
         }
         last = now;
+    }
+    Outcome::Pass
+}
+
+/// Xen's extrapolated system time at this instant, without the kernel's
+/// monotonic clamp, so the checks see what Xen published.
+fn raw_now() -> u64 {
+    crate::shared_info::time_info().system_time_at(time::rdtsc())
+}
+
+/// Xen rewrites `vcpu_time_info` about once a second (its time
+/// calibration). Right after an update, the TSC we read must not be
+/// before the stamp Xen wrote: the pair says "system time was T at TSC
+/// value S", taken in the past. Watches up to 2.5 s for two updates and
+/// logs how far each one moved the extrapolated time.
+fn tsc_not_before_stamp(_: &Ctx<'_>) -> Outcome {
+    let first = crate::shared_info::time_info();
+    let mut previous = first;
+    let mut updates = 0;
+    let end = time::now_ns() + 2_500_000_000;
+    while updates < 2 && time::now_ns() < end {
+        // A hypercall, so Xen has a chance to publish an update.
+        let _ = pv_arch::hypercall::sched::sched_yield();
+        let info = crate::shared_info::time_info();
+        let tsc = time::rdtsc();
+        if info.tsc_timestamp == previous.tsc_timestamp {
+            continue;
+        }
+        updates += 1;
+        // Modulo 2^64: an HVM guest's stamp can be "negative".
+        let ticks = tsc.wrapping_sub(info.tsc_timestamp) as i64;
+        if ticks < 0 {
+            return suite_fail!(
+                "after update {updates}: TSC {tsc:#x} is {} ticks before Xen's stamp {:#x}",
+                ticks.unsigned_abs(),
+                info.tsc_timestamp
+            );
+        }
+        let step = info.system_time_at(tsc) as i64 - previous.system_time_at(tsc) as i64;
+        log::info!("time update {updates}: {ticks} ticks after the stamp, time moved {step} ns");
+        previous = info;
+    }
+    if updates == 0 {
+        return suite_fail!("vcpu_time_info never changed in 2.5 s");
     }
     Outcome::Pass
 }
@@ -135,6 +179,12 @@ pub const TESTS: &[Test] = &[
         name: "system_time_monotonic",
         applies: Applies::Both,
         run: system_time_advances,
+    },
+    Test {
+        group: "time",
+        name: "tsc_not_before_stamp_after_updates",
+        applies: Applies::Both,
+        run: tsc_not_before_stamp,
     },
     Test {
         group: "time",

@@ -64,11 +64,15 @@ impl VcpuTimeInfo {
     }
 
     /// Xen system time (ns since boot) at TSC reading `tsc`: `system_time`
-    /// plus the scaled ticks since `tsc_timestamp`. A `tsc` before the
-    /// timestamp wraps, as the C formula does.
+    /// plus the scaled ticks since `tsc_timestamp`, the difference taken
+    /// modulo 2^64 (an HVM guest's TSC starts near zero, so the stamp can
+    /// be "negative"). A `tsc` before the stamp counts as no ticks: the C
+    /// formula would scale the wrapped difference into a jump of
+    /// centuries, and a timer armed from that time would never fire.
     pub const fn system_time_at(&self, tsc: u64) -> u64 {
-        self.system_time
-            .wrapping_add(self.tsc_delta_to_ns(tsc.wrapping_sub(self.tsc_timestamp)))
+        let ticks = tsc.wrapping_sub(self.tsc_timestamp);
+        let ticks = if (ticks as i64) < 0 { 0 } else { ticks };
+        self.system_time.wrapping_add(self.tsc_delta_to_ns(ticks))
     }
 
     /// The TSC frequency these parameters describe, in Hz:
@@ -291,6 +295,26 @@ mod tests {
         assert!((ns - 5_000).abs_diff(1_000_000_000) < 2, "{ns}");
         let hz = t.tsc_frequency_hz().unwrap();
         assert!(hz.abs_diff(2_400_000_000) < 5, "{hz}");
+    }
+
+    #[test]
+    fn stamp_near_wrap_and_tsc_before_stamp() {
+        let mul = ((1_000_000_000u128 << 32) / 1_200_000_000) as u32;
+        // An HVM guest's stamp taken before its TSC reached zero.
+        let t = VcpuTimeInfo {
+            tsc_timestamp: 0u64.wrapping_sub(2_400_000_000),
+            system_time: 7_000,
+            ..time(mul, -1)
+        };
+        let ns = t.system_time_at(2_400_000_000);
+        assert!((ns - 7_000).abs_diff(2_000_000_000) < 4, "{ns}");
+        // A TSC a little before the stamp: the stamp's own time, no jump.
+        let t = VcpuTimeInfo {
+            tsc_timestamp: 5_000_000,
+            system_time: 9_000,
+            ..time(mul, -1)
+        };
+        assert_eq!(t.system_time_at(4_999_000), 9_000);
     }
 
     #[test]
