@@ -44,3 +44,17 @@ extern "C" fn pv_entry(start_info: *const StartInfo) -> ! {
     let start_info = unsafe { &*start_info };
     crate::boot::pv_main(start_info)
 }
+
+/// Bytes of the boot stack ever written (it starts zeroed in `.bss`, and
+/// grows down), and its size: how deep the kernel has gone, for a margin
+/// check (there is no guard page below it).
+pub fn boot_stack_high_water() -> (usize, usize) {
+    let base = (&raw const BOOT_STACK).cast::<u8>();
+    let untouched = (0..BOOT_STACK_SIZE)
+        // SAFETY: reads bytes inside the static; below the live stack
+        // pointer nothing writes them concurrently (one vCPU, and the
+        // upcall runs on the stack above us).
+        .take_while(|&i| unsafe { base.add(i).read_volatile() } == 0)
+        .count();
+    (BOOT_STACK_SIZE - untouched, BOOT_STACK_SIZE)
+}
