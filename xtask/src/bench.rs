@@ -1,26 +1,28 @@
 //! `cargo xtask bench`: Paravane next to a Linux PV domU, in one dom0
 //! session, doing the same transfers.
 //!
-//! Four guests run in turn: Paravane's `echo` and `blkcheck`, exactly as
-//! the end-to-end tests run them (their `GuestSpec`s and dom0 scripts), and
-//! Debian's Linux kernel as a PV domU with a tiny busybox initramfs, once
-//! as a TCP echo server (`nc -l -p 7 -e cat`) and once reading its disk
-//! (`dd bs=1M` of the whole `/dev/xvda`, timed by the guest, then
-//! `md5sum`). The Linux guests get the same dom0 scripts as Paravane's, so
+//! Each round (`--rounds N`, default 3) runs six guests in turn:
+//! Paravane's `echo` and `blkcheck`, exactly as the end-to-end tests run
+//! them (their `GuestSpec`s and dom0 scripts), once as PV and once as PVH
+//! domUs, and Debian's Linux kernel as a PV domU with a tiny busybox
+//! initramfs, once as a TCP echo server (`nc -l -p 7 -e cat`) and once
+//! reading its disk (`dd bs=1M` of the whole `/dev/xvda`, timed by the
+//! guest, then `md5sum`). The Linux guests get the same dom0 scripts as Paravane's, so
 //! dom0 times the 8 MiB echo through `nc` for both, builds the same 64 MiB
 //! image for both, and the guests report their own read times.
 //!
 //! In front of each dom0 script the bench adds a watcher that times, from
 //! `xl create`, the guest's first console line and its "ready" line (the
-//! vif up, the disk connected). The figures are printed as a table with the
-//! ratio Paravane / Linux; nothing is asserted about them. The command
-//! fails only if a figure is missing or a checksum disagrees.
+//! vif up, the disk connected). Each round's throughputs are printed, then
+//! the medians over the rounds with the ratios Paravane PV / Linux and
+//! Paravane PVH / Linux; nothing is asserted about them. The command fails
+//! only if a figure is missing or a checksum disagrees.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rig::{GuestReport, GuestSpec, Rig};
+use rig::{GuestMode, GuestReport, GuestSpec, Rig};
 
 use crate::args::Args;
 use crate::{e2e_block, e2e_net, guest_build};
@@ -130,18 +132,7 @@ fn linux_spec(
     ramdisk: &Path,
     mode: &str,
 ) -> GuestSpec {
-    let mut spec = from.clone();
-    spec.extra_config = spec
-        .extra_config
-        .iter()
-        .map(|line| {
-            line.replace(
-                &format!("/tmp/blk-{}.img", from.name),
-                &format!("/tmp/blk-{name}.img"),
-            )
-        })
-        .collect();
-    spec.name = name.into();
+    let mut spec = renamed(from, name);
     spec.kernel = kernel.into();
     spec.ramdisk = Some(ramdisk.into());
     spec.cmdline = format!("console=hvc0 quiet bench={mode}");
@@ -221,8 +212,113 @@ fn ratio(paravane: Option<f64>, linux: Option<f64>) -> String {
     }
 }
 
+/// What one guest measured (all optional: a figure the guest did not
+/// print stays `None`, and the table says `-`).
+#[derive(Clone, Copy, Default, Debug)]
+struct Figures {
+    /// Echo throughput, MiB/s each way (dom0's clock).
+    net: Option<f64>,
+    /// The echoed bytes equal the sent ones.
+    net_intact: bool,
+    /// Disk read, MiB/s (the guest's clock).
+    disk: Option<f64>,
+    /// The guest's MD5 of the image equals dom0's.
+    disk_intact: bool,
+    /// Net guest: `xl create` to its first console line, and to "vif up".
+    net_first: Option<f64>,
+    net_ready: Option<f64>,
+    /// Disk guest: `xl create` to its first console line, and to "disk
+    /// connected".
+    disk_first: Option<f64>,
+    disk_ready: Option<f64>,
+}
+
+impl Figures {
+    fn paravane(net: &GuestReport, disk: &GuestReport) -> Figures {
+        let (net_rate, net_intact) = net_figure(net);
+        let (disk_rate, md5) = blkcheck_figure(disk);
+        Self::with_boots(net_rate, net_intact, disk_rate, md5, net, disk)
+    }
+
+    fn linux(net: &GuestReport, disk: &GuestReport) -> Figures {
+        let (net_rate, net_intact) = net_figure(net);
+        let (disk_rate, md5) = linux_disk_figure(disk);
+        Self::with_boots(net_rate, net_intact, disk_rate, md5, net, disk)
+    }
+
+    fn with_boots(
+        net_rate: Option<f64>,
+        net_intact: bool,
+        disk_rate: Option<f64>,
+        md5: Option<String>,
+        net: &GuestReport,
+        disk: &GuestReport,
+    ) -> Figures {
+        let (net_first, net_ready) = boot_times(net);
+        let (disk_first, disk_ready) = boot_times(disk);
+        Figures {
+            net: net_rate,
+            net_intact,
+            disk: disk_rate,
+            disk_intact: md5.is_some() && md5 == dom0_md5(disk),
+            net_first,
+            net_ready,
+            disk_first,
+            disk_ready,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.net.is_some() && self.disk.is_some() && self.net_intact && self.disk_intact
+    }
+}
+
+/// The median of the figures that are there (`None` if none is).
+fn median(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let mut v: Vec<f64> = values.flatten().collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}
+
+/// The three contenders of a round, in table order.
+const COLUMNS: [&str; 3] = ["Paravane PV", "Paravane PVH", "Linux PV"];
+
+/// `spec` under the name `name`, its disk image renamed to match (each
+/// guest of a session needs its own name; the dom0 scripts use `$NAME`).
+fn renamed(spec: &GuestSpec, name: &str) -> GuestSpec {
+    let mut renamed = spec.clone();
+    renamed.extra_config = spec
+        .extra_config
+        .iter()
+        .map(|line| {
+            line.replace(
+                &format!("/tmp/blk-{}.img", spec.name),
+                &format!("/tmp/blk-{name}.img"),
+            )
+        })
+        .collect();
+    renamed.name = name.into();
+    renamed
+}
+
 /// Runs the bench and prints the table.
 pub fn run(args: &mut Args) -> Result<ExitCode, String> {
+    let rounds: usize = match args.value("--rounds") {
+        Some(n) => n
+            .parse()
+            .ok()
+            .filter(|&n| (1..=9).contains(&n))
+            .ok_or_else(|| format!("--rounds wants 1 to 9, not {n:?}"))?,
+        None => 3,
+    };
     args.finish()?;
     let echo = guest_build::build("echo", guest_build::Profile::Release)?;
     let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
@@ -234,18 +330,28 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
 
     let net = e2e_net::guest(&echo);
     let blk = e2e_block::guest(&blkcheck);
-    let guests = vec![
-        watched(net.clone(), "echo: up:"),
-        watched(
-            linux_spec(&net, LINUX_NET, &kernel, &ramdisk, "net"),
-            &format!("{LINUX_TAG}up:"),
-        ),
-        watched(blk.clone(), "blkfront: "),
-        watched(
-            linux_spec(&blk, LINUX_BLK, &kernel, &ramdisk, "disk"),
-            &format!("{LINUX_TAG}disk "),
-        ),
-    ];
+    let name = |what: &str, round: usize| format!("{what}-{round}");
+    // Each round runs the six guests in turn, so host noise spreads over
+    // all contenders rather than hitting one of them.
+    let mut guests = Vec::new();
+    for round in 1..=rounds {
+        let pvh_net = renamed(&net, &name("pvh-net", round)).with_mode(GuestMode::Pvh);
+        let pvh_blk = renamed(&blk, &name("pvh-blk", round)).with_mode(GuestMode::Pvh);
+        guests.extend([
+            watched(renamed(&net, &name("pv-net", round)), "echo: up:"),
+            watched(pvh_net, "echo: up:"),
+            watched(
+                linux_spec(&net, &name(LINUX_NET, round), &kernel, &ramdisk, "net"),
+                &format!("{LINUX_TAG}up:"),
+            ),
+            watched(renamed(&blk, &name("pv-blk", round)), "blkfront: "),
+            watched(pvh_blk, "blkfront: "),
+            watched(
+                linux_spec(&blk, &name(LINUX_BLK, round), &kernel, &ramdisk, "disk"),
+                &format!("{LINUX_TAG}disk "),
+            ),
+        ]);
+    }
     let timeout = guests
         .iter()
         .map(|g| g.timeout + Duration::from_secs(30))
@@ -260,11 +366,7 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
             .find(|g| g.name == name)
             .ok_or_else(|| format!("no report for {name}"))
     };
-    let p_net = report(&net.name)?;
-    let l_net = report(LINUX_NET)?;
-    let p_blk = report(&blk.name)?;
-    let l_blk = report(LINUX_BLK)?;
-    for guest in [p_net, l_net, p_blk, l_blk] {
+    for guest in &session.guests {
         println!(
             "bench: {} ended {} after {:.1} s (log {})",
             guest.name,
@@ -274,95 +376,21 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         );
     }
 
-    let (p_net_rate, p_net_ok) = net_figure(p_net);
-    let (l_net_rate, l_net_ok) = net_figure(l_net);
-    let (p_blk_rate, p_md5) = blkcheck_figure(p_blk);
-    let (l_blk_rate, l_md5) = linux_disk_figure(l_blk);
-    let p_blk_ok = p_md5.is_some() && p_md5 == dom0_md5(p_blk);
-    let l_blk_ok = l_md5.is_some() && l_md5 == dom0_md5(l_blk);
-    let (p_first, p_net_ready) = boot_times(p_net);
-    let (l_first, l_net_ready) = boot_times(l_net);
-    let (p_blk_first, p_blk_ready) = boot_times(p_blk);
-    let (l_blk_first, l_blk_ready) = boot_times(l_blk);
-
-    let rows: Vec<(String, String, String, String)> = vec![
-        (
-            format!("net echo {} MiB each way (dom0 nc)", e2e_net::PAYLOAD >> 20),
-            cell(p_net_rate, " MiB/s"),
-            cell(l_net_rate, " MiB/s"),
-            ratio(p_net_rate, l_net_rate),
-        ),
-        (
-            format!(
-                "disk read {} MiB (guest's clock)",
-                (e2e_block::SECTORS * 512) >> 20
-            ),
-            cell(p_blk_rate, " MiB/s"),
-            cell(l_blk_rate, " MiB/s"),
-            ratio(p_blk_rate, l_blk_rate),
-        ),
-        (
-            "boot, net guest: xl create -> first console line".into(),
-            cell(p_first, " s"),
-            cell(l_first, " s"),
-            ratio(p_first, l_first),
-        ),
-        (
-            "boot, net guest: xl create -> vif up".into(),
-            cell(p_net_ready, " s"),
-            cell(l_net_ready, " s"),
-            ratio(p_net_ready, l_net_ready),
-        ),
-        (
-            "boot, disk guest: xl create -> first console line".into(),
-            cell(p_blk_first, " s"),
-            cell(l_blk_first, " s"),
-            ratio(p_blk_first, l_blk_first),
-        ),
-        (
-            "boot, disk guest: xl create -> disk connected".into(),
-            cell(p_blk_ready, " s"),
-            cell(l_blk_ready, " s"),
-            ratio(p_blk_ready, l_blk_ready),
-        ),
-    ];
-    println!();
-    println!(
-        "{:<52} {:>14} {:>14} {:>16}",
-        "transfer", "Paravane", "Linux", "Paravane/Linux"
-    );
-    for (what, p, l, r) in &rows {
-        println!("{what:<52} {p:>14} {l:>14} {r:>16}");
+    // figures[round][column]
+    let mut figures = Vec::new();
+    for round in 1..=rounds {
+        let get = |what: &str| report(&name(what, round));
+        figures.push([
+            Figures::paravane(get("pv-net")?, get("pv-blk")?),
+            Figures::paravane(get("pvh-net")?, get("pvh-blk")?),
+            Figures::linux(get(LINUX_NET)?, get(LINUX_BLK)?),
+        ]);
     }
-    let verdict = |ok: bool| if ok { "intact" } else { "NOT INTACT" };
-    println!(
-        "data: echo Paravane {}, Linux {}; disk MD5 equal to dom0's: Paravane {}, Linux {}",
-        verdict(p_net_ok),
-        verdict(l_net_ok),
-        verdict(p_blk_ok),
-        verdict(l_blk_ok)
-    );
-    println!(
-        "(throughput: higher is better; boot times: lower is better; one run, software-emulated rig)"
-    );
-    // Other QEMUs on the host skew every figure: say how busy it was.
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "host load average (1, 5, 15 min) at the end: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let complete = [p_net_rate, l_net_rate, p_blk_rate, l_blk_rate]
-        .iter()
-        .all(Option::is_some)
-        && p_net_ok
-        && l_net_ok
-        && p_blk_ok
-        && l_blk_ok;
+    print_table(&figures);
+
+    let complete = figures.iter().flatten().all(Figures::complete);
     if !complete {
-        for guest in [p_net, l_net, p_blk, l_blk] {
+        for guest in &session.guests {
             println!("---- {} ({}) ----", guest.name, guest.ending);
             for line in guest.console.iter().rev().take(15).rev() {
                 println!("  console: {line}");
@@ -379,6 +407,90 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     })
 }
 
+/// Each round's figures, then the medians and the ratios to Linux.
+fn print_table(figures: &[[Figures; 3]]) {
+    type Metric = (&'static str, fn(&Figures) -> Option<f64>);
+    let metrics: [Metric; 6] = [
+        ("net echo 8 MiB each way (dom0 nc), MiB/s", |f| f.net),
+        ("disk read 64 MiB (guest's clock), MiB/s", |f| f.disk),
+        ("net guest: xl create -> first console line, s", |f| {
+            f.net_first
+        }),
+        ("net guest: xl create -> vif up, s", |f| f.net_ready),
+        ("disk guest: xl create -> first console line, s", |f| {
+            f.disk_first
+        }),
+        ("disk guest: xl create -> disk connected, s", |f| {
+            f.disk_ready
+        }),
+    ];
+    println!();
+    for (round, row) in figures.iter().enumerate() {
+        let cells = |get: fn(&Figures) -> Option<f64>| {
+            row.iter()
+                .map(|f| cell(get(f), ""))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        println!(
+            "round {}: echo MiB/s {} ; disk MiB/s {} ({})",
+            round + 1,
+            cells(|f| f.net),
+            cells(|f| f.disk),
+            COLUMNS.join(" / ")
+        );
+    }
+    println!();
+    println!(
+        "{:<48} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        format!("median of {} rounds", figures.len()),
+        COLUMNS[0],
+        COLUMNS[1],
+        COLUMNS[2],
+        "PV/Linux",
+        "PVH/Linux"
+    );
+    for (what, get) in metrics {
+        let medians: Vec<Option<f64>> = (0..3)
+            .map(|column| median(figures.iter().map(|round| get(&round[column]))))
+            .collect();
+        println!(
+            "{what:<48} {:>12} {:>12} {:>12} {:>10} {:>10}",
+            cell(medians[0], ""),
+            cell(medians[1], ""),
+            cell(medians[2], ""),
+            ratio(medians[0], medians[2]),
+            ratio(medians[1], medians[2]),
+        );
+    }
+    let intact = |column: usize, get: fn(&Figures) -> bool| {
+        let good = figures.iter().filter(|round| get(&round[column])).count();
+        format!("{good}/{}", figures.len())
+    };
+    println!(
+        "data intact (echo; disk MD5 = dom0's): {}",
+        (0..3)
+            .map(|c| format!(
+                "{} {}; {}",
+                COLUMNS[c],
+                intact(c, |f| f.net_intact),
+                intact(c, |f| f.disk_intact)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("(throughput: higher is better; boot times: lower is better; software-emulated rig)");
+    // Other QEMUs on the host skew every figure: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "host load average (1, 5, 15 min) at the end: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +503,25 @@ mod tests {
         assert!(spec.extra_config[0].contains("target=/tmp/blk-linux-blk.img"));
         assert_eq!(spec.ramdisk.as_deref(), Some(Path::new("/r")));
         assert!(spec.cmdline.ends_with("bench=disk"));
+    }
+
+    #[test]
+    fn medians_skip_missing_figures() {
+        assert_eq!(
+            median([Some(3.0), None, Some(1.0), Some(2.0)].into_iter()),
+            Some(2.0)
+        );
+        assert_eq!(median([Some(4.0), Some(1.0)].into_iter()), Some(2.5));
+        assert_eq!(median([None, None].into_iter()), None);
+    }
+
+    #[test]
+    fn renamed_guests_get_their_own_image() {
+        let blk = e2e_block::guest(Path::new("/tmp/blkcheck"));
+        let spec = renamed(&blk, "pv-blk-2");
+        assert_eq!(spec.name, "pv-blk-2");
+        assert!(spec.extra_config[0].contains("target=/tmp/blk-pv-blk-2.img"));
+        assert_eq!(spec.dom0_script, blk.dom0_script);
     }
 
     #[test]

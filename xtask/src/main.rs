@@ -5,7 +5,7 @@
 //! cargo xtask test                      every test: host unit tests, lints, then the rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask e2e net|httpd|udp          one end-to-end rig test alone
-//! cargo xtask bench                     Paravane vs a Linux PV domU: throughput and boot time, as ratios
+//! cargo xtask bench [--rounds N]        Paravane PV and PVH vs a Linux PV domU: throughput and boot time, medians, as ratios
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
 //! ```
@@ -75,8 +75,9 @@ usage: cargo xtask <command>
                            run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
                            only on `Test result: SUCCESS` followed by poweroff
   e2e net|httpd|udp        run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP)
-  bench                    Paravane's echo and blkcheck guests next to a Linux PV domU doing the same
-                           transfers, in one dom0 session; prints MiB/s, boot times and Paravane/Linux ratios
+  bench [--rounds N]       Paravane's echo and blkcheck guests (PV and PVH) next to a Linux PV domU doing
+                           the same transfers, N rounds (3) in one dom0 session; prints each round's MiB/s,
+                           then medians of throughput and boot times and the Paravane/Linux ratios
 ";
 
 fn cmd_build(args: &mut Args) -> Result<ExitCode, String> {

@@ -210,8 +210,11 @@ pub fn run(
         "suite: {} passed, {} failed, {} skipped\n",
         summary.passed, summary.failed, summary.skipped
     ));
-    let (used, size) = crate::arch::x86_64::pv_entry::boot_stack_high_water();
-    log::info!("suite: boot stack high water {used} of {size} bytes");
+    #[cfg(target_os = "none")]
+    {
+        let (used, size) = crate::arch::x86_64::pv_entry::boot_stack_high_water();
+        log::info!("suite: boot stack high water {used} of {size} bytes");
+    }
     out(format_args!("Test result: {}\n", summary.verdict()));
     summary
 }
