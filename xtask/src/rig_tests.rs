@@ -37,9 +37,13 @@ pub const APPS: &[&str] = &[
 const DOMU_MIB: u32 = 32;
 
 /// Whether the PVH rig tests run when nobody asks for or against them.
-/// `false` while the kernel cannot boot as PVH; set it to `true` once it
-/// can (`PARAVANE_PVH=0` or `--no-pvh` still turn them off).
-pub const PVH_BY_DEFAULT: bool = true;
+/// `false` for now: under QEMU's software emulation of SVM, a PVH guest
+/// now and then dies of a triple fault whose register dump holds Xen's
+/// own state (`RIP e008:ffff82d0…`, the CR2 of the fetch equal to it,
+/// `RSP` on Xen's stack), which no guest code can produce: about one
+/// full run in three hit it. Until the rig can tell that fault apart and
+/// retry it, `--pvh` or `PARAVANE_PVH=1` run them.
+pub const PVH_BY_DEFAULT: bool = false;
 
 /// The PVH rig tests, by the prefix of the names their results are
 /// recorded under.
