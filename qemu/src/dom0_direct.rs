@@ -176,7 +176,7 @@ pub fn boot_dom0(
     lines.extend(follower.take_partial());
 
     let (console, verdict) = interpret(&lines);
-    let (ending, evidence) = match (verdict, exited) {
+    let (ending, mut evidence) = match (verdict, exited) {
         (Some(verdict), _) => verdict,
         (None, Some(status)) => {
             let output = std::fs::read_to_string(dir.join("qemu-output.log")).unwrap_or_default();
@@ -200,7 +200,16 @@ pub fn boot_dom0(
         "{name} ended: {ending} after {:.1} s",
         elapsed.as_secs_f64()
     );
+    let xen_messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| xen_console::split_line(l).xen)
+        .collect();
+    let emulation_fault = xen_console::emulated_svm_fault(&xen_messages, 0);
+    if let Some(fault) = &emulation_fault {
+        evidence = format!("{evidence}; Xen: {fault} (the emulated machine's fault)");
+    }
     Ok(GuestReport {
+        emulation_fault,
         name,
         console,
         hypervisor_console: Vec::new(),

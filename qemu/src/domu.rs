@@ -229,6 +229,8 @@ pub fn run_domus(
     let mut watcher = EndingWatcher::default();
     let mut states: BTreeMap<String, GuestState> = BTreeMap::new();
     let mut hypervisor_lines: HashMap<u32, Vec<String>> = HashMap::new();
+    // Xen's own messages, for the triple-fault reports of HVM guests.
+    let mut xen_messages: Vec<String> = Vec::new();
     let mut xl_info = Vec::new();
     let mut dom0_ready = None;
     let mut done_at: Option<Instant> = None;
@@ -254,6 +256,7 @@ pub fn run_domus(
                     .push(text.to_string());
             }
             if let Some(message) = split.xen {
+                xen_messages.push(message.to_string());
                 if let Some((ending, evidence)) = watcher.message(message) {
                     if done_at.is_some() && ending == Ending::Poweroff {
                         halted = true;
@@ -358,7 +361,14 @@ pub fn run_domus(
                 &serial,
             )
         })?;
-        let (ending, evidence) = state.verdict(guest.timeout);
+        let (ending, mut evidence) = state.verdict(guest.timeout);
+        let messages: Vec<&str> = xen_messages.iter().map(String::as_str).collect();
+        let emulation_fault = state
+            .domid
+            .and_then(|d| xen_console::emulated_svm_fault(&messages, d));
+        if let Some(fault) = &emulation_fault {
+            evidence = format!("{evidence}; Xen: {fault} (the emulated machine's fault)");
+        }
         let log = dir.join(format!("guest-{}.log", guest.name));
         let hypervisor_console = state
             .domid
@@ -378,6 +388,7 @@ pub fn run_domus(
         }
         fs::write(&log, text).map_err(|e| RigError::io(&log, e))?;
         reports.push(GuestReport {
+            emulation_fault,
             name: guest.name.clone(),
             console: state.console.clone(),
             hypervisor_console,

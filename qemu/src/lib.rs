@@ -126,6 +126,11 @@ pub const PVH_DOM0_QEMU_ARGS: &[&str] = &[
 /// failed (-12)`).
 pub const PVH_DOM0_XEN_ARGS: &str = "dom0=pvh iommu=1,no-intremap,no-sharept";
 
+/// The evidence of a guest's second run, saying why there was one.
+fn retried_note(evidence: &str, first_fault: &str) -> String {
+    format!("{evidence} (second run: the first hit the emulated machine's fault: {first_fault})")
+}
+
 /// The prepared rig: where everything is, and how runs are set up.
 #[derive(Clone, Debug)]
 pub struct Rig {
@@ -214,6 +219,13 @@ impl Rig {
     /// [`PVH_DOM0_XEN_ARGS`]; the kernel needs a `XEN_ELFNOTE_PHYS32_ENTRY`
     /// note. The ending is read from the same `Hardware Dom0 …` lines of
     /// Xen's as for PV.
+    ///
+    /// A dom0 that dies of the emulated machine's fault (a triple fault
+    /// with Xen's own state in its registers:
+    /// [`xen_console::emulated_svm_fault`], seen only with PVH under
+    /// QEMU's emulated SVM) is booted once more, and the report's evidence
+    /// says so. Any other ending, or the same fault twice, is reported as
+    /// it is.
     pub fn boot_dom0_mode(
         &self,
         kernel: &Path,
@@ -221,19 +233,66 @@ impl Rig {
         timeout: Duration,
         mode: GuestMode,
     ) -> Result<GuestReport, RigError> {
-        dom0_direct::boot_dom0(self, kernel, cmdline, timeout, mode)
+        let first = dom0_direct::boot_dom0(self, kernel, cmdline, timeout, mode)?;
+        let Some(fault) = first.emulation_fault.clone() else {
+            return Ok(first);
+        };
+        progress!(
+            "{} hit the emulated machine's fault ({fault}); booting it once more",
+            first.name
+        );
+        let mut second = dom0_direct::boot_dom0(self, kernel, cmdline, timeout, mode)?;
+        second.evidence = retried_note(&second.evidence, &fault);
+        Ok(second)
     }
 
     /// Boots Xen + the Linux dom0 + xl ONCE and runs every guest in turn as
     /// a PV or PVH domU (each its own [`GuestSpec::mode`]), then powers dom0 off. `timeout` bounds the whole QEMU run;
     /// each guest also has its own watchdog ([`GuestSpec::timeout`]). With no
     /// guests, it just boots dom0 and reports `xl info` / `xl list`.
+    ///
+    /// Guests that die of the emulated machine's fault (see
+    /// [`Rig::boot_dom0_mode`]) are run once more in a second session;
+    /// their reports are replaced and their evidence says so.
     pub fn run_domus(
         &self,
         guests: &[GuestSpec],
         timeout: Duration,
     ) -> Result<Dom0Session, RigError> {
-        domu::run_domus(self, guests, timeout)
+        let mut session = domu::run_domus(self, guests, timeout)?;
+        let faulted: Vec<(GuestSpec, String)> = session
+            .guests
+            .iter()
+            .filter_map(|report| {
+                let fault = report.emulation_fault.clone()?;
+                let spec = guests.iter().find(|g| g.name == report.name)?;
+                Some((spec.clone(), fault))
+            })
+            .collect();
+        if faulted.is_empty() {
+            return Ok(session);
+        }
+        for (spec, fault) in &faulted {
+            progress!(
+                "{} hit the emulated machine's fault ({fault}); running it once more",
+                spec.name
+            );
+        }
+        let specs: Vec<GuestSpec> = faulted.iter().map(|(spec, _)| spec.clone()).collect();
+        let again = domu::run_domus(self, &specs, timeout)?;
+        for mut report in again.guests {
+            let fault = faulted
+                .iter()
+                .find(|(spec, _)| spec.name == report.name)
+                .map(|(_, fault)| fault.as_str())
+                .unwrap_or_default();
+            report.evidence = retried_note(&report.evidence, fault);
+            if let Some(slot) = session.guests.iter_mut().find(|g| g.name == report.name) {
+                *slot = report;
+            }
+        }
+        session.total += again.total;
+        Ok(session)
     }
 
     /// Debian's kernel (the one dom0 runs) as a gzipped ELF for a Linux PV

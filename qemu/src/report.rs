@@ -91,6 +91,10 @@ pub struct GuestReport {
     /// The file holding everything seen about this guest (for a direct dom0
     /// boot, Xen's whole serial log).
     pub log: PathBuf,
+    /// Set when Xen reported this guest's triple fault with Xen's own state
+    /// in its registers ([`crate::xen_console::emulated_svm_fault`]): the
+    /// emulated machine failed, not the guest. Xen's two lines.
+    pub emulation_fault: Option<String>,
 }
 
 /// A run of domUs next to one Linux dom0.

@@ -161,9 +161,56 @@ impl EndingWatcher {
     }
 }
 
+/// Xen's words when an HVM vCPU of domain `domid` died of a triple fault
+/// while holding Xen's own state: the `dDvN Triple fault` message followed
+/// by a register dump whose `RIP` has Xen's code selector and an address
+/// in Xen's text (`RIP:    e008:[<ffff82d0…>]`). A guest cannot get
+/// there (it has no mapping of Xen and no such selector); for its own
+/// triple faults the dump shows its own `RIP` (`0008:[<…>]` for ours).
+/// Seen under the rig when QEMU's emulated SVM ran a PVH guest with the
+/// hypervisor's state loaded. `messages` are Xen's messages in order
+/// (prefix and timestamp stripped); returns the two lines.
+pub fn emulated_svm_fault(messages: &[&str], domid: u32) -> Option<String> {
+    let vcpu = format!("d{domid}v");
+    let at = messages
+        .iter()
+        .position(|m| m.starts_with(&vcpu) && m.contains("Triple fault"))?;
+    let rip = messages[at..]
+        .iter()
+        .take(8)
+        .find(|m| m.starts_with("RIP:"))?;
+    rip.contains("e008:[<ffff82d0")
+        .then(|| format!("{}; {}", messages[at].trim(), rip.trim()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_the_emulated_svm_fault_from_a_guests_own_triple_fault() {
+        let emulated = [
+            "HVM2 restore: CPU 0",
+            "d2v0 Triple fault - invoking HVM shutdown action 1",
+            "*** Dumping Dom2 vcpu#0 state: ***",
+            "----[ Xen-4.17.5  x86_64  debug=n  Not tainted ]----",
+            "CPU:    0",
+            "RIP:    e008:[<ffff82d040204505>]",
+        ];
+        assert_eq!(
+            emulated_svm_fault(&emulated, 2).as_deref(),
+            Some("d2v0 Triple fault - invoking HVM shutdown action 1; RIP:    e008:[<ffff82d040204505>]")
+        );
+        assert_eq!(emulated_svm_fault(&emulated, 3), None);
+        // A guest's own triple fault (an empty IDT, then int3).
+        let own = [
+            "d0v0 Triple fault - invoking HVM shutdown action 1",
+            "*** Dumping Dom0 vcpu#0 state: ***",
+            "CPU:    0",
+            "RIP:    0008:[<0000000000106f73>]",
+        ];
+        assert_eq!(emulated_svm_fault(&own, 0), None);
+    }
 
     #[test]
     fn splits_xen_and_guest_text() {

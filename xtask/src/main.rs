@@ -63,7 +63,7 @@ usage: cargo xtask <command>
   run                      build, boot the `httpd` unikernel as a domU under Xen + a Linux dom0, fetch its
                            page from dom0 with wget, show the page and the console
   test [--pvh | --no-pvh]  every test: host unit tests, lints, rig tests; ends with `N passed, N failed`;
-                           --pvh (or PARAVANE_PVH=1) adds the PVH rig tests
+                           PVH rig tests included; --no-pvh (or PARAVANE_PVH=0) leaves them out
   build [--app NAME] [--debug]
                            build a guest ELF (default app: hello) and print its path
   boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB]
