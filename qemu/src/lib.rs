@@ -43,6 +43,7 @@ pub mod modules;
 mod qemu;
 mod report;
 mod scripts;
+pub use scripts::PVH_TSC_MODE;
 pub mod vmlinux;
 pub mod xen_console;
 

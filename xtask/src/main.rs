@@ -74,7 +74,7 @@ usage: cargo xtask <command>
   conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
                            only on `Test result: SUCCESS` followed by poweroff
-  e2e net|httpd|udp        run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP)
+  e2e net|httpd|udp [--mode pv|pvh]  run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; pvh: httpd only)
   bench [--rounds N]       Paravane's echo and blkcheck guests (PV and PVH) next to a Linux PV domU doing
                            the same transfers, N rounds (3) in one dom0 session; prints each round's MiB/s,
                            then medians of throughput and boot times and the Paravane/Linux ratios
@@ -234,10 +234,20 @@ fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     let which = args
         .next_positional()
         .ok_or("e2e: which test? net, httpd or udp")?;
+    let mode = mode_arg(args)?;
     args.finish()?;
+    if mode == rig::GuestMode::Pvh && which != "httpd" {
+        return Err("e2e: --mode pvh is only wired up for httpd".into());
+    }
     type Run = fn(&rig::Rig, &std::path::Path) -> Vec<(String, Result<(), String>)>;
     let (app, run): (&str, Run) = match which.as_str() {
         "net" => ("echo", e2e_net::run),
+        "httpd" if mode == rig::GuestMode::Pvh => ("httpd", |rig, kernel| {
+            e2e_httpd::run(rig, kernel, &[rig::GuestMode::Pvh])
+                .into_iter()
+                .map(|(_, name, result)| (name, result))
+                .collect()
+        }),
         "httpd" => ("httpd", |rig, kernel| {
             e2e_httpd::run(rig, kernel, &[rig::GuestMode::Pv])
                 .into_iter()

@@ -37,11 +37,12 @@ pub const APPS: &[&str] = &[
 const DOMU_MIB: u32 = 32;
 
 /// Whether the PVH rig tests run when nobody asks for or against them
-/// (`PARAVANE_PVH=0` or `--no-pvh` turn them off). Under QEMU's software
-/// emulation of SVM a PVH guest now and then dies of a triple fault whose
-/// register dump holds Xen's own state (`RIP e008:ffff82d0…`, CR2 equal
-/// to it, `RSP` on Xen's stack), which no guest code can produce; the rig
-/// recognises that fault and runs the guest once more
+/// (`PARAVANE_PVH=0` or `--no-pvh` turn them off). Two rig measures keep
+/// QEMU's emulated SVM from failing them: PVH domUs get the TSC passed
+/// through (`rig::PVH_TSC_MODE`; emulated, a triple fault on
+/// `rdtsc` hit about one PVH httpd run in four), and a guest whose
+/// triple-fault dump holds Xen's own state (`RIP e008:ffff82d0…`), which
+/// no guest code can produce, is run once more
 /// (`rig::xen_console::emulated_svm_fault`), saying so in the output.
 pub const PVH_BY_DEFAULT: bool = true;
 
