@@ -207,6 +207,8 @@ pub fn boot_dom0(
     let emulation_fault = xen_console::emulated_svm_fault(&xen_messages, 0);
     if let Some(fault) = &emulation_fault {
         evidence = format!("{evidence}; Xen: {fault} (the emulated machine's fault)");
+    } else if let Some(report) = xen_console::triple_fault(&xen_messages, 0) {
+        evidence = format!("{evidence}; Xen: {report}");
     }
     Ok(GuestReport {
         emulation_fault,

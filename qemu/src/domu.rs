@@ -368,6 +368,11 @@ pub fn run_domus(
             .and_then(|d| xen_console::emulated_svm_fault(&messages, d));
         if let Some(fault) = &emulation_fault {
             evidence = format!("{evidence}; Xen: {fault} (the emulated machine's fault)");
+        } else if let Some(report) = state
+            .domid
+            .and_then(|d| xen_console::triple_fault(&messages, d))
+        {
+            evidence = format!("{evidence}; Xen: {report}");
         }
         let log = dir.join(format!("guest-{}.log", guest.name));
         let hypervisor_console = state

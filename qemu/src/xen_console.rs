@@ -161,16 +161,11 @@ impl EndingWatcher {
     }
 }
 
-/// Xen's words when an HVM vCPU of domain `domid` died of a triple fault
-/// while holding Xen's own state: the `dDvN Triple fault` message followed
-/// by a register dump whose `RIP` has Xen's code selector and an address
-/// in Xen's text (`RIP:    e008:[<ffff82d0…>]`). A guest cannot get
-/// there (it has no mapping of Xen and no such selector); for its own
-/// triple faults the dump shows its own `RIP` (`0008:[<…>]` for ours).
-/// Seen under the rig when QEMU's emulated SVM ran a PVH guest with the
-/// hypervisor's state loaded. `messages` are Xen's messages in order
-/// (prefix and timestamp stripped); returns the two lines.
-pub fn emulated_svm_fault(messages: &[&str], domid: u32) -> Option<String> {
+/// Xen's report of a triple fault of domain `domid`'s HVM vCPU: the
+/// `dDvN Triple fault` message and the `RIP:` line of the register dump
+/// that follows it, joined by `; `. `messages` are Xen's messages in order
+/// (prefix and timestamp stripped).
+pub fn triple_fault(messages: &[&str], domid: u32) -> Option<String> {
     let vcpu = format!("d{domid}v");
     let at = messages
         .iter()
@@ -178,9 +173,19 @@ pub fn emulated_svm_fault(messages: &[&str], domid: u32) -> Option<String> {
     let rip = messages[at..]
         .iter()
         .take(8)
-        .find(|m| m.starts_with("RIP:"))?;
-    rip.contains("e008:[<ffff82d0")
-        .then(|| format!("{}; {}", messages[at].trim(), rip.trim()))
+        .find(|m| m.starts_with("RIP:"))
+        .map_or("no RIP line", |m| m.trim());
+    Some(format!("{}; {rip}", messages[at].trim()))
+}
+
+/// [`triple_fault`], when the dump shows the vCPU running at Xen's own
+/// code with Xen's code selector (`RIP:    e008:[<ffff82d0…>]`). A guest
+/// cannot get there (it has no mapping of Xen and no such selector); for
+/// its own triple faults the dump shows its own `RIP` (`0008:[<…>]` for
+/// ours). Seen under the rig when QEMU's emulated SVM ran a PVH guest with
+/// the hypervisor's state loaded.
+pub fn emulated_svm_fault(messages: &[&str], domid: u32) -> Option<String> {
+    triple_fault(messages, domid).filter(|report| report.contains("RIP:    e008:[<ffff82d0"))
 }
 
 #[cfg(test)]
@@ -210,6 +215,10 @@ mod tests {
             "RIP:    0008:[<0000000000106f73>]",
         ];
         assert_eq!(emulated_svm_fault(&own, 0), None);
+        assert_eq!(
+            triple_fault(&own, 0).as_deref(),
+            Some("d0v0 Triple fault - invoking HVM shutdown action 1; RIP:    0008:[<0000000000106f73>]")
+        );
     }
 
     #[test]
