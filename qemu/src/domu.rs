@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::channel::{self, Event, XlNews};
@@ -39,21 +39,23 @@ const GZIP_ABOVE: usize = 8 << 20;
 
 /// The per-run archive: `/rig/run.sh` and, per guest, `/rig/NAME/kernel`,
 /// `/rig/NAME/guest.cfg`, `/rig/NAME/dom0.sh` and `/rig/NAME/ramdisk`.
+/// A kernel or ramdisk file that an earlier guest already brought is a
+/// symlink to that guest's copy: dom0 unpacks the archive into its RAM,
+/// and a session that boots Linux six times would not fit otherwise.
 pub fn run_archive(guests: &[GuestSpec]) -> Result<Vec<u8>, RigError> {
     let mut cpio = CpioWriter::new();
     cpio.file("rig/run.sh", 0o755, scripts::run_script(guests).as_bytes());
+    // Source file -> where its first copy is in the archive.
+    let mut stored: HashMap<PathBuf, String> = HashMap::new();
     for guest in guests {
-        let mut kernel = fs::read(&guest.kernel).map_err(|e| RigError::io(&guest.kernel, e))?;
-        if kernel.len() > GZIP_ABOVE && !kernel.starts_with(&[0x1f, 0x8b]) {
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            std::io::Write::write_all(&mut encoder, &kernel)
-                .and_then(|()| encoder.finish())
-                .map(|gz| kernel = gz)
-                .map_err(|e| RigError::io(&guest.kernel, e))?;
-        }
         let dir = format!("rig/{}", guest.name);
-        cpio.file(&format!("{dir}/kernel"), 0o644, &kernel);
+        let kernel_at = format!("{dir}/kernel");
+        if let Some(first) = stored.get(&guest.kernel) {
+            cpio.symlink(&kernel_at, &format!("/{first}"));
+        } else {
+            cpio.file(&kernel_at, 0o644, &kernel_image(&guest.kernel)?);
+            stored.insert(guest.kernel.clone(), kernel_at);
+        }
         cpio.file(
             &format!("{dir}/guest.cfg"),
             0o644,
@@ -63,11 +65,30 @@ pub fn run_archive(guests: &[GuestSpec]) -> Result<Vec<u8>, RigError> {
             cpio.file(&format!("{dir}/dom0.sh"), 0o755, script.as_bytes());
         }
         if let Some(ramdisk) = &guest.ramdisk {
-            let data = fs::read(ramdisk).map_err(|e| RigError::io(ramdisk, e))?;
-            cpio.file(&format!("{dir}/ramdisk"), 0o644, &data);
+            let ramdisk_at = format!("{dir}/ramdisk");
+            if let Some(first) = stored.get(ramdisk) {
+                cpio.symlink(&ramdisk_at, &format!("/{first}"));
+            } else {
+                let data = fs::read(ramdisk).map_err(|e| RigError::io(ramdisk, e))?;
+                cpio.file(&ramdisk_at, 0o644, &data);
+                stored.insert(ramdisk.clone(), ramdisk_at);
+            }
         }
     }
     Ok(cpio.finish())
+}
+
+/// A guest kernel as it travels: gzipped when big and not gzipped yet.
+fn kernel_image(path: &Path) -> Result<Vec<u8>, RigError> {
+    let mut kernel = fs::read(path).map_err(|e| RigError::io(path, e))?;
+    if kernel.len() > GZIP_ABOVE && !kernel.starts_with(&[0x1f, 0x8b]) {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, &kernel)
+            .and_then(|()| encoder.finish())
+            .map(|gz| kernel = gz)
+            .map_err(|e| RigError::io(path, e))?;
+    }
+    Ok(kernel)
 }
 
 /// Checks names (plain words, unique) and kernels (existing files).
@@ -428,6 +449,26 @@ fn elapsed(state: &GuestState, now: Instant) -> Duration {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn a_kernel_shared_by_guests_travels_once() {
+        let dir = std::env::temp_dir().join(format!("rig-archive-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let kernel = dir.join("kernel");
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        fs::write(&kernel, &bytes).unwrap();
+        let guests = [GuestSpec::new("a", &kernel), GuestSpec::new("b", &kernel)];
+        let archive = run_archive(&guests).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            archive.len() < bytes.len() + 20_000,
+            "{} bytes",
+            archive.len()
+        );
+        // b's kernel is a symlink to a's.
+        let target = b"/rig/a/kernel";
+        assert!(archive.windows(target.len()).any(|w| w == target));
+    }
 
     #[test]
     fn verdict_prefers_xl_shutdown_report() {
