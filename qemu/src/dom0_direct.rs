@@ -204,12 +204,7 @@ pub fn boot_dom0(
         .iter()
         .filter_map(|l| xen_console::split_line(l).xen)
         .collect();
-    let emulation_fault = xen_console::emulated_svm_fault(&xen_messages, 0);
-    if let Some(fault) = &emulation_fault {
-        evidence = format!("{evidence}; Xen: {fault} (the emulated machine's fault)");
-    } else if let Some(report) = xen_console::triple_fault(&xen_messages, 0) {
-        evidence = format!("{evidence}; Xen: {report}");
-    }
+    let emulation_fault = xen_console::note_triple_fault(&mut evidence, &xen_messages, 0);
     Ok(GuestReport {
         emulation_fault,
         name,

@@ -374,6 +374,7 @@ pub fn run_domus(
     qemu.kill();
     let total = start.elapsed();
 
+    let xen_lines: Vec<&str> = xen_messages.iter().map(String::as_str).collect();
     let mut reports = Vec::new();
     for guest in guests {
         let state = states.remove(&guest.name).ok_or_else(|| {
@@ -383,18 +384,9 @@ pub fn run_domus(
             )
         })?;
         let (ending, mut evidence) = state.verdict(guest.timeout);
-        let messages: Vec<&str> = xen_messages.iter().map(String::as_str).collect();
         let emulation_fault = state
             .domid
-            .and_then(|d| xen_console::emulated_svm_fault(&messages, d));
-        if let Some(fault) = &emulation_fault {
-            evidence = format!("{evidence}; Xen: {fault} (the emulated machine's fault)");
-        } else if let Some(report) = state
-            .domid
-            .and_then(|d| xen_console::triple_fault(&messages, d))
-        {
-            evidence = format!("{evidence}; Xen: {report}");
-        }
+            .and_then(|d| xen_console::note_triple_fault(&mut evidence, &xen_lines, d));
         let log = dir.join(format!("guest-{}.log", guest.name));
         let hypervisor_console = state
             .domid

@@ -261,36 +261,27 @@ impl Rig {
         timeout: Duration,
     ) -> Result<Dom0Session, RigError> {
         let mut session = domu::run_domus(self, guests, timeout)?;
-        let faulted: Vec<(GuestSpec, String)> = session
+        // Reports come in the order of `guests`, one each.
+        let faulted: Vec<(usize, String)> = session
             .guests
             .iter()
-            .filter_map(|report| {
-                let fault = report.emulation_fault.clone()?;
-                let spec = guests.iter().find(|g| g.name == report.name)?;
-                Some((spec.clone(), fault))
-            })
+            .enumerate()
+            .filter_map(|(i, report)| Some((i, report.emulation_fault.clone()?)))
             .collect();
         if faulted.is_empty() {
             return Ok(session);
         }
-        for (spec, fault) in &faulted {
+        for (i, fault) in &faulted {
             progress!(
                 "{} hit the emulated machine's fault ({fault}); running it once more",
-                spec.name
+                guests[*i].name
             );
         }
-        let specs: Vec<GuestSpec> = faulted.iter().map(|(spec, _)| spec.clone()).collect();
+        let specs: Vec<GuestSpec> = faulted.iter().map(|(i, _)| guests[*i].clone()).collect();
         let again = domu::run_domus(self, &specs, timeout)?;
-        for mut report in again.guests {
-            let fault = faulted
-                .iter()
-                .find(|(spec, _)| spec.name == report.name)
-                .map(|(_, fault)| fault.as_str())
-                .unwrap_or_default();
-            report.evidence = retried_note(&report.evidence, fault);
-            if let Some(slot) = session.guests.iter_mut().find(|g| g.name == report.name) {
-                *slot = report;
-            }
+        for ((i, fault), mut report) in faulted.into_iter().zip(again.guests) {
+            report.evidence = retried_note(&report.evidence, &fault);
+            session.guests[i] = report;
         }
         session.total += again.total;
         Ok(session)

@@ -185,7 +185,26 @@ pub fn triple_fault(messages: &[&str], domid: u32) -> Option<String> {
 /// ours). Seen under the rig when QEMU's emulated SVM ran a PVH guest with
 /// the hypervisor's state loaded.
 pub fn emulated_svm_fault(messages: &[&str], domid: u32) -> Option<String> {
-    triple_fault(messages, domid).filter(|report| report.contains("RIP:    e008:[<ffff82d0"))
+    triple_fault(messages, domid).filter(|report| holds_xen_state(report))
+}
+
+/// Whether a [`triple_fault`] report's `RIP` is Xen's own.
+fn holds_xen_state(report: &str) -> bool {
+    report.contains("RIP:    e008:[<ffff82d0")
+}
+
+/// Adds Xen's report of a triple fault of `domid` (if there was one) to a
+/// guest's `evidence`, marking the emulated machine's fault as such, and
+/// returns the report when it is that fault ([`emulated_svm_fault`]).
+pub fn note_triple_fault(evidence: &mut String, messages: &[&str], domid: u32) -> Option<String> {
+    let report = triple_fault(messages, domid)?;
+    if holds_xen_state(&report) {
+        *evidence = format!("{evidence}; Xen: {report} (the emulated machine's fault)");
+        Some(report)
+    } else {
+        *evidence = format!("{evidence}; Xen: {report}");
+        None
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +238,18 @@ mod tests {
             triple_fault(&own, 0).as_deref(),
             Some("d0v0 Triple fault - invoking HVM shutdown action 1; RIP:    0008:[<0000000000106f73>]")
         );
+        let mut evidence = String::from("Domain 2 has shut down, reason code 1 0x1");
+        assert!(note_triple_fault(&mut evidence, &emulated, 2).is_some());
+        assert!(
+            evidence.ends_with("e008:[<ffff82d040204505>] (the emulated machine's fault)"),
+            "{evidence}"
+        );
+        let mut evidence = String::from("Hardware Dom0 shutdown: rebooting machine");
+        assert_eq!(note_triple_fault(&mut evidence, &own, 0), None);
+        assert!(evidence.ends_with("; Xen: d0v0 Triple fault - invoking HVM shutdown action 1; RIP:    0008:[<0000000000106f73>]"), "{evidence}");
+        let mut evidence = String::from("unchanged");
+        assert_eq!(note_triple_fault(&mut evidence, &own, 5), None);
+        assert_eq!(evidence, "unchanged");
     }
 
     #[test]
