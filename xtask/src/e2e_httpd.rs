@@ -33,15 +33,8 @@ pub const PAGE_END: &str = "HTTPD page end";
 /// the guest answers a ping.
 fn wait_for_ping() -> String {
     format!(
-        r#"G={GUEST_IP}
-i=0
-while [ $i -lt 120 ]; do
-  ping -c 1 -W 1 $G > /dev/null 2>&1 && break
-  i=$((i+1))
-  sleep 1
-done
-echo "HTTPD waited $i"
-"#
+        "G={GUEST_IP}\n{}",
+        crate::e2e_net::wait_for_ping("HTTPD", 120)
     )
 }
 

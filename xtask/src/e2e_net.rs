@@ -20,20 +20,27 @@ pub const GUEST_IP: &str = "10.0.0.2";
 /// Bytes sent through the echo server.
 pub const PAYLOAD: u64 = 8 * 1024 * 1024;
 
-/// dom0's side of the test (busybox sh). Every result line starts `NET `.
-fn dom0_script() -> String {
+/// busybox sh that waits until the guest at `$G` answers a ping, then
+/// prints `TAG waited N`. ping fails at once while the vif has no route
+/// yet, so the attempts are paced: one a second, at most `tries`.
+pub fn wait_for_ping(tag: &str, tries: u32) -> String {
     format!(
-        r#"G={GUEST_IP}
-i=0
-# Until the guest answers: ping fails at once while the vif has no route
-# yet, so pace the attempts (up to ~2 minutes).
-while [ $i -lt 120 ]; do
+        r#"i=0
+while [ $i -lt {tries} ]; do
   ping -c 1 -W 1 $G > /dev/null 2>&1 && break
   i=$((i+1))
   sleep 1
 done
-echo "NET waited $i"
-{features}ping -c 3 -W 2 $G
+echo "{tag} waited $i"
+"#
+    )
+}
+
+/// dom0's side of the test (busybox sh). Every result line starts `NET `.
+fn dom0_script() -> String {
+    format!(
+        r#"G={GUEST_IP}
+{wait}{features}ping -c 3 -W 2 $G
 rc=$?
 echo "NET ping rc=$rc"
 if [ $rc != 0 ]; then
@@ -57,6 +64,7 @@ if xl list $NAME > /dev/null 2>&1; then
   xl destroy $NAME
 fi
 "#,
+        wait = wait_for_ping("NET", 120),
         features = crate::e2e_netfeatures::dom0_lines()
     )
 }

@@ -74,14 +74,7 @@ while [ $i -lt 120 ]; do
   i=$((i+1))
 done
 echo "UDP lease $G after $i"
-i=0
-while [ $i -lt 60 ]; do
-  ping -c 1 -W 1 $G > /dev/null 2>&1 && break
-  i=$((i+1))
-  sleep 1
-done
-echo "UDP waited $i"
-ping -c 3 -W 2 $G
+{wait}ping -c 3 -W 2 $G
 echo "UDP ping rc=$?"
 if [ -z "$G" ]; then
   sed 's/^/UDP udhcpd: /' /tmp/udhcpd.log
@@ -114,7 +107,8 @@ if xl list $NAME > /dev/null 2>&1; then
   echo "UDP guest still running after quit: destroying it"
   xl destroy $NAME
 fi
-"#
+"#,
+        wait = crate::e2e_net::wait_for_ping("UDP", 60)
     )
 }
 
