@@ -56,6 +56,7 @@ mod guest {
 
     use drivers_pv::netfront::guest::{connect, GuestVif};
     use drivers_pv::netfront::NetStats;
+    use drivers_pv::xenbus_state::MacAddress;
     use drivers_pv::xenstore::TxId;
     use kernel::{events, println, time};
     use rand_core::Rng as _;
@@ -193,9 +194,9 @@ mod guest {
                 .map_err(|e| NetError::Device(format!("{e}")))
         }
 
-        /// Our MAC address.
-        pub fn mac(&self) -> [u8; 6] {
-            self.vif.netfront_ref().mac()
+        /// Our MAC address (`Display` prints `aa:bb:cc:dd:ee:ff`).
+        pub fn mac(&self) -> MacAddress {
+            MacAddress(self.vif.netfront_ref().mac())
         }
 
         /// The device's counters.

@@ -32,15 +32,9 @@ mod guest {
 
     fn main(env: &Env<'_>) -> AppResult {
         let mut net = Net::connect(env).map_err(|e| AppError::new(format_args!("{e}")))?;
-        let mac = net.mac();
         println!(
-            "echo: up: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, ip {}, listening on {PORT}",
-            mac[0],
-            mac[1],
-            mac[2],
-            mac[3],
-            mac[4],
-            mac[5],
+            "echo: up: mac {}, ip {}, listening on {PORT}",
+            net.mac(),
             net.config().address
         );
         let mut buf = vec![0u8; 16 * 1024];

@@ -352,15 +352,9 @@ mod guest {
     fn main(env: &Env<'_>) -> AppResult {
         let started_ns = time::now_ns();
         let mut net = Net::connect(env).map_err(|e| AppError::new(format_args!("{e}")))?;
-        let mac = net.mac();
         println!(
-            "httpd: up: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, ip {}, listening on {PORT}",
-            mac[0],
-            mac[1],
-            mac[2],
-            mac[3],
-            mac[4],
-            mac[5],
+            "httpd: up: mac {}, ip {}, listening on {PORT}",
+            net.mac(),
             net.config().address
         );
         let fail = |e| AppError::new(format_args!("httpd: {e}"));

@@ -516,15 +516,9 @@ mod guest {
     fn main(env: &Env<'_>) -> AppResult {
         let fail = |e: NetError| AppError::new(format_args!("tftpd: {e}"));
         let mut net = Net::connect(env).map_err(fail)?;
-        let mac = net.mac();
         println!(
-            "tftpd: up: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, ip {}, gw {}, listening on udp {PORT}",
-            mac[0],
-            mac[1],
-            mac[2],
-            mac[3],
-            mac[4],
-            mac[5],
+            "tftpd: up: mac {}, ip {}, gw {}, listening on udp {PORT}",
+            net.mac(),
             net.config().address,
             net.config()
                 .gateway
