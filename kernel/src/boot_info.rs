@@ -46,6 +46,18 @@ pub enum Role {
     DomU,
 }
 
+impl Role {
+    /// The role the boot flags (`start_info.flags` in PV,
+    /// `hvm_start_info.flags` in PVH) give us.
+    pub fn from_flags(flags: u32) -> Role {
+        if flags & SIF_INITDOMAIN != 0 {
+            Role::Dom0
+        } else {
+            Role::DomU
+        }
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -210,11 +222,7 @@ impl BootInfo {
             return Err(StartInfoError::CmdlineNotUtf8);
         }
 
-        let role = if si.flags & SIF_INITDOMAIN != 0 {
-            Role::Dom0
-        } else {
-            Role::DomU
-        };
+        let role = Role::from_flags(si.flags);
         let (console, store) = match role {
             Role::Dom0 => (ConsoleLocation::Hypervisor, None),
             Role::DomU => {

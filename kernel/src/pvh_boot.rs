@@ -8,13 +8,13 @@
 //! `HVMOP_get_param`; dom0 has none.
 
 use crate::arch::x86_64::pvh_paging::MAPPED_LIMIT;
-use crate::boot_info::BootInfo;
+use crate::boot_info::{BootInfo, Role};
 use crate::pvh_start::{self, PvhParams, PvhStartError};
 use pv_arch::abi::hvm::{
     HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo, HVM_PARAM_CONSOLE_EVTCHN,
     HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
 };
-use pv_arch::abi::start_info::{MAX_GUEST_CMDLINE, SIF_INITDOMAIN};
+use pv_arch::abi::start_info::MAX_GUEST_CMDLINE;
 use pv_arch::abi::xen::DOMID_SELF;
 use pv_arch::hypercall::hvm::get_param;
 
@@ -113,7 +113,7 @@ pub fn read(start_info_paddr: u64) -> Result<BootInfo, PvhBootError> {
         None
     };
 
-    let params = if hsi.flags & SIF_INITDOMAIN != 0 {
+    let params = if Role::from_flags(hsi.flags) == Role::Dom0 {
         PvhParams::default()
     } else {
         let param = |index| get_param(DOMID_SELF, index).map_err(|e| PvhBootError::Param(index, e));

@@ -21,7 +21,7 @@ use crate::boot_info::{
 use pv_arch::abi::hvm::{
     HvmMemmapTableEntry, HvmStartInfo, XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_START_MAGIC_VALUE,
 };
-use pv_arch::abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
+use pv_arch::abi::start_info::SIF_PRIVILEGED;
 
 /// Most RAM ranges kept from the memory map.
 pub const MAX_RAM_RANGES: usize = 16;
@@ -182,11 +182,7 @@ pub fn boot_info(
     magic[..17].copy_from_slice(b"hvm_start_info v1");
     let magic = FixedStr::from_nul_terminated(&magic).unwrap_or_else(|| unreachable!());
 
-    let role = if hsi.flags & SIF_INITDOMAIN != 0 {
-        Role::Dom0
-    } else {
-        Role::DomU
-    };
+    let role = Role::from_flags(hsi.flags);
     let (console, store) = match role {
         Role::Dom0 => (ConsoleLocation::Hypervisor, None),
         Role::DomU => {
@@ -229,6 +225,7 @@ pub fn boot_info(
 mod tests {
     use super::*;
     use pv_arch::abi::hvm::XEN_HVM_MEMMAP_TYPE_RESERVED;
+    use pv_arch::abi::start_info::SIF_INITDOMAIN;
 
     fn entry(addr: u64, size: u64, type_: u32) -> HvmMemmapTableEntry {
         HvmMemmapTableEntry {

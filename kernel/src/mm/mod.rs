@@ -134,6 +134,25 @@ mod guest {
         }
     }
 
+    /// The frame allocator over `nr_pages` frames, every one marked used,
+    /// its bitmap the [`words_for`]`(nr_pages)` words at frame
+    /// `bitmap_pfn`.
+    ///
+    /// # Safety
+    /// Those words must be mapped read-write at `bitmap_pfn * PAGE_SIZE`
+    /// for the rest of the run, reserved for the bitmap, and referred to by
+    /// nothing else.
+    unsafe fn bitmap_at(bitmap_pfn: u64, nr_pages: u64) -> Result<FrameBitmap<'static>, MmError> {
+        // SAFETY: the caller's promise above.
+        let words = unsafe {
+            core::slice::from_raw_parts_mut(
+                (bitmap_pfn * PAGE_SIZE) as *mut u64,
+                words_for(nr_pages),
+            )
+        };
+        FrameBitmap::new_all_used(words, nr_pages).ok_or(MmError::BadLayout("frame bitmap storage"))
+    }
+
     /// Takes the frames the boot layout reserves out of the allocator
     /// (the layout clamps its ranges to the allocator's frames; ranges may
     /// overlap, hence the check).
@@ -187,14 +206,7 @@ mod guest {
         // SAFETY: the bitmap's frames lie in the padding Xen guarantees
         // mapped read-write after the bootstrap stack, are reserved for it
         // by the layout, and nothing else refers to them.
-        let words = unsafe {
-            core::slice::from_raw_parts_mut(
-                (layout.bitmap_pfn * PAGE_SIZE) as *mut u64,
-                words_for(nr_pages),
-            )
-        };
-        let mut frames = FrameBitmap::new_all_used(words, nr_pages)
-            .ok_or(MmError::BadLayout("frame bitmap storage"))?;
+        let mut frames = unsafe { bitmap_at(layout.bitmap_pfn, nr_pages)? };
         frames.free_range(0, nr_pages)?;
         reserve_boot_frames(&mut frames, &layout)?;
         let boot_free = frames.free_frames();
@@ -241,14 +253,7 @@ mod guest {
         // SAFETY: the layout put the bitmap in RAM after the image and
         // Xen's boot data, reserved it, and identity mapping makes it
         // addressable at `pfn * 4096`; nothing else refers to it.
-        let words = unsafe {
-            core::slice::from_raw_parts_mut(
-                (layout.bitmap_pfn * PAGE_SIZE) as *mut u64,
-                words_for(nr_pages),
-            )
-        };
-        let mut frames = FrameBitmap::new_all_used(words, nr_pages)
-            .ok_or(MmError::BadLayout("frame bitmap storage"))?;
+        let mut frames = unsafe { bitmap_at(layout.bitmap_pfn, nr_pages)? };
         for range in memory.ram() {
             frames.free_range(range.start, range.end - range.start)?;
         }

@@ -42,8 +42,7 @@ fn raw_now() -> u64 {
 /// value S", taken in the past. Watches up to 2.5 s for two updates and
 /// logs how far each one moved the extrapolated time.
 fn tsc_not_before_stamp(_: &Ctx<'_>) -> Outcome {
-    let first = crate::shared_info::time_info();
-    let mut previous = first;
+    let mut previous = crate::shared_info::time_info();
     let mut updates = 0;
     let end = time::now_ns() + 2_500_000_000;
     while updates < 2 && time::now_ns() < end {
