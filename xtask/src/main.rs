@@ -27,6 +27,7 @@ mod ports_check;
 mod report;
 mod rig_tests;
 mod test_cmd;
+mod toolchain;
 
 use args::Args;
 use std::path::PathBuf;
@@ -35,7 +36,18 @@ use std::time::Duration;
 
 fn main() -> ExitCode {
     let mut args = Args::from_env();
-    let result = match args.next_positional().as_deref() {
+    let command = args.next_positional();
+    let needs_toolchain = !matches!(
+        command.as_deref(),
+        None | Some("help") | Some("--help") | Some("-h")
+    );
+    if needs_toolchain {
+        if let Err(message) = toolchain::ensure() {
+            eprintln!("xtask: {message}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let result = match command.as_deref() {
         Some("build") => cmd_build(&mut args),
         Some("boot") => cmd_boot(&mut args),
         Some("run") => cmd_run(&mut args),
