@@ -90,7 +90,11 @@ pub fn inspect() -> Result<Missing, String> {
     let probes: Vec<(&'static str, bool)> = COMPONENTS
         .iter()
         .map(|&component| {
-            let sub = if component == "rustfmt" { "fmt" } else { component };
+            let sub = if component == "rustfmt" {
+                "fmt"
+            } else {
+                component
+            };
             let ok = crate::guest_build::cargo()
                 .args([sub, "--version"])
                 .output()

@@ -6,6 +6,9 @@
 //! (the timer's `VIRQ_TIMER` or any other port) arrives.
 
 pub mod executor;
+pub mod timeout;
+
+pub use timeout::{TimedOut, Timeout};
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -68,6 +71,17 @@ mod guest {
         EXECUTOR.sleep_until(time::now_ns, deadline_ns)
     }
 
+    /// `future`, or [`super::TimedOut`] if `duration` passes first.
+    pub fn timeout<F: Future + Unpin>(duration: Duration, future: F) -> super::Timeout<F, Sleep> {
+        super::Timeout::new(future, sleep(duration))
+    }
+
+    /// `future`, or [`super::TimedOut`] if system time reaches
+    /// `deadline_ns` first.
+    pub fn timeout_at<F: Future + Unpin>(deadline_ns: u64, future: F) -> super::Timeout<F, Sleep> {
+        super::Timeout::new(future, sleep_until(deadline_ns))
+    }
+
     /// Lets other tasks run.
     pub fn yield_now() -> YieldNow {
         YieldNow::new()
@@ -85,4 +99,6 @@ mod guest {
 }
 
 #[cfg(target_os = "none")]
-pub use guest::{block_on, init, sleep, sleep_until, spawn, stats, timer_fires, yield_now};
+pub use guest::{
+    block_on, init, sleep, sleep_until, spawn, stats, timeout, timeout_at, timer_fires, yield_now,
+};
