@@ -83,7 +83,14 @@ pub fn last_probe_fault() -> u64 {
 /// Called by the assembly stubs with the saved state.
 pub extern "C" fn trap_handler(frame: &mut TrapFrame) {
     match frame.vector {
-        EVENT_VECTOR => crate::events::upcall(),
+        EVENT_VECTOR => {
+            // PVH: an upcall taken before the idle `hlt` began must not
+            // return to it (see `platform::skip_idle_hlt`).
+            if let Some(after) = crate::platform::skip_idle_hlt(frame.rip) {
+                frame.rip = after;
+            }
+            crate::events::upcall();
+        }
         // PVH: a vector nobody asked for (no device interrupts are set
         // up); counted, and the interrupted code resumes.
         32..=255 => {
