@@ -34,7 +34,7 @@
 //! [`Executor::try_block_on`] refuses the nested call with
 //! [`NestedBlockOn`]; [`Executor::block_on`] panics on it in debug
 //! builds (naming the caller) and, in release builds, counts it
-//! ([`ExecutorStats::nested_block_ons`]), reports the first caller
+//! ([`ExecutorStats::nested_block_ons`]), reports each call site once
 //! through `log`, and runs it (wake-ups stay safe; the outer task just
 //! waits).
 
@@ -67,6 +67,10 @@ pub trait Platform {
 pub type TaskId = u64;
 
 type BoxedTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How many distinct nested `block_on` call sites a release build
+/// reports (each once).
+const NESTED_SITES: usize = 8;
 
 /// [`Executor::try_block_on`] was called while a `block_on` was already
 /// running (from inside a task, or from inside the future being driven).
@@ -162,8 +166,8 @@ pub struct Executor {
     /// How many `block_on` calls are running (more than one only when a
     /// nested call was let through in a release build).
     block_on_depth: AtomicUsize,
-    /// Whether the first nested `block_on` was reported.
-    nested_reported: AtomicBool,
+    /// Call sites of nested `block_on`s already reported.
+    nested_sites: Mutex<[Option<&'static Location<'static>>; NESTED_SITES]>,
     next_id: AtomicU64,
     next_timer: AtomicU64,
     spawned: AtomicU64,
@@ -209,7 +213,7 @@ impl Executor {
             ready: Mutex::new(VecDeque::new()),
             timers: Mutex::new(BTreeMap::new()),
             block_on_depth: AtomicUsize::new(0),
-            nested_reported: AtomicBool::new(false),
+            nested_sites: Mutex::new([None; NESTED_SITES]),
             next_id: AtomicU64::new(1),
             next_timer: AtomicU64::new(0),
             spawned: AtomicU64::new(0),
@@ -279,7 +283,7 @@ impl Executor {
 
     /// [`Executor::try_block_on`] for the top level: a nested call panics
     /// in debug builds, naming its caller; a release build counts it,
-    /// reports the first one and runs it (see the module docs).
+    /// reports each call site once and runs it (see the module docs).
     #[track_caller]
     pub fn block_on<F: Future>(&'static self, platform: &impl Platform, root: F) -> F::Output {
         let caller = Location::caller();
@@ -294,7 +298,7 @@ impl Executor {
                 );
             }
             self.nested_block_ons.fetch_add(1, Ordering::Relaxed);
-            if !self.nested_reported.swap(true, Ordering::Relaxed) {
+            if self.first_nesting_at(caller) {
                 log::warn!(
                     "nested block_on at {caller}: the task that called it waits until it returns; \
                      make the caller async"
@@ -302,6 +306,20 @@ impl Executor {
             }
         }
         self.run(platform, root)
+    }
+
+    /// Whether `caller` is a call site not seen nesting before (the first
+    /// [`NESTED_SITES`] are remembered, so each is reported once).
+    fn first_nesting_at(&self, caller: &'static Location<'static>) -> bool {
+        let mut sites = self.nested_sites.lock();
+        if sites.iter().flatten().any(|site| *site == caller) {
+            return false;
+        }
+        if let Some(free) = sites.iter_mut().find(|site| site.is_none()) {
+            *free = Some(caller);
+            return true;
+        }
+        false
     }
 
     /// The loop behind both `block_on`s.
@@ -833,5 +851,22 @@ mod tests {
         });
         assert_eq!(polls.load(Ordering::SeqCst), 2);
         assert_eq!(platform.idles.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn each_nested_call_site_is_reported_once() {
+        let executor = leak();
+        let here = Location::caller();
+        let there = {
+            #[track_caller]
+            fn site() -> &'static Location<'static> {
+                Location::caller()
+            }
+            site()
+        };
+        assert!(executor.first_nesting_at(here));
+        assert!(!executor.first_nesting_at(here));
+        assert!(executor.first_nesting_at(there));
+        assert!(!executor.first_nesting_at(there));
     }
 }
