@@ -869,4 +869,60 @@ mod tests {
         assert!(executor.first_nesting_at(there));
         assert!(!executor.first_nesting_at(there));
     }
+
+    /// This test's own clock (the shared one moves under parallel tests).
+    static SPURIOUS_CLOCK: StdAtomicU64 = StdAtomicU64::new(0);
+
+    fn spurious_clock() -> u64 {
+        SPURIOUS_CLOCK.load(Ordering::SeqCst)
+    }
+
+    /// A platform whose idle returns early (a spurious wake-up) half the
+    /// time, recording what it was asked.
+    struct SpuriousPlatform {
+        asked: Mutex<Vec<(u64, Option<u64>)>>,
+    }
+
+    impl Platform for SpuriousPlatform {
+        fn now_ns(&self) -> u64 {
+            spurious_clock()
+        }
+        fn idle(&self, deadline: Option<u64>) {
+            let mut asked = self.asked.lock();
+            asked.push((spurious_clock(), deadline));
+            if asked.len().is_multiple_of(2) {
+                if let Some(deadline) = deadline {
+                    SPURIOUS_CLOCK.fetch_max(deadline, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn idle_is_only_ever_asked_to_sleep_until_a_future_deadline() {
+        let executor = leak();
+        let platform = SpuriousPlatform {
+            asked: Mutex::new(Vec::new()),
+        };
+        let base = spurious_clock();
+        executor.block_on(&platform, async {
+            for step in 1..=5u64 {
+                executor
+                    .sleep_until(spurious_clock, base + step * 1000)
+                    .await;
+            }
+        });
+        let asked = platform.asked.lock();
+        // Each sleep costs at most one spurious return and one real one:
+        // no loop that asks again and again.
+        assert!(
+            asked.len() <= 10,
+            "idled {} times for 5 sleeps",
+            asked.len()
+        );
+        for &(now, deadline) in asked.iter() {
+            let deadline = deadline.expect("a sleep is pending, so there is a deadline");
+            assert!(deadline > now, "asked to sleep until {deadline} at {now}");
+        }
+    }
 }

@@ -95,6 +95,48 @@ fn ipi_to_self(_: &Ctx<'_>) -> Outcome {
     }
 }
 
+/// Several tasks await one channel; one send wakes them all, each
+/// through its own waker (the upcall only records the port; the executor
+/// hands it over and wakes every waiter).
+fn several_waiters_all_wake(_: &Ctx<'_>) -> Outcome {
+    const WAITERS: usize = 3;
+    let ipi = match EventChannel::bind_ipi() {
+        Ok(c) => alloc::sync::Arc::new(c),
+        Err(e) => return suite_fail!("bind_ipi failed: {e}"),
+    };
+    let woken = alloc::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..WAITERS {
+        let (ipi, woken) = (ipi.clone(), woken.clone());
+        sched::spawn(async move {
+            ipi.wait().await;
+            woken.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    let all_woke = sched::block_on(async {
+        // Let every waiter register before the send.
+        sched::sleep(Duration::from_millis(10)).await;
+        if ipi.notify().is_err() {
+            return Err("send failed");
+        }
+        let deadline = crate::time::now_ns() + 1_000_000_000;
+        while woken.load(core::sync::atomic::Ordering::SeqCst) < WAITERS {
+            if crate::time::now_ns() >= deadline {
+                return Ok(false);
+            }
+            sched::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(true)
+    });
+    match all_woke {
+        Ok(true) => Outcome::Pass,
+        Ok(false) => suite_fail!(
+            "{} of {WAITERS} waiters woke within 1 s of one send",
+            woken.load(core::sync::atomic::Ordering::SeqCst)
+        ),
+        Err(why) => suite_fail!("{why}"),
+    }
+}
+
 /// The PVH lost wake-up, on purpose. An emulator that drops the `sti`
 /// interrupt shadow (QEMU's software SVM: its VMRUN ignores the VMCB's
 /// `int_state`) can deliver the upcall vector *before* the idle `hlt`;
@@ -291,6 +333,12 @@ pub const TESTS: &[Test] = &[
         name: "ipi_to_self_arrives",
         applies: Applies::Both,
         run: ipi_to_self,
+    },
+    Test {
+        group: "evtchn",
+        name: "several_waiters_all_wake_on_one_send",
+        applies: Applies::Both,
+        run: several_waiters_all_wake,
     },
     Test {
         group: "evtchn",
