@@ -15,7 +15,10 @@
 //! context, hands the recorded ports over ([`wake_waiters`]: before it
 //! decides to idle and after idling): each port's slot is marked and
 //! counted, and every task waiting on it is woken. The port table is
-//! locked only by task code.
+//! locked only by task code. (The FIFO consumer's cursor has a lock of
+//! its own, taken only by the scan; task code runs the scan itself, when
+//! Xen flagged an event while upcalls were masked, so it cannot be
+//! interrupted holding it.)
 //!
 //! Upcalls are masked (`evtchn_upcall_mask = 1` in PV, `RFLAGS.IF`
 //! clear in PVH) all the time except inside
