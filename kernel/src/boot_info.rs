@@ -164,8 +164,8 @@ impl<const N: usize> FixedStr<N> {
 pub enum CmdlineFit {
     /// All of it.
     Whole,
-    /// PV: exactly `MAX_GUEST_CMDLINE - 1` bytes, so Xen may have cut a
-    /// longer one before we saw it.
+    /// Exactly `MAX_GUEST_CMDLINE - 1` bytes, so Xen may have cut a
+    /// longer one before we saw it (it does for PV, and for a PVH dom0).
     AtLimit,
     /// Cut to fit: `given` is how long it was (`None`: longer than we
     /// looked, or without a terminator).
@@ -204,6 +204,8 @@ pub(crate) fn keep_cmdline(
         CmdlineFit::Truncated {
             given: complete.then_some(text.len() as u64),
         }
+    } else if kept.len() == MAX_GUEST_CMDLINE - 1 {
+        CmdlineFit::AtLimit
     } else {
         CmdlineFit::Whole
     };
@@ -283,10 +285,7 @@ impl BootInfo {
         // Xen NUL-terminates `cmd_line`; were it not to, cut it as PVH
         // does rather than refuse to boot.
         let has_nul = si.cmd_line.contains(&0);
-        let (cmdline, mut cmdline_fit) = keep_cmdline(&si.cmd_line, has_nul)?;
-        if cmdline_fit == CmdlineFit::Whole && cmdline.as_bytes().len() == MAX_GUEST_CMDLINE - 1 {
-            cmdline_fit = CmdlineFit::AtLimit;
-        }
+        let (cmdline, cmdline_fit) = keep_cmdline(&si.cmd_line, has_nul)?;
 
         let role = Role::from_flags(si.flags);
         let (console, store) = match role {
@@ -426,7 +425,7 @@ impl fmt::Display for BootInfo {
             CmdlineFit::Whole => {}
             CmdlineFit::AtLimit => writeln!(
                 f,
-                "  cmdline at the {kept}-byte limit (Xen cuts longer ones)"
+                "  cmdline at the {kept}-byte limit (longer ones are cut)"
             )?,
             CmdlineFit::Truncated { given: Some(given) } => {
                 writeln!(f, "  cmdline truncated: {given} bytes given, {kept} kept")?
