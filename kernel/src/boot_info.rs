@@ -552,6 +552,58 @@ mod tests {
         );
     }
 
+    /// A small deterministic generator (xorshift64*) for the test below.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    #[test]
+    fn random_start_info_is_parsed_and_summarised_without_panicking() {
+        // Extreme and random values in every numeric field, random bytes
+        // in the command line: parsing and the summary must not panic
+        // (overflow checks are on in tests).
+        let extremes = [0, 1, 4095, 4096, u64::MAX / 4096, u64::MAX - 1, u64::MAX];
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        let mut accepted = 0;
+        for round in 0..20_000u64 {
+            let mut pick = || {
+                let r = next(&mut state);
+                if r % 3 == 0 {
+                    extremes[(r >> 8) as usize % extremes.len()]
+                } else {
+                    next(&mut state)
+                }
+            };
+            let mut si = domu();
+            si.nr_pages = pick();
+            si.shared_info = pick() & !0xfff;
+            si.flags = pick() as u32;
+            si.pt_base = pick() & !0xfff;
+            si.nr_pt_frames = pick();
+            si.mfn_list = pick() & !7;
+            si.mod_start = pick();
+            si.mod_len = pick();
+            si.first_p2m_pfn = pick();
+            si.nr_p2m_frames = pick();
+            if round % 2 == 0 {
+                for byte in si.cmd_line.iter_mut() {
+                    *byte = (pick() % 128) as u8;
+                }
+            }
+            if let Ok(info) = BootInfo::from_start_info(&si) {
+                let summary = format!("{info}");
+                assert!(summary.contains("nr_pages"));
+                assert!(info.cmdline().len() < MAX_GUEST_CMDLINE);
+                accepted += 1;
+            }
+        }
+        // Most draws must get through to the summary, or it is not tested.
+        assert!(accepted > 2_000, "only {accepted} accepted");
+    }
+
     #[test]
     fn dom0_uses_the_hypervisor_console() {
         let mut si = domu();

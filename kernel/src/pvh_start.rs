@@ -359,6 +359,60 @@ mod tests {
     }
 
     #[test]
+    fn random_hvm_start_info_is_parsed_and_summarised_without_panicking() {
+        let extremes = [
+            0,
+            1,
+            4095,
+            4096,
+            1 << 32,
+            u64::MAX / 4096,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let r = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            if r % 3 == 0 {
+                extremes[(r >> 8) as usize % extremes.len()]
+            } else {
+                r.rotate_left(17)
+            }
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let (mut hsi, _) = domu();
+            hsi.flags = next() as u32;
+            hsi.nr_modules = next() as u32;
+            hsi.modlist_paddr = next();
+            hsi.cmdline_paddr = next();
+            hsi.memmap_paddr = next();
+            let entries = (next() % 20) as usize;
+            let map: alloc::vec::Vec<_> = (0..entries)
+                .map(|_| entry(next(), next(), (next() % 3) as u32))
+                .collect();
+            let module = (next() % 2 == 0).then(|| (next(), next()));
+            let cmdline: alloc::vec::Vec<u8> =
+                (0..next() % 1500).map(|_| (next() % 128) as u8).collect();
+            let params = PvhParams {
+                console: (next(), next()),
+                store: (next(), next()),
+            };
+            let limit = [4 << 30, u64::MAX][(next() % 2) as usize];
+            if let Ok(boot) = boot_info(&hsi, &map, &cmdline, module, params, limit) {
+                let summary = alloc::format!("{boot}");
+                assert!(summary.contains("memory map: RAM"));
+                accepted += 1;
+            }
+        }
+        // Most draws must get through to the summary, or it is not tested.
+        assert!(accepted > 2_000, "only {accepted} accepted");
+    }
+
+    #[test]
     fn a_long_cmdline_is_cut_like_pv_and_bad_utf8_refused() {
         use crate::boot_info::CmdlineFit;
         let (hsi, map) = domu();
