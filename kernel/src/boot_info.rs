@@ -571,7 +571,7 @@ mod tests {
         for round in 0..20_000u64 {
             let mut pick = || {
                 let r = next(&mut state);
-                if r % 3 == 0 {
+                if r.is_multiple_of(3) {
                     extremes[(r >> 8) as usize % extremes.len()]
                 } else {
                     next(&mut state)

@@ -376,7 +376,7 @@ mod tests {
             state ^= state << 25;
             state ^= state >> 27;
             let r = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
-            if r % 3 == 0 {
+            if r.is_multiple_of(3) {
                 extremes[(r >> 8) as usize % extremes.len()]
             } else {
                 r.rotate_left(17)
