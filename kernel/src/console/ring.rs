@@ -52,8 +52,9 @@ pub enum RingWriteError {
 pub const STALL_AFTER_NS: u64 = 5_000_000_000;
 
 /// The bound in waits for when there is no clock yet (early boot): waits
-/// in a row in which the backend consumed nothing.
-pub const STALL_WAITS: u32 = 200_000;
+/// in a row in which the backend consumed nothing. Early boot prints
+/// less than the ring holds, so this rarely applies at all.
+pub const STALL_WAITS: u32 = 20_000;
 
 /// The producer state for `out`.
 ///
