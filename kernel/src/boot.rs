@@ -84,6 +84,10 @@ fn run(boot: BootInfo) -> ! {
         console::emergency_write_fmt(format_args!("Paravane: memory: {why}\n"));
         shutdown::crash();
     }
+    // After `mm::init`: its direct map maps every frame, the guard's too.
+    if let Err(why) = crate::arch::x86_64::pv_entry::install_boot_stack_guard() {
+        println!("Paravane: no guard page under the boot stack: {why}");
+    }
     logger::init(boot.cmdline());
     if let Err(why) = init_core(&boot) {
         console::emergency_write_fmt(format_args!("Paravane: boot failed: {why}\n"));
