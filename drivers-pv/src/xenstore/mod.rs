@@ -43,12 +43,15 @@ pub mod error;
 pub mod guest;
 pub mod perms;
 pub mod ring;
+pub mod shared;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 #[cfg(target_os = "none")]
 pub mod suite;
 pub mod wire;
 
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;
 
@@ -58,4 +61,5 @@ pub use client::{
 };
 pub use error::{Malformation, XsError};
 pub use perms::{Access, Perm, Permissions};
-pub use ring::{RingTransport, XenstorePage};
+pub use ring::{BlockingPage, RingTransport, XenstorePage};
+pub use shared::{NextEvent, Request, SharedXenstore, Watch};
