@@ -319,7 +319,7 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
     /// Completes when the backend's state node changes next (no
     /// deadline: for a driver task that watches its backend).
     pub async fn changed(&mut self) -> Result<(), XenbusError> {
-        self.watch.next().await?;
+        self.watch.next_event().await?;
         Ok(())
     }
 
@@ -428,7 +428,7 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
     /// Waits for the backend's state node to change, until `deadline`.
     async fn wait_for_change(&mut self, deadline: u64) -> Result<(), XenbusError> {
         let last_seen = self.last_seen;
-        let next = self.watch.next();
+        let next = self.watch.next_event();
         bounded(&self.clock, deadline, last_seen, next).await?;
         Ok(())
     }

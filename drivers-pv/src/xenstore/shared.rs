@@ -7,7 +7,7 @@
 //! and pushes the bytes out at once, then returns a [`Request`] future
 //! that completes when the reply with its `req_id` is in; events for a
 //! watch go to the queue of that watch's token and complete the owner's
-//! [`Watch::next`]. Nothing here waits: whoever moves bytes
+//! [`Watch::next_event`]. Nothing here waits: whoever moves bytes
 //! ([`SharedXenstore::pump`], called by the connection's pump task each
 //! time the event channel fires, and by every poll of a request or watch)
 //! takes in what arrived and wakes exactly the tasks whose reply or event
@@ -493,7 +493,7 @@ impl<'a, P: XenstorePage> Watch<'a, P> {
     /// The next event of this watch (of its token), as a future. Fails
     /// with [`XsError::Disconnected`] if the connection breaks, and with
     /// [`XsError::BadArgument`] if the watch is gone (refused, reset).
-    pub fn next(&mut self) -> NextEvent<'_, 'a, P> {
+    pub fn next_event(&mut self) -> NextEvent<'_, 'a, P> {
         NextEvent { watch: self }
     }
 
@@ -531,7 +531,7 @@ impl<P: XenstorePage> Drop for Watch<'_, P> {
     }
 }
 
-/// The future of [`Watch::next`].
+/// The future of [`Watch::next_event`].
 pub struct NextEvent<'w, 'a, P: XenstorePage> {
     watch: &'w mut Watch<'a, P>,
 }

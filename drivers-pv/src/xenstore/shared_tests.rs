@@ -163,23 +163,19 @@ fn watch_events_reach_only_their_owner() {
     let mut watch_b = run(&xs, xs.watch("data/b")).unwrap();
     assert_ne!(watch_a.token(), watch_b.token());
     // The first events xenstored sends for each watch.
-    assert_eq!(run(&xs, watch_a.next()).unwrap().path, "data/a");
-    assert_eq!(run(&xs, watch_b.next()).unwrap().path, "data/b");
-    let xs = {
-        // From here xenstored answers only when told, to interleave.
-        drop((watch_a, watch_b));
-        let xs = manual(&sim);
-        xs
-    };
+    assert_eq!(run(&xs, watch_a.next_event()).unwrap().path, "data/a");
+    assert_eq!(run(&xs, watch_b.next_event()).unwrap().path, "data/b");
+    drop(watch_a);
+    drop(watch_b);
+    // From here xenstored answers only when told, to interleave.
+    let xs = manual(&sim);
     let mut watch_a = run(&xs, xs.watch("data/a")).unwrap();
     let mut watch_b = run(&xs, xs.watch("data/b")).unwrap();
-    let _ = run(&xs, watch_a.next()).unwrap();
-    let _ = run(&xs, watch_b.next()).unwrap();
+    let _ = run(&xs, watch_a.next_event()).unwrap();
+    let _ = run(&xs, watch_b.next_event()).unwrap();
     let (task_a, task_b, writer) = (Task::new(), Task::new(), Task::new());
-    let mut next_a = watch_a.next();
-    assert!(poll(&mut next_a, &task_a).is_pending());
-    drop(next_a);
-    let mut next_b = watch_b.next();
+    assert!(poll(&mut watch_a.next_event(), &task_a).is_pending());
+    let mut next_b = watch_b.next_event();
     assert!(poll(&mut next_b, &task_b).is_pending());
     // Another domain writes under a; our own write to b is in flight too.
     sim.borrow_mut()
@@ -195,12 +191,10 @@ fn watch_events_reach_only_their_owner() {
         poll(&mut next_b, &task_b).map(|e| e.map(|e| e.path)),
         Poll::Ready(Ok(String::from("data/b/y")))
     );
-    let mut next_a = watch_a.next();
     assert_eq!(
-        poll(&mut next_a, &task_a).map(|e| e.map(|e| e.path)),
+        poll(&mut watch_a.next_event(), &task_a).map(|e| e.map(|e| e.path)),
         Poll::Ready(Ok(String::from("data/a/x")))
     );
-    drop(next_a);
     assert_eq!(watch_a.try_next(), Ok(None));
     assert_eq!(watch_b.try_next(), Ok(None));
     // Dropping a watch unwatches it in xenstored.
@@ -234,11 +228,11 @@ fn a_broken_stream_wakes_and_fails_every_waiter() {
     let sim = store();
     let xs = manual(&sim);
     let mut watch = run(&xs, xs.watch("data")).unwrap();
-    let _ = run(&xs, watch.next()).unwrap();
+    let _ = run(&xs, watch.next_event()).unwrap();
     let (reader, watcher) = (Task::new(), Task::new());
     let mut read = xs.read(TxId::NONE, "domid");
     assert!(poll(&mut read, &reader).is_pending());
-    let mut next = watch.next();
+    let mut next = watch.next_event();
     assert!(poll(&mut next, &watcher).is_pending());
     sim.borrow_mut().inject_fault(Fault::GarbageType);
     serve(&xs);

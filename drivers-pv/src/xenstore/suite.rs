@@ -180,7 +180,7 @@ impl Drop for Scratch {
 
 /// Waits (running tasks) up to `limit` for the next event of `watch`.
 fn wait_event(watch: &mut SuiteWatch, limit: Duration) -> Result<Option<WatchEvent>, String> {
-    match sched::block_on(within(limit, watch.next())) {
+    match sched::block_on(within(limit, watch.next_event())) {
         Ok(event) => Ok(Some(event)),
         Err(XsError::TimedOut) => Ok(None),
         Err(error) => Err(format!("waiting for a watch event: {error}")),
@@ -554,7 +554,7 @@ fn waiters_all_woken(concurrent_writes: bool) -> Check {
             // Far longer than the check waits: at its own deadline a
             // waiter finds an event that came meanwhile, which would
             // hide a lost wake-up.
-            let event = within(6 * EVENT_WAIT, watched.next()).await;
+            let event = within(6 * EVENT_WAIT, watched.next_event()).await;
             *slot.lock() = Some((watched, event));
         });
     }
