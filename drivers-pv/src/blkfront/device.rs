@@ -37,7 +37,7 @@ use super::{check_range, BlockError, DiskInfo};
 use crate::page_ring::PageRing;
 use crate::shared_ring::{FrontRing, XEN_PAGE_SIZE};
 use crate::xenbus_frontend::{DevicePaths, Driver, Frontend, GuestClock, Policy};
-use crate::xenbus_state::{BackendFeatures, ConnectStyle};
+use crate::xenbus_state::{BackendFeatures, ConnectStyle, FeatureKey};
 use crate::xenstore::client::{RetryPolicy, TxId};
 use crate::xenstore::error::XsError;
 use crate::xenstore::guest::{xenstore, GuestPage, GuestXenstore};
@@ -169,7 +169,7 @@ impl Driver for DiskDriver {
 
     async fn publish(&mut self, paths: &DevicePaths) -> Result<(), BlockError> {
         self.connection = None;
-        let offer = read_keys(&paths.backend, OFFER_KEYS.iter().map(|key| key.name())).await?;
+        let offer = read_keys(&paths.backend, OFFER_KEYS.map(FeatureKey::name)).await?;
         self.features = parse_offer(lookup(&offer))?;
         let order = self.features.max_ring_page_order.min(RING_PAGE_ORDER);
         let made = Connection::new(paths.backend_id, 1 << order)?;
@@ -523,7 +523,8 @@ async fn publish(device_path: &str, made: &Connection) -> Result<(), BlockError>
     let order = format!("{}", refs.len().trailing_zeros());
     let port = format!("{}", made.channel.port());
     let x = connection()?;
-    x.transaction(RetryPolicy::DEFAULT, async |tx| {
+    let (refs, order, port) = (&refs, &order, &port);
+    x.transaction(RetryPolicy::DEFAULT, |tx| async move {
         if let [only] = refs.as_slice() {
             x.write(tx, &format!("{device_path}/ring-ref"), only.as_bytes())
                 .await?;
@@ -546,4 +547,11 @@ async fn publish(device_path: &str, made: &Connection) -> Result<(), BlockError>
     })
     .await?;
     Ok(())
+}
+
+/// Compile-time check: [`BlockFront::connect`]'s future is `Send`, so a
+/// task may be spawned to bring the disk up.
+fn _connect_is_send() {
+    fn is_send<T: Send>(_: &T) {}
+    is_send(&BlockFront::connect(None));
 }

@@ -452,3 +452,9 @@ impl Netfront<RingPage, GrantedPages, Channels> {
         self.notify.take_fired()
     }
 }
+/// Compile-time check: [`connect`]'s future is `Send`, so a task may be
+/// spawned to bring the vif up.
+fn _connect_is_send() {
+    fn is_send<T: Send>(_: &T) {}
+    is_send(&connect(0));
+}

@@ -347,11 +347,13 @@ impl<P: XenstorePage> SharedXenstore<P> {
     /// Runs `body` in a transaction and commits it, starting over while
     /// `policy` says so (on [`XsError::Again`], from the commit or from an
     /// operation inside). If `body` fails the transaction is abandoned
-    /// and its error returned.
-    pub async fn transaction<R>(
+    /// and its error returned. `body(tx)` makes the future of one
+    /// attempt (a plain closure returning a future, rather than an async
+    /// closure, so the whole stays `Send` when its parts are).
+    pub async fn transaction<R, F: Future<Output = Result<R, XsError>>>(
         &self,
         policy: RetryPolicy,
-        mut body: impl AsyncFnMut(TxId) -> Result<R, XsError>,
+        mut body: impl FnMut(TxId) -> F,
     ) -> Result<R, XsError> {
         let mut attempt = 0;
         loop {

@@ -257,18 +257,22 @@ fn transactions_retry_with_an_async_body() {
     let sim = store();
     let xs = automatic(&sim);
     run(&xs, xs.write(TxId::NONE, "data/n", b"0")).unwrap();
-    let mut attempts = 0;
+    let attempts = core::cell::Cell::new(0);
     let outcome = run(
         &xs,
-        xs.transaction(RetryPolicy::DEFAULT, async |tx| {
-            attempts += 1;
-            let mut value = xs.read(tx, "data/n").await?;
-            if attempts == 1 {
-                xs.write(TxId::NONE, "data/n", b"outside").await?;
+        xs.transaction(RetryPolicy::DEFAULT, |tx| {
+            let attempts = &attempts;
+            let xs = &xs;
+            async move {
+                attempts.set(attempts.get() + 1);
+                let mut value = xs.read(tx, "data/n").await?;
+                if attempts.get() == 1 {
+                    xs.write(TxId::NONE, "data/n", b"outside").await?;
+                }
+                value.extend_from_slice(b"+tx");
+                xs.write(tx, "data/n", &value).await?;
+                Ok(attempts.get())
             }
-            value.extend_from_slice(b"+tx");
-            xs.write(tx, "data/n", &value).await?;
-            Ok(attempts)
         }),
     );
     assert_eq!(outcome, Ok(2));

@@ -698,19 +698,23 @@ fn transaction_retry_succeeds(ctx: &Ctx<'_>) -> Outcome {
     run(ctx, |_| {
         let node = Scratch::new("tx-retry")?;
         xs(|x| x.write(TxId::NONE, node.path(), b"0")).step("write")?;
-        let mut attempts = 0u32;
+        let attempts = core::cell::Cell::new(0u32);
+        let path = node.path();
+        let attempts = &attempts;
         let outcome = xs(|x| {
-            x.transaction(RetryPolicy::DEFAULT, async |tx| {
-                attempts += 1;
-                let seen = x.read(tx, node.path()).await?;
-                if attempts == 1 {
-                    // Somebody else gets in the way, once.
-                    x.write(TxId::NONE, node.path(), b"outside").await?;
+            x.transaction(RetryPolicy::DEFAULT, move |tx| {
+                async move {
+                    attempts.set(attempts.get() + 1);
+                    let seen = x.read(tx, path).await?;
+                    if attempts.get() == 1 {
+                        // Somebody else gets in the way, once.
+                        x.write(TxId::NONE, path, b"outside").await?;
+                    }
+                    let mut value = seen;
+                    value.extend_from_slice(b"+tx");
+                    x.write(tx, path, &value).await?;
+                    Ok(attempts.get())
                 }
-                let mut value = seen;
-                value.extend_from_slice(b"+tx");
-                x.write(tx, node.path(), &value).await?;
-                Ok(attempts)
             })
         });
         let done_in = outcome.step("transaction")?;
