@@ -25,6 +25,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 use core::time::Duration;
@@ -179,6 +180,37 @@ impl DevicePaths {
             backend,
             backend_id,
         })
+    }
+}
+
+/// The raw values of some keys of one directory (absent keys as `None`),
+/// read before parsing: the parsers (`BackendOffer::read`,
+/// `blkfront::offer`) are pure and take a lookup.
+pub struct KeyValues<'k> {
+    values: Vec<(&'k str, Option<Vec<u8>>)>,
+}
+
+impl<'k> KeyValues<'k> {
+    /// Reads `dir/key` for each of `keys`.
+    pub async fn read<P: XenstorePage>(
+        xs: &SharedXenstore<P>,
+        dir: &str,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Result<KeyValues<'k>, XsError> {
+        let mut values = Vec::new();
+        for key in keys {
+            let value = xs.read_opt(TxId::NONE, &format!("{dir}/{key}")).await?;
+            values.push((key, value));
+        }
+        Ok(KeyValues { values })
+    }
+
+    /// The value of `key`, if it was read and exists.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.values
+            .iter()
+            .find(|(known, _)| *known == key)
+            .and_then(|(_, value)| value.as_deref())
     }
 }
 

@@ -36,7 +36,7 @@ use super::wire::{Operation, MAX_SEGMENTS};
 use super::{check_range, BlockError, DiskInfo};
 use crate::page_ring::PageRing;
 use crate::shared_ring::{FrontRing, XEN_PAGE_SIZE};
-use crate::xenbus_frontend::{DevicePaths, Driver, Frontend, GuestClock, Policy};
+use crate::xenbus_frontend::{DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy};
 use crate::xenbus_state::{BackendFeatures, ConnectStyle, FeatureKey};
 use crate::xenstore::client::{RetryPolicy, TxId};
 use crate::xenstore::error::XsError;
@@ -109,33 +109,6 @@ fn connection() -> Result<&'static GuestXenstore, BlockError> {
     xenstore().map_err(BlockError::Xenstore)
 }
 
-async fn read_opt(path: &str) -> Result<Option<Vec<u8>>, BlockError> {
-    Ok(connection()?.read_opt(TxId::NONE, path).await?)
-}
-
-/// Reads `keys` of `dir` (absent ones as `None`), for the parsers of
-/// [`super::offer`].
-async fn read_keys<'k>(
-    dir: &str,
-    keys: impl IntoIterator<Item = &'k str>,
-) -> Result<Vec<(&'k str, Option<Vec<u8>>)>, BlockError> {
-    let mut values = Vec::new();
-    for key in keys {
-        values.push((key, read_opt(&format!("{dir}/{key}")).await?));
-    }
-    Ok(values)
-}
-
-/// `lookup` over [`read_keys`]' answer.
-fn lookup<'v>(values: &'v [(&str, Option<Vec<u8>>)]) -> impl FnMut(&str) -> Option<&'v [u8]> {
-    move |key| {
-        values
-            .iter()
-            .find(|(known, _)| *known == key)
-            .and_then(|(_, value)| value.as_deref())
-    }
-}
-
 /// The ids under `device/vbd` (the virtual devices of this domain).
 pub async fn devices() -> Result<Vec<String>, BlockError> {
     match connection()?.directory(TxId::NONE, "device/vbd").await {
@@ -169,8 +142,9 @@ impl Driver for DiskDriver {
 
     async fn publish(&mut self, paths: &DevicePaths) -> Result<(), BlockError> {
         self.connection = None;
-        let offer = read_keys(&paths.backend, OFFER_KEYS.map(FeatureKey::name)).await?;
-        self.features = parse_offer(lookup(&offer))?;
+        let xs = connection()?;
+        let offer = KeyValues::read(xs, &paths.backend, OFFER_KEYS.map(FeatureKey::name)).await?;
+        self.features = parse_offer(|key| offer.get(key))?;
         let order = self.features.max_ring_page_order.min(RING_PAGE_ORDER);
         let made = Connection::new(paths.backend_id, 1 << order)?;
         publish(&paths.front, &made).await?;
@@ -182,8 +156,8 @@ impl Driver for DiskDriver {
         let Some(made) = self.connection.take() else {
             return Err(BlockError::NotConnected);
         };
-        let disk = read_keys(&paths.backend, DISK_KEYS).await?;
-        let mut info = parse_disk_info(&self.features, lookup(&disk))?;
+        let disk = KeyValues::read(connection()?, &paths.backend, DISK_KEYS).await?;
+        let mut info = parse_disk_info(&self.features, |key| disk.get(key))?;
         let Connection {
             ring,
             ring_grants,

@@ -34,7 +34,9 @@ use super::features::{frontend_keys, BackendOffer, Negotiated, QueueKeys, Wanted
 use super::queue::QueueParts;
 use super::{LinkConfig, NetError, Netfront, Notify, PacketBuffers, RingKind};
 use crate::shared_ring::{RingMemory, XEN_PAGE_SIZE};
-use crate::xenbus_frontend::{DevicePaths, Driver, Frontend, GuestClock, Policy, XenbusError};
+use crate::xenbus_frontend::{
+    DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy, XenbusError,
+};
 use crate::xenbus_state::{parse_u32, ConnectStyle, MacAddress};
 use crate::xenstore::guest::{xenstore, GuestPage, GuestXenstore};
 use crate::xenstore::{TxId, XsError};
@@ -325,19 +327,12 @@ fn channel(backend_id: u16) -> Result<EventChannel, ConnectError> {
     EventChannel::alloc_unbound(backend_id).map_err(|_| ConnectError::Channel)
 }
 
-/// What the back end offers, read from its directory (absent or
-/// unreadable keys read as absent).
-async fn read_offer(backend: &str) -> BackendOffer {
-    let mut values = Vec::with_capacity(OFFER_KEYS.len());
-    for key in OFFER_KEYS {
-        values.push((key, read(&format!("{backend}/{key}")).await.ok()));
-    }
-    BackendOffer::read(|key| {
-        values
-            .iter()
-            .find(|(known, _)| *known == key)
-            .and_then(|(_, value)| value.clone())
-    })
+/// What the back end offers, read from its directory.
+async fn read_offer(backend: &str) -> Result<BackendOffer, ConnectError> {
+    let offer = KeyValues::read(connection()?, backend, OFFER_KEYS)
+        .await
+        .map_err(|e| ConnectError::Xenstore(String::from(backend), e))?;
+    Ok(BackendOffer::read(|key| offer.get(key).map(<[u8]>::to_vec)))
 }
 
 /// The MTU the toolstack gave, if it parses.
@@ -366,7 +361,7 @@ async fn publish(
         ..Wanted::default()
     };
     let negotiated = read_offer(backend)
-        .await
+        .await?
         .negotiate(&wanted)
         .map_err(ConnectError::Net)?;
     let mut parts = Vec::new();

@@ -455,3 +455,24 @@ fn a_backend_garbage_state_is_a_clear_error() {
     assert!(matches!(outcome, Err(XenbusError::BadState(_))));
     assert_eq!(driver.counts.published, 0);
 }
+
+#[test]
+fn key_values_read_present_and_absent_keys() {
+    let (sim, xs) = toolstack();
+    let clock = FakeClock(Rc::new(Cell::new(0)));
+    sim.borrow_mut()
+        .write_as(0, &format!("{BACKEND}/sectors"), b"2048")
+        .unwrap();
+    let (values, _) = drive(
+        &sim,
+        &xs,
+        &clock,
+        |_| {},
+        KeyValues::read(&xs, BACKEND, ["sectors", "state", "sector-size"]),
+    );
+    let values = values.unwrap();
+    assert_eq!(values.get("sectors"), Some(&b"2048"[..]));
+    assert_eq!(values.get("state"), Some(&b"2"[..]));
+    assert_eq!(values.get("sector-size"), None, "absent");
+    assert_eq!(values.get("info"), None, "not asked for");
+}
