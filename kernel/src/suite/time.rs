@@ -2,6 +2,7 @@
 
 use super::{expect_errno, Applies, Ctx, Outcome, Test};
 use crate::{sched, suite_fail, time};
+use alloc::string::String;
 use core::time::Duration;
 use pv_arch::hypercall::vcpu;
 use pv_arch::Errno;
@@ -90,28 +91,80 @@ fn tsc_scale_plausible(_: &Ctx<'_>) -> Outcome {
     }
 }
 
+/// A 200 ms sleep lasts 200 ms, ends on `VIRQ_TIMER`, and spends most
+/// of its time blocked in Xen (not spinning). On a badly overloaded
+/// host the emulated machine can stall for longer than the sleep (QEMU
+/// descheduled while Xen's clock runs on): the sleep then ends without
+/// idling, or Xen books the stall as running time. So a measurement the
+/// host spoiled is taken again (up to three times); a guest that spins
+/// fails every one.
 fn sleep_lasts_and_blocks(_: &Ctx<'_>) -> Outcome {
+    const ATTEMPTS: u32 = 3;
+    let mut last = None;
+    for attempt in 1..=ATTEMPTS {
+        match one_blocking_sleep() {
+            Ok(()) => {
+                if attempt > 1 {
+                    log::info!(
+                        "200 ms sleep: attempt {attempt} held ({})",
+                        last.unwrap_or_default()
+                    );
+                }
+                return Outcome::Pass;
+            }
+            Err(SleepCheck::Early(why)) => return suite_fail!("{why}"),
+            Err(SleepCheck::Spoiled(why)) => {
+                log::warn!("200 ms sleep, attempt {attempt}: {why}");
+                last = Some(why);
+            }
+        }
+    }
+    suite_fail!(
+        "{ATTEMPTS} attempts, the last: {}",
+        last.unwrap_or_default()
+    )
+}
+
+/// How one 200 ms sleep went wrong.
+enum SleepCheck {
+    /// Woke before the deadline: always a failure.
+    Early(String),
+    /// No timer, no idle, or mostly running: a spinning guest, or a
+    /// host stall (see [`sleep_lasts_and_blocks`]).
+    Spoiled(String),
+}
+
+fn one_blocking_sleep() -> Result<(), SleepCheck> {
+    use alloc::format;
     let Ok((run0, blocked0)) = time::runstate() else {
-        return suite_fail!("get_runstate_info failed");
+        return Err(SleepCheck::Early("get_runstate_info failed".into()));
     };
     let fires0 = sched::timer_fires();
+    let idles0 = sched::stats().idles;
     let start = time::now_ns();
     sched::block_on(sched::sleep(Duration::from_millis(200)));
     let elapsed = time::now_ns() - start;
     let Ok((run1, blocked1)) = time::runstate() else {
-        return suite_fail!("get_runstate_info failed");
+        return Err(SleepCheck::Early("get_runstate_info failed".into()));
     };
     if elapsed < 200_000_000 {
-        return suite_fail!("woke after {elapsed} ns, before the 200 ms deadline");
+        return Err(SleepCheck::Early(format!(
+            "woke after {elapsed} ns, before the 200 ms deadline"
+        )));
     }
+    let idles = sched::stats().idles - idles0;
     if sched::timer_fires() == fires0 {
-        return suite_fail!("VIRQ_TIMER never fired");
+        return Err(SleepCheck::Spoiled(format!(
+            "VIRQ_TIMER never fired ({idles} idles in {elapsed} ns)"
+        )));
     }
     let (ran, blocked) = (run1 - run0, blocked1 - blocked0);
     if blocked < elapsed / 2 {
-        return suite_fail!("ran {ran} ns and blocked only {blocked} ns of {elapsed} ns");
+        return Err(SleepCheck::Spoiled(format!(
+            "ran {ran} ns and blocked only {blocked} ns of {elapsed} ns ({idles} idles)"
+        )));
     }
-    Outcome::Pass
+    Ok(())
 }
 
 /// Many short sleeps in a row: each one arms the one-shot timer and
