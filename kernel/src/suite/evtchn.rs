@@ -4,6 +4,8 @@ use super::{expect_errno, Applies, Ctx, Outcome, Test};
 use crate::events::EventChannel;
 use crate::sched;
 use crate::suite_fail;
+use core::future::Future;
+use core::task::Poll;
 use core::time::Duration;
 use pv_arch::abi::event_channel::{EvtchnBinding, NR_VIRQS, VIRQ_DEBUG, VIRQ_TIMER};
 use pv_arch::abi::xen::DOMID_SELF;
@@ -99,27 +101,47 @@ fn ipi_to_self(_: &Ctx<'_>) -> Outcome {
 /// through its own waker (the upcall only records the port; the executor
 /// hands it over and wakes every waiter).
 fn several_waiters_all_wake(_: &Ctx<'_>) -> Outcome {
+    use alloc::sync::Arc;
+    use core::sync::atomic::{AtomicUsize, Ordering};
     const WAITERS: usize = 3;
     let ipi = match EventChannel::bind_ipi() {
-        Ok(c) => alloc::sync::Arc::new(c),
+        Ok(c) => Arc::new(c),
         Err(e) => return suite_fail!("bind_ipi failed: {e}"),
     };
-    let woken = alloc::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let woken = Arc::new(AtomicUsize::new(0));
     for _ in 0..WAITERS {
-        let (ipi, woken) = (ipi.clone(), woken.clone());
+        let (ipi, waiting, woken) = (ipi.clone(), waiting.clone(), woken.clone());
         sched::spawn(async move {
-            ipi.wait().await;
-            woken.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+            let mut wait = ipi.wait();
+            // Poll once by hand so the count goes up only once this
+            // task's waker is registered.
+            let first =
+                core::future::poll_fn(|cx| Poll::Ready(core::pin::Pin::new(&mut wait).poll(cx)))
+                    .await;
+            waiting.fetch_add(1, Ordering::SeqCst);
+            if first.is_pending() {
+                wait.await;
+            }
+            woken.fetch_add(1, Ordering::SeqCst);
         });
     }
     let all_woke = sched::block_on(async {
-        // Let every waiter register before the send.
-        sched::sleep(Duration::from_millis(10)).await;
+        // Send only once every waiter waits: a send before that is taken
+        // by whichever waits first (the fired flag), by design. (A fixed
+        // 10 ms pause was not enough on an overloaded host.)
+        let deadline = crate::time::now_ns() + 1_000_000_000;
+        while waiting.load(Ordering::SeqCst) < WAITERS {
+            if crate::time::now_ns() >= deadline {
+                return Err("the waiters never started");
+            }
+            sched::yield_now().await;
+        }
         if ipi.notify().is_err() {
             return Err("send failed");
         }
         let deadline = crate::time::now_ns() + 1_000_000_000;
-        while woken.load(core::sync::atomic::Ordering::SeqCst) < WAITERS {
+        while woken.load(Ordering::SeqCst) < WAITERS {
             if crate::time::now_ns() >= deadline {
                 return Ok(false);
             }
@@ -131,7 +153,7 @@ fn several_waiters_all_wake(_: &Ctx<'_>) -> Outcome {
         Ok(true) => Outcome::Pass,
         Ok(false) => suite_fail!(
             "{} of {WAITERS} waiters woke within 1 s of one send",
-            woken.load(core::sync::atomic::Ordering::SeqCst)
+            woken.load(Ordering::SeqCst)
         ),
         Err(why) => suite_fail!("{why}"),
     }
