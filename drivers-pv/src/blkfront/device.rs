@@ -15,22 +15,21 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use core::future::Future;
 use core::pin::pin;
 use core::task::Poll;
 use core::time::Duration;
 
 use kernel::events::EventChannel;
-use kernel::grant::Grant;
-use kernel::mm::Page;
+use kernel::grant::XenGrants;
 use kernel::{sched, time};
 use pv_arch::abi::xen::DomId;
 
 use super::engine::{BlkRing, Engine, Job, Platform};
+use super::pages::{self, RingPages, SlotPages};
 use super::wire::{Operation, MAX_SEGMENTS};
 use super::{check_range, BlockError, DiskInfo};
-use crate::page_ring::PageRing;
-use crate::shared_ring::{FrontRing, XEN_PAGE_SIZE};
 
 /// The ring page order we use at most (4 pages) when the backend offers
 /// `max-ring-page-order`.
@@ -57,16 +56,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One request's worth of data pages (and, with indirect requests, the
 /// indirect page), granted to the backend for as long as the device lives.
-struct Slot {
-    pages: Vec<Page>,
-    grants: Vec<Grant>,
-    indirect: Option<(Page, Grant)>,
-}
+type Slot = SlotPages<XenGrants>;
 
-/// The live connection: ring, its grants, the event channel.
+/// The live connection: ring (owning its granted pages), the ring
+/// pages' grant references, the event channel.
 struct Connection {
-    ring: BlkRing<PageRing<Page>>,
-    ring_grants: Vec<Grant>,
+    ring: BlkRing<RingPages<XenGrants>>,
+    ring_grants: Vec<u32>,
     channel: EventChannel,
 }
 
@@ -76,8 +72,10 @@ pub struct BlockFront {
     backend_path: String,
     backend_id: DomId,
     state: FrontendState,
-    engine: Engine<PageRing<Page>>,
-    ring_grants: Vec<Grant>,
+    engine: Engine<RingPages<XenGrants>>,
+    /// The grant references of the ring's pages (the pages themselves
+    /// are in the engine's ring).
+    ring_grants: Vec<u32>,
     channel: EventChannel,
     slots: Vec<Slot>,
     info: DiskInfo,
@@ -219,6 +217,7 @@ impl BlockFront {
                     let mut slots = Vec::with_capacity(slot_count);
                     for _ in 0..slot_count {
                         slots.push(Slot::new(
+                            &XenGrants,
                             backend_id,
                             engine.pages_per_slot(),
                             engine.indirect_segments() > 0,
@@ -280,7 +279,7 @@ impl BlockFront {
     pub fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         check_range(&self.info, sector, buf.len())?;
         let len = buf.len();
-        let slots = &self.slots;
+        let slots = RefCell::new(&mut self.slots);
         self.engine.transfer(
             &mut ChannelPlatform {
                 channel: &self.channel,
@@ -290,10 +289,14 @@ impl BlockFront {
                 sector,
                 len,
             },
-            |slot, page| slots[slot].grants[page].gref().value(),
+            |slot, page| with_slot(&slots, slot, |s| s.gref(page)).unwrap_or(0),
             |_, _, _| {},
-            |slot, offset, chunk| copy_out(&slots[slot], &mut buf[offset..offset + chunk]),
-            |slot, table| write_table(&slots[slot], table),
+            |slot, offset, chunk| {
+                // Copied once, volatile, out of pages blkback can write.
+                let out = &mut buf[offset..offset + chunk];
+                with_slot(&slots, slot, |s| s.copy_out(out));
+            },
+            |slot, table| with_slot(&slots, slot, |s| s.write_table(table)).unwrap_or(0),
         )
     }
 
@@ -303,7 +306,7 @@ impl BlockFront {
         if self.info.readonly() {
             return Err(BlockError::ReadOnly);
         }
-        let slots = &self.slots;
+        let slots = RefCell::new(&mut self.slots);
         self.engine.transfer(
             &mut ChannelPlatform {
                 channel: &self.channel,
@@ -313,10 +316,13 @@ impl BlockFront {
                 sector,
                 len: data.len(),
             },
-            |slot, page| slots[slot].grants[page].gref().value(),
-            |slot, offset, chunk| copy_in(&slots[slot], &data[offset..offset + chunk]),
+            |slot, page| with_slot(&slots, slot, |s| s.gref(page)).unwrap_or(0),
+            |slot, offset, chunk| {
+                let piece = &data[offset..offset + chunk];
+                with_slot(&slots, slot, |s| s.copy_in(piece));
+            },
             |_, _, _| {},
-            |slot, table| write_table(&slots[slot], table),
+            |slot, table| with_slot(&slots, slot, |s| s.write_table(table)).unwrap_or(0),
         )
     }
 
@@ -350,8 +356,8 @@ impl BlockFront {
     /// follows (Linux's blkback unmaps the ring only when we are
     /// `Closed`), then ends the ring's grants as soon as the backend has
     /// unmapped them. Gives up after the connect timeout with
-    /// [`BlockError::Timeout`]; grants still mapped then are leaked, not
-    /// reused.
+    /// [`BlockError::Timeout`]; the pages of grants still mapped then are
+    /// quarantined by the kernel (never reused) until blkback lets go.
     pub fn close(mut self) -> Result<(), BlockError> {
         let mut action = self.state.close();
         let deadline = time::now_ns().saturating_add(CONNECT_TIMEOUT.as_nanos() as u64);
@@ -373,106 +379,53 @@ impl BlockFront {
                 .backend_changed(&raw)
                 .map_err(|_| BlockError::BadKey("state"))?;
         }
+        // Dropping the device ends every grant before its page is
+        // freed; blkback normally let go when it saw `Closed`, and a
+        // page it still maps waits in the kernel's quarantine.
         let BlockFront {
             engine,
-            ring_grants,
             channel,
             slots,
             ..
         } = self;
+        let quarantined = kernel::grant::stats().quarantined;
         drop(slots);
-        let ring = engine.into_ring();
-        for mut ring_grant in ring_grants {
-            loop {
-                match ring_grant.end() {
-                    Ok(()) => break,
-                    Err((grant, _)) if time::now_ns() <= deadline => {
-                        ring_grant = grant;
-                        pause();
-                    }
-                    Err(_) => return Err(BlockError::Timeout),
-                }
-            }
-        }
-        drop(ring);
+        drop(engine);
         drop(channel);
+        // Give blkback until the deadline to let go of what it still
+        // maps, so the pages go back to the allocator now.
+        while kernel::grant::stats().quarantined > quarantined {
+            if time::now_ns() > deadline {
+                return Err(BlockError::Timeout);
+            }
+            pause();
+            kernel::grant::reap();
+        }
         Ok(())
     }
 
     /// The grant of the ring's first page (for diagnostics).
     pub fn ring_gref(&self) -> u32 {
-        self.ring_grants
-            .first()
-            .map_or(0, |grant| grant.gref().value())
+        self.ring_grants.first().copied().unwrap_or(0)
     }
 }
 
-fn copy_out(slot: &Slot, out: &mut [u8]) {
-    for (page, piece) in slot.pages.iter().zip(out.chunks_mut(XEN_PAGE_SIZE)) {
-        piece.copy_from_slice(&page.as_slice()[..piece.len()]);
-    }
-}
-
-fn copy_in(slot: &Slot, data: &[u8]) {
-    for (page, piece) in slot.pages.iter().zip(data.chunks(XEN_PAGE_SIZE)) {
-        let _ = page.write_bytes(0, piece);
-    }
-}
-
-/// Copies an indirect request's segment table into the slot's indirect
-/// page; gives its grant reference.
-fn write_table(slot: &Slot, table: &[u8]) -> u32 {
-    match &slot.indirect {
-        Some((page, grant)) => {
-            let _ = page.write_bytes(0, table);
-            grant.gref().value()
-        }
-        None => 0,
-    }
-}
-
-impl Slot {
-    fn new(backend: DomId, data_pages: usize, indirect: bool) -> Result<Slot, BlockError> {
-        let mut pages = Vec::with_capacity(data_pages);
-        let mut grants = Vec::with_capacity(data_pages);
-        for _ in 0..data_pages {
-            let page = Page::new().map_err(|_| BlockError::Resources("a data page"))?;
-            let grant = Grant::new(backend, page.mfn(), false)
-                .map_err(|_| BlockError::Resources("a data page grant"))?;
-            pages.push(page);
-            grants.push(grant);
-        }
-        let indirect = if indirect {
-            let page = Page::new().map_err(|_| BlockError::Resources("an indirect page"))?;
-            // The backend only reads the segment table.
-            let grant = Grant::new(backend, page.mfn(), true)
-                .map_err(|_| BlockError::Resources("an indirect page grant"))?;
-            Some((page, grant))
-        } else {
-            None
-        };
-        Ok(Slot {
-            pages,
-            grants,
-            indirect,
-        })
-    }
+/// Runs `body` on slot `slot` (the engine's closures share the slots
+/// one call at a time, so the borrow never overlaps; `None` if it did,
+/// or if there is no such slot).
+fn with_slot<R>(
+    slots: &RefCell<&mut Vec<Slot>>,
+    slot: usize,
+    body: impl FnOnce(&mut Slot) -> R,
+) -> Option<R> {
+    let mut slots = slots.try_borrow_mut().ok()?;
+    slots.get_mut(slot).map(body)
 }
 
 impl Connection {
     /// A ring of `pages` pages (a power of two), each granted to `backend`.
     fn new(backend: DomId, pages: usize) -> Result<Connection, BlockError> {
-        let mut ring_pages = Vec::with_capacity(pages);
-        let mut ring_grants = Vec::with_capacity(pages);
-        for _ in 0..pages {
-            let page = Page::new().map_err(|_| BlockError::Resources("a ring page"))?;
-            let grant = Grant::new(backend, page.mfn(), false)
-                .map_err(|_| BlockError::Resources("a ring grant"))?;
-            ring_pages.push(page);
-            ring_grants.push(grant);
-        }
-        let ring = FrontRing::new(PageRing::new(ring_pages), pages)
-            .map_err(|(error, _)| BlockError::Ring(error))?;
+        let (ring, ring_grants) = pages::ring(&XenGrants, backend, pages)?;
         let channel = EventChannel::alloc_unbound(backend)
             .map_err(|_| BlockError::Resources("an event channel"))?;
         Ok(Connection {
@@ -494,7 +447,7 @@ fn publish(device_path: &str, connection: &Connection) -> Result<(), BlockError>
     let refs: Vec<String> = connection
         .ring_grants
         .iter()
-        .map(|grant| format!("{}", grant.gref().value()))
+        .map(|gref| format!("{gref}"))
         .collect();
     let order = format!("{}", refs.len().trailing_zeros());
     let port = format!("{}", connection.channel.port());

@@ -25,6 +25,7 @@ use crate::xenstore::error::XsError;
 #[cfg(target_os = "none")]
 pub mod device;
 pub mod engine;
+pub mod pages;
 pub mod wire;
 
 #[cfg(test)]
