@@ -379,9 +379,20 @@ impl BlockFront {
                 .backend_changed(&raw)
                 .map_err(|_| BlockError::BadKey("state"))?;
         }
-        // Dropping the device ends every grant before its page is
-        // freed; blkback normally let go when it saw `Closed`, and a
-        // page it still maps waits in the kernel's quarantine.
+        // blkback unmaps the ring shortly after it sees `Closed`: wait
+        // for that (Xen's in-use bits) until the deadline, so the ring's
+        // pages go straight back to the allocator. Dropping the device
+        // then ends every grant before its page is freed; a page blkback
+        // still maps waits in the kernel's quarantine.
+        let ring_in_use = |refs: &[u32]| {
+            refs.iter().any(|&gref| {
+                kernel::grant::in_use_bits(kernel::grant::GrantRef::from_raw(gref))
+                    .is_ok_and(|bits| bits != 0)
+            })
+        };
+        while ring_in_use(&self.ring_grants) && time::now_ns() <= deadline {
+            pause();
+        }
         let BlockFront {
             engine,
             channel,
