@@ -32,6 +32,12 @@ pub fn init(boot: &BootInfo) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Whether [`init`] has mapped the page (so `time::now_ns` works): the
+/// console, which runs before it, asks.
+pub fn is_mapped() -> bool {
+    page().is_some()
+}
+
 /// The mapped page, if [`init`] ran.
 fn page() -> Option<NonNull<SharedInfo>> {
     NonNull::new(PAGE.load(Ordering::Acquire))
