@@ -21,21 +21,20 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use core::future::Future;
 use core::time::Duration;
 
 use kernel::events::EventChannel;
-use kernel::grant::Grant;
-use kernel::mm::Page;
+use kernel::grant::XenGrants;
 use kernel::sched;
 use pv_arch::abi::xen::DomId;
 
 use super::engine::{BlkRing, Engine, Job, Platform};
 use super::offer::{parse_disk_info, parse_offer, VirtualDevice, DISK_KEYS, OFFER_KEYS};
+use super::pages::{self, RingPages, SlotPages};
 use super::wire::{Operation, MAX_SEGMENTS};
 use super::{check_range, BlockError, DiskInfo};
-use crate::page_ring::PageRing;
-use crate::shared_ring::{FrontRing, XEN_PAGE_SIZE};
 use crate::xenbus_frontend::{DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy};
 use crate::xenbus_state::{BackendFeatures, ConnectStyle, FeatureKey};
 use crate::xenstore::client::{RetryPolicy, TxId};
@@ -58,24 +57,23 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One request's worth of data pages (and, with indirect requests, the
 /// indirect page), granted to the backend for as long as the device lives.
-struct Slot {
-    pages: Vec<Page>,
-    grants: Vec<Grant>,
-    indirect: Option<(Page, Grant)>,
-}
+type Slot = SlotPages<XenGrants>;
 
-/// The live connection: ring, its grants, the event channel.
+/// The live connection: ring (owning its granted pages), the ring
+/// pages' grant references, the event channel.
 struct Connection {
-    ring: BlkRing<PageRing<Page>>,
-    ring_grants: Vec<Grant>,
+    ring: BlkRing<RingPages<XenGrants>>,
+    ring_grants: Vec<u32>,
     channel: EventChannel,
 }
 
 /// A connected virtual block device.
 pub struct BlockFront {
     virtual_device: VirtualDevice,
-    engine: Engine<PageRing<Page>>,
-    ring_grants: Vec<Grant>,
+    engine: Engine<RingPages<XenGrants>>,
+    /// The grant references of the ring's pages (the pages themselves
+    /// are in the engine's ring).
+    ring_grants: Vec<u32>,
     channel: EventChannel,
     slots: Vec<Slot>,
     info: DiskInfo,
@@ -130,8 +128,8 @@ struct DiskDriver {
 
 /// A connected disk's parts, from [`Driver::connected`].
 struct Ready {
-    engine: Engine<PageRing<Page>>,
-    ring_grants: Vec<Grant>,
+    engine: Engine<RingPages<XenGrants>>,
+    ring_grants: Vec<u32>,
     channel: EventChannel,
     slots: Vec<Slot>,
     info: DiskInfo,
@@ -175,6 +173,7 @@ impl Driver for DiskDriver {
         let mut slots = Vec::with_capacity(slot_count);
         for _ in 0..slot_count {
             slots.push(Slot::new(
+                &XenGrants,
                 paths.backend_id,
                 engine.pages_per_slot(),
                 engine.indirect_segments() > 0,
@@ -289,7 +288,7 @@ impl BlockFront {
         check_range(&self.info, sector, buf.len())?;
         self.still_connected().await?;
         let len = buf.len();
-        let slots = &self.slots;
+        let slots = RefCell::new(&mut self.slots);
         self.engine
             .transfer(
                 &mut ChannelPlatform {
@@ -300,10 +299,14 @@ impl BlockFront {
                     sector,
                     len,
                 },
-                |slot, page| slots[slot].grants[page].gref().value(),
+                |slot, page| with_slot(&slots, slot, |s| s.gref(page)).unwrap_or(0),
                 |_, _, _| {},
-                |slot, offset, chunk| copy_out(&slots[slot], &mut buf[offset..offset + chunk]),
-                |slot, table| write_table(&slots[slot], table),
+                |slot, offset, chunk| {
+                    // Copied once, volatile, out of pages blkback can write.
+                    let out = &mut buf[offset..offset + chunk];
+                    with_slot(&slots, slot, |s| s.copy_out(out));
+                },
+                |slot, table| with_slot(&slots, slot, |s| s.write_table(table)).unwrap_or(0),
             )
             .await
     }
@@ -315,7 +318,7 @@ impl BlockFront {
             return Err(BlockError::ReadOnly);
         }
         self.still_connected().await?;
-        let slots = &self.slots;
+        let slots = RefCell::new(&mut self.slots);
         self.engine
             .transfer(
                 &mut ChannelPlatform {
@@ -326,10 +329,13 @@ impl BlockFront {
                     sector,
                     len: data.len(),
                 },
-                |slot, page| slots[slot].grants[page].gref().value(),
-                |slot, offset, chunk| copy_in(&slots[slot], &data[offset..offset + chunk]),
+                |slot, page| with_slot(&slots, slot, |s| s.gref(page)).unwrap_or(0),
+                |slot, offset, chunk| {
+                    let piece = &data[offset..offset + chunk];
+                    with_slot(&slots, slot, |s| s.copy_in(piece));
+                },
                 |_, _, _| {},
-                |slot, table| write_table(&slots[slot], table),
+                |slot, table| with_slot(&slots, slot, |s| s.write_table(table)).unwrap_or(0),
             )
             .await
     }
@@ -365,10 +371,11 @@ impl BlockFront {
 
     /// Disconnects: goes `Closing`, then `Closed` once the backend
     /// follows (Linux's blkback unmaps the ring only when we are
-    /// `Closed`), all within the handshake's deadline; then ends the
-    /// ring's grants as soon as the backend has unmapped them, giving up
-    /// with [`BlockError::Timeout`] after [`REQUEST_TIMEOUT`] (grants
-    /// still mapped then are leaked, not reused).
+    /// `Closed`), all within the handshake's deadline; then waits (up to
+    /// [`REQUEST_TIMEOUT`]) until blkback has unmapped the ring, and
+    /// drops the device, which ends every grant before its page is freed.
+    /// A page blkback still maps then is quarantined by the kernel (never
+    /// reused) and the answer is [`BlockError::Timeout`].
     pub async fn close(self) -> Result<(), BlockError> {
         let BlockFront {
             engine,
@@ -380,101 +387,55 @@ impl BlockFront {
             ..
         } = self;
         let closed = frontend.close(&mut driver).await;
-        drop(slots);
-        let ring = engine.into_ring();
         let deadline = kernel::time::now_ns()
             .saturating_add(u64::try_from(REQUEST_TIMEOUT.as_nanos()).unwrap_or(u64::MAX));
-        for mut ring_grant in ring_grants {
-            loop {
-                match ring_grant.end() {
-                    Ok(()) => break,
-                    Err((grant, _)) if kernel::time::now_ns() <= deadline => {
-                        ring_grant = grant;
-                        sched::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err(_) => return Err(BlockError::Timeout),
-                }
-            }
+        // Xen's in-use bits say when blkback has let go of the ring, so
+        // its pages go straight back to the allocator.
+        let ring_in_use = || {
+            ring_grants.iter().any(|&gref| {
+                kernel::grant::in_use_bits(kernel::grant::GrantRef::from_raw(gref))
+                    .is_ok_and(|bits| bits != 0)
+            })
+        };
+        while ring_in_use() && kernel::time::now_ns() <= deadline {
+            sched::sleep(Duration::from_millis(5)).await;
         }
-        drop(ring);
+        let quarantined = kernel::grant::stats().quarantined;
+        drop(slots);
+        drop(engine);
         drop(channel);
+        while kernel::grant::stats().quarantined > quarantined {
+            if kernel::time::now_ns() > deadline {
+                return Err(BlockError::Timeout);
+            }
+            sched::sleep(Duration::from_millis(5)).await;
+            kernel::grant::reap();
+        }
         closed
     }
 
     /// The grant of the ring's first page (for diagnostics).
     pub fn ring_gref(&self) -> u32 {
-        self.ring_grants
-            .first()
-            .map_or(0, |grant| grant.gref().value())
+        self.ring_grants.first().copied().unwrap_or(0)
     }
 }
 
-fn copy_out(slot: &Slot, out: &mut [u8]) {
-    for (page, piece) in slot.pages.iter().zip(out.chunks_mut(XEN_PAGE_SIZE)) {
-        piece.copy_from_slice(&page.as_slice()[..piece.len()]);
-    }
-}
-
-fn copy_in(slot: &Slot, data: &[u8]) {
-    for (page, piece) in slot.pages.iter().zip(data.chunks(XEN_PAGE_SIZE)) {
-        let _ = page.write_bytes(0, piece);
-    }
-}
-
-/// Copies an indirect request's segment table into the slot's indirect
-/// page; gives its grant reference.
-fn write_table(slot: &Slot, table: &[u8]) -> u32 {
-    match &slot.indirect {
-        Some((page, grant)) => {
-            let _ = page.write_bytes(0, table);
-            grant.gref().value()
-        }
-        None => 0,
-    }
-}
-
-impl Slot {
-    fn new(backend: DomId, data_pages: usize, indirect: bool) -> Result<Slot, BlockError> {
-        let mut pages = Vec::with_capacity(data_pages);
-        let mut grants = Vec::with_capacity(data_pages);
-        for _ in 0..data_pages {
-            let page = Page::new().map_err(|_| BlockError::Resources("a data page"))?;
-            let grant = Grant::new(backend, page.mfn(), false)
-                .map_err(|_| BlockError::Resources("a data page grant"))?;
-            pages.push(page);
-            grants.push(grant);
-        }
-        let indirect = if indirect {
-            let page = Page::new().map_err(|_| BlockError::Resources("an indirect page"))?;
-            // The backend only reads the segment table.
-            let grant = Grant::new(backend, page.mfn(), true)
-                .map_err(|_| BlockError::Resources("an indirect page grant"))?;
-            Some((page, grant))
-        } else {
-            None
-        };
-        Ok(Slot {
-            pages,
-            grants,
-            indirect,
-        })
-    }
+/// Runs `body` on slot `slot` (the engine's closures share the slots
+/// one call at a time, so the borrow never overlaps; `None` if it did,
+/// or if there is no such slot).
+fn with_slot<R>(
+    slots: &RefCell<&mut Vec<Slot>>,
+    slot: usize,
+    body: impl FnOnce(&mut Slot) -> R,
+) -> Option<R> {
+    let mut slots = slots.try_borrow_mut().ok()?;
+    slots.get_mut(slot).map(body)
 }
 
 impl Connection {
     /// A ring of `pages` pages (a power of two), each granted to `backend`.
     fn new(backend: DomId, pages: usize) -> Result<Connection, BlockError> {
-        let mut ring_pages = Vec::with_capacity(pages);
-        let mut ring_grants = Vec::with_capacity(pages);
-        for _ in 0..pages {
-            let page = Page::new().map_err(|_| BlockError::Resources("a ring page"))?;
-            let grant = Grant::new(backend, page.mfn(), false)
-                .map_err(|_| BlockError::Resources("a ring grant"))?;
-            ring_pages.push(page);
-            ring_grants.push(grant);
-        }
-        let ring = FrontRing::new(PageRing::new(ring_pages), pages)
-            .map_err(|(error, _)| BlockError::Ring(error))?;
+        let (ring, ring_grants) = pages::ring(&XenGrants, backend, pages)?;
         let channel = EventChannel::alloc_unbound(backend)
             .map_err(|_| BlockError::Resources("an event channel"))?;
         Ok(Connection {
@@ -492,7 +453,7 @@ async fn publish(device_path: &str, made: &Connection) -> Result<(), BlockError>
     let refs: Vec<String> = made
         .ring_grants
         .iter()
-        .map(|grant| format!("{}", grant.gref().value()))
+        .map(|gref| format!("{gref}"))
         .collect();
     let order = format!("{}", refs.len().trailing_zeros());
     let port = format!("{}", made.channel.port());

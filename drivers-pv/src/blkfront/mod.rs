@@ -27,6 +27,7 @@ use crate::xenstore::error::XsError;
 pub mod device;
 pub mod engine;
 pub mod offer;
+pub mod pages;
 pub mod wire;
 
 #[cfg(test)]

@@ -16,24 +16,23 @@
 //! end that closes; [`GuestVif::disconnect`] closes from our side before
 //! the grants are ended.
 //!
-//! The ring memory here ([`RingPage`]) is a private one-page
-//! [`RingMemory`] over a [`Page`]; `crate::page_ring` (being written for
-//! blkfront) can replace it once it lands.
+//! The pages shared with netback are [`RingPage`]s and [`GrantedPages`]
+//! (`super::pages`), over Xen's grant table ([`XenGrants`]): a page
+//! netback still maps when the vif is torn down is quarantined by the
+//! kernel, never freed.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{fence, Ordering};
 
 use kernel::events::EventChannel;
-use kernel::grant::Grant;
-use kernel::mm::page::Page;
+use kernel::grant::{GrantError, XenGrants};
 
 use super::features::{frontend_keys, BackendOffer, Negotiated, QueueKeys, Wanted, OFFER_KEYS};
+use super::pages::{self, GrantedPages, RingPage};
 use super::queue::QueueParts;
-use super::{LinkConfig, NetError, Netfront, Notify, PacketBuffers, RingKind};
-use crate::shared_ring::{RingMemory, XEN_PAGE_SIZE};
+use super::{LinkConfig, NetError, Netfront, Notify, RingKind};
 use crate::xenbus_frontend::{
     DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy, XenbusError,
 };
@@ -47,87 +46,7 @@ pub const TX_BUFFERS: usize = 128;
 pub const RX_BUFFERS: usize = 128;
 
 /// The netfront of this guest.
-pub type GuestNetfront = Netfront<RingPage, GrantedPages, Channels>;
-
-/// One ring page, granted to the back end.
-pub struct RingPage {
-    page: Page,
-    _grant: Grant,
-}
-
-impl RingMemory for RingPage {
-    fn size(&self) -> usize {
-        XEN_PAGE_SIZE
-    }
-
-    fn read_index(&self, offset: usize) -> u32 {
-        let value = self.page.read_u32(offset).unwrap_or(0);
-        fence(Ordering::Acquire);
-        value
-    }
-
-    fn write_index(&mut self, offset: usize, value: u32) {
-        fence(Ordering::Release);
-        let _ = self.page.write_u32(offset, value);
-    }
-
-    fn full_barrier(&mut self) {
-        fence(Ordering::SeqCst);
-    }
-
-    fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
-        let _ = self.page.write_bytes(offset, bytes);
-    }
-
-    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
-        if self.page.read_bytes(offset, buf).is_err() {
-            buf.fill(0);
-        }
-    }
-}
-
-/// Packet pages, each granted to the back end.
-pub struct GrantedPages {
-    pages: Vec<(Page, Grant)>,
-}
-
-impl GrantedPages {
-    fn new(backend: u16, count: usize, readonly: bool) -> Result<Self, ConnectError> {
-        let mut pages = Vec::with_capacity(count);
-        for _ in 0..count {
-            let page = Page::new().map_err(|_| ConnectError::OutOfMemory)?;
-            let grant =
-                Grant::new(backend, page.mfn(), readonly).map_err(|_| ConnectError::Grant)?;
-            pages.push((page, grant));
-        }
-        Ok(GrantedPages { pages })
-    }
-}
-
-impl PacketBuffers for GrantedPages {
-    fn count(&self) -> usize {
-        self.pages.len()
-    }
-
-    fn gref(&self, id: u16) -> u32 {
-        self.pages
-            .get(usize::from(id))
-            .map_or(0, |(_, grant)| grant.gref().value())
-    }
-
-    fn write(&mut self, id: u16, bytes: &[u8]) {
-        if let Some((page, _)) = self.pages.get(usize::from(id)) {
-            let _ = page.write_bytes(0, bytes);
-        }
-    }
-
-    fn read(&self, id: u16, offset: usize, out: &mut [u8]) {
-        match self.pages.get(usize::from(id)) {
-            Some((page, _)) if page.read_bytes(offset, out).is_ok() => {}
-            _ => out.fill(0),
-        }
-    }
-}
+pub type GuestNetfront = Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels>;
 
 /// The event channels shared with netback: one per queue, or one per
 /// ring with split channels.
@@ -310,17 +229,25 @@ impl GuestVif {
 }
 
 /// One ring page, granted to the back end, with its grant reference.
-fn ring_page(backend_id: u16) -> Result<(RingPage, u32), ConnectError> {
-    let page = Page::new().map_err(|_| ConnectError::OutOfMemory)?;
-    let grant = Grant::new(backend_id, page.mfn(), false).map_err(|_| ConnectError::Grant)?;
-    let gref = grant.gref().value();
-    Ok((
-        RingPage {
-            page,
-            _grant: grant,
-        },
-        gref,
-    ))
+fn ring_page(backend_id: u16) -> Result<(RingPage<XenGrants>, u32), ConnectError> {
+    pages::ring_page(&XenGrants, backend_id).map_err(grant_error)
+}
+
+/// Why a page could not be shared.
+fn grant_error(error: GrantError) -> ConnectError {
+    match error {
+        GrantError::NoMemory => ConnectError::OutOfMemory,
+        _ => ConnectError::Grant,
+    }
+}
+
+/// `count` packet pages granted to the back end.
+fn packet_pages(
+    backend_id: u16,
+    count: usize,
+    readonly: bool,
+) -> Result<GrantedPages<XenGrants>, ConnectError> {
+    GrantedPages::new(&XenGrants, backend_id, count, readonly).map_err(grant_error)
 }
 
 fn channel(backend_id: u16) -> Result<EventChannel, ConnectError> {
@@ -395,8 +322,8 @@ async fn publish(
         parts.push(QueueParts {
             tx_ring,
             rx_ring,
-            tx_buffers: GrantedPages::new(backend_id, TX_BUFFERS, true)?,
-            rx_buffers: GrantedPages::new(backend_id, RX_BUFFERS, false)?,
+            tx_buffers: packet_pages(backend_id, TX_BUFFERS, true)?,
+            rx_buffers: packet_pages(backend_id, RX_BUFFERS, false)?,
         });
     }
     let netfront = Netfront::new(parts, channels, mac.0, LinkConfig::from(&negotiated))
@@ -441,7 +368,7 @@ pub async fn connect(index: u32) -> Result<GuestVif, ConnectError> {
     })
 }
 
-impl Netfront<RingPage, GrantedPages, Channels> {
+impl Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels> {
     /// Whether any of the device's channels fired since the last look.
     pub fn take_fired(&self) -> bool {
         self.notify.take_fired()

@@ -191,7 +191,10 @@ pub fn init(boot: &BootInfo) -> Result<(), ConsoleError> {
     match boot.console {
         ConsoleLocation::Hypervisor => Ok(()),
         ConsoleLocation::Ring { mfn, evtchn } => {
-            let page = fixmap::map(Slot::Console, mfn)
+            // SAFETY: `start_info` (or the HVM parameter) names the
+            // console ring, a page shared with xenconsoled that Rust
+            // owns nothing of; the console slot is reserved for it.
+            let page = unsafe { fixmap::map(Slot::Console, crate::mm::Gfn::new(mfn)) }
                 .map_err(ConsoleError::Map)?
                 .cast::<XenconsInterface>();
             let mut shared = SharedConsolePage { page, evtchn };

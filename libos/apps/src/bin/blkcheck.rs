@@ -217,6 +217,8 @@ mod guest {
             Ok(()) => println!("blkcheck: disconnected"),
             Err(error) => println!("blkcheck: disconnect failed: {error}"),
         }
+        // A page blkback still maps would show here as quarantined.
+        println!("blkcheck: grants {}", libos::kernel::grant::stats());
         result?;
         println!("blkcheck: done");
         Ok(())
