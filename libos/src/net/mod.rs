@@ -52,6 +52,7 @@ mod tests;
 pub use tcp::{ListenOptions, TcpListener, TcpStream};
 pub use udp::{UdpSocket, MAX_DATAGRAM};
 
+pub use stack::RunnerStats;
 use stack::Shared;
 
 /// How long a dropped TCP stream may take to close gracefully before
@@ -150,6 +151,13 @@ impl Net {
     /// The device's counters (their last values after a shutdown).
     pub fn stats(&self) -> NetStats {
         self.shared.stats()
+    }
+
+    /// What the runner task has done (zero after a shutdown).
+    pub fn runner_stats(&self) -> RunnerStats {
+        self.shared
+            .with(|stack| Ok(stack.runner_stats))
+            .unwrap_or_default()
     }
 
     /// Sockets open now (TCP and UDP, including listeners' spare ones

@@ -184,6 +184,31 @@ pub(crate) struct Turn {
     pub(crate) deadline_ns: Option<u64>,
 }
 
+/// What the runner has done: how often it turned and what woke it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunnerStats {
+    /// Turns run.
+    pub turns: u64,
+    /// Wake-ups by the device's event channels.
+    pub events: u64,
+    /// Wake-ups by a socket call (something to send or room to take).
+    pub kicks: u64,
+    /// Wake-ups by smoltcp's (or a closing socket's) deadline.
+    pub deadlines: u64,
+    /// Frames taken in.
+    pub frames: u64,
+}
+
+impl core::fmt::Display for RunnerStats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "runner {} turns, woken by {} events, {} kicks, {} deadlines; {} frames in",
+            self.turns, self.events, self.kicks, self.deadlines, self.frames
+        )
+    }
+}
+
 /// Whether a socket that took a SYN is ready to hand to the app.
 fn acceptable(state: tcp::State) -> bool {
     matches!(state, tcp::State::Established | tcp::State::CloseWait)
@@ -207,6 +232,7 @@ pub(crate) struct Stack {
     orphans: Vec<Orphan>,
     runner: Option<Waker>,
     kicked: bool,
+    pub(crate) runner_stats: RunnerStats,
 }
 
 impl Stack {
@@ -224,6 +250,7 @@ impl Stack {
             orphans: Vec::new(),
             runner: None,
             kicked: false,
+            runner_stats: RunnerStats::default(),
         }
     }
 
@@ -244,7 +271,12 @@ impl Stack {
     /// Whether the runner should run a turn now; if not, `cx` is woken
     /// by the next kick or device event.
     pub(crate) fn poll_runner(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.kicked || self.link.poll_fired(cx) {
+        if self.kicked {
+            self.runner_stats.kicks += 1;
+            return true;
+        }
+        if self.link.poll_fired(cx) {
+            self.runner_stats.events += 1;
             return true;
         }
         self.runner = Some(cx.waker().clone());
@@ -254,6 +286,7 @@ impl Stack {
     /// One runner turn at system time `now_ns` (see the module docs).
     pub(crate) fn turn(&mut self, now_ns: u64) -> Turn {
         self.kicked = false;
+        self.runner_stats.turns += 1;
         let now = clock::instant(now_ns);
         self.iface.poll_maintenance(now);
         let mut frames = 0;
@@ -268,6 +301,7 @@ impl Stack {
             }
             frames += 1;
         }
+        self.runner_stats.frames += frames as u64;
         while self
             .iface
             .poll_egress(now, self.link.device(), &mut self.sockets)
@@ -613,7 +647,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let wait = RunnerWait { shared: &shared };
         let woke = match turn.deadline_ns {
             Some(deadline_ns) => match clock::timeout_at(deadline_ns, wait).await {
-                Err(NetError::Timeout) => Ok(()),
+                Err(NetError::Timeout) => {
+                    let _ = shared.with(|stack| {
+                        stack.runner_stats.deadlines += 1;
+                        Ok(())
+                    });
+                    Ok(())
+                }
                 other => other,
             },
             None => wait.await,

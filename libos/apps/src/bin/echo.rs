@@ -120,6 +120,7 @@ libos::app! {
                 }
                 Either::Right(Err(e)) => {
                     println!("echo: {}", net.stats());
+        println!("echo: {}", net.runner_stats());
                     return Err(fail(e));
                 }
             }
@@ -132,6 +133,7 @@ libos::app! {
             task::sleep(Duration::from_millis(10)).await;
         }
         println!("echo: {}", net.stats());
+        println!("echo: {}", net.runner_stats());
         if let Err(e) = net.shutdown().await {
             println!("echo: disconnecting the vif: {e}");
         }

@@ -631,6 +631,7 @@ libos::app! {
                 }
                 Either::Right(Err(e)) => {
                     println!("tftpd: {}", net.stats());
+        println!("tftpd: {}", net.runner_stats());
                     return Err(fail(e));
                 }
             };
@@ -659,6 +660,7 @@ libos::app! {
             task::sleep(Duration::from_millis(10)).await;
         }
         println!("tftpd: {}", net.stats());
+        println!("tftpd: {}", net.runner_stats());
         if let Err(e) = net.shutdown().await {
             println!("tftpd: disconnecting the vif: {e}");
         }
