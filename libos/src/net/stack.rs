@@ -25,7 +25,7 @@ use core::task::{Context, Poll, Waker};
 
 use smoltcp::iface::{Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
-use smoltcp::wire::{IpCidr, Ipv4Address, Ipv4Cidr};
+use smoltcp::wire::{IpCidr, IpEndpoint, Ipv4Address, Ipv4Cidr};
 use spin::Mutex;
 
 use super::clock;
@@ -125,6 +125,14 @@ pub(crate) mod host {
         pub(crate) device: Loopback,
     }
 
+    impl Loopback {
+        /// Puts `frame` in as if it had arrived (tests).
+        #[cfg(test)]
+        pub(crate) fn inject(&mut self, frame: Vec<u8>) {
+            self.queue.push_back(frame);
+        }
+    }
+
     impl LoopbackLink {
         pub(crate) fn new() -> LoopbackLink {
             LoopbackLink {
@@ -197,14 +205,16 @@ pub struct RunnerStats {
     pub deadlines: u64,
     /// Frames taken in.
     pub frames: u64,
+    /// Retransmitted SYNs of connections we already have, dropped.
+    pub duplicate_syns: u64,
 }
 
 impl core::fmt::Display for RunnerStats {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "runner {} turns, woken by {} events, {} kicks, {} deadlines; {} frames in",
-            self.turns, self.events, self.kicks, self.deadlines, self.frames
+            "runner {} turns, woken by {} events, {} kicks, {} deadlines; {} frames in, {} duplicate SYNs dropped",
+            self.turns, self.events, self.kicks, self.deadlines, self.frames, self.duplicate_syns
         )
     }
 }
@@ -212,6 +222,88 @@ impl core::fmt::Display for RunnerStats {
 /// Whether a socket that took a SYN is ready to hand to the app.
 fn acceptable(state: tcp::State) -> bool {
     matches!(state, tcp::State::Established | tcp::State::CloseWait)
+}
+
+/// Whether `frame` is a TCP SYN (without ACK) from a peer and port we
+/// already have a connection with, to a local port of ours.
+pub(crate) fn is_duplicate_syn(frame: &[u8], connections: &[(IpEndpoint, u16)]) -> bool {
+    use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+    let Ok(ethernet) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    if ethernet.ethertype() != EthernetProtocol::Ipv4 {
+        return false;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(ethernet.payload()) else {
+        return false;
+    };
+    if ip.next_header() != IpProtocol::Tcp {
+        return false;
+    }
+    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+        return false;
+    };
+    if !tcp.syn() || tcp.ack() {
+        return false;
+    }
+    let peer = IpEndpoint::new(ip.src_addr().into(), tcp.src_port());
+    connections.contains(&(peer, tcp.dst_port()))
+}
+
+/// The device as the ingress side of a turn sees it: a SYN that repeats
+/// one of our connections' (a client retransmitting while our SYN-ACK
+/// was slow) is dropped here. smoltcp gives a segment to the first
+/// socket that accepts it, and a listening socket accepts any SYN: when
+/// the fresh listening socket sits in an earlier slot than the
+/// connection, the repeat would open a second connection on the same
+/// addresses, whose answers make the client reset both. The connection
+/// resends its SYN-ACK on its own timer.
+struct Ingress<'a, D: smoltcp::phy::Device> {
+    device: &'a mut D,
+    connections: &'a [(IpEndpoint, u16)],
+    duplicates: &'a mut u64,
+}
+
+/// A received frame, copied (empty for a dropped one: smoltcp skips it).
+struct IngressFrame(Vec<u8>);
+
+impl smoltcp::phy::RxToken for IngressFrame {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl<D: smoltcp::phy::Device> smoltcp::phy::Device for Ingress<'_, D> {
+    type RxToken<'b>
+        = IngressFrame
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = D::TxToken<'b>
+    where
+        Self: 'b;
+
+    fn receive(
+        &mut self,
+        timestamp: smoltcp::time::Instant,
+    ) -> Option<(IngressFrame, D::TxToken<'_>)> {
+        use smoltcp::phy::RxToken as _;
+        let (rx, tx) = self.device.receive(timestamp)?;
+        let mut frame = rx.consume(|bytes| bytes.to_vec());
+        if is_duplicate_syn(&frame, self.connections) {
+            *self.duplicates += 1;
+            frame.clear();
+        }
+        Some((IngressFrame(frame), tx))
+    }
+
+    fn transmit(&mut self, timestamp: smoltcp::time::Instant) -> Option<D::TxToken<'_>> {
+        self.device.transmit(timestamp)
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        self.device.capabilities()
+    }
 }
 
 /// The device, the interface and the sockets.
@@ -233,6 +325,8 @@ pub(crate) struct Stack {
     runner: Option<Waker>,
     kicked: bool,
     pub(crate) runner_stats: RunnerStats,
+    /// Every TCP connection's (peer, local port), for [`Ingress`].
+    connections: Vec<(IpEndpoint, u16)>,
 }
 
 impl Stack {
@@ -251,6 +345,7 @@ impl Stack {
             runner: None,
             kicked: false,
             runner_stats: RunnerStats::default(),
+            connections: Vec::new(),
         }
     }
 
@@ -290,14 +385,23 @@ impl Stack {
         let now = clock::instant(now_ns);
         self.iface.poll_maintenance(now);
         let mut frames = 0;
+        self.note_connections();
         while frames < FRAMES_PER_TURN {
+            let mut ingress = Ingress {
+                device: self.link.device(),
+                connections: &self.connections,
+                duplicates: &mut self.runner_stats.duplicate_syns,
+            };
             match self
                 .iface
-                .poll_ingress_single(now, self.link.device(), &mut self.sockets)
+                .poll_ingress_single(now, &mut ingress, &mut self.sockets)
             {
                 PollIngressSingleResult::None => break,
                 PollIngressSingleResult::PacketProcessed => {}
-                PollIngressSingleResult::SocketStateChanged => self.refill_listeners(),
+                PollIngressSingleResult::SocketStateChanged => {
+                    self.refill_listeners();
+                    self.note_connections();
+                }
             }
             frames += 1;
         }
@@ -328,6 +432,18 @@ impl Stack {
             (a, b) => a.or(b),
         };
         Turn { again, deadline_ns }
+    }
+
+    /// Records every TCP connection's (peer, local port) for [`Ingress`].
+    fn note_connections(&mut self) {
+        self.connections.clear();
+        for (_, socket) in self.sockets.iter() {
+            if let smoltcp::socket::Socket::Tcp(tcp) = socket {
+                if let (Some(remote), Some(local)) = (tcp.remote_endpoint(), tcp.local_endpoint()) {
+                    self.connections.push((remote, local.port));
+                }
+            }
+        }
     }
 
     /// Puts `config` on the interface (or takes every address and the

@@ -373,3 +373,82 @@ fn finish_waits_for_both_sides_to_close() {
     let server = drive(&net, &mut finish).unwrap();
     assert_eq!(server.state_name(), "TIME-WAIT");
 }
+
+/// An Ethernet/IPv4/TCP frame from 127.0.0.1:`from` to 127.0.0.1:`to`
+/// with TCP flags `flags` (checksums zero: the loopback ignores them).
+fn tcp_frame(from: u16, to: u16, flags: u8) -> Vec<u8> {
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    frame.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+    frame.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1]);
+    frame.extend_from_slice(&from.to_be_bytes());
+    frame.extend_from_slice(&to.to_be_bytes());
+    frame.extend_from_slice(&[
+        0, 0, 0x04, 0xd2, 0, 0, 0, 0, 0x50, flags, 0x10, 0, 0, 0, 0, 0,
+    ]);
+    frame
+}
+
+#[test]
+fn only_a_syn_repeating_a_connection_counts_as_a_duplicate() {
+    let peer = endpoint(40000);
+    let known = [(peer, 80)];
+    assert!(super::stack::is_duplicate_syn(
+        &tcp_frame(40000, 80, 0x02),
+        &known
+    ));
+    assert!(
+        !super::stack::is_duplicate_syn(&tcp_frame(40000, 80, 0x12), &known),
+        "SYN-ACK"
+    );
+    assert!(
+        !super::stack::is_duplicate_syn(&tcp_frame(40000, 80, 0x10), &known),
+        "ACK"
+    );
+    assert!(
+        !super::stack::is_duplicate_syn(&tcp_frame(40001, 80, 0x02), &known),
+        "new peer"
+    );
+    assert!(
+        !super::stack::is_duplicate_syn(&tcp_frame(40000, 81, 0x02), &known),
+        "other port"
+    );
+    assert!(
+        !super::stack::is_duplicate_syn(&tcp_frame(40000, 80, 0x02)[..40], &known),
+        "cut short"
+    );
+    assert!(!super::stack::is_duplicate_syn(&[], &known));
+}
+
+/// A client that retransmits its SYN after the connection exists must
+/// not get a second socket for the same addresses (a listening socket
+/// in an earlier slot would take it, and the client would be reset).
+#[test]
+fn a_retransmitted_syn_does_not_open_a_second_connection() {
+    let net = net();
+    // Two low slots, freed: the client takes the first, and the listening
+    // socket that replaces the one the SYN went to takes the second, in
+    // front of the connection.
+    let spares = [81, 82].map(|port| TcpListener::bind(&net, port).unwrap());
+    let listener = Arc::new(TcpListener::bind(&net, 80).unwrap());
+    drop(spares);
+    let (mut server, mut client) = connected(&net, &listener, 80);
+    let port = client.local_endpoint().unwrap().port;
+    let before = net.socket_count();
+    net.shared()
+        .with(|stack| {
+            stack.link.device.inject(tcp_frame(port, 80, 0x02));
+            Ok(())
+        })
+        .unwrap();
+    settle(&net);
+    assert_eq!(net.runner_stats().duplicate_syns, 1);
+    assert_eq!(net.socket_count(), before, "no second connection");
+    let mut exchange = Probe::new(async move {
+        client.write_all(b"still here").await?;
+        let mut buf = [0u8; 16];
+        let n = server.read(&mut buf).await?;
+        Ok::<_, NetError>(buf[..n].to_vec())
+    });
+    assert_eq!(drive(&net, &mut exchange).unwrap(), b"still here");
+}
