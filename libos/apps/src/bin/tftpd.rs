@@ -13,7 +13,10 @@
 //! 512-byte ones; other options are ignored, as RFC 2347 allows. Both
 //! modes are served as bytes (no netascii conversion).
 //!
-//! Reading the file `quit` gets `bye`; then the app stops taking
+//! A request repeated by a client whose first answer was slow (the same
+//! address and port while its transfer runs) is ignored, as RFC 1350's
+//! retransmission rules expect, rather than answered by a second
+//! transfer. Reading the file `quit` gets `bye`; then the app stops taking
 //! requests, lets the transfers in progress finish, and the domain
 //! powers off. After each transfer it prints a line the rig's
 //! e2e test reads:
@@ -316,7 +319,7 @@ libos::app! {
     extern crate alloc;
 
     use crate::tftp::{self, code, Packet};
-    use alloc::collections::BTreeMap;
+    use alloc::collections::{BTreeMap, BTreeSet};
     use alloc::string::String;
     use alloc::sync::Arc;
     use alloc::vec;
@@ -347,6 +350,8 @@ libos::app! {
         failed: AtomicU32,
         /// Transfers in progress.
         active: AtomicU32,
+        /// The peers of the transfers in progress.
+        peers: Mutex<BTreeSet<(IpEndpoint, bool)>>,
         /// Set once `quit` was read.
         quit: Signal,
     }
@@ -588,6 +593,7 @@ libos::app! {
                 println!("tftpd: {verb} {name} from {peer} (tid {port}) failed: network: {e}");
             }
         }
+        tftpd.peers.lock().remove(&(peer, write));
         tftpd.active.fetch_sub(1, Ordering::SeqCst);
         if !write && name == "quit" {
             tftpd.quit.set();
@@ -614,6 +620,7 @@ libos::app! {
             gets: AtomicU32::new(0),
             failed: AtomicU32::new(0),
             active: AtomicU32::new(0),
+            peers: Mutex::new(BTreeSet::new()),
             quit: Signal::new(),
         });
         let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -647,10 +654,21 @@ libos::app! {
                     continue;
                 }
             };
+            if !tftpd.peers.lock().insert((peer, write)) {
+                // Its transfer is answering already.
+                println!("tftpd: from {peer}: repeated request ignored");
+                continue;
+            }
             let name = String::from(request.filename);
             let blksize = tftp::negotiate(request.blksize);
             // Each transfer answers from its own random port (its TID).
-            let socket = UdpSocket::bind(&net, 0).map_err(fail)?;
+            let socket = match UdpSocket::bind(&net, 0) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    tftpd.peers.lock().remove(&(peer, write));
+                    return Err(fail(e));
+                }
+            };
             tftpd.active.fetch_add(1, Ordering::SeqCst);
             task::spawn(transfer(tftpd.clone(), socket, peer, name, write, blksize));
         }
