@@ -45,10 +45,15 @@ impl Link for VifLink {
 }
 
 /// The vif backend's `ip` key (xl's `vif = ['ip=…']`), if any.
-fn xenstore_ip() -> Option<String> {
-    use drivers_pv::xenstore::guest::with_xenstore;
-    let backend = with_xenstore(|xs| xs.read_string(TxId::NONE, "device/vif/0/backend")).ok()?;
-    with_xenstore(|xs| xs.read_string(TxId::NONE, &format!("{backend}/ip"))).ok()
+async fn xenstore_ip() -> Option<String> {
+    let xs = drivers_pv::xenstore::guest::xenstore().ok()?;
+    let backend = xs
+        .read_string(TxId::NONE, "device/vif/0/backend")
+        .await
+        .ok()?;
+    xs.read_string(TxId::NONE, &format!("{backend}/ip"))
+        .await
+        .ok()
 }
 
 impl Net {
@@ -60,9 +65,16 @@ impl Net {
             drivers_pv::xenstore::guest::connect(env.boot())
                 .map_err(|e| NetError::Device(format!("xenstore: {e}")))?;
         }
-        let (setup, source) = IpSetup::from_sources(env.cmdline(), xenstore_ip)?;
+        // Only asked for when the command line has no `ip=`.
+        let xenstore_ip = match env.arg("ip") {
+            Some(_) => None,
+            None => xenstore_ip().await,
+        };
+        let (setup, source) = IpSetup::from_sources(env.cmdline(), || xenstore_ip)?;
         let dhcp_timeout = crate::dhcp::timeout(env)?;
-        let mut vif = connect(0).map_err(|e| NetError::Device(format!("{e}")))?;
+        let mut vif = connect(0)
+            .await
+            .map_err(|e| NetError::Device(format!("{e}")))?;
         let mac = vif.netfront().mac();
         let mut rng = Rng::new(&mac);
         let mut iface_config = Config::new(EthernetAddress(mac).into());
@@ -106,6 +118,7 @@ impl Net {
         let Stack { link, .. } = stack;
         link.vif
             .disconnect()
+            .await
             .map_err(|e| NetError::Device(format!("{e}")))
     }
 }
