@@ -1,11 +1,15 @@
 //! `libos`: what a Paravane application sees.
 //!
 //! An application is an ordinary Rust function taking an [`Env`] and
-//! returning [`AppResult`]; [`entry!`] registers it with the kernel. The
-//! environment offers the command line, the domain's role and memory,
-//! console printing ([`println!`]) and `log`; [`net`] (TCP, [`udp`],
-//! [`dhcp`], configured by [`netconfig`]) over netfront, [`block`] over
-//! blkfront, and [`rng`] (`rand_core` generators).
+//! returning [`AppResult`], plain or `async`; [`entry!`] registers it
+//! with the kernel (`entry!(main)`, or `entry!(async main)`, which the
+//! kernel runs with `block_on`, so the app can `spawn` tasks and
+//! `.await`), and [`app!`] wraps a whole guest so the same file also
+//! builds on the host. The environment offers the command line, the
+//! domain's role and memory, console printing ([`println!`]) and `log`;
+//! [`net`] (async TCP and UDP sockets, [`dhcp`], configured by
+//! [`netconfig`]) over netfront, [`block`] over blkfront, and [`rng`]
+//! (`rand_core` generators).
 //!
 //! No `unsafe` here: what needs it lives in `kernel` behind a safe API.
 #![cfg_attr(not(test), no_std)]
@@ -18,10 +22,11 @@ pub mod dhcp;
 pub mod net;
 pub mod netconfig;
 pub mod rng;
-pub mod udp;
+pub mod task;
 
 pub use drivers_pv;
 pub use embedded_io;
+pub use embedded_io_async;
 pub use kernel;
 pub use kernel::{print, println, AppError, AppResult, Role};
 pub use log;
@@ -82,12 +87,27 @@ macro_rules! fail {
     };
 }
 
-/// Registers `main` (a `fn(&Env) -> AppResult`) as the application.
+/// Registers `main` as the application: `entry!(main)` for a
+/// `fn(&Env) -> AppResult`, `entry!(async main)` for an
+/// `async fn(&Env) -> AppResult`, which the kernel runs with
+/// `kernel::sched::block_on` (the one top-level `block_on`: the app's
+/// tasks run alongside it).
 ///
 /// Expands to the one symbol the kernel calls after booting. The
-/// application binary must be `#![no_std]` and `#![no_main]`.
+/// application binary must be `#![no_std]` and `#![no_main]` in the
+/// guest; [`app!`] takes care of the host.
 #[macro_export]
 macro_rules! entry {
+    (async $main:path) => {
+        // The kernel finds the application by this unmangled name.
+        #[unsafe(no_mangle)]
+        fn __paravane_app() -> $crate::kernel::app::App {
+            $crate::kernel::app::App {
+                name: env!("CARGO_BIN_NAME"),
+                main: |boot| $crate::kernel::sched::block_on($main(&$crate::Env::new(boot))),
+            }
+        }
+    };
     ($main:path) => {
         // The kernel finds the application by this unmangled name.
         #[unsafe(no_mangle)]
@@ -96,6 +116,45 @@ macro_rules! entry {
                 name: env!("CARGO_BIN_NAME"),
                 main: |boot| $main(&$crate::Env::new(boot)),
             }
+        }
+    };
+}
+
+/// Wraps a whole application: the items inside (which end with
+/// [`entry!`]) are compiled for the guest only, in a module that sees
+/// the file's other items (`use super::*`); on the host the binary is a
+/// `main` that says how to build the guest. With
+/// `#![cfg_attr(target_os = "none", no_std, no_main)]` at the top, that
+/// is all an app needs to build everywhere:
+///
+/// ```ignore
+/// #![cfg_attr(target_os = "none", no_std, no_main)]
+/// libos::app! {
+///     use libos::{println, AppResult, Env};
+///     async fn main(_env: &Env<'_>) -> AppResult {
+///         println!("hello");
+///         Ok(())
+///     }
+///     libos::entry!(async main);
+/// }
+/// ```
+#[macro_export]
+macro_rules! app {
+    ($($item:item)*) => {
+        #[cfg(target_os = "none")]
+        mod __paravane_guest {
+            #[allow(unused_imports)]
+            use super::*;
+            $($item)*
+        }
+
+        /// On the host this binary is only a pointer to the real thing.
+        #[cfg(not(target_os = "none"))]
+        fn main() {
+            eprintln!(
+                "{0} is a Xen guest: build it with `cargo xtask build --app {0}`",
+                env!("CARGO_BIN_NAME")
+            );
         }
     };
 }

@@ -374,6 +374,28 @@ impl Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels> {
         self.notify.take_fired()
     }
 }
+
+impl Channels {
+    /// Whether any channel fired since the last look (clearing them
+    /// all); if none did, `cx` is woken when one does.
+    pub fn poll_fired(&self, cx: &mut core::task::Context<'_>) -> bool {
+        use core::future::Future;
+        // Not `any`: every channel must clear its flag or take the waker.
+        self.channels.iter().fold(false, |fired, channel| {
+            let wait = core::pin::pin!(channel.wait());
+            wait.poll(cx).is_ready() | fired
+        })
+    }
+}
+
+impl Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels> {
+    /// Async form of [`Netfront::take_fired`] for a task that owns the
+    /// device (see [`Channels::poll_fired`]).
+    pub fn poll_fired(&self, cx: &mut core::task::Context<'_>) -> bool {
+        self.notify.poll_fired(cx)
+    }
+}
+
 /// Compile-time check: [`connect`]'s future is `Send`, so a task may be
 /// spawned to bring the vif up.
 fn _connect_is_send() {

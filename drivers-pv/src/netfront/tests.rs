@@ -254,3 +254,28 @@ fn tcp_echo_between_two_netfronts() {
         assert!(stats.rx_bytes >= payload.len() as u64);
     }
 }
+
+/// After frames went out and netback answered them, with nothing
+/// received, there is nothing to do: `final_check` must say so (it
+/// said "pending" for ever while the tx responses sat in the ring,
+/// which made every idle loop above it spin after the first frame).
+#[test]
+fn answered_tx_leaves_nothing_pending() {
+    let mut sim = sim(4, 8);
+    assert!(!sim.front.final_check(), "pending before any traffic");
+    sim.front.send(&mut frame(60, 1)).unwrap();
+    sim.front.send(&mut frame(90, 2)).unwrap();
+    assert_eq!(sim.back_take_tx(NETIF_RSP_OKAY).len(), 2);
+    assert!(
+        !sim.front.final_check(),
+        "answered tx responses must not count as pending work"
+    );
+    assert_eq!(sim.front.tx_free(), 4, "final_check reclaims tx buffers");
+    assert!(!sim.front.final_check(), "still idle on the second look");
+    // A received frame is work, and stays so until it is taken.
+    let f = frame(64, 3);
+    sim.back_deliver(&f, 0);
+    assert!(sim.front.final_check());
+    assert_eq!(sim.front.receive().unwrap(), f);
+    assert!(!sim.front.final_check());
+}

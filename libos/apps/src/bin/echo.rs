@@ -2,22 +2,28 @@
 //!
 //! Takes its address from the command line (`ip=10.0.0.2/24 gw=…`),
 //! answers pings (smoltcp does), and echoes every byte of each TCP
-//! connection back until the peer closes its side. A connection whose
-//! first bytes are `quit` is echoed too and then ends the app, so the
+//! connection back until the peer closes its side, serving any number of
+//! connections at once (a task per connection, spawned by the accept
+//! loop). A connection whose first bytes are `quit` is echoed too; then
+//! the app stops accepting, lets the other connections finish, and the
 //! domain powers off. After each connection it prints a line the rig's
 //! e2e test reads:
-//! `echo: connection N from PEER: IN bytes in, OUT bytes out, S s`;
-//! at the end the device's counters. It gives up (and fails) when no
-//! connection comes within 2 minutes.
+//! `echo: connection N from PEER: IN bytes in, OUT bytes out, S s`
+//! (N in the order connections were accepted); at the end the device's
+//! counters and `echo: served N connections, powering off`. It gives up
+//! (and fails) when no connection comes within 2 minutes.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-#[cfg(target_os = "none")]
-mod guest {
+libos::app! {
     extern crate alloc;
 
+    use alloc::sync::Arc;
     use alloc::vec;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::time::Duration;
     use libos::kernel::time;
-    use libos::net::Net;
+    use libos::net::{with_timeout, IpEndpoint, ListenOptions, Net, NetError, TcpListener, TcpStream};
+    use libos::task::{self, select, Either, Signal};
     use libos::{println, AppError, AppResult, Env};
 
     /// The echo port (RFC 862).
@@ -26,68 +32,114 @@ mod guest {
     /// How long to wait for each connection before giving up.
     const ACCEPT_TIMEOUT_S: u64 = 120;
 
-    fn print_stats(net: &Net) {
-        println!("echo: {}", net.stats());
+    /// How long closing may wait for the peer's last ACK.
+    const CLOSE_TIMEOUT_S: u64 = 10;
+
+    /// What the connection tasks share.
+    struct Echo {
+        /// Set by the connection that said `quit`.
+        quit: Signal,
+        /// Connections being served now.
+        open: AtomicU64,
     }
 
-    fn main(env: &Env<'_>) -> AppResult {
-        let mut net = Net::connect(env).map_err(|e| AppError::new(format_args!("{e}")))?;
+    /// One connection: echo until the peer closes.
+    async fn serve(echo: Arc<Echo>, mut stream: TcpStream, peer: IpEndpoint, number: u64) {
+        let start = time::now_ns();
+        let mut buf = vec![0u8; 16 * 1024];
+        let (mut bytes_in, mut bytes_out, mut quit) = (0u64, 0u64, false);
+        let mut failure = None;
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            if bytes_in == 0 && buf[..n].starts_with(b"quit") {
+                quit = true;
+            }
+            bytes_in += n as u64;
+            if let Err(e) = stream.write_all(&buf[..n]).await {
+                failure = Some(e);
+                break;
+            }
+            bytes_out += n as u64;
+        }
+        stream.set_timeout(Some(Duration::from_secs(CLOSE_TIMEOUT_S)));
+        let closed = stream.finish().await;
+        let secs = (time::now_ns() - start) as f64 / 1e9;
+        println!(
+            "echo: connection {number} from {peer}: {bytes_in} bytes in, {bytes_out} bytes out, {secs:.3} s ({:.1} KiB/s each way){}{}",
+            bytes_in as f64 / 1024.0 / secs.max(1e-9),
+            match failure {
+                Some(e) => alloc::format!(", failed: {e}"),
+                None => alloc::string::String::new(),
+            },
+            if closed.is_ok() { "" } else { ", close timed out" }
+        );
+        echo.open.fetch_sub(1, Ordering::SeqCst);
+        if quit {
+            echo.quit.set();
+        }
+    }
+
+    async fn main(env: &Env<'_>) -> AppResult {
+        let fail = |e: NetError| AppError::new(format_args!("echo: {e}"));
+        let net = Net::connect(env).await.map_err(fail)?;
         println!(
             "echo: up: mac {}, ip {}, listening on {PORT}",
             net.mac(),
             net.config().address
         );
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut served = 0u32;
+        // Windows as wide as the old one-connection server's.
+        let options = ListenOptions {
+            backlog: 16,
+            rx_buffer: 64 * 1024,
+            tx_buffer: 64 * 1024,
+        };
+        let listener = TcpListener::bind_with(&net, PORT, options).map_err(fail)?;
+        let echo = Arc::new(Echo {
+            quit: Signal::new(),
+            open: AtomicU64::new(0),
+        });
+        let mut served = 0u64;
         loop {
-            let fail = |e| AppError::new(format_args!("echo: {e}"));
-            let handle = net.tcp_listen(PORT).map_err(fail)?;
-            let peer = match net.tcp_accept(handle, Some(ACCEPT_TIMEOUT_S * time::NS_PER_SEC)) {
-                Ok(peer) => peer,
-                Err(e) => {
-                    print_stats(&net);
+            let accept = with_timeout(
+                Some(Duration::from_secs(ACCEPT_TIMEOUT_S)),
+                listener.accept(),
+            );
+            match select(echo.quit.wait(), accept).await {
+                Either::Left(()) => break,
+                Either::Right(Ok((stream, peer))) => {
+                    served += 1;
+                    echo.open.fetch_add(1, Ordering::SeqCst);
+                    task::spawn(serve(echo.clone(), stream, peer, served));
+                }
+                Either::Right(Err(e)) => {
+                    println!("echo: {}", net.stats());
+        println!("echo: {}", net.runner_stats());
                     return Err(fail(e));
                 }
-            };
-            served += 1;
-            let start = time::now_ns();
-            let (mut bytes_in, mut bytes_out, mut quit) = (0u64, 0u64, false);
-            loop {
-                let n = net.tcp_read(handle, &mut buf).map_err(fail)?;
-                if n == 0 {
-                    break;
-                }
-                if bytes_in == 0 && buf[..n].starts_with(b"quit") {
-                    quit = true;
-                }
-                bytes_in += n as u64;
-                net.tcp_write_all(handle, &buf[..n]).map_err(fail)?;
-                bytes_out += n as u64;
-            }
-            let closed = net.tcp_close(handle, 10 * time::NS_PER_SEC);
-            let secs = (time::now_ns() - start) as f64 / 1e9;
-            println!(
-                "echo: connection {served} from {peer}: {bytes_in} bytes in, {bytes_out} bytes out, {secs:.3} s ({:.1} KiB/s each way){}",
-                bytes_in as f64 / 1024.0 / secs.max(1e-9),
-                if closed.is_ok() { "" } else { ", close timed out" }
-            );
-            if quit {
-                break;
             }
         }
-        print_stats(&net);
-        if let Err(e) = net.shutdown() {
+        drop(listener);
+        // Let the other connections finish (the rig's sends end well
+        // before a quit; this bounds a client that never closes).
+        let deadline = time::now_ns() + 30 * time::NS_PER_SEC;
+        while echo.open.load(Ordering::SeqCst) > 0 && time::now_ns() < deadline {
+            task::sleep(Duration::from_millis(10)).await;
+        }
+        println!("echo: {}", net.stats());
+        println!("echo: {}", net.runner_stats());
+        if let Err(e) = net.shutdown().await {
             println!("echo: disconnecting the vif: {e}");
         }
         println!("echo: served {served} connections, powering off");
         Ok(())
     }
 
-    libos::entry!(main);
-}
-
-/// On the host this binary is only a pointer to the real thing.
-#[cfg(not(target_os = "none"))]
-fn main() {
-    eprintln!("echo is a Xen guest: build it with `cargo xtask build --app echo`");
+    libos::entry!(async main);
 }

@@ -1,27 +1,34 @@
 //! `httpd`: a small HTTP/1.0 server on port 80 over netfront.
 //!
 //! Takes its address from the command line (`ip=10.0.0.2/24 gw=…`) and
-//! serves one connection at a time, one request per connection
-//! (`Connection: close`):
+//! serves any number of clients at once: the accept loop spawns a task
+//! per connection, one request per connection (`Connection: close`):
 //!
 //! - `GET /` (or `HEAD /`): an HTML page (marker `Paravane httpd`) with
-//!   Xen's system time, the app's uptime, the wall clock, and counters
-//!   (requests served, bytes in and out, the netfront device's counters);
-//! - `GET /quit`: a short reply, then the app ends and the domain powers
-//!   off;
+//!   Xen's system time, the app's uptime, the wall clock, counters
+//!   (requests served, bytes in and out, connections open, the netfront
+//!   device's counters) and the background task's ticks;
+//! - `GET /quit`: a short reply, then the app stops accepting, lets the
+//!   connections in progress finish, and the domain powers off;
 //! - any other path: `404 Not Found`; another method: `405 Method Not
 //!   Allowed`; a request line that does not parse, or headers that do
 //!   not end within 8 KiB: `400 Bad Request`.
 //!
-//! A client that connects and then sends nothing (or stops reading) is
-//! given [`READ_TIMEOUT_S`] seconds per read or write, then reset, so it
-//! cannot hold the server (which serves one connection at a time) for
-//! ever: the connection's line then says `timed out, reset`.
+//! A background task counts a tick every 100 ms (`tick_ms=` on the
+//! command line; `tick_ms=0`: no ticker) for as long as the app runs;
+//! the page shows `ticks: N (every 100 ms, M expected)`, so a client can
+//! see that no wait holds the vCPU. Each tick wakes the vCPU, which Xen
+//! accounts (a few ms per second under the emulated rig): measure
+//! idleness with `tick_ms=0` or a long period. A client that connects
+//! and then sends nothing (or stops reading) is given 5
+//! seconds per read or write, then reset (its line says `timed out,
+//! reset`); it holds only its own task.
 //!
 //! After each connection it prints
 //! `httpd: request N from PEER: STATUS PATH, IN bytes in, OUT bytes out, S s`
-//! and at the end the device's counters and
-//! `httpd: served N requests, IN bytes in, OUT bytes out, powering off`,
+//! (N counts requests as they complete) and at the end the device's
+//! counters and
+//! `httpd: served N requests (… 404s, … bad) on C connections, IN bytes in, OUT bytes out, T ticks, powering off`,
 //! which the rig's e2e test reads. It gives up (and fails) when no
 //! connection comes within 2 minutes.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -222,16 +229,19 @@ mod http {
     }
 }
 
-#[cfg(target_os = "none")]
-mod guest {
+libos::app! {
     extern crate alloc;
 
     use crate::http::{self, BadRequest, Method};
     use alloc::format;
     use alloc::string::String;
+    use alloc::sync::Arc;
     use alloc::vec;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use core::time::Duration;
     use libos::kernel::time;
-    use libos::net::{Net, TcpHandle};
+    use libos::net::{with_timeout, IpEndpoint, Net, NetError, TcpListener, TcpStream};
+    use libos::task::{self, select, Either, Signal};
     use libos::{println, AppError, AppResult, Env};
 
     /// The HTTP port.
@@ -241,30 +251,58 @@ mod guest {
     const ACCEPT_TIMEOUT_S: u64 = 120;
 
     /// How long one read or write on a connection may wait for the client.
-    const READ_TIMEOUT_S: u64 = 5;
+    pub const READ_TIMEOUT_S: u64 = 5;
 
-    /// What the server has done so far.
+    /// How long closing a connection may wait for the client's FIN.
+    const CLOSE_TIMEOUT_S: u64 = 10;
+
+    /// The background task's period unless `tick_ms=` says otherwise.
+    const TICK_MS: u64 = 100;
+
+    /// What the server has done so far (shared by the tasks).
     #[derive(Default)]
     struct Counters {
-        requests: u64,
-        bytes_in: u64,
-        bytes_out: u64,
-        not_found: u64,
-        bad: u64,
+        requests: AtomicU64,
+        bytes_in: AtomicU64,
+        bytes_out: AtomicU64,
+        not_found: AtomicU64,
+        bad: AtomicU64,
+        /// Connections being served now.
+        open: AtomicU64,
+        /// The background task's ticks.
+        ticks: AtomicU64,
     }
 
-    fn print_stats(net: &Net) {
-        println!("httpd: {}", net.stats());
+    /// What every connection task shares.
+    struct Server {
+        net: Net,
+        counters: Counters,
+        started_ns: u64,
+        /// The ticker's period (0: no ticker).
+        tick_ms: u64,
+        /// Set by the task that served `GET /quit`.
+        quit: Signal,
+    }
+
+    fn add(counter: &AtomicU64, n: u64) -> u64 {
+        counter.fetch_add(n, Ordering::SeqCst) + n
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::SeqCst)
     }
 
     /// The status page's HTML (ASCII, one item per line).
-    fn page(net: &Net, counters: &Counters, started_ns: u64) -> String {
+    fn page(server: &Server) -> String {
+        let counters = &server.counters;
         let now = time::now_ns();
         let system_s = now as f64 / 1e9;
-        let uptime_s = now.saturating_sub(started_ns) as f64 / 1e9;
+        let uptime_ns = now.saturating_sub(server.started_ns);
+        let uptime_s = uptime_ns as f64 / 1e9;
         let (wall_s, wall_ns) = time::wallclock();
         let (y, mo, d, h, mi, s) = http::civil(wall_s);
-        let stats = net.stats();
+        let stats = server.net.stats();
+        let requests = get(&counters.requests);
         format!(
             "<!DOCTYPE html>\n\
              <html><head><title>Paravane httpd</title></head><body>\n\
@@ -274,19 +312,24 @@ mod guest {
              <li>Xen system time: {system_s:.3} s</li>\n\
              <li>httpd uptime: {uptime_s:.3} s</li>\n\
              <li>wall clock: {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03} UTC</li>\n\
-             <li>requests served: {} (this is number {}); 404s: {}; bad requests: {}</li>\n\
+             <li>requests served: {requests} (this is number {}); 404s: {}; bad requests: {}</li>\n\
+             <li>connections open: {}</li>\n\
+             <li>ticks: {} (every {} ms, {} expected)</li>\n\
              <li>HTTP bytes in: {}, out: {}</li>\n\
              <li>netfront rx: {} frames, {} bytes; tx: {} frames, {} bytes</li>\n\
              <li>netfront errors: rx {}, tx {}, bad responses {}, tx dropped {}</li>\n\
              </ul>\n\
              </body></html>\n",
             wall_ns / 1_000_000,
-            counters.requests,
-            counters.requests + 1,
-            counters.not_found,
-            counters.bad,
-            counters.bytes_in,
-            counters.bytes_out,
+            requests + 1,
+            get(&counters.not_found),
+            get(&counters.bad),
+            get(&counters.open),
+            get(&counters.ticks),
+            server.tick_ms,
+            uptime_ns.checked_div(server.tick_ms * 1_000_000).unwrap_or(0),
+            get(&counters.bytes_in),
+            get(&counters.bytes_out),
             stats.rx_frames,
             stats.rx_bytes,
             stats.tx_frames,
@@ -322,12 +365,11 @@ mod guest {
 
     /// Reads the request head (up to [`http::MAX_HEAD`] bytes). `Ok(None)`
     /// if the peer closed without sending anything.
-    fn read_head(
-        net: &mut Net,
-        handle: TcpHandle,
+    async fn read_head(
+        stream: &mut TcpStream,
         buf: &mut [u8],
         bytes_in: &mut u64,
-    ) -> Result<Option<Result<usize, BadRequest>>, libos::net::NetError> {
+    ) -> Result<Option<Result<usize, BadRequest>>, NetError> {
         let mut filled = 0;
         loop {
             if let Some(end) = http::head_end(&buf[..filled]) {
@@ -336,7 +378,7 @@ mod guest {
             if filled == buf.len() {
                 return Ok(Some(Err(BadRequest::TooLong)));
             }
-            let n = net.tcp_read(handle, &mut buf[filled..])?;
+            let n = stream.read(&mut buf[filled..]).await?;
             *bytes_in += n as u64;
             if n == 0 {
                 return Ok(if filled == 0 {
@@ -349,152 +391,185 @@ mod guest {
         }
     }
 
-    fn main(env: &Env<'_>) -> AppResult {
+    /// What to answer: status, path (for the log), the response, and
+    /// whether it asks the server to stop.
+    fn route(server: &Server, head: Result<&[u8], BadRequest>) -> (u16, String, String, bool) {
+        let counters = &server.counters;
+        match head.and_then(http::parse_request) {
+            Err(why) => {
+                add(&counters.bad, 1);
+                let status = if why == BadRequest::Version { 505 } else { 400 };
+                let body = format!("{status} {}\n", http::reason(status));
+                (status, "-".into(), response(status, "text/plain", &body, false), false)
+            }
+            Ok(req) if req.method == Method::Other => {
+                let body = "405 Method Not Allowed\n";
+                (405, req.path.into(), response(405, "text/plain", body, false), false)
+            }
+            Ok(req) => {
+                let head_only = req.method == Method::Head;
+                match req.path {
+                    "/" | "/index.html" => {
+                        let body = page(server);
+                        (200, req.path.into(), response(200, "text/html", &body, head_only), false)
+                    }
+                    "/quit" => {
+                        let body = "Paravane httpd: powering off\n";
+                        (200, req.path.into(), response(200, "text/plain", body, head_only), true)
+                    }
+                    _ => {
+                        add(&counters.not_found, 1);
+                        let body = "404 Not Found\n";
+                        (404, req.path.into(), response(404, "text/plain", body, head_only), false)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One connection's task: read the request, answer, close.
+    async fn serve(server: Arc<Server>, mut stream: TcpStream, peer: IpEndpoint, number: u64) {
+        let counters = &server.counters;
+        stream.set_timeout(Some(Duration::from_secs(READ_TIMEOUT_S)));
+        let start = time::now_ns();
+        let mut buf = vec![0u8; http::MAX_HEAD];
+        let mut bytes_in = 0u64;
+        let head = read_head(&mut stream, &mut buf, &mut bytes_in).await;
+        add(&counters.bytes_in, bytes_in);
+        let head = match head {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                println!("httpd: connection {number} from {peer}: closed without a request");
+                stream.set_timeout(Some(Duration::from_secs(CLOSE_TIMEOUT_S)));
+                let _ = stream.finish().await;
+                return;
+            }
+            Err(e) => {
+                // A silent client would not close either: reset it.
+                stream.abort();
+                println!("httpd: connection {number} from {peer}: reading: {e}, reset");
+                return;
+            }
+        };
+        let (status, path, reply, quit) = route(&server, head.map(|end| &buf[..end]));
+        let written = stream.write_all(reply.as_bytes()).await;
+        let closed = if written == Err(NetError::Timeout) {
+            // The client stopped reading: do not wait on it again.
+            stream.abort();
+            Err(NetError::Timeout)
+        } else {
+            stream.set_timeout(Some(Duration::from_secs(CLOSE_TIMEOUT_S)));
+            stream.finish().await
+        };
+        let served = add(&counters.requests, 1);
+        if written.is_ok() {
+            add(&counters.bytes_out, reply.len() as u64);
+        }
+        let secs = (time::now_ns() - start) as f64 / 1e9;
+        println!(
+            "httpd: request {served} from {peer}: {status} {path}, {bytes_in} bytes in, {} bytes out, {secs:.3} s{}{}",
+            if written.is_ok() { reply.len() } else { 0 },
+            match &written {
+                Ok(()) => String::new(),
+                Err(e) => format!(", write failed: {e}"),
+            },
+            if closed.is_ok() { "" } else { ", close timed out" }
+        );
+        if quit {
+            server.quit.set();
+        }
+    }
+
+    /// Keeps `counters.open` right however the task ends.
+    struct OpenConnection(Arc<Server>);
+
+    impl Drop for OpenConnection {
+        fn drop(&mut self) {
+            self.0.counters.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    async fn main(env: &Env<'_>) -> AppResult {
         let started_ns = time::now_ns();
-        let mut net = Net::connect(env).map_err(|e| AppError::new(format_args!("{e}")))?;
+        let fail = |e: NetError| AppError::new(format_args!("httpd: {e}"));
+        let net = Net::connect(env).await.map_err(fail)?;
         println!(
             "httpd: up: mac {}, ip {}, listening on {PORT}",
             net.mac(),
             net.config().address
         );
-        let fail = |e| AppError::new(format_args!("httpd: {e}"));
-        let mut buf = vec![0u8; http::MAX_HEAD];
-        let mut counters = Counters::default();
+        let tick_ms = match env.arg("tick_ms") {
+            Some(text) => text
+                .parse::<u64>()
+                .map_err(|_| AppError::new(format_args!("httpd: bad tick_ms={text}")))?,
+            None => TICK_MS,
+        };
+        let server = Arc::new(Server {
+            net: net.clone(),
+            counters: Counters::default(),
+            started_ns,
+            tick_ms,
+            quit: Signal::new(),
+        });
+        if tick_ms > 0 {
+            let server = server.clone();
+            task::spawn(async move {
+                loop {
+                    task::sleep(Duration::from_millis(server.tick_ms)).await;
+                    add(&server.counters.ticks, 1);
+                }
+            });
+        }
+        let listener = TcpListener::bind(&net, PORT).map_err(fail)?;
         let mut connections = 0u64;
-        let mut listener = net.tcp_listen(PORT).map_err(fail)?;
         loop {
-            let handle = listener;
-            let peer = match net.tcp_accept(handle, Some(ACCEPT_TIMEOUT_S * time::NS_PER_SEC)) {
-                Ok(peer) => peer,
-                Err(e) => {
-                    print_stats(&net);
+            let accept = with_timeout(
+                Some(Duration::from_secs(ACCEPT_TIMEOUT_S)),
+                listener.accept(),
+            );
+            match select(server.quit.wait(), accept).await {
+                Either::Left(()) => break,
+                Either::Right(Ok((stream, peer))) => {
+                    connections += 1;
+                    add(&server.counters.open, 1);
+                    let guard = OpenConnection(server.clone());
+                    let server = server.clone();
+                    task::spawn(async move {
+                        serve(server, stream, peer, connections).await;
+                        drop(guard);
+                    });
+                }
+                Either::Right(Err(e)) => {
+                    println!("httpd: {}", net.stats());
+        println!("httpd: {}", net.runner_stats());
                     return Err(fail(e));
                 }
-            };
-            connections += 1;
-            // Listen for the next connection before this one closes, so a
-            // client that connects at once finds a listener.
-            listener = net.tcp_listen(PORT).map_err(fail)?;
-            net.set_timeout(handle, Some(READ_TIMEOUT_S * time::NS_PER_SEC));
-            let start = time::now_ns();
-            let mut bytes_in = 0u64;
-            let head = match read_head(&mut net, handle, &mut buf, &mut bytes_in) {
-                Ok(head) => head,
-                Err(e) => {
-                    counters.bytes_in += bytes_in;
-                    // A silent client would not close either: reset it.
-                    net.tcp_abort(handle);
-                    println!("httpd: connection {connections} from {peer}: reading: {e}, reset");
-                    continue;
-                }
-            };
-            counters.bytes_in += bytes_in;
-            let Some(head) = head else {
-                println!("httpd: connection {connections} from {peer}: closed without a request");
-                let _ = net.tcp_close(handle, 10 * time::NS_PER_SEC);
-                continue;
-            };
-            let (status, path, reply, quit) =
-                match head.and_then(|end| http::parse_request(&buf[..end])) {
-                    Err(why) => {
-                        counters.bad += 1;
-                        let status = if why == BadRequest::Version { 505 } else { 400 };
-                        let body = format!("{status} {}\n", http::reason(status));
-                        (
-                            status,
-                            "-",
-                            response(status, "text/plain", &body, false),
-                            false,
-                        )
-                    }
-                    Ok(req) if req.method == Method::Other => {
-                        let body = "405 Method Not Allowed\n";
-                        (
-                            405,
-                            req.path,
-                            response(405, "text/plain", body, false),
-                            false,
-                        )
-                    }
-                    Ok(req) => {
-                        let head_only = req.method == Method::Head;
-                        match req.path {
-                            "/" | "/index.html" => {
-                                let body = page(&net, &counters, started_ns);
-                                (
-                                    200,
-                                    req.path,
-                                    response(200, "text/html", &body, head_only),
-                                    false,
-                                )
-                            }
-                            "/quit" => {
-                                let body = "Paravane httpd: powering off\n";
-                                (
-                                    200,
-                                    req.path,
-                                    response(200, "text/plain", body, head_only),
-                                    true,
-                                )
-                            }
-                            _ => {
-                                counters.not_found += 1;
-                                let body = "404 Not Found\n";
-                                (
-                                    404,
-                                    req.path,
-                                    response(404, "text/plain", body, head_only),
-                                    false,
-                                )
-                            }
-                        }
-                    }
-                };
-            // The path is borrowed from `buf`: keep a copy for the log line.
-            let path = String::from(path);
-            let written = net.tcp_write_all(handle, reply.as_bytes());
-            let closed = if written == Err(libos::net::NetError::Timeout) {
-                // The client stopped reading: do not wait on it again.
-                net.tcp_abort(handle);
-                Err(libos::net::NetError::Timeout)
-            } else {
-                net.tcp_close(handle, 10 * time::NS_PER_SEC)
-            };
-            counters.requests += 1;
-            if written.is_ok() {
-                counters.bytes_out += reply.len() as u64;
-            }
-            let secs = (time::now_ns() - start) as f64 / 1e9;
-            println!(
-                "httpd: request {} from {peer}: {status} {path}, {bytes_in} bytes in, {} bytes out, {secs:.3} s{}{}",
-                counters.requests,
-                if written.is_ok() { reply.len() } else { 0 },
-                match &written {
-                    Ok(()) => String::new(),
-                    Err(e) => format!(", write failed: {e}"),
-                },
-                if closed.is_ok() { "" } else { ", close timed out" }
-            );
-            if quit {
-                break;
             }
         }
-        print_stats(&net);
-        if let Err(e) = net.shutdown() {
+        drop(listener);
+        // Let the connections in progress finish (each is bounded by its
+        // timeouts).
+        let deadline = time::now_ns() + (READ_TIMEOUT_S + CLOSE_TIMEOUT_S) * time::NS_PER_SEC;
+        while get(&server.counters.open) > 0 && time::now_ns() < deadline {
+            task::sleep(Duration::from_millis(10)).await;
+        }
+        println!("httpd: {}", net.stats());
+        println!("httpd: {}", net.runner_stats());
+        if let Err(e) = net.shutdown().await {
             println!("httpd: disconnecting the vif: {e}");
         }
+        let counters = &server.counters;
         println!(
-            "httpd: served {} requests ({} 404s, {} bad) on {connections} connections, {} bytes in, {} bytes out, powering off",
-            counters.requests, counters.not_found, counters.bad, counters.bytes_in, counters.bytes_out
+            "httpd: served {} requests ({} 404s, {} bad) on {connections} connections, {} bytes in, {} bytes out, {} ticks, powering off",
+            get(&counters.requests),
+            get(&counters.not_found),
+            get(&counters.bad),
+            get(&counters.bytes_in),
+            get(&counters.bytes_out),
+            get(&counters.ticks),
         );
         Ok(())
     }
 
-    libos::entry!(main);
-}
-
-/// On the host this binary is only a pointer to the real thing.
-#[cfg(not(target_os = "none"))]
-fn main() {
-    eprintln!("httpd is a Xen guest: build it with `cargo xtask build --app httpd`");
+    libos::entry!(async main);
 }

@@ -4,16 +4,21 @@
 //! `ip=10.0.0.2/24 gw=…`) or xenstore, answers pings (smoltcp does), and
 //! serves TFTP on port 69, one transfer at a time, keeping files in
 //! memory: a write request (put) stores the file (up to 16 MiB), a read
-//! request (get) sends a stored one back. Each transfer runs on a fresh
-//! socket with a random port (its "transfer id"), in lockstep: a block,
+//! request (get) sends a stored one back. Each transfer runs in a task of
+//! its own, so transfers overlap, on a fresh socket with a random port
+//! (its "transfer id"), in lockstep: a block,
 //! then its acknowledgement, retransmitting after 1 s, giving up after 8
 //! tries. The `blksize` option (RFC 2348) is honoured up to what fits one
 //! Ethernet frame, so clients can move 1428-byte datagrams as well as
 //! 512-byte ones; other options are ignored, as RFC 2347 allows. Both
 //! modes are served as bytes (no netascii conversion).
 //!
-//! Reading the file `quit` gets `bye` and then ends the app, so the
-//! domain powers off. After each transfer it prints a line the rig's
+//! A request repeated by a client whose first answer was slow (the same
+//! address and port while its transfer runs) is ignored, as RFC 1350's
+//! retransmission rules expect, rather than answered by a second
+//! transfer. Reading the file `quit` gets `bye`; then the app stops taking
+//! requests, lets the transfers in progress finish, and the domain
+//! powers off. After each transfer it prints a line the rig's
 //! e2e test reads:
 //! `tftpd: put|get NAME from PEER: N bytes, B blocks of S, R retransmits, T s`.
 //! It gives up (and fails) when no request comes within 2 minutes.
@@ -297,7 +302,7 @@ mod tftp {
             assert_eq!(negotiate(Some(8)), Some(8));
             assert_eq!(negotiate(Some(1428)), Some(1428));
             assert_eq!(negotiate(Some(65464)), Some(MAX_BLOCK));
-            assert_eq!(MAX_BLOCK + 4, libos::udp::MAX_DATAGRAM);
+            assert_eq!(MAX_BLOCK + 4, libos::net::MAX_DATAGRAM);
         }
 
         #[test]
@@ -310,19 +315,20 @@ mod tftp {
     }
 }
 
-#[cfg(target_os = "none")]
-mod guest {
+libos::app! {
     extern crate alloc;
 
     use crate::tftp::{self, code, Packet};
-    use alloc::collections::BTreeMap;
+    use alloc::collections::{BTreeMap, BTreeSet};
     use alloc::string::String;
+    use alloc::sync::Arc;
     use alloc::vec;
     use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicU32, Ordering};
+    use core::time::Duration;
     use libos::kernel::time;
-    use libos::net::{Net, NetError};
-    use libos::smoltcp::wire::IpEndpoint;
-    use libos::udp::{UdpHandle, MAX_DATAGRAM};
+    use libos::net::{with_timeout, IpEndpoint, Net, NetError, UdpSocket, MAX_DATAGRAM};
+    use libos::task::{self, select, Either, Mutex, Signal};
     use libos::{println, AppError, AppResult, Env};
 
     /// The TFTP port.
@@ -330,11 +336,25 @@ mod guest {
     /// How long to wait for each request before giving up.
     const REQUEST_TIMEOUT_S: u64 = 120;
     /// How long to wait for each block or acknowledgement.
-    const RETRY_NS: u64 = time::NS_PER_SEC;
+    const RETRY: Duration = Duration::from_secs(1);
     /// How many times to send a block (or an ACK) before giving up.
     const TRIES: u32 = 8;
     /// The most bytes stored, over all files.
     const MAX_STORED: usize = 16 * 1024 * 1024;
+
+    /// What the transfer tasks share.
+    struct Tftpd {
+        files: Mutex<BTreeMap<String, Arc<Vec<u8>>>>,
+        puts: AtomicU32,
+        gets: AtomicU32,
+        failed: AtomicU32,
+        /// Transfers in progress.
+        active: AtomicU32,
+        /// The peers of the transfers in progress.
+        peers: Mutex<BTreeSet<(IpEndpoint, bool)>>,
+        /// Set once `quit` was read.
+        quit: Signal,
+    }
 
     /// One transfer's outcome, for the log line.
     struct Transfer {
@@ -346,7 +366,7 @@ mod guest {
 
     /// Why a transfer stopped early.
     enum Abort {
-        /// The network failed under us (fatal for the app).
+        /// The network failed under us.
         Net(NetError),
         /// The peer went quiet or sent an ERROR (the reason).
         Peer(String),
@@ -361,9 +381,8 @@ mod guest {
     /// Sends `packet` and waits for the peer's answer that `accept` takes,
     /// resending up to [`TRIES`] times; datagrams from anyone else get an
     /// "unknown transfer id" error.
-    fn exchange<T>(
-        net: &mut Net,
-        socket: UdpHandle,
+    async fn exchange<T>(
+        socket: &mut UdpSocket,
         peer: IpEndpoint,
         packet: &[u8],
         retransmits: &mut u32,
@@ -374,11 +393,11 @@ mod guest {
             if attempt > 0 {
                 *retransmits += 1;
             }
-            net.udp_send_to(socket, packet, peer, Some(RETRY_NS))?;
-            let deadline = time::now_ns() + RETRY_NS;
+            with_timeout(Some(RETRY), socket.send_to(packet, peer)).await?;
+            let deadline = time::now_ns() + RETRY.as_nanos() as u64;
             loop {
-                let left = deadline.saturating_sub(time::now_ns());
-                let (n, from) = match net.udp_recv_from(socket, &mut buf, Some(left)) {
+                let left = Duration::from_nanos(deadline.saturating_sub(time::now_ns()));
+                let (n, from) = match with_timeout(Some(left), socket.recv_from(&mut buf)).await {
                     Ok(got) => got,
                     Err(NetError::Timeout) => break,
                     // A datagram too big for a block: not from a sane peer.
@@ -387,7 +406,7 @@ mod guest {
                 };
                 if from != peer {
                     let refusal = tftp::error(code::UNKNOWN_TID, "Unknown transfer ID");
-                    net.udp_send_to(socket, &refusal, from, Some(RETRY_NS))?;
+                    with_timeout(Some(RETRY), socket.send_to(&refusal, from)).await?;
                     continue;
                 }
                 match tftp::parse(&buf[..n]) {
@@ -411,9 +430,8 @@ mod guest {
 
     /// Receives a file: ACK 0 (or OACK), then DATA 1, 2, … each ACKed,
     /// until a short block. Returns the file and what it took.
-    fn receive(
-        net: &mut Net,
-        socket: UdpHandle,
+    async fn receive(
+        socket: &mut UdpSocket,
         peer: IpEndpoint,
         blksize: Option<usize>,
         room: usize,
@@ -434,7 +452,7 @@ mod guest {
             let expected = tftp::block_number(t.blocks + 1);
             let mut last = false;
             let mut overflow = false;
-            exchange(net, socket, peer, &reply, &mut t.retransmits, |packet| {
+            exchange(socket, peer, &reply, &mut t.retransmits, |packet| {
                 match packet {
                     Packet::Data { block, data } if block == expected => {
                         if data.len() > block_size {
@@ -452,10 +470,11 @@ mod guest {
                     // the retransmit loop resends it.
                     _ => None,
                 }
-            })?;
+            })
+            .await?;
             if overflow {
                 let refusal = tftp::error(code::DISK_FULL, "Disk full");
-                net.udp_send_to(socket, &refusal, peer, Some(RETRY_NS))?;
+                with_timeout(Some(RETRY), socket.send_to(&refusal, peer)).await?;
                 return Err(Abort::Peer("file too large".into()));
             }
             t.blocks += 1;
@@ -463,7 +482,7 @@ mod guest {
             if last {
                 // The final ACK; if it is lost the client resends its last
                 // block to a closed port, which is TFTP's accepted loss.
-                net.udp_send_to(socket, &reply, peer, Some(RETRY_NS))?;
+                with_timeout(Some(RETRY), socket.send_to(&reply, peer)).await?;
                 t.bytes = file.len();
                 return Ok((file, t));
             }
@@ -472,9 +491,8 @@ mod guest {
 
     /// Sends `file`: (OACK, ACK 0,) then DATA 1, 2, … each waiting for its
     /// ACK, ending with a short (perhaps empty) block.
-    fn send(
-        net: &mut Net,
-        socket: UdpHandle,
+    async fn send(
+        socket: &mut UdpSocket,
         peer: IpEndpoint,
         blksize: Option<usize>,
         file: &[u8],
@@ -488,13 +506,13 @@ mod guest {
         };
         if let Some(size) = blksize {
             exchange(
-                net,
                 socket,
                 peer,
                 &tftp::option_ack(size),
                 &mut t.retransmits,
                 |p| (p == Packet::Ack(0)).then_some(Ok(())),
-            )?;
+            )
+            .await?;
         }
         // A file of exactly N blocks ends with an empty block N + 1.
         let count = file.len() / block_size + 1;
@@ -505,17 +523,86 @@ mod guest {
         ) {
             let number = tftp::block_number(index);
             let packet = tftp::data(number, chunk);
-            exchange(net, socket, peer, &packet, &mut t.retransmits, |p| {
+            exchange(socket, peer, &packet, &mut t.retransmits, |p| {
                 (p == Packet::Ack(number)).then_some(Ok(()))
-            })?;
+            })
+            .await?;
             t.blocks += 1;
         }
         Ok(t)
     }
 
-    fn main(env: &Env<'_>) -> AppResult {
+    /// One transfer's task, on its own socket.
+    async fn transfer(
+        tftpd: Arc<Tftpd>,
+        mut socket: UdpSocket,
+        peer: IpEndpoint,
+        name: String,
+        write: bool,
+        blksize: Option<usize>,
+    ) {
+        let start = time::now_ns();
+        let port = socket.port();
+        let outcome = if write {
+            let stored: usize = tftpd
+                .files
+                .lock()
+                .iter()
+                .filter(|(k, _)| **k != name)
+                .map(|(_, v)| v.len())
+                .sum();
+            let room = MAX_STORED.saturating_sub(stored);
+            match receive(&mut socket, peer, blksize, room).await {
+                Ok((file, t)) => {
+                    tftpd.files.lock().insert(name.clone(), Arc::new(file));
+                    Ok(t)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            let file = tftpd.files.lock().get(&name).cloned();
+            match file {
+                Some(file) => send(&mut socket, peer, blksize, &file).await,
+                None => {
+                    let refusal = tftp::error(code::NOT_FOUND, "File not found");
+                    match with_timeout(Some(RETRY), socket.send_to(&refusal, peer)).await {
+                        Ok(()) => Err(Abort::Peer(String::from("file not found"))),
+                        Err(e) => Err(Abort::Net(e)),
+                    }
+                }
+            }
+        };
+        drop(socket);
+        let verb = if write { "put" } else { "get" };
+        let secs = (time::now_ns() - start) as f64 / 1e9;
+        match outcome {
+            Ok(t) => {
+                let counter = if write { &tftpd.puts } else { &tftpd.gets };
+                counter.fetch_add(1, Ordering::SeqCst);
+                println!(
+                    "tftpd: {verb} {name} from {peer} (tid {port}): {} bytes, {} blocks of {}, {} retransmits, {secs:.3} s",
+                    t.bytes, t.blocks, t.block_size, t.retransmits
+                );
+            }
+            Err(Abort::Peer(why)) => {
+                tftpd.failed.fetch_add(1, Ordering::SeqCst);
+                println!("tftpd: {verb} {name} from {peer} (tid {port}) failed: {why}");
+            }
+            Err(Abort::Net(e)) => {
+                tftpd.failed.fetch_add(1, Ordering::SeqCst);
+                println!("tftpd: {verb} {name} from {peer} (tid {port}) failed: network: {e}");
+            }
+        }
+        tftpd.peers.lock().remove(&(peer, write));
+        tftpd.active.fetch_sub(1, Ordering::SeqCst);
+        if !write && name == "quit" {
+            tftpd.quit.set();
+        }
+    }
+
+    async fn main(env: &Env<'_>) -> AppResult {
         let fail = |e: NetError| AppError::new(format_args!("tftpd: {e}"));
-        let mut net = Net::connect(env).map_err(fail)?;
+        let net = Net::connect(env).await.map_err(fail)?;
         println!(
             "tftpd: up: mac {}, ip {}, gw {}, listening on udp {PORT}",
             net.mac(),
@@ -524,24 +611,34 @@ mod guest {
                 .gateway
                 .map_or(String::from("none"), |gw| alloc::format!("{gw}")),
         );
-        let (server, _) = net.udp_bind(PORT).map_err(fail)?;
-        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        files.insert(String::from("quit"), b"bye\n".to_vec());
+        let mut server = UdpSocket::bind(&net, PORT).map_err(fail)?;
+        let mut files = BTreeMap::new();
+        files.insert(String::from("quit"), Arc::new(b"bye\n".to_vec()));
+        let tftpd = Arc::new(Tftpd {
+            files: Mutex::new(files),
+            puts: AtomicU32::new(0),
+            gets: AtomicU32::new(0),
+            failed: AtomicU32::new(0),
+            active: AtomicU32::new(0),
+            peers: Mutex::new(BTreeSet::new()),
+            quit: Signal::new(),
+        });
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let (mut puts, mut gets, mut failed) = (0u32, 0u32, 0u32);
         loop {
-            let (n, peer) = match net.udp_recv_from(
-                server,
-                &mut buf,
-                Some(REQUEST_TIMEOUT_S * time::NS_PER_SEC),
-            ) {
-                Ok(got) => got,
-                Err(NetError::Socket(why)) => {
+            let request = with_timeout(
+                Some(Duration::from_secs(REQUEST_TIMEOUT_S)),
+                server.recv_from(&mut buf),
+            );
+            let (n, peer) = match select(tftpd.quit.wait(), request).await {
+                Either::Left(()) => break,
+                Either::Right(Ok(got)) => got,
+                Either::Right(Err(NetError::Socket(why))) => {
                     println!("tftpd: dropped a datagram: {why}");
                     continue;
                 }
-                Err(e) => {
+                Either::Right(Err(e)) => {
                     println!("tftpd: {}", net.stats());
+        println!("tftpd: {}", net.runner_stats());
                     return Err(fail(e));
                 }
             };
@@ -551,72 +648,48 @@ mod guest {
                 other => {
                     println!("tftpd: from {peer}: not a request: {other:?}");
                     let refusal = tftp::error(code::ILLEGAL, "Illegal TFTP operation");
-                    net.udp_send_to(server, &refusal, peer, Some(RETRY_NS))
+                    with_timeout(Some(RETRY), server.send_to(&refusal, peer))
+                        .await
                         .map_err(fail)?;
                     continue;
                 }
             };
+            if !tftpd.peers.lock().insert((peer, write)) {
+                // Its transfer is answering already.
+                println!("tftpd: from {peer}: repeated request ignored");
+                continue;
+            }
             let name = String::from(request.filename);
             let blksize = tftp::negotiate(request.blksize);
             // Each transfer answers from its own random port (its TID).
-            let (socket, port) = net.udp_bind(0).map_err(fail)?;
-            let start = time::now_ns();
-            let outcome = if write {
-                let stored: usize = files
-                    .iter()
-                    .filter(|(k, _)| **k != name)
-                    .map(|(_, v)| v.len())
-                    .sum();
-                receive(&mut net, socket, peer, blksize, MAX_STORED - stored).map(|(file, t)| {
-                    files.insert(name.clone(), file);
-                    t
-                })
-            } else if let Some(file) = files.get(&name) {
-                send(&mut net, socket, peer, blksize, file)
-            } else {
-                let refusal = tftp::error(code::NOT_FOUND, "File not found");
-                net.udp_send_to(socket, &refusal, peer, Some(RETRY_NS))
-                    .map_err(fail)?;
-                Err(Abort::Peer(String::from("file not found")))
+            let socket = match UdpSocket::bind(&net, 0) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    tftpd.peers.lock().remove(&(peer, write));
+                    return Err(fail(e));
+                }
             };
-            net.udp_close(socket);
-            let verb = if write { "put" } else { "get" };
-            let secs = (time::now_ns() - start) as f64 / 1e9;
-            match outcome {
-                Ok(t) => {
-                    if write {
-                        puts += 1;
-                    } else {
-                        gets += 1;
-                    }
-                    println!(
-                        "tftpd: {verb} {name} from {peer} (tid {port}): {} bytes, {} blocks of {}, {} retransmits, {secs:.3} s",
-                        t.bytes, t.blocks, t.block_size, t.retransmits
-                    );
-                }
-                Err(Abort::Peer(why)) => {
-                    failed += 1;
-                    println!("tftpd: {verb} {name} from {peer} (tid {port}) failed: {why}");
-                }
-                Err(Abort::Net(e)) => return Err(fail(e)),
-            }
-            if !write && name == "quit" {
-                break;
-            }
+            tftpd.active.fetch_add(1, Ordering::SeqCst);
+            task::spawn(transfer(tftpd.clone(), socket, peer, name, write, blksize));
+        }
+        drop(server);
+        let deadline = time::now_ns() + 30 * time::NS_PER_SEC;
+        while tftpd.active.load(Ordering::SeqCst) > 0 && time::now_ns() < deadline {
+            task::sleep(Duration::from_millis(10)).await;
         }
         println!("tftpd: {}", net.stats());
-        if let Err(e) = net.shutdown() {
+        println!("tftpd: {}", net.runner_stats());
+        if let Err(e) = net.shutdown().await {
             println!("tftpd: disconnecting the vif: {e}");
         }
-        println!("tftpd: {puts} puts, {gets} gets, {failed} failed, powering off");
+        println!(
+            "tftpd: {} puts, {} gets, {} failed, powering off",
+            tftpd.puts.load(Ordering::SeqCst),
+            tftpd.gets.load(Ordering::SeqCst),
+            tftpd.failed.load(Ordering::SeqCst)
+        );
         Ok(())
     }
 
-    libos::entry!(main);
-}
-
-/// On the host this binary is only a pointer to the real thing.
-#[cfg(not(target_os = "none"))]
-fn main() {
-    eprintln!("tftpd is a Xen guest: build it with `cargo xtask build --app tftpd`");
+    libos::entry!(async main);
 }

@@ -1,0 +1,141 @@
+//! Tasks for applications: the kernel's executor (`spawn`, `sleep`,
+//! `timeout`, `yield_now`), plus the few pieces servers need between
+//! their tasks: [`select`] of two futures, a one-shot [`Signal`] (a
+//! connection task telling the accept loop to stop), and a [`Mutex`]
+//! for state tasks share (held only between `.await`s).
+
+use alloc::vec::Vec;
+use core::future::{poll_fn, Future};
+use core::pin::pin;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::{Poll, Waker};
+
+#[cfg(target_os = "none")]
+pub use kernel::sched::{sleep, sleep_until, spawn, timeout, yield_now, TimedOut};
+/// A lock for state shared by tasks: never hold it across an `.await`.
+pub use spin::Mutex;
+
+/// Which of [`select`]'s futures finished first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Either<A, B> {
+    /// The first.
+    Left(A),
+    /// The second.
+    Right(B),
+}
+
+/// Runs `a` and `b` together until one finishes (`a` is polled first);
+/// the other is dropped.
+pub async fn select<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    poll_fn(|cx| {
+        if let Poll::Ready(value) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(value));
+        }
+        if let Poll::Ready(value) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(value));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A flag that tasks can wait for: once [`Signal::set`], every
+/// [`Signal::wait`] completes, now and later.
+#[derive(Default)]
+pub struct Signal {
+    set: AtomicBool,
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl Signal {
+    /// A signal not yet set.
+    pub const fn new() -> Signal {
+        Signal {
+            set: AtomicBool::new(false),
+            waiters: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sets it and wakes every waiter.
+    pub fn set(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        for waker in core::mem::take(&mut *self.waiters.lock()) {
+            waker.wake();
+        }
+    }
+
+    /// Whether it is set.
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    /// Completes once it is set.
+    pub async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.is_set() {
+                return Poll::Ready(());
+            }
+            let mut waiters = self.waiters.lock();
+            // Checked again under the lock: `set` takes it after storing.
+            if self.is_set() {
+                return Poll::Ready(());
+            }
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::sync::Arc;
+    use alloc::task::Wake;
+    use core::sync::atomic::AtomicUsize;
+    use core::task::Context;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_signal_wakes_its_waiters_and_stays_set() {
+        let signal = Signal::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut first = Box::pin(signal.wait());
+        let mut second = Box::pin(signal.wait());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        signal.set();
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "one waker, registered once"
+        );
+        assert!(first.as_mut().poll(&mut cx).is_ready());
+        assert!(second.as_mut().poll(&mut cx).is_ready());
+        assert!(Box::pin(signal.wait()).as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn select_takes_the_first_ready() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let signal = Signal::new();
+        let mut both = Box::pin(select(signal.wait(), async { 7 }));
+        assert_eq!(both.as_mut().poll(&mut cx), Poll::Ready(Either::Right(7)));
+        signal.set();
+        let mut both = Box::pin(select(signal.wait(), async { 7 }));
+        assert_eq!(both.as_mut().poll(&mut cx), Poll::Ready(Either::Left(())));
+    }
+}
