@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask run                       build, boot `httpd` as a domU with a vif, fetch its page from dom0, show page and console
-//! cargo xtask test                      every test: host unit tests, lints, then the rig tests
+//! cargo xtask test [FILTER]             every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask e2e net|httpd|udp          one end-to-end rig test alone
 //! cargo xtask bench [--rounds N]        Paravane PV and PVH vs a Linux PV domU: throughput and boot time, medians, as ratios
@@ -74,8 +74,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
   run                      build, boot the `httpd` unikernel as a domU under Xen + a Linux dom0, fetch its
                            page from dom0 with wget, show the page and the console
-  test [--pvh | --no-pvh]  every test: host unit tests, lints, rig tests; ends with `N passed, N failed`;
-                           PVH rig tests included; --no-pvh (or PARAVANE_PVH=0) leaves them out
+  test [FILTER] [--pvh | --no-pvh]
+                           every test (or only those whose names contain FILTER): host unit tests, lints,
+                           rig tests; ends with `N passed, N failed`; PVH rig tests included; --no-pvh
+                           (or PARAVANE_PVH=0) leaves them out
   build [--app NAME] [--debug]
                            build a guest ELF (default app: hello) and print its path
   boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB]
