@@ -23,6 +23,8 @@ mod e2e_net;
 mod e2e_netfeatures;
 mod e2e_udp;
 mod guest_build;
+mod idle;
+mod load;
 mod ports_check;
 mod report;
 mod rig_tests;
@@ -88,7 +90,9 @@ usage: cargo xtask <command>
   conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
                            only on `Test result: SUCCESS` followed by poweroff
-  e2e net|httpd|udp [--mode pv|pvh]  run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; pvh: httpd only)
+  e2e net|httpd|udp [--mode pv|pvh|both]
+                           run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
+                           net and httpd; both: the PV and PVH guests side by side in one dom0 session)
   bench [--rounds N]       Paravane's echo and blkcheck guests (PV and PVH) next to a Linux PV domU doing
                            the same transfers, N rounds (3) in one dom0 session; prints each round's MiB/s,
                            then medians of throughput and boot times and the Paravane/Linux ratios
@@ -244,37 +248,44 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
 }
 
 /// Runs one end-to-end rig test alone, printing PASS/FAIL lines.
+/// `--mode pv|pvh|both` (net and httpd; default pv): with `both`, the PV
+/// and the PVH guest run side by side in one dom0 session.
 fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     let which = args
         .next_positional()
         .ok_or("e2e: which test? net, httpd or udp")?;
-    let mode = mode_arg(args)?;
+    let modes = match args.value("--mode").as_deref() {
+        None | Some("pv") => vec![rig::GuestMode::Pv],
+        Some("pvh") => vec![rig::GuestMode::Pvh],
+        Some("both") => rig::GuestMode::ALL.to_vec(),
+        Some(other) => return Err(format!("--mode takes pv, pvh or both, not `{other}`")),
+    };
     args.finish()?;
-    if mode == rig::GuestMode::Pvh && which != "httpd" {
-        return Err("e2e: --mode pvh is only wired up for httpd".into());
+    if modes != [rig::GuestMode::Pv] && which == "udp" {
+        return Err("e2e: --mode is only wired up for net and httpd".into());
     }
-    type Run = fn(&rig::Rig, &std::path::Path) -> Vec<(String, Result<(), String>)>;
-    let (app, run): (&str, Run) = match which.as_str() {
-        "net" => ("echo", e2e_net::run),
-        "httpd" if mode == rig::GuestMode::Pvh => ("httpd", |rig, kernel| {
-            e2e_httpd::run(rig, kernel, &[rig::GuestMode::Pvh])
-                .into_iter()
-                .map(|(_, name, result)| (name, result))
-                .collect()
-        }),
-        "httpd" => ("httpd", |rig, kernel| {
-            e2e_httpd::run(rig, kernel, &[rig::GuestMode::Pv])
-                .into_iter()
-                .map(|(_, name, result)| (name, result))
-                .collect()
-        }),
-        "udp" => ("tftpd", e2e_udp::run),
+    let app = match which.as_str() {
+        "net" => "echo",
+        "httpd" => "httpd",
+        "udp" => "tftpd",
         other => return Err(format!("e2e: unknown test `{other}`")),
     };
     let kernel = guest_build::build(app, guest_build::Profile::Release)?;
+    let loadgen = guest_build::build_loadgen()?;
     let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let results: Vec<(String, Result<(), String>)> = match which.as_str() {
+        "net" => e2e_net::run(&rig, &kernel, &loadgen, &modes)
+            .into_iter()
+            .map(|(mode, name, result)| (format!("{mode} {name}"), result))
+            .collect(),
+        "httpd" => e2e_httpd::run(&rig, &kernel, &loadgen, &modes)
+            .into_iter()
+            .map(|(mode, name, result)| (format!("{mode} {name}"), result))
+            .collect(),
+        _ => e2e_udp::run(&rig, &kernel),
+    };
     let mut tally = test_cmd::Tally::default();
-    for (name, result) in run(&rig, &kernel) {
+    for (name, result) in results {
         tally.record(&name, result);
     }
     Ok(if tally.all_passed() {

@@ -15,7 +15,7 @@ use crate::conformance::{self, CaseResult};
 use crate::report::{self, success_line};
 use crate::test_cmd::{Filter, Tally};
 use rig::{Ending, GuestMode, GuestReport, GuestSpec, Rig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The guest applications the rig tests boot.
@@ -55,6 +55,7 @@ pub const PVH_TESTS: &[&str] = &[
     "conformance pvh-domU",
     "rig pvh e2e block",
     "rig pvh e2e httpd",
+    "rig pvh e2e net",
 ];
 
 /// Whether the PVH tests run: `--no-pvh` wins, then `--pvh`, then
@@ -91,6 +92,7 @@ mod names {
     pub const E2E_NET: &[&str] = &["rig e2e net: "];
     pub const E2E_HTTPD: &[&str] = &["rig e2e httpd: "];
     pub const PVH_E2E_HTTPD: &[&str] = &["rig pvh e2e httpd: "];
+    pub const PVH_E2E_NET: &[&str] = &["rig pvh e2e net: "];
     pub const E2E_UDP: &[&str] = &["rig e2e udp "];
 }
 
@@ -164,6 +166,7 @@ pub fn selects(filter: &Filter, pvh: bool) -> bool {
     if pvh {
         all.extend(names::PVH_DOM0);
         all.extend(names::PVH_E2E_HTTPD);
+        all.extend(names::PVH_E2E_NET);
     }
     for (_, guest_names) in domu_guests(&elf, pvh) {
         all.extend(guest_names);
@@ -173,7 +176,7 @@ pub fn selects(filter: &Filter, pvh: bool) -> bool {
 
 /// Runs the rig tests the tally's filter selects (all of them by
 /// default), recording each in `tally`; the PVH ones too if `pvh`.
-pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) {
+pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Tally, pvh: bool) {
     let elf = |app: &str| {
         guests
             .iter()
@@ -242,24 +245,70 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) 
         domu_session(rig, &specs, tally, pvh);
     }
 
-    // End to end over a vif: dom0 pings `echo` and streams 8 MiB through it.
-    if filter.selects(names::E2E_NET) {
-        for (name, result) in crate::e2e_net::run(rig, &elf("echo")) {
-            tally.record(&format!("rig e2e net: {name}"), result);
+    // End to end over a vif, in one dom0 session: first `httpd` (100
+    // requests, 10 s idle, 64 clients at once), then `echo` (8 MiB, 10 s
+    // idle, 8 connections at once); the PV and PVH guests of each side by
+    // side.
+    network_session(rig, &elf, loadgen, tally, pvh);
+
+    // End to end over UDP, configured by DHCP: dom0's udhcpd leases the
+    // `tftpd` guest an address, then dom0 moves files through it.
+    if filter.selects(names::E2E_UDP) {
+        for (name, result) in crate::e2e_udp::run(rig, &elf("tftpd")) {
+            tally.record(&format!("rig {name}"), result);
         }
     }
+}
 
-    // End to end over HTTP: dom0 fetches `httpd`'s page 100 times (from a
-    // PV guest and, in the same dom0 session, a PVH one).
-    let mut modes = Vec::new();
-    if filter.selects(names::E2E_HTTPD) {
-        modes.push(GuestMode::Pv);
+/// The network end-to-end tests the filter selects, in one dom0
+/// session: the `httpd` guests side by side, then the `echo` guests side
+/// by side (see [`crate::e2e_httpd`], [`crate::e2e_net`]).
+fn network_session(
+    rig: &Rig,
+    elf: &dyn Fn(&str) -> PathBuf,
+    loadgen: &Path,
+    tally: &mut Tally,
+    pvh: bool,
+) {
+    let filter = tally.filter().clone();
+    let pick = |pv: &[&str], pvh_names: &[&str]| -> Vec<GuestMode> {
+        let mut modes = Vec::new();
+        if filter.selects(pv) {
+            modes.push(GuestMode::Pv);
+        }
+        if pvh && filter.selects(pvh_names) {
+            modes.push(GuestMode::Pvh);
+        }
+        modes
+    };
+    let httpd_modes = pick(names::E2E_HTTPD, names::PVH_E2E_HTTPD);
+    let net_modes = pick(names::E2E_NET, names::PVH_E2E_NET);
+    let mut httpd: Vec<GuestSpec> = httpd_modes
+        .iter()
+        .map(|&mode| crate::e2e_httpd::test_spec(&elf("httpd"), loadgen, mode))
+        .collect();
+    crate::e2e_httpd::side_by_side(&mut httpd);
+    let mut net: Vec<GuestSpec> = net_modes
+        .iter()
+        .map(|&mode| crate::e2e_net::test_spec(&elf("echo"), loadgen, mode))
+        .collect();
+    crate::e2e_httpd::side_by_side(&mut net);
+    let specs: Vec<GuestSpec> = httpd.iter().chain(&net).cloned().collect();
+    if specs.is_empty() {
+        return;
     }
-    if pvh && filter.selects(names::PVH_E2E_HTTPD) {
-        modes.push(GuestMode::Pvh);
-    }
-    if !modes.is_empty() {
-        for (mode, name, result) in crate::e2e_httpd::run(rig, &elf("httpd"), &modes) {
+    // Each group takes as long as its slowest guest; the watchdogs bound that.
+    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
+    let session = match rig.run_domus(&specs, limit) {
+        Ok(session) => session,
+        Err(e) => {
+            tally.record_unfiltered("rig e2e network session", Err(e.to_string()));
+            return;
+        }
+    };
+    report::print_session_timing(&session);
+    for (mode, spec) in httpd_modes.iter().zip(&httpd) {
+        for (name, result) in crate::e2e_httpd::checks_of(&session, &spec.name, *mode) {
             // Whole literals, so the ports link check can find the names.
             let name = match mode {
                 GuestMode::Pv => format!("rig e2e httpd: {name}"),
@@ -268,12 +317,13 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) 
             tally.record(&name, result);
         }
     }
-
-    // End to end over UDP, configured by DHCP: dom0's udhcpd leases the
-    // `tftpd` guest an address, then dom0 moves files through it.
-    if filter.selects(names::E2E_UDP) {
-        for (name, result) in crate::e2e_udp::run(rig, &elf("tftpd")) {
-            tally.record(&format!("rig {name}"), result);
+    for (mode, spec) in net_modes.iter().zip(&net) {
+        for (name, result) in crate::e2e_net::checks_of(&session, &spec.name, *mode) {
+            let name = match mode {
+                GuestMode::Pv => format!("rig e2e net: {name}"),
+                GuestMode::Pvh => format!("rig pvh e2e net: {name}"),
+            };
+            tally.record(&name, result);
         }
     }
 }

@@ -169,17 +169,29 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         }
     }
 
+    // The rig's load generator for dom0 (a static Linux binary).
+    let loadgen = if rig_wanted {
+        let result = guest_build::build_loadgen();
+        match &result {
+            Ok(_) => tally.record("dom0 tool build loadgen", Ok(())),
+            Err(e) => tally.record_unfiltered("dom0 tool build loadgen", Err(e.clone())),
+        }
+        result.ok()
+    } else {
+        None
+    };
+
     if host_only {
         eprintln!("== rig tests skipped (--host-only)");
     } else if !rig_wanted {
         eprintln!("== no rig test selected");
     } else if let Ok(rig) = &rig {
-        if guests.len() == rig_tests::APPS.len() {
+        if let (true, Some(loadgen)) = (guests.len() == rig_tests::APPS.len(), &loadgen) {
             eprintln!(
                 "== rig tests (real Xen 4.17 in QEMU{})",
                 if pvh { "; PV and PVH" } else { "; PV only" }
             );
-            rig_tests::run(rig, &guests, &mut tally, pvh);
+            rig_tests::run(rig, &guests, loadgen, &mut tally, pvh);
         } else {
             tally.record_unfiltered("rig tests", Err("guest builds failed".into()));
         }
