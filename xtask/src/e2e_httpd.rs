@@ -162,6 +162,19 @@ pub fn demo_spec(elf: &Path) -> GuestSpec {
     spec("httpd", elf, demo_script(), GUEST_IP)
 }
 
+/// An `httpd` guest for `cargo xtask bench`, named `name`, at
+/// [`GUEST_IP`], with `script` in dom0 and the load generator.
+pub fn bench_spec(name: &str, elf: &Path, loadgen: &Path, script: String) -> GuestSpec {
+    let mut guest = spec(name, elf, script, GUEST_IP);
+    guest.dom0_tools = vec![loadgen.to_path_buf()];
+    guest
+}
+
+/// What every page for `/` contains (the load generator checks it).
+pub fn marker() -> &'static str {
+    MARKER
+}
+
 /// The test's guest in `mode` (named `e2e-httpd` or `pvh-e2e-httpd`),
 /// carrying the load generator for dom0.
 pub fn test_spec(httpd_elf: &Path, loadgen: &Path, mode: GuestMode) -> GuestSpec {

@@ -71,7 +71,7 @@ pub fn build(name: &str, profile: Profile) -> Result<PathBuf, String> {
 
 /// Builds the rig's load generator (`qemu/loadgen`, crate `rig-loadgen`)
 /// for dom0: `x86_64-unknown-linux-gnu` with the C library linked in
-/// statically (`-C target-feature=+crt-static`), so it runs in dom0's
+/// statically (`-C target-feature=+crt-static`, symbols stripped), so it runs in dom0's
 /// busybox userland with no shared library. Returns the binary's path.
 /// It builds into its own target directory (`target/dom0-tools`), so the
 /// different flags never invalidate the host's own builds.
@@ -92,7 +92,10 @@ pub fn build_loadgen() -> Result<PathBuf, String> {
         ])
         .arg("--target-dir")
         .arg(&target_dir)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env(
+            "RUSTFLAGS",
+            "-C target-feature=+crt-static -C strip=symbols",
+        )
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;

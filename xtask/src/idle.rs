@@ -91,6 +91,12 @@ pub fn check(guest: &GuestReport, tag: &str, after: &str) -> Result<(), String> 
     }
 }
 
+/// A finished guest's report with these dom0 lines, for host tests.
+#[cfg(test)]
+pub fn tests_report(dom0: &[&str]) -> GuestReport {
+    tests::report(dom0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,7 +104,7 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    fn report(dom0: &[&str]) -> GuestReport {
+    pub fn report(dom0: &[&str]) -> GuestReport {
         GuestReport {
             name: "g".into(),
             console: Vec::new(),
