@@ -102,8 +102,23 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The process id in a run directory's name
+/// (`run-SECS.MS-PID-ATTEMPT-LABEL`).
+fn run_dir_pid(name: &str) -> Option<u32> {
+    name.strip_prefix("run-")?.split('-').nth(1)?.parse().ok()
+}
+
+/// Whether the process that made run directory `name` still runs: its
+/// directory is still being written (several agents share one cache,
+/// and a long domU session must not lose its logs to another's pruning).
+fn run_dir_in_use(name: &str) -> bool {
+    run_dir_pid(name).is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists())
+}
+
 /// Makes a new directory for one run's logs under `log_root`, named
-/// `YYYY...-LABEL` by start time, and deletes all but the newest `keep` runs.
+/// `YYYY...-LABEL` by start time, and deletes the oldest runs until
+/// fewer than `keep` are left, sparing those whose process still runs
+/// (see [`run_dir_in_use`]).
 pub fn new_run_dir(log_root: &Path, label: &str, keep: usize) -> io::Result<PathBuf> {
     fs::create_dir_all(log_root)?;
     let now = std::time::SystemTime::now()
@@ -115,8 +130,17 @@ pub fn new_run_dir(log_root: &Path, label: &str, keep: usize) -> io::Result<Path
         .map(|e| e.path())
         .collect();
     runs.sort();
-    while runs.len() >= keep.max(1) {
-        let _ = fs::remove_dir_all(runs.remove(0));
+    let mut left = runs.len();
+    for run in runs {
+        if left < keep.max(1) {
+            break;
+        }
+        let name = run.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.as_deref().is_some_and(run_dir_in_use) {
+            continue;
+        }
+        let _ = fs::remove_dir_all(run);
+        left -= 1;
     }
     for attempt in 0u32.. {
         let dir = log_root.join(format!(
@@ -137,6 +161,32 @@ pub fn new_run_dir(log_root: &Path, label: &str, keep: usize) -> io::Result<Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_of_live_processes_are_spared() {
+        let mine = format!("run-1796401120.795-{}-0-domu", std::process::id());
+        assert_eq!(run_dir_pid(&mine), Some(std::process::id()));
+        assert!(run_dir_in_use(&mine));
+        assert!(!run_dir_in_use("run-1796401120.795-4294967290-0-domu"));
+        assert_eq!(run_dir_pid("other"), None);
+
+        let root = std::env::temp_dir().join(format!("rig-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join(&mine)).unwrap();
+        for i in 0..3 {
+            fs::create_dir_all(root.join(format!("run-100000000{i}.000-4294967290-0-x"))).unwrap();
+        }
+        let new = new_run_dir(&root, "t", 2).unwrap();
+        let left: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        fs::remove_dir_all(&root).unwrap();
+        assert!(left.contains(&mine), "{left:?}");
+        assert!(left.iter().any(|n| new.ends_with(n)), "{left:?}");
+        assert_eq!(left.len(), 2, "{left:?}");
+    }
 
     #[test]
     fn fingerprint_is_stable_and_separates_fields() {

@@ -422,7 +422,10 @@ pub fn run_domus(
                 let _ = writeln!(text, "{tag}: {line}");
             }
         }
-        fs::write(&log, text).map_err(|e| RigError::io(&log, e))?;
+        // Recreate the directory if something removed it meanwhile.
+        fs::create_dir_all(&dir)
+            .and_then(|()| fs::write(&log, text))
+            .map_err(|e| RigError::io(&log, e))?;
         reports.push(GuestReport {
             emulation_fault,
             name: guest.name.clone(),
