@@ -209,7 +209,7 @@ fn http_figures(report: &GuestReport) -> [HttpLevel; 3] {
 /// first console line, at its line containing `ready`).
 fn watcher(ready: &str) -> String {
     format!(
-        r#"rm -f /tmp/net-in /tmp/net-out /tmp/blk-*.img
+        r#"rm -f /tmp/*-net-in /tmp/*-net-out /tmp/blk-*.img
 (
   log=/var/log/xen/console/guest-$NAME.log
   t0=$(cut -d' ' -f1 /proc/uptime)

@@ -82,11 +82,11 @@ n=0
 t0=$(cut -d' ' -f1 /proc/uptime)
 while [ $n -lt {REQUESTS} ]; do
   n=$((n+1))
-  if wget -q -O - http://$G/ > /tmp/httpd-page 2> /tmp/httpd-err; then
+  if wget -q -O - http://$G/ > /tmp/$NAME-httpd-page 2> /tmp/$NAME-httpd-err; then
     ok=$((ok+1))
-    grep -q '{MARKER}' /tmp/httpd-page && marked=$((marked+1))
+    grep -q '{MARKER}' /tmp/$NAME-httpd-page && marked=$((marked+1))
   else
-    echo "HTTPD request $n failed: $(cat /tmp/httpd-err)"
+    echo "HTTPD request $n failed: $(cat /tmp/$NAME-httpd-err)"
   fi
 done
 t1=$(cut -d' ' -f1 /proc/uptime)
@@ -96,16 +96,16 @@ echo "HTTPD time $t0 $t1"
 {idle}{load}# A client that connects and says nothing must not stall the server:
 # httpd resets it after its 5 s read timeout and then serves wget, which
 # gives up after 30 s. nc's input is a fifo held open and never written.
-mkfifo /tmp/httpd-silent
-nc $G 80 < /tmp/httpd-silent > /dev/null 2>&1 &
+mkfifo /tmp/$NAME-httpd-silent
+nc $G 80 < /tmp/$NAME-httpd-silent > /dev/null 2>&1 &
 S=$!
-exec 5> /tmp/httpd-silent
+exec 5> /tmp/$NAME-httpd-silent
 sleep 1
 s0=$(cut -d' ' -f1 /proc/uptime)
-timeout 30 wget -q -O - http://$G/ > /tmp/httpd-after-silent 2>&1
+timeout 30 wget -q -O - http://$G/ > /tmp/$NAME-httpd-after-silent 2>&1
 rc=$?
 s1=$(cut -d' ' -f1 /proc/uptime)
-echo "HTTPD after silent rc=$rc marked=$(grep -q '{MARKER}' /tmp/httpd-after-silent && echo yes || echo no) time $s0 $s1"
+echo "HTTPD after silent rc=$rc marked=$(grep -q '{MARKER}' /tmp/$NAME-httpd-after-silent && echo yes || echo no) time $s0 $s1"
 kill $S 2> /dev/null
 exec 5>&-
 echo "HTTPD missing: $(wget -q -O - http://$G/no-such-page 2>&1 | tr '\n' ' ')"
@@ -128,10 +128,10 @@ echo "HTTPD malformed: $(printf 'NONSENSE\r\n\r\n' | nc $G 80 | head -n 1)"
 fn demo_script() -> String {
     format!(
         r#"{wait}echo "{PAGE_BEGIN}"
-wget -O - http://$G/ 2> /tmp/httpd-err
+wget -O - http://$G/ 2> /tmp/$NAME-httpd-err
 echo "HTTPD wget rc=$?"
 echo "{PAGE_END}"
-sed 's/^/HTTPD wget: /' /tmp/httpd-err
+sed 's/^/HTTPD wget: /' /tmp/$NAME-httpd-err
 {quit}"#,
         wait = wait_for_ping(GUEST_IP),
         quit = quit()

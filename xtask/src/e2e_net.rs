@@ -73,13 +73,13 @@ if [ $rc != 0 ]; then
   xenstore-ls -f /local/domain/0/backend/vif
   xenstore-ls -f /local/domain/$(xl domid $NAME)/device/vif
 fi
-head -c {PAYLOAD} /dev/urandom > /tmp/net-in
-echo "NET sent $(md5sum < /tmp/net-in | cut -d' ' -f1) $(wc -c < /tmp/net-in)"
+head -c {PAYLOAD} /dev/urandom > /tmp/$NAME-net-in
+echo "NET sent $(md5sum < /tmp/$NAME-net-in | cut -d' ' -f1) $(wc -c < /tmp/$NAME-net-in)"
 t0=$(cut -d' ' -f1 /proc/uptime)
-nc $G 7 < /tmp/net-in > /tmp/net-out
+nc $G 7 < /tmp/$NAME-net-in > /tmp/$NAME-net-out
 echo "NET nc rc=$?"
 t1=$(cut -d' ' -f1 /proc/uptime)
-echo "NET echoed $(md5sum < /tmp/net-out | cut -d' ' -f1) $(wc -c < /tmp/net-out)"
+echo "NET echoed $(md5sum < /tmp/$NAME-net-out | cut -d' ' -f1) $(wc -c < /tmp/$NAME-net-out)"
 echo "NET time $t0 $t1"
 {more}echo quit | nc $G 7
 echo "NET quit rc=$?"

@@ -2,7 +2,7 @@
 //! quiet window, read in dom0.
 //!
 //! A dom0 script splices in [`dom0_lines`] at the point where the guest
-//! should be idle (after its traffic). They run `xentop -b -d 10 -i 2`,
+//! should be idle (after its traffic). They run `xentop -b -f -d 10 -i 2`,
 //! whose second sample gives the domain's CPU % over the 10 s between the
 //! two samples (computed from the hypervisor's nanosecond CPU time, shown
 //! to 0.1 %), and, as a cross-check, `xl list`'s Time(s) column before
@@ -24,7 +24,7 @@ pub fn dom0_lines(tag: &str) -> String {
     format!(
         r#"x0=$(xl list $NAME | awk 'NR == 2 {{ print $6 }}')
 w0=$(cut -d' ' -f1 /proc/uptime)
-xentop -b -d {WINDOW_SECONDS} -i 2 > /tmp/idle-$NAME 2>&1
+xentop -b -f -d {WINDOW_SECONDS} -i 2 > /tmp/idle-$NAME 2>&1
 w1=$(cut -d' ' -f1 /proc/uptime)
 x1=$(xl list $NAME | awk 'NR == 2 {{ print $6 }}')
 row=$(awk -v n=$NAME '$1 == n {{ r = $0 }} END {{ print r }}' /tmp/idle-$NAME)
@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn script_measures_the_named_guest() {
         let lines = dom0_lines("HTTPD");
-        assert!(lines.contains("xentop -b -d 10 -i 2"));
+        assert!(lines.contains("xentop -b -f -d 10 -i 2"));
         assert!(lines.contains("echo \"HTTPD idle xentop $row\""));
     }
 }

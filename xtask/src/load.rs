@@ -60,7 +60,7 @@ pub fn ticks(pairs: &[(String, String)]) -> Option<(u64, u64)> {
 /// busybox sh running loadgen with `args`, its output tagged: `TAG load
 /// rc=N`, then each of its lines as `TAG LOADGEN …`.
 pub fn dom0_lines(tag: &str, args: &str) -> String {
-    let out = format!("/tmp/load-{}", tag.to_ascii_lowercase());
+    let out = format!("/tmp/$NAME-load-{}", tag.to_ascii_lowercase());
     format!("{DOM0_PATH} {args} > {out} 2>&1\necho \"{tag} load rc=$?\"\nsed 's/^/{tag} /' {out}\n")
 }
 

@@ -718,3 +718,33 @@ fn expect_ending(guest: &GuestReport, want: Ending) -> Result<(), String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guests side by side run their dom0 scripts at once: no script may
+    /// use a temporary file another could use too (a shared
+    /// `/tmp/httpd-page` once made the marker count wrong).
+    #[test]
+    fn side_by_side_scripts_keep_their_files_apart() {
+        let (elf, loadgen) = (Path::new("/e"), Path::new("/l"));
+        for mode in GuestMode::ALL {
+            for spec in [
+                crate::e2e_httpd::test_spec(elf, loadgen, mode),
+                crate::e2e_net::test_spec(elf, loadgen, mode),
+            ] {
+                let script = spec.dom0_script.unwrap_or_default();
+                for (at, _) in script.match_indices("/tmp/") {
+                    let rest = &script[at + 5..];
+                    assert!(
+                        rest.starts_with("$NAME") || rest.starts_with("idle-$NAME"),
+                        "{}: shared file at {:?}",
+                        spec.name,
+                        &rest[..rest.len().min(30)]
+                    );
+                }
+            }
+        }
+    }
+}
