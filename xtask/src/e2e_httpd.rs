@@ -509,3 +509,47 @@ fn checks(report: &GuestReport, ip: &str) -> Vec<(String, Result<(), String>)> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_line(ok: usize, marked: usize, failed: usize, ticks: &str) -> String {
+        format!(
+            "HTTPD LOADGEN http concurrency=64 requests=256 ok={ok} marked={marked} failed={failed} \
+             seconds=4.0 rps=64.0 p50_ms=500.0 p99_ms=900.0 max_ms=950.0 ticks={ticks}"
+        )
+    }
+
+    fn report(lines: &[String]) -> GuestReport {
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        crate::idle::tests_report(&lines)
+    }
+
+    #[test]
+    fn load_and_ticks_are_judged() {
+        let good = report(&["HTTPD load rc=0".into(), load_line(256, 256, 0, "3..40")]);
+        assert_eq!(check_load(&good), Ok(()));
+        assert_eq!(check_ticks(&good), Ok(()));
+
+        let refused = report(&[
+            "HTTPD load rc=1".into(),
+            load_line(5, 5, 251, "none"),
+            "HTTPD LOADGEN error request 6: connect: Connection refused (os error 111)".into(),
+        ]);
+        let why = check_load(&refused).unwrap_err();
+        assert!(
+            why.contains("5 of 256 answered 200") && why.contains("refused"),
+            "{why}"
+        );
+        assert!(check_ticks(&refused)
+            .unwrap_err()
+            .contains("no tick counter"));
+
+        let stuck = report(&["HTTPD load rc=0".into(), load_line(256, 256, 0, "7..7")]);
+        assert!(check_ticks(&stuck).unwrap_err().contains("did not advance"));
+        let unmarked = report(&["HTTPD load rc=1".into(), load_line(256, 200, 0, "1..9")]);
+        assert!(check_load(&unmarked).is_err());
+        assert!(check_load(&report(&[])).is_err());
+    }
+}
