@@ -77,18 +77,34 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Deletes every file in `dir` whose name starts with `prefix` except `keep`
-/// (older builds of the same artefact). Errors are ignored: this is tidying.
+/// How many builds of one artefact [`remove_stale`] leaves: several
+/// branches share one cache, and each may need its own build (one branch
+/// deleting another's, then the other deleting its, rebuilt both on every
+/// run and failed runs that had just prepared theirs).
+pub const BUILDS_KEPT: usize = 4;
+
+/// Deletes older builds of an artefact in `dir` (files whose names start
+/// with `prefix`): all but `keep` and the newest others, [`BUILDS_KEPT`]
+/// in all, by modification time. Errors are ignored: this is tidying.
 pub fn remove_stale(dir: &Path, prefix: &str, keep: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with(prefix) && path != keep {
-            let _ = fs::remove_file(&path);
-        }
+    let mut others: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix) && e.path() != keep)
+        .map(|e| {
+            let modified = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (modified, e.path())
+        })
+        .collect();
+    // Newest first; `keep` is one of the builds kept.
+    others.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, path) in others.into_iter().skip(BUILDS_KEPT.saturating_sub(1)) {
+        let _ = fs::remove_file(&path);
     }
 }
 
@@ -161,6 +177,29 @@ pub fn new_run_dir(log_root: &Path, label: &str, keep: usize) -> io::Result<Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_builds_beyond_the_newest_few_go() {
+        let dir = std::env::temp_dir().join(format!("rig-stale-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let keep = dir.join("a-keep");
+        fs::write(&keep, b"k").unwrap();
+        for i in 0..6 {
+            fs::write(dir.join(format!("a-{i}")), b"x").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        fs::write(dir.join("other"), b"o").unwrap();
+        remove_stale(&dir, "a-", &keep);
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(left, ["a-3", "a-4", "a-5", "a-keep", "other"]);
+    }
 
     #[test]
     fn runs_of_live_processes_are_spared() {
