@@ -90,9 +90,11 @@ usage: cargo xtask <command>
   conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
                            only on `Test result: SUCCESS` followed by poweroff
-  e2e net|httpd|udp [--mode pv|pvh|both]
+  e2e net|httpd|network|udp [--mode pv|pvh|both]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
-                           net and httpd; both: the PV and PVH guests side by side in one dom0 session)
+                           net and httpd; both: the PV and PVH guests side by side in one dom0 session);
+                           network: the session `test` runs, httpd then echo (PV, or with --mode both
+                           PV and PVH side by side)
   bench [--rounds N]       Paravane's echo and blkcheck guests (PV and PVH) next to a Linux PV domU doing
                            the same transfers, N rounds (3) in one dom0 session; prints each round's MiB/s,
                            then medians of throughput and boot times and the Paravane/Linux ratios
@@ -253,7 +255,7 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
 fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     let which = args
         .next_positional()
-        .ok_or("e2e: which test? net, httpd or udp")?;
+        .ok_or("e2e: which test? net, httpd, network or udp")?;
     let modes = match args.value("--mode").as_deref() {
         None | Some("pv") => vec![rig::GuestMode::Pv],
         Some("pvh") => vec![rig::GuestMode::Pvh],
@@ -263,6 +265,29 @@ fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     args.finish()?;
     if modes != [rig::GuestMode::Pv] && which == "udp" {
         return Err("e2e: --mode is only wired up for net and httpd".into());
+    }
+    if which == "network" {
+        // The session `cargo xtask test` runs: httpd, then echo, each as
+        // PV and PVH side by side.
+        let pvh = modes.contains(&rig::GuestMode::Pvh);
+        let httpd = guest_build::build("httpd", guest_build::Profile::Release)?;
+        let echo = guest_build::build("echo", guest_build::Profile::Release)?;
+        let loadgen = guest_build::build_loadgen()?;
+        let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+        let elf = |app: &str| {
+            if app == "echo" {
+                echo.clone()
+            } else {
+                httpd.clone()
+            }
+        };
+        let mut tally = test_cmd::Tally::default();
+        rig_tests::network_session(&rig, &elf, &loadgen, &mut tally, pvh);
+        return Ok(if tally.all_passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let app = match which.as_str() {
         "net" => "echo",

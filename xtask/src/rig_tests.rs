@@ -263,7 +263,7 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
 /// The network end-to-end tests the filter selects, in one dom0
 /// session: the `httpd` guests side by side, then the `echo` guests side
 /// by side (see [`crate::e2e_httpd`], [`crate::e2e_net`]).
-fn network_session(
+pub fn network_session(
     rig: &Rig,
     elf: &dyn Fn(&str) -> PathBuf,
     loadgen: &Path,
