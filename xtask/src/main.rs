@@ -5,7 +5,7 @@
 //! cargo xtask test [FILTER]             every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask e2e net|httpd|udp          one end-to-end rig test alone
-//! cargo xtask bench [--rounds N]        Paravane PV and PVH vs a Linux PV domU: throughput and boot time, medians, as ratios
+//! cargo xtask bench [--rounds N] [--http-only]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
 //! ```
@@ -95,9 +95,12 @@ usage: cargo xtask <command>
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
                            network: the session `test` runs, httpd then echo (PV, or with --mode both
                            PV and PVH side by side)
-  bench [--rounds N]       Paravane's echo and blkcheck guests (PV and PVH) next to a Linux PV domU doing
-                           the same transfers, N rounds (3) in one dom0 session; prints each round's MiB/s,
-                           then medians of throughput and boot times and the Paravane/Linux ratios
+  bench [--rounds N] [--http-only]
+                           Paravane's echo, blkcheck and httpd guests (PV and PVH) next to a Linux PV domU
+                           doing the same transfers and serving the same page (busybox httpd), N rounds (3)
+                           in one dom0 session; prints each round's figures, then medians of throughput,
+                           boot times, httpd requests/s and p50/p99 latency at 1, 16 and 64 clients, and
+                           the Paravane/Linux ratios; --http-only runs only the httpd contenders
 ";
 
 fn cmd_build(args: &mut Args) -> Result<ExitCode, String> {
