@@ -14,5 +14,6 @@ pub mod blkfront;
 pub mod netfront;
 pub mod page_ring;
 pub mod shared_ring;
+pub mod xenbus_frontend;
 pub mod xenbus_state;
 pub mod xenstore;

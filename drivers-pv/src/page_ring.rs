@@ -10,35 +10,37 @@
 //! `SeqCst` for the full barrier), which on x86_64 are what `xen_rmb`,
 //! `xen_wmb` and `xen_mb` are.
 //!
-//! In the guest the pages are `kernel::mm::Page`; host tests use any
-//! type implementing [`SharedPage`].
+//! The pages are `kernel::grant::GrantedPage`s (over Xen's table in the
+//! guest, over the simulated one in host tests), or any other type
+//! implementing [`SharedPage`].
 
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 
 use crate::shared_ring::{RingMemory, XEN_PAGE_SIZE};
+use kernel::grant::{GrantTable, GrantedPage};
 
-/// One 4 KiB page of shared memory with volatile, bounds-checked access.
+/// One 4 KiB page of shared memory with volatile, bounds-checked access
+/// (copies in and out, never a reference; storing needs `&mut`).
 /// The ring only ever passes in-bounds offsets; an implementation
 /// ignores (or reports as zero) what is out of bounds rather than panic.
 pub trait SharedPage {
     /// Loads the `u32` at `offset` (4-byte aligned).
     fn load_u32(&self, offset: usize) -> u32;
     /// Stores `value` at `offset` (4-byte aligned).
-    fn store_u32(&self, offset: usize, value: u32);
+    fn store_u32(&mut self, offset: usize, value: u32);
     /// Copies bytes at `offset` into `out`.
     fn load_bytes(&self, offset: usize, out: &mut [u8]);
     /// Copies `bytes` to `offset`.
-    fn store_bytes(&self, offset: usize, bytes: &[u8]);
+    fn store_bytes(&mut self, offset: usize, bytes: &[u8]);
 }
 
-#[cfg(target_os = "none")]
-impl SharedPage for kernel::mm::Page {
+impl<T: GrantTable> SharedPage for GrantedPage<T> {
     fn load_u32(&self, offset: usize) -> u32 {
         self.read_u32(offset).unwrap_or(0)
     }
 
-    fn store_u32(&self, offset: usize, value: u32) {
+    fn store_u32(&mut self, offset: usize, value: u32) {
         let _ = self.write_u32(offset, value);
     }
 
@@ -48,7 +50,7 @@ impl SharedPage for kernel::mm::Page {
         }
     }
 
-    fn store_bytes(&self, offset: usize, bytes: &[u8]) {
+    fn store_bytes(&mut self, offset: usize, bytes: &[u8]) {
         let _ = self.write_bytes(offset, bytes);
     }
 }
@@ -75,22 +77,31 @@ impl<P: SharedPage> PageRing<P> {
     pub fn into_pages(self) -> Vec<P> {
         self.pages
     }
+}
 
-    /// Calls `each(page, offset in page, range in the buffer)` for the
-    /// pieces of `offset..offset + len`.
-    fn pieces(&self, offset: usize, len: usize, mut each: impl FnMut(&P, usize, usize, usize)) {
-        let mut done = 0;
-        while done < len {
-            let at = offset + done;
-            let Some(page) = self.pages.get(at / XEN_PAGE_SIZE) else {
-                return;
-            };
-            let within = at % XEN_PAGE_SIZE;
-            let n = (XEN_PAGE_SIZE - within).min(len - done);
-            each(page, within, done, done + n);
-            done += n;
+/// The pieces of `offset..offset + len` over `pages` pages: (page index,
+/// offset in the page, range in the buffer), stopping at the last page.
+fn pieces(
+    pages: usize,
+    offset: usize,
+    len: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut done = 0;
+    core::iter::from_fn(move || {
+        if done >= len {
+            return None;
         }
-    }
+        let at = offset + done;
+        let index = at / XEN_PAGE_SIZE;
+        if index >= pages {
+            return None;
+        }
+        let within = at % XEN_PAGE_SIZE;
+        let n = (XEN_PAGE_SIZE - within).min(len - done);
+        let piece = (index, within, done, done + n);
+        done += n;
+        Some(piece)
+    })
 }
 
 impl<P: SharedPage> RingMemory for PageRing<P> {
@@ -106,7 +117,7 @@ impl<P: SharedPage> RingMemory for PageRing<P> {
 
     fn write_index(&mut self, offset: usize, value: u32) {
         fence(Ordering::Release);
-        if let Some(page) = self.pages.first() {
+        if let Some(page) = self.pages.first_mut() {
             page.store_u32(offset, value);
         }
     }
@@ -116,16 +127,19 @@ impl<P: SharedPage> RingMemory for PageRing<P> {
     }
 
     fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
-        self.pieces(offset, bytes.len(), |page, within, from, to| {
-            page.store_bytes(within, &bytes[from..to]);
-        });
+        for (index, within, from, to) in pieces(self.pages.len(), offset, bytes.len()) {
+            if let Some(page) = self.pages.get_mut(index) {
+                page.store_bytes(within, &bytes[from..to]);
+            }
+        }
     }
 
     fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
-        let len = buf.len();
-        self.pieces(offset, len, |page, within, from, to| {
-            page.load_bytes(within, &mut buf[from..to]);
-        });
+        for (index, within, from, to) in pieces(self.pages.len(), offset, buf.len()) {
+            if let Some(page) = self.pages.get(index) {
+                page.load_bytes(within, &mut buf[from..to]);
+            }
+        }
     }
 }
 
@@ -144,6 +158,11 @@ mod tests {
         fn new() -> Self {
             TestPage(RefCell::new([0xa5; XEN_PAGE_SIZE]))
         }
+
+        /// Writes as the backend would, behind the ring's back.
+        fn backend_write(&self, offset: usize, bytes: &[u8]) {
+            self.0.borrow_mut()[offset..offset + bytes.len()].copy_from_slice(bytes);
+        }
     }
 
     impl SharedPage for TestPage {
@@ -156,13 +175,13 @@ mod tests {
                 bytes[offset + 3],
             ])
         }
-        fn store_u32(&self, offset: usize, value: u32) {
+        fn store_u32(&mut self, offset: usize, value: u32) {
             self.0.borrow_mut()[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
         }
         fn load_bytes(&self, offset: usize, out: &mut [u8]) {
             out.copy_from_slice(&self.0.borrow()[offset..offset + out.len()]);
         }
-        fn store_bytes(&self, offset: usize, bytes: &[u8]) {
+        fn store_bytes(&mut self, offset: usize, bytes: &[u8]) {
             self.0.borrow_mut()[offset..offset + bytes.len()].copy_from_slice(bytes);
         }
     }
@@ -209,8 +228,8 @@ mod tests {
             status: Status::Okay,
         }
         .encode(&mut bytes);
-        memory.pages()[0].store_bytes(64, &bytes);
-        memory.pages()[0].store_u32(8, 1);
+        memory.pages()[0].backend_write(64, &bytes);
+        memory.pages()[0].backend_write(8, &1u32.to_le_bytes());
         let response = front.take_response().unwrap().unwrap();
         assert_eq!(response.id, 7);
         assert_eq!(response.status, Status::Okay);

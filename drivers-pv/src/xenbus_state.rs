@@ -408,6 +408,13 @@ impl FeatureKey {
 /// already overflows any real mapping; more is garbage, not a feature.
 pub const MAX_ADVERTISED_RING_PAGE_ORDER: u8 = 31;
 
+/// The largest `sector-size` accepted: one 4 KiB page, the most a blkif
+/// segment holds and what Linux's block layer uses at most. A frontend
+/// sizes buffers from this value (a bounce block per device), so a
+/// backend announcing 2^31 must get a clear error, not a 2 GiB
+/// allocation.
+pub const MAX_SECTOR_SIZE: u32 = 4096;
+
 /// A MAC address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MacAddress(pub [u8; 6]);
@@ -527,7 +534,9 @@ pub fn parse_feature(key: FeatureKey, raw: &[u8]) -> Result<FeatureValue, Featur
         },
         FeatureKey::Sectors => FeatureValue::Sectors(number(raw)?),
         FeatureKey::SectorSize => match number32(raw)? {
-            size if size >= 512 && size.is_power_of_two() => FeatureValue::SectorSize(size),
+            size if (512..=MAX_SECTOR_SIZE).contains(&size) && size.is_power_of_two() => {
+                FeatureValue::SectorSize(size)
+            }
             _ => return Err(error(FeatureErrorKind::OutOfRange)),
         },
         FeatureKey::Mac => FeatureValue::Mac(MacAddress::parse(raw).map_err(error)?),

@@ -84,6 +84,10 @@ fn run(boot: BootInfo) -> ! {
         console::emergency_write_fmt(format_args!("Paravane: memory: {why}\n"));
         shutdown::crash();
     }
+    // After `mm::init`: its direct map maps every frame, the guard's too.
+    if let Err(why) = crate::arch::x86_64::pv_entry::install_boot_stack_guard() {
+        println!("Paravane: no guard page under the boot stack: {why}");
+    }
     logger::init(boot.cmdline());
     if let Err(why) = init_core(&boot) {
         console::emergency_write_fmt(format_args!("Paravane: boot failed: {why}\n"));
@@ -102,7 +106,9 @@ fn run(boot: BootInfo) -> ! {
     // with this signature (a missing definition fails the link); it takes
     // nothing and returns plain data.
     let app = unsafe { __paravane_app() };
-    match (app.main)(&boot) {
+    let result = (app.main)(&boot);
+    log_idle_stats();
+    match result {
         Ok(()) => {
             println!("Paravane: app {} exited: success", app.name);
             shutdown::poweroff();
@@ -112,4 +118,23 @@ fn run(boot: BootInfo) -> ! {
             shutdown::crash();
         }
     }
+}
+
+/// One line on how the executor and the upcall fared: how often the
+/// vCPU idled, and how often an upcall came before an idle `hlt` had
+/// started (each a wake-up the idle routine's `hlt` skip saved; see
+/// `platform::skip_idle_hlt`).
+fn log_idle_stats() {
+    let stats = crate::sched::stats();
+    let (upcalls, stray) = crate::events::counters();
+    log::info!(
+        "executor: {} tasks, {} polls, {} idles, {} woken while running, {} nested block_on; \
+         upcalls: {upcalls} ({stray} stray), {} before an idle hlt",
+        stats.spawned,
+        stats.polls,
+        stats.idles,
+        stats.woken_while_running,
+        stats.nested_block_ons,
+        crate::platform::upcalls_before_hlt()
+    );
 }

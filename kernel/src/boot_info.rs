@@ -97,8 +97,6 @@ pub enum StartInfoError {
     BadMagic,
     /// `nr_pages` is zero.
     NoPages,
-    /// The command line has no NUL terminator within its 1024 bytes.
-    CmdlineUnterminated,
     /// The command line is not UTF-8.
     CmdlineNotUtf8,
     /// A domU without a console ring (mfn or event channel zero).
@@ -118,7 +116,6 @@ impl fmt::Display for StartInfoError {
         f.write_str(match self {
             StartInfoError::BadMagic => "magic is not \"xen-*-x86_64\"",
             StartInfoError::NoPages => "nr_pages is zero",
-            StartInfoError::CmdlineUnterminated => "cmd_line has no NUL terminator",
             StartInfoError::CmdlineNotUtf8 => "cmd_line is not UTF-8",
             StartInfoError::NoConsoleRing => "domU without a console ring (mfn/evtchn zero)",
             StartInfoError::NoStoreRing => "domU without a xenstore ring (mfn/evtchn zero)",
@@ -156,6 +153,73 @@ impl<const N: usize> FixedStr<N> {
     }
 }
 
+/// How much of the command line Xen handed us was kept.
+///
+/// The kernel keeps at most `MAX_GUEST_CMDLINE - 1` bytes, the size of
+/// PV's `start_info.cmd_line` (Xen cuts a longer PV command line there
+/// itself). PVH's `hvm_start_info` sets no limit, so a PVH command line
+/// is cut the same way here: both modes boot with the same text, and the
+/// boot summary says what happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmdlineFit {
+    /// All of it.
+    Whole,
+    /// Exactly `MAX_GUEST_CMDLINE - 1` bytes, so Xen may have cut a
+    /// longer one before we saw it (it does for PV, and for a PVH dom0).
+    AtLimit,
+    /// Cut to fit: `given` is how long it was (`None`: longer than we
+    /// looked, or without a terminator).
+    Truncated {
+        /// The length Xen handed us, in bytes.
+        given: Option<u64>,
+    },
+}
+
+/// Keeps what fits of a command line: `text` is the command line as
+/// found (up to a NUL, if it had one: `complete`). Cuts at
+/// `MAX_GUEST_CMDLINE - 1` bytes, backing off to a UTF-8 character
+/// boundary so a cut never makes the text invalid; only text that is
+/// not UTF-8 in what is kept is refused.
+pub(crate) fn keep_cmdline(
+    text: &[u8],
+    complete: bool,
+) -> Result<(FixedStr<MAX_GUEST_CMDLINE>, CmdlineFit), StartInfoError> {
+    let text = match text.iter().position(|&b| b == 0) {
+        Some(nul) => &text[..nul],
+        None => text,
+    };
+    let mut kept = &text[..text.len().min(MAX_GUEST_CMDLINE - 1)];
+    if kept.len() < text.len() {
+        if let Err(e) = core::str::from_utf8(kept) {
+            // `error_len() == None`: the bytes end inside a character.
+            if e.error_len().is_none() {
+                kept = &kept[..e.valid_up_to()];
+            }
+        }
+    }
+    if core::str::from_utf8(kept).is_err() {
+        return Err(StartInfoError::CmdlineNotUtf8);
+    }
+    let fit = if kept.len() < text.len() || !complete {
+        CmdlineFit::Truncated {
+            given: complete.then_some(text.len() as u64),
+        }
+    } else if kept.len() == MAX_GUEST_CMDLINE - 1 {
+        CmdlineFit::AtLimit
+    } else {
+        CmdlineFit::Whole
+    };
+    let mut bytes = [0; MAX_GUEST_CMDLINE];
+    bytes[..kept.len()].copy_from_slice(kept);
+    Ok((
+        FixedStr {
+            bytes,
+            len: kept.len(),
+        },
+        fit,
+    ))
+}
+
 /// `start_info`, validated.
 #[derive(Clone, Copy)]
 pub struct BootInfo {
@@ -187,8 +251,10 @@ pub struct BootInfo {
     pub module: Option<(u64, u64)>,
     /// First PFN and count of the initial p2m frames.
     pub p2m_frames: (u64, u64),
-    /// The command line.
+    /// The command line (at most `MAX_GUEST_CMDLINE - 1` bytes).
     pub cmdline: FixedStr<MAX_GUEST_CMDLINE>,
+    /// Whether [`Self::cmdline`] is all of what Xen handed us.
+    pub cmdline_fit: CmdlineFit,
     /// PVH only: RAM and boot-data frames from the memory map. (In PVH
     /// the ring locations above are guest frames, not machine frames.)
     pub pvh: Option<crate::pvh_start::PvhMemory>,
@@ -216,11 +282,10 @@ impl BootInfo {
         if si.mfn_list == 0 || !si.mfn_list.is_multiple_of(8) {
             return Err(StartInfoError::BadMfnList);
         }
-        let cmdline = FixedStr::from_nul_terminated(&si.cmd_line)
-            .ok_or(StartInfoError::CmdlineUnterminated)?;
-        if cmdline.as_str().is_none() {
-            return Err(StartInfoError::CmdlineNotUtf8);
-        }
+        // Xen NUL-terminates `cmd_line`; were it not to, cut it as PVH
+        // does rather than refuse to boot.
+        let has_nul = si.cmd_line.contains(&0);
+        let (cmdline, cmdline_fit) = keep_cmdline(&si.cmd_line, has_nul)?;
 
         let role = Role::from_flags(si.flags);
         let (console, store) = match role {
@@ -262,6 +327,7 @@ impl BootInfo {
             module: (si.mod_len != 0).then_some((si.mod_start, si.mod_len)),
             p2m_frames: (si.first_p2m_pfn, si.nr_p2m_frames),
             cmdline,
+            cmdline_fit,
             pvh: None,
         })
     }
@@ -305,7 +371,9 @@ impl fmt::Display for BootInfo {
             f,
             "  nr_pages {} ({} KiB)",
             self.nr_pages,
-            self.nr_pages * PAGE_SIZE / 1024
+            // `nr_pages` comes from Xen unchecked: saturate rather than
+            // overflow (a fuzzer found `u64::MAX` here).
+            self.nr_pages.saturating_mul(PAGE_SIZE / 1024)
         )?;
         if let Some(memory) = &self.pvh {
             write!(f, "  memory map: RAM")?;
@@ -313,8 +381,8 @@ impl fmt::Display for BootInfo {
                 write!(
                     f,
                     " {:#x}-{:#x}",
-                    range.start * PAGE_SIZE,
-                    range.end * PAGE_SIZE
+                    range.start.saturating_mul(PAGE_SIZE),
+                    range.end.saturating_mul(PAGE_SIZE)
                 )?;
             }
             writeln!(
@@ -351,6 +419,21 @@ impl fmt::Display for BootInfo {
         match self.module {
             Some((start, len)) => writeln!(f, "  module {start:#x} len {len}")?,
             None => writeln!(f, "  module none")?,
+        }
+        let kept = self.cmdline.as_bytes().len();
+        match self.cmdline_fit {
+            CmdlineFit::Whole => {}
+            CmdlineFit::AtLimit => writeln!(
+                f,
+                "  cmdline at the {kept}-byte limit (longer ones are cut)"
+            )?,
+            CmdlineFit::Truncated { given: Some(given) } => {
+                writeln!(f, "  cmdline truncated: {given} bytes given, {kept} kept")?
+            }
+            CmdlineFit::Truncated { given: None } => writeln!(
+                f,
+                "  cmdline truncated: more than {kept} bytes given, {kept} kept"
+            )?,
         }
         write!(f, "  cmdline \"{}\"", self.cmdline())
     }
@@ -405,6 +488,123 @@ mod tests {
     }
 
     #[test]
+    fn a_long_cmdline_is_cut_not_refused() {
+        // What Xen gives for a longer one: 1023 bytes and the NUL.
+        let mut si = domu();
+        si.cmd_line = [b'a'; MAX_GUEST_CMDLINE];
+        si.cmd_line[MAX_GUEST_CMDLINE - 1] = 0;
+        let info = BootInfo::from_start_info(&si).unwrap();
+        assert_eq!(info.cmdline().len(), MAX_GUEST_CMDLINE - 1);
+        assert_eq!(info.cmdline_fit, CmdlineFit::AtLimit);
+        assert!(format!("{info}").contains("cmdline at the 1023-byte limit"));
+
+        // No terminator at all (not what Xen does): cut, not refused.
+        si.cmd_line = [b'b'; MAX_GUEST_CMDLINE];
+        let info = BootInfo::from_start_info(&si).unwrap();
+        assert_eq!(info.cmdline(), "b".repeat(MAX_GUEST_CMDLINE - 1));
+        assert_eq!(info.cmdline_fit, CmdlineFit::Truncated { given: None });
+        let summary = format!("{info}");
+        assert!(
+            summary.contains("cmdline truncated: more than 1023 bytes given, 1023 kept"),
+            "{summary}"
+        );
+
+        // A short one is whole, and the summary says nothing more.
+        let info = BootInfo::from_start_info(&domu()).unwrap();
+        assert_eq!(info.cmdline_fit, CmdlineFit::Whole);
+        assert!(!format!("{info}").contains("truncated"));
+    }
+
+    #[test]
+    fn keeping_a_cmdline_cuts_at_a_character_boundary() {
+        // 1022 ASCII bytes then a 2-byte character: the cut at 1023 would
+        // split it, so 1022 bytes are kept.
+        let mut text = vec![b'x'; 1022];
+        text.extend_from_slice("é and more".as_bytes());
+        let (kept, fit) = keep_cmdline(&text, true).unwrap();
+        assert_eq!(kept.as_bytes(), &text[..1022]);
+        assert_eq!(
+            fit,
+            CmdlineFit::Truncated {
+                given: Some(text.len() as u64)
+            }
+        );
+        // Invalid UTF-8 inside what is kept is still refused.
+        assert_eq!(
+            keep_cmdline(b"ok \xff bad", true).err(),
+            Some(StartInfoError::CmdlineNotUtf8)
+        );
+        // Text after a NUL is not part of the command line.
+        let (kept, fit) = keep_cmdline(b"one\0two", true).unwrap();
+        assert_eq!((kept.as_str(), fit), (Some("one"), CmdlineFit::Whole));
+    }
+
+    #[test]
+    fn a_huge_nr_pages_is_summarised_without_overflow() {
+        // Found by fuzzing (issue 13): `nr_pages * PAGE_SIZE` overflowed.
+        let mut si = domu();
+        si.nr_pages = u64::MAX;
+        let info = BootInfo::from_start_info(&si).unwrap();
+        let summary = format!("{info}");
+        assert!(
+            summary.contains(&format!("nr_pages {} ({} KiB)", u64::MAX, u64::MAX)),
+            "{summary}"
+        );
+    }
+
+    /// A small deterministic generator (xorshift64*) for the test below.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    #[test]
+    fn random_start_info_is_parsed_and_summarised_without_panicking() {
+        // Extreme and random values in every numeric field, random bytes
+        // in the command line: parsing and the summary must not panic
+        // (overflow checks are on in tests).
+        let extremes = [0, 1, 4095, 4096, u64::MAX / 4096, u64::MAX - 1, u64::MAX];
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        let mut accepted = 0;
+        for round in 0..20_000u64 {
+            let mut pick = || {
+                let r = next(&mut state);
+                if r.is_multiple_of(3) {
+                    extremes[(r >> 8) as usize % extremes.len()]
+                } else {
+                    next(&mut state)
+                }
+            };
+            let mut si = domu();
+            si.nr_pages = pick();
+            si.shared_info = pick() & !0xfff;
+            si.flags = pick() as u32;
+            si.pt_base = pick() & !0xfff;
+            si.nr_pt_frames = pick();
+            si.mfn_list = pick() & !7;
+            si.mod_start = pick();
+            si.mod_len = pick();
+            si.first_p2m_pfn = pick();
+            si.nr_p2m_frames = pick();
+            if round % 2 == 0 {
+                for byte in si.cmd_line.iter_mut() {
+                    *byte = (pick() % 128) as u8;
+                }
+            }
+            if let Ok(info) = BootInfo::from_start_info(&si) {
+                let summary = format!("{info}");
+                assert!(summary.contains("nr_pages"));
+                assert!(info.cmdline().len() < MAX_GUEST_CMDLINE);
+                accepted += 1;
+            }
+        }
+        // Most draws must get through to the summary, or it is not tested.
+        assert!(accepted > 2_000, "only {accepted} accepted");
+    }
+
+    #[test]
     fn dom0_uses_the_hypervisor_console() {
         let mut si = domu();
         si.flags = SIF_INITDOMAIN | SIF_PRIVILEGED;
@@ -442,13 +642,6 @@ mod tests {
         assert_eq!(
             BootInfo::from_start_info(&si).err(),
             Some(StartInfoError::NoPages)
-        );
-
-        let mut si = domu();
-        si.cmd_line = [b'a'; MAX_GUEST_CMDLINE];
-        assert_eq!(
-            BootInfo::from_start_info(&si).err(),
-            Some(StartInfoError::CmdlineUnterminated)
         );
 
         let mut si = domu();

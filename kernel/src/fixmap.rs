@@ -10,6 +10,7 @@
 //! before stays ours, just unmapped. (Issue 3's memory manager replaces
 //! this with a general mapping API; the slots stay for early boot.)
 
+use crate::mm::Gfn;
 use core::ptr::NonNull;
 use pv_arch::hypercall::va_mapping::{pte, update_va_mapping};
 use pv_arch::Errno;
@@ -54,13 +55,22 @@ pub fn address(slot: Slot) -> usize {
     (&raw const FIXMAP) as usize + slot as usize * PAGE_SIZE
 }
 
-/// Maps frame `mfn` read-write at `slot` and returns its address.
+/// Maps frame `frame` read-write at `slot` and returns its address.
 ///
 /// In PVH the frame is a guest frame (the console and xenstore rings
 /// Xen names in the HVM parameters) and is already reachable through
 /// the identity map, so that address is returned and the slot is left
 /// alone.
-pub fn map(slot: Slot, mfn: u64) -> Result<NonNull<u8>, Errno> {
+///
+/// # Safety
+///
+/// `frame` must be a page Xen shares with us for this purpose (a ring,
+/// the shared info page, a grant-table frame), not memory Rust owns
+/// some other way (a heap or stack frame, a `Page`): the returned
+/// pointer aliases it and Xen or another domain writes it. `slot` must
+/// not be in use by anyone else.
+pub unsafe fn map(slot: Slot, frame: Gfn) -> Result<NonNull<u8>, Errno> {
+    let mfn = frame.raw();
     if crate::platform::is_pvh() {
         use crate::arch::x86_64::pvh_paging::MAPPED_LIMIT;
         let address = mfn
@@ -72,7 +82,8 @@ pub fn map(slot: Slot, mfn: u64) -> Result<NonNull<u8>, Errno> {
     let flags = pte::PRESENT | pte::WRITABLE | pte::ACCESSED | pte::DIRTY;
     // SAFETY: the slot is a page of our own image that no Rust reference
     // points into (FIXMAP is only used through its address); Xen checks
-    // that the frame is one we may map writable.
+    // that the frame is one we may map writable, and the caller that it
+    // is not memory Rust owns.
     unsafe { update_va_mapping(va, mfn, flags)? };
     NonNull::new(va as *mut u8).ok_or(Errno::EFAULT)
 }

@@ -18,11 +18,11 @@
 //! | shared info, grant frames | machine frames mapped with `update_va_mapping` | placed with `XENMEM_add_to_physmap` ([`crate::fixmap::place`]) |
 //! | exceptions | virtual IDT (`set_trap_table`), Xen's bounce frame, `HYPERVISOR_iret` | our IDT, hardware frame, `iretq` |
 //! | event upcall | `callback_op` callback, gated by `evtchn_upcall_mask` | `HVM_PARAM_CALLBACK_IRQ` vector, gated by `RFLAGS.IF` |
-//! | idle | `SCHEDOP_block` (unmasks and sleeps atomically) | `sti; hlt` (the interrupt shadow makes it atomic) |
+//! | idle | `SCHEDOP_block` (unmasks and sleeps atomically) | `sti; hlt` (the interrupt shadow makes it atomic; the upcall skips a `hlt` it interrupted, for emulators that drop the shadow) |
 //! | page-fault address | `vcpu_info.arch.cr2` | `CR2` |
 
 use crate::boot_info::BootMode;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 static MODE: AtomicU8 = AtomicU8::new(0);
 
@@ -81,16 +81,105 @@ pub fn wait_for_event() {
             crate::shared_info::upcall_mask().store(1, Ordering::SeqCst);
         }
         BootMode::Pvh => {
-            // SAFETY: `sti; hlt` enables interrupts only for the `hlt`
-            // (the one-instruction interrupt shadow after `sti` means an
-            // interrupt pending now is taken at the `hlt`, never lost
-            // before it); our IDT is installed, and the callback vector's
-            // handler runs the upcall and returns here; `cli` restores
-            // the rule that nothing else is ever interrupted. Not
-            // `nomem`: the upcall that runs inside writes memory (port
-            // flags, wakers), so this must be a compiler barrier too.
-            unsafe { core::arch::asm!("sti", "hlt", "cli", options(nostack)) };
+            // SAFETY: `paravane_pvh_idle` is `sti; hlt; cli; ret` (see
+            // `PVH_IDLE`): interrupts are enabled only around the `hlt`,
+            // our IDT is installed, and the callback vector's handler
+            // runs the upcall and returns into the routine (past the
+            // `hlt` if it interrupted before it, see
+            // [`skip_idle_hlt`]); it returns with interrupts disabled
+            // again. It clobbers nothing but flags. Not `nomem`: the
+            // upcall that runs inside writes memory (the fired-port
+            // bitmap), so this must be a compiler barrier too.
+            unsafe { core::arch::asm!("call {idle}", idle = sym paravane_pvh_idle) };
         }
+    }
+}
+
+// The PVH idle routine, in its own section so the upcall can recognise
+// it. `sti; hlt` is atomic on hardware: the one-instruction interrupt
+// shadow after `sti` defers a pending interrupt until the `hlt` has
+// begun, and the interrupt then ends the halt. An emulator that drops
+// the shadow delivers the interrupt *before* the `hlt` instead; the
+// handler then returns to the `hlt`, which halts with the event already
+// handled and nothing left to wake us: a lost wake-up. QEMU's software
+// SVM does exactly that (its VMRUN does not reload the VMCB's
+// `int_state`, so a #VMEXIT between the `sti` and the `hlt` -- where
+// QEMU checks for host interrupts, the `sti` ending its translation
+// block -- loses the shadow), and the PVH conformance suite hung in 2
+// of 41 runs. So the upcall handler moves a saved RIP that points at
+// one of these `hlt`s past it ([`skip_idle_hlt`]): the idle returns and
+// the executor looks again. `paravane_pvh_idle_unshadowed` is the
+// suite's way to make that happen on purpose (a `nop` between the `sti`
+// and the `hlt`, so an upcall already due is taken right at the `hlt`).
+core::arch::global_asm!(
+    ".pushsection .text.paravane_pvh_idle, \"ax\", @progbits",
+    ".globl paravane_pvh_idle",
+    "paravane_pvh_idle:",
+    "  sti",
+    ".globl paravane_pvh_idle_hlt",
+    "paravane_pvh_idle_hlt:",
+    "  hlt",
+    "  cli",
+    "  ret",
+    ".globl paravane_pvh_idle_unshadowed",
+    "paravane_pvh_idle_unshadowed:",
+    "  sti",
+    "  nop",
+    ".globl paravane_pvh_idle_unshadowed_hlt",
+    "paravane_pvh_idle_unshadowed_hlt:",
+    "  hlt",
+    "  cli",
+    "  ret",
+    ".popsection",
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn paravane_pvh_idle();
+    fn paravane_pvh_idle_hlt();
+    fn paravane_pvh_idle_unshadowed();
+    fn paravane_pvh_idle_unshadowed_hlt();
+}
+
+/// Upcalls that arrived before an idle `hlt` had started (see
+/// [`skip_idle_hlt`]).
+static UPCALLS_BEFORE_HLT: AtomicU64 = AtomicU64::new(0);
+
+/// Called by the upcall handler with the interrupted RIP: if it is one of
+/// the idle routine's `hlt`s (the interrupt came before the halt began,
+/// which the `sti` shadow should have prevented), returns the RIP after
+/// it, so the handler resumes there instead of halting with the event
+/// already taken. Counted ([`upcalls_before_hlt`]).
+pub fn skip_idle_hlt(rip: u64) -> Option<u64> {
+    let hlts = [
+        paravane_pvh_idle_hlt as *const () as usize as u64,
+        paravane_pvh_idle_unshadowed_hlt as *const () as usize as u64,
+    ];
+    if hlts.contains(&rip) {
+        UPCALLS_BEFORE_HLT.fetch_add(1, Ordering::Relaxed);
+        // `hlt` is one byte (0xf4).
+        Some(rip + 1)
+    } else {
+        None
+    }
+}
+
+/// How many upcalls interrupted the idle routine before its `hlt`: each
+/// one a wake-up that would have been lost without [`skip_idle_hlt`].
+pub fn upcalls_before_hlt() -> u64 {
+    UPCALLS_BEFORE_HLT.load(Ordering::Relaxed)
+}
+
+/// PVH, for the suite: idles with a `nop` between the `sti` and the
+/// `hlt`, so an upcall that is already due is taken with the saved RIP
+/// at the `hlt` (what an emulator that drops the `sti` shadow does to
+/// [`wait_for_event`]). Returns once an upcall has run.
+pub fn wait_for_event_unshadowed() {
+    if is_pvh() {
+        // SAFETY: as in `wait_for_event`: the routine enables interrupts
+        // only around its `hlt`, the IDT and the callback vector are set
+        // up, and it returns with interrupts disabled.
+        unsafe { core::arch::asm!("call {idle}", idle = sym paravane_pvh_idle_unshadowed) };
     }
 }
 

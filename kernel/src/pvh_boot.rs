@@ -9,12 +9,11 @@
 
 use crate::arch::x86_64::pvh_paging::MAPPED_LIMIT;
 use crate::boot_info::{BootInfo, Role};
-use crate::pvh_start::{self, PvhParams, PvhStartError};
+use crate::pvh_start::{self, PvhParams, PvhStartError, CMDLINE_SCAN_LIMIT};
 use pv_arch::abi::hvm::{
     HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo, HVM_PARAM_CONSOLE_EVTCHN,
     HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
 };
-use pv_arch::abi::start_info::MAX_GUEST_CMDLINE;
 use pv_arch::abi::xen::DOMID_SELF;
 use pv_arch::hypercall::hvm::get_param;
 
@@ -83,23 +82,29 @@ pub fn read(start_info_paddr: u64) -> Result<BootInfo, PvhBootError> {
         entries
     };
 
-    let mut cmdline = [0u8; MAX_GUEST_CMDLINE];
-    let mut cmdline_len = 0;
-    if hsi.cmdline_paddr != 0 {
+    let cmdline: &[u8] = if hsi.cmdline_paddr == 0 {
+        &[]
+    } else {
         let at = checked("command line", hsi.cmdline_paddr, 1)?;
-        // Read up to the NUL, never past the identity map or our buffer
-        // (a command line that long is refused by `pvh_start`).
-        while cmdline_len < cmdline.len() && (at + cmdline_len) < MAPPED_LIMIT as usize {
+        // Find the NUL, never looking past the identity map or the scan
+        // limit; `pvh_start` keeps what fits (as PV does) and reports the
+        // rest, so a long command line never fails the boot.
+        let mut len = 0;
+        while len < CMDLINE_SCAN_LIMIT && at + len < MAPPED_LIMIT as usize {
             // SAFETY: identity-mapped byte below the limit.
-            let byte = unsafe { ((at + cmdline_len) as *const u8).read_volatile() };
+            let byte = unsafe { ((at + len) as *const u8).read_volatile() };
             if byte == 0 {
                 break;
             }
-            cmdline[cmdline_len] = byte;
-            cmdline_len += 1;
+            len += 1;
         }
-    }
-
+        // SAFETY: the `len` bytes at `at` were just read through the
+        // identity map; they are boot data Xen wrote before entry, which
+        // nothing writes again (their frames stay reserved until the
+        // kernel has copied them, see `PvhMemory::boot_data`), and the
+        // slice is dropped before `read` returns.
+        unsafe { core::slice::from_raw_parts(at as *const u8, len) }
+    };
     let module = if hsi.nr_modules > 0 {
         let at = checked(
             "module list",
@@ -128,7 +133,7 @@ pub fn read(start_info_paddr: u64) -> Result<BootInfo, PvhBootError> {
     pvh_start::boot_info(
         &hsi,
         &memmap[..entries],
-        &cmdline[..cmdline_len],
+        cmdline,
         module,
         params,
         MAPPED_LIMIT,

@@ -18,11 +18,24 @@ static PAGE: AtomicPtr<SharedInfo> = AtomicPtr::new(core::ptr::null_mut());
 /// Maps the shared info page. Called once, early in boot.
 pub fn init(boot: &BootInfo) -> Result<(), Errno> {
     let page = match boot.mode {
-        BootMode::Pv => fixmap::map(Slot::SharedInfo, boot.shared_info_maddr >> 12)?,
+        // SAFETY: `start_info` names the shared info page, which Xen
+        // shares with us for good and Rust owns nothing of.
+        BootMode::Pv => unsafe {
+            fixmap::map(
+                Slot::SharedInfo,
+                crate::mm::Gfn::new(boot.shared_info_maddr >> 12),
+            )?
+        },
         BootMode::Pvh => fixmap::place(Slot::SharedInfo, XENMAPSPACE_SHARED_INFO, 0)?,
     };
     PAGE.store(page.cast::<SharedInfo>().as_ptr(), Ordering::Release);
     Ok(())
+}
+
+/// Whether [`init`] has mapped the page (so `time::now_ns` works): the
+/// console, which runs before it, asks.
+pub fn is_mapped() -> bool {
+    page().is_some()
 }
 
 /// The mapped page, if [`init`] ran.

@@ -62,7 +62,10 @@ impl StorePage {
         if MAPPED.swap(true, Ordering::SeqCst) {
             return Err(Errno::EBUSY);
         }
-        match fixmap::map(Slot::Xenstore, store.mfn) {
+        // SAFETY: `start_info` (or the HVM parameter) names the xenstore
+        // ring, a page shared with xenstored that Rust owns nothing of;
+        // `MAPPED` makes this the slot's only use.
+        match unsafe { fixmap::map(Slot::Xenstore, crate::mm::Gfn::new(store.mfn)) } {
             Ok(page) => Ok(StorePage {
                 page: page.cast::<XenstoreDomainInterface>(),
                 evtchn: store.evtchn,

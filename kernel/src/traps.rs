@@ -83,7 +83,14 @@ pub fn last_probe_fault() -> u64 {
 /// Called by the assembly stubs with the saved state.
 pub extern "C" fn trap_handler(frame: &mut TrapFrame) {
     match frame.vector {
-        EVENT_VECTOR => crate::events::upcall(),
+        EVENT_VECTOR => {
+            // PVH: an upcall taken before the idle `hlt` began must not
+            // return to it (see `platform::skip_idle_hlt`).
+            if let Some(after) = crate::platform::skip_idle_hlt(frame.rip) {
+                frame.rip = after;
+            }
+            crate::events::upcall();
+        }
         // PVH: a vector nobody asked for (no device interrupts are set
         // up); counted, and the interrupted code resumes.
         32..=255 => {
@@ -124,6 +131,7 @@ pub fn exception_name(vector: u64) -> &'static str {
         5 => "#BR bound range",
         6 => "#UD invalid opcode",
         7 => "#NM device not available",
+        8 => "#DF double fault",
         9 => "coprocessor segment overrun",
         10 => "#TS invalid TSS",
         11 => "#NP segment not present",
@@ -167,6 +175,16 @@ fn fatal(frame: &TrapFrame) -> ! {
             if e & 4 != 0 { "user" } else { "kernel" },
             if e & 8 != 0 { ", reserved bit set" } else { "" }
         ));
+    }
+    if matches!(frame.vector, 8 | 14) {
+        use crate::arch::x86_64::pv_entry;
+        if pv_entry::hit_boot_stack_guard(crate::platform::fault_address(), frame.rsp) {
+            let guard = pv_entry::boot_stack_guard();
+            w(format_args!(
+                "  stack overflow: the boot stack ran into its guard page {:#x}-{:#x}\n",
+                guard.start, guard.end
+            ));
+        }
     }
     w(format_args!(
         "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}\n  rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}\n  r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}\n  r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}\n  cs {:#x} ss {:#x} rflags {:#x}\n",

@@ -31,6 +31,9 @@ pub trait SectorDevice {
     fn flush(&mut self) -> Result<(), BlockError>;
 }
 
+/// blkfront's calls are async (the task awaits the event channel); a
+/// [`BlockDevice`] is the blocking face synchronous apps use, so each
+/// call here is the outermost `block_on`.
 #[cfg(target_os = "none")]
 impl SectorDevice for drivers_pv::blkfront::device::BlockFront {
     fn block_size(&self) -> usize {
@@ -42,26 +45,27 @@ impl SectorDevice for drivers_pv::blkfront::device::BlockFront {
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.read(offset / 512, buf)
+        kernel::sched::block_on(self.read(offset / 512, buf))
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
-        self.write(offset / 512, data)
+        kernel::sched::block_on(self.write(offset / 512, data))
     }
 
     fn flush(&mut self) -> Result<(), BlockError> {
-        drivers_pv::blkfront::device::BlockFront::flush(self)
+        kernel::sched::block_on(drivers_pv::blkfront::device::BlockFront::flush(self))
     }
 }
 
 /// Connects to the domain's first virtual disk (connecting to xenstore
-/// first if needed) and wraps it.
+/// first if needed) and wraps it. Blocking: for an app's synchronous
+/// entry (the outermost `block_on`).
 #[cfg(target_os = "none")]
 pub fn open(
     env: &crate::Env<'_>,
 ) -> Result<BlockDevice<drivers_pv::blkfront::device::BlockFront>, BlockError> {
     drivers_pv::xenstore::guest::connect(env.boot()).map_err(|_| BlockError::NoDevice)?;
-    let front = drivers_pv::blkfront::device::BlockFront::connect(None)?;
+    let front = kernel::sched::block_on(drivers_pv::blkfront::device::BlockFront::connect(None))?;
     Ok(BlockDevice::new(front))
 }
 
@@ -85,7 +89,7 @@ impl embedded_io::Error for IoError {
             BlockError::OutOfRange => ErrorKind::InvalidInput,
             BlockError::NotSupported => ErrorKind::Unsupported,
             BlockError::Timeout => ErrorKind::TimedOut,
-            BlockError::NotConnected => ErrorKind::NotConnected,
+            BlockError::NotConnected | BlockError::Xenbus(_) => ErrorKind::NotConnected,
             BlockError::Resources(_) => ErrorKind::OutOfMemory,
             BlockError::BadKey(_)
             | BlockError::Feature(_)

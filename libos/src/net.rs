@@ -99,10 +99,16 @@ mod guest {
 
     /// The vif backend's `ip` key (xl's `vif = ['ip=…']`), if any.
     fn xenstore_ip() -> Option<String> {
-        use drivers_pv::xenstore::guest::with_xenstore;
-        let backend =
-            with_xenstore(|xs| xs.read_string(TxId::NONE, "device/vif/0/backend")).ok()?;
-        with_xenstore(|xs| xs.read_string(TxId::NONE, &format!("{backend}/ip"))).ok()
+        let xs = drivers_pv::xenstore::guest::xenstore().ok()?;
+        kernel::sched::block_on(async {
+            let backend = xs
+                .read_string(TxId::NONE, "device/vif/0/backend")
+                .await
+                .ok()?;
+            xs.read_string(TxId::NONE, &format!("{backend}/ip"))
+                .await
+                .ok()
+        })
     }
 
     impl Net {
@@ -115,7 +121,8 @@ mod guest {
                     .map_err(|e| NetError::Device(format!("xenstore: {e}")))?;
             }
             let (setup, source) = IpSetup::from_sources(env.cmdline(), xenstore_ip)?;
-            let mut vif = connect(0).map_err(|e| NetError::Device(format!("{e}")))?;
+            let mut vif = kernel::sched::block_on(connect(0))
+                .map_err(|e| NetError::Device(format!("{e}")))?;
             let mac = vif.netfront().mac();
             let mut rng = Rng::new(&mac);
             let mut iface_config = Config::new(EthernetAddress(mac).into());
@@ -189,8 +196,7 @@ mod guest {
 
         /// Disconnects the vif from its back end and frees everything.
         pub fn shutdown(self) -> Result<(), NetError> {
-            self.vif
-                .disconnect()
+            kernel::sched::block_on(self.vif.disconnect())
                 .map_err(|e| NetError::Device(format!("{e}")))
         }
 

@@ -1,36 +1,45 @@
 //! [`BlockFront`]: one connected virtual block device, in the guest.
 //!
-//! [`BlockFront::connect`] walks the xenbus handshake with the backend
-//! named in `device/vbd/<id>` (polling the backend's `state` node), and
+//! [`BlockFront::connect`] (async) hands the xenbus handshake with the
+//! backend named in `device/vbd/<id>` to the shared helper
+//! ([`Frontend::connect`], `ConnectStyle::TwoStep`: one overall deadline,
+//! a cap on publications, the backend's state watched, not polled), and
 //! [`BlockFront::read`], [`BlockFront::write`] and [`BlockFront::flush`]
-//! block the vCPU until their requests are answered, keeping up to
-//! [`SLOTS`] requests of up to eleven pages in flight.
+//! are async too: the task awaits the event channel (bounded by
+//! [`REQUEST_TIMEOUT`]) while up to [`SLOTS`] requests of up to eleven
+//! pages are in flight. Before each request the device looks whether the
+//! backend went `Closing` (`xl block-detach`) and, if so, closes its side
+//! and fails with [`crate::xenbus_frontend::XenbusError::BackendClosed`].
 //!
 //! Two backend offers are taken up: `max-ring-page-order` (a ring of
 //! 2^min(order, [`RING_PAGE_ORDER`]) pages, published as `ring-page-order`
 //! and `ring-ref0..N`), and `feature-max-indirect-segments` (then
 //! [`INDIRECT_SLOTS`] requests of up to 32 pages each, as
-//! `BLKIF_OP_INDIRECT` requests with one indirect page per slot).
+//! `BLKIF_OP_INDIRECT` requests with one indirect page per slot). What
+//! the backend writes is parsed by [`super::offer`].
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use core::future::Future;
-use core::pin::pin;
-use core::task::Poll;
 use core::time::Duration;
 
 use kernel::events::EventChannel;
-use kernel::grant::Grant;
-use kernel::mm::Page;
-use kernel::{sched, time};
+use kernel::grant::XenGrants;
+use kernel::sched;
 use pv_arch::abi::xen::DomId;
 
 use super::engine::{BlkRing, Engine, Job, Platform};
+use super::offer::{parse_disk_info, parse_offer, VirtualDevice, DISK_KEYS, OFFER_KEYS};
+use super::pages::{self, RingPages, SlotPages};
 use super::wire::{Operation, MAX_SEGMENTS};
 use super::{check_range, BlockError, DiskInfo};
-use crate::page_ring::PageRing;
-use crate::shared_ring::{FrontRing, XEN_PAGE_SIZE};
+use crate::xenbus_frontend::{DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy};
+use crate::xenbus_state::{BackendFeatures, ConnectStyle, FeatureKey};
+use crate::xenstore::client::{RetryPolicy, TxId};
+use crate::xenstore::error::XsError;
+use crate::xenstore::guest::{xenstore, GuestPage, GuestXenstore};
 
 /// The ring page order we use at most (4 pages) when the backend offers
 /// `max-ring-page-order`.
@@ -39,48 +48,39 @@ pub const RING_PAGE_ORDER: u8 = 2;
 /// Requests in flight at most with indirect requests (each slot has 32
 /// data pages and an indirect page).
 pub const INDIRECT_SLOTS: usize = 16;
-use crate::xenbus_state::{
-    parse_u64, Action, BackendFeatures, ConnectStyle, FeatureKey, FrontendState, XenbusState,
-};
-use crate::xenstore::client::{RetryPolicy, TxId};
-use crate::xenstore::error::XsError;
-use crate::xenstore::guest::{with_xenstore, GuestXenstore};
 
 /// Requests in flight at most (each with its own eleven data pages).
 pub const SLOTS: usize = 32;
 
-/// How long the handshake may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long a request may stay unanswered.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One request's worth of data pages (and, with indirect requests, the
 /// indirect page), granted to the backend for as long as the device lives.
-struct Slot {
-    pages: Vec<Page>,
-    grants: Vec<Grant>,
-    indirect: Option<(Page, Grant)>,
-}
+type Slot = SlotPages<XenGrants>;
 
-/// The live connection: ring, its grants, the event channel.
+/// The live connection: ring (owning its granted pages), the ring
+/// pages' grant references, the event channel.
 struct Connection {
-    ring: BlkRing<PageRing<Page>>,
-    ring_grants: Vec<Grant>,
+    ring: BlkRing<RingPages<XenGrants>>,
+    ring_grants: Vec<u32>,
     channel: EventChannel,
 }
 
 /// A connected virtual block device.
 pub struct BlockFront {
-    device_path: String,
-    backend_path: String,
-    backend_id: DomId,
-    state: FrontendState,
-    engine: Engine<PageRing<Page>>,
-    ring_grants: Vec<Grant>,
+    virtual_device: VirtualDevice,
+    engine: Engine<RingPages<XenGrants>>,
+    /// The grant references of the ring's pages (the pages themselves
+    /// are in the engine's ring).
+    ring_grants: Vec<u32>,
     channel: EventChannel,
     slots: Vec<Slot>,
     info: DiskInfo,
+    /// The handshake's driver (emptied into the fields above once
+    /// connected).
+    driver: DiskDriver,
+    frontend: Frontend<'static, GuestPage, GuestClock>,
 }
 
 /// The engine's view of the event channel.
@@ -93,60 +93,113 @@ impl Platform for ChannelPlatform<'_> {
         let _ = self.channel.notify();
     }
 
-    fn wait(&mut self) -> bool {
-        wait_event(self.channel, REQUEST_TIMEOUT)
+    fn wait(&mut self) -> impl Future<Output = bool> {
+        let channel = self.channel;
+        async move {
+            sched::timeout(REQUEST_TIMEOUT, channel.wait())
+                .await
+                .is_ok()
+        }
     }
 }
 
-fn xs<R>(body: impl FnOnce(&mut GuestXenstore) -> Result<R, XsError>) -> Result<R, BlockError> {
-    with_xenstore(body).map_err(BlockError::Xenstore)
-}
-
-fn read_opt(path: &str) -> Result<Option<Vec<u8>>, BlockError> {
-    match with_xenstore(|x| x.read(TxId::NONE, path)) {
-        Ok(value) => Ok(Some(value)),
-        Err(XsError::NotFound) => Ok(None),
-        Err(error) => Err(BlockError::Xenstore(error)),
-    }
-}
-
-fn read_required(path: &str, key: &'static str) -> Result<Vec<u8>, BlockError> {
-    read_opt(path)?.ok_or(BlockError::BadKey(key))
-}
-
-fn read_flag(path: &str) -> Result<bool, BlockError> {
-    Ok(matches!(read_opt(path)?.as_deref(), Some(b"1")))
-}
-
-/// Waits until `channel` fires or `limit` passes; false on timeout.
-fn wait_event(channel: &EventChannel, limit: Duration) -> bool {
-    let mut event = pin!(channel.wait());
-    let mut timer = pin!(sched::sleep(limit));
-    sched::block_on(core::future::poll_fn(|cx| {
-        if event.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(true);
-        }
-        if timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(false);
-        }
-        Poll::Pending
-    }))
+fn connection() -> Result<&'static GuestXenstore, BlockError> {
+    xenstore().map_err(BlockError::Xenstore)
 }
 
 /// The ids under `device/vbd` (the virtual devices of this domain).
-pub fn devices() -> Result<Vec<String>, BlockError> {
-    match with_xenstore(|x| x.directory(TxId::NONE, "device/vbd")) {
+pub async fn devices() -> Result<Vec<String>, BlockError> {
+    match connection()?.directory(TxId::NONE, "device/vbd").await {
         Ok(list) => Ok(list),
         Err(XsError::NotFound) => Ok(Vec::new()),
         Err(error) => Err(BlockError::Xenstore(error)),
     }
 }
 
+/// The handshake's view of the disk: what to build at each step.
+struct DiskDriver {
+    virtual_device: VirtualDevice,
+    features: BackendFeatures,
+    /// Published, not yet connected.
+    connection: Option<Connection>,
+    /// Connected: everything the device needs.
+    ready: Option<Ready>,
+}
+
+/// A connected disk's parts, from [`Driver::connected`].
+struct Ready {
+    engine: Engine<RingPages<XenGrants>>,
+    ring_grants: Vec<u32>,
+    channel: EventChannel,
+    slots: Vec<Slot>,
+    info: DiskInfo,
+}
+
+impl Driver for DiskDriver {
+    type Error = BlockError;
+
+    async fn publish(&mut self, paths: &DevicePaths) -> Result<(), BlockError> {
+        self.connection = None;
+        let xs = connection()?;
+        let offer = KeyValues::read(xs, &paths.backend, OFFER_KEYS.map(FeatureKey::name)).await?;
+        self.features = parse_offer(|key| offer.get(key))?;
+        let order = self.features.max_ring_page_order.min(RING_PAGE_ORDER);
+        let made = Connection::new(paths.backend_id, 1 << order)?;
+        publish(&paths.front, &made).await?;
+        self.connection = Some(made);
+        Ok(())
+    }
+
+    async fn connected(&mut self, paths: &DevicePaths) -> Result<(), BlockError> {
+        let Some(made) = self.connection.take() else {
+            return Err(BlockError::NotConnected);
+        };
+        let disk = KeyValues::read(connection()?, &paths.backend, DISK_KEYS).await?;
+        let mut info = parse_disk_info(&self.features, |key| disk.get(key))?;
+        let Connection {
+            ring,
+            ring_grants,
+            channel,
+        } = made;
+        info.ring_pages = ring.pages();
+        let offered = info.indirect_offered as usize;
+        let slot_count = if offered > MAX_SEGMENTS {
+            INDIRECT_SLOTS
+        } else {
+            SLOTS
+        };
+        let mut engine = Engine::new(ring, self.virtual_device.ring_handle(), slot_count);
+        info.indirect_segments = engine.set_indirect_segments(offered) as u32;
+        let mut slots = Vec::with_capacity(slot_count);
+        for _ in 0..slot_count {
+            slots.push(Slot::new(
+                &XenGrants,
+                paths.backend_id,
+                engine.pages_per_slot(),
+                engine.indirect_segments() > 0,
+            )?);
+        }
+        self.ready = Some(Ready {
+            engine,
+            ring_grants,
+            channel,
+            slots,
+            info,
+        });
+        Ok(())
+    }
+
+    fn tear_down(&mut self) {
+        self.connection = None;
+        self.ready = None;
+    }
+}
+
 impl BlockFront {
     /// Connects to virtual device `id` (a name under `device/vbd`), or to
     /// the first one when `None`. xenstore must be connected.
-    pub fn connect(id: Option<&str>) -> Result<BlockFront, BlockError> {
-        let list = devices()?;
+    pub async fn connect(id: Option<&str>) -> Result<BlockFront, BlockError> {
+        let list = devices().await?;
         let id = match id {
             Some(id) => list
                 .iter()
@@ -154,101 +207,49 @@ impl BlockFront {
                 .ok_or(BlockError::NoDevice)?,
             None => list.first().ok_or(BlockError::NoDevice)?,
         };
-        let device_path = format!("device/vbd/{id}");
-        let handle = id
-            .parse::<u32>()
-            .map(|vdev| vdev as u16)
-            .map_err(|_| BlockError::BadKey("virtual-device"))?;
-        let backend_raw = read_required(&format!("{device_path}/backend"), "backend")?;
-        let backend_path = String::from_utf8(backend_raw)
-            .ok()
-            .filter(|path| path.starts_with('/') && !path.contains('\0'))
-            .ok_or(BlockError::BadKey("backend"))?;
-        let backend_id = parse_u64(&read_required(
-            &format!("{device_path}/backend-id"),
-            "backend-id",
-        )?)
-        .ok()
-        .and_then(|id| DomId::try_from(id).ok())
-        .ok_or(BlockError::BadKey("backend-id"))?;
+        let virtual_device = VirtualDevice::parse(id.as_bytes())?;
+        let xs = connection()?;
+        let paths = DevicePaths::read(xs, format!("device/vbd/{id}")).await?;
+        let mut driver = DiskDriver {
+            virtual_device,
+            features: BackendFeatures::default(),
+            connection: None,
+            ready: None,
+        };
+        let frontend = Frontend::connect(
+            xs,
+            GuestClock,
+            paths,
+            ConnectStyle::TwoStep,
+            Policy::DEFAULT,
+            &mut driver,
+        )
+        .await?;
+        let Some(Ready {
+            engine,
+            ring_grants,
+            channel,
+            slots,
+            info,
+        }) = driver.ready.take()
+        else {
+            return Err(BlockError::NotConnected);
+        };
+        Ok(BlockFront {
+            virtual_device,
+            engine,
+            ring_grants,
+            channel,
+            slots,
+            info,
+            driver,
+            frontend,
+        })
+    }
 
-        let mut state = FrontendState::new(ConnectStyle::TwoStep);
-        let mut connection: Option<Connection> = None;
-        let mut features = BackendFeatures::default();
-        let deadline = time::now_ns().saturating_add(CONNECT_TIMEOUT.as_nanos() as u64);
-        write_state(&device_path, XenbusState::Initialising)?;
-        loop {
-            let raw = read_required(&format!("{backend_path}/state"), "state")?;
-            let action = state
-                .backend_changed(&raw)
-                .map_err(|_| BlockError::BadKey("state"))?;
-            match action {
-                Action::Wait => {
-                    if time::now_ns() > deadline {
-                        return Err(BlockError::NotConnected);
-                    }
-                    sched::block_on(sched::sleep(Duration::from_millis(10)));
-                    continue;
-                }
-                Action::Publish { .. } => {
-                    features = read_features(&backend_path)?;
-                    let order = features.max_ring_page_order.min(RING_PAGE_ORDER);
-                    let made = Connection::new(backend_id, 1 << order)?;
-                    publish(&device_path, &made)?;
-                    connection = Some(made);
-                }
-                Action::Connect => {
-                    let Some(made) = connection.take() else {
-                        return Err(BlockError::NotConnected);
-                    };
-                    let mut info = read_disk_info(&backend_path, &features)?;
-                    let Connection {
-                        ring,
-                        ring_grants,
-                        channel,
-                    } = made;
-                    info.ring_pages = ring.pages();
-                    let offered = info.indirect_offered as usize;
-                    let slot_count = if offered > MAX_SEGMENTS {
-                        INDIRECT_SLOTS
-                    } else {
-                        SLOTS
-                    };
-                    let mut engine = Engine::new(ring, handle, slot_count);
-                    info.indirect_segments = engine.set_indirect_segments(offered) as u32;
-                    let mut slots = Vec::with_capacity(slot_count);
-                    for _ in 0..slot_count {
-                        slots.push(Slot::new(
-                            backend_id,
-                            engine.pages_per_slot(),
-                            engine.indirect_segments() > 0,
-                        )?);
-                    }
-                    write_state(&device_path, XenbusState::Connected)?;
-                    return Ok(BlockFront {
-                        device_path,
-                        backend_path,
-                        backend_id,
-                        state,
-                        engine,
-                        ring_grants,
-                        channel,
-                        slots,
-                        info,
-                    });
-                }
-                Action::TearDown => {
-                    connection = None;
-                }
-                Action::BeginClose | Action::Reinitialise => {}
-            }
-            if let Some(next) = action.state_to_write() {
-                write_state(&device_path, next)?;
-            }
-            if !state.wanted() {
-                return Err(BlockError::NotConnected);
-            }
-        }
+    /// The virtual device id (all 32 bits).
+    pub fn virtual_device(&self) -> VirtualDevice {
+        self.virtual_device
     }
 
     /// What the backend told us and what we negotiated.
@@ -258,71 +259,91 @@ impl BlockFront {
 
     /// Our xenstore directory (`device/vbd/<id>`).
     pub fn device_path(&self) -> &str {
-        &self.device_path
+        &self.frontend.paths().front
     }
 
     /// The backend's xenstore directory.
     pub fn backend_path(&self) -> &str {
-        &self.backend_path
+        &self.frontend.paths().backend
     }
 
     /// The backend's domain.
     pub fn backend_id(&self) -> DomId {
-        self.backend_id
+        self.frontend.paths().backend_id
     }
 
     /// Whether the handshake reached `Connected` and the ring still works.
     pub fn is_usable(&self) -> bool {
-        self.state.is_connected() && self.engine.broken().is_none()
+        self.frontend.is_connected() && self.engine.broken().is_none()
+    }
+
+    /// Fails with [`crate::xenbus_frontend::XenbusError::BackendClosed`] once the backend has
+    /// gone `Closing` (our side is then `Closed`).
+    async fn still_connected(&mut self) -> Result<(), BlockError> {
+        self.frontend.refresh(&mut self.driver).await
     }
 
     /// Reads `buf.len()` bytes (whole sectors) from 512-byte sector `sector`.
-    pub fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+    pub async fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         check_range(&self.info, sector, buf.len())?;
+        self.still_connected().await?;
         let len = buf.len();
-        let slots = &self.slots;
-        self.engine.transfer(
-            &mut ChannelPlatform {
-                channel: &self.channel,
-            },
-            Job {
-                operation: Operation::Read,
-                sector,
-                len,
-            },
-            |slot, page| slots[slot].grants[page].gref().value(),
-            |_, _, _| {},
-            |slot, offset, chunk| copy_out(&slots[slot], &mut buf[offset..offset + chunk]),
-            |slot, table| write_table(&slots[slot], table),
-        )
+        let slots = RefCell::new(&mut self.slots);
+        self.engine
+            .transfer(
+                &mut ChannelPlatform {
+                    channel: &self.channel,
+                },
+                Job {
+                    operation: Operation::Read,
+                    sector,
+                    len,
+                },
+                |slot, page| with_slot(&slots, slot, |s| s.gref(page)).unwrap_or(0),
+                |_, _, _| {},
+                |slot, offset, chunk| {
+                    // Copied once, volatile, out of pages blkback can write.
+                    let out = &mut buf[offset..offset + chunk];
+                    with_slot(&slots, slot, |s| s.copy_out(out));
+                },
+                |slot, table| with_slot(&slots, slot, |s| s.write_table(table)).unwrap_or(0),
+            )
+            .await
     }
 
     /// Writes `data` (whole sectors) at 512-byte sector `sector`.
-    pub fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), BlockError> {
+    pub async fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), BlockError> {
         check_range(&self.info, sector, data.len())?;
         if self.info.readonly() {
             return Err(BlockError::ReadOnly);
         }
-        let slots = &self.slots;
-        self.engine.transfer(
-            &mut ChannelPlatform {
-                channel: &self.channel,
-            },
-            Job {
-                operation: Operation::Write,
-                sector,
-                len: data.len(),
-            },
-            |slot, page| slots[slot].grants[page].gref().value(),
-            |slot, offset, chunk| copy_in(&slots[slot], &data[offset..offset + chunk]),
-            |_, _, _| {},
-            |slot, table| write_table(&slots[slot], table),
-        )
+        self.still_connected().await?;
+        let slots = RefCell::new(&mut self.slots);
+        self.engine
+            .transfer(
+                &mut ChannelPlatform {
+                    channel: &self.channel,
+                },
+                Job {
+                    operation: Operation::Write,
+                    sector,
+                    len: data.len(),
+                },
+                |slot, page| with_slot(&slots, slot, |s| s.gref(page)).unwrap_or(0),
+                |slot, offset, chunk| {
+                    let piece = &data[offset..offset + chunk];
+                    with_slot(&slots, slot, |s| s.copy_in(piece));
+                },
+                |_, _, _| {},
+                |slot, table| with_slot(&slots, slot, |s| s.write_table(table)).unwrap_or(0),
+            )
+            .await
     }
 
     /// Flushes the backend's write cache (`BLKIF_OP_FLUSH_DISKCACHE`, or
     /// a barrier when only that is offered).
-    pub fn flush(&mut self) -> Result<(), BlockError> {
+    pub async fn flush(&mut self) -> Result<(), BlockError> {
+        self.still_connected().await?;
         let operation = if self.info.flush {
             Operation::FlushDiskCache
         } else if self.info.barrier {
@@ -330,149 +351,91 @@ impl BlockFront {
         } else {
             return Err(BlockError::NotSupported);
         };
-        self.engine.transfer(
-            &mut ChannelPlatform {
-                channel: &self.channel,
-            },
-            Job {
-                operation,
-                sector: 0,
-                len: 0,
-            },
-            |_, _| 0,
-            |_, _, _| {},
-            |_, _, _| {},
-            |_, _| 0,
-        )
+        self.engine
+            .transfer(
+                &mut ChannelPlatform {
+                    channel: &self.channel,
+                },
+                Job {
+                    operation,
+                    sector: 0,
+                    len: 0,
+                },
+                |_, _| 0,
+                |_, _, _| {},
+                |_, _, _| {},
+                |_, _| 0,
+            )
+            .await
     }
 
     /// Disconnects: goes `Closing`, then `Closed` once the backend
     /// follows (Linux's blkback unmaps the ring only when we are
-    /// `Closed`), then ends the ring's grants as soon as the backend has
-    /// unmapped them. Gives up after the connect timeout with
-    /// [`BlockError::Timeout`]; grants still mapped then are leaked, not
-    /// reused.
-    pub fn close(mut self) -> Result<(), BlockError> {
-        let mut action = self.state.close();
-        let deadline = time::now_ns().saturating_add(CONNECT_TIMEOUT.as_nanos() as u64);
-        let pause = || sched::block_on(sched::sleep(Duration::from_millis(5)));
-        loop {
-            if let Some(next) = action.state_to_write() {
-                write_state(&self.device_path, next)?;
-            }
-            if action == Action::TearDown {
-                break;
-            }
-            if time::now_ns() > deadline {
-                return Err(BlockError::Timeout);
-            }
-            pause();
-            let raw = read_required(&format!("{}/state", self.backend_path), "state")?;
-            action = self
-                .state
-                .backend_changed(&raw)
-                .map_err(|_| BlockError::BadKey("state"))?;
-        }
+    /// `Closed`), all within the handshake's deadline; then waits (up to
+    /// [`REQUEST_TIMEOUT`]) until blkback has unmapped the ring, and
+    /// drops the device, which ends every grant before its page is freed.
+    /// A page blkback still maps then is quarantined by the kernel (never
+    /// reused) and the answer is [`BlockError::Timeout`].
+    pub async fn close(self) -> Result<(), BlockError> {
         let BlockFront {
             engine,
             ring_grants,
             channel,
             slots,
+            mut driver,
+            frontend,
             ..
         } = self;
-        drop(slots);
-        let ring = engine.into_ring();
-        for mut ring_grant in ring_grants {
-            loop {
-                match ring_grant.end() {
-                    Ok(()) => break,
-                    Err((grant, _)) if time::now_ns() <= deadline => {
-                        ring_grant = grant;
-                        pause();
-                    }
-                    Err(_) => return Err(BlockError::Timeout),
-                }
-            }
+        let closed = frontend.close(&mut driver).await;
+        let deadline = kernel::time::now_ns()
+            .saturating_add(u64::try_from(REQUEST_TIMEOUT.as_nanos()).unwrap_or(u64::MAX));
+        // Xen's in-use bits say when blkback has let go of the ring, so
+        // its pages go straight back to the allocator.
+        let ring_in_use = || {
+            ring_grants.iter().any(|&gref| {
+                kernel::grant::in_use_bits(kernel::grant::GrantRef::from_raw(gref))
+                    .is_ok_and(|bits| bits != 0)
+            })
+        };
+        while ring_in_use() && kernel::time::now_ns() <= deadline {
+            sched::sleep(Duration::from_millis(5)).await;
         }
-        drop(ring);
+        let quarantined = kernel::grant::stats().quarantined;
+        drop(slots);
+        drop(engine);
         drop(channel);
-        Ok(())
+        while kernel::grant::stats().quarantined > quarantined {
+            if kernel::time::now_ns() > deadline {
+                return Err(BlockError::Timeout);
+            }
+            sched::sleep(Duration::from_millis(5)).await;
+            kernel::grant::reap();
+        }
+        closed
     }
 
     /// The grant of the ring's first page (for diagnostics).
     pub fn ring_gref(&self) -> u32 {
-        self.ring_grants
-            .first()
-            .map_or(0, |grant| grant.gref().value())
+        self.ring_grants.first().copied().unwrap_or(0)
     }
 }
 
-fn copy_out(slot: &Slot, out: &mut [u8]) {
-    for (page, piece) in slot.pages.iter().zip(out.chunks_mut(XEN_PAGE_SIZE)) {
-        piece.copy_from_slice(&page.as_slice()[..piece.len()]);
-    }
-}
-
-fn copy_in(slot: &Slot, data: &[u8]) {
-    for (page, piece) in slot.pages.iter().zip(data.chunks(XEN_PAGE_SIZE)) {
-        let _ = page.write_bytes(0, piece);
-    }
-}
-
-/// Copies an indirect request's segment table into the slot's indirect
-/// page; gives its grant reference.
-fn write_table(slot: &Slot, table: &[u8]) -> u32 {
-    match &slot.indirect {
-        Some((page, grant)) => {
-            let _ = page.write_bytes(0, table);
-            grant.gref().value()
-        }
-        None => 0,
-    }
-}
-
-impl Slot {
-    fn new(backend: DomId, data_pages: usize, indirect: bool) -> Result<Slot, BlockError> {
-        let mut pages = Vec::with_capacity(data_pages);
-        let mut grants = Vec::with_capacity(data_pages);
-        for _ in 0..data_pages {
-            let page = Page::new().map_err(|_| BlockError::Resources("a data page"))?;
-            let grant = Grant::new(backend, page.mfn(), false)
-                .map_err(|_| BlockError::Resources("a data page grant"))?;
-            pages.push(page);
-            grants.push(grant);
-        }
-        let indirect = if indirect {
-            let page = Page::new().map_err(|_| BlockError::Resources("an indirect page"))?;
-            // The backend only reads the segment table.
-            let grant = Grant::new(backend, page.mfn(), true)
-                .map_err(|_| BlockError::Resources("an indirect page grant"))?;
-            Some((page, grant))
-        } else {
-            None
-        };
-        Ok(Slot {
-            pages,
-            grants,
-            indirect,
-        })
-    }
+/// Runs `body` on slot `slot` (the engine's closures share the slots
+/// one call at a time, so the borrow never overlaps; `None` if it did,
+/// or if there is no such slot).
+fn with_slot<R>(
+    slots: &RefCell<&mut Vec<Slot>>,
+    slot: usize,
+    body: impl FnOnce(&mut Slot) -> R,
+) -> Option<R> {
+    let mut slots = slots.try_borrow_mut().ok()?;
+    slots.get_mut(slot).map(body)
 }
 
 impl Connection {
     /// A ring of `pages` pages (a power of two), each granted to `backend`.
     fn new(backend: DomId, pages: usize) -> Result<Connection, BlockError> {
-        let mut ring_pages = Vec::with_capacity(pages);
-        let mut ring_grants = Vec::with_capacity(pages);
-        for _ in 0..pages {
-            let page = Page::new().map_err(|_| BlockError::Resources("a ring page"))?;
-            let grant = Grant::new(backend, page.mfn(), false)
-                .map_err(|_| BlockError::Resources("a ring grant"))?;
-            ring_pages.push(page);
-            ring_grants.push(grant);
-        }
-        let ring = FrontRing::new(PageRing::new(ring_pages), pages)
-            .map_err(|(error, _)| BlockError::Ring(error))?;
+        let (ring, ring_grants) = pages::ring(&XenGrants, backend, pages)?;
         let channel = EventChannel::alloc_unbound(backend)
             .map_err(|_| BlockError::Resources("an event channel"))?;
         Ok(Connection {
@@ -483,87 +446,47 @@ impl Connection {
     }
 }
 
-fn write_state(device_path: &str, state: XenbusState) -> Result<(), BlockError> {
-    let path = format!("{device_path}/state");
-    xs(|x| x.write(TxId::NONE, &path, state.as_str().as_bytes()))
-}
-
 /// Writes the ring's grants (`ring-ref`, or `ring-page-order` and
-/// `ring-ref0..N` for a multi-page ring), the event channel and the ABI.
-fn publish(device_path: &str, connection: &Connection) -> Result<(), BlockError> {
-    let refs: Vec<String> = connection
+/// `ring-ref0..N` for a multi-page ring), the event channel and the ABI,
+/// in one transaction.
+async fn publish(device_path: &str, made: &Connection) -> Result<(), BlockError> {
+    let refs: Vec<String> = made
         .ring_grants
         .iter()
-        .map(|grant| format!("{}", grant.gref().value()))
+        .map(|gref| format!("{gref}"))
         .collect();
     let order = format!("{}", refs.len().trailing_zeros());
-    let port = format!("{}", connection.channel.port());
-    xs(|x| {
-        x.transaction(RetryPolicy::DEFAULT, |x, tx| {
-            if let [only] = refs.as_slice() {
-                x.write(tx, &format!("{device_path}/ring-ref"), only.as_bytes())?;
-            } else {
-                x.write(
-                    tx,
-                    &format!("{device_path}/ring-page-order"),
-                    order.as_bytes(),
-                )?;
-                for (i, gref) in refs.iter().enumerate() {
-                    x.write(tx, &format!("{device_path}/ring-ref{i}"), gref.as_bytes())?;
-                }
+    let port = format!("{}", made.channel.port());
+    let x = connection()?;
+    let (refs, order, port) = (&refs, &order, &port);
+    x.transaction(RetryPolicy::DEFAULT, |tx| async move {
+        if let [only] = refs.as_slice() {
+            x.write(tx, &format!("{device_path}/ring-ref"), only.as_bytes())
+                .await?;
+        } else {
+            x.write(
+                tx,
+                &format!("{device_path}/ring-page-order"),
+                order.as_bytes(),
+            )
+            .await?;
+            for (i, gref) in refs.iter().enumerate() {
+                x.write(tx, &format!("{device_path}/ring-ref{i}"), gref.as_bytes())
+                    .await?;
             }
-            x.write(tx, &format!("{device_path}/event-channel"), port.as_bytes())?;
-            x.write(tx, &format!("{device_path}/protocol"), b"x86_64-abi")
-        })
+        }
+        x.write(tx, &format!("{device_path}/event-channel"), port.as_bytes())
+            .await?;
+        x.write(tx, &format!("{device_path}/protocol"), b"x86_64-abi")
+            .await
     })
+    .await?;
+    Ok(())
 }
 
-fn read_features(backend_path: &str) -> Result<BackendFeatures, BlockError> {
-    let mut features = BackendFeatures::default();
-    for key in [
-        FeatureKey::MaxRingPageOrder,
-        FeatureKey::FeaturePersistent,
-        FeatureKey::FeatureMaxIndirectSegments,
-    ] {
-        if let Some(raw) = read_opt(&format!("{backend_path}/{}", key.name()))? {
-            features.set(key, &raw).map_err(BlockError::Feature)?;
-        }
-    }
-    Ok(features)
-}
-
-fn read_disk_info(backend_path: &str, features: &BackendFeatures) -> Result<DiskInfo, BlockError> {
-    let mut features = *features;
-    let sectors = read_required(&format!("{backend_path}/sectors"), "sectors")?;
-    features
-        .set(FeatureKey::Sectors, &sectors)
-        .map_err(BlockError::Feature)?;
-    let sector_size = match read_opt(&format!("{backend_path}/sector-size"))? {
-        Some(raw) => {
-            features
-                .set(FeatureKey::SectorSize, &raw)
-                .map_err(BlockError::Feature)?;
-            features.sector_size.unwrap_or(512)
-        }
-        None => 512,
-    };
-    let info = match read_opt(&format!("{backend_path}/info"))? {
-        Some(raw) => parse_u64(&raw)
-            .ok()
-            .and_then(|info| u32::try_from(info).ok())
-            .ok_or(BlockError::BadKey("info"))?,
-        None => 0,
-    };
-    Ok(DiskInfo {
-        sectors: features.sectors.unwrap_or(0),
-        sector_size,
-        info,
-        flush: read_flag(&format!("{backend_path}/feature-flush-cache"))?,
-        barrier: read_flag(&format!("{backend_path}/feature-barrier"))?,
-        persistent_offered: features.persistent,
-        indirect_offered: features.max_indirect_segments,
-        max_ring_page_order: features.max_ring_page_order,
-        ring_pages: 1,
-        indirect_segments: 0,
-    })
+/// Compile-time check: [`BlockFront::connect`]'s future is `Send`, so a
+/// task may be spawned to bring the disk up.
+fn _connect_is_send() {
+    fn is_send<T: Send>(_: &T) {}
+    is_send(&BlockFront::connect(None));
 }

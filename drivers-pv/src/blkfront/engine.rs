@@ -19,6 +19,8 @@ use super::wire::{
     Segment, Status, MAX_INDIRECT_PAGES, MAX_INDIRECT_SEGMENTS_USED, MAX_SEGMENTS,
     SECTORS_PER_PAGE, SECTOR_SIZE, SEGMENT_SIZE,
 };
+use core::future::Future;
+
 use super::BlockError;
 use crate::shared_ring::{FrontRing, RingMemory, XEN_PAGE_SIZE};
 
@@ -44,9 +46,10 @@ pub struct Job {
 pub trait Platform {
     /// Signals the backend (the event channel).
     fn notify(&mut self);
-    /// Waits until the backend signals or a timeout passes; false on
-    /// timeout.
-    fn wait(&mut self) -> bool;
+    /// Completes when the backend signals (true) or a timeout passes
+    /// (false). In the guest this awaits the event channel: the task
+    /// sleeps, the vCPU is free for others.
+    fn wait(&mut self) -> impl Future<Output = bool>;
 }
 
 /// The ring plus the requests in flight; one per connected device.
@@ -111,7 +114,8 @@ impl<M: RingMemory> Engine<M> {
         self.ring
     }
 
-    /// Runs `job` (a flush or barrier: one request, no data). `gref(slot,
+    /// Runs `job` (a flush or barrier: one request, no data), awaiting
+    /// the backend through [`Platform::wait`]. `gref(slot,
     /// page)` names a slot's data page; `fill(slot, offset, chunk)`
     /// copies bytes `offset..offset + chunk` of the caller's data into a
     /// slot before a write goes out; `drain(slot, offset, chunk)` copies
@@ -122,7 +126,7 @@ impl<M: RingMemory> Engine<M> {
     /// the others: the first failure is returned once all are answered.
     /// A broken ring, an unknown response or a timeout leave requests
     /// unanswered and break the engine for good.
-    pub fn transfer(
+    pub async fn transfer(
         &mut self,
         platform: &mut impl Platform,
         job: Job,
@@ -237,7 +241,7 @@ impl<M: RingMemory> Engine<M> {
             }
             // One last look after a timeout: the event may have been
             // lost, not the answer.
-            if !platform.wait() && !self.ring.final_check_for_responses() {
+            if !platform.wait().await && !self.ring.final_check_for_responses() {
                 return Err(self.break_with(BlockError::Timeout));
             }
         }

@@ -19,12 +19,15 @@
 use core::fmt;
 
 use crate::shared_ring::RingError;
+use crate::xenbus_frontend::XenbusError;
 use crate::xenbus_state::FeatureError;
 use crate::xenstore::error::XsError;
 
 #[cfg(target_os = "none")]
 pub mod device;
 pub mod engine;
+pub mod offer;
+pub mod pages;
 pub mod wire;
 
 #[cfg(test)]
@@ -65,6 +68,9 @@ pub enum BlockError {
     BadResponse(ResponseError),
     /// No answer in time; the device is unusable from now on.
     Timeout,
+    /// The xenbus handshake failed (deadline, a flapping backend), or
+    /// the backend closed the device.
+    Xenbus(XenbusError),
 }
 
 impl fmt::Display for BlockError {
@@ -89,6 +95,16 @@ impl fmt::Display for BlockError {
             BlockError::Ring(error) => write!(f, "blkfront: {error}"),
             BlockError::BadResponse(error) => write!(f, "blkfront: {error}"),
             BlockError::Timeout => f.write_str("blkfront: the backend did not answer in time"),
+            BlockError::Xenbus(error) => write!(f, "blkfront: {error}"),
+        }
+    }
+}
+
+impl From<XenbusError> for BlockError {
+    fn from(error: XenbusError) -> Self {
+        match error {
+            XenbusError::Xenstore(error) => BlockError::Xenstore(error),
+            other => BlockError::Xenbus(other),
         }
     }
 }

@@ -59,6 +59,19 @@ fn flag(raw: Option<&[u8]>, bad: &mut u32) -> bool {
     }
 }
 
+/// The back-end keys [`BackendOffer::read`] looks up (to fetch them all
+/// before parsing, as an async reader must).
+pub const OFFER_KEYS: [&str; 8] = [
+    "feature-rx-copy",
+    "feature-sg",
+    "feature-split-event-channels",
+    "feature-gso-tcpv4",
+    "feature-gso-tcpv6",
+    "feature-ipv6-csum-offload",
+    "feature-ctrl-ring",
+    "multi-queue-max-queues",
+];
+
 impl BackendOffer {
     /// Reads the offer; `lookup(key)` returns the value of the back end's
     /// `key`, or `None` if it is absent (or unreadable).

@@ -1,134 +1,52 @@
 //! netfront in the guest: ring and packet pages from the kernel, grants,
 //! the event channel, and the xenstore handshake with Linux's netback.
 //!
-//! [`connect`] reads `device/vif/N/{backend,backend-id,mac,mtu}` and
-//! drives the xenbus handshake ([`FrontendState`], `ConnectStyle::Direct`),
-//! polling the back end's `state` with a deadline: once the back end is
-//! in `InitWait` it reads what the back end offers
+//! [`connect`] (async) reads `device/vif/N/{backend,backend-id,mac,mtu}`
+//! and hands the xenbus handshake to the shared helper
+//! ([`Frontend::connect`], `ConnectStyle::Direct`, one overall deadline
+//! and a cap on publications): once the back end is in `InitWait` the
+//! driver's publish step reads what the back end offers
 //! ([`BackendOffer::read`]), settles what to use ([`Negotiated`]), and for
 //! each queue allocates and grants the tx and rx ring pages and
 //! [`TX_BUFFERS`] + [`RX_BUFFERS`] packet pages and allocates one unbound
 //! event channel (two with split channels); then it writes the keys
-//! [`frontend_keys`] lists, switches our `state` to `Connected` and waits
-//! for the back end's `Connected`, and prints one line saying what was
-//! negotiated. [`GuestVif::disconnect`] closes it again before the grants
-//! are ended.
+//! [`frontend_keys`] lists, and the helper switches our `state` to
+//! `Connected` and waits (on a watch) for the back end's `Connected`.
+//! One line says what was negotiated. [`GuestVif::refresh`] honours a back
+//! end that closes; [`GuestVif::disconnect`] closes from our side before
+//! the grants are ended.
 //!
-//! The ring memory here ([`RingPage`]) is a private one-page
-//! [`RingMemory`] over a [`Page`]; `crate::page_ring` (being written for
-//! blkfront) can replace it once it lands.
+//! The pages shared with netback are [`RingPage`]s and [`GrantedPages`]
+//! (`super::pages`), over Xen's grant table ([`XenGrants`]): a page
+//! netback still maps when the vif is torn down is quarantined by the
+//! kernel, never freed.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{fence, Ordering};
-use core::time::Duration;
 
 use kernel::events::EventChannel;
-use kernel::grant::Grant;
-use kernel::mm::page::Page;
-use kernel::{sched, time};
+use kernel::grant::{GrantError, XenGrants};
 
-use super::features::{frontend_keys, BackendOffer, Negotiated, QueueKeys, Wanted};
+use super::features::{frontend_keys, BackendOffer, Negotiated, QueueKeys, Wanted, OFFER_KEYS};
+use super::pages::{self, GrantedPages, RingPage};
 use super::queue::QueueParts;
-use super::{LinkConfig, NetError, Netfront, Notify, PacketBuffers, RingKind};
-use crate::shared_ring::{RingMemory, XEN_PAGE_SIZE};
-use crate::xenbus_state::{
-    parse_u32, Action, ConnectStyle, FrontendState, MacAddress, XenbusState,
+use super::{LinkConfig, NetError, Netfront, Notify, RingKind};
+use crate::xenbus_frontend::{
+    DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy, XenbusError,
 };
-use crate::xenstore::guest::with_xenstore;
+use crate::xenbus_state::{parse_u32, ConnectStyle, MacAddress};
+use crate::xenstore::guest::{xenstore, GuestPage, GuestXenstore};
 use crate::xenstore::{TxId, XsError};
 
 /// Tx packet pages (frames in flight at once).
 pub const TX_BUFFERS: usize = 128;
 /// Rx packet pages lent to the back end.
 pub const RX_BUFFERS: usize = 128;
-/// How long to wait for each back-end state change.
-pub const STATE_TIMEOUT_NS: u64 = 20 * time::NS_PER_SEC;
 
 /// The netfront of this guest.
-pub type GuestNetfront = Netfront<RingPage, GrantedPages, Channels>;
-
-/// One ring page, granted to the back end.
-pub struct RingPage {
-    page: Page,
-    _grant: Grant,
-}
-
-impl RingMemory for RingPage {
-    fn size(&self) -> usize {
-        XEN_PAGE_SIZE
-    }
-
-    fn read_index(&self, offset: usize) -> u32 {
-        let value = self.page.read_u32(offset).unwrap_or(0);
-        fence(Ordering::Acquire);
-        value
-    }
-
-    fn write_index(&mut self, offset: usize, value: u32) {
-        fence(Ordering::Release);
-        let _ = self.page.write_u32(offset, value);
-    }
-
-    fn full_barrier(&mut self) {
-        fence(Ordering::SeqCst);
-    }
-
-    fn write_bytes(&mut self, offset: usize, bytes: &[u8]) {
-        let _ = self.page.write_bytes(offset, bytes);
-    }
-
-    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
-        if self.page.read_bytes(offset, buf).is_err() {
-            buf.fill(0);
-        }
-    }
-}
-
-/// Packet pages, each granted to the back end.
-pub struct GrantedPages {
-    pages: Vec<(Page, Grant)>,
-}
-
-impl GrantedPages {
-    fn new(backend: u16, count: usize, readonly: bool) -> Result<Self, ConnectError> {
-        let mut pages = Vec::with_capacity(count);
-        for _ in 0..count {
-            let page = Page::new().map_err(|_| ConnectError::OutOfMemory)?;
-            let grant =
-                Grant::new(backend, page.mfn(), readonly).map_err(|_| ConnectError::Grant)?;
-            pages.push((page, grant));
-        }
-        Ok(GrantedPages { pages })
-    }
-}
-
-impl PacketBuffers for GrantedPages {
-    fn count(&self) -> usize {
-        self.pages.len()
-    }
-
-    fn gref(&self, id: u16) -> u32 {
-        self.pages
-            .get(usize::from(id))
-            .map_or(0, |(_, grant)| grant.gref().value())
-    }
-
-    fn write(&mut self, id: u16, bytes: &[u8]) {
-        if let Some((page, _)) = self.pages.get(usize::from(id)) {
-            let _ = page.write_bytes(0, bytes);
-        }
-    }
-
-    fn read(&self, id: u16, offset: usize, out: &mut [u8]) {
-        match self.pages.get(usize::from(id)) {
-            Some((page, _)) if page.read_bytes(offset, out).is_ok() => {}
-            _ => out.fill(0),
-        }
-    }
-}
+pub type GuestNetfront = Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels>;
 
 /// The event channels shared with netback: one per queue, or one per
 /// ring with split channels.
@@ -178,57 +96,83 @@ pub enum ConnectError {
     Channel,
     /// The rings could not be set up, or the back end lacks what we need.
     Net(NetError),
-    /// The back end did not reach the state in time (last state seen).
-    Timeout(&'static str, Option<XenbusState>),
-    /// The back end closed.
-    BackendClosed,
+    /// The handshake failed: deadline, a flapping or closing back end.
+    Xenbus(XenbusError),
+}
+
+impl From<XenbusError> for ConnectError {
+    fn from(error: XenbusError) -> Self {
+        ConnectError::Xenbus(error)
+    }
 }
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectError::Xenstore(path, e) => write!(f, "xenstore {path}: {e:?}"),
+            ConnectError::Xenstore(path, e) => write!(f, "xenstore {path}: {e}"),
             ConnectError::BadValue(path) => write!(f, "bad value at {path}"),
             ConnectError::OutOfMemory => f.write_str("out of memory"),
             ConnectError::Grant => f.write_str("cannot grant a page"),
             ConnectError::Channel => f.write_str("cannot allocate an event channel"),
             ConnectError::Net(e) => write!(f, "{e}"),
-            ConnectError::Timeout(what, seen) => {
-                write!(f, "back end not {what} in time (state {seen:?})")
-            }
-            ConnectError::BackendClosed => f.write_str("back end closed"),
+            ConnectError::Xenbus(e) => write!(f, "{e}"),
         }
     }
 }
 
-fn read(path: &str) -> Result<Vec<u8>, ConnectError> {
-    with_xenstore(|xs| xs.read(TxId::NONE, path))
+fn connection() -> Result<&'static GuestXenstore, ConnectError> {
+    xenstore().map_err(|e| ConnectError::Xenstore(String::from("(connection)"), e))
+}
+
+async fn read(path: &str) -> Result<Vec<u8>, ConnectError> {
+    connection()?
+        .read(TxId::NONE, path)
+        .await
         .map_err(|e| ConnectError::Xenstore(String::from(path), e))
 }
 
-fn write(path: &str, value: &str) -> Result<(), ConnectError> {
-    with_xenstore(|xs| xs.write(TxId::NONE, path, value.as_bytes()))
+async fn write(path: &str, value: &str) -> Result<(), ConnectError> {
+    connection()?
+        .write(TxId::NONE, path, value.as_bytes())
+        .await
         .map_err(|e| ConnectError::Xenstore(String::from(path), e))
 }
 
-fn backend_state_of(path: &str) -> Option<XenbusState> {
-    read(path)
-        .ok()
-        .and_then(|raw| XenbusState::parse(&raw).ok())
+/// The handshake's view of the device: what to build on each publish.
+struct VifDriver {
+    mac: MacAddress,
+    /// The device and what was negotiated, once published.
+    device: Option<(GuestNetfront, Negotiated)>,
 }
 
-/// Sleeps a little between polls of the back end's state.
-fn pause() {
-    sched::block_on(sched::sleep(Duration::from_millis(5)));
+impl Driver for VifDriver {
+    type Error = ConnectError;
+
+    async fn publish(&mut self, paths: &DevicePaths) -> Result<(), ConnectError> {
+        // A previous publication's rings go first (a reconnection).
+        self.device = None;
+        self.device = Some(publish(paths, self.mac).await?);
+        Ok(())
+    }
+
+    async fn connected(&mut self, _: &DevicePaths) -> Result<(), ConnectError> {
+        // netfront connects directly after publishing; nothing to read.
+        Ok(())
+    }
+
+    fn tear_down(&mut self) {
+        self.device = None;
+    }
 }
 
 /// A connected vif: the device, and our side of the xenbus handshake.
 pub struct GuestVif {
     netfront: GuestNetfront,
     negotiated: Negotiated,
-    handshake: FrontendState,
-    front: String,
-    backend_state: String,
+    /// The handshake's driver (its device moved to `netfront` once
+    /// connected).
+    driver: VifDriver,
+    frontend: Frontend<'static, GuestPage, GuestClock>,
 }
 
 impl GuestVif {
@@ -247,78 +191,81 @@ impl GuestVif {
         &self.negotiated
     }
 
-    /// Closes the vif the way netback expects ([`FrontendState::close`]):
-    /// our state `Closing`, wait (with a deadline) until the back end
-    /// lets go of the rings, then end the grants (dropping the device; a
-    /// page the back end still maps is leaked, not reused) and write
-    /// `Closed`.
-    pub fn disconnect(self) -> Result<(), ConnectError> {
+    /// Our xenstore directory (`device/vif/N`) and the back end's.
+    pub fn paths(&self) -> &DevicePaths {
+        self.frontend.paths()
+    }
+
+    /// Looks at the back end's state if it changed (without waiting
+    /// otherwise): a back end gone `Closing` or `Closed` makes our node
+    /// `Closed` and this fail with [`XenbusError::BackendClosed`] from
+    /// then on; the device stops being usable and its pages go back
+    /// when the vif is dropped or disconnected.
+    pub async fn refresh(&mut self) -> Result<(), ConnectError> {
+        self.frontend.refresh(&mut self.driver).await
+    }
+
+    /// Completes when the back end's state node changes next (then call
+    /// [`GuestVif::refresh`]); for a task that watches the vif.
+    pub async fn backend_changed(&mut self) -> Result<(), ConnectError> {
+        Ok(self.frontend.changed().await?)
+    }
+
+    /// Closes the vif the way netback expects: our state `Closing`, wait
+    /// (within the handshake's deadline) until the back end lets go of
+    /// the rings, write `Closed`, then end the grants (dropping the
+    /// device).
+    pub async fn disconnect(self) -> Result<(), ConnectError> {
         let GuestVif {
             netfront,
-            mut handshake,
-            negotiated: _,
-            front,
-            backend_state,
+            mut driver,
+            frontend,
+            ..
         } = self;
-        let state_path = format!("{front}/state");
-        let mut action = handshake.close();
-        let deadline = time::now_ns() + STATE_TIMEOUT_NS;
-        let mut seen = None;
-        loop {
-            match action {
-                Action::TearDown => {
-                    drop(netfront);
-                    return write(&state_path, "6");
-                }
-                Action::Wait => {}
-                other => {
-                    if let Some(state) = other.state_to_write() {
-                        write(&state_path, state.as_str())?;
-                    }
-                }
-            }
-            if time::now_ns() > deadline {
-                drop(netfront);
-                let _ = write(&state_path, "6");
-                return Err(ConnectError::Timeout("closed", seen));
-            }
-            pause();
-            seen = backend_state_of(&backend_state).or(seen);
-            action = match seen {
-                Some(state) => handshake.step(state),
-                None => Action::Wait,
-            };
-        }
+        let closed = frontend.close(&mut driver).await;
+        drop(netfront);
+        closed
     }
 }
 
 /// One ring page, granted to the back end, with its grant reference.
-fn ring_page(backend_id: u16) -> Result<(RingPage, u32), ConnectError> {
-    let page = Page::new().map_err(|_| ConnectError::OutOfMemory)?;
-    let grant = Grant::new(backend_id, page.mfn(), false).map_err(|_| ConnectError::Grant)?;
-    let gref = grant.gref().value();
-    Ok((
-        RingPage {
-            page,
-            _grant: grant,
-        },
-        gref,
-    ))
+fn ring_page(backend_id: u16) -> Result<(RingPage<XenGrants>, u32), ConnectError> {
+    pages::ring_page(&XenGrants, backend_id).map_err(grant_error)
+}
+
+/// Why a page could not be shared.
+fn grant_error(error: GrantError) -> ConnectError {
+    match error {
+        GrantError::NoMemory => ConnectError::OutOfMemory,
+        _ => ConnectError::Grant,
+    }
+}
+
+/// `count` packet pages granted to the back end.
+fn packet_pages(
+    backend_id: u16,
+    count: usize,
+    readonly: bool,
+) -> Result<GrantedPages<XenGrants>, ConnectError> {
+    GrantedPages::new(&XenGrants, backend_id, count, readonly).map_err(grant_error)
 }
 
 fn channel(backend_id: u16) -> Result<EventChannel, ConnectError> {
     EventChannel::alloc_unbound(backend_id).map_err(|_| ConnectError::Channel)
 }
 
-/// What the back end offers, read from its directory (absent or
-/// unreadable keys read as absent).
-fn read_offer(backend: &str) -> BackendOffer {
-    BackendOffer::read(|key| read(&format!("{backend}/{key}")).ok())
+/// What the back end offers, read from its directory.
+async fn read_offer(backend: &str) -> Result<BackendOffer, ConnectError> {
+    let offer = KeyValues::read(connection()?, backend, OFFER_KEYS)
+        .await
+        .map_err(|e| ConnectError::Xenstore(String::from(backend), e))?;
+    Ok(BackendOffer::read(|key| offer.get(key).map(<[u8]>::to_vec)))
 }
 
 /// The MTU the toolstack gave, if it parses.
-fn read_mtu(front: &str) -> Option<usize> {
+async fn read_mtu(front: &str) -> Option<usize> {
     read(&format!("{front}/mtu"))
+        .await
         .ok()
         .and_then(|raw| parse_u32(&raw).ok())
         .map(|mtu| mtu as usize)
@@ -326,17 +273,22 @@ fn read_mtu(front: &str) -> Option<usize> {
 
 /// Negotiates, then allocates, grants and publishes every queue's rings
 /// and channels (one `Publish` of the handshake).
-fn publish(
-    front: &str,
-    backend: &str,
-    backend_id: u16,
+async fn publish(
+    paths: &DevicePaths,
     mac: MacAddress,
 ) -> Result<(GuestNetfront, Negotiated), ConnectError> {
+    let DevicePaths {
+        front,
+        backend,
+        backend_id,
+    } = paths;
+    let backend_id = *backend_id;
     let wanted = Wanted {
-        mtu: read_mtu(front),
+        mtu: read_mtu(front).await,
         ..Wanted::default()
     };
     let negotiated = read_offer(backend)
+        .await?
         .negotiate(&wanted)
         .map_err(ConnectError::Net)?;
     let mut parts = Vec::new();
@@ -370,88 +322,61 @@ fn publish(
         parts.push(QueueParts {
             tx_ring,
             rx_ring,
-            tx_buffers: GrantedPages::new(backend_id, TX_BUFFERS, true)?,
-            rx_buffers: GrantedPages::new(backend_id, RX_BUFFERS, false)?,
+            tx_buffers: packet_pages(backend_id, TX_BUFFERS, true)?,
+            rx_buffers: packet_pages(backend_id, RX_BUFFERS, false)?,
         });
     }
     let netfront = Netfront::new(parts, channels, mac.0, LinkConfig::from(&negotiated))
         .map_err(ConnectError::Net)?;
     for (key, value) in frontend_keys(&negotiated, &keys) {
-        write(&format!("{front}/{key}"), &value)?;
+        write(&format!("{front}/{key}"), &value).await?;
     }
     Ok((netfront, negotiated))
 }
 
-/// Connects vif `index` (`device/vif/INDEX`) to its back end, driving
-/// [`FrontendState`] (`ConnectStyle::Direct`) until both ends are
-/// `Connected`; each state change must come within [`STATE_TIMEOUT_NS`].
-pub fn connect(index: u32) -> Result<GuestVif, ConnectError> {
-    let front = format!("device/vif/{index}");
-    let backend_path = format!("{front}/backend");
-    let backend = String::from_utf8(read(&backend_path)?)
-        .map_err(|_| ConnectError::BadValue(backend_path.clone()))?;
-    let id_path = format!("{front}/backend-id");
-    let backend_id = parse_u32(&read(&id_path)?)
-        .ok()
-        .and_then(|id| u16::try_from(id).ok())
-        .ok_or(ConnectError::BadValue(id_path))?;
-    let mac_path = format!("{front}/mac");
-    let mac = MacAddress::parse(&read(&mac_path)?).map_err(|_| ConnectError::BadValue(mac_path))?;
-    let backend_state = format!("{backend}/state");
-    let state_path = format!("{front}/state");
-
-    let mut handshake = FrontendState::new(ConnectStyle::Direct);
-    let mut netfront = None;
-    let mut seen = None;
-    let mut deadline = time::now_ns() + STATE_TIMEOUT_NS;
-    loop {
-        let state = backend_state_of(&backend_state);
-        if state.is_some() && state != seen {
-            deadline = time::now_ns() + STATE_TIMEOUT_NS;
-        }
-        seen = state.or(seen);
-        if let (Some(XenbusState::Connected), true, Some(_)) =
-            (seen, handshake.is_connected(), netfront.as_ref())
-        {
-            break;
-        }
-        let action = match seen {
-            Some(state) => handshake.step(state),
-            None => Action::Wait,
-        };
-        match action {
-            Action::Wait => {
-                if time::now_ns() > deadline {
-                    return Err(ConnectError::Timeout("Connected", seen));
-                }
-                pause();
-                continue;
-            }
-            Action::Publish { .. } => netfront = Some(publish(&front, &backend, backend_id, mac)?),
-            Action::TearDown => netfront = None,
-            Action::Connect | Action::BeginClose | Action::Reinitialise => {}
-        }
-        if let Some(state) = action.state_to_write() {
-            write(&state_path, state.as_str())?;
-        }
-    }
-    let Some((mut netfront, negotiated)) = netfront else {
-        return Err(ConnectError::BackendClosed);
+/// Connects vif `index` (`device/vif/INDEX`) to its back end: the shared
+/// xenbus helper ([`Frontend::connect`], `ConnectStyle::Direct`,
+/// [`Policy::DEFAULT`]: one 30 s deadline for the whole handshake and at
+/// most three publications) until both ends are `Connected`. xenstore
+/// must be connected.
+pub async fn connect(index: u32) -> Result<GuestVif, ConnectError> {
+    let xs = connection()?;
+    let paths = DevicePaths::read(xs, format!("device/vif/{index}")).await?;
+    let mac_path = format!("{}/mac", paths.front);
+    let mac =
+        MacAddress::parse(&read(&mac_path).await?).map_err(|_| ConnectError::BadValue(mac_path))?;
+    let mut driver = VifDriver { mac, device: None };
+    let frontend = Frontend::connect(
+        xs,
+        GuestClock,
+        paths,
+        ConnectStyle::Direct,
+        Policy::DEFAULT,
+        &mut driver,
+    )
+    .await?;
+    let Some((mut netfront, negotiated)) = driver.device.take() else {
+        return Err(ConnectError::Xenbus(XenbusError::BackendClosed));
     };
     netfront.kick();
     kernel::println!("netfront: vif/{index} mac {mac} {negotiated}");
     Ok(GuestVif {
         netfront,
         negotiated,
-        handshake,
-        front,
-        backend_state,
+        driver,
+        frontend,
     })
 }
 
-impl Netfront<RingPage, GrantedPages, Channels> {
+impl Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels> {
     /// Whether any of the device's channels fired since the last look.
     pub fn take_fired(&self) -> bool {
         self.notify.take_fired()
     }
+}
+/// Compile-time check: [`connect`]'s future is `Send`, so a task may be
+/// spawned to bring the vif up.
+fn _connect_is_send() {
+    fn is_send<T: Send>(_: &T) {}
+    is_send(&connect(0));
 }

@@ -34,6 +34,7 @@
 
 pub mod checksum;
 pub mod features;
+pub mod pages;
 pub mod queue;
 pub mod wire;
 

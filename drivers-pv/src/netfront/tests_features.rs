@@ -849,3 +849,19 @@ fn tcp_echo_over_two_queues() {
         assert!(side.queue_rx_frames.iter().all(|&n| n > 0), "{side}");
     }
 }
+
+#[test]
+fn offer_keys_are_every_key_the_offer_reads() {
+    let mut asked = alloc::vec::Vec::new();
+    super::features::BackendOffer::read(|key| {
+        asked.push(alloc::string::String::from(key));
+        None
+    });
+    asked.sort();
+    let mut listed: alloc::vec::Vec<alloc::string::String> = super::features::OFFER_KEYS
+        .iter()
+        .map(|key| alloc::string::String::from(*key))
+        .collect();
+    listed.sort();
+    assert_eq!(asked, listed);
+}

@@ -1,12 +1,13 @@
-//! A blocking xenstore client over any byte [`Transport`], for early boot.
+//! A blocking xenstore client over any byte [`Transport`], for host tests
+//! and tools.
 //!
 //! [`XenstoreBlocking`] owns a [`Client`] and a transport and turns every
 //! operation into "queue the request, push bytes out, pull bytes in until
-//! the reply is there". It is what the kernel uses before its task system
-//! runs (reading `device/` to find the console and the network), and what
-//! the host tests use against the simulated xenstored. Waiting is the
-//! transport's business ([`Transport::wait`]: block on the event channel,
-//! or spin), so nothing here sleeps by itself.
+//! the reply is there". The host tests use it against the simulated
+//! xenstored. Waiting is the transport's business ([`Transport::wait`]),
+//! so nothing here sleeps by itself. The guest does not use it: its
+//! connection is the async, shared [`super::SharedXenstore`], whose waits
+//! are awaited, never a blocked vCPU.
 
 use alloc::string::String;
 use alloc::vec::Vec;

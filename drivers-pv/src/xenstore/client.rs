@@ -224,8 +224,9 @@ pub struct ClientStats {
 enum Slot {
     /// Sent (or queued), no reply yet.
     Waiting {
-        /// The reply type that answers it.
-        expects: MsgType,
+        /// The reply type that answers it (`None` for a raw request,
+        /// which any type answers).
+        expects: Option<MsgType>,
         /// For a watch: the token registered when it was submitted, to
         /// unregister if xenstored refuses.
         watch_token: Option<String>,
@@ -407,6 +408,44 @@ impl Client {
         self.submit(MsgType::GetDomainPath, TxId::NONE, &[&digits], None)
     }
 
+    /// A hand-made request of any type number (one this client has no
+    /// operation for, or a payload it would refuse to form), for
+    /// conformance checks of xenstored's refusals. Any reply type answers
+    /// it; an `XS_ERROR` reply is the error it names.
+    pub fn raw_request(
+        &mut self,
+        msg_type: u32,
+        tx: TxId,
+        payload: &[u8],
+    ) -> Result<Ticket<Reply>, XsError> {
+        if self.broken.is_some() {
+            return Err(XsError::Disconnected);
+        }
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|&len| len as usize <= pv_arch::abi::xenstore::XENSTORE_PAYLOAD_MAX)
+            .ok_or(XsError::RequestTooLong)?;
+        let req_id = self.allocate_req_id();
+        let header = pv_arch::abi::xenstore::XsdSockmsg {
+            type_: msg_type,
+            req_id,
+            tx_id: tx.0,
+            len,
+        };
+        self.outgoing
+            .extend_from_slice(&super::wire::raw_header_to_bytes(&header));
+        self.outgoing.extend_from_slice(payload);
+        self.slots.insert(
+            req_id,
+            Slot::Waiting {
+                expects: None,
+                watch_token: None,
+                abandoned: false,
+            },
+        );
+        Ok(Ticket::new(ReqId(req_id)))
+    }
+
     /// Queues one request.
     fn submit<T>(
         &mut self,
@@ -423,7 +462,7 @@ impl Client {
         self.slots.insert(
             req_id,
             Slot::Waiting {
-                expects: msg_type,
+                expects: Some(msg_type),
                 watch_token,
                 abandoned: false,
             },
@@ -483,6 +522,19 @@ impl Client {
             }
             None => {}
         }
+    }
+
+    /// Whether polling request `req_id` would give an answer now: its
+    /// reply is in, or the id is not outstanding (forgotten, already
+    /// taken, never issued, or failed with the connection).
+    pub fn is_answered(&self, req_id: ReqId) -> bool {
+        !matches!(
+            self.slots.get(&req_id.0),
+            Some(Slot::Waiting {
+                abandoned: false,
+                ..
+            })
+        )
     }
 
     /// How many requests have no reply yet (forgotten ones included).
@@ -602,7 +654,9 @@ impl Client {
                         // A reply of the wrong type is that first, however
                         // its payload looks.
                         self.complete(header.req_id, |expects| {
-                            if header.msg_type != expects && header.msg_type != MsgType::Error {
+                            if expects.is_some_and(|expects| header.msg_type != expects)
+                                && header.msg_type != MsgType::Error
+                            {
                                 Err(XsError::UnexpectedReply)
                             } else {
                                 Err(error)
@@ -668,7 +722,7 @@ impl Client {
                 if let Body::Error(error) = body {
                     return Err(error);
                 }
-                if header.msg_type != expects {
+                if expects.is_some_and(|expects| header.msg_type != expects) {
                     return Err(XsError::UnexpectedReply);
                 }
                 Ok(match body {
@@ -690,7 +744,11 @@ impl Client {
 
     /// Completes request `req_id` with what `outcome` makes of it, given
     /// the reply type the request expects.
-    fn complete(&mut self, req_id: u32, outcome: impl FnOnce(MsgType) -> Result<Reply, XsError>) {
+    fn complete(
+        &mut self,
+        req_id: u32,
+        outcome: impl FnOnce(Option<MsgType>) -> Result<Reply, XsError>,
+    ) {
         let Some(Slot::Waiting {
             expects,
             watch_token,

@@ -131,6 +131,10 @@ pub enum XsError {
     /// containing NUL, or [`super::TxId::NONE`] where a transaction is
     /// needed. Nothing was sent.
     BadArgument,
+    /// No reply came within the caller's deadline. The request was
+    /// abandoned (its reply is dropped if it comes); the connection may
+    /// still be fine.
+    TimedOut,
 }
 
 /// Wire spelling and variant of every errno name this client knows.
@@ -216,6 +220,7 @@ impl fmt::Display for XsError {
             XsError::Disconnected => f.write_str("xenstore: disconnected"),
             XsError::RingCorrupt => f.write_str("xenstore: ring indices corrupt"),
             XsError::BadArgument => f.write_str("xenstore: argument cannot be sent"),
+            XsError::TimedOut => f.write_str("xenstore: no reply in time"),
             // The server's answers were handled above.
             _ => f.write_str("xenstore: error"),
         }

@@ -9,17 +9,21 @@
 //! - [`client`]: the request/reply state machine ([`Client`]): request
 //!   ids, outstanding requests, reply matching, per-token watch queues,
 //!   and the [`RetryPolicy`] for transactions that hit `EAGAIN`;
+//! - [`shared`]: [`SharedXenstore`], one connection that any number of
+//!   tasks use at once: every operation is a future matched to its reply
+//!   by request id, each [`Watch`] receives its own events, and whoever
+//!   moves bytes wakes exactly the tasks they answer;
 //! - [`blocking`]: [`XenstoreBlocking`], which drives a [`Client`] over any
-//!   [`Transport`] until each reply is in (early boot, tests);
+//!   [`Transport`] until each reply is in (host tests, tools);
 //! - [`ring`]: [`RingTransport`], the byte rings of the shared
 //!   `xenstore_domain_interface` page, reached through the
 //!   [`XenstorePage`] trait the kernel implements over the mapped page;
 //! - [`perms`] and [`error`]: [`Permissions`] and [`XsError`];
 //! - `sim` (tests and the `sim` feature): a simulated xenstored with fault
 //!   injection;
-//! - `guest` (guest only): the domain's one connection, over the kernel's
-//!   `store_page::StorePage` and the store event channel, plus an async
-//!   wait for watch events;
+//! - `guest` (guest only): the domain's one [`SharedXenstore`] over the
+//!   kernel's `store_page::StorePage`, and the pump task that wakes
+//!   waiters when the store event channel fires;
 //! - `suite` (guest only): the `xenstore` group of the conformance suite,
 //!   run against the real xenstored from a domU.
 //!
@@ -27,14 +31,11 @@
 //! message out once, checks length, type and payload shape, and only then
 //! hands it on; nothing here panics on what the other side sends.
 //!
-//! Connecting it in the guest is what `guest` does: it implements
-//! [`XenstorePage`] over the page at `start_info.store_mfn` (the kernel's
-//! `StorePage` does the volatile loads and stores and the fences the
-//! trait's methods name), notifies through `EVTCHNOP_send` on
-//! `start_info.store_evtchn` and waits by blocking on that channel, and
-//! keeps one `XenstoreBlocking<RingTransport<GuestPage>>` for the domain:
-//! `guest::connect(&boot)` once, then `guest::with_xenstore(|xs| ..)`, and
-//! `guest::next_watch_event(token).await` from tasks.
+//! In the guest: `guest::connect(&boot)` once (it spawns the pump task),
+//! then from any task `guest::xenstore()?.read(TxId::NONE, path).await`,
+//! `xs.watch(path).await?` and `watch.next_event().await`, bounded with
+//! `guest::within(limit, ..)`. Nothing waits by blocking the vCPU; a
+//! synchronous top level wraps the whole call in `sched::block_on`.
 
 pub mod blocking;
 pub mod client;
@@ -43,12 +44,15 @@ pub mod error;
 pub mod guest;
 pub mod perms;
 pub mod ring;
+pub mod shared;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 #[cfg(target_os = "none")]
 pub mod suite;
 pub mod wire;
 
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;
 
@@ -58,4 +62,5 @@ pub use client::{
 };
 pub use error::{Malformation, XsError};
 pub use perms::{Access, Perm, Permissions};
-pub use ring::{RingTransport, XenstorePage};
+pub use ring::{BlockingPage, RingTransport, XenstorePage};
+pub use shared::{NextEvent, Request, SharedXenstore, Watch};

@@ -49,8 +49,15 @@ pub trait XenstorePage {
     fn read_rsp(&self, offset: usize, buf: &mut [u8]);
     /// Signals xenstored's event channel.
     fn notify(&mut self);
-    /// Blocks until the event channel fires (returns at once if it fired
-    /// since the last call). Only the blocking [`Transport`] uses it.
+}
+
+/// A page whose owner can wait for xenstored in place, for the blocking
+/// [`Transport`] over the ring (host tests and the simulator). The guest
+/// does not implement it: there the wait is a task awaiting the event
+/// channel ([`super::shared`]), never a blocked vCPU.
+pub trait BlockingPage: XenstorePage {
+    /// Blocks until xenstored may have moved (returns at once if it did
+    /// since the last call).
     fn wait(&mut self) -> Result<(), XsError>;
 }
 
@@ -153,7 +160,7 @@ impl<P: XenstorePage> RingTransport<P> {
     }
 }
 
-impl<P: XenstorePage> Transport for RingTransport<P> {
+impl<P: BlockingPage> Transport for RingTransport<P> {
     fn send(&mut self, mut bytes: &[u8]) -> Result<(), XsError> {
         while !bytes.is_empty() {
             let count = self.write_some(bytes)?;

@@ -36,7 +36,7 @@ use pv_arch::abi::xenstore::{
 use super::blocking::Transport;
 use super::error::XsError;
 use super::perms::{Access, Permissions};
-use super::ring::XenstorePage;
+use super::ring::{BlockingPage, XenstorePage};
 use super::wire::{raw_header_to_bytes, Frame, FrameDecoder, MsgType, PAYLOAD_MAX};
 
 /// A small deterministic PRNG (SplitMix64) for splitting streams and
@@ -1055,6 +1055,9 @@ pub struct SimRingPage {
     conn: ConnId,
     /// Notifications received from the guest.
     pub notifications: u64,
+    /// Serve only when [`SimRingPage::service`] is called, not on every
+    /// notification (to hold replies back and interleave them).
+    manual: bool,
 }
 
 impl SimRingPage {
@@ -1066,7 +1069,15 @@ impl SimRingPage {
             sim: Rc::clone(sim),
             conn,
             notifications: 0,
+            manual: false,
         }
+    }
+
+    /// Serves only on [`SimRingPage::service`], so tests decide when
+    /// xenstored answers.
+    pub fn manual(mut self) -> SimRingPage {
+        self.manual = true;
+        self
     }
 
     /// Starts all four indices at `index` (to exercise wrapping).
@@ -1127,11 +1138,16 @@ impl XenstorePage for SimRingPage {
 
     fn notify(&mut self) {
         self.notifications += 1;
+        if self.manual {
+            return;
+        }
         // A hostile or broken guest index shows up on the guest's side
         // too; the simulator just stops serving.
         let _ = self.service();
     }
+}
 
+impl BlockingPage for SimRingPage {
     /// Services the page; if nothing moved and nothing is left to read,
     /// the guest would wait forever: reported as
     /// [`XsError::Disconnected`].

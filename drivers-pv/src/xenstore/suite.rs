@@ -12,15 +12,19 @@
 //!
 //! A few refusals need requests the typed client cannot form (a malformed
 //! permission list, a message type only the toolstack may send): those go
-//! out through `raw_request`, which writes one hand-made message on the
-//! ring and reads its answer, handing anything else that arrives (watch
-//! events) back to the client.
+//! out as raw requests (`SharedXenstore::raw_request`), matched to their
+//! answers by request id like any other.
+//!
+//! The checks are top-level synchronous code: each operation is the
+//! shared connection's async call, bounded by a timeout, under one
+//! `sched::block_on`.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::Debug;
+use core::future::Future;
 use core::time::Duration;
 
 use kernel::events::EventChannel;
@@ -28,15 +32,14 @@ use kernel::sched;
 use kernel::suite::{Applies, Ctx, Outcome, Test};
 use pv_arch::abi::event_channel::EvtchnBinding;
 use pv_arch::abi::xen::DOMID_SELF;
-use pv_arch::abi::xenstore::{self as abi, XsdSockmsg};
+use pv_arch::abi::xenstore as abi;
 use spin::Mutex;
 
-use super::blocking::Transport;
-use super::client::{RetryPolicy, TxId, WatchEvent};
+use super::client::{Reply, RetryPolicy, TxId, WatchEvent};
 use super::error::XsError;
-use super::guest::{self, next_watch_event_within, with_xenstore, ConnectError, GuestXenstore};
+use super::guest::{self, within, ConnectError, GuestPage, GuestXenstore, REPLY_TIMEOUT};
 use super::perms::{Access, Permissions};
-use super::wire::{encode_message, raw_header_to_bytes, FrameDecoder, MsgType};
+use super::shared::Watch;
 
 /// The group name (`only=xenstore` picks it).
 const GROUP: &str = "xenstore";
@@ -90,9 +93,31 @@ fn run(ctx: &Ctx<'_>, body: impl FnOnce(&Env) -> Check) -> Outcome {
     }
 }
 
-/// Runs one operation on the connection.
-fn xs<R>(body: impl FnOnce(&mut GuestXenstore) -> Result<R, XsError>) -> Result<R, XsError> {
-    with_xenstore(body)
+/// Runs one operation on the connection, to completion or
+/// [`REPLY_TIMEOUT`].
+fn xs<R, F: Future<Output = Result<R, XsError>>>(
+    body: impl FnOnce(&'static GuestXenstore) -> F,
+) -> Result<R, XsError> {
+    let connection = guest::xenstore()?;
+    sched::block_on(within(REPLY_TIMEOUT, body(connection)))
+}
+
+/// A watch of the suite's (on the domain's connection).
+type SuiteWatch = Watch<'static, GuestPage>;
+
+/// Watches `path` with `token`.
+fn watch(path: &str, token: &str) -> Result<SuiteWatch, XsError> {
+    xs(|x| x.watch_with_token(path, token))
+}
+
+/// Removes `watch`, waiting for xenstored's answer.
+fn unwatch(watch: SuiteWatch) -> Result<(), XsError> {
+    sched::block_on(within(REPLY_TIMEOUT, watch.unwatch()))
+}
+
+/// The connection's counters of dropped events.
+fn stray_events() -> Result<u64, XsError> {
+    guest::xenstore().map(|x| x.stats().stray_watch_events)
 }
 
 /// Turns an operation's error into a failure message naming the step.
@@ -153,14 +178,18 @@ impl Drop for Scratch {
     }
 }
 
-/// Waits (running tasks) up to `limit` for the next event of `token`.
-fn wait_event(token: &str, limit: Duration) -> Result<Option<WatchEvent>, String> {
-    sched::block_on(next_watch_event_within(token, limit)).step("waiting for a watch event")
+/// Waits (running tasks) up to `limit` for the next event of `watch`.
+fn wait_event(watch: &mut SuiteWatch, limit: Duration) -> Result<Option<WatchEvent>, String> {
+    match sched::block_on(within(limit, watch.next_event())) {
+        Ok(event) => Ok(Some(event)),
+        Err(XsError::TimedOut) => Ok(None),
+        Err(error) => Err(format!("waiting for a watch event: {error}")),
+    }
 }
 
-/// Waits for an event of `token` that must come, and checks its path.
-fn expect_event(token: &str, path: &str, what: &str) -> Check {
-    match wait_event(token, EVENT_WAIT)? {
+/// Waits for an event of `watch` that must come, and checks its path.
+fn expect_event(watch: &mut SuiteWatch, path: &str, what: &str) -> Check {
+    match wait_event(watch, EVENT_WAIT)? {
         Some(event) => expect_eq(event.path.as_str(), path, what),
         None => Err(format!("{what}: no event within {EVENT_WAIT:?}")),
     }
@@ -168,76 +197,10 @@ fn expect_event(token: &str, path: &str, what: &str) -> Check {
 
 // ---- Raw requests -------------------------------------------------------
 
-/// The request id of raw requests (the client counts up from 1).
-const RAW_REQ_ID: u32 = 0x7061_7276;
-
 /// Sends one hand-made message (any type, any payload up to 4096 bytes)
-/// and returns the type and payload of its answer. Other messages that
-/// arrive meanwhile (watch events) go back to the client. Needs the client
-/// idle, so the stream is at a message boundary.
-fn raw_request(
-    x: &mut GuestXenstore,
-    msg_type: u32,
-    tx_id: u32,
-    payload: &[u8],
-) -> Result<(u32, Vec<u8>), XsError> {
-    if x.client().outstanding() != 0 || payload.len() > abi::XENSTORE_PAYLOAD_MAX {
-        return Err(XsError::BadArgument);
-    }
-    x.pump()?;
-    let header = XsdSockmsg {
-        type_: msg_type,
-        req_id: RAW_REQ_ID,
-        tx_id,
-        // At most XENSTORE_PAYLOAD_MAX, checked above.
-        len: payload.len() as u32,
-    };
-    let mut bytes = Vec::from(raw_header_to_bytes(&header));
-    bytes.extend_from_slice(payload);
-    x.transport().send(&bytes)?;
-    let mut decoder = FrameDecoder::new();
-    let mut buf = [0u8; 256];
-    loop {
-        let count = x.transport().recv(&mut buf)?.min(buf.len());
-        if count == 0 {
-            x.transport().wait()?;
-            continue;
-        }
-        let mut input = &buf[..count];
-        while let Some(frame) = decoder.decode(&mut input) {
-            let frame = frame?;
-            if frame.header.req_id == RAW_REQ_ID && frame.header.msg_type != MsgType::WatchEvent {
-                if !input.is_empty() {
-                    x.client().receive(input)?;
-                }
-                return Ok((frame.header.msg_type.to_wire(), frame.payload));
-            }
-            let mut again = Vec::new();
-            encode_message(
-                &mut again,
-                frame.header.msg_type,
-                frame.header.req_id,
-                frame.header.tx_id,
-                &[&frame.payload],
-            )?;
-            x.client().receive(&again)?;
-        }
-    }
-}
-
-/// A raw request's answer as a result: the payload, or the error an
-/// `XS_ERROR` names.
-fn raw_call(msg_type: u32, tx_id: u32, payload: &[u8]) -> Result<Vec<u8>, XsError> {
-    let (reply_type, reply) = xs(|x| raw_request(x, msg_type, tx_id, payload))?;
-    if reply_type == abi::XS_ERROR {
-        let name = reply.strip_suffix(b"\0").unwrap_or(&reply);
-        let name = core::str::from_utf8(name).map_err(|_| XsError::NotUtf8)?;
-        return Err(XsError::from_errno_name(name));
-    }
-    if reply_type != msg_type {
-        return Err(XsError::UnexpectedReply);
-    }
-    Ok(reply)
+/// and returns its answer, or the error an `XS_ERROR` names.
+fn raw_call(msg_type: u32, tx_id: u32, payload: &[u8]) -> Result<Reply, XsError> {
+    xs(|x| x.raw_request(msg_type, TxId(tx_id), payload))
 }
 
 /// Payload bytes for display.
@@ -472,16 +435,16 @@ fn watch_fires_on_write(ctx: &Ctx<'_>) -> Outcome {
         let node = Scratch::new("watch")?;
         let token = "paravane-watch";
         xs(|x| x.write(TxId::NONE, node.path(), b"0")).step("write")?;
-        xs(|x| x.watch(node.path(), token)).step("watch")?;
+        let mut watched = watch(node.path(), token).step("watch")?;
         let result = (|| {
-            expect_event(token, node.path(), "initial event")?;
+            expect_event(&mut watched, node.path(), "initial event")?;
             xs(|x| x.write(TxId::NONE, node.path(), b"1")).step("write again")?;
-            expect_event(token, node.path(), "event for the write")?;
+            expect_event(&mut watched, node.path(), "event for the write")?;
             let child = node.child("child");
             xs(|x| x.write(TxId::NONE, &child, b"2")).step("write a child")?;
-            expect_event(token, &child, "event for a child")
+            expect_event(&mut watched, &child, "event for a child")
         })();
-        let unwatched = xs(|x| x.unwatch(node.path(), token)).step("unwatch");
+        let unwatched = unwatch(watched).step("unwatch");
         result.and(unwatched)
     })
 }
@@ -493,13 +456,15 @@ fn unwatch_stops_events(ctx: &Ctx<'_>) -> Outcome {
         let token = "paravane-unwatch";
         xs(|x| x.write(TxId::NONE, gone.path(), b"0")).step("write a")?;
         xs(|x| x.write(TxId::NONE, kept.path(), b"0")).step("write b")?;
-        xs(|x| x.watch(gone.path(), token)).step("watch a")?;
-        xs(|x| x.watch(kept.path(), token)).step("watch b")?;
+        // Two watches with one token share its queue.
+        let watch_gone = watch(gone.path(), token).step("watch a")?;
+        let mut watch_kept = watch(kept.path(), token).step("watch b")?;
+        let mut watch_gone = Some(watch_gone);
         let result = (|| {
             // The two initial events, in either order.
             let mut initial = Vec::new();
             for _ in 0..2 {
-                match wait_event(token, EVENT_WAIT)? {
+                match wait_event(&mut watch_kept, EVENT_WAIT)? {
                     Some(event) => initial.push(event.path),
                     None => return Err("an initial event did not come".into()),
                 }
@@ -510,21 +475,29 @@ fn unwatch_stops_events(ctx: &Ctx<'_>) -> Outcome {
                 alloc::vec![gone.path.clone(), kept.path.clone()],
                 "initial events",
             )?;
-            xs(|x| x.unwatch(gone.path(), token)).step("unwatch a")?;
-            let strays = xs(|x| Ok(x.client().stats().stray_watch_events)).step("stats")?;
+            if let Some(watched) = watch_gone.take() {
+                unwatch(watched).step("unwatch a")?;
+            }
+            let strays = stray_events().step("stats")?;
             xs(|x| x.write(TxId::NONE, gone.path(), b"1")).step("write a again")?;
             // xenstored answers in order: an event for a would come
             // before the one for b.
             xs(|x| x.write(TxId::NONE, kept.path(), b"1")).step("write b again")?;
-            expect_event(token, kept.path(), "event for b (a's must not come)")?;
-            if let Some(event) = wait_event(token, QUIET_WAIT)? {
+            expect_event(
+                &mut watch_kept,
+                kept.path(),
+                "event for b (a's must not come)",
+            )?;
+            if let Some(event) = wait_event(&mut watch_kept, QUIET_WAIT)? {
                 return Err(format!("unexpected event {:?}", event.path));
             }
-            let now = xs(|x| Ok(x.client().stats().stray_watch_events)).step("stats")?;
+            let now = stray_events().step("stats")?;
             expect_eq(now, strays, "stray events after unwatch")
         })();
-        let _ = xs(|x| x.unwatch(gone.path(), token));
-        let unwatched = xs(|x| x.unwatch(kept.path(), token)).step("unwatch b");
+        if let Some(watched) = watch_gone {
+            let _ = unwatch(watched);
+        }
+        let unwatched = unwatch(watch_kept).step("unwatch b");
         result.and(unwatched)
     })
 }
@@ -533,23 +506,23 @@ fn watch_refusals(ctx: &Ctx<'_>) -> Outcome {
     run(ctx, |_| {
         let node = Scratch::new("watch-dup")?;
         let token = "paravane-dup";
-        xs(|x| x.watch(node.path(), token)).step("watch")?;
+        let mut watched = watch(node.path(), token).step("watch")?;
         let result = (|| {
-            expect_event(token, node.path(), "initial event")?;
+            expect_event(&mut watched, node.path(), "initial event")?;
             expect_err(
-                xs(|x| x.watch(node.path(), token)),
+                watch(node.path(), token).map(drop),
                 XsError::Exists,
                 "the same watch twice",
             )?;
             expect_err(
-                xs(|x| x.unwatch(node.path(), "paravane-never-watched")),
+                xs(|x| x.request(|client| client.unwatch(node.path(), "paravane-never-watched"))),
                 XsError::NotFound,
                 "unwatch of an unknown token",
             )
         })();
         // The refused duplicate took back only its own registration; the
         // first watch is still there.
-        let unwatched = xs(|x| x.unwatch(node.path(), token)).step("unwatch");
+        let unwatched = unwatch(watched).step("unwatch");
         result.and(unwatched)
     })
 }
@@ -557,86 +530,85 @@ fn watch_refusals(ctx: &Ctx<'_>) -> Outcome {
 /// Waiting tasks in the watch checks below.
 const WAITERS: usize = 3;
 
-/// `WAITERS` tasks each wait for their own token's event; then each node
-/// is written. With `by_waiters`, the writes are only sent (their replies
-/// collected afterwards), so the waiting tasks themselves must pump the
-/// ring when the channel fires, and the one the channel wakes must wake
-/// the others; otherwise a blocking call pulls the events in and must
-/// wake the waiters when it lets go of the connection.
-fn waiters_all_woken(by_waiters: bool) -> Check {
+/// `WAITERS` tasks each wait for their own watch's event while the main
+/// task writes the nodes: with `concurrent_writes` all writes are in
+/// flight at once (their replies and the events interleave on the ring),
+/// else one after the other. Every waiter must be woken by the pump task
+/// with its own event and no other.
+fn waiters_all_woken(concurrent_writes: bool) -> Check {
     let mut nodes = Vec::new();
-    let mut tokens = Vec::new();
     for index in 0..WAITERS {
         nodes.push(Scratch::new(&format!("waiter-{index}"))?);
-        tokens.push(format!("paravane-waiter-{index}"));
     }
-    for (node, token) in nodes.iter().zip(&tokens) {
+    let mut watches = Vec::new();
+    for node in &nodes {
         xs(|x| x.write(TxId::NONE, node.path(), b"0")).step("write")?;
-        xs(|x| x.watch(node.path(), token)).step("watch")?;
+        let mut watched = xs(|x| x.watch(node.path())).step("watch")?;
+        expect_event(&mut watched, node.path(), "initial event")?;
+        watches.push(watched);
     }
-    let result = (|| {
-        for (node, token) in nodes.iter().zip(&tokens) {
-            expect_event(token, node.path(), "initial event")?;
-        }
-        type Slot = Arc<Mutex<Option<Result<Option<WatchEvent>, XsError>>>>;
-        let slots: Vec<Slot> = (0..WAITERS).map(|_| Arc::new(Mutex::new(None))).collect();
-        for (slot, token) in slots.iter().zip(&tokens) {
-            let (slot, token) = (slot.clone(), token.clone());
-            sched::spawn(async move {
-                // Far longer than the test waits: at its own deadline a
-                // waiter finds an event that came meanwhile, which would
-                // hide a lost wake-up.
-                let event = next_watch_event_within(&token, 6 * EVENT_WAIT).await;
-                *slot.lock() = Some(event);
-            });
-        }
-        let finished = sched::block_on(async {
-            // Let every task start waiting before anything happens.
-            sched::sleep(Duration::from_millis(20)).await;
-            let mut tickets = Vec::new();
-            for node in nodes.iter().rev() {
-                if by_waiters {
-                    tickets.push(xs(|x| {
-                        let ticket = x.client().write(TxId::NONE, node.path(), b"1")?;
-                        x.flush()?;
-                        Ok(ticket)
-                    })?);
-                } else {
-                    xs(|x| x.write(TxId::NONE, node.path(), b"1"))?;
-                }
-            }
-            let deadline = kernel::time::now_ns() + EVENT_WAIT.as_nanos() as u64;
-            let mut finished = true;
-            while slots.iter().any(|slot| slot.lock().is_none()) {
-                if kernel::time::now_ns() > deadline {
-                    finished = false;
-                    break;
-                }
-                sched::sleep(Duration::from_millis(5)).await;
-            }
-            for ticket in tickets {
-                xs(|x| x.wait_for(ticket))?;
-            }
-            Ok::<bool, XsError>(finished)
+    type Slot = Arc<Mutex<Option<(SuiteWatch, Result<WatchEvent, XsError>)>>>;
+    let slots: Vec<Slot> = (0..WAITERS).map(|_| Arc::new(Mutex::new(None))).collect();
+    for (slot, mut watched) in slots.iter().cloned().zip(watches) {
+        sched::spawn(async move {
+            // Far longer than the check waits: at its own deadline a
+            // waiter finds an event that came meanwhile, which would
+            // hide a lost wake-up.
+            let event = within(6 * EVENT_WAIT, watched.next_event()).await;
+            *slot.lock() = Some((watched, event));
         });
-        if !finished.step("writes")? {
-            return Err(format!(
-                "a waiting task was not woken within {EVENT_WAIT:?}"
-            ));
-        }
-        for ((slot, node), token) in slots.iter().zip(&nodes).zip(&tokens) {
-            match slot.lock().take() {
-                Some(Ok(Some(event))) => expect_eq(event.path.as_str(), node.path(), token)?,
-                other => return Err(format!("{token}: {other:?}")),
+    }
+    let finished = sched::block_on(async {
+        // Let every task start waiting before anything happens.
+        sched::sleep(Duration::from_millis(20)).await;
+        let x = guest::xenstore()?;
+        if concurrent_writes {
+            let writes: Vec<_> = nodes
+                .iter()
+                .rev()
+                .map(|node| x.write(TxId::NONE, node.path(), b"1"))
+                .collect();
+            for write in writes {
+                within(REPLY_TIMEOUT, write).await?;
+            }
+        } else {
+            for node in nodes.iter().rev() {
+                within(REPLY_TIMEOUT, x.write(TxId::NONE, node.path(), b"1")).await?;
             }
         }
-        Ok(())
-    })();
-    let mut unwatched = Ok(());
-    for (node, token) in nodes.iter().zip(&tokens) {
-        unwatched = unwatched.and(xs(|x| x.unwatch(node.path(), token)).step("unwatch"));
+        let deadline = kernel::time::now_ns() + EVENT_WAIT.as_nanos() as u64;
+        while slots.iter().any(|slot| slot.lock().is_none()) {
+            if kernel::time::now_ns() > deadline {
+                return Ok(false);
+            }
+            sched::sleep(Duration::from_millis(5)).await;
+        }
+        Ok::<bool, XsError>(true)
+    });
+    let mut result = match finished.step("writes") {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "a waiting task was not woken within {EVENT_WAIT:?}"
+        )),
+        Err(why) => Err(why),
+    };
+    for (slot, node) in slots.iter().zip(&nodes) {
+        let taken = slot.lock().take();
+        match taken {
+            Some((watched, event)) => {
+                if result.is_ok() {
+                    result = match event {
+                        Ok(event) => expect_eq(event.path.as_str(), node.path(), "waiter's event"),
+                        Err(error) => Err(format!("waiter: {error}")),
+                    };
+                }
+                result = result.and(unwatch(watched).step("unwatch"));
+            }
+            None if result.is_ok() => result = Err(format!("{}: no waiter result", node.path())),
+            None => {}
+        }
     }
-    result.and(unwatched)
+    result
 }
 
 fn waiters_woken_by_channel(ctx: &Ctx<'_>) -> Outcome {
@@ -726,19 +698,23 @@ fn transaction_retry_succeeds(ctx: &Ctx<'_>) -> Outcome {
     run(ctx, |_| {
         let node = Scratch::new("tx-retry")?;
         xs(|x| x.write(TxId::NONE, node.path(), b"0")).step("write")?;
-        let mut attempts = 0u32;
+        let attempts = core::cell::Cell::new(0u32);
+        let path = node.path();
+        let attempts = &attempts;
         let outcome = xs(|x| {
-            x.transaction(RetryPolicy::DEFAULT, |x, tx| {
-                attempts += 1;
-                let seen = x.read(tx, node.path())?;
-                if attempts == 1 {
-                    // Somebody else gets in the way, once.
-                    x.write(TxId::NONE, node.path(), b"outside")?;
+            x.transaction(RetryPolicy::DEFAULT, move |tx| {
+                async move {
+                    attempts.set(attempts.get() + 1);
+                    let seen = x.read(tx, path).await?;
+                    if attempts.get() == 1 {
+                        // Somebody else gets in the way, once.
+                        x.write(TxId::NONE, path, b"outside").await?;
+                    }
+                    let mut value = seen;
+                    value.extend_from_slice(b"+tx");
+                    x.write(tx, path, &value).await?;
+                    Ok(attempts.get())
                 }
-                let mut value = seen;
-                value.extend_from_slice(b"+tx");
-                x.write(tx, node.path(), &value)?;
-                Ok(attempts)
             })
         });
         let done_in = outcome.step("transaction")?;

@@ -265,6 +265,9 @@ impl XenstorePage for PlainPage {
     fn notify(&mut self) {
         self.notifications += 1;
     }
+}
+
+impl crate::xenstore::ring::BlockingPage for PlainPage {
     fn wait(&mut self) -> Result<(), XsError> {
         Err(XsError::Disconnected)
     }

@@ -1,6 +1,7 @@
 //! The console device: the global sink behind `print!`.
 
 use super::ring::{ConsolePage, RingWriteError, RingWriter};
+use super::{ConsoleStats, LostOutput, LostReason};
 use crate::boot_info::{BootInfo, ConsoleLocation};
 use crate::fixmap::{self, Slot};
 use core::fmt::{self, Write};
@@ -58,6 +59,10 @@ impl ConsolePage for SharedConsolePage {
     fn wait(&mut self) {
         let _ = sched_yield();
     }
+
+    fn now_ns(&self) -> Option<u64> {
+        crate::shared_info::is_mapped().then(crate::time::now_ns)
+    }
 }
 
 enum Sink {
@@ -69,28 +74,8 @@ enum Sink {
 
 struct Console {
     sink: Sink,
-    /// Bytes that could not be written since the last report.
-    lost: u64,
-    /// Why they were lost.
-    lost_why: Option<LostReason>,
-}
-
-#[derive(Clone, Copy)]
-enum LostReason {
-    Refused(Errno),
-    Ring(RingWriteError),
-}
-
-impl fmt::Display for LostReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LostReason::Refused(errno) => write!(f, "console_io refused: {errno}"),
-            LostReason::Ring(RingWriteError::Stalled { .. }) => f.write_str("backend stalled"),
-            LostReason::Ring(RingWriteError::Corrupt(c)) => {
-                write!(f, "ring corrupt (prod {} cons {})", c.prod, c.cons)
-            }
-        }
-    }
+    /// What could not be written, and whether that was reported.
+    lost: LostOutput,
 }
 
 impl Console {
@@ -109,31 +94,46 @@ impl Console {
         }
     }
 
-    fn report_lost(&mut self) {
-        if self.lost == 0 {
-            return;
+    /// Whether output is being dropped without trying (a stalled ring
+    /// whose backend has not read since).
+    fn dropping(&mut self) -> bool {
+        match &mut self.sink {
+            Sink::Ring(writer) => {
+                // `resumed` clears the stall once the backend reads again;
+                // the loss is then reported by `report_lost`.
+                writer.resumed();
+                writer.is_stalled()
+            }
+            Sink::Hypervisor => false,
         }
-        let (lost, why) = (self.lost, self.lost_why.take());
-        self.lost = 0;
-        let mut line = LineBuf::new();
-        let _ = match why {
-            Some(why) => writeln!(line, "[console: {lost} bytes lost: {why}]"),
-            None => writeln!(line, "[console: {lost} bytes lost]"),
+    }
+
+    fn report_lost(&mut self) {
+        let Some(report) = self.lost.report() else {
+            return;
         };
-        if let Err((n, why)) = self.write_raw(line.as_bytes()) {
-            // Still failing: keep counting, including the report itself.
-            self.lost = lost + n as u64;
-            self.lost_why = Some(why);
+        let mut line = LineBuf::new();
+        let _ = write!(line, "{report}");
+        match self.write_raw(line.as_bytes()) {
+            Ok(()) => self.lost.reported(),
+            // Still failing: the report itself is lost too.
+            Err((n, why)) => self.lost.record(n, why),
         }
     }
 }
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.dropping() {
+            // Costs nothing: the stalled backend was already waited for
+            // once; keep counting until it reads again.
+            let why = LostReason::Ring(RingWriteError::Stalled { unwritten: s.len() });
+            self.lost.record(s.len(), why);
+            return Ok(());
+        }
         self.report_lost();
         if let Err((n, why)) = self.write_raw(s.as_bytes()) {
-            self.lost += n as u64;
-            self.lost_why = Some(why);
+            self.lost.record(n, why);
         }
         Ok(())
     }
@@ -168,8 +168,7 @@ impl Write for LineBuf {
 
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
     sink: Sink::Hypervisor,
-    lost: 0,
-    lost_why: None,
+    lost: LostOutput::new(),
 });
 
 /// Why the console could not be set up.
@@ -192,7 +191,10 @@ pub fn init(boot: &BootInfo) -> Result<(), ConsoleError> {
     match boot.console {
         ConsoleLocation::Hypervisor => Ok(()),
         ConsoleLocation::Ring { mfn, evtchn } => {
-            let page = fixmap::map(Slot::Console, mfn)
+            // SAFETY: `start_info` (or the HVM parameter) names the
+            // console ring, a page shared with xenconsoled that Rust
+            // owns nothing of; the console slot is reserved for it.
+            let page = unsafe { fixmap::map(Slot::Console, crate::mm::Gfn::new(mfn)) }
                 .map_err(ConsoleError::Map)?
                 .cast::<XenconsInterface>();
             let mut shared = SharedConsolePage { page, evtchn };
@@ -215,9 +217,23 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
 pub fn flush() {
     let mut console = CONSOLE.lock();
     if let Sink::Ring(writer) = &mut console.sink {
-        if let Err(e) = writer.flush() {
-            console.lost_why = Some(LostReason::Ring(e));
-        }
+        // Bytes still in the ring are not lost (the backend may read them
+        // yet); a stalled backend makes this return at once.
+        let _ = writer.flush();
+    }
+}
+
+/// Lost output and backend stalls since boot.
+pub fn stats() -> ConsoleStats {
+    let console = CONSOLE.lock();
+    let (stalls, stalled) = match &console.sink {
+        Sink::Ring(writer) => (writer.stalls(), writer.is_stalled()),
+        Sink::Hypervisor => (0, false),
+    };
+    ConsoleStats {
+        lost_bytes: console.lost.total(),
+        stalls,
+        stalled,
     }
 }
 

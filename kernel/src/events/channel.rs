@@ -1,6 +1,12 @@
 //! [`EventChannel`]: an owned, bound port that tasks can wait on.
+//!
+//! Any number of tasks may await [`EventChannel::wait`] on one channel:
+//! the slot keeps one waker per waiting task, and an event wakes them
+//! all (each `Wait` completes once the port's count has moved past the
+//! value it saw when it started waiting).
 
-use super::runtime::{self, Slot, PORTS};
+use super::runtime::{self, PORTS};
+use super::slot::Slot;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -18,6 +24,9 @@ pub struct EventChannel {
 
 impl EventChannel {
     fn register(port: EvtchnPort, owned: bool) -> Result<EventChannel, Errno> {
+        // An event recorded for this port number before it was ours
+        // (a closed port reused) is not ours.
+        runtime::forget(port);
         PORTS.lock().insert(port, Slot::default());
         let channel = EventChannel { port, owned };
         runtime::unmask(port)?;
@@ -65,22 +74,30 @@ impl EventChannel {
         op::status(self.port)
     }
 
-    /// Whether it fired since the last call (and clears that).
+    /// Whether it fired since the last call (and clears that). Hands
+    /// over what the upcall recorded first.
     pub fn take_fired(&self) -> bool {
+        runtime::wake_waiters();
         PORTS
             .lock()
             .get_mut(&self.port)
-            .is_some_and(|slot| core::mem::take(&mut slot.fired))
+            .is_some_and(Slot::take_fired)
     }
 
     /// How many times it fired since it was bound.
     pub fn count(&self) -> u64 {
-        PORTS.lock().get(&self.port).map_or(0, |slot| slot.count)
+        runtime::wake_waiters();
+        PORTS.lock().get(&self.port).map_or(0, Slot::count)
     }
 
-    /// Completes when the port next fires (at once if it fired already).
+    /// Completes when the port next fires (at once if it fired since
+    /// the flag was last taken, which this takes). Every task waiting on
+    /// the channel is woken by one event.
     pub fn wait(&self) -> Wait<'_> {
-        Wait { channel: self }
+        Wait {
+            channel: self,
+            seen: None,
+        }
     }
 
     /// Closes the port, reporting what Xen said.
@@ -92,7 +109,14 @@ impl EventChannel {
 
     fn close_now(&mut self) -> Result<(), Errno> {
         runtime::mask(self.port);
-        PORTS.lock().remove(&self.port);
+        // Whoever still waits on it is woken (and sees it closed).
+        let waiters = PORTS
+            .lock()
+            .remove(&self.port)
+            .map(Slot::into_waiters)
+            .unwrap_or_default();
+        runtime::forget(self.port);
+        waiters.into_iter().for_each(core::task::Waker::wake);
         if self.owned {
             op::close(self.port)
         } else {
@@ -110,22 +134,21 @@ impl Drop for EventChannel {
 /// The future returned by [`EventChannel::wait`].
 pub struct Wait<'a> {
     channel: &'a EventChannel,
+    /// The port's count when this wait began (after its first poll).
+    seen: Option<u64>,
 }
 
 impl Future for Wait<'_> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        runtime::wake_waiters();
+        let port = self.channel.port;
         let mut ports = PORTS.lock();
-        let Some(slot) = ports.get_mut(&self.channel.port) else {
+        match ports.get_mut(&port) {
+            Some(slot) => slot.poll_wait(&mut self.seen, cx.waker()),
             // Closed underneath us: nothing will ever fire.
-            return Poll::Ready(());
-        };
-        if core::mem::take(&mut slot.fired) {
-            Poll::Ready(())
-        } else {
-            slot.waker = Some(cx.waker().clone());
-            Poll::Pending
+            None => Poll::Ready(()),
         }
     }
 }

@@ -62,11 +62,15 @@ fn mfn_of(boot: &BootInfo, va: usize) -> Result<u64, Errno> {
 
 /// Switches vCPU 0 to the FIFO ABI.
 pub fn init(boot: &BootInfo) -> Result<(), Errno> {
-    op::init_control(mfn_of(boot, page_address(0))?, 0, 0)?;
+    // SAFETY: page 0 of PAGES is a static page kept for the control
+    // block alone; Rust reaches it only through atomics (`control`).
+    unsafe { op::init_control(mfn_of(boot, page_address(0))?, 0, 0) }?;
     *CONSUMER.lock() = Some(Consumer::default());
     ACTIVE.store(true, Ordering::SeqCst);
     for page in 1..=ARRAY_PAGES {
-        op::expand_array(mfn_of(boot, page_address(page))?)?;
+        // SAFETY: the array pages of PAGES are static and kept for the
+        // event words alone, reached only through atomics (`Array`).
+        unsafe { op::expand_array(mfn_of(boot, page_address(page))?) }?;
     }
     Ok(())
 }

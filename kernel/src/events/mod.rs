@@ -1,20 +1,40 @@
 //! Event channels: Xen's virtual interrupts.
 //!
-//! Each bound port gets a slot in a table: a "fired" flag, a counter and
-//! the waker of the task waiting on it. Xen raises ports in the shared
-//! bitmaps; the upcall (entered from `traps`) scans them ([`two_level`])
-//! and marks and wakes each fired port's slot. Tasks never run in the
-//! upcall: they wait with [`EventChannel::wait`] and the executor runs
-//! them.
+//! Xen raises ports in shared memory (the 2-level bitmaps, or the FIFO
+//! queues) and then calls us: the upcall (entered from `traps`, the PV
+//! callback or the PVH callback vector). Each bound port has a slot in a
+//! table: a "fired" flag, a counter and the tasks waiting on it.
+//!
+//! # The rule: the upcall only records
+//!
+//! The upcall clears `evtchn_upcall_pending`, finds the raised ports
+//! ([`two_level::scan`] or the FIFO consumer) and sets each one's bit in
+//! [`fired`]'s bitmap of atomics. That is all it does: it takes no lock
+//! that task code takes (the port table, the executor's queues, the
+//! heap), allocates nothing and runs no waker. The executor, in task
+//! context, hands the recorded ports over ([`wake_waiters`]: before it
+//! decides to idle and after idling): each port's slot is marked and
+//! counted, and every task waiting on it is woken. The port table is
+//! locked only by task code. (The FIFO consumer's cursor has a lock of
+//! its own, taken only by the scan; task code runs the scan itself, when
+//! Xen flagged an event while upcalls were masked, so it cannot be
+//! interrupted holding it.)
 //!
 //! Upcalls are masked (`evtchn_upcall_mask = 1` in PV, `RFLAGS.IF`
 //! clear in PVH) all the time except inside
 //! `platform::wait_for_event` (`SCHEDOP_block`, or `sti; hlt`), which
-//! unmasks and sleeps atomically; so the
-//! upcall can only interrupt the idle loop, never code holding a lock,
-//! and no event that arrives between "nothing to do" and "sleep" is lost.
+//! unmasks and sleeps atomically, so no event that arrives between
+//! "nothing to do" and "sleep" is lost. The record-only rule keeps the
+//! upcall safe even if that ever changes.
+//!
+//! Several tasks may wait on one channel ([`EventChannel::wait`]); one
+//! event wakes them all. [`EventChannel::take_fired`] and
+//! [`EventChannel::count`] see what was handed over (they hand over
+//! first themselves).
 
 pub mod fifo;
+pub mod fired;
+pub mod slot;
 pub mod two_level;
 
 #[cfg(target_os = "none")]
@@ -24,27 +44,23 @@ pub use channel::{EventChannel, Wait};
 
 #[cfg(target_os = "none")]
 mod runtime {
+    use super::fired::FiredPorts;
+    use super::slot::Slot;
     use super::two_level::{self, Bitmaps};
     use crate::shared_info;
     use alloc::collections::BTreeMap;
+    use alloc::vec::Vec;
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::task::Waker;
     use spin::Mutex;
 
-    /// What we know about one bound port.
-    #[derive(Default)]
-    pub(super) struct Slot {
-        /// Raised since the owner last looked.
-        pub fired: bool,
-        /// Times raised in total.
-        pub count: u64,
-        /// The task to wake when it is raised.
-        pub waker: Option<Waker>,
-    }
-
-    /// Bound ports. Locked only by task code and by the upcall, which can
-    /// only interrupt the idle loop (see the module docs).
+    /// Bound ports. Locked only by task code, never by the upcall (see
+    /// the module docs).
     pub(super) static PORTS: Mutex<BTreeMap<u32, Slot>> = Mutex::new(BTreeMap::new());
+
+    /// Ports the upcall saw raised and the executor has not handed over
+    /// yet: the only thing the upcall writes besides Xen's own words.
+    pub(super) static FIRED: FiredPorts = FiredPorts::new();
 
     static UPCALLS: AtomicU64 = AtomicU64::new(0);
     static STRAY: AtomicU64 = AtomicU64::new(0);
@@ -81,44 +97,90 @@ mod runtime {
         Ok(())
     }
 
-    /// Scans for raised ports and wakes their owners. Runs in the upcall
-    /// and from [`block`].
-    pub fn upcall() {
+    /// The upcall: records which ports Xen raised, nothing more (see the
+    /// module docs). Runs from the trap entry, and in task context when
+    /// `evtchn_upcall_pending` is found set with upcalls masked.
+    pub(crate) fn upcall() {
         UPCALLS.fetch_add(1, Ordering::Relaxed);
+        // Cleared before the scan: an event raised during the scan sets
+        // it again and is seen by the next upcall, never lost.
         shared_info::upcall_pending().store(0, Ordering::SeqCst);
-        let dispatch = |port: u32| {
+        let record = |port: u32| {
+            if !FIRED.record(port) {
+                // Beyond the bitmap (no port we bind gets there).
+                STRAY.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        if super::fifo_runtime::active() {
+            super::fifo_runtime::consume(record);
+        } else {
+            two_level::scan(&SharedBitmaps, record);
+        }
+    }
+
+    /// Hands the ports the upcall recorded over to their slots and wakes
+    /// every task waiting on them. Task context only (it locks the port
+    /// table and runs wakers); the executor calls it before deciding to
+    /// idle and after idling.
+    pub fn wake_waiters() {
+        if upcall_masked_and_pending() {
+            upcall();
+        }
+        if !FIRED.any() {
+            return;
+        }
+        let mut to_wake = Vec::new();
+        FIRED.drain(|port| {
             let mut ports = PORTS.lock();
             match ports.get_mut(&port) {
-                Some(slot) => {
-                    slot.fired = true;
-                    slot.count += 1;
-                    if let Some(waker) = slot.waker.take() {
-                        waker.wake();
-                    }
-                }
+                Some(slot) => to_wake.append(&mut slot.raise()),
                 // A port nobody bound (or just closed): count it, drop it.
                 None => {
                     STRAY.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        };
-        if super::fifo_runtime::active() {
-            super::fifo_runtime::consume(dispatch);
-        } else {
-            two_level::scan(&SharedBitmaps, dispatch);
-        }
+        });
+        // Outside the table's lock: a waker may take the executor's.
+        to_wake.into_iter().for_each(Waker::wake);
     }
 
-    /// Sleeps until some event arrives (or handles one already pending).
-    pub fn block() {
-        if shared_info::upcall_pending().load(Ordering::SeqCst) != 0 {
+    /// Whether Xen flagged an event that no upcall has taken yet. Upcalls
+    /// are masked in task context, so this is an event that arrived
+    /// since the last `wait_for_event`.
+    fn upcall_masked_and_pending() -> bool {
+        shared_info::upcall_pending().load(Ordering::SeqCst) != 0
+    }
+
+    /// Sleeps in Xen until an event arrives, unless one already has
+    /// (recorded, or flagged by Xen): the executor's idle. Does not hand
+    /// the events over; [`wake_waiters`] does.
+    pub(crate) fn idle_until_event() {
+        if FIRED.any() {
+            return;
+        }
+        if upcall_masked_and_pending() {
             upcall();
             return;
         }
         crate::platform::wait_for_event();
-        if shared_info::upcall_pending().load(Ordering::SeqCst) != 0 {
-            upcall();
-        }
+    }
+
+    /// Sleeps until some event arrives, then hands it over.
+    ///
+    /// Deprecated: this stops the whole vCPU (no other task runs) and
+    /// will become private once nothing outside the kernel calls it.
+    /// Await [`super::EventChannel::wait`], a `sched::sleep`, or both
+    /// under `sched::timeout`, instead.
+    #[doc(hidden)]
+    pub fn block() {
+        idle_until_event();
+        wake_waiters();
+    }
+
+    /// Forgets a port's recorded event (a port being bound or closed:
+    /// an event of its previous life is not the new owner's).
+    pub(super) fn forget(port: u32) {
+        FIRED.forget(port);
     }
 
     /// Upcalls so far, and events for ports nobody had bound.
@@ -161,4 +223,6 @@ mod runtime {
 mod fifo_runtime;
 
 #[cfg(target_os = "none")]
-pub use runtime::{abi_name, block, counters, init, mask, unmask, upcall};
+pub use runtime::{abi_name, block, counters, init, mask, unmask, wake_waiters};
+#[cfg(target_os = "none")]
+pub(crate) use runtime::{idle_until_event, upcall};

@@ -142,7 +142,13 @@ impl SharedEntries {
 
     /// Fills entry `gref` to let `domid` access `frame`, and only then
     /// (after a release barrier) makes it valid.
-    pub fn grant(
+    ///
+    /// # Safety
+    ///
+    /// From the call on, `domid` may map `frame` (and write it unless
+    /// `readonly`): the caller must own the frame and keep it out of any
+    /// other use until [`Self::end`] has succeeded.
+    pub unsafe fn grant(
         &self,
         gref: u32,
         domid: DomId,
@@ -241,8 +247,39 @@ impl SharedEntries {
     }
 }
 
+impl super::owned::GrantEntries for SharedEntries {
+    unsafe fn grant(
+        &self,
+        gref: u32,
+        domid: DomId,
+        frame: crate::mm::Gfn,
+        readonly: bool,
+    ) -> Result<(), GrantError> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { SharedEntries::grant(self, gref, domid, frame.raw(), readonly) }
+    }
+
+    fn end(&self, gref: u32) -> Result<(), GrantError> {
+        SharedEntries::end(self, gref)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    /// Grants through `table` in a test: the frames are made-up numbers
+    /// that only the test's own memory (standing in for Xen) ever sees.
+    fn grant(
+        table: &SharedEntries,
+        gref: u32,
+        domid: DomId,
+        frame: u64,
+        readonly: bool,
+    ) -> Result<(), GrantError> {
+        // SAFETY: nothing maps the test table's entries; the frame
+        // numbers are never dereferenced.
+        unsafe { table.grant(gref, domid, frame, readonly) }
+    }
+
     use super::*;
     use alloc::boxed::Box;
 
@@ -281,13 +318,13 @@ mod tests {
         // until the raw reads after it is done with them.
         let table = unsafe { SharedEntries::new(GrantVersion::V1, &frame_ptrs, None) };
         assert_eq!(table.nr_entries(), 1024);
-        table.grant(513, 7, 0x1234_5678, true).unwrap();
+        grant(&table, 513, 7, 0x1234_5678, true).unwrap();
         assert_eq!(
-            table.grant(1024, 7, 1, false),
+            grant(&table, 1024, 7, 1, false),
             Err(GrantError::BadRef(1024))
         );
         assert_eq!(
-            table.grant(9, 7, 1 << 32, false),
+            grant(&table, 9, 7, 1 << 32, false),
             Err(GrantError::FrameTooLarge(1 << 32))
         );
         assert_eq!(table.entry_flags(513), Ok(GTF_PERMIT_ACCESS | GTF_READONLY));
@@ -323,7 +360,7 @@ mod tests {
         // SAFETY: as in `v1_layout_and_end`.
         let table = unsafe { SharedEntries::new(GrantVersion::V2, &frame_ptrs, Some(status_ptr)) };
         assert_eq!(table.nr_entries(), 512);
-        table.grant(300, 3, 0xab_cdef_0123, false).unwrap();
+        grant(&table, 300, 3, 0xab_cdef_0123, false).unwrap();
         assert_eq!(table.entry_flags(300), Ok(GTF_PERMIT_ACCESS));
         table
             .status_word(300)
@@ -349,7 +386,7 @@ mod tests {
         // SAFETY: as in `v1_layout_and_end`.
         let table = unsafe { SharedEntries::new(GrantVersion::V2, &frame_ptrs, None) };
         assert_eq!(table.nr_entries(), 0);
-        assert_eq!(table.grant(8, 0, 1, false), Err(GrantError::BadRef(8)));
+        assert_eq!(grant(&table, 8, 0, 1, false), Err(GrantError::BadRef(8)));
     }
 
     #[test]

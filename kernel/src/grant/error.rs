@@ -16,6 +16,8 @@ pub enum GrantError {
     InUse,
     /// Every grant reference is taken.
     NoFreeRefs,
+    /// No free frame for a page to grant.
+    NoMemory,
     /// The reference is not one we handed out and still hold.
     BadRef(u32),
     /// The frame number does not fit a version 1 entry (32 bits).
@@ -35,6 +37,7 @@ impl GrantError {
             GrantError::Status(status) => status_errno(status),
             GrantError::InUse | GrantError::Busy => Errno::EBUSY,
             GrantError::NoFreeRefs => Errno::ENOSPC,
+            GrantError::NoMemory => Errno::ENOMEM,
             GrantError::BadRef(_) => Errno::EINVAL,
             GrantError::FrameTooLarge(_) => Errno::ERANGE,
             GrantError::NotReady => Errno::ENODEV,
@@ -105,6 +108,7 @@ impl fmt::Display for GrantError {
             GrantError::Status(status) => write!(f, "{}", StatusName(status)),
             GrantError::InUse => write!(f, "grant still in use by the other domain"),
             GrantError::NoFreeRefs => write!(f, "no free grant references"),
+            GrantError::NoMemory => write!(f, "no free frame for a page to grant"),
             GrantError::BadRef(gref) => write!(f, "grant reference {gref} is not held"),
             GrantError::FrameTooLarge(frame) => {
                 write!(f, "frame {frame:#x} does not fit a v1 grant entry")

@@ -5,31 +5,45 @@
 //! (`GNTTABOP_setup_table`, mapped here through [`crate::fixmap`]), and
 //! hand the entry's index, a [`GrantRef`], to the other side (usually
 //! through xenstore). Ending the grant is only allowed while the other
-//! side does not map the page: [`end_access`] checks and says
-//! [`GrantError::InUse`] otherwise, so the page is never reused while a
-//! backend still holds it.
+//! side does not map the page: Xen says [`GrantError::InUse`]
+//! otherwise, and the page must not be reused while a backend still
+//! holds it.
 //!
 //! [`init`] runs once at boot, after the scheduler: it picks the table
 //! version (1 by default, 2 with `gnttab=v2` on the command line), sets
 //! up [`MAX_FRAMES`] table frames and, for version 2, maps the status
-//! frame. [`Grant`] is the owned form drivers use: dropping it ends the
-//! grant, or, if the other side still maps the page, gives the reference
-//! up for good (counted in [`GrantStats::leaked_total`]) rather than
-//! ever reuse a busy one.
+//! frame.
+//!
+//! Drivers share memory only as [`GrantedPage`]s ([`owned`]): a page
+//! that owns its frame and its grant, whose `Drop` ends the grant before
+//! it frees the frame and quarantines the page (counted in
+//! [`GrantStats::quarantined`], retried by the reaper) while the other
+//! domain still maps it. Nothing safe grants a frame by number: the raw
+//! forms (`grant_access`, `end_access`, `Grant::new`) are `unsafe fn`,
+//! kept for the conformance suite, which must hand Xen odd frames and
+//! references on purpose.
 //!
 //! The pieces: [`refs`] (which references are free; pure logic),
+//! [`owned`] (granted pages and the quarantine, generic over the table),
 //! [`entries`] (reading and writing entries in the shared frames, in the
-//! order the protocol needs), [`error`] and, in the guest, the table
-//! itself.
+//! order the protocol needs), [`error`], [`sim`] (host only: a simulated
+//! table and backend) and, in the guest, the table itself.
 
 pub mod entries;
 pub mod error;
+pub mod owned;
 pub mod refs;
+#[cfg(not(target_os = "none"))]
+pub mod sim;
 
 #[cfg(target_os = "none")]
 mod table;
 #[cfg(target_os = "none")]
-pub use table::{end_access, grant_access, in_use_bits, info, init, set_version, stats, Grant};
+pub use table::{
+    end_access, grant_access, in_use_bits, info, init, reap, set_version, stats, Grant, XenGrants,
+};
+
+pub use owned::{FramePage, GrantTable, GrantedPage};
 
 pub use entries::MAX_FRAMES;
 pub use error::GrantError;
@@ -46,8 +60,9 @@ impl GrantRef {
         self.0
     }
 
-    /// A reference by number (to name one in a hypercall or a test; the
-    /// table functions refuse numbers we do not hold).
+    /// A reference by number (to name one in a hypercall or a test).
+    /// Only the `unsafe` raw forms (`end_access`) act on a reference by
+    /// number, so a made-up one cannot end another owner's grant.
     pub const fn from_raw(value: u32) -> Self {
         GrantRef(value)
     }
@@ -144,6 +159,28 @@ pub struct GrantStats {
     pub leaked: usize,
     /// Given up on since boot.
     pub leaked_total: usize,
+    /// Pages (with their references) in quarantine now: dropped while
+    /// the other domain still mapped them, kept out of the allocator
+    /// until the reaper can end their grants.
+    pub quarantined: usize,
+    /// Pages ever put in quarantine since boot.
+    pub quarantined_total: usize,
+}
+
+impl fmt::Display for GrantStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} live, {} free of {}, {} quarantined ({} ever), {} leaked ({} ever)",
+            self.live,
+            self.free,
+            self.capacity,
+            self.quarantined,
+            self.quarantined_total,
+            self.leaked,
+            self.leaked_total
+        )
+    }
 }
 
 #[cfg(test)]

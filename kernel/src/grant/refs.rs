@@ -4,9 +4,11 @@
 //! first eight are the toolstack's: console and xenstore rings), kept in
 //! fixed arrays so it needs no heap and can be reset when the table's
 //! version (and so its entry count) changes. Each reference is free,
-//! live (handed out), or leaked: given up on because the other domain
-//! kept it mapped when we ended it, and never handed out again until a
-//! version switch proves the table idle. Freed references go to the
+//! live (handed out), quarantined (its page is held back until the other
+//! domain lets go; a reaper ends it later) or leaked: given up on
+//! because the other domain kept it mapped when a raw grant was dropped,
+//! and never handed out again until a version switch proves the table
+//! idle. Freed references go to the
 //! back of the list, so a reference is reused as late as possible and a
 //! backend holding a stale one is less likely to see someone else's page.
 
@@ -26,6 +28,9 @@ pub enum RefState {
     Live,
     /// Ended while the other side still used it; never reused.
     Leaked,
+    /// Its page is held back until the other side lets go; ended (and
+    /// freed) by the reaper.
+    Quarantined,
 }
 
 /// Why a reference could not be released.
@@ -42,6 +47,7 @@ pub struct RefAllocator<const N: usize> {
     free: usize,
     live: usize,
     leaked: usize,
+    quarantined: usize,
 }
 
 impl<const N: usize> Default for RefAllocator<N> {
@@ -62,6 +68,7 @@ impl<const N: usize> RefAllocator<N> {
             free: 0,
             live: 0,
             leaked: 0,
+            quarantined: 0,
         }
     }
 
@@ -77,6 +84,7 @@ impl<const N: usize> RefAllocator<N> {
         self.free = 0;
         self.live = 0;
         self.leaked = 0;
+        self.quarantined = 0;
         for gref in GNTTAB_NR_RESERVED_ENTRIES..limit {
             self.push_back(gref);
         }
@@ -143,6 +151,32 @@ impl<const N: usize> RefAllocator<N> {
         self.state[gref as usize] = RefState::Leaked;
         self.leaked += 1;
         Ok(())
+    }
+
+    /// Moves a live reference to quarantine: not free, not live, ended
+    /// later with [`Self::release_quarantined`].
+    pub fn quarantine(&mut self, gref: u32) -> Result<(), NotLive> {
+        self.take_live(gref)?;
+        self.state[gref as usize] = RefState::Quarantined;
+        self.quarantined += 1;
+        Ok(())
+    }
+
+    /// Returns a quarantined reference (now ended) to the free list.
+    pub fn release_quarantined(&mut self, gref: u32) -> Result<(), NotLive> {
+        match self.state(gref) {
+            RefState::Quarantined => {
+                self.quarantined -= 1;
+                self.push_back(gref);
+                Ok(())
+            }
+            other => Err(NotLive(other)),
+        }
+    }
+
+    /// References in quarantine now.
+    pub fn quarantined_count(&self) -> usize {
+        self.quarantined
     }
 
     /// References usable at all (`nr_entries` minus the reserved ones).
@@ -231,6 +265,24 @@ mod tests {
         assert_eq!((refs.live_count(), refs.leaked_count()), (1, 1));
         refs.reset(10);
         assert_eq!((refs.free_count(), refs.leaked_count()), (2, 0));
+    }
+
+    #[test]
+    fn quarantined_refs_come_back_only_when_released() {
+        let mut refs = RefAllocator::<64>::new();
+        refs.reset(10);
+        let a = refs.alloc().unwrap();
+        let b = refs.alloc().unwrap();
+        refs.quarantine(a).unwrap();
+        assert_eq!(refs.state(a), RefState::Quarantined);
+        assert_eq!(refs.free(a), Err(NotLive(RefState::Quarantined)));
+        assert_eq!(refs.quarantine(a), Err(NotLive(RefState::Quarantined)));
+        assert_eq!(refs.alloc(), None);
+        assert_eq!((refs.live_count(), refs.quarantined_count()), (1, 1));
+        assert_eq!(refs.release_quarantined(b), Err(NotLive(RefState::Live)));
+        refs.release_quarantined(a).unwrap();
+        assert_eq!(refs.quarantined_count(), 0);
+        assert_eq!(refs.alloc(), Some(a));
     }
 
     #[test]

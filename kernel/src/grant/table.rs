@@ -1,13 +1,13 @@
 //! Our grant table in the guest: set up, version switches, granting and
-//! ending, behind one lock.
+//! ending, the quarantine, behind one lock.
 
 use super::entries::{status_frames_for, SharedEntries, MAX_ENTRIES, MAX_FRAMES};
-use super::refs::{RefAllocator, RefState};
+use super::owned::{GrantBook, GrantTable};
 use super::{GrantError, GrantInfo, GrantRef, GrantStats, GrantVersion};
 use crate::boot_info::BootInfo;
 use crate::fixmap::{self, Slot};
+use crate::mm::{Gfn, Page};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
 use pv_arch::abi::memory::{XENMAPIDX_GRANT_TABLE_STATUS, XENMAPSPACE_GRANT_TABLE};
 use pv_arch::abi::xen::{DomId, DOMID_SELF};
 use pv_arch::hypercall::grant_table::{self as op, GnttabError};
@@ -27,7 +27,8 @@ impl From<GnttabError> for GrantError {
 struct State {
     /// The mapped entries; `None` before `init` or after a failed switch.
     entries: Option<SharedEntries>,
-    refs: RefAllocator<MAX_ENTRIES>,
+    /// The references and the quarantined pages.
+    book: GrantBook<Page, MAX_ENTRIES>,
     frames: [u64; MAX_FRAMES],
     nr_frames: usize,
     status_frame: Option<u64>,
@@ -35,14 +36,11 @@ struct State {
 
 static STATE: Mutex<State> = Mutex::new(State {
     entries: None,
-    refs: RefAllocator::new(),
+    book: GrantBook::new(),
     frames: [0; MAX_FRAMES],
     nr_frames: 0,
     status_frame: None,
 });
-
-/// References given up on since boot.
-static LEAKED_TOTAL: AtomicUsize = AtomicUsize::new(0);
 
 const TABLE_SLOTS: [Slot; MAX_FRAMES] = [
     Slot::GrantTable0,
@@ -94,16 +92,17 @@ fn setup(boot: &BootInfo) -> Result<(), GrantError> {
         "grant: {version} table, {nr_frames} of {} frames (had {}), {} references",
         size.max_nr_frames,
         size.nr_frames,
-        state.refs.capacity()
+        state.book.stats().capacity
     );
     Ok(())
 }
 
-/// Frees every reference: only once Xen has (re)initialised the table,
-/// which it does only when no entry is mapped.
+/// Frees every reference and every quarantined page: only once Xen has
+/// (re)initialised the table, which it does only when no entry is
+/// mapped.
 fn reset_refs(state: &mut State) {
     let nr_entries = state.entries.as_ref().map_or(0, SharedEntries::nr_entries);
-    state.refs.reset(nr_entries);
+    state.book.reset(nr_entries);
 }
 
 /// Maps the table frames (and for version 2 the status frame) as a
@@ -116,7 +115,10 @@ fn map_table(state: &mut State, version: GrantVersion) -> Result<(), GrantError>
         *pointer = if pvh {
             fixmap::place(TABLE_SLOTS[index], XENMAPSPACE_GRANT_TABLE, index as u64)?
         } else {
-            fixmap::map(TABLE_SLOTS[index], state.frames[index])?
+            // SAFETY: the frame is one of our grant-table frames, which
+            // Xen named in `setup_table` and shares with us for good;
+            // the slot is reserved for it.
+            unsafe { fixmap::map(TABLE_SLOTS[index], Gfn::new(state.frames[index]))? }
         };
     }
     let status = match version {
@@ -134,7 +136,9 @@ fn map_table(state: &mut State, version: GrantVersion) -> Result<(), GrantError>
                 page
             } else {
                 op::get_status_frames(DOMID_SELF, &mut status)?;
-                fixmap::map(Slot::GrantStatus, status[0])?
+                // SAFETY: the status frame Xen just named for our table;
+                // the slot is reserved for it.
+                unsafe { fixmap::map(Slot::GrantStatus, Gfn::new(status[0]))? }
             };
             state.status_frame = Some(status[0]);
             Some(page)
@@ -179,7 +183,7 @@ pub fn set_version(version: GrantVersion) -> Result<(), GrantError> {
     if current == version {
         return Ok(());
     }
-    if state.refs.live_count() > 0 {
+    if state.book.live() > 0 {
         return Err(GrantError::Busy);
     }
     state.entries = None;
@@ -208,54 +212,110 @@ pub fn set_version(version: GrantVersion) -> Result<(), GrantError> {
         }
         return Err(error);
     }
-    // Xen switched, so nothing was mapped: leaked references are free.
+    // Xen switched, so nothing was mapped: leaked references are free,
+    // and so are quarantined pages.
     reset_refs(&mut state);
     log::info!("grant: switched to {version}");
     Ok(())
 }
 
-/// Lets `domid` map or copy machine frame `frame` (read-only if
-/// `readonly`) and returns the reference to hand it.
+/// Lets `domid` map or copy frame `frame` (read-only if `readonly`) and
+/// returns the reference to hand it. Runs the reaper first.
 ///
-/// The frame should be a page kept for sharing: the other domain may
-/// write it (unless `readonly`) until [`end_access`] succeeds.
-pub fn grant_access(domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, GrantError> {
+/// # Safety
+///
+/// The other domain may write the frame (unless `readonly`) until
+/// [`end_access`] succeeds: the caller must own it and keep it from any
+/// other use (and from the allocator) until then, for good if that never
+/// happens. Drivers use [`super::GrantedPage`], which does all this.
+pub unsafe fn grant_access(
+    domid: DomId,
+    frame: Gfn,
+    readonly: bool,
+) -> Result<GrantRef, GrantError> {
     let mut state = STATE.lock();
     let state = &mut *state;
     let entries = state.entries.as_ref().ok_or(GrantError::NotReady)?;
-    let gref = state.refs.alloc().ok_or(GrantError::NoFreeRefs)?;
-    match entries.grant(gref, domid, frame, readonly) {
-        Ok(()) => Ok(GrantRef(gref)),
-        Err(error) => {
-            // The entry was not made valid: the reference is clean.
-            let _ = state.refs.free(gref);
-            Err(error)
-        }
-    }
+    // SAFETY: the caller's promise, passed on.
+    unsafe { state.book.grant(entries, domid, frame, readonly) }
 }
 
 /// Ends grant `gref` unless the other domain still maps it
 /// ([`GrantError::InUse`]: try again later, and do not reuse the page);
 /// the reference is free again only on success.
-pub fn end_access(gref: GrantRef) -> Result<(), GrantError> {
+///
+/// # Safety
+///
+/// `gref` must be a reference the caller got from [`grant_access`] and
+/// has not ended: ending someone else's frees their reference for reuse
+/// while they still believe they hold it.
+pub unsafe fn end_access(gref: GrantRef) -> Result<(), GrantError> {
     let mut state = STATE.lock();
     let state = &mut *state;
     let entries = state.entries.as_ref().ok_or(GrantError::NotReady)?;
-    if state.refs.state(gref.0) != RefState::Live {
-        return Err(GrantError::BadRef(gref.0));
-    }
-    entries.end(gref.0)?;
-    state
-        .refs
-        .free(gref.0)
-        .map_err(|_| GrantError::BadRef(gref.0))
+    state.book.end(entries, gref)
 }
 
 /// Gives up on `gref` for good: ended while still in use.
 fn leak(gref: GrantRef) {
-    if STATE.lock().refs.leak(gref.0).is_ok() {
-        LEAKED_TOTAL.fetch_add(1, Ordering::Relaxed);
+    if STATE.lock().book.leak(gref) {
         log::warn!("grant: reference {gref} still mapped when dropped; leaked");
+    }
+}
+
+/// Tries to end every quarantined grant again and frees the pages whose
+/// grants ended; returns how many. Also runs at the start of every grant.
+pub fn reap() -> usize {
+    let mut state = STATE.lock();
+    let state = &mut *state;
+    match state.entries.as_ref() {
+        Some(entries) => state.book.reap(entries),
+        None => 0,
+    }
+}
+
+/// Xen's grant table and our frame allocator, as [`GrantedPage`]s use
+/// them.
+///
+/// [`GrantedPage`]: super::GrantedPage
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XenGrants;
+
+impl GrantTable for XenGrants {
+    type Page = Page;
+
+    fn alloc_page(&self) -> Result<Page, GrantError> {
+        Page::new().map_err(|_| GrantError::NoMemory)
+    }
+
+    unsafe fn grant(
+        &self,
+        domid: DomId,
+        frame: Gfn,
+        readonly: bool,
+    ) -> Result<GrantRef, GrantError> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { grant_access(domid, frame, readonly) }
+    }
+
+    unsafe fn end_or_quarantine(&self, gref: GrantRef, page: Page) {
+        let mut state = STATE.lock();
+        let state = &mut *state;
+        let before = state.book.stats().quarantined;
+        state
+            .book
+            .end_or_quarantine(state.entries.as_ref(), gref, page);
+        if state.book.stats().quarantined > before {
+            log::warn!("grant: reference {gref} still mapped when dropped; page quarantined");
+        }
+    }
+
+    fn reap(&self) -> usize {
+        reap()
+    }
+
+    fn stats(&self) -> GrantStats {
+        stats()
     }
 }
 
@@ -267,7 +327,7 @@ pub fn in_use_bits(gref: GrantRef) -> Result<u16, GrantError> {
         .entries
         .as_ref()
         .ok_or(GrantError::NotReady)?
-        .in_use_bits(gref.0)
+        .in_use_bits(gref.value())
 }
 
 /// How the table is set up, if it is.
@@ -283,36 +343,39 @@ pub fn info() -> Option<GrantInfo> {
     })
 }
 
-/// How the references are used.
+/// How the references are used, quarantine included.
 pub fn stats() -> GrantStats {
-    let state = STATE.lock();
-    GrantStats {
-        capacity: state.refs.capacity(),
-        free: state.refs.free_count(),
-        live: state.refs.live_count(),
-        leaked: state.refs.leaked_count(),
-        leaked_total: LEAKED_TOTAL.load(Ordering::Relaxed),
-    }
+    STATE.lock().book.stats()
 }
 
-/// A grant we hold: ends itself when dropped.
+/// A raw grant of a frame the holder owns some other way (the suite's
+/// static pages): ends itself when dropped.
 ///
 /// Dropping it ends the grant if the other domain no longer maps the
 /// page; if it still does, the reference is leaked (never handed out
-/// again, counted in [`GrantStats`]) instead of being reused while busy.
-/// Use [`Grant::end`] to find out and keep the grant when it is busy.
+/// again, counted in [`GrantStats`]) instead of being reused while busy,
+/// and the frame stays granted. Use [`Grant::end`] to find out and keep
+/// the grant when it is busy. Drivers use [`super::GrantedPage`].
 #[derive(Debug)]
 pub struct Grant {
     gref: GrantRef,
     domid: DomId,
-    frame: u64,
+    frame: Gfn,
     readonly: bool,
 }
 
 impl Grant {
     /// Grants `domid` access to `frame` (see [`grant_access`]).
-    pub fn new(domid: DomId, frame: u64, readonly: bool) -> Result<Grant, GrantError> {
-        let gref = grant_access(domid, frame, readonly)?;
+    ///
+    /// # Safety
+    ///
+    /// As for [`grant_access`]: the caller owns `frame` and keeps it from
+    /// any other use while the grant lives, and for good if dropping it
+    /// leaks the reference (a frame that is never freed, such as a static
+    /// page, is the safe choice).
+    pub unsafe fn new(domid: DomId, frame: Gfn, readonly: bool) -> Result<Grant, GrantError> {
+        // SAFETY: the caller's promise, passed on.
+        let gref = unsafe { grant_access(domid, frame, readonly) }?;
         Ok(Grant {
             gref,
             domid,
@@ -332,7 +395,7 @@ impl Grant {
     }
 
     /// The frame granted.
-    pub fn frame(&self) -> u64 {
+    pub fn frame(&self) -> Gfn {
         self.frame
     }
 
@@ -344,7 +407,9 @@ impl Grant {
     /// Ends the grant; if the other domain still maps the page, hands
     /// the grant back with the error so the caller can retry later.
     pub fn end(self) -> Result<(), (Grant, GrantError)> {
-        match end_access(self.gref) {
+        // SAFETY: `gref` is this grant's own, not ended yet (ending
+        // consumes or forgets `self`).
+        match unsafe { end_access(self.gref) } {
             Ok(()) => {
                 core::mem::forget(self);
                 Ok(())
@@ -356,7 +421,8 @@ impl Grant {
 
 impl Drop for Grant {
     fn drop(&mut self) {
-        if end_access(self.gref).is_err() {
+        // SAFETY: as in `end`; this is the grant's last use.
+        if unsafe { end_access(self.gref) }.is_err() {
             leak(self.gref);
         }
     }

@@ -1,6 +1,6 @@
 //! Bounds-checked volatile access to a mapped frame, for code that may
-//! not use `unsafe` (drivers) and for memory another party writes
-//! concurrently (shared rings, grant frames).
+//! not use `unsafe` and for memory another party writes concurrently
+//! (a foreign frame mapped in the window). Writes need `&mut self`.
 //!
 //! [`volatile_accessors!`] gives a type with `fn base(&self) -> *mut u8`
 //! (one mapped page) and `fn writable(&self) -> bool` the methods
@@ -44,7 +44,7 @@ macro_rules! volatile_accessors {
                 }
 
                 #[doc = concat!("Writes a `", stringify!($int), "` at `offset` (volatile).")]
-                pub fn $write(&self, offset: usize, value: $int) -> Result<(), $crate::mm::MmError> {
+                pub fn $write(&mut self, offset: usize, value: $int) -> Result<(), $crate::mm::MmError> {
                     let size = core::mem::size_of::<$int>();
                     $crate::mm::access::check(offset, size, size)?;
                     if !self.writable() {
@@ -67,7 +67,7 @@ macro_rules! volatile_accessors {
             }
 
             /// Copies `bytes` to `offset` (volatile, byte by byte).
-            pub fn write_bytes(&self, offset: usize, bytes: &[u8]) -> Result<(), $crate::mm::MmError> {
+            pub fn write_bytes(&mut self, offset: usize, bytes: &[u8]) -> Result<(), $crate::mm::MmError> {
                 $crate::mm::access::check(offset, bytes.len(), 1)?;
                 if !self.writable() {
                     return Err($crate::mm::MmError::ReadOnly);

@@ -84,7 +84,7 @@ impl Page {
             Ok(core) => core,
             Err(why) => return Err((self, why)),
         };
-        match give_back(core, self.pfn()) {
+        match give_back(core, self.pfn().raw()) {
             Ok(()) => Ok(BalloonedPage {
                 pfn: self.into_pfn(),
             }),

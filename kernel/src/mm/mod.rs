@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod error;
+pub mod frame_number;
 pub mod frames;
 pub mod heap;
 pub mod layout;
@@ -36,6 +37,7 @@ pub mod page;
 pub mod window;
 
 pub use error::MmError;
+pub use frame_number::{Gfn, Mfn, Pfn};
 pub use frames::FrameError;
 
 #[cfg(target_os = "none")]

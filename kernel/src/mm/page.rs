@@ -1,14 +1,15 @@
 //! [`Page`]: one zeroed, mapped frame that its holder owns.
 //!
-//! The safe unit of memory for drivers and the rest of the kernel: a
-//! page has a pseudo-physical and a machine frame number (for grants and
-//! rings), is mapped read-write in the direct map, can be seen as a byte
-//! slice, and goes back to the frame allocator when dropped. For a page
-//! shared with another domain, whose contents change under us, use the
-//! volatile accessors (`read_u32`, `write_bytes`, …) instead of slices.
+//! The safe unit of private memory for the kernel: a page has a
+//! pseudo-physical and a machine frame number, is mapped read-write in
+//! the direct map, can be seen as a byte slice, and goes back to the
+//! frame allocator when dropped. Writing it needs `&mut`. A page is
+//! never shared with another domain as a `Page`: granting one makes it a
+//! [`GrantedPage`](crate::grant::GrantedPage), which owns it, hands out
+//! no slices, and keeps it out of the allocator while a grant names it.
 
 use super::error::MmError;
-use super::{core, free_frame, with_frames};
+use super::{core, free_frame, with_frames, Gfn, Mfn, Pfn};
 use crate::boot_info::PAGE_SIZE;
 
 /// One owned frame, mapped read-write at `pfn * 4096`.
@@ -54,13 +55,20 @@ impl Page {
     }
 
     /// The pseudo-physical frame number.
-    pub fn pfn(&self) -> u64 {
-        self.pfn
+    pub fn pfn(&self) -> Pfn {
+        Pfn::new(self.pfn)
     }
 
-    /// The machine frame number (what grants and rings need).
-    pub fn mfn(&self) -> u64 {
-        self.mfn
+    /// The machine frame number (what PV page-table entries hold; in
+    /// PVH, where there is no p2m, the guest frame).
+    pub fn mfn(&self) -> Mfn {
+        Mfn::new(self.mfn)
+    }
+
+    /// The frame as Xen's grant and memory interfaces name it: the
+    /// machine frame in PV, the guest frame in PVH.
+    pub fn gfn(&self) -> Gfn {
+        Gfn::new(self.mfn)
     }
 
     /// The page's virtual address in the direct map.
@@ -78,8 +86,10 @@ impl Page {
 
     /// The page's bytes.
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: the page is ours alone and mapped read-write for as long
-        // as `self` lives; the borrow of `self` bounds the slice's.
+        // SAFETY: the page is ours alone (a `Page` is never granted or
+        // mapped elsewhere; see the module docs) and mapped read-write
+        // for as long as `self` lives; the borrow of `self` bounds the
+        // slice's, and writes need `&mut self`.
         unsafe { core::slice::from_raw_parts(self.base(), PAGE_SIZE as usize) }
     }
 
@@ -91,6 +101,19 @@ impl Page {
 }
 
 super::access::volatile_accessors!(Page);
+
+// SAFETY: a `Page` owns its frame alone, mapped read-write at `base()`
+// while it lives, and `gfn()` is the frame Xen's grant interface names;
+// dropping it returns the frame to the allocator.
+unsafe impl crate::grant::FramePage for Page {
+    fn gfn(&self) -> Gfn {
+        Page::gfn(self)
+    }
+
+    fn base(&self) -> *mut u8 {
+        Page::base(self)
+    }
+}
 
 impl Drop for Page {
     fn drop(&mut self) {

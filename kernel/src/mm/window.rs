@@ -12,6 +12,7 @@
 use super::error::MmError;
 use super::frames::{words_for, FrameBitmap};
 use super::pagetable::{LEAF_READ_ONLY, LEAF_WRITABLE};
+use super::Mfn;
 use crate::boot_info::PAGE_SIZE;
 use pv_arch::hypercall::va_mapping::update_va_mapping;
 use spin::Mutex;
@@ -131,7 +132,16 @@ pub struct MappedFrame {
 
 /// Maps machine frame `mfn` into a free window slot. Xen refuses (and
 /// so do we, with its errno) a frame we may not map this way.
-pub fn map_mfn(mfn: u64, access: Access) -> Result<MappedFrame, MmError> {
+///
+/// # Safety
+///
+/// The mapping aliases the frame: it must not be memory Rust owns some
+/// other way (one of our `Page`s, the heap, a stack), or the accessors
+/// would write behind the owner's back. Frames Xen or another domain
+/// shares with us (the shared info page, a foreign frame we were given)
+/// are what this is for.
+pub unsafe fn map_mfn(mfn: Mfn, access: Access) -> Result<MappedFrame, MmError> {
+    let mfn = mfn.raw();
     let mut slot = reserve_slot()?;
     let flags = match access {
         Access::ReadOnly => LEAF_READ_ONLY,
@@ -147,8 +157,8 @@ pub fn map_mfn(mfn: u64, access: Access) -> Result<MappedFrame, MmError> {
 
 impl MappedFrame {
     /// The machine frame.
-    pub fn mfn(&self) -> u64 {
-        self.mfn
+    pub fn mfn(&self) -> Mfn {
+        Mfn::new(self.mfn)
     }
 
     /// The virtual address it is mapped at.

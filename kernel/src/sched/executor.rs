@@ -7,17 +7,45 @@
 //! next `.await`; nothing preempts them.
 //!
 //! The executor knows nothing about Xen: a [`Platform`] supplies the
-//! clock and the way to sleep until something happens, so the host tests
-//! drive it with a fake clock and the guest with Xen's time and
-//! `SCHEDOP_block`.
+//! clock, the hand-over of events that arrived (their waiters are woken
+//! here, in task context, never in the upcall), and the way to sleep
+//! until something happens, so the host tests drive it with a fake clock
+//! and the guest with Xen's time and `SCHEDOP_block` / `hlt`.
+//!
+//! # No lost wake-ups
+//!
+//! Each task carries one atomic state: idle, scheduled (in the ready
+//! queue), running (being polled), notified (woken while running), done.
+//! A wake-up moves idle to scheduled (and queues the task once) or
+//! running to notified; when a poll returns `Pending` the executor moves
+//! running back to idle, or, if the task was notified meanwhile, queues
+//! it again. So a task woken while it runs, by itself, by a task it
+//! spawned or by an event, is always polled again, and a task is never
+//! in the queue twice.
+//!
+//! # One `block_on` at a time
+//!
+//! [`Executor::block_on`] is for the top level (an application's entry,
+//! a suite check). Called from inside a task, or from inside the future
+//! another `block_on` is running, it would hold the outer task in the
+//! middle of its poll while the whole executor runs underneath it: the
+//! outer task cannot be polled again until the inner wait ends, however
+//! often it is woken. Code that tasks call must be `async` and `.await`.
+//! [`Executor::try_block_on`] refuses the nested call with
+//! [`NestedBlockOn`]; [`Executor::block_on`] panics on it in debug
+//! builds (naming the caller) and, in release builds, counts it
+//! ([`ExecutorStats::nested_block_ons`]), reports each call site once
+//! through `log`, and runs it (wake-ups stay safe; the outer task just
+//! waits).
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::task::Wake;
 use core::future::Future;
+use core::panic::Location;
 use core::pin::{pin, Pin};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use spin::Mutex;
 
@@ -25,7 +53,13 @@ use spin::Mutex;
 pub trait Platform {
     /// Monotonic time in nanoseconds.
     fn now_ns(&self) -> u64;
-    /// Sleeps until an event arrives or until `deadline` (if any) passes.
+    /// Wakes the tasks waiting for events that arrived since the last
+    /// call. Called by the executor in task context: before it decides
+    /// whether to idle, and after [`Platform::idle`] returns.
+    fn wake_event_waiters(&self) {}
+    /// Sleeps until an event arrives or until `deadline` (if any)
+    /// passes; returns at once if an event is already waiting to be
+    /// handed over.
     fn idle(&self, deadline: Option<u64>);
 }
 
@@ -33,6 +67,21 @@ pub trait Platform {
 pub type TaskId = u64;
 
 type BoxedTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How many distinct nested `block_on` call sites a release build
+/// reports (each once).
+const NESTED_SITES: usize = 8;
+
+/// [`Executor::try_block_on`] was called while a `block_on` was already
+/// running (from inside a task, or from inside the future being driven).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NestedBlockOn;
+
+impl core::fmt::Display for NestedBlockOn {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("block_on called inside a task or another block_on; await the future instead")
+    }
+}
 
 /// Counters for the curious (and the suite).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,31 +94,88 @@ pub struct ExecutorStats {
     pub polls: u64,
     /// Times the executor went idle.
     pub idles: u64,
+    /// Tasks polled again because they were woken while running.
+    pub woken_while_running: u64,
+    /// Nested `block_on` calls run anyway (release builds only; debug
+    /// builds panic on them).
+    pub nested_block_ons: u64,
+}
+
+/// A task's life, in [`Task::state`].
+mod state {
+    /// Waiting for a wake-up.
+    pub const IDLE: u8 = 0;
+    /// In the ready queue.
+    pub const SCHEDULED: u8 = 1;
+    /// Being polled.
+    pub const RUNNING: u8 = 2;
+    /// Woken while being polled: to be queued again after the poll.
+    pub const NOTIFIED: u8 = 3;
+    /// Finished; wake-ups are ignored.
+    pub const DONE: u8 = 4;
+}
+
+/// A spawned task: its future and its state. Its wakers are `Arc`s of it.
+struct Task {
+    id: TaskId,
+    state: AtomicU8,
+    /// Locked only by the executor while it polls the task (the state
+    /// machine lets one poll at a time); wakers never touch it.
+    future: Mutex<Option<BoxedTask>>,
+    executor: &'static Executor,
+}
+
+impl Wake for Task {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            let next = match current {
+                state::IDLE => state::SCHEDULED,
+                state::RUNNING => state::NOTIFIED,
+                // Already queued, already notified, or finished.
+                _ => return,
+            };
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if next == state::SCHEDULED {
+                        self.executor.ready.lock().push_back(self.clone());
+                    }
+                    return;
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
 }
 
 /// The executor: tasks, the ready queue, the timer queue.
 pub struct Executor {
-    /// `None` while the task is being polled (taken out of the map).
-    tasks: Mutex<BTreeMap<TaskId, Option<BoxedTask>>>,
-    ready: Mutex<VecDeque<TaskId>>,
+    /// Live tasks (owned here until they finish).
+    tasks: Mutex<BTreeMap<TaskId, Arc<Task>>>,
+    ready: Mutex<VecDeque<Arc<Task>>>,
     timers: Mutex<BTreeMap<(u64, u64), Waker>>,
+    /// How many `block_on` calls are running (more than one only when a
+    /// nested call was let through in a release build).
+    block_on_depth: AtomicUsize,
+    /// Call sites of nested `block_on`s already reported.
+    nested_sites: Mutex<[Option<&'static Location<'static>>; NESTED_SITES]>,
     next_id: AtomicU64,
     next_timer: AtomicU64,
     spawned: AtomicU64,
     completed: AtomicU64,
     polls: AtomicU64,
     idles: AtomicU64,
-}
-
-struct TaskWaker {
-    id: TaskId,
-    executor: &'static Executor,
-}
-
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.executor.ready.lock().push_back(self.id);
-    }
+    woken_while_running: AtomicU64,
+    nested_block_ons: AtomicU64,
 }
 
 struct RootWaker(AtomicBool);
@@ -77,6 +183,19 @@ struct RootWaker(AtomicBool);
 impl Wake for RootWaker {
     fn wake(self: Arc<Self>) {
         self.0.store(true, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Leaves the `block_on` depth as it found it, also when the future
+/// panics (host tests unwind).
+struct DepthGuard<'a>(&'a AtomicUsize);
+
+impl Drop for DepthGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -93,20 +212,30 @@ impl Executor {
             tasks: Mutex::new(BTreeMap::new()),
             ready: Mutex::new(VecDeque::new()),
             timers: Mutex::new(BTreeMap::new()),
+            block_on_depth: AtomicUsize::new(0),
+            nested_sites: Mutex::new([None; NESTED_SITES]),
             next_id: AtomicU64::new(1),
             next_timer: AtomicU64::new(0),
             spawned: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             polls: AtomicU64::new(0),
             idles: AtomicU64::new(0),
+            woken_while_running: AtomicU64::new(0),
+            nested_block_ons: AtomicU64::new(0),
         }
     }
 
     /// Adds a task; it first runs at the executor's next turn.
     pub fn spawn(&'static self, task: impl Future<Output = ()> + Send + 'static) -> TaskId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.tasks.lock().insert(id, Some(Box::pin(task)));
-        self.ready.lock().push_back(id);
+        let task = Arc::new(Task {
+            id,
+            state: AtomicU8::new(state::SCHEDULED),
+            future: Mutex::new(Some(Box::pin(task))),
+            executor: self,
+        });
+        self.tasks.lock().insert(id, task.clone());
+        self.ready.lock().push_back(task);
         self.spawned.fetch_add(1, Ordering::Relaxed);
         id
     }
@@ -123,12 +252,78 @@ impl Executor {
             completed: self.completed.load(Ordering::Relaxed),
             polls: self.polls.load(Ordering::Relaxed),
             idles: self.idles.load(Ordering::Relaxed),
+            woken_while_running: self.woken_while_running.load(Ordering::Relaxed),
+            nested_block_ons: self.nested_block_ons.load(Ordering::Relaxed),
         }
     }
 
+    /// Whether a `block_on` is running now (so a call would be nested).
+    pub fn in_block_on(&self) -> bool {
+        self.block_on_depth.load(Ordering::SeqCst) > 0
+    }
+
     /// Runs `root` (and every spawned task alongside it) until `root`
-    /// completes; idles on `platform` when nothing is ready.
+    /// completes; idles on `platform` when nothing is ready. Refuses to
+    /// run inside a task or another `block_on` (see the module docs).
+    pub fn try_block_on<F: Future>(
+        &'static self,
+        platform: &impl Platform,
+        root: F,
+    ) -> Result<F::Output, NestedBlockOn> {
+        if self
+            .block_on_depth
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(NestedBlockOn);
+        }
+        let _depth = DepthGuard(&self.block_on_depth);
+        Ok(self.run(platform, root))
+    }
+
+    /// [`Executor::try_block_on`] for the top level: a nested call panics
+    /// in debug builds, naming its caller; a release build counts it,
+    /// reports each call site once and runs it (see the module docs).
+    #[track_caller]
     pub fn block_on<F: Future>(&'static self, platform: &impl Platform, root: F) -> F::Output {
+        let caller = Location::caller();
+        let depth = self.block_on_depth.fetch_add(1, Ordering::SeqCst);
+        let _depth = DepthGuard(&self.block_on_depth);
+        if depth > 0 {
+            if cfg!(debug_assertions) {
+                panic!(
+                    "nested block_on at {caller}: block_on is for the top level only; \
+                     code that tasks call must be async and .await (try_block_on returns \
+                     NestedBlockOn instead)"
+                );
+            }
+            self.nested_block_ons.fetch_add(1, Ordering::Relaxed);
+            if self.first_nesting_at(caller) {
+                log::warn!(
+                    "nested block_on at {caller}: the task that called it waits until it returns; \
+                     make the caller async"
+                );
+            }
+        }
+        self.run(platform, root)
+    }
+
+    /// Whether `caller` is a call site not seen nesting before (the first
+    /// [`NESTED_SITES`] are remembered, so each is reported once).
+    fn first_nesting_at(&self, caller: &'static Location<'static>) -> bool {
+        let mut sites = self.nested_sites.lock();
+        if sites.iter().flatten().any(|site| *site == caller) {
+            return false;
+        }
+        if let Some(free) = sites.iter_mut().find(|site| site.is_none()) {
+            *free = Some(caller);
+            return true;
+        }
+        false
+    }
+
+    /// The loop behind both `block_on`s.
+    fn run<F: Future>(&'static self, platform: &impl Platform, root: F) -> F::Output {
         let root_waker = Arc::new(RootWaker(AtomicBool::new(true)));
         let waker = Waker::from(root_waker.clone());
         let mut cx = Context::from_waker(&waker);
@@ -142,33 +337,69 @@ impl Executor {
             }
             self.run_ready();
             self.fire_timers(platform.now_ns());
+            // Events that arrived while tasks ran wake their waiters now,
+            // so the decision below sees them.
+            platform.wake_event_waiters();
             let idle = !root_waker.0.load(Ordering::SeqCst) && self.ready.lock().is_empty();
             if idle {
                 self.idles.fetch_add(1, Ordering::Relaxed);
                 platform.idle(self.next_deadline());
+                platform.wake_event_waiters();
                 self.fire_timers(platform.now_ns());
             }
         }
     }
 
-    /// Polls every task that is ready now (once each).
+    /// Polls every task that is ready now (once each; a task woken while
+    /// it runs goes to the back of the queue for the next round).
     fn run_ready(&'static self) {
         let batch = core::mem::take(&mut *self.ready.lock());
-        for id in batch {
-            // Take the task out so it can spawn or wake without deadlock.
-            let Some(mut task) = self.tasks.lock().get_mut(&id).and_then(Option::take) else {
-                continue; // finished, or a duplicate wake
+        for task in batch {
+            if task
+                .state
+                .compare_exchange(
+                    state::SCHEDULED,
+                    state::RUNNING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+            {
+                // Only the executor queues tasks, always as scheduled.
+                continue;
+            }
+            let waker = Waker::from(task.clone());
+            let mut slot = task.future.lock();
+            let Some(future) = slot.as_mut() else {
+                continue;
             };
-            let waker = Waker::from(Arc::new(TaskWaker { id, executor: self }));
             self.polls.fetch_add(1, Ordering::Relaxed);
-            match task.as_mut().poll(&mut Context::from_waker(&waker)) {
+            match future.as_mut().poll(&mut Context::from_waker(&waker)) {
                 Poll::Ready(()) => {
-                    self.tasks.lock().remove(&id);
+                    task.state.store(state::DONE, Ordering::Release);
+                    // Dropping the future may drop wakers of this task:
+                    // they only touch the state, which says done.
+                    *slot = None;
+                    drop(slot);
+                    self.tasks.lock().remove(&task.id);
                     self.completed.fetch_add(1, Ordering::Relaxed);
                 }
                 Poll::Pending => {
-                    if let Some(slot) = self.tasks.lock().get_mut(&id) {
-                        *slot = Some(task);
+                    drop(slot);
+                    if task
+                        .state
+                        .compare_exchange(
+                            state::RUNNING,
+                            state::IDLE,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_err()
+                    {
+                        // Notified while running: poll it again.
+                        self.woken_while_running.fetch_add(1, Ordering::Relaxed);
+                        task.state.store(state::SCHEDULED, Ordering::Release);
+                        self.ready.lock().push_back(task.clone());
                     }
                 }
             }
@@ -380,5 +611,318 @@ mod tests {
             .await;
         });
         assert!(executor.timers.lock().is_empty());
+    }
+
+    /// The re-entrancy case: a task registers its waker, and while it is
+    /// still being polled another task (here one it spawns) wakes it.
+    /// The executor is re-entered during the poll, as a nested `block_on`
+    /// in a driver used to do; the wake-up must not be lost.
+    #[test]
+    fn a_task_woken_while_it_runs_is_polled_again() {
+        let executor = leak();
+        let platform = FakePlatform {
+            idles: StdAtomicU64::new(0),
+        };
+        let polls = Arc::new(StdAtomicU64::new(0));
+        let task_polls = polls.clone();
+        let parked: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+        executor.spawn(core::future::poll_fn(move |cx| {
+            if task_polls.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Poll::Ready(());
+            }
+            *parked.lock() = Some(cx.waker().clone());
+            let waker_slot = parked.clone();
+            executor.spawn(async move {
+                if let Some(waker) = waker_slot.lock().take() {
+                    waker.wake();
+                }
+            });
+            // Still inside our poll, the executor goes round a few times
+            // (as a nested `block_on`'s loop does): the helper runs and
+            // wakes us, and the rounds after see that wake-up.
+            for _ in 0..3 {
+                executor.run_ready();
+            }
+            Poll::Pending
+        }));
+        executor.block_on(&platform, async {
+            for _ in 0..100 {
+                if executor.live_tasks() == 0 {
+                    return;
+                }
+                YieldNow::new().await;
+            }
+        });
+        assert_eq!(
+            polls.load(Ordering::SeqCst),
+            2,
+            "the wake-up that arrived during the poll was lost"
+        );
+        assert_eq!(executor.live_tasks(), 0);
+    }
+
+    #[test]
+    fn a_task_that_wakes_itself_while_running_is_polled_again() {
+        let executor = leak();
+        let platform = FakePlatform {
+            idles: StdAtomicU64::new(0),
+        };
+        let polls = Arc::new(StdAtomicU64::new(0));
+        let task_polls = polls.clone();
+        executor.spawn(core::future::poll_fn(move |cx| {
+            // Woken three times during the first poll: polled once more,
+            // not three times more.
+            if task_polls.fetch_add(1, Ordering::SeqCst) == 0 {
+                for _ in 0..3 {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        }));
+        executor.block_on(&platform, async {
+            while executor.live_tasks() > 0 {
+                YieldNow::new().await;
+            }
+        });
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        assert_eq!(executor.stats().woken_while_running, 1);
+    }
+
+    #[test]
+    fn a_wake_from_another_thread_during_the_poll_is_kept() {
+        use std::sync::Barrier;
+        let executor = leak();
+        let platform = FakePlatform {
+            idles: StdAtomicU64::new(0),
+        };
+        let parked: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+        let in_poll = Arc::new(Barrier::new(2));
+        let woken = Arc::new(Barrier::new(2));
+        let (task_parked, task_in_poll, task_woken) =
+            (parked.clone(), in_poll.clone(), woken.clone());
+        let polls = Arc::new(StdAtomicU64::new(0));
+        let task_polls = polls.clone();
+        executor.spawn(core::future::poll_fn(move |cx| {
+            if task_polls.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Poll::Ready(());
+            }
+            *task_parked.lock() = Some(cx.waker().clone());
+            task_in_poll.wait();
+            // The other thread wakes us before we return Pending.
+            task_woken.wait();
+            Poll::Pending
+        }));
+        let waker_thread = std::thread::spawn(move || {
+            in_poll.wait();
+            if let Some(waker) = parked.lock().take() {
+                waker.wake();
+            }
+            woken.wait();
+        });
+        executor.block_on(&platform, async {
+            for _ in 0..100 {
+                if executor.live_tasks() == 0 {
+                    return;
+                }
+                YieldNow::new().await;
+            }
+        });
+        waker_thread.join().unwrap();
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        assert_eq!(executor.live_tasks(), 0);
+    }
+
+    #[test]
+    fn block_on_inside_a_task_is_refused() {
+        let executor = leak();
+        let platform = FakePlatform {
+            idles: StdAtomicU64::new(0),
+        };
+        let refused = Arc::new(Mutex::new(None));
+        let task_refused = refused.clone();
+        executor.spawn(async move {
+            let inner = FakePlatform {
+                idles: StdAtomicU64::new(0),
+            };
+            *task_refused.lock() = Some(executor.try_block_on(&inner, async { 1 }));
+        });
+        let nested_in_root = executor.try_block_on(&platform, async {
+            let inner = FakePlatform {
+                idles: StdAtomicU64::new(0),
+            };
+            let nested = executor.try_block_on(&inner, async { 2 });
+            while executor.live_tasks() > 0 {
+                YieldNow::new().await;
+            }
+            nested
+        });
+        assert_eq!(nested_in_root, Ok(Err(NestedBlockOn)));
+        assert_eq!(*refused.lock(), Some(Err(NestedBlockOn)));
+        // The top level may call it again once the first one returned.
+        assert_eq!(executor.try_block_on(&platform, async { 3 }), Ok(3));
+        assert!(!executor.in_block_on());
+    }
+
+    #[test]
+    #[should_panic(expected = "nested block_on at kernel/src/sched/executor.rs")]
+    fn nested_block_on_panics_in_debug_naming_the_caller() {
+        let executor = leak();
+        let platform = FakePlatform {
+            idles: StdAtomicU64::new(0),
+        };
+        executor.block_on(&platform, async {
+            let inner = FakePlatform {
+                idles: StdAtomicU64::new(0),
+            };
+            executor.block_on(&inner, async {});
+        });
+    }
+
+    #[test]
+    fn a_panicking_root_leaves_block_on_usable() {
+        let executor = leak();
+        let platform = FakePlatform {
+            idles: StdAtomicU64::new(0),
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            executor.block_on(&platform, async { panic!("root failed") })
+        }));
+        assert!(result.is_err());
+        assert!(!executor.in_block_on());
+        assert_eq!(executor.block_on(&platform, async { 4 }), 4);
+    }
+
+    /// A platform whose "events" are a list of wakers handed over by
+    /// `wake_event_waiters`, and which counts idles.
+    struct EventPlatform {
+        arrived: Mutex<Vec<Waker>>,
+        idles: StdAtomicU64,
+    }
+
+    impl Platform for EventPlatform {
+        fn now_ns(&self) -> u64 {
+            clock()
+        }
+        fn wake_event_waiters(&self) {
+            let arrived = core::mem::take(&mut *self.arrived.lock());
+            arrived.into_iter().for_each(Waker::wake);
+        }
+        fn idle(&self, deadline: Option<u64>) {
+            self.idles.fetch_add(1, Ordering::SeqCst);
+            let deadline = deadline.expect("idle with no timer would sleep forever");
+            CLOCK.fetch_max(deadline, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn events_handed_over_before_idling_wake_their_waiters_without_idling() {
+        let executor = leak();
+        let platform: &'static EventPlatform = Box::leak(Box::new(EventPlatform {
+            arrived: Mutex::new(Vec::new()),
+            idles: StdAtomicU64::new(0),
+        }));
+        let polls = Arc::new(StdAtomicU64::new(0));
+        let task_polls = polls.clone();
+        // A task that waits for an "event" which arrives (is recorded by
+        // the platform) during its own poll, as an upcall would record it.
+        executor.spawn(core::future::poll_fn(move |cx| {
+            if task_polls.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Poll::Ready(());
+            }
+            platform.arrived.lock().push(cx.waker().clone());
+            Poll::Pending
+        }));
+        executor.block_on(platform, async {
+            while executor.live_tasks() > 0 {
+                // Not a yield: the root waits for nothing, so only the
+                // hand-over keeps the executor from idling.
+                core::future::poll_fn(|cx| {
+                    if executor.live_tasks() == 0 {
+                        Poll::Ready(())
+                    } else {
+                        platform.arrived.lock().push(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+                .await;
+            }
+        });
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        assert_eq!(platform.idles.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn each_nested_call_site_is_reported_once() {
+        let executor = leak();
+        let here = Location::caller();
+        let there = {
+            #[track_caller]
+            fn site() -> &'static Location<'static> {
+                Location::caller()
+            }
+            site()
+        };
+        assert!(executor.first_nesting_at(here));
+        assert!(!executor.first_nesting_at(here));
+        assert!(executor.first_nesting_at(there));
+        assert!(!executor.first_nesting_at(there));
+    }
+
+    /// This test's own clock (the shared one moves under parallel tests).
+    static SPURIOUS_CLOCK: StdAtomicU64 = StdAtomicU64::new(0);
+
+    fn spurious_clock() -> u64 {
+        SPURIOUS_CLOCK.load(Ordering::SeqCst)
+    }
+
+    /// A platform whose idle returns early (a spurious wake-up) half the
+    /// time, recording what it was asked.
+    struct SpuriousPlatform {
+        asked: Mutex<Vec<(u64, Option<u64>)>>,
+    }
+
+    impl Platform for SpuriousPlatform {
+        fn now_ns(&self) -> u64 {
+            spurious_clock()
+        }
+        fn idle(&self, deadline: Option<u64>) {
+            let mut asked = self.asked.lock();
+            asked.push((spurious_clock(), deadline));
+            if asked.len().is_multiple_of(2) {
+                if let Some(deadline) = deadline {
+                    SPURIOUS_CLOCK.fetch_max(deadline, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn idle_is_only_ever_asked_to_sleep_until_a_future_deadline() {
+        let executor = leak();
+        let platform = SpuriousPlatform {
+            asked: Mutex::new(Vec::new()),
+        };
+        let base = spurious_clock();
+        executor.block_on(&platform, async {
+            for step in 1..=5u64 {
+                executor
+                    .sleep_until(spurious_clock, base + step * 1000)
+                    .await;
+            }
+        });
+        let asked = platform.asked.lock();
+        // Each sleep costs at most one spurious return and one real one:
+        // no loop that asks again and again.
+        assert!(
+            asked.len() <= 10,
+            "idled {} times for 5 sleeps",
+            asked.len()
+        );
+        for &(now, deadline) in asked.iter() {
+            let deadline = deadline.expect("a sleep is pending, so there is a deadline");
+            assert!(deadline > now, "asked to sleep until {deadline} at {now}");
+        }
     }
 }

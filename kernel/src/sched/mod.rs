@@ -1,9 +1,16 @@
 //! Tasks: the kernel's executor, timers and sleeping (see [`executor`]).
 //!
 //! On the guest the [`Platform`](executor::Platform) is Xen: the clock is
-//! [`crate::time::now_ns`], and idling arms the one-shot timer for the
-//! earliest deadline and blocks in `SCHEDOP_block` until an event
-//! (the timer's `VIRQ_TIMER` or any other port) arrives.
+//! [`crate::time::now_ns`], events the upcall recorded are handed over
+//! with [`crate::events::wake_waiters`], and idling arms the one-shot
+//! timer for the earliest deadline and blocks the vCPU in Xen
+//! (`SCHEDOP_block` in PV, `sti; hlt` in PVH) until an event (the
+//! timer's `VIRQ_TIMER` or any other port) arrives. Idle costs nothing:
+//! there is no path on which the executor polls the clock in a loop.
+//!
+//! [`block_on`] is for the top level only (an application's entry, a
+//! suite check); [`try_block_on`] refuses a nested call with
+//! [`NestedBlockOn`](executor::NestedBlockOn). See [`executor`].
 
 pub mod executor;
 pub mod timeout;
@@ -12,16 +19,21 @@ pub use timeout::{TimedOut, Timeout};
 
 #[cfg(target_os = "none")]
 mod guest {
-    use super::executor::{Executor, ExecutorStats, Platform, Sleep, TaskId, YieldNow};
+    use super::executor::{
+        Executor, ExecutorStats, NestedBlockOn, Platform, Sleep, TaskId, YieldNow,
+    };
     use crate::events::{self, EventChannel};
     use crate::time;
     use core::future::Future;
+    use core::sync::atomic::{AtomicU64, Ordering};
     use core::time::Duration;
     use pv_arch::abi::event_channel::VIRQ_TIMER;
     use pv_arch::Errno;
     use spin::Mutex;
 
     static EXECUTOR: Executor = Executor::new();
+    /// Times arming the one-shot timer failed (see `Xen::idle`).
+    static SET_DEADLINE_FAILURES: AtomicU64 = AtomicU64::new(0);
     /// Kept bound so Xen has a port to raise when the timer fires.
     static TIMER: Mutex<Option<EventChannel>> = Mutex::new(None);
 
@@ -31,16 +43,25 @@ mod guest {
         fn now_ns(&self) -> u64 {
             time::now_ns()
         }
+        fn wake_event_waiters(&self) {
+            events::wake_waiters();
+        }
         fn idle(&self, deadline: Option<u64>) {
             if let Some(deadline) = deadline {
-                // A failure here would mean sleeping without a wake-up;
-                // fall back to yielding so timers are still polled.
-                if time::set_deadline(deadline).is_err() {
+                if let Err(e) = time::set_deadline(deadline) {
+                    // Xen refuses a one-shot timer only for another vCPU
+                    // or an unreadable argument, neither of which we
+                    // pass; blocking without the timer could sleep for
+                    // ever, so yield instead, and say so (once).
+                    SET_DEADLINE_FAILURES.fetch_add(1, Ordering::Relaxed);
+                    if SET_DEADLINE_FAILURES.load(Ordering::Relaxed) == 1 {
+                        log::error!("set_singleshot_timer failed ({e}): the executor yields instead of blocking");
+                    }
                     let _ = pv_arch::hypercall::sched::sched_yield();
                     return;
                 }
             }
-            events::block();
+            events::idle_until_event();
         }
     }
 
@@ -56,8 +77,23 @@ mod guest {
     }
 
     /// Runs `future` and all spawned tasks until `future` completes.
+    /// For the top level only: called inside a task or another
+    /// `block_on` it panics in debug builds (naming the caller); see
+    /// [`super::executor`] for release builds.
+    #[track_caller]
     pub fn block_on<F: Future>(future: F) -> F::Output {
         EXECUTOR.block_on(&Xen, future)
+    }
+
+    /// [`block_on`], or [`NestedBlockOn`] if a `block_on` is already
+    /// running (this is a task, or inside the future being driven).
+    pub fn try_block_on<F: Future>(future: F) -> Result<F::Output, NestedBlockOn> {
+        EXECUTOR.try_block_on(&Xen, future)
+    }
+
+    /// Whether a `block_on` is running now (so calling one would nest).
+    pub fn in_block_on() -> bool {
+        EXECUTOR.in_block_on()
     }
 
     /// Completes after `duration`.
@@ -100,5 +136,8 @@ mod guest {
 
 #[cfg(target_os = "none")]
 pub use guest::{
-    block_on, init, sleep, sleep_until, spawn, stats, timeout, timeout_at, timer_fires, yield_now,
+    block_on, in_block_on, init, sleep, sleep_until, spawn, stats, timeout, timeout_at,
+    timer_fires, try_block_on, yield_now,
 };
+
+pub use executor::NestedBlockOn;

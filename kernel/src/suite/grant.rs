@@ -11,6 +11,7 @@ use crate::boot_info::{BootInfo, BootMode};
 use crate::fixmap::{self, Slot};
 use crate::grant::error::StatusName;
 use crate::grant::{self, Grant, GrantError, GrantRef, GrantVersion};
+use crate::mm::Gfn;
 use crate::suite_fail;
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -172,12 +173,12 @@ fn expect_status<T: core::fmt::Debug>(result: Result<T, GnttabError>, expected: 
 
 /// What the suite needs for a self-grant: our domid and the source
 /// page's frame.
-fn self_grant_setup(ctx: &Ctx<'_>) -> Result<(DomId, u64), Outcome> {
+fn self_grant_setup(ctx: &Ctx<'_>) -> Result<(DomId, Gfn), Outcome> {
     let me = self_domid().map_err(|e| suite_fail!("finding our domid: {e}"))?;
     let frame = SOURCE
         .mfn(ctx.boot)
         .ok_or_else(|| suite_fail!("no machine frame for the source page"))?;
-    Ok((me, frame))
+    Ok((me, Gfn::new(frame)))
 }
 
 fn current_version() -> Result<GrantVersion, Outcome> {
@@ -358,7 +359,8 @@ fn switch_versions(ctx: &Ctx<'_>) -> Outcome {
             other => return suite_fail!("after switching to {version}, get_version: {other:?}"),
         }
         // The table works in the new format: grant, map, end.
-        let grant = match Grant::new(me, frame, false) {
+        // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+        let grant = match unsafe { Grant::new(me, frame, false) } {
             Ok(g) => g,
             Err(e) => return suite_fail!("granting in {version}: {e}"),
         };
@@ -387,7 +389,8 @@ fn switch_with_live_grant(ctx: &Ctx<'_>) -> Outcome {
         Ok(GrantVersion::V2) => GrantVersion::V1,
         Err(outcome) => return outcome,
     };
-    let grant = match Grant::new(me, frame, true) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let grant = match unsafe { Grant::new(me, frame, true) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
     };
@@ -411,7 +414,8 @@ fn switch_while_mapped(ctx: &Ctx<'_>) -> Outcome {
         Err(outcome) => return outcome,
     };
     let other = original.other().number();
-    let grant = match Grant::new(me, frame, false) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let grant = match unsafe { Grant::new(me, frame, false) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
     };
@@ -447,7 +451,8 @@ fn leaked_ref_blocks_switch(ctx: &Ctx<'_>) -> Outcome {
         Err(outcome) => return outcome,
     };
     let other = original.other();
-    let grant = match Grant::new(me, frame, false) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let grant = match unsafe { Grant::new(me, frame, false) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
     };
@@ -490,17 +495,20 @@ fn self_map(ctx: &Ctx<'_>) -> Outcome {
         Err(outcome) => return outcome,
     };
     SOURCE.fill(0x5eed);
-    let gref = match grant::grant_access(me, frame, false) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let gref = match unsafe { grant::grant_access(me, frame, false) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("grant_access: {e}"),
     };
     let outcome = self_map_checks(me, gref);
     if outcome != Outcome::Pass {
         // Best effort; a ref still in use stays held (never reused).
-        let _ = grant::end_access(gref);
+        // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+        let _ = unsafe { grant::end_access(gref) };
         return outcome;
     }
-    match grant::end_access(gref) {
+    // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+    match unsafe { grant::end_access(gref) } {
         Ok(()) => Outcome::Pass,
         Err(e) => suite_fail!("end_access after unmap: {e}"),
     }
@@ -522,7 +530,8 @@ fn self_map_checks(me: DomId, gref: GrantRef) -> Outcome {
         Ok(bits) if bits == GTF_READING | GTF_WRITING => {}
         other => return suite_fail!("in-use bits while mapped writable: {other:?}"),
     }
-    match grant::end_access(gref) {
+    // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+    match unsafe { grant::end_access(gref) } {
         Err(GrantError::InUse) => {}
         other => return suite_fail!("end_access while mapped: expected InUse, got {other:?}"),
     }
@@ -572,7 +581,8 @@ fn map_own_grant(
         Ok(x) => x,
         Err(outcome) => return outcome,
     };
-    let grant = match Grant::new(grantee.resolve(me), frame, readonly) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let grant = match unsafe { Grant::new(grantee.resolve(me), frame, readonly) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
     };
@@ -666,11 +676,13 @@ fn map_ended_grant(ctx: &Ctx<'_>) -> Outcome {
         Ok(x) => x,
         Err(outcome) => return outcome,
     };
-    let gref = match grant::grant_access(me, frame, false) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let gref = match unsafe { grant::grant_access(me, frame, false) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("grant_access: {e}"),
     };
-    if let Err(e) = grant::end_access(gref) {
+    // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+    if let Err(e) = unsafe { grant::end_access(gref) } {
         return suite_fail!("end_access: {e}");
     }
     expect_status(
@@ -696,7 +708,8 @@ fn map_readonly_grant_readonly(ctx: &Ctx<'_>) -> Outcome {
         Err(outcome) => return outcome,
     };
     SOURCE.fill(0xfade);
-    let grant = match Grant::new(me, frame, true) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let grant = match unsafe { Grant::new(me, frame, true) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
     };
@@ -728,7 +741,8 @@ fn unmap_twice(ctx: &Ctx<'_>) -> Outcome {
         Ok(x) => x,
         Err(outcome) => return outcome,
     };
-    let grant = match Grant::new(me, frame, false) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let grant = match unsafe { Grant::new(me, frame, false) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
     };
@@ -752,7 +766,8 @@ fn unmap_wrong_address(ctx: &Ctx<'_>) -> Outcome {
         Ok(x) => x,
         Err(outcome) => return outcome,
     };
-    let grant = match Grant::new(me, frame, false) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let grant = match unsafe { Grant::new(me, frame, false) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
     };
@@ -783,7 +798,8 @@ fn drop_while_mapped_leaks(ctx: &Ctx<'_>) -> Outcome {
         Err(outcome) => return outcome,
     };
     let before = grant::stats();
-    let grant = match Grant::new(me, frame, false) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let grant = match unsafe { Grant::new(me, frame, false) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
     };
@@ -798,7 +814,8 @@ fn drop_while_mapped_leaks(ctx: &Ctx<'_>) -> Outcome {
     let after = grant::stats();
     // The reference is not held any more (end_access refuses it), not
     // free either: it stays out of use until the next version switch.
-    let ended = grant::end_access(gref);
+    // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+    let ended = unsafe { grant::end_access(gref) };
     if during.leaked_total != before.leaked_total + 1
         || during.live != before.live
         || during.free + 1 != before.free
@@ -818,16 +835,21 @@ fn end_access_not_held(ctx: &Ctx<'_>) -> Outcome {
         Err(outcome) => return outcome,
     };
     for gref in [0, 1, 7, u32::MAX] {
-        match grant::end_access(GrantRef::from_raw(gref)) {
+        // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+        match unsafe { grant::end_access(GrantRef::from_raw(gref)) } {
             Err(GrantError::BadRef(_)) => {}
             other => return suite_fail!("end_access({gref}): expected BadRef, got {other:?}"),
         }
     }
-    let gref = match grant::grant_access(me, frame, true) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let gref = match unsafe { grant::grant_access(me, frame, true) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("grant_access: {e}"),
     };
-    match (grant::end_access(gref), grant::end_access(gref)) {
+    // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+    match (unsafe { grant::end_access(gref) }, unsafe {
+        grant::end_access(gref)
+    }) {
         (Ok(()), Err(GrantError::BadRef(_))) => Outcome::Pass,
         other => suite_fail!("first and second end_access: {other:?}"),
     }
@@ -843,7 +865,8 @@ fn copy_through_grant(ctx: &Ctx<'_>) -> Outcome {
     };
     SOURCE.fill(0xc0b1);
     DEST.fill(0);
-    let grant = match Grant::new(me, source, true) {
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let grant = match unsafe { Grant::new(me, Gfn::new(source), true) } {
         Ok(g) => g,
         Err(e) => return suite_fail!("granting: {e}"),
     };
@@ -928,23 +951,27 @@ fn v2_status_frames(ctx: &Ctx<'_>) -> Outcome {
         ) {
             return suite_fail!("two status frames: {why}");
         }
-        let gref = match grant::grant_access(me, frame, false) {
+        // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+        let gref = match unsafe { grant::grant_access(me, frame, false) } {
             Ok(g) => g,
             Err(e) => return suite_fail!("grant_access: {e}"),
         };
         let map = match ScratchMap::map(me, gref.value(), GNTMAP_HOST_MAP) {
             Ok(m) => m,
             Err(e) => {
-                let _ = grant::end_access(gref);
+                // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+                let _ = unsafe { grant::end_access(gref) };
                 return suite_fail!("mapping in v2: {e}");
             }
         };
         // Xen reports use in the status frame, never in the entry.
         let status_bits = grant::in_use_bits(gref);
-        let refused = grant::end_access(gref);
+        // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+        let refused = unsafe { grant::end_access(gref) };
         drop(map);
         let after = grant::in_use_bits(gref);
-        let ended = grant::end_access(gref);
+        // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+        let ended = unsafe { grant::end_access(gref) };
         match (status_bits, refused, after, ended) {
             (Ok(bits), Err(GrantError::InUse), Ok(0), Ok(()))
                 if bits == GTF_READING | GTF_WRITING =>

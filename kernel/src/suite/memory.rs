@@ -165,7 +165,10 @@ fn m2p_frame_as_own_refused(_: &Ctx<'_>) -> Outcome {
     // Owned by Xen: mapping it as one of our frames is refused even
     // read-only (`update_va_mapping` always maps for DOMID_SELF).
     expect_errno(
-        mm::map_mfn(frame, Access::ReadOnly).map_err(|e| e.errno().unwrap_or(Errno::EIO)),
+        // SAFETY: the frame is one Xen must refuse (or Xen's own); it is
+        // read only through the mapping's volatile accessors.
+        unsafe { mm::map_mfn(mm::Mfn::new(frame), Access::ReadOnly) }
+            .map_err(|e| e.errno().unwrap_or(Errno::EIO)),
         Errno::EBUSY,
     )
 }
@@ -211,7 +214,7 @@ fn mmu_update_batch_reports_count(_: &Ctx<'_>) -> Outcome {
         let (slot, pte) = check!(slot_with_pte(), "window slot");
         requests.push(MmuUpdate::normal(
             pte.maddr(),
-            entry(page.mfn(), LEAF_READ_ONLY),
+            entry(page.mfn().raw(), LEAF_READ_ONLY),
         ));
         pages.push(page);
         slots.push(slot);
@@ -243,10 +246,10 @@ fn mmu_update_batch_stops_at_refusal(_: &Ctx<'_>) -> Outcome {
     let (_c, third) = check!(slot_with_pte(), "window slot");
     let l1 = first.table_mfn;
     let requests = [
-        MmuUpdate::normal(first.maddr(), entry(page.mfn(), LEAF_READ_ONLY)),
+        MmuUpdate::normal(first.maddr(), entry(page.mfn().raw(), LEAF_READ_ONLY)),
         // A writable mapping of a page table: refused.
         MmuUpdate::normal(second.maddr(), entry(l1, LEAF_WRITABLE)),
-        MmuUpdate::normal(third.maddr(), entry(page.mfn(), LEAF_READ_ONLY)),
+        MmuUpdate::normal(third.maddr(), entry(page.mfn().raw(), LEAF_READ_ONLY)),
     ];
     // SAFETY: the entries map reserved window pages nothing references.
     match unsafe { mmu::mmu_update(&requests, DOMID_SELF) } {
@@ -324,7 +327,7 @@ fn mmu_update_on_data_frame_writes_it(_: &Ctx<'_>) -> Outcome {
     let done = check!(
         unsafe {
             mmu::mmu_update(
-                &[MmuUpdate::normal((page.mfn() << 12) + 8, value)],
+                &[MmuUpdate::normal((page.mfn().raw() << 12) + 8, value)],
                 DOMID_SELF,
             )
         },
@@ -347,7 +350,10 @@ fn machphys_update_foreign_frame_refused(_: &Ctx<'_>) -> Outcome {
 
 fn pin_writable_frame_refused(_: &Ctx<'_>) -> Outcome {
     let page = check!(Page::new(), "Page::new");
-    expect_errno(mmu::pin_table(TableLevel::L1, page.mfn()), Errno::EINVAL)
+    expect_errno(
+        mmu::pin_table(TableLevel::L1, page.mfn().raw()),
+        Errno::EINVAL,
+    )
 }
 
 fn pin_pinned_table_refused(_: &Ctx<'_>) -> Outcome {
@@ -362,7 +368,7 @@ fn pin_at_wrong_level_refused(_: &Ctx<'_>) -> Outcome {
 
 fn unpin_unpinned_refused(_: &Ctx<'_>) -> Outcome {
     let page = check!(Page::new(), "Page::new");
-    expect_errno(mmu::unpin_table(page.mfn()), Errno::EINVAL)
+    expect_errno(mmu::unpin_table(page.mfn().raw()), Errno::EINVAL)
 }
 
 fn unpin_foreign_refused(_: &Ctx<'_>) -> Outcome {
@@ -376,7 +382,7 @@ fn new_baseptr_unvalidated_refused(_: &Ctx<'_>) -> Outcome {
     let page = check!(Page::new(), "Page::new");
     // SAFETY: a zeroed, writable frame cannot become an L4; if Xen took
     // it we would crash at once, which the suite would also report.
-    expect_errno(unsafe { mmu::new_baseptr(page.mfn()) }, Errno::EINVAL)
+    expect_errno(unsafe { mmu::new_baseptr(page.mfn().raw()) }, Errno::EINVAL)
 }
 
 fn new_baseptr_current_root(_: &Ctx<'_>) -> Outcome {
@@ -423,7 +429,8 @@ fn update_va_mapping_reserved_bits(_: &Ctx<'_>) -> Outcome {
     // and refuses the I/O mapping. (The software bits 9-11 and 52-62 and
     // the cache bits are accepted from dom0.)
     // SAFETY: the slot is reserved and unreferenced.
-    let result = unsafe { update_va_mapping(slot.address(), page.mfn(), LEAF_READ_ONLY | 1 << 51) };
+    let result =
+        unsafe { update_va_mapping(slot.address(), page.mfn().raw(), LEAF_READ_ONLY | 1 << 51) };
     expect_errno(result, Errno::EPERM)
 }
 
@@ -438,8 +445,9 @@ fn map_with_cache_bits() -> Result<[Result<(), Errno>; 3], mm::MmError> {
         let slot = mm::reserve_slot()?;
         // SAFETY: the slot is reserved and unreferenced; it is cleared
         // when dropped at the end of this iteration.
-        *result =
-            unsafe { update_va_mapping(slot.address(), page.mfn(), LEAF_READ_ONLY | 1 << bit) };
+        *result = unsafe {
+            update_va_mapping(slot.address(), page.mfn().raw(), LEAF_READ_ONLY | 1 << bit)
+        };
     }
     Ok(results)
 }
@@ -489,8 +497,13 @@ fn reservation_of_dom0_refused(_: &Ctx<'_>) -> Outcome {
 fn update_va_mapping_hypervisor_range(_: &Ctx<'_>) -> Outcome {
     let page = check!(Page::new(), "Page::new");
     // SAFETY: Xen's own range is not ours to map; must be refused.
-    let result =
-        unsafe { update_va_mapping(MACH2PHYS_VIRT_START as usize, page.mfn(), LEAF_READ_ONLY) };
+    let result = unsafe {
+        update_va_mapping(
+            MACH2PHYS_VIRT_START as usize,
+            page.mfn().raw(),
+            LEAF_READ_ONLY,
+        )
+    };
     expect_errno(result, Errno::EINVAL)
 }
 
@@ -509,7 +522,7 @@ fn balloon_round_trip(_: &Ctx<'_>) -> Outcome {
     );
     let mut page = check!(Page::new(), "Page::new");
     page.as_mut_slice().fill(0x77);
-    let pfn = page.pfn();
+    let pfn = page.pfn().raw();
     let ballooned = check!(page.balloon_out().map_err(|(_, e)| e), "balloon out");
     let during = check!(
         memop::current_reservation(DOMID_SELF),
@@ -527,16 +540,16 @@ fn balloon_round_trip(_: &Ctx<'_>) -> Outcome {
         memop::current_reservation(DOMID_SELF),
         "current_reservation"
     );
-    if page.pfn() == pfn
+    if page.pfn().raw() == pfn
         && after == before
         && page.as_slice().iter().all(|&b| b == 0xc3)
-        && mm::mfn_to_pfn(page.mfn()) == Ok(pfn)
+        && mm::mfn_to_pfn(page.mfn().raw()) == Ok(pfn)
     {
         Outcome::Pass
     } else {
         suite_fail!(
             "reservation {before} -> {after}, pfn {pfn:#x} -> {:#x}",
-            page.pfn()
+            page.pfn().raw()
         )
     }
 }
@@ -583,12 +596,15 @@ fn balloon_release_and_reclaim_counts(_: &Ctx<'_>) -> Outcome {
 fn map_mfn_shared_info(ctx: &Ctx<'_>) -> Outcome {
     let before = mm::stats().window_slots_used;
     let mfn = ctx.boot.shared_info_maddr >> 12;
-    let read_only = check!(
-        mm::map_mfn(mfn, Access::ReadOnly),
+    let mut read_only = check!(
+        // SAFETY: the shared info page is Xen's, not Rust memory; it is
+        // reached only through the mapping's volatile accessors.
+        unsafe { mm::map_mfn(mm::Mfn::new(mfn), Access::ReadOnly) },
         "map shared_info read-only"
     );
     let writable = check!(
-        mm::map_mfn(mfn, Access::ReadWrite),
+        // SAFETY: as above (nothing is written through it).
+        unsafe { mm::map_mfn(mm::Mfn::new(mfn), Access::ReadWrite) },
         "map shared_info read-write"
     );
     if read_only.write_u8(0, 0) != Err(mm::MmError::ReadOnly) {

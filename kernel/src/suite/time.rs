@@ -2,6 +2,7 @@
 
 use super::{expect_errno, Applies, Ctx, Outcome, Test};
 use crate::{sched, suite_fail, time};
+use alloc::string::String;
 use core::time::Duration;
 use pv_arch::hypercall::vcpu;
 use pv_arch::Errno;
@@ -90,27 +91,111 @@ fn tsc_scale_plausible(_: &Ctx<'_>) -> Outcome {
     }
 }
 
+/// A 200 ms sleep lasts 200 ms, ends on `VIRQ_TIMER`, and spends most
+/// of its time blocked in Xen (not spinning). On a badly overloaded
+/// host the emulated machine can stall for longer than the sleep (QEMU
+/// descheduled while Xen's clock runs on): the sleep then ends without
+/// idling, or Xen books the stall as running time. So a measurement the
+/// host spoiled is taken again (up to three times); a guest that spins
+/// fails every one.
 fn sleep_lasts_and_blocks(_: &Ctx<'_>) -> Outcome {
+    const ATTEMPTS: u32 = 3;
+    let mut last = None;
+    for attempt in 1..=ATTEMPTS {
+        match one_blocking_sleep() {
+            Ok(()) => {
+                if attempt > 1 {
+                    log::info!(
+                        "200 ms sleep: attempt {attempt} held ({})",
+                        last.unwrap_or_default()
+                    );
+                }
+                return Outcome::Pass;
+            }
+            Err(SleepCheck::Early(why)) => return suite_fail!("{why}"),
+            Err(SleepCheck::Spoiled(why)) => {
+                log::warn!("200 ms sleep, attempt {attempt}: {why}");
+                last = Some(why);
+            }
+        }
+    }
+    suite_fail!(
+        "{ATTEMPTS} attempts, the last: {}",
+        last.unwrap_or_default()
+    )
+}
+
+/// How one 200 ms sleep went wrong.
+enum SleepCheck {
+    /// Woke before the deadline: always a failure.
+    Early(String),
+    /// No timer, no idle, or mostly running: a spinning guest, or a
+    /// host stall (see [`sleep_lasts_and_blocks`]).
+    Spoiled(String),
+}
+
+fn one_blocking_sleep() -> Result<(), SleepCheck> {
+    use alloc::format;
     let Ok((run0, blocked0)) = time::runstate() else {
-        return suite_fail!("get_runstate_info failed");
+        return Err(SleepCheck::Early("get_runstate_info failed".into()));
     };
     let fires0 = sched::timer_fires();
+    let idles0 = sched::stats().idles;
     let start = time::now_ns();
     sched::block_on(sched::sleep(Duration::from_millis(200)));
     let elapsed = time::now_ns() - start;
     let Ok((run1, blocked1)) = time::runstate() else {
-        return suite_fail!("get_runstate_info failed");
+        return Err(SleepCheck::Early("get_runstate_info failed".into()));
     };
     if elapsed < 200_000_000 {
-        return suite_fail!("woke after {elapsed} ns, before the 200 ms deadline");
+        return Err(SleepCheck::Early(format!(
+            "woke after {elapsed} ns, before the 200 ms deadline"
+        )));
     }
+    let idles = sched::stats().idles - idles0;
     if sched::timer_fires() == fires0 {
-        return suite_fail!("VIRQ_TIMER never fired");
+        return Err(SleepCheck::Spoiled(format!(
+            "VIRQ_TIMER never fired ({idles} idles in {elapsed} ns)"
+        )));
     }
     let (ran, blocked) = (run1 - run0, blocked1 - blocked0);
     if blocked < elapsed / 2 {
-        return suite_fail!("ran {ran} ns and blocked only {blocked} ns of {elapsed} ns");
+        return Err(SleepCheck::Spoiled(format!(
+            "ran {ran} ns and blocked only {blocked} ns of {elapsed} ns ({idles} idles)"
+        )));
     }
+    Ok(())
+}
+
+/// Many short sleeps in a row: each one arms the one-shot timer and
+/// idles, so the vCPU goes through the idle `sti; hlt` with the timer
+/// interrupt arriving around it hundreds of times. A wake-up lost there
+/// hangs the suite here (the rig's timeout reports it); the boot log's
+/// "before an idle hlt" count says how often the upcall came before the
+/// `hlt` and the idle routine skipped it (see `platform::skip_idle_hlt`).
+fn many_short_sleeps(_: &Ctx<'_>) -> Outcome {
+    const SLEEPS: u32 = 200;
+    let fires0 = sched::timer_fires();
+    let idles0 = sched::stats().idles;
+    let start = time::now_ns();
+    sched::block_on(async {
+        for _ in 0..SLEEPS {
+            sched::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let elapsed = time::now_ns() - start;
+    let fires = sched::timer_fires() - fires0;
+    let idles = sched::stats().idles - idles0;
+    if elapsed < u64::from(SLEEPS) * 1_000_000 {
+        return suite_fail!("{SLEEPS} sleeps of 1 ms took only {elapsed} ns");
+    }
+    if fires == 0 || idles == 0 {
+        return suite_fail!("{SLEEPS} sleeps: {fires} VIRQ_TIMER, {idles} idles");
+    }
+    log::info!(
+        "{SLEEPS} sleeps of 1 ms: {} ms, {fires} timer events, {idles} idles",
+        elapsed / 1_000_000
+    );
     Outcome::Pass
 }
 
@@ -124,9 +209,10 @@ fn singleshot_past_deadline_future_flag(_: &Ctx<'_>) -> Outcome {
         return suite_fail!("a past deadline with the future flag was refused: {e}");
     }
     // Poll rather than sleep: a sleep would arm a timer of its own.
+    // (`timer_fires` takes what Xen flagged, upcalls being masked.)
     let deadline = time::now_ns() + 100_000_000;
     while sched::timer_fires() == fires0 && time::now_ns() < deadline {
-        crate::events::upcall();
+        core::hint::spin_loop();
     }
     if sched::timer_fires() > fires0 {
         Outcome::Pass
@@ -147,8 +233,13 @@ fn set_timer_op_fires(_: &Ctx<'_>) -> Outcome {
     if let Err(e) = vcpu::set_timer_op(time::now_ns() + 5_000_000) {
         return suite_fail!("set_timer_op failed: {e}");
     }
-    // Sleep past it; the sleep's own timer also fires, so require two.
-    sched::block_on(sched::sleep(Duration::from_millis(20)));
+    // Watch without sleeping: a sleep arms the same one-shot timer and
+    // would replace this one (and, on a loaded host, could end before
+    // its first poll, having fired nothing: this check once failed so).
+    let deadline = time::now_ns() + 1_000_000_000;
+    while sched::timer_fires() == fires0 && time::now_ns() < deadline {
+        core::hint::spin_loop();
+    }
     if sched::timer_fires() > fires0 {
         Outcome::Pass
     } else {
@@ -202,6 +293,12 @@ pub const TESTS: &[Test] = &[
         name: "sleep_200ms_blocks_until_virq_timer",
         applies: Applies::Both,
         run: sleep_lasts_and_blocks,
+    },
+    Test {
+        group: "time",
+        name: "sleep_1ms_200_times_each_wakes",
+        applies: Applies::Both,
+        run: many_short_sleeps,
     },
     Test {
         group: "time",

@@ -108,7 +108,14 @@ pub fn bind_vcpu(port: EvtchnPort, vcpu: u32) -> Result<(), Errno> {
 /// `EVTCHNOP_init_control`: switch to the FIFO ABI for `vcpu`, with its
 /// control block at byte `offset` of frame `control_gfn` (an MFN for a PV
 /// guest). Returns `link_bits`.
-pub fn init_control(control_gfn: u64, offset: u32, vcpu: u32) -> Result<u8, Errno> {
+///
+/// # Safety
+///
+/// On success Xen maps `control_gfn` and writes the control block into
+/// it from then on: the frame must be one we keep for that alone (not
+/// memory Rust owns some other way) for as long as the domain uses the
+/// FIFO ABI.
+pub unsafe fn init_control(control_gfn: u64, offset: u32, vcpu: u32) -> Result<u8, Errno> {
     let mut arg = EvtchnInitControl {
         control_gfn,
         offset,
@@ -121,7 +128,13 @@ pub fn init_control(control_gfn: u64, offset: u32, vcpu: u32) -> Result<u8, Errn
 }
 
 /// `EVTCHNOP_expand_array`: add one page (`array_gfn`) of FIFO event words.
-pub fn expand_array(array_gfn: u64) -> Result<(), Errno> {
+///
+/// # Safety
+///
+/// On success Xen maps `array_gfn` and writes event words into it for
+/// the rest of the domain's life: the frame must be one we keep for that
+/// alone (not memory Rust owns some other way).
+pub unsafe fn expand_array(array_gfn: u64) -> Result<(), Errno> {
     op(EVTCHNOP_EXPAND_ARRAY, &mut EvtchnExpandArray { array_gfn })
 }
 

@@ -114,15 +114,24 @@ pub fn increase_reservation(
 /// allocates `2^order` pages; for a PV guest Xen sets their M2P entries
 /// to those frame numbers and writes the new MFNs back into `extents`.
 /// Returns how many extents it populated.
-pub fn populate_physmap(
+///
+/// # Safety
+///
+/// For a translated (PVH/HVM) guest Xen puts a fresh page at each guest
+/// frame named, replacing whatever page was there: the frames must be
+/// holes, or frames nothing refers to (not memory Rust owns: its
+/// contents would change under it). For a PV guest Xen only writes the
+/// M2P entries of the new machine frames, which must be pseudo-physical
+/// frames we keep free for them.
+pub unsafe fn populate_physmap(
     extents: &mut [XenPfn],
     order: u32,
     mem_flags: u32,
     domid: DomId,
 ) -> Result<usize, Errno> {
     let arg = reservation(extents.as_mut_ptr(), extents.len(), order, mem_flags, domid);
-    // SAFETY: Xen reads and rewrites the entries of `extents` only; the
-    // new frames are unmapped, so nothing Rust references changes.
+    // SAFETY: Xen reads and rewrites the entries of `extents`; what it
+    // puts at the frames named there is allowed by the caller's promise.
     unsafe { memory_op(XENMEM_POPULATE_PHYSMAP, &raw const arg as u64) }.map(|n| n as usize)
 }
 

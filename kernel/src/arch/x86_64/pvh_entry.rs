@@ -16,11 +16,45 @@
 //! the `x86_64` crate ([`super::pvh_paging`]).
 //!
 //! The bootstrap tables live in `.bss`, which Xen's ELF loader zeroes.
+//!
+//! Before Rust's `pvh_main` runs, [`pvh_entry`] loads a task state
+//! segment whose only use is IST 1: a stack of its own for the double
+//! fault, which is what a boot-stack overflow becomes (the page fault on
+//! the guard page cannot push its frame on the exhausted stack).
 
-use super::pv_entry::{BOOT_STACK, BOOT_STACK_SIZE};
+use super::pv_entry::{BOOT_STACK, BOOT_STACK_TOP};
 
 /// The GDT selectors `pvh_start` loads (also used for the IDT).
 pub const CODE_SELECTOR: u16 = 0x08;
+
+/// The TSS descriptor's selector (a 16-byte system descriptor at GDT
+/// slots 3 and 4, filled in by [`load_task_state`]).
+const TSS_SELECTOR: u16 = 0x18;
+
+/// The IST slot (1-based, as IDT gates name it) of the double-fault
+/// stack; `pvh_trap_entry` puts it in the #DF gate.
+pub const DOUBLE_FAULT_IST: u8 = 1;
+
+/// Size of the double-fault stack: enough for the crash report (the
+/// formatter and the console) and nothing else.
+const DOUBLE_FAULT_STACK_SIZE: usize = 16 * 1024;
+
+/// The double-fault stack; used only by the CPU through IST 1.
+#[repr(C, align(16))]
+struct DoubleFaultStack([u8; DOUBLE_FAULT_STACK_SIZE]);
+
+/// Written only by the CPU through `rsp`; Rust never forms a reference.
+static mut DOUBLE_FAULT_STACK: DoubleFaultStack = DoubleFaultStack([0; DOUBLE_FAULT_STACK_SIZE]);
+
+/// The TSS: only its IST 1 entry is used (no ring changes in PVH, no
+/// I/O bitmap). The CPU reads it; we write it once before `ltr`.
+static mut TSS: x86_64::structures::tss::TaskStateSegment =
+    x86_64::structures::tss::TaskStateSegment::new();
+
+unsafe extern "C" {
+    /// The GDT in the assembly below: five 8-byte slots.
+    static mut paravane_pvh_gdt: [u64; 5];
+}
 
 /// One 4 KiB table of 512 entries, as the CPU wants it.
 #[repr(C, align(4096))]
@@ -43,6 +77,9 @@ core::arch::global_asm!(
     "  .quad 0",
     "  .quad 0x00af9a000000ffff",
     "  .quad 0x00cf92000000ffff",
+    // The TSS descriptor (0x18, 16 bytes), filled in by load_task_state.
+    "  .quad 0",
+    "  .quad 0",
     "paravane_pvh_gdt_end:",
     ".balign 16",
     // `lgdt` in 32-bit mode reads a 16-bit limit and a 32-bit base; the
@@ -112,7 +149,7 @@ core::arch::global_asm!(
     pdpt = sym BOOT_PDPT,
     pd = sym BOOT_PD,
     stack = sym BOOT_STACK,
-    size = const BOOT_STACK_SIZE,
+    size = const BOOT_STACK_TOP,
     main = sym pvh_entry,
     options(att_syntax)
 );
@@ -120,5 +157,44 @@ core::arch::global_asm!(
 /// Called by `pvh_start` in long mode, on the boot stack, with the
 /// physical (= virtual, below 1 GiB) address of `hvm_start_info`.
 extern "C" fn pvh_entry(start_info_paddr: u32) -> ! {
+    load_task_state();
     crate::boot::pvh_main(u64::from(start_info_paddr))
+}
+
+/// The two words of a 64-bit TSS descriptor (available, present, DPL 0)
+/// for a TSS at `base` of `size` bytes.
+fn tss_descriptor(base: u64, size: usize) -> [u64; 2] {
+    let limit = (size - 1) as u64;
+    let low = (limit & 0xffff)
+        | ((base & 0xff_ffff) << 16)
+        | (0x89 << 40) // present, DPL 0, type 9: available 64-bit TSS
+        | (((limit >> 16) & 0xf) << 48)
+        | (((base >> 24) & 0xff) << 56);
+    [low, base >> 32]
+}
+
+/// Points IST 1 at the double-fault stack, puts the TSS in the GDT and
+/// loads it. Runs once, first thing in 64-bit Rust, interrupts off.
+fn load_task_state() {
+    let stack_top = (&raw const DOUBLE_FAULT_STACK) as u64 + DOUBLE_FAULT_STACK_SIZE as u64;
+    let tss = &raw mut TSS;
+    // SAFETY: runs once, single-threaded, before the IDT exists (so no
+    // exception can use the TSS while it changes); `TSS` and the GDT's
+    // slots 3 and 4 are written only here, through raw pointers, and
+    // then read by the CPU alone. The selector names the descriptor just
+    // written, which describes `TSS` exactly.
+    unsafe {
+        (*tss).interrupt_stack_table[usize::from(DOUBLE_FAULT_IST - 1)] =
+            x86_64::VirtAddr::new(stack_top);
+        let [low, high] = tss_descriptor(
+            tss as u64,
+            size_of::<x86_64::structures::tss::TaskStateSegment>(),
+        );
+        let gdt = &raw mut paravane_pvh_gdt;
+        (*gdt)[3] = low;
+        (*gdt)[4] = high;
+        x86_64::instructions::tables::load_tss(x86_64::structures::gdt::SegmentSelector(
+            TSS_SELECTOR,
+        ));
+    }
 }

@@ -9,8 +9,10 @@
 //!
 //! [`init`] maps the first 4 GiB, where all of a small guest's RAM, its
 //! image and Xen's special pages (console, xenstore, …, just below
-//! 4 GiB) are: 2 MiB pages, except the first 2 MiB, which use 4 KiB
-//! pages so that page 0 stays unmapped and a null pointer faults.
+//! 4 GiB) are: 2 MiB pages, except the first 2 MiB and the 2 MiB that
+//! hold the boot stack's guard page, which use 4 KiB pages so that page
+//! 0 and the guard page stay unmapped: a null pointer and a stack
+//! overflow fault.
 
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{PageTable, PageTableFlags, PhysFrame};
@@ -23,12 +25,14 @@ pub const MAPPED_GIB: usize = 4;
 pub const MAPPED_LIMIT: u64 = (MAPPED_GIB as u64) << 30;
 
 /// The tables: one of each upper level, one PD per GiB, one PT for the
-/// first 2 MiB. Reached only through `&raw mut` while building.
+/// first 2 MiB and one for the guard page's 2 MiB (unused when that is
+/// the first). Reached only through `&raw mut` while building.
 struct Tables {
     pml4: PageTable,
     pdpt: PageTable,
     pd: [PageTable; MAPPED_GIB],
     pt0: PageTable,
+    pt_guard: PageTable,
 }
 
 static mut TABLES: Tables = Tables {
@@ -36,7 +40,24 @@ static mut TABLES: Tables = Tables {
     pdpt: PageTable::new(),
     pd: [const { PageTable::new() }; MAPPED_GIB],
     pt0: PageTable::new(),
+    pt_guard: PageTable::new(),
 };
+
+/// Bytes a 2 MiB page covers.
+const LARGE_PAGE: u64 = 1 << 21;
+
+/// Fills `pt` with 4 KiB pages for the 2 MiB at `region_start`, leaving
+/// out the pages in `holes`.
+fn fill_small_pages(pt: &mut PageTable, region_start: u64, holes: &[u64], flags: PageTableFlags) {
+    for (index, entry) in pt.iter_mut().enumerate() {
+        let address = region_start + index as u64 * 4096;
+        if holes.contains(&address) {
+            entry.set_unused();
+        } else {
+            entry.set_addr(PhysAddr::new(address), flags);
+        }
+    }
+}
 
 /// Physical address of a table of ours (identity mapped).
 fn phys(table: *const PageTable) -> PhysAddr {
@@ -48,17 +69,19 @@ fn phys(table: *const PageTable) -> PhysAddr {
 pub fn init() {
     let table = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
     let large = table | PageTableFlags::HUGE_PAGE;
+    let guard = super::pv_entry::boot_stack_guard().start;
+    let guard_region = guard & !(LARGE_PAGE - 1);
     // SAFETY: runs once, single-threaded, before anything else uses the
     // tables; `TABLES` is only reached through this one reference. The new
     // map keeps every address the bootstrap map had (the first GiB)
-    // mapped to the same place, except page 0, which nothing uses.
+    // mapped to the same place, except page 0, which nothing uses, and
+    // the boot stack's guard page, which the stack never reaches unless
+    // it overflows (and then must fault).
     unsafe {
         let Some(t) = (&raw mut TABLES).as_mut() else {
             unreachable!("a static is never null")
         };
-        for (index, entry) in t.pt0.iter_mut().enumerate().skip(1) {
-            entry.set_addr(PhysAddr::new(index as u64 * 4096), table);
-        }
+        fill_small_pages(&mut t.pt0, 0, &[0, guard], table);
         for gib in 0..MAPPED_GIB {
             for (index, entry) in t.pd[gib].iter_mut().enumerate() {
                 let address = ((gib as u64) << 30) + ((index as u64) << 21);
@@ -69,6 +92,12 @@ pub fn init() {
         }
         let pt0 = phys(&t.pt0);
         t.pd[0][0].set_addr(pt0, table);
+        if guard_region != 0 {
+            // The image is below 1 GiB (linked at 1 MiB), so PD 0.
+            fill_small_pages(&mut t.pt_guard, guard_region, &[guard], table);
+            let pt_guard = phys(&t.pt_guard);
+            t.pd[0][(guard_region / LARGE_PAGE) as usize].set_addr(pt_guard, table);
+        }
         let pdpt = phys(&t.pdpt);
         t.pml4[0].set_addr(pdpt, table);
         let root = PhysFrame::from_start_address(phys(&t.pml4))

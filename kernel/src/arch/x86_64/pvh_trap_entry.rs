@@ -121,6 +121,11 @@ pub fn init() {
             // int3 and into may be raised on purpose (the suite does).
             let dpl = if vector == 3 || vector == 4 { 3 } else { 0 };
             *gate = Gate::interrupt(base + (vector * STUB_STRIDE) as u64, dpl);
+            if vector == 8 {
+                // A double fault gets a stack of its own (the TSS's IST):
+                // a boot-stack overflow is one, with no stack left.
+                gate.ist = super::pvh_entry::DOUBLE_FAULT_IST;
+            }
         }
         lidt(&DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,

@@ -135,7 +135,7 @@ mod guest {
         }
         let mut out = Vec::new();
         for page in pages.drain(..) {
-            let old_mfn = page.mfn();
+            let old_mfn = page.mfn().raw();
             match page.balloon_out() {
                 Ok(ballooned) => out.push((ballooned, old_mfn)),
                 Err((_, why)) => fail!("memstress: balloon out: {why}"),
@@ -165,13 +165,13 @@ mod guest {
                 Ok(page) => page,
                 Err((_, why)) => fail!("memstress: reclaim pfn {pfn:#x}: {why}"),
             };
-            if page.pfn() != pfn || mm::pfn_to_mfn(pfn) != Some(page.mfn()) {
+            if page.pfn().raw() != pfn || mm::pfn_to_mfn(pfn) != Some(page.mfn().raw()) {
                 fail!("memstress: pfn {pfn:#x} came back inconsistent");
             }
-            if mm::mfn_to_pfn(page.mfn()) != Ok(pfn) {
+            if mm::mfn_to_pfn(page.mfn().raw()) != Ok(pfn) {
                 fail!(
                     "memstress: M2P of mfn {:#x} is not pfn {pfn:#x}",
-                    page.mfn()
+                    page.mfn().raw()
                 );
             }
             if page.as_slice().iter().any(|&b| b != 0) {
@@ -182,7 +182,7 @@ mod guest {
             if page.as_slice().iter().any(|&b| b != pattern) || page.read_u8(4095) != Ok(pattern) {
                 fail!("memstress: reclaimed pfn {pfn:#x} does not hold a pattern");
             }
-            moved += usize::from(page.mfn() != old_mfn);
+            moved += usize::from(page.mfn().raw() != old_mfn);
             pages.push(page);
         }
         drop(pages);
