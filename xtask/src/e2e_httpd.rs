@@ -185,6 +185,9 @@ pub fn test_spec(httpd_elf: &Path, loadgen: &Path, mode: GuestMode) -> GuestSpec
     let ip = guest_ip(mode);
     let mut guest = spec(name, httpd_elf, dom0_script(ip), ip).with_mode(mode);
     guest.dom0_tools = vec![loadgen.to_path_buf()];
+    // 100 + 256 requests, 10 s of quiet and the error cases took 296 s
+    // beside a PVH twin on a host at load 10: room for that.
+    guest.timeout = Duration::from_secs(600);
     guest
 }
 

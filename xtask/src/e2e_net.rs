@@ -295,6 +295,8 @@ pub fn test_spec(echo_elf: &Path, loadgen: &Path, mode: GuestMode) -> GuestSpec 
     };
     let mut guest = spec(echo_elf, name, guest_ip(mode), mac, &more).with_mode(mode);
     guest.dom0_tools = vec![loadgen.to_path_buf()];
+    // Room for a loaded host (see `e2e_httpd::test_spec`).
+    guest.timeout = Duration::from_secs(600);
     guest
 }
 
