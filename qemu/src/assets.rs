@@ -118,12 +118,14 @@ pub fn prepare(root: &Path) -> Result<Assets, RigError> {
     }
     used.push(linux.clone());
     let cpio_fp = initramfs::fingerprint(&used);
+    // Named `base-dom0-…`: older rigs delete every other `dom0-…` build
+    // but their own, and branches of both kinds share one cache.
     let dom0_cpio = root
         .join("initramfs")
-        .join(format!("dom0-{}.cpio", cpio_fp.hex()));
+        .join(format!("base-dom0-{}.cpio", cpio_fp.hex()));
     if !dom0_cpio.exists() {
         build_dom0_cpio(&used, &extract_root, &dom0_cpio)?;
-        cache::remove_stale(&root.join("initramfs"), "dom0-", &dom0_cpio);
+        cache::remove_stale(&root.join("initramfs"), "base-dom0-", &dom0_cpio);
     }
     let elapsed = start.elapsed();
     if elapsed.as_secs_f64() > 1.0 {

@@ -77,18 +77,34 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Deletes every file in `dir` whose name starts with `prefix` except `keep`
-/// (older builds of the same artefact). Errors are ignored: this is tidying.
+/// How many builds of one artefact [`remove_stale`] leaves: several
+/// branches share one cache, and each may need its own build (one branch
+/// deleting another's, then the other deleting its, rebuilt both on every
+/// run and failed runs that had just prepared theirs).
+pub const BUILDS_KEPT: usize = 4;
+
+/// Deletes older builds of an artefact in `dir` (files whose names start
+/// with `prefix`): all but `keep` and the newest others, [`BUILDS_KEPT`]
+/// in all, by modification time. Errors are ignored: this is tidying.
 pub fn remove_stale(dir: &Path, prefix: &str, keep: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with(prefix) && path != keep {
-            let _ = fs::remove_file(&path);
-        }
+    let mut others: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix) && e.path() != keep)
+        .map(|e| {
+            let modified = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (modified, e.path())
+        })
+        .collect();
+    // Newest first; `keep` is one of the builds kept.
+    others.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, path) in others.into_iter().skip(BUILDS_KEPT.saturating_sub(1)) {
+        let _ = fs::remove_file(&path);
     }
 }
 
@@ -102,8 +118,23 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The process id in a run directory's name
+/// (`run-SECS.MS-PID-ATTEMPT-LABEL`).
+fn run_dir_pid(name: &str) -> Option<u32> {
+    name.strip_prefix("run-")?.split('-').nth(1)?.parse().ok()
+}
+
+/// Whether the process that made run directory `name` still runs: its
+/// directory is still being written (several agents share one cache,
+/// and a long domU session must not lose its logs to another's pruning).
+fn run_dir_in_use(name: &str) -> bool {
+    run_dir_pid(name).is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists())
+}
+
 /// Makes a new directory for one run's logs under `log_root`, named
-/// `YYYY...-LABEL` by start time, and deletes all but the newest `keep` runs.
+/// `YYYY...-LABEL` by start time, and deletes the oldest runs until
+/// fewer than `keep` are left, sparing those whose process still runs
+/// (see [`run_dir_in_use`]).
 pub fn new_run_dir(log_root: &Path, label: &str, keep: usize) -> io::Result<PathBuf> {
     fs::create_dir_all(log_root)?;
     let now = std::time::SystemTime::now()
@@ -115,8 +146,17 @@ pub fn new_run_dir(log_root: &Path, label: &str, keep: usize) -> io::Result<Path
         .map(|e| e.path())
         .collect();
     runs.sort();
-    while runs.len() >= keep.max(1) {
-        let _ = fs::remove_dir_all(runs.remove(0));
+    let mut left = runs.len();
+    for run in runs {
+        if left < keep.max(1) {
+            break;
+        }
+        let name = run.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.as_deref().is_some_and(run_dir_in_use) {
+            continue;
+        }
+        let _ = fs::remove_dir_all(run);
+        left -= 1;
     }
     for attempt in 0u32.. {
         let dir = log_root.join(format!(
@@ -137,6 +177,55 @@ pub fn new_run_dir(log_root: &Path, label: &str, keep: usize) -> io::Result<Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_builds_beyond_the_newest_few_go() {
+        let dir = std::env::temp_dir().join(format!("rig-stale-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let keep = dir.join("a-keep");
+        fs::write(&keep, b"k").unwrap();
+        for i in 0..6 {
+            fs::write(dir.join(format!("a-{i}")), b"x").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        fs::write(dir.join("other"), b"o").unwrap();
+        remove_stale(&dir, "a-", &keep);
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(left, ["a-3", "a-4", "a-5", "a-keep", "other"]);
+    }
+
+    #[test]
+    fn runs_of_live_processes_are_spared() {
+        let mine = format!("run-1796401120.795-{}-0-domu", std::process::id());
+        assert_eq!(run_dir_pid(&mine), Some(std::process::id()));
+        assert!(run_dir_in_use(&mine));
+        assert!(!run_dir_in_use("run-1796401120.795-4294967290-0-domu"));
+        assert_eq!(run_dir_pid("other"), None);
+
+        let root = std::env::temp_dir().join(format!("rig-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join(&mine)).unwrap();
+        for i in 0..3 {
+            fs::create_dir_all(root.join(format!("run-100000000{i}.000-4294967290-0-x"))).unwrap();
+        }
+        let new = new_run_dir(&root, "t", 2).unwrap();
+        let left: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        fs::remove_dir_all(&root).unwrap();
+        assert!(left.contains(&mine), "{left:?}");
+        assert!(left.iter().any(|n| new.ends_with(n)), "{left:?}");
+        assert_eq!(left.len(), 2, "{left:?}");
+    }
 
     #[test]
     fn fingerprint_is_stable_and_separates_fields() {

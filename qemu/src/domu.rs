@@ -37,7 +37,8 @@ const POWEROFF_GRACE: Duration = Duration::from_secs(15);
 /// a Linux `vmlinux` is 66 MB, which dom0 would otherwise unpack slowly).
 const GZIP_ABOVE: usize = 8 << 20;
 
-/// The per-run archive: `/rig/run.sh` and, per guest, `/rig/NAME/kernel`,
+/// The per-run archive: `/rig/run.sh`, the guests' dom0 tools in
+/// `/rig/bin/`, and, per guest, `/rig/NAME/kernel`,
 /// `/rig/NAME/guest.cfg`, `/rig/NAME/dom0.sh` and `/rig/NAME/ramdisk`.
 /// A kernel or ramdisk file that an earlier guest already brought is a
 /// symlink to that guest's copy: dom0 unpacks the archive into its RAM,
@@ -47,6 +48,23 @@ pub fn run_archive(guests: &[GuestSpec]) -> Result<Vec<u8>, RigError> {
     cpio.file("rig/run.sh", 0o755, scripts::run_script(guests).as_bytes());
     // Source file -> where its first copy is in the archive.
     let mut stored: HashMap<PathBuf, String> = HashMap::new();
+    let mut tools = std::collections::BTreeSet::new();
+    for tool in guests.iter().flat_map(|g| &g.dom0_tools) {
+        let name = tool
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| scripts::valid_guest_name(n))
+            .ok_or_else(|| {
+                RigError::Invalid(format!(
+                    "dom0 tool {}: not a plain file name",
+                    tool.display()
+                ))
+            })?;
+        if tools.insert(name.to_string()) {
+            let data = fs::read(tool).map_err(|e| RigError::io(tool, e))?;
+            cpio.file(&format!("rig/bin/{name}"), 0o755, &data);
+        }
+    }
     for guest in guests {
         let dir = format!("rig/{}", guest.name);
         let kernel_at = format!("{dir}/kernel");
@@ -404,7 +422,10 @@ pub fn run_domus(
                 let _ = writeln!(text, "{tag}: {line}");
             }
         }
-        fs::write(&log, text).map_err(|e| RigError::io(&log, e))?;
+        // Recreate the directory if something removed it meanwhile.
+        fs::create_dir_all(&dir)
+            .and_then(|()| fs::write(&log, text))
+            .map_err(|e| RigError::io(&log, e))?;
         reports.push(GuestReport {
             emulation_fault,
             name: guest.name.clone(),
@@ -493,6 +514,30 @@ mod tests {
         let (ending, evidence) = failed.verdict(Duration::from_secs(1));
         assert!(matches!(ending, Ending::Other(_)));
         assert_eq!(evidence, "libxl: error: bad kernel");
+    }
+
+    #[test]
+    fn dom0_tools_travel_once_each() {
+        let dir = std::env::temp_dir().join(format!("rig-tools-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let kernel = dir.join("kernel");
+        let tool = dir.join("loadgen");
+        fs::write(&kernel, b"kernel").unwrap();
+        fs::write(&tool, b"TOOL-BYTES").unwrap();
+        let mut a = GuestSpec::new("a", &kernel);
+        a.dom0_tools = vec![tool.clone()];
+        let mut b = GuestSpec::new("b", &kernel);
+        b.dom0_tools = vec![tool.clone()];
+        let archive = run_archive(&[a, b]).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        let count = |needle: &[u8]| {
+            archive
+                .windows(needle.len())
+                .filter(|w| *w == needle)
+                .count()
+        };
+        assert_eq!(count(b"TOOL-BYTES"), 1);
+        assert_eq!(count(b"rig/bin/loadgen"), 1);
     }
 
     #[test]

@@ -333,6 +333,18 @@ pub struct GuestSpec {
     /// An initial ramdisk for the guest (xl's `ramdisk=`), shipped into
     /// dom0 with the kernel. Default: none.
     pub ramdisk: Option<PathBuf>,
+    /// Programs for dom0 (static binaries, e.g. the rig's load
+    /// generator), shipped as `/rig/bin/FILE-NAME` for the dom0 scripts
+    /// of this session; one copy per file name however many guests list
+    /// it. Default: none.
+    pub dom0_tools: Vec<PathBuf>,
+    /// Start this guest together with the next one in the list (and that
+    /// one with the next, if it says so too): their `xl create`s, dom0
+    /// scripts and watchdogs run side by side, and the session goes on
+    /// when the last of the group has ended. Guests that run together
+    /// need their own vif addresses and MACs. Default: `false` (one
+    /// guest after the other).
+    pub start_with_next: bool,
 }
 
 impl GuestSpec {
@@ -348,6 +360,8 @@ impl GuestSpec {
             extra_config: Vec::new(),
             dom0_script: None,
             ramdisk: None,
+            dom0_tools: Vec::new(),
+            start_with_next: false,
         }
     }
 

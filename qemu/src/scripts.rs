@@ -276,13 +276,27 @@ pub fn guest_config(guest: &GuestSpec) -> String {
 }
 
 /// The per-run script: reports `xl info` and `xl list`, then runs each
-/// guest in turn with its watchdog (whole seconds, rounded up).
+/// guest in turn with its watchdog (whole seconds, rounded up); guests
+/// joined by [`GuestSpec::start_with_next`] run side by side in the
+/// background, and the next guest starts when all of them have ended.
 pub fn run_script(guests: &[GuestSpec]) -> String {
     let mut script = String::from("#!/bin/sh\n# Per-run script of the Paravane rig.\n");
     script.push_str(". /etc/rig/lib.sh\nrig_capture xl info\nrig_capture xl list\n");
+    let mut in_group = false;
     for guest in guests {
         let seconds = guest.timeout.as_millis().div_ceil(1000).max(1);
-        let _ = writeln!(script, "rig_guest {} {seconds}", guest.name);
+        if guest.start_with_next || in_group {
+            let _ = writeln!(script, "rig_guest {} {seconds} &", guest.name);
+            if !guest.start_with_next {
+                script.push_str("wait\n");
+            }
+        } else {
+            let _ = writeln!(script, "rig_guest {} {seconds}", guest.name);
+        }
+        in_group = guest.start_with_next;
+    }
+    if in_group {
+        script.push_str("wait\n");
     }
     script
 }
@@ -346,6 +360,36 @@ mod tests {
         let script = run_script(&[spec()]);
         assert!(script.contains("rig_guest hello 3\n"));
         assert!(script.contains(". /etc/rig/lib.sh"));
+    }
+
+    #[test]
+    fn guests_started_together_are_waited_for() {
+        let mut a = spec();
+        a.name = "a".into();
+        a.start_with_next = true;
+        let mut b = spec();
+        b.name = "b".into();
+        let mut c = spec();
+        c.name = "c".into();
+        let mut d = spec();
+        d.name = "d".into();
+        d.start_with_next = true;
+        let script = run_script(&[a, b, c, d]);
+        let body: Vec<&str> = script
+            .lines()
+            .filter(|l| l.starts_with("rig_guest") || *l == "wait")
+            .collect();
+        assert_eq!(
+            body,
+            [
+                "rig_guest a 3 &",
+                "rig_guest b 3 &",
+                "wait",
+                "rig_guest c 3",
+                "rig_guest d 3 &",
+                "wait"
+            ]
+        );
     }
 
     #[test]

@@ -17,6 +17,15 @@
 //! the medians over the rounds with the ratios Paravane PV / Linux and
 //! Paravane PVH / Linux; nothing is asserted about them. The command fails
 //! only if a figure is missing or a checksum disagrees.
+//!
+//! HTTP: each round also runs Paravane's `httpd` (PV and PVH) and the
+//! Linux guest serving a static page of the same size with the same
+//! marker through busybox `httpd` (`bench=httpd`). For each, dom0 runs
+//! the rig's load generator ([`crate::load`]) at [`HTTP_LEVELS`] clients
+//! at once, every request on its own connection and timed on its own:
+//! requests per second and the p50/p99 latency (nearest rank), every
+//! answer checked (status 200, the marker). Why a tool of our own rather
+//! than `ab` or `wrk`: see `qemu/loadgen`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -25,11 +34,12 @@ use std::time::Duration;
 use rig::{GuestMode, GuestReport, GuestSpec, Rig};
 
 use crate::args::Args;
-use crate::{e2e_block, e2e_net, guest_build};
+use crate::{e2e_block, e2e_httpd, e2e_net, guest_build};
 
 /// The Linux guests' names.
 const LINUX_NET: &str = "linux-net";
 const LINUX_BLK: &str = "linux-blk";
+const LINUX_HTTP: &str = "linux-http";
 /// What the Linux guests print first on each of their lines.
 const LINUX_TAG: &str = "linux-bench: ";
 
@@ -51,14 +61,27 @@ mode=
 for word in $(cat /proc/cmdline); do
     case $word in bench=*) mode=${{word#bench=}} ;; esac
 done
-case $mode in
-net)
+net_up() {{
     modprobe xen-netfront || say "modprobe xen-netfront failed"
     n=0
     while ! ip link show eth0 > /dev/null 2>&1 && [ $n -lt 200 ]; do n=$((n + 1)); sleep 0.1; done
     ip link set lo up
     ip addr add {ip}/24 dev eth0
     ip link set eth0 up
+}}
+case $mode in
+httpd)
+    net_up
+    mkdir -p /www
+    cat > /www/index.html << 'EOF_PAGE'
+{page}EOF_PAGE
+    httpd -p 80 -h /www
+    say "up: eth0 {ip} httpd"
+    nc -l -p 7 > /dev/null
+    say "quit connection closed"
+    ;;
+net)
+    net_up
     say "up: eth0 {ip}"
     nc -l -p 7 -e cat
     say "echo connection closed"
@@ -87,13 +110,98 @@ disk)
     say "md5 $(md5sum < /dev/xvda | cut -d' ' -f1)"
     ;;
 *)
-    say "no bench=net|disk on the command line"
+    say "no bench=net|disk|httpd on the command line"
     ;;
 esac
 say "poweroff"
 poweroff -f
-"#
+"#,
+        page = linux_page()
     )
+}
+
+/// The page the Linux guest's busybox `httpd` serves: static, with
+/// Paravane's marker, padded to the size of Paravane's page (about 660
+/// bytes), so both send the same bytes per answer.
+fn linux_page() -> String {
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html><head><title>{m}</title></head><body>\n<h1>{m}</h1>\n\
+         <p>The same page, served by busybox httpd in a Linux PV domU (the bench's reference).</p>\n",
+        m = e2e_httpd::marker()
+    );
+    while page.len() < 620 {
+        page.push_str("<!-- padding to the size of Paravane's page -->\n");
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+/// Clients at once at which the HTTP bench measures, and the requests
+/// made at each (enough for a p99 of more than one sample).
+pub const HTTP_LEVELS: [(usize, usize); 3] = [(1, 100), (16, 256), (64, 512)];
+
+/// What dom0 runs against an HTTP contender at [`e2e_net::GUEST_IP`]:
+/// wait for a ping, warm up (5 requests, not counted), then the load
+/// generator at each of [`HTTP_LEVELS`] (its lines tagged `BENCH cN`),
+/// then `GET /quit` (Paravane) and a connection to port 7 (Linux), either
+/// of which powers the guest off.
+fn http_script() -> String {
+    let marker = e2e_httpd::marker();
+    let mut script = format!(
+        "G={}\n{}",
+        e2e_net::GUEST_IP,
+        e2e_net::wait_for_ping("BENCH", 120)
+    );
+    let load = crate::load::DOM0_PATH;
+    script.push_str(&format!(
+        "{load} http $G:80 / --concurrency 1 --requests 5 --marker '{marker}' > /dev/null 2>&1\n"
+    ));
+    for (clients, requests) in HTTP_LEVELS {
+        script.push_str(&format!(
+            "{load} http $G:80 / --concurrency {clients} --requests {requests} --marker '{marker}' --timeout 60 > /tmp/bench-http 2>&1\n\
+             sed 's/^/BENCH c{clients} /' /tmp/bench-http\n"
+        ));
+    }
+    script.push_str(
+        r#"wget -q -O /dev/null http://$G/quit 2> /dev/null
+echo quit | nc -w 2 $G 7 2> /dev/null
+sleep 10
+if xl list $NAME > /dev/null 2>&1; then
+  echo "BENCH guest still running after quit: destroying it"
+  xl destroy $NAME
+fi
+"#,
+    );
+    script
+}
+
+/// One load level's figures.
+#[derive(Clone, Copy, Default, Debug)]
+struct HttpLevel {
+    rps: Option<f64>,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    /// Every request answered 200 with the marker.
+    all_good: bool,
+}
+
+/// The figures of each of [`HTTP_LEVELS`] from an HTTP contender's dom0
+/// lines.
+fn http_figures(report: &GuestReport) -> [HttpLevel; 3] {
+    HTTP_LEVELS.map(|(clients, requests)| {
+        let Some(pairs) = crate::load::summary(report, &format!("BENCH c{clients}"), "http") else {
+            return HttpLevel::default();
+        };
+        let n = |key: &str| crate::load::number(&pairs, key);
+        HttpLevel {
+            rps: n("rps"),
+            p50_ms: n("p50_ms"),
+            p99_ms: n("p99_ms"),
+            all_good: n("ok") == Some(requests as f64)
+                && n("marked") == Some(requests as f64)
+                && n("failed") == Some(0.0),
+        }
+    })
 }
 
 /// A watcher put in front of a guest's dom0 script: prints
@@ -101,7 +209,7 @@ poweroff -f
 /// first console line, at its line containing `ready`).
 fn watcher(ready: &str) -> String {
     format!(
-        r#"rm -f /tmp/net-in /tmp/net-out /tmp/blk-*.img
+        r#"rm -f /tmp/*-net-in /tmp/*-net-out /tmp/blk-*.img
 (
   log=/var/log/xen/console/guest-$NAME.log
   t0=$(cut -d' ' -f1 /proc/uptime)
@@ -319,9 +427,13 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
             .ok_or_else(|| format!("--rounds wants 1 to 9, not {n:?}"))?,
         None => 3,
     };
+    // Only the HTTP contenders (three guests a round instead of nine).
+    let http_only = args.flag("--http-only");
     args.finish()?;
     let echo = guest_build::build("echo", guest_build::Profile::Release)?;
     let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
+    let httpd = guest_build::build("httpd", guest_build::Profile::Release)?;
+    let loadgen = guest_build::build_loadgen()?;
     let rig = Rig::prepare().map_err(|e| e.to_string())?;
     let kernel = rig.linux_domu_kernel().map_err(|e| e.to_string())?;
     let ramdisk = rig
@@ -331,24 +443,45 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     let net = e2e_net::guest(&echo);
     let blk = e2e_block::guest(&blkcheck);
     let name = |what: &str, round: usize| format!("{what}-{round}");
-    // Each round runs the six guests in turn, so host noise spreads over
+    let mut http = e2e_httpd::bench_spec("http", &httpd, &loadgen, http_script());
+    // 868 requests; a Linux guest booted and served them at 2-4 per
+    // second on a loaded host, past a 300 s watchdog.
+    http.timeout = Duration::from_secs(900);
+    // Each round runs the nine guests in turn, so host noise spreads over
     // all contenders rather than hitting one of them.
     let mut guests = Vec::new();
     for round in 1..=rounds {
         let pvh_net = renamed(&net, &name("pvh-net", round)).with_mode(GuestMode::Pvh);
         let pvh_blk = renamed(&blk, &name("pvh-blk", round)).with_mode(GuestMode::Pvh);
+        if !http_only {
+            guests.extend([
+                watched(renamed(&net, &name("pv-net", round)), "echo: up:"),
+                watched(pvh_net, "echo: up:"),
+                watched(
+                    linux_spec(&net, &name(LINUX_NET, round), &kernel, &ramdisk, "net"),
+                    &format!("{LINUX_TAG}up:"),
+                ),
+                watched(renamed(&blk, &name("pv-blk", round)), "blkfront: "),
+                watched(pvh_blk, "blkfront: "),
+                watched(
+                    linux_spec(&blk, &name(LINUX_BLK, round), &kernel, &ramdisk, "disk"),
+                    &format!("{LINUX_TAG}disk "),
+                ),
+            ]);
+        }
+        // Watched too: the watcher also deletes the disk images and echo
+        // files earlier guests left in dom0's memory (a Linux guest's `xl
+        // create` after them died without a word, most likely of dom0
+        // running out of memory).
         guests.extend([
-            watched(renamed(&net, &name("pv-net", round)), "echo: up:"),
-            watched(pvh_net, "echo: up:"),
+            watched(renamed(&http, &name("pv-http", round)), "httpd: up:"),
             watched(
-                linux_spec(&net, &name(LINUX_NET, round), &kernel, &ramdisk, "net"),
-                &format!("{LINUX_TAG}up:"),
+                renamed(&http, &name("pvh-http", round)).with_mode(GuestMode::Pvh),
+                "httpd: up:",
             ),
-            watched(renamed(&blk, &name("pv-blk", round)), "blkfront: "),
-            watched(pvh_blk, "blkfront: "),
             watched(
-                linux_spec(&blk, &name(LINUX_BLK, round), &kernel, &ramdisk, "disk"),
-                &format!("{LINUX_TAG}disk "),
+                linux_spec(&http, &name(LINUX_HTTP, round), &kernel, &ramdisk, "httpd"),
+                &format!("{LINUX_TAG}up:"),
             ),
         ]);
     }
@@ -379,6 +512,9 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     // figures[round][column]
     let mut figures = Vec::new();
     for round in 1..=rounds {
+        if http_only {
+            break;
+        }
         let get = |what: &str| report(&name(what, round));
         figures.push([
             Figures::paravane(get("pv-net")?, get("pv-blk")?),
@@ -386,9 +522,24 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
             Figures::linux(get(LINUX_NET)?, get(LINUX_BLK)?),
         ]);
     }
-    print_table(&figures);
+    if !http_only {
+        print_table(&figures);
+    }
 
-    let complete = figures.iter().flatten().all(Figures::complete);
+    // http[round][column][level]
+    let mut http = Vec::new();
+    for round in 1..=rounds {
+        let get = |what: &str| report(&name(what, round));
+        http.push([
+            http_figures(get("pv-http")?),
+            http_figures(get("pvh-http")?),
+            http_figures(get(LINUX_HTTP)?),
+        ]);
+    }
+    print_http_table(&http);
+
+    let complete = figures.iter().flatten().all(Figures::complete)
+        && http.iter().flatten().flatten().all(|level| level.all_good);
     if !complete {
         for guest in &session.guests {
             println!("---- {} ({}) ----", guest.name, guest.ending);
@@ -405,6 +556,73 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The HTTP figures: each round's requests per second, then the medians
+/// over the rounds of requests per second and p50/p99 latency at each
+/// level, with the ratios Paravane / Linux (for requests per second
+/// higher is better, for latency lower).
+fn print_http_table(http: &[[[HttpLevel; 3]; 3]]) {
+    println!();
+    for (round, row) in http.iter().enumerate() {
+        let cells: Vec<String> = HTTP_LEVELS
+            .iter()
+            .enumerate()
+            .map(|(level, (clients, _))| {
+                let per_column: Vec<String> = row.iter().map(|c| cell(c[level].rps, "")).collect();
+                format!("c={clients} {}", per_column.join(" / "))
+            })
+            .collect();
+        println!(
+            "round {}: httpd requests/s {} ({})",
+            round + 1,
+            cells.join(" ; "),
+            COLUMNS.join(" / ")
+        );
+    }
+    println!();
+    println!(
+        "{:<48} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        format!("httpd, median of {} rounds", http.len()),
+        COLUMNS[0],
+        COLUMNS[1],
+        COLUMNS[2],
+        "PV/Linux",
+        "PVH/Linux"
+    );
+    type Metric = (&'static str, fn(&HttpLevel) -> Option<f64>);
+    let metrics: [Metric; 3] = [
+        ("requests/s", |l| l.rps),
+        ("p50 latency, ms", |l| l.p50_ms),
+        ("p99 latency, ms", |l| l.p99_ms),
+    ];
+    for (level, (clients, requests)) in HTTP_LEVELS.iter().enumerate() {
+        for (what, get) in metrics {
+            let medians: Vec<Option<f64>> = (0..3)
+                .map(|column| median(http.iter().map(|round| get(&round[column][level]))))
+                .collect();
+            println!(
+                "{:<48} {:>12} {:>12} {:>12} {:>10} {:>10}",
+                format!("c={clients} ({requests} requests) {what}"),
+                cell(medians[0], ""),
+                cell(medians[1], ""),
+                cell(medians[2], ""),
+                ratio(medians[0], medians[2]),
+                ratio(medians[1], medians[2]),
+            );
+        }
+    }
+    let good = |column: usize| {
+        let rounds = http
+            .iter()
+            .filter(|round| round[column].iter().all(|l| l.all_good))
+            .count();
+        format!("{} {rounds}/{}", COLUMNS[column], http.len())
+    };
+    println!(
+        "every answer 200 with the marker, rounds: {}",
+        (0..3).map(good).collect::<Vec<_>>().join(", ")
+    );
 }
 
 /// Each round's figures, then the medians and the ratios to Linux.
@@ -537,9 +755,40 @@ mod tests {
     }
 
     #[test]
+    fn http_figures_are_read_per_level() {
+        let mut report = crate::idle::tests_report(&[]);
+        report.dom0_output = vec![
+            "BENCH c1 LOADGEN http concurrency=1 requests=100 ok=100 marked=100 failed=0 seconds=2.0 rps=50.00 p50_ms=19.0 p99_ms=30.5 max_ms=40 ticks=none".into(),
+            "BENCH c16 LOADGEN http concurrency=16 requests=256 ok=250 marked=250 failed=6 seconds=2.0 rps=125.00 p50_ms=100.0 p99_ms=900.0 max_ms=990 ticks=none".into(),
+        ];
+        let [c1, c16, c64] = http_figures(&report);
+        assert_eq!(
+            (c1.rps, c1.p50_ms, c1.p99_ms),
+            (Some(50.0), Some(19.0), Some(30.5))
+        );
+        assert!(c1.all_good);
+        assert_eq!(c16.rps, Some(125.0));
+        assert!(!c16.all_good, "6 failed");
+        assert!(c64.rps.is_none() && !c64.all_good, "missing level");
+    }
+
+    #[test]
+    fn http_script_loads_every_level_then_quits() {
+        let script = http_script();
+        for (clients, requests) in HTTP_LEVELS {
+            assert!(script.contains(&format!("--concurrency {clients} --requests {requests}")));
+            assert!(script.contains(&format!("s/^/BENCH c{clients} /")));
+        }
+        assert!(script.contains("/quit") && script.contains("nc -w 2 $G 7"));
+        let page = linux_page();
+        assert!(page.contains(e2e_httpd::marker()) && (620..760).contains(&page.len()));
+        assert!(linux_init().contains("httpd -p 80 -h /www"));
+    }
+
+    #[test]
     fn init_serves_both_modes() {
         let init = linux_init();
-        assert!(init.contains("net)") && init.contains("disk)"));
+        assert!(init.contains("net)") && init.contains("disk)") && init.contains("httpd)"));
         assert!(init.contains("ip addr add 10.0.0.2/24 dev eth0"));
     }
 }

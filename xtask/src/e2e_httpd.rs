@@ -13,6 +13,15 @@
 //! rest on what dom0 and the guest printed and on how the guest ended.
 //! The time for the 100 requests (dom0's clock) is printed.
 //!
+//! Between the 100 requests and the rest, two more things are measured:
+//! the guest's CPU time over 10 s of quiet (Xen's accounting, see
+//! [`crate::idle`]: under 1 % passes), then 64 clients at once (the rig's
+//! load generator, [`crate::load`]: [`LOAD_REQUESTS`] requests by 64
+//! threads, every answer a 200 with the marker), during which the page's
+//! tick counter (a background task in the guest) must advance. The PV
+//! and the PVH guest run side by side in one dom0 session, on their own
+//! addresses ([`guest_ip`]), so their quiet windows overlap.
+//!
 //! [`demo_spec`] is the same guest with a script that fetches the page
 //! once and prints it, for `cargo xtask run`.
 
@@ -20,10 +29,25 @@ use rig::{Ending, GuestMode, GuestReport, GuestSpec, Rig};
 use std::path::Path;
 use std::time::Duration;
 
-/// The guest's address (and the vif's `ip=`).
+/// The PV guest's address (and the vif's `ip=`); also `cargo xtask
+/// run`'s.
 pub const GUEST_IP: &str = "10.0.0.2";
+/// The PVH guest's address: it runs beside the PV one.
+pub const PVH_GUEST_IP: &str = "10.0.0.3";
 /// Requests for `/` that dom0 makes.
 const REQUESTS: u32 = 100;
+/// Clients at once in the load step.
+pub const CLIENTS: usize = 64;
+/// Requests the load step makes in all (four per client).
+pub const LOAD_REQUESTS: usize = 4 * CLIENTS;
+
+/// The guest's address in `mode`.
+pub fn guest_ip(mode: GuestMode) -> &'static str {
+    match mode {
+        GuestMode::Pv => GUEST_IP,
+        GuestMode::Pvh => PVH_GUEST_IP,
+    }
+}
 /// What every page for `/` contains.
 const MARKER: &str = "Paravane httpd";
 /// Where `cargo xtask run`'s script prints the page: between these lines.
@@ -32,12 +56,9 @@ pub const PAGE_BEGIN: &str = "HTTPD page begin";
 pub const PAGE_END: &str = "HTTPD page end";
 
 /// The start of every dom0 script: wait (paced, up to ~2 minutes) until
-/// the guest answers a ping.
-fn wait_for_ping() -> String {
-    format!(
-        "G={GUEST_IP}\n{}",
-        crate::e2e_net::wait_for_ping("HTTPD", 120)
-    )
+/// the guest at `ip` answers a ping.
+fn wait_for_ping(ip: &str) -> String {
+    format!("G={ip}\n{}", crate::e2e_net::wait_for_ping("HTTPD", 120))
 }
 
 /// The end of every dom0 script: ask the guest to power off, and make
@@ -53,8 +74,9 @@ fi
 "#
 }
 
-/// dom0's side of the test (busybox sh). Every result line starts `HTTPD `.
-fn dom0_script() -> String {
+/// dom0's side of the test against the guest at `ip` (busybox sh).
+/// Every result line starts `HTTPD `.
+fn dom0_script(ip: &str) -> String {
     format!(
         r#"{wait}ok=0
 marked=0
@@ -62,30 +84,30 @@ n=0
 t0=$(cut -d' ' -f1 /proc/uptime)
 while [ $n -lt {REQUESTS} ]; do
   n=$((n+1))
-  if wget -q -O - http://$G/ > /tmp/httpd-page 2> /tmp/httpd-err; then
+  if wget -q -O - http://$G/ > /tmp/$NAME-httpd-page 2> /tmp/$NAME-httpd-err; then
     ok=$((ok+1))
-    grep -q '{MARKER}' /tmp/httpd-page && marked=$((marked+1))
+    grep -q '{MARKER}' /tmp/$NAME-httpd-page && marked=$((marked+1))
   else
-    echo "HTTPD request $n failed: $(cat /tmp/httpd-err)"
+    echo "HTTPD request $n failed: $(cat /tmp/$NAME-httpd-err)"
   fi
 done
 t1=$(cut -d' ' -f1 /proc/uptime)
 echo "HTTPD fetched $ok/{REQUESTS}"
 echo "HTTPD marked $marked/{REQUESTS}"
 echo "HTTPD time $t0 $t1"
-# A client that connects and says nothing must not stall the server:
+{idle}{load}# A client that connects and says nothing must not stall the server:
 # httpd resets it after its 5 s read timeout and then serves wget, which
 # gives up after 30 s. nc's input is a fifo held open and never written.
-mkfifo /tmp/httpd-silent
-nc $G 80 < /tmp/httpd-silent > /dev/null 2>&1 &
+mkfifo /tmp/$NAME-httpd-silent
+nc $G 80 < /tmp/$NAME-httpd-silent > /dev/null 2>&1 &
 S=$!
-exec 5> /tmp/httpd-silent
+exec 5> /tmp/$NAME-httpd-silent
 sleep 1
 s0=$(cut -d' ' -f1 /proc/uptime)
-timeout 30 wget -q -O - http://$G/ > /tmp/httpd-after-silent 2>&1
+timeout 30 wget -q -O - http://$G/ > /tmp/$NAME-httpd-after-silent 2>&1
 rc=$?
 s1=$(cut -d' ' -f1 /proc/uptime)
-echo "HTTPD after silent rc=$rc marked=$(grep -q '{MARKER}' /tmp/httpd-after-silent && echo yes || echo no) time $s0 $s1"
+echo "HTTPD after silent rc=$rc marked=$(grep -q '{MARKER}' /tmp/$NAME-httpd-after-silent && echo yes || echo no) time $s0 $s1"
 # httpd serves each connection in a task of its own: the wget above did
 # not wait for the silent client, which is reset only at its 5 s read
 # timeout; keep it open until then.
@@ -95,7 +117,14 @@ exec 5>&-
 echo "HTTPD missing: $(wget -q -O - http://$G/no-such-page 2>&1 | tr '\n' ' ')"
 echo "HTTPD malformed: $(printf 'NONSENSE\r\n\r\n' | nc $G 80 | head -n 1)"
 {quit}"#,
-        wait = wait_for_ping(),
+        wait = wait_for_ping(ip),
+        idle = crate::idle::dom0_lines("HTTPD"),
+        load = crate::load::dom0_lines(
+            "HTTPD",
+            &format!(
+                "http $G:80 / --concurrency {CLIENTS} --requests {LOAD_REQUESTS} --marker '{MARKER}' --timeout 60"
+            )
+        ),
         quit = quit()
     )
 }
@@ -105,24 +134,30 @@ echo "HTTPD malformed: $(printf 'NONSENSE\r\n\r\n' | nc $G 80 | head -n 1)"
 fn demo_script() -> String {
     format!(
         r#"{wait}echo "{PAGE_BEGIN}"
-wget -O - http://$G/ 2> /tmp/httpd-err
+wget -O - http://$G/ 2> /tmp/$NAME-httpd-err
 echo "HTTPD wget rc=$?"
 echo "{PAGE_END}"
-sed 's/^/HTTPD wget: /' /tmp/httpd-err
+sed 's/^/HTTPD wget: /' /tmp/$NAME-httpd-err
 {quit}"#,
-        wait = wait_for_ping(),
+        wait = wait_for_ping(GUEST_IP),
         quit = quit()
     )
 }
 
-/// The `httpd` guest with its vif, and `script` run in dom0 alongside.
-fn spec(name: &str, elf: &Path, script: String) -> GuestSpec {
+/// The `httpd` guest at `ip` with its vif (the MAC ends in the
+/// address's last byte), and `script` run in dom0 alongside.
+fn spec(name: &str, elf: &Path, script: String, ip: &str) -> GuestSpec {
+    let last: u8 = ip
+        .rsplit('.')
+        .next()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(2);
     let mut guest = GuestSpec::new(name, elf);
-    guest.cmdline = format!("ip={GUEST_IP}/24 gw=10.0.0.254");
+    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254");
     guest.memory_mib = 64;
     guest.timeout = Duration::from_secs(300);
     guest.extra_config = vec![format!(
-        "vif = ['mac=00:16:3e:00:00:02,ip={GUEST_IP},script=vif-rig']"
+        "vif = ['mac=00:16:3e:00:00:{last:02x},ip={ip},script=vif-rig']"
     )];
     guest.dom0_script = Some(script);
     guest
@@ -130,7 +165,36 @@ fn spec(name: &str, elf: &Path, script: String) -> GuestSpec {
 
 /// The guest `cargo xtask run` boots: dom0 fetches the page once.
 pub fn demo_spec(elf: &Path) -> GuestSpec {
-    spec("httpd", elf, demo_script())
+    spec("httpd", elf, demo_script(), GUEST_IP)
+}
+
+/// An `httpd` guest for `cargo xtask bench`, named `name`, at
+/// [`GUEST_IP`], with `script` in dom0 and the load generator.
+pub fn bench_spec(name: &str, elf: &Path, loadgen: &Path, script: String) -> GuestSpec {
+    let mut guest = spec(name, elf, script, GUEST_IP);
+    guest.dom0_tools = vec![loadgen.to_path_buf()];
+    guest
+}
+
+/// What every page for `/` contains (the load generator checks it).
+pub fn marker() -> &'static str {
+    MARKER
+}
+
+/// The test's guest in `mode` (named `e2e-httpd` or `pvh-e2e-httpd`),
+/// carrying the load generator for dom0.
+pub fn test_spec(httpd_elf: &Path, loadgen: &Path, mode: GuestMode) -> GuestSpec {
+    let name = match mode {
+        GuestMode::Pv => "e2e-httpd",
+        GuestMode::Pvh => "pvh-e2e-httpd",
+    };
+    let ip = guest_ip(mode);
+    let mut guest = spec(name, httpd_elf, dom0_script(ip), ip).with_mode(mode);
+    guest.dom0_tools = vec![loadgen.to_path_buf()];
+    // 100 + 256 requests, 10 s of quiet and the error cases took 296 s
+    // beside a PVH twin on a host at load 10: room for that.
+    guest.timeout = Duration::from_secs(600);
+    guest
 }
 
 /// The lines of the page `demo_spec`'s script printed, and whether
@@ -160,11 +224,11 @@ fn dom0_rest<'a>(guest: &'a GuestReport, prefix: &str) -> Option<&'a str> {
         .find_map(|line| line.strip_prefix(prefix))
 }
 
-fn check_up(guest: &GuestReport) -> Result<(), String> {
+fn check_up(guest: &GuestReport, ip: &str) -> Result<(), String> {
     guest
         .console
         .iter()
-        .any(|line| line.starts_with("httpd: up:") && line.contains(GUEST_IP))
+        .any(|line| line.starts_with("httpd: up:") && line.contains(ip))
         .then_some(())
         .ok_or_else(|| {
             format!(
@@ -246,6 +310,60 @@ fn served(guest: &GuestReport) -> Option<u64> {
     })
 }
 
+/// The 64-client step: every answer a 200 with the marker.
+fn check_load(guest: &GuestReport) -> Result<(), String> {
+    let rc = dom0_rest(guest, "HTTPD load rc=").map(str::trim);
+    let pairs = crate::load::summary(guest, "HTTPD", "http").ok_or_else(|| {
+        format!(
+            "the load generator printed no summary (rc {rc:?}); dom0 said: {:?}",
+            guest
+                .dom0_output
+                .iter()
+                .filter(|l| l.starts_with("HTTPD load") || l.starts_with("HTTPD LOADGEN"))
+                .take(3)
+                .collect::<Vec<_>>()
+        )
+    })?;
+    let count = |key: &str| crate::load::number(&pairs, key).unwrap_or(-1.0) as i64;
+    let want = LOAD_REQUESTS as i64;
+    let figures = format!(
+        "{} of {want} answered 200, {} with the marker, {} failed, {:.1} requests/s, p50 {} ms, p99 {} ms",
+        count("ok"),
+        count("marked"),
+        count("failed"),
+        crate::load::number(&pairs, "rps").unwrap_or(0.0),
+        crate::load::get(&pairs, "p50_ms").unwrap_or("-"),
+        crate::load::get(&pairs, "p99_ms").unwrap_or("-"),
+    );
+    println!("e2e httpd ({}): {CLIENTS} clients: {figures}", guest.name);
+    if count("ok") == want && count("marked") == want && count("failed") == 0 && rc == Some("0") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{figures}; first errors: {:?}",
+            crate::load::errors(guest, "HTTPD")
+        ))
+    }
+}
+
+/// The page's tick counter (a background task in the guest) advanced
+/// across the 64-client step.
+fn check_ticks(guest: &GuestReport) -> Result<(), String> {
+    let pairs = crate::load::summary(guest, "HTTPD", "http")
+        .ok_or("the load generator printed no summary")?;
+    match crate::load::ticks(&pairs) {
+        Some((low, high)) if high > low => Ok(()),
+        Some((low, high)) => Err(format!(
+            "the tick counter did not advance across the load: lowest {low}, highest {high}"
+        )),
+        None => Err(
+            "the pages show no tick counter (a line containing `tick` with a number, \
+             e.g. `<li>background ticks: N</li>`)"
+                .into(),
+        ),
+    }
+}
+
 fn check_served(guest: &GuestReport) -> Result<(), String> {
     let want = u64::from(REQUESTS) + 1;
     match served(guest) {
@@ -281,24 +399,21 @@ fn elapsed(guest: &GuestReport) -> Option<f64> {
     (t1 >= t0).then_some(t1 - t0)
 }
 
-/// Boots `httpd_elf` next to the Linux dom0 once per mode in `modes`
-/// (in turn, in one dom0 session; the PVH guest is named `pvh-e2e-httpd`)
-/// and runs the checks; one named result per check and mode.
+/// Boots `httpd_elf` next to the Linux dom0 once per mode in `modes`,
+/// side by side in one dom0 session (the PVH guest is named
+/// `pvh-e2e-httpd`), and runs the checks; one named result per check and
+/// mode.
 pub fn run(
     rig: &Rig,
     httpd_elf: &Path,
+    loadgen: &Path,
     modes: &[GuestMode],
 ) -> Vec<(GuestMode, String, Result<(), String>)> {
-    let guests: Vec<GuestSpec> = modes
+    let mut guests: Vec<GuestSpec> = modes
         .iter()
-        .map(|&mode| {
-            let name = match mode {
-                GuestMode::Pv => "e2e-httpd",
-                GuestMode::Pvh => "pvh-e2e-httpd",
-            };
-            spec(name, httpd_elf, dom0_script()).with_mode(mode)
-        })
+        .map(|&mode| test_spec(httpd_elf, loadgen, mode))
         .collect();
+    side_by_side(&mut guests);
     let limit = Duration::from_secs(120 + 300 * guests.len() as u64);
     let session = match rig.run_domus(&guests, limit) {
         Ok(session) => session,
@@ -311,24 +426,41 @@ pub fn run(
     };
     let mut results = Vec::new();
     for (&mode, guest) in modes.iter().zip(&guests) {
-        match session.guests.iter().find(|g| g.name == guest.name) {
-            Some(report) => results.extend(
-                checks(report)
-                    .into_iter()
-                    .map(|(name, result)| (mode, name, result)),
-            ),
-            None => results.push((
-                mode,
-                "run".to_string(),
-                Err(format!("the rig reported no guest {}", guest.name)),
-            )),
-        }
+        results.extend(
+            checks_of(&session, &guest.name, mode)
+                .into_iter()
+                .map(|(name, result)| (mode, name, result)),
+        );
     }
     results
 }
 
-/// The checks of one finished `httpd` guest.
-fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
+/// Marks `guests` to start together (all but the last start with the
+/// next).
+pub fn side_by_side(guests: &mut [GuestSpec]) {
+    let count = guests.len();
+    for (i, guest) in guests.iter_mut().enumerate() {
+        guest.start_with_next = i + 1 < count;
+    }
+}
+
+/// The checks of guest `name` in `session` (run in `mode`).
+pub fn checks_of(
+    session: &rig::Dom0Session,
+    name: &str,
+    mode: GuestMode,
+) -> Vec<(String, Result<(), String>)> {
+    match session.guests.iter().find(|g| g.name == name) {
+        Some(report) => checks(report, guest_ip(mode)),
+        None => vec![(
+            "run".to_string(),
+            Err(format!("the rig reported no guest {name}")),
+        )],
+    }
+}
+
+/// The checks of one finished `httpd` guest at `ip`.
+fn checks(report: &GuestReport, ip: &str) -> Vec<(String, Result<(), String>)> {
     let name = |check: &str| check.to_string();
     match elapsed(report) {
         Some(seconds) => println!(
@@ -347,8 +479,13 @@ fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
     }
     vec![
         (
-            name("netfront connects, guest up at 10.0.0.2"),
-            check_up(report),
+            // PV keeps its old name (the porting guides cite it).
+            if ip == GUEST_IP {
+                name("netfront connects, guest up at 10.0.0.2")
+            } else {
+                format!("netfront connects, guest up at {ip}")
+            },
+            check_up(report, ip),
         ),
         (
             name("100/100 sequential wget requests succeed"),
@@ -357,6 +494,18 @@ fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
         (
             name("100/100 pages carry the marker"),
             check_count(report, "HTTPD marked "),
+        ),
+        (
+            name("idle after 100 requests: under 1 % of 10 s running (Xen's accounting, xentop)"),
+            crate::idle::check(report, "HTTPD", "100 requests"),
+        ),
+        (
+            name("64 concurrent clients: 256/256 answers are 200 with the marker (dom0 loadgen)"),
+            check_load(report),
+        ),
+        (
+            name("a background task keeps ticking during the 64-client load"),
+            check_ticks(report),
         ),
         (
             name("a silent client does not hold up the next request and is reset after 5 s"),
@@ -376,4 +525,48 @@ fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
             check_poweroff(report),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_line(ok: usize, marked: usize, failed: usize, ticks: &str) -> String {
+        format!(
+            "HTTPD LOADGEN http concurrency=64 requests=256 ok={ok} marked={marked} failed={failed} \
+             seconds=4.0 rps=64.0 p50_ms=500.0 p99_ms=900.0 max_ms=950.0 ticks={ticks}"
+        )
+    }
+
+    fn report(lines: &[String]) -> GuestReport {
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        crate::idle::tests_report(&lines)
+    }
+
+    #[test]
+    fn load_and_ticks_are_judged() {
+        let good = report(&["HTTPD load rc=0".into(), load_line(256, 256, 0, "3..40")]);
+        assert_eq!(check_load(&good), Ok(()));
+        assert_eq!(check_ticks(&good), Ok(()));
+
+        let refused = report(&[
+            "HTTPD load rc=1".into(),
+            load_line(5, 5, 251, "none"),
+            "HTTPD LOADGEN error request 6: connect: Connection refused (os error 111)".into(),
+        ]);
+        let why = check_load(&refused).unwrap_err();
+        assert!(
+            why.contains("5 of 256 answered 200") && why.contains("refused"),
+            "{why}"
+        );
+        assert!(check_ticks(&refused)
+            .unwrap_err()
+            .contains("no tick counter"));
+
+        let stuck = report(&["HTTPD load rc=0".into(), load_line(256, 256, 0, "7..7")]);
+        assert!(check_ticks(&stuck).unwrap_err().contains("did not advance"));
+        let unmarked = report(&["HTTPD load rc=1".into(), load_line(256, 200, 0, "1..9")]);
+        assert!(check_load(&unmarked).is_err());
+        assert!(check_load(&report(&[])).is_err());
+    }
 }

@@ -10,15 +10,38 @@
 //! ping replies, equal checksums and sizes, the guest's own byte counters,
 //! and a poweroff. The throughput (dom0's wall clock around `nc`) is
 //! printed.
+//!
+//! The test's guests ([`test_spec`]; `cargo xtask bench` keeps the plain
+//! [`guest`]) do two more things between the 8 MiB and `quit`: dom0
+//! measures the guest's CPU time over 10 s of quiet (Xen's accounting,
+//! [`crate::idle`]), then the rig's load generator opens
+//! [`CONNECTIONS`] connections at once, each echoing its own
+//! [`CONNECTION_BYTES`] bytes, compared byte for byte in dom0. A PV and a
+//! PVH guest run side by side in one dom0 session, each on its own
+//! address ([`guest_ip`]).
 
-use rig::{Ending, GuestReport, GuestSpec, Rig};
+use rig::{Ending, GuestMode, GuestReport, GuestSpec, Rig};
 use std::path::Path;
 use std::time::Duration;
 
 /// The guest's address (and the vif's `ip=`).
 pub const GUEST_IP: &str = "10.0.0.2";
+/// The PVH test guest's address: it runs beside the PV one.
+pub const PVH_GUEST_IP: &str = "10.0.0.3";
 /// Bytes sent through the echo server.
 pub const PAYLOAD: u64 = 8 * 1024 * 1024;
+/// Connections at once in the concurrency step.
+pub const CONNECTIONS: usize = 8;
+/// Bytes each of them echoes.
+pub const CONNECTION_BYTES: usize = 1 << 20;
+
+/// The test guest's address in `mode`.
+pub fn guest_ip(mode: GuestMode) -> &'static str {
+    match mode {
+        GuestMode::Pv => GUEST_IP,
+        GuestMode::Pvh => PVH_GUEST_IP,
+    }
+}
 
 /// busybox sh that waits until the guest at `$G` answers a ping, then
 /// prints `TAG waited N`. ping fails at once while the vif has no route
@@ -36,10 +59,12 @@ echo "{tag} waited $i"
     )
 }
 
-/// dom0's side of the test (busybox sh). Every result line starts `NET `.
-fn dom0_script() -> String {
+/// dom0's side of the test against the guest at `ip` (busybox sh), with
+/// `more` run after the 8 MiB and before `quit`. Every result line
+/// starts `NET `.
+fn dom0_script(ip: &str, more: &str) -> String {
     format!(
-        r#"G={GUEST_IP}
+        r#"G={ip}
 {wait}{features}ping -c 3 -W 2 $G
 rc=$?
 echo "NET ping rc=$rc"
@@ -48,15 +73,15 @@ if [ $rc != 0 ]; then
   xenstore-ls -f /local/domain/0/backend/vif
   xenstore-ls -f /local/domain/$(xl domid $NAME)/device/vif
 fi
-head -c {PAYLOAD} /dev/urandom > /tmp/net-in
-echo "NET sent $(md5sum < /tmp/net-in | cut -d' ' -f1) $(wc -c < /tmp/net-in)"
+head -c {PAYLOAD} /dev/urandom > /tmp/$NAME-net-in
+echo "NET sent $(md5sum < /tmp/$NAME-net-in | cut -d' ' -f1) $(wc -c < /tmp/$NAME-net-in)"
 t0=$(cut -d' ' -f1 /proc/uptime)
-nc $G 7 < /tmp/net-in > /tmp/net-out
+nc $G 7 < /tmp/$NAME-net-in > /tmp/$NAME-net-out
 echo "NET nc rc=$?"
 t1=$(cut -d' ' -f1 /proc/uptime)
-echo "NET echoed $(md5sum < /tmp/net-out | cut -d' ' -f1) $(wc -c < /tmp/net-out)"
+echo "NET echoed $(md5sum < /tmp/$NAME-net-out | cut -d' ' -f1) $(wc -c < /tmp/$NAME-net-out)"
 echo "NET time $t0 $t1"
-echo quit | nc $G 7
+{more}echo quit | nc $G 7
 echo "NET quit rc=$?"
 sleep 15
 if xl list $NAME > /dev/null 2>&1; then
@@ -92,11 +117,11 @@ fn number_after(line: &str, word: &str) -> Option<u64> {
     words.get(at + 1)?.trim_end_matches(',').parse().ok()
 }
 
-fn check_up(guest: &GuestReport) -> Result<(), String> {
+fn check_up(guest: &GuestReport, ip: &str) -> Result<(), String> {
     guest
         .console
         .iter()
-        .any(|line| line.starts_with("echo: up:") && line.contains(GUEST_IP))
+        .any(|line| line.starts_with("echo: up:") && line.contains(ip))
         .then_some(())
         .ok_or_else(|| {
             format!(
@@ -174,19 +199,49 @@ fn check_counters(guest: &GuestReport) -> Result<(), String> {
     }
 }
 
-fn check_poweroff(guest: &GuestReport) -> Result<(), String> {
-    let served = guest
-        .console
+/// The guest powered off after `quit`, having said how many connections
+/// it served (at least `connections`: the concurrency step's own check
+/// says whether those were served well).
+fn check_poweroff(guest: &GuestReport, connections: u64) -> Result<(), String> {
+    let served = guest.console.iter().find_map(|line| {
+        line.strip_prefix("echo: served ")?
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()
+    });
+    match served {
+        Some(n) if guest.ending == Ending::Poweroff && n >= connections => Ok(()),
+        _ => Err(format!(
+            "ended {} ({}), `echo: served N connections` line: {} (want N >= {connections})",
+            guest.ending,
+            guest.evidence,
+            served.map_or("missing".to_string(), |n| format!("N = {n}"))
+        )),
+    }
+}
+
+/// The concurrency step: every connection's bytes came back intact.
+fn check_concurrent(guest: &GuestReport) -> Result<(), String> {
+    let rc = guest
+        .dom0_output
         .iter()
-        .any(|line| line.starts_with("echo: served 2 connections"));
-    if guest.ending == Ending::Poweroff && served {
+        .find_map(|l| l.strip_prefix("NET load rc="))
+        .map(str::trim);
+    let pairs = crate::load::summary(guest, "NET", "echo")
+        .ok_or_else(|| format!("the load generator printed no summary (rc {rc:?})"))?;
+    let intact = crate::load::number(&pairs, "intact").unwrap_or(-1.0) as i64;
+    let figures = format!(
+        "{intact} of {CONNECTIONS} connections echoed {CONNECTION_BYTES} bytes intact in {} s",
+        crate::load::get(&pairs, "seconds").unwrap_or("-")
+    );
+    println!("e2e net echo ({}): {figures}", guest.name);
+    if intact == CONNECTIONS as i64 && rc == Some("0") {
         Ok(())
     } else {
         Err(format!(
-            "ended {} ({}), served-2 line {}",
-            guest.ending,
-            guest.evidence,
-            if served { "seen" } else { "missing" }
+            "{figures}; first errors: {:?}",
+            crate::load::errors(guest, "NET")
         ))
     }
 }
@@ -200,32 +255,102 @@ pub fn throughput(guest: &GuestReport) -> Option<(f64, f64)> {
     (seconds > 0.0).then(|| (seconds, PAYLOAD as f64 / (1024.0 * 1024.0) / seconds))
 }
 
-/// The `echo` guest with its vif and dom0's script (also used by
-/// `cargo xtask bench`).
-pub fn guest(echo_elf: &Path) -> GuestSpec {
-    let mut guest = GuestSpec::new("net-echo", echo_elf);
-    guest.cmdline = format!("ip={GUEST_IP}/24 gw=10.0.0.254");
+/// An `echo` guest named `name` at `ip` with MAC `mac`, its vif, and
+/// dom0's script with `more` before `quit`.
+fn spec(echo_elf: &Path, name: &str, ip: &str, mac: &str, more: &str) -> GuestSpec {
+    let mut guest = GuestSpec::new(name, echo_elf);
+    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254");
     guest.memory_mib = 64;
     guest.timeout = Duration::from_secs(300);
     guest.extra_config = vec![format!(
-        "vif = ['mac=00:16:3e:00:00:01,ip={GUEST_IP},script=vif-rig,mtu={}']",
+        "vif = ['mac={mac},ip={ip},script=vif-rig,mtu={}']",
         crate::e2e_netfeatures::JUMBO_MTU
     )];
-    guest.dom0_script = Some(dom0_script());
+    guest.dom0_script = Some(dom0_script(ip, more));
     guest
 }
 
-/// Boots `echo_elf` next to the Linux dom0 and runs the checks; one named
-/// result per check.
-pub fn run(rig: &Rig, echo_elf: &Path) -> Vec<(String, Result<(), String>)> {
-    let guest = guest(echo_elf);
-    let name = |check: &str| format!("e2e net echo: {check}");
-    let report = match rig.run_domus(&[guest], Duration::from_secs(420)) {
-        Ok(mut session) if !session.guests.is_empty() => session.guests.remove(0),
-        Ok(_) => return vec![(name("run"), Err("the rig reported no guest".into()))],
-        Err(e) => return vec![(name("run"), Err(e.to_string()))],
+/// The `echo` guest with its vif and dom0's script, as `cargo xtask
+/// bench` runs it: the 8 MiB, then `quit`.
+pub fn guest(echo_elf: &Path) -> GuestSpec {
+    spec(echo_elf, "net-echo", GUEST_IP, "00:16:3e:00:00:01", "")
+}
+
+/// The test's guest in `mode` (`net-echo` or `pvh-net-echo`): the 8
+/// MiB, the quiet window, [`CONNECTIONS`] connections at once, `quit`.
+pub fn test_spec(echo_elf: &Path, loadgen: &Path, mode: GuestMode) -> GuestSpec {
+    let more = format!(
+        "{}{}",
+        crate::idle::dom0_lines("NET"),
+        crate::load::dom0_lines(
+            "NET",
+            &format!(
+                "echo $G:7 --concurrency {CONNECTIONS} --bytes {CONNECTION_BYTES} --timeout 60"
+            )
+        )
+    );
+    let (name, mac) = match mode {
+        GuestMode::Pv => ("net-echo", "00:16:3e:00:00:01"),
+        GuestMode::Pvh => ("pvh-net-echo", "00:16:3e:00:00:13"),
     };
-    match throughput(&report) {
+    let mut guest = spec(echo_elf, name, guest_ip(mode), mac, &more).with_mode(mode);
+    guest.dom0_tools = vec![loadgen.to_path_buf()];
+    // Room for a loaded host (see `e2e_httpd::test_spec`).
+    guest.timeout = Duration::from_secs(600);
+    guest
+}
+
+/// Boots `echo_elf` next to the Linux dom0 once per mode in `modes`,
+/// side by side in one session, and runs the checks; one named result
+/// per check and mode.
+pub fn run(
+    rig: &Rig,
+    echo_elf: &Path,
+    loadgen: &Path,
+    modes: &[GuestMode],
+) -> Vec<(GuestMode, String, Result<(), String>)> {
+    let mut guests: Vec<GuestSpec> = modes
+        .iter()
+        .map(|&mode| test_spec(echo_elf, loadgen, mode))
+        .collect();
+    crate::e2e_httpd::side_by_side(&mut guests);
+    let limit = Duration::from_secs(120 + 300 * guests.len() as u64);
+    match rig.run_domus(&guests, limit) {
+        Ok(session) => modes
+            .iter()
+            .zip(&guests)
+            .flat_map(|(&mode, guest)| {
+                checks_of(&session, &guest.name, mode)
+                    .into_iter()
+                    .map(move |(name, result)| (mode, name, result))
+            })
+            .collect(),
+        Err(e) => modes
+            .iter()
+            .map(|&mode| (mode, "e2e net echo: run".to_string(), Err(e.to_string())))
+            .collect(),
+    }
+}
+
+/// The checks of test guest `name` in `session` (run in `mode`).
+pub fn checks_of(
+    session: &rig::Dom0Session,
+    name: &str,
+    mode: GuestMode,
+) -> Vec<(String, Result<(), String>)> {
+    match session.guests.iter().find(|g| g.name == name) {
+        Some(report) => checks(report, guest_ip(mode)),
+        None => vec![(
+            "e2e net echo: run".to_string(),
+            Err(format!("the rig reported no guest {name}")),
+        )],
+    }
+}
+
+/// The checks of one finished test guest at `ip`.
+fn checks(report: &GuestReport, ip: &str) -> Vec<(String, Result<(), String>)> {
+    let name = |check: &str| format!("e2e net echo: {check}");
+    match throughput(report) {
         Some((seconds, mib_s)) => println!(
             "e2e net echo: {PAYLOAD} bytes each way in {seconds:.2} s: {mib_s:.2} MiB/s each way"
         ),
@@ -233,28 +358,41 @@ pub fn run(rig: &Rig, echo_elf: &Path) -> Vec<(String, Result<(), String>)> {
     }
     vec![
         (
-            name("netfront connects, guest up at 10.0.0.2"),
-            check_up(&report),
+            // PV keeps its old name (the porting guides cite it).
+            if ip == GUEST_IP {
+                name("netfront connects, guest up at 10.0.0.2")
+            } else {
+                name(&format!("netfront connects, guest up at {ip}"))
+            },
+            check_up(report, ip),
         ),
-        (name("dom0 pings the guest (3/3)"), check_ping(&report)),
+        (name("dom0 pings the guest (3/3)"), check_ping(report)),
         (
             name("8 MiB of random bytes echoed intact (md5, size)"),
-            check_echo(&report),
+            check_echo(report),
         ),
         (
             name("guest's byte counters match (connection and netfront)"),
-            check_counters(&report),
+            check_counters(report),
+        ),
+        (
+            name("idle after the 8 MiB echo: under 1 % of 10 s running (Xen's accounting, xentop)"),
+            crate::idle::check(report, "NET", "an 8 MiB echo"),
+        ),
+        (
+            name("8 concurrent connections, 1 MiB each, echoed intact (compared in dom0)"),
+            check_concurrent(report),
         ),
         (
             name("guest powers off after `quit`"),
-            check_poweroff(&report),
+            check_poweroff(report, 2),
         ),
         (
             name(&format!(
                 "netfront takes up what netback offers ({})",
-                crate::e2e_netfeatures::connect_line(&report).unwrap_or("no connect line")
+                crate::e2e_netfeatures::connect_line(report).unwrap_or("no connect line")
             )),
-            crate::e2e_netfeatures::check(&report),
+            crate::e2e_netfeatures::check(report),
         ),
     ]
 }

@@ -68,3 +68,49 @@ pub fn build(name: &str, profile: Profile) -> Result<PathBuf, String> {
         ))
     }
 }
+
+/// Builds the rig's load generator (`qemu/loadgen`, crate `rig-loadgen`)
+/// for dom0: `x86_64-unknown-linux-gnu` with the C library linked in
+/// statically (`-C target-feature=+crt-static`, symbols stripped), so it runs in dom0's
+/// busybox userland with no shared library. Returns the binary's path.
+/// It builds into its own target directory (`target/dom0-tools`), so the
+/// different flags never invalidate the host's own builds.
+pub fn build_loadgen() -> Result<PathBuf, String> {
+    const TARGET: &str = "x86_64-unknown-linux-gnu";
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("dom0-tools");
+    let status = cargo()
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "rig-loadgen",
+            "--target",
+            TARGET,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env(
+            "RUSTFLAGS",
+            "-C target-feature=+crt-static -C strip=symbols",
+        )
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "building the dom0 load generator failed ({status})"
+        ));
+    }
+    let binary = target_dir.join(TARGET).join("release/loadgen");
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "cargo built loadgen but {} is missing",
+            binary.display()
+        ))
+    }
+}

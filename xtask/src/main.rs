@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! cargo xtask run                       build, boot `httpd` as a domU with a vif, fetch its page from dom0, show page and console
-//! cargo xtask test                      every test: host unit tests, lints, then the rig tests
+//! cargo xtask test [FILTER]             every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask e2e net|httpd|udp          one end-to-end rig test alone
-//! cargo xtask bench [--rounds N]        Paravane PV and PVH vs a Linux PV domU: throughput and boot time, medians, as ratios
+//! cargo xtask bench [--rounds N] [--http-only]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
 //! ```
@@ -23,6 +23,8 @@ mod e2e_net;
 mod e2e_netfeatures;
 mod e2e_udp;
 mod guest_build;
+mod idle;
+mod load;
 mod ports_check;
 mod report;
 mod rig_tests;
@@ -74,8 +76,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
   run                      build, boot the `httpd` unikernel as a domU under Xen + a Linux dom0, fetch its
                            page from dom0 with wget, show the page and the console
-  test [--pvh | --no-pvh]  every test: host unit tests, lints, rig tests; ends with `N passed, N failed`;
-                           PVH rig tests included; --no-pvh (or PARAVANE_PVH=0) leaves them out
+  test [FILTER] [--pvh | --no-pvh]
+                           every test (or only those whose names contain FILTER): host unit tests, lints,
+                           rig tests; ends with `N passed, N failed`; PVH rig tests included; --no-pvh
+                           (or PARAVANE_PVH=0) leaves them out
   build [--app NAME] [--debug]
                            build a guest ELF (default app: hello) and print its path
   boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB]
@@ -86,10 +90,17 @@ usage: cargo xtask <command>
   conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
                            only on `Test result: SUCCESS` followed by poweroff
-  e2e net|httpd|udp [--mode pv|pvh]  run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; pvh: httpd only)
-  bench [--rounds N]       Paravane's echo and blkcheck guests (PV and PVH) next to a Linux PV domU doing
-                           the same transfers, N rounds (3) in one dom0 session; prints each round's MiB/s,
-                           then medians of throughput and boot times and the Paravane/Linux ratios
+  e2e net|httpd|network|udp [--mode pv|pvh|both]
+                           run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
+                           net and httpd; both: the PV and PVH guests side by side in one dom0 session);
+                           network: the session `test` runs, httpd then echo (PV, or with --mode both
+                           PV and PVH side by side)
+  bench [--rounds N] [--http-only]
+                           Paravane's echo, blkcheck and httpd guests (PV and PVH) next to a Linux PV domU
+                           doing the same transfers and serving the same page (busybox httpd), N rounds (3)
+                           in one dom0 session; prints each round's figures, then medians of throughput,
+                           boot times, httpd requests/s and p50/p99 latency at 1, 16 and 64 clients, and
+                           the Paravane/Linux ratios; --http-only runs only the httpd contenders
 ";
 
 fn cmd_build(args: &mut Args) -> Result<ExitCode, String> {
@@ -242,37 +253,67 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
 }
 
 /// Runs one end-to-end rig test alone, printing PASS/FAIL lines.
+/// `--mode pv|pvh|both` (net and httpd; default pv): with `both`, the PV
+/// and the PVH guest run side by side in one dom0 session.
 fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     let which = args
         .next_positional()
-        .ok_or("e2e: which test? net, httpd or udp")?;
-    let mode = mode_arg(args)?;
+        .ok_or("e2e: which test? net, httpd, network or udp")?;
+    let modes = match args.value("--mode").as_deref() {
+        None | Some("pv") => vec![rig::GuestMode::Pv],
+        Some("pvh") => vec![rig::GuestMode::Pvh],
+        Some("both") => rig::GuestMode::ALL.to_vec(),
+        Some(other) => return Err(format!("--mode takes pv, pvh or both, not `{other}`")),
+    };
     args.finish()?;
-    if mode == rig::GuestMode::Pvh && which != "httpd" {
-        return Err("e2e: --mode pvh is only wired up for httpd".into());
+    if modes != [rig::GuestMode::Pv] && which == "udp" {
+        return Err("e2e: --mode is only wired up for net and httpd".into());
     }
-    type Run = fn(&rig::Rig, &std::path::Path) -> Vec<(String, Result<(), String>)>;
-    let (app, run): (&str, Run) = match which.as_str() {
-        "net" => ("echo", e2e_net::run),
-        "httpd" if mode == rig::GuestMode::Pvh => ("httpd", |rig, kernel| {
-            e2e_httpd::run(rig, kernel, &[rig::GuestMode::Pvh])
-                .into_iter()
-                .map(|(_, name, result)| (name, result))
-                .collect()
-        }),
-        "httpd" => ("httpd", |rig, kernel| {
-            e2e_httpd::run(rig, kernel, &[rig::GuestMode::Pv])
-                .into_iter()
-                .map(|(_, name, result)| (name, result))
-                .collect()
-        }),
-        "udp" => ("tftpd", e2e_udp::run),
+    if which == "network" {
+        // The session `cargo xtask test` runs: httpd, then echo, each as
+        // PV and PVH side by side.
+        let pvh = modes.contains(&rig::GuestMode::Pvh);
+        let httpd = guest_build::build("httpd", guest_build::Profile::Release)?;
+        let echo = guest_build::build("echo", guest_build::Profile::Release)?;
+        let loadgen = guest_build::build_loadgen()?;
+        let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+        let elf = |app: &str| {
+            if app == "echo" {
+                echo.clone()
+            } else {
+                httpd.clone()
+            }
+        };
+        let mut tally = test_cmd::Tally::default();
+        rig_tests::network_session(&rig, &elf, &loadgen, &mut tally, pvh);
+        return Ok(if tally.all_passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let app = match which.as_str() {
+        "net" => "echo",
+        "httpd" => "httpd",
+        "udp" => "tftpd",
         other => return Err(format!("e2e: unknown test `{other}`")),
     };
     let kernel = guest_build::build(app, guest_build::Profile::Release)?;
+    let loadgen = guest_build::build_loadgen()?;
     let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let results: Vec<(String, Result<(), String>)> = match which.as_str() {
+        "net" => e2e_net::run(&rig, &kernel, &loadgen, &modes)
+            .into_iter()
+            .map(|(mode, name, result)| (format!("{mode} {name}"), result))
+            .collect(),
+        "httpd" => e2e_httpd::run(&rig, &kernel, &loadgen, &modes)
+            .into_iter()
+            .map(|(mode, name, result)| (format!("{mode} {name}"), result))
+            .collect(),
+        _ => e2e_udp::run(&rig, &kernel),
+    };
     let mut tally = test_cmd::Tally::default();
-    for (name, result) in run(&rig, &kernel) {
+    for (name, result) in results {
         tally.record(&name, result);
     }
     Ok(if tally.all_passed() {

@@ -13,9 +13,9 @@
 
 use crate::conformance::{self, CaseResult};
 use crate::report::{self, success_line};
-use crate::test_cmd::Tally;
+use crate::test_cmd::{Filter, Tally};
 use rig::{Ending, GuestMode, GuestReport, GuestSpec, Rig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The guest applications the rig tests boot.
@@ -55,6 +55,7 @@ pub const PVH_TESTS: &[&str] = &[
     "conformance pvh-domU",
     "rig pvh e2e block",
     "rig pvh e2e httpd",
+    "rig pvh e2e net",
 ];
 
 /// Whether the PVH tests run: `--no-pvh` wins, then `--pvh`, then
@@ -73,9 +74,109 @@ pub fn pvh_enabled(pvh_flag: bool, no_pvh_flag: bool, env: Option<&str>) -> bool
     }
 }
 
-/// Runs every rig test, recording each in `tally`; the PVH ones too if
-/// `pvh`.
-pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) {
+/// Names (or name prefixes, ending in a space or a colon) under which the
+/// rig tests record results, by the run that records them; see
+/// [`Filter::selects`]. `cargo xtask test FILTER` starts a run only if
+/// the filter selects one of its names.
+mod names {
+    pub const DOM0_HELLO: &str = "rig dom0 hello: boots, prints start_info, powers off";
+    pub const DOM0_PANIC: &str = "rig dom0 panic: crash reported with the message";
+    pub const DOM0_CONFORMANCE: &[&str] = &["conformance dom0 ", "rig dom0 conformance"];
+    pub const DOM0_FIFO: &[&str] = &["conformance dom0-fifo ", "rig dom0 conformance (FIFO)"];
+    pub const PVH_DOM0: &[&str] = &[
+        "rig pvh dom0 hello: boots at PHYS32_ENTRY, prints its memory, powers off",
+        "conformance pvh-dom0 ",
+        "rig pvh dom0 conformance",
+    ];
+    pub const DOMU_SESSION: &str = "rig domU session";
+    pub const E2E_NET: &[&str] = &["rig e2e net: "];
+    pub const E2E_HTTPD: &[&str] = &["rig e2e httpd: "];
+    pub const PVH_E2E_HTTPD: &[&str] = &["rig pvh e2e httpd: "];
+    pub const PVH_E2E_NET: &[&str] = &["rig pvh e2e net: "];
+    pub const E2E_UDP: &[&str] = &["rig e2e udp "];
+}
+
+/// The domU session's guests (PV, then PVH if `pvh`), each with the
+/// names its checks record under.
+fn domu_guests(elf: &dyn Fn(&str) -> PathBuf, pvh: bool) -> Vec<(GuestSpec, Vec<&'static str>)> {
+    let mut conformance = spec("conformance", elf("conformance"), "");
+    conformance.memory_mib = 64;
+    let mut fifo = spec("conformance-fifo", elf("conformance"), "evtchn=fifo");
+    fifo.memory_mib = 64;
+    let mut guests = vec![
+        (
+            spec("hello", elf("hello"), "greeting=domu-check loglevel=debug"),
+            vec!["rig domU hello: boots under xl, console ring, powers off"],
+        ),
+        (
+            spec("panic", elf("panic"), "what=domu-planned"),
+            vec!["rig domU panic: crash reported with the message"],
+        ),
+        (
+            spec("fail", elf("fail"), "reason=test"),
+            vec!["rig domU fail: failure line, crash reported"],
+        ),
+        (
+            spec("fault", elf("fault"), ""),
+            vec!["rig domU fault: page-fault report, crash reported"],
+        ),
+        (
+            spec("memstress", elf("memstress"), ""),
+            vec![
+                "rig domU memstress: 4x memory churned, free frames unchanged, balloon round trip",
+            ],
+        ),
+        (
+            spec("sleeper", elf("sleeper"), "seconds=2"),
+            vec!["rig domU sleeper: 2 s asleep is blocked time in Xen's runstate"],
+        ),
+        (
+            conformance,
+            vec!["conformance domU ", "rig domU conformance"],
+        ),
+        (
+            fifo,
+            vec!["conformance domU-fifo ", "rig domU conformance (FIFO)"],
+        ),
+        // blkcheck against Linux's blkback on a 64 MiB image dom0 fills.
+        (
+            crate::e2e_block::guest(&elf("blkcheck")),
+            vec!["rig e2e block: "],
+        ),
+    ];
+    if pvh {
+        guests.extend(pvh_domu_specs(elf));
+    }
+    guests
+}
+
+/// Whether `filter` selects any rig test (with the PVH ones if `pvh`).
+pub fn selects(filter: &Filter, pvh: bool) -> bool {
+    let elf = |_: &str| PathBuf::new();
+    let mut all: Vec<&str> = vec![names::DOM0_HELLO, names::DOM0_PANIC, names::DOMU_SESSION];
+    for group in [
+        names::DOM0_CONFORMANCE,
+        names::DOM0_FIFO,
+        names::E2E_NET,
+        names::E2E_HTTPD,
+        names::E2E_UDP,
+    ] {
+        all.extend(group);
+    }
+    if pvh {
+        all.extend(names::PVH_DOM0);
+        all.extend(names::PVH_E2E_HTTPD);
+        all.extend(names::PVH_E2E_NET);
+    }
+    for (_, guest_names) in domu_guests(&elf, pvh) {
+        all.extend(guest_names);
+    }
+    filter.selects(&all)
+}
+
+/// Runs the rig tests the tally's filter selects (all of them by
+/// default), recording each in `tally`; the PVH ones too if `pvh`.
+pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Tally, pvh: bool) {
     let elf = |app: &str| {
         guests
             .iter()
@@ -83,82 +184,159 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) 
             .map(|(_, path)| path.clone())
             .expect("every app in APPS was built")
     };
+    let filter = tally.filter().clone();
     let timeout = Duration::from_secs(60);
 
     // dom0: booted directly by Xen, no toolstack.
-    let cmdline = "greeting=dom0-check loglevel=debug";
-    let result = rig
-        .boot_dom0(&elf("hello"), cmdline, timeout)
-        .map_err(|e| e.to_string())
-        .and_then(|guest| {
-            check_hello(
-                &guest,
-                "dom0",
-                cmdline,
-                rig.direct_dom0_memory_mib,
-                GuestMode::Pv,
-            )
-        });
-    tally.record(
-        "rig dom0 hello: boots, prints start_info, powers off",
-        result,
-    );
-
-    let result = rig
-        .boot_dom0(&elf("panic"), "what=dom0-planned", timeout)
-        .map_err(|e| e.to_string())
-        .and_then(|guest| check_panic(&guest, "dom0-planned"));
-    tally.record("rig dom0 panic: crash reported with the message", result);
-
-    match rig.boot_dom0(&elf("conformance"), "", DOM0_CONFORMANCE_LIMIT) {
-        Ok(guest) => record_conformance(tally, "dom0", &guest),
-        Err(e) => tally.record("rig dom0 conformance", Err(e.to_string())),
+    if filter.selects(&[names::DOM0_HELLO]) {
+        let cmdline = "greeting=dom0-check loglevel=debug";
+        let result = rig
+            .boot_dom0(&elf("hello"), cmdline, timeout)
+            .map_err(|e| e.to_string())
+            .and_then(|guest| {
+                check_hello(
+                    &guest,
+                    "dom0",
+                    cmdline,
+                    rig.direct_dom0_memory_mib,
+                    GuestMode::Pv,
+                )
+            });
+        tally.record(names::DOM0_HELLO, result);
     }
-    match rig.boot_dom0(&elf("conformance"), "evtchn=fifo", DOM0_CONFORMANCE_LIMIT) {
-        Ok(guest) => record_conformance(tally, "dom0-fifo", &guest),
-        Err(e) => tally.record("rig dom0 conformance (FIFO)", Err(e.to_string())),
+
+    if filter.selects(&[names::DOM0_PANIC]) {
+        let result = rig
+            .boot_dom0(&elf("panic"), "what=dom0-planned", timeout)
+            .map_err(|e| e.to_string())
+            .and_then(|guest| check_panic(&guest, "dom0-planned"));
+        tally.record(names::DOM0_PANIC, result);
     }
-    if pvh {
-        pvh_dom0_tests(rig, &elf, tally);
-    } else {
+
+    if filter.selects(names::DOM0_CONFORMANCE) {
+        match rig.boot_dom0(&elf("conformance"), "", DOM0_CONFORMANCE_LIMIT) {
+            Ok(guest) => record_conformance(tally, "dom0", &guest),
+            Err(e) => tally.record("rig dom0 conformance", Err(e.to_string())),
+        }
+    }
+    if filter.selects(names::DOM0_FIFO) {
+        match rig.boot_dom0(&elf("conformance"), "evtchn=fifo", DOM0_CONFORMANCE_LIMIT) {
+            Ok(guest) => record_conformance(tally, "dom0-fifo", &guest),
+            Err(e) => tally.record("rig dom0 conformance (FIFO)", Err(e.to_string())),
+        }
+    }
+    if !pvh {
         println!(
             "SKIP the PVH rig tests ({}): run `cargo xtask test --pvh` or set PARAVANE_PVH=1",
             PVH_TESTS.join(", ")
         );
+    } else if filter.selects(names::PVH_DOM0) {
+        pvh_dom0_tests(rig, &elf, tally);
     }
 
-    // domUs: one Linux dom0 boot for all of them.
-    let mut specs = vec![
-        spec("hello", elf("hello"), "greeting=domu-check loglevel=debug"),
-        spec("panic", elf("panic"), "what=domu-planned"),
-        spec("fail", elf("fail"), "reason=test"),
-        spec("fault", elf("fault"), ""),
-        spec("memstress", elf("memstress"), ""),
-        spec("sleeper", elf("sleeper"), "seconds=2"),
-        {
-            let mut conformance = spec("conformance", elf("conformance"), "");
-            conformance.memory_mib = 64;
-            conformance
-        },
-        {
-            let mut fifo = spec("conformance-fifo", elf("conformance"), "evtchn=fifo");
-            fifo.memory_mib = 64;
-            fifo
-        },
-        // blkcheck against Linux's blkback on a 64 MiB image dom0 fills.
-        crate::e2e_block::guest(&elf("blkcheck")),
-    ];
-    // The whole session's limit: room for every PVH guest's watchdog too.
-    let mut limit = Duration::from_secs(600);
-    if pvh {
-        let pvh_specs = pvh_domu_specs(&elf);
-        limit += pvh_specs.iter().map(|g| g.timeout).sum::<Duration>();
-        specs.extend(pvh_specs);
+    // domUs: one Linux dom0 boot for all of them (those the filter
+    // selects).
+    let specs: Vec<GuestSpec> = domu_guests(&elf, pvh)
+        .into_iter()
+        .filter(|(_, guest_names)| filter.selects(guest_names))
+        .map(|(spec, _)| spec)
+        .collect();
+    if !specs.is_empty() {
+        domu_session(rig, &specs, tally, pvh);
     }
+
+    // End to end over a vif, in one dom0 session: first `httpd` (100
+    // requests, 10 s idle, 64 clients at once), then `echo` (8 MiB, 10 s
+    // idle, 8 connections at once); the PV and PVH guests of each side by
+    // side.
+    network_session(rig, &elf, loadgen, tally, pvh);
+
+    // End to end over UDP, configured by DHCP: dom0's udhcpd leases the
+    // `tftpd` guest an address, then dom0 moves files through it.
+    if filter.selects(names::E2E_UDP) {
+        for (name, result) in crate::e2e_udp::run(rig, &elf("tftpd")) {
+            tally.record(&format!("rig {name}"), result);
+        }
+    }
+}
+
+/// The network end-to-end tests the filter selects, in one dom0
+/// session: the `httpd` guests side by side, then the `echo` guests side
+/// by side (see [`crate::e2e_httpd`], [`crate::e2e_net`]).
+pub fn network_session(
+    rig: &Rig,
+    elf: &dyn Fn(&str) -> PathBuf,
+    loadgen: &Path,
+    tally: &mut Tally,
+    pvh: bool,
+) {
+    let filter = tally.filter().clone();
+    let pick = |pv: &[&str], pvh_names: &[&str]| -> Vec<GuestMode> {
+        let mut modes = Vec::new();
+        if filter.selects(pv) {
+            modes.push(GuestMode::Pv);
+        }
+        if pvh && filter.selects(pvh_names) {
+            modes.push(GuestMode::Pvh);
+        }
+        modes
+    };
+    let httpd_modes = pick(names::E2E_HTTPD, names::PVH_E2E_HTTPD);
+    let net_modes = pick(names::E2E_NET, names::PVH_E2E_NET);
+    let mut httpd: Vec<GuestSpec> = httpd_modes
+        .iter()
+        .map(|&mode| crate::e2e_httpd::test_spec(&elf("httpd"), loadgen, mode))
+        .collect();
+    crate::e2e_httpd::side_by_side(&mut httpd);
+    let mut net: Vec<GuestSpec> = net_modes
+        .iter()
+        .map(|&mode| crate::e2e_net::test_spec(&elf("echo"), loadgen, mode))
+        .collect();
+    crate::e2e_httpd::side_by_side(&mut net);
+    let specs: Vec<GuestSpec> = httpd.iter().chain(&net).cloned().collect();
+    if specs.is_empty() {
+        return;
+    }
+    // Each group takes as long as its slowest guest; the watchdogs bound that.
+    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
     let session = match rig.run_domus(&specs, limit) {
         Ok(session) => session,
         Err(e) => {
-            tally.record("rig domU session", Err(e.to_string()));
+            tally.record_unfiltered("rig e2e network session", Err(e.to_string()));
+            return;
+        }
+    };
+    report::print_session_timing(&session);
+    for (mode, spec) in httpd_modes.iter().zip(&httpd) {
+        for (name, result) in crate::e2e_httpd::checks_of(&session, &spec.name, *mode) {
+            // Whole literals, so the ports link check can find the names.
+            let name = match mode {
+                GuestMode::Pv => format!("rig e2e httpd: {name}"),
+                GuestMode::Pvh => format!("rig pvh e2e httpd: {name}"),
+            };
+            tally.record(&name, result);
+        }
+    }
+    for (mode, spec) in net_modes.iter().zip(&net) {
+        for (name, result) in crate::e2e_net::checks_of(&session, &spec.name, *mode) {
+            let name = match mode {
+                GuestMode::Pv => format!("rig e2e net: {name}"),
+                GuestMode::Pvh => format!("rig pvh e2e net: {name}"),
+            };
+            tally.record(&name, result);
+        }
+    }
+}
+
+/// The domU session: `specs` (a selection of [`domu_guests`]) in one
+/// boot of the Linux dom0, and their checks.
+fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
+    // The whole session's limit: room for every guest's watchdog.
+    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
+    let session = match rig.run_domus(specs, limit) {
+        Ok(session) => session,
+        Err(e) => {
+            tally.record_unfiltered(names::DOMU_SESSION, Err(e.to_string()));
             return;
         }
     };
@@ -170,7 +348,6 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) 
             .find(|g| g.name == name)
             .ok_or_else(|| format!("no report for guest {name}"))
     };
-
     let result = find("hello").and_then(|g| {
         check_hello(
             g,
@@ -257,33 +434,6 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], tally: &mut Tally, pvh: bool) 
     for guest in &session.guests {
         report::print_guest(guest);
     }
-
-    // End to end over a vif: dom0 pings `echo` and streams 8 MiB through it.
-    for (name, result) in crate::e2e_net::run(rig, &elf("echo")) {
-        tally.record(&format!("rig e2e net: {name}"), result);
-    }
-
-    // End to end over HTTP: dom0 fetches `httpd`'s page 100 times (from a
-    // PV guest and, in the same dom0 session, a PVH one).
-    let modes: &[GuestMode] = if pvh {
-        &GuestMode::ALL
-    } else {
-        &[GuestMode::Pv]
-    };
-    for (mode, name, result) in crate::e2e_httpd::run(rig, &elf("httpd"), modes) {
-        // Whole literals, so the ports link check can find the names.
-        let name = match mode {
-            GuestMode::Pv => format!("rig e2e httpd: {name}"),
-            GuestMode::Pvh => format!("rig pvh e2e httpd: {name}"),
-        };
-        tally.record(&name, result);
-    }
-
-    // End to end over UDP, configured by DHCP: dom0's udhcpd leases the
-    // `tftpd` guest an address, then dom0 moves files through it.
-    for (name, result) in crate::e2e_udp::run(rig, &elf("tftpd")) {
-        tally.record(&format!("rig {name}"), result);
-    }
 }
 
 /// How long a direct dom0 conformance run may take: it needs 2-4 s, so
@@ -328,14 +478,24 @@ fn pvh_dom0_tests(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) {
     }
 }
 
-/// The PVH domUs that join the PV ones' dom0 session.
-fn pvh_domu_specs(elf: &dyn Fn(&str) -> PathBuf) -> Vec<GuestSpec> {
+/// The PVH domUs that join the PV ones' dom0 session, with the names
+/// their checks record under.
+fn pvh_domu_specs(elf: &dyn Fn(&str) -> PathBuf) -> Vec<(GuestSpec, Vec<&'static str>)> {
     let mut conformance = spec("pvh-conformance", elf("conformance"), "").with_mode(GuestMode::Pvh);
     conformance.memory_mib = 64;
     vec![
-        spec("pvh-hello", elf("hello"), PVH_HELLO_CMDLINE).with_mode(GuestMode::Pvh),
-        conformance,
-        crate::e2e_block::guest_in(&elf("blkcheck"), GuestMode::Pvh),
+        (
+            spec("pvh-hello", elf("hello"), PVH_HELLO_CMDLINE).with_mode(GuestMode::Pvh),
+            vec!["rig pvh domU hello: boots under xl as type=\"pvh\", console ring, powers off"],
+        ),
+        (
+            conformance,
+            vec!["conformance pvh-domU ", "rig pvh domU conformance"],
+        ),
+        (
+            crate::e2e_block::guest_in(&elf("blkcheck"), GuestMode::Pvh),
+            vec!["rig pvh e2e block: "],
+        ),
     ]
 }
 
@@ -556,5 +716,35 @@ fn expect_ending(guest: &GuestReport, want: Ending) -> Result<(), String> {
             "{}: ended {:?} (evidence: {}), expected {want:?}",
             guest.name, guest.ending, guest.evidence
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guests side by side run their dom0 scripts at once: no script may
+    /// use a temporary file another could use too (a shared
+    /// `/tmp/httpd-page` once made the marker count wrong).
+    #[test]
+    fn side_by_side_scripts_keep_their_files_apart() {
+        let (elf, loadgen) = (Path::new("/e"), Path::new("/l"));
+        for mode in GuestMode::ALL {
+            for spec in [
+                crate::e2e_httpd::test_spec(elf, loadgen, mode),
+                crate::e2e_net::test_spec(elf, loadgen, mode),
+            ] {
+                let script = spec.dom0_script.unwrap_or_default();
+                for (at, _) in script.match_indices("/tmp/") {
+                    let rest = &script[at + 5..];
+                    assert!(
+                        rest.starts_with("$NAME") || rest.starts_with("idle-$NAME"),
+                        "{}: shared file at {:?}",
+                        spec.name,
+                        &rest[..rest.len().min(30)]
+                    );
+                }
+            }
+        }
     }
 }

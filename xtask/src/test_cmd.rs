@@ -6,22 +6,81 @@
 //!
 //! `--pvh` (or `PARAVANE_PVH=1`) adds the PVH rig tests, `--no-pvh` (or
 //! `PARAVANE_PVH=0`) leaves them out; see [`rig_tests::pvh_enabled`].
+//!
+//! `cargo xtask test FILTER` runs only the tests whose names contain
+//! FILTER (see [`Filter`]): host unit tests through libtest's own filter,
+//! lints and guest builds by their names, and only those rig sessions
+//! that record a matching name. Results that do not match are neither
+//! printed nor counted, so the summary counts only what was selected;
+//! a filter that selects nothing is a failure, not an empty success.
 
 use crate::args::Args;
 use crate::guest_build::{self, Profile};
 use crate::rig_tests;
 use std::process::{ExitCode, Stdio};
 
+/// `cargo xtask test FILTER`: which tests to run, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter(Option<String>);
+
+impl Filter {
+    /// The tests whose names contain `text` (everything if it is empty).
+    pub fn containing(text: &str) -> Filter {
+        Filter((!text.is_empty()).then(|| text.to_string()))
+    }
+
+    /// The filter text, if any.
+    pub fn text(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    /// Whether a result named `name` is selected.
+    pub fn matches(&self, name: &str) -> bool {
+        self.0.as_deref().is_none_or(|f| name.contains(f))
+    }
+
+    /// Whether something that records results under `names` must run:
+    /// one of them contains the filter, or the filter begins with one
+    /// (a name ending in a space is the prefix of names made at run
+    /// time, such as `conformance domU ` + the guest's check name).
+    pub fn selects(&self, names: &[&str]) -> bool {
+        match self.0.as_deref() {
+            None => true,
+            Some(f) => names
+                .iter()
+                .any(|name| name.contains(f) || f.starts_with(name)),
+        }
+    }
+}
+
 /// Tallies of one run.
 #[derive(Default)]
 pub struct Tally {
     passed: usize,
     failed: Vec<String>,
+    filter: Filter,
 }
 
 impl Tally {
-    /// Records one named check and prints its line.
+    /// A tally that counts only the results `filter` selects.
+    pub fn filtered(filter: Filter) -> Tally {
+        Tally {
+            filter,
+            ..Tally::default()
+        }
+    }
+
+    /// The filter this tally counts by.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// Records one named check and prints its line (unless the filter
+    /// leaves it out: then it is neither printed nor counted).
     pub fn record(&mut self, name: &str, result: Result<(), String>) {
+        if !self.filter.matches(name) {
+            return;
+        }
         match result {
             Ok(()) => {
                 println!("PASS {name}");
@@ -32,6 +91,14 @@ impl Tally {
                 self.failed.push(name.to_string());
             }
         }
+    }
+
+    /// Records a result whatever the filter: for what keeps the selected
+    /// tests from running at all (the rig, a guest build they need).
+    pub fn record_unfiltered(&mut self, name: &str, result: Result<(), String>) {
+        let filter = std::mem::take(&mut self.filter);
+        self.record(name, result);
+        self.filter = filter;
     }
 
     /// Whether nothing recorded so far failed.
@@ -48,8 +115,12 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         args.flag("--no-pvh"),
         std::env::var("PARAVANE_PVH").ok().as_deref(),
     );
+    let filter = Filter::containing(&args.next_positional().unwrap_or_default());
     args.finish()?;
-    let mut tally = Tally::default();
+    let mut tally = Tally::filtered(filter.clone());
+    if let Some(text) = filter.text() {
+        eprintln!("== only the tests whose names contain {text:?}");
+    }
 
     // The rig's cache also holds Xen's public headers, which the ABI
     // layout test compiles against: prepare it first.
@@ -57,44 +128,79 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     let rig = rig::Rig::prepare().map_err(|e| format!("preparing the rig failed: {e}"));
     let include = rig.as_ref().ok().map(|r| r.xen_include_dir());
     if let Err(e) = &rig {
-        tally.record("rig prepare", Err(e.clone()));
+        tally.record_unfiltered("rig prepare", Err(e.clone()));
     }
 
-    eprintln!("== host unit tests");
-    host_tests(include.as_deref(), &mut tally);
+    if let Some(libtest_filter) = host_filter(&filter) {
+        eprintln!("== host unit tests");
+        host_tests(include.as_deref(), libtest_filter, &mut tally);
+    }
 
-    eprintln!("== lints");
-    lint(&mut tally);
+    if filter.selects(&LINTS.map(|(name, _)| name)) {
+        eprintln!("== lints");
+        lint(&mut tally);
+    }
 
-    eprintln!("== porting guides: link check over ports/**/*.md");
-    crate::ports_check::record(&mut tally);
+    if filter.selects(&["ports link check "]) {
+        eprintln!("== porting guides: link check over ports/**/*.md");
+        crate::ports_check::record(&mut tally);
+    }
 
-    eprintln!("== guest builds");
+    let rig_wanted = !host_only && rig_tests::selects(&filter, pvh);
+    let build_names: Vec<String> = rig_tests::APPS
+        .iter()
+        .map(|app| format!("guest build {app}"))
+        .collect();
+    let build_names: Vec<&str> = build_names.iter().map(String::as_str).collect();
+    if rig_wanted || filter.selects(&build_names) {
+        eprintln!("== guest builds");
+    }
     let mut guests = Vec::new();
-    for app in rig_tests::APPS {
+    for app in rig_tests::APPS
+        .iter()
+        .filter(|app| rig_wanted || filter.matches(&format!("guest build {app}")))
+    {
         match guest_build::build(app, Profile::Release) {
             Ok(elf) => {
                 tally.record(&format!("guest build {app}"), Ok(()));
                 guests.push((*app, elf));
             }
-            Err(e) => tally.record(&format!("guest build {app}"), Err(e)),
+            Err(e) => tally.record_unfiltered(&format!("guest build {app}"), Err(e)),
         }
     }
 
+    // The rig's load generator for dom0 (a static Linux binary).
+    let loadgen = if rig_wanted {
+        let result = guest_build::build_loadgen();
+        match &result {
+            Ok(_) => tally.record("dom0 tool build loadgen", Ok(())),
+            Err(e) => tally.record_unfiltered("dom0 tool build loadgen", Err(e.clone())),
+        }
+        result.ok()
+    } else {
+        None
+    };
+
     if host_only {
         eprintln!("== rig tests skipped (--host-only)");
+    } else if !rig_wanted {
+        eprintln!("== no rig test selected");
     } else if let Ok(rig) = &rig {
-        if guests.len() == rig_tests::APPS.len() {
+        if let (true, Some(loadgen)) = (guests.len() == rig_tests::APPS.len(), &loadgen) {
             eprintln!(
                 "== rig tests (real Xen 4.17 in QEMU{})",
                 if pvh { "; PV and PVH" } else { "; PV only" }
             );
-            rig_tests::run(rig, &guests, &mut tally, pvh);
+            rig_tests::run(rig, &guests, loadgen, &mut tally, pvh);
         } else {
-            tally.record("rig tests", Err("guest builds failed".into()));
+            tally.record_unfiltered("rig tests", Err("guest builds failed".into()));
         }
     }
 
+    if let (Some(text), 0, 0) = (filter.text(), tally.passed, tally.failed.len()) {
+        tally.failed.push(format!("(no test matched {text:?})"));
+        println!("FAIL no test's name contains {text:?}");
+    }
     println!("{} passed, {} failed", tally.passed, tally.failed.len());
     if tally.failed.is_empty() {
         Ok(ExitCode::SUCCESS)
@@ -104,10 +210,40 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     }
 }
 
-/// `cargo test --workspace`, counted test by test from libtest's summaries.
-fn host_tests(include: Option<&std::path::Path>, tally: &mut Tally) {
+/// Name prefixes of the tests that are not host unit tests: a filter
+/// starting with one of them cannot select a host test, so `cargo test`
+/// is not even started for it.
+const NOT_HOST: &[&str] = &["rig", "conformance", "lint", "guest build", "ports"];
+
+/// Whether the host unit tests run under `filter`, and with which
+/// libtest filter (`""`: all). A filter that names the group itself
+/// (`host`, `host unit tests`, `host test`) runs all of them; `host test
+/// NAME` runs those libtest calls NAME; a filter that begins like another
+/// group's names runs none; anything else goes to libtest as it is.
+pub fn host_filter(filter: &Filter) -> Option<&str> {
+    let Some(text) = filter.text() else {
+        return Some("");
+    };
+    if "host unit tests".contains(text) || "host test ".contains(text) {
+        return Some("");
+    }
+    if let Some(name) = text.strip_prefix("host test ") {
+        return Some(name);
+    }
+    if NOT_HOST.iter().any(|prefix| text.starts_with(prefix)) {
+        return None;
+    }
+    Some(text)
+}
+
+/// `cargo test --workspace`, counted test by test from libtest's
+/// summaries; `libtest_filter` (if not empty) picks tests by name.
+fn host_tests(include: Option<&std::path::Path>, libtest_filter: &str, tally: &mut Tally) {
     let mut cmd = guest_build::cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    if !libtest_filter.is_empty() {
+        cmd.args(["--", libtest_filter]);
+    }
     if let Some(include) = include {
         cmd.env("PARAVANE_XEN_INCLUDE", include);
     }
@@ -135,7 +271,7 @@ fn host_tests(include: Option<&std::path::Path>, tally: &mut Tally) {
         .filter(|f| f.starts_with("host test "))
         .count();
     if !output.status.success() && failed == 0 && listed == 0 {
-        tally.record(
+        tally.record_unfiltered(
             "host unit tests",
             Err(format!("cargo test failed ({})", output.status)),
         );
@@ -167,36 +303,42 @@ pub fn libtest_counts(stdout: &str) -> (usize, usize) {
     (passed, failed)
 }
 
-/// fmt and clippy, for the host and for the guest target.
+/// fmt and clippy, for the host and for the guest target: each check's
+/// name and cargo's arguments.
+const LINTS: [(&str, &[&str]); 3] = [
+    ("lint cargo fmt --check", &["fmt", "--all", "--check"]),
+    (
+        "lint clippy (host, all targets)",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ),
+    (
+        "lint clippy (guest, x86_64-unknown-none)",
+        &[
+            "clippy",
+            "--package",
+            "paravane-apps",
+            "--target",
+            "x86_64-unknown-none",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ),
+];
+
+/// Runs the [`LINTS`] the tally's filter selects.
 fn lint(tally: &mut Tally) {
-    let checks: [(&str, &[&str]); 3] = [
-        ("lint cargo fmt --check", &["fmt", "--all", "--check"]),
-        (
-            "lint clippy (host, all targets)",
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        ),
-        (
-            "lint clippy (guest, x86_64-unknown-none)",
-            &[
-                "clippy",
-                "--package",
-                "paravane-apps",
-                "--target",
-                "x86_64-unknown-none",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        ),
-    ];
-    for (name, cargo_args) in checks {
+    for (name, cargo_args) in LINTS {
+        if !tally.filter().matches(name) {
+            continue;
+        }
         let status = guest_build::cargo().args(cargo_args).status();
         let result = match status {
             Ok(s) if s.success() => Ok(()),
@@ -209,8 +351,56 @@ fn lint(tally: &mut Tally) {
 
 #[cfg(test)]
 mod tests {
-    use super::libtest_counts;
-    use crate::rig_tests::{pvh_enabled, PVH_BY_DEFAULT};
+    use super::{host_filter, libtest_counts, Filter};
+    use crate::rig_tests::{self, pvh_enabled, PVH_BY_DEFAULT};
+
+    #[test]
+    fn filter_matches_by_substring_and_selects_by_prefix() {
+        let all = Filter::containing("");
+        assert!(all.matches("anything") && all.selects(&[]));
+        let f = Filter::containing("e2e httpd");
+        assert!(f.matches("rig pvh e2e httpd: 64 clients"));
+        assert!(!f.matches("rig e2e net: echo"));
+        assert!(f.selects(&["rig e2e httpd: "]));
+        assert!(!f.selects(&["rig e2e net: ", "lint cargo fmt --check"]));
+        // A name made at run time: the filter begins with its prefix.
+        let f = Filter::containing("conformance domU grant/v1");
+        assert!(f.selects(&["conformance domU "]));
+        assert!(!f.selects(&["conformance dom0 "]));
+    }
+
+    #[test]
+    fn host_tests_run_unless_the_filter_names_another_group() {
+        assert_eq!(host_filter(&Filter::containing("")), Some(""));
+        assert_eq!(host_filter(&Filter::containing("host")), Some(""));
+        assert_eq!(
+            host_filter(&Filter::containing("host test ring::wraps")),
+            Some("ring::wraps")
+        );
+        assert_eq!(host_filter(&Filter::containing("ring::")), Some("ring::"));
+        assert_eq!(host_filter(&Filter::containing("rig e2e httpd")), None);
+        assert_eq!(host_filter(&Filter::containing("lint")), None);
+    }
+
+    #[test]
+    fn rig_runs_are_selected_by_their_names() {
+        for (filter, pvh, want) in [
+            ("", false, true),
+            ("rig e2e httpd", false, true),
+            ("rig pvh e2e httpd", false, false),
+            ("rig pvh e2e httpd", true, true),
+            ("rig domU sleeper", false, true),
+            ("conformance domU-fifo evtchn/", false, true),
+            ("lint", true, false),
+            ("no such test", true, false),
+        ] {
+            assert_eq!(
+                rig_tests::selects(&Filter::containing(filter), pvh),
+                want,
+                "{filter:?} pvh={pvh}"
+            );
+        }
+    }
 
     #[test]
     fn pvh_switches() {
