@@ -1,8 +1,9 @@
 //! Tasks for applications: the kernel's executor (`spawn`, `sleep`,
 //! `timeout`, `yield_now`), plus the few pieces servers need between
 //! their tasks: [`select`] of two futures, a one-shot [`Signal`] (a
-//! connection task telling the accept loop to stop), and a [`Mutex`]
-//! for state tasks share (held only between `.await`s).
+//! connection task telling the accept loop to stop), a [`Notify`] that
+//! hands one permit at a time (work arrived: wake up and look), and a
+//! [`Mutex`] for state tasks share (held only between `.await`s).
 
 use alloc::vec::Vec;
 use core::future::{poll_fn, Future};
@@ -91,6 +92,55 @@ impl Signal {
     }
 }
 
+/// A wake-up with one stored permit: [`Notify::notify`] wakes the
+/// waiters, or, if nobody waits yet, leaves a permit that the next
+/// [`Notify::notified`] takes at once. So a task that checks its
+/// condition and then awaits `notified()` cannot miss a `notify` that
+/// came in between.
+#[derive(Default)]
+pub struct Notify {
+    permit: AtomicBool,
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl Notify {
+    /// No permit, no waiters.
+    pub const fn new() -> Notify {
+        Notify {
+            permit: AtomicBool::new(false),
+            waiters: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Leaves a permit and wakes every waiter (one of them takes it).
+    pub fn notify(&self) {
+        self.permit.store(true, Ordering::SeqCst);
+        for waker in core::mem::take(&mut *self.waiters.lock()) {
+            waker.wake();
+        }
+    }
+
+    /// Completes once a permit is there, taking it.
+    pub async fn notified(&self) {
+        poll_fn(|cx| {
+            if self.permit.swap(false, Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            let mut waiters = self.waiters.lock();
+            // Checked again under the lock: `notify` takes it after
+            // storing the permit.
+            if self.permit.swap(false, Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +187,30 @@ mod tests {
         signal.set();
         let mut both = Box::pin(select(signal.wait(), async { 7 }));
         assert_eq!(both.as_mut().poll(&mut cx), Poll::Ready(Either::Left(())));
+    }
+
+    #[test]
+    fn a_notify_before_the_wait_is_kept_and_taken_once() {
+        let notify = Notify::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        notify.notify();
+        assert!(Box::pin(notify.notified())
+            .as_mut()
+            .poll(&mut cx)
+            .is_ready());
+        let mut waiting = Box::pin(notify.notified());
+        assert!(
+            waiting.as_mut().poll(&mut cx).is_pending(),
+            "the permit was taken"
+        );
+        notify.notify();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        assert!(Box::pin(notify.notified())
+            .as_mut()
+            .poll(&mut cx)
+            .is_pending());
     }
 }
