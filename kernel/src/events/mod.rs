@@ -165,18 +165,6 @@ mod runtime {
         crate::platform::wait_for_event();
     }
 
-    /// Sleeps until some event arrives, then hands it over.
-    ///
-    /// Deprecated: this stops the whole vCPU (no other task runs) and
-    /// will become private once nothing outside the kernel calls it.
-    /// Await [`super::EventChannel::wait`], a `sched::sleep`, or both
-    /// under `sched::timeout`, instead.
-    #[doc(hidden)]
-    pub fn block() {
-        idle_until_event();
-        wake_waiters();
-    }
-
     /// Forgets a port's recorded event (a port being bound or closed:
     /// an event of its previous life is not the new owner's).
     pub(super) fn forget(port: u32) {
@@ -223,6 +211,6 @@ mod runtime {
 mod fifo_runtime;
 
 #[cfg(target_os = "none")]
-pub use runtime::{abi_name, block, counters, init, mask, unmask, wake_waiters};
+pub use runtime::{abi_name, counters, init, mask, unmask, wake_waiters};
 #[cfg(target_os = "none")]
 pub(crate) use runtime::{idle_until_event, upcall};
