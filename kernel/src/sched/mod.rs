@@ -47,6 +47,10 @@ mod guest {
             events::wake_waiters();
         }
         fn idle(&self, deadline: Option<u64>) {
+            // Pages a backend still mapped when their owner dropped them
+            // wait in the grant table's quarantine; with nothing else to
+            // do, see whether it has let go (cheap when none wait).
+            crate::grant::reap();
             if let Some(deadline) = deadline {
                 if let Err(e) = time::set_deadline(deadline) {
                     // Xen refuses a one-shot timer only for another vCPU
