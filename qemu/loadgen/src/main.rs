@@ -15,6 +15,9 @@
 //! - `loadgen echo ADDR:PORT --concurrency C --bytes B`: C connections at
 //!   once each send B bytes of their own pseudo-random stream and read
 //!   them back, compared byte for byte here.
+//! - `loadgen gntmap DOMID REF RELEASE_PATH [--timeout SECS]`: maps a
+//!   page that domain granted, through `/dev/xen/gntdev`, and holds it
+//!   until `RELEASE_PATH` exists (see [`gntmap`]).
 //!
 //! Why not `ab` or `wrk` from Debian: `ab` counts a page whose length
 //! changes between answers (httpd's counters do) as a failure and cannot
@@ -24,6 +27,7 @@
 //! test), and has no dependency beyond `std`.
 
 mod echo;
+mod gntmap;
 mod http;
 mod report;
 
@@ -35,6 +39,7 @@ use std::time::Duration;
 const USAGE: &str = "\
 usage: loadgen http ADDR:PORT PATH [--concurrency C] [--requests N] [--marker TEXT] [--timeout SECS]
        loadgen echo ADDR:PORT [--concurrency C] [--bytes B] [--timeout SECS]
+       loadgen gntmap DOMID REF RELEASE_PATH [--timeout SECS]
 ";
 
 /// The options both modes share, plus their own.
@@ -111,6 +116,19 @@ fn run(args: &[String]) -> Result<bool, String> {
                 println!("{line}");
             }
             Ok(outcome.all_good())
+        }
+        Some("gntmap") => {
+            let number = |at: usize, what: &str| {
+                let word = args.get(at).ok_or_else(|| format!("missing {what}"))?;
+                word.parse::<u32>()
+                    .map_err(|_| format!("{what} is a number, not {word:?}"))
+            };
+            let domid = number(1, "DOMID")?;
+            let gref = number(2, "REF")?;
+            let release = args.get(3).ok_or("missing RELEASE_PATH")?;
+            let options = options(&args[4.min(args.len())..])?;
+            gntmap::run(domid, gref, std::path::Path::new(release), options.timeout)?;
+            Ok(true)
         }
         _ => Err(USAGE.trim_end().to_string()),
     }

@@ -13,6 +13,12 @@
 //! Command line: `write_start=N write_count=N chunk_kib=N`, and
 //! `wait_ready=SECONDS` to wait first until sector 0 holds the pattern
 //! (dom0 may still be filling the image).
+//! `hold_check=SECONDS`: after the disconnect, if the kernel quarantined
+//! pages the other side still maps (the rig's dom0 holds the ring page
+//! with `loadgen gntmap`), say so, then wait up to SECONDS, one second at
+//! a time (the executor reaps the quarantine each time it idles), until
+//! the quarantine is empty: that proves the pages were held back while
+//! mapped and returned once let go.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -219,9 +225,39 @@ mod guest {
         }
         // A page blkback still maps would show here as quarantined.
         println!("blkcheck: grants {}", libos::kernel::grant::stats());
+        let hold_check = number("hold_check", 0);
+        if hold_check > 0 {
+            drain_quarantine(hold_check);
+        }
         result?;
         println!("blkcheck: done");
         Ok(())
+    }
+
+    /// Reports the quarantine after the disconnect and waits up to
+    /// `seconds` for it to empty (the other side lets go; the executor's
+    /// idle reaps it). Only prints: the rig's checks read the lines.
+    fn drain_quarantine(seconds: u64) {
+        let held = libos::kernel::grant::stats().quarantined;
+        if held == 0 {
+            println!("blkcheck: quarantine empty after the disconnect (nothing still mapped)");
+            return;
+        }
+        println!(
+            "blkcheck: quarantine holds {held} pages still mapped by the other side (not freed)"
+        );
+        for waited in 1..=seconds {
+            sched::block_on(sched::sleep(Duration::from_secs(1)));
+            let stats = libos::kernel::grant::stats();
+            if stats.quarantined == 0 {
+                println!("blkcheck: quarantine drained after {waited} s: {stats}");
+                return;
+            }
+        }
+        println!(
+            "blkcheck: quarantine still holds pages after {seconds} s: {}",
+            libos::kernel::grant::stats()
+        );
     }
 
     /// Waits up to `seconds` until sector 0 holds the pattern (dom0 fills
