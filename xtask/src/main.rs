@@ -4,7 +4,7 @@
 //! cargo xtask run                       build, boot `httpd` as a domU with a vif, fetch its page from dom0, show page and console
 //! cargo xtask test [FILTER]             every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
-//! cargo xtask e2e net|httpd|udp          one end-to-end rig test alone
+//! cargo xtask e2e net|httpd|udp|block    one end-to-end rig test alone
 //! cargo xtask bench [--rounds N] [--http-only]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
@@ -90,7 +90,7 @@ usage: cargo xtask <command>
   conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
                            only on `Test result: SUCCESS` followed by poweroff
-  e2e net|httpd|network|udp [--mode pv|pvh|both]
+  e2e net|httpd|network|udp|block [--mode pv|pvh|both]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
                            network: the session `test` runs, httpd then echo (PV, or with --mode both
@@ -258,7 +258,7 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
 fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     let which = args
         .next_positional()
-        .ok_or("e2e: which test? net, httpd, network or udp")?;
+        .ok_or("e2e: which test? net, httpd, network, udp or block")?;
     let modes = match args.value("--mode").as_deref() {
         None | Some("pv") => vec![rig::GuestMode::Pv],
         Some("pvh") => vec![rig::GuestMode::Pvh],
@@ -266,6 +266,20 @@ fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
         Some(other) => return Err(format!("--mode takes pv, pvh or both, not `{other}`")),
     };
     args.finish()?;
+    if which == "block" {
+        let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
+        let loadgen = guest_build::build_loadgen()?;
+        let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+        let mut tally = test_cmd::Tally::default();
+        for (name, result) in e2e_block::run(&rig, &blkcheck, &loadgen, &modes) {
+            tally.record(&name, result);
+        }
+        return Ok(if tally.all_passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     if modes != [rig::GuestMode::Pv] && which == "udp" {
         return Err("e2e: --mode is only wired up for net and httpd".into());
     }

@@ -98,7 +98,11 @@ mod names {
 
 /// The domU session's guests (PV, then PVH if `pvh`), each with the
 /// names its checks record under.
-fn domu_guests(elf: &dyn Fn(&str) -> PathBuf, pvh: bool) -> Vec<(GuestSpec, Vec<&'static str>)> {
+fn domu_guests(
+    elf: &dyn Fn(&str) -> PathBuf,
+    loadgen: &Path,
+    pvh: bool,
+) -> Vec<(GuestSpec, Vec<&'static str>)> {
     let mut conformance = spec("conformance", elf("conformance"), "");
     conformance.memory_mib = 64;
     let mut fifo = spec("conformance-fifo", elf("conformance"), "evtchn=fifo");
@@ -140,12 +144,12 @@ fn domu_guests(elf: &dyn Fn(&str) -> PathBuf, pvh: bool) -> Vec<(GuestSpec, Vec<
         ),
         // blkcheck against Linux's blkback on a 64 MiB image dom0 fills.
         (
-            crate::e2e_block::guest(&elf("blkcheck")),
+            crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pv),
             vec!["rig e2e block: "],
         ),
     ];
     if pvh {
-        guests.extend(pvh_domu_specs(elf));
+        guests.extend(pvh_domu_specs(elf, loadgen));
     }
     guests
 }
@@ -168,7 +172,7 @@ pub fn selects(filter: &Filter, pvh: bool) -> bool {
         all.extend(names::PVH_E2E_HTTPD);
         all.extend(names::PVH_E2E_NET);
     }
-    for (_, guest_names) in domu_guests(&elf, pvh) {
+    for (_, guest_names) in domu_guests(&elf, Path::new(""), pvh) {
         all.extend(guest_names);
     }
     filter.selects(&all)
@@ -236,7 +240,7 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
 
     // domUs: one Linux dom0 boot for all of them (those the filter
     // selects).
-    let specs: Vec<GuestSpec> = domu_guests(&elf, pvh)
+    let specs: Vec<GuestSpec> = domu_guests(&elf, loadgen, pvh)
         .into_iter()
         .filter(|(_, guest_names)| filter.selects(guest_names))
         .map(|(spec, _)| spec)
@@ -480,7 +484,10 @@ fn pvh_dom0_tests(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) {
 
 /// The PVH domUs that join the PV ones' dom0 session, with the names
 /// their checks record under.
-fn pvh_domu_specs(elf: &dyn Fn(&str) -> PathBuf) -> Vec<(GuestSpec, Vec<&'static str>)> {
+fn pvh_domu_specs(
+    elf: &dyn Fn(&str) -> PathBuf,
+    loadgen: &Path,
+) -> Vec<(GuestSpec, Vec<&'static str>)> {
     let mut conformance = spec("pvh-conformance", elf("conformance"), "").with_mode(GuestMode::Pvh);
     conformance.memory_mib = 64;
     vec![
@@ -493,7 +500,7 @@ fn pvh_domu_specs(elf: &dyn Fn(&str) -> PathBuf) -> Vec<(GuestSpec, Vec<&'static
             vec!["conformance pvh-domU ", "rig pvh domU conformance"],
         ),
         (
-            crate::e2e_block::guest_in(&elf("blkcheck"), GuestMode::Pvh),
+            crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pvh),
             vec!["rig pvh e2e block: "],
         ),
     ]
