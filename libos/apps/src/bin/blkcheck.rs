@@ -243,8 +243,9 @@ mod guest {
             println!("blkcheck: quarantine empty after the disconnect (nothing still mapped)");
             return;
         }
+        let noun = if held == 1 { "page" } else { "pages" };
         println!(
-            "blkcheck: quarantine holds {held} pages still mapped by the other side (not freed)"
+            "blkcheck: quarantine holds {held} {noun} still mapped by the other side (not freed)"
         );
         for waited in 1..=seconds {
             sched::block_on(sched::sleep(Duration::from_secs(1)));
