@@ -450,8 +450,7 @@ pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
     results
 }
 
-/// The number before ` pages` in `text`, as in `holds 1 pages still
-/// mapped`.
+/// The number that starts `text`, as in `1 page still mapped`.
 fn pages(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
@@ -484,7 +483,7 @@ pub fn quarantine_checks(console: &[String], dom0: &[String]) -> Vec<(String, Re
             match held.and_then(pages) {
                 Some(n) if n >= 1 && mapped.is_some() => Ok(()),
                 Some(n) => Err(format!("{n} pages quarantined, dom0 mapped: {mapped:?}")),
-                None => Err("no `blkcheck: quarantine holds N pages` line".into()),
+                None => Err("no `blkcheck: quarantine holds N page(s)` line".into()),
             },
         ),
         (
@@ -519,7 +518,7 @@ mod tests {
             "dom0-blk: gntmap: released dom 3 ref 8 after 40 s (/tmp/blkcheck-release appeared)",
         ]);
         let console = lines(&[
-            "blkcheck: quarantine holds 1 pages still mapped by the other side (not freed)",
+            "blkcheck: quarantine holds 1 page still mapped by the other side (not freed)",
             "blkcheck: quarantine drained after 1 s: 0 live, 9 free of 10, 0 quarantined (1 ever), 0 leaked (0 ever)",
         ]);
         let ok = |c: &[String], d: &[String]| {
@@ -540,7 +539,7 @@ mod tests {
         ]);
         assert_eq!(ok(&console, &timed_out), [true, true, false]);
         let stuck = lines(&[
-            "blkcheck: quarantine holds 1 pages still mapped by the other side (not freed)",
+            "blkcheck: quarantine holds 1 page still mapped by the other side (not freed)",
             "blkcheck: quarantine still holds pages after 60 s: 0 live, 9 free of 10, 1 quarantined (1 ever), 0 leaked (0 ever)",
         ]);
         assert_eq!(ok(&stuck, &dom0), [true, true, false]);
