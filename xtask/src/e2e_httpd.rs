@@ -450,13 +450,9 @@ pub fn checks_of(
     name: &str,
     mode: GuestMode,
 ) -> Vec<(String, Result<(), String>)> {
-    match session.guests.iter().find(|g| g.name == name) {
-        Some(report) => checks(report, guest_ip(mode)),
-        None => vec![(
-            "run".to_string(),
-            Err(format!("the rig reported no guest {name}")),
-        )],
-    }
+    crate::e2e_net::guest_checks(session, name, "run", |report| {
+        checks(report, guest_ip(mode))
+    })
 }
 
 /// The checks of one finished `httpd` guest at `ip`.

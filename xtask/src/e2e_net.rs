@@ -338,10 +338,24 @@ pub fn checks_of(
     name: &str,
     mode: GuestMode,
 ) -> Vec<(String, Result<(), String>)> {
+    guest_checks(session, name, "e2e net echo: run", |report| {
+        checks(report, guest_ip(mode))
+    })
+}
+
+/// `checks` of guest `name`'s report in `session`, or one failed check
+/// named `missing` when the rig reported no such guest (shared by the
+/// network tests).
+pub fn guest_checks(
+    session: &rig::Dom0Session,
+    name: &str,
+    missing: &str,
+    checks: impl FnOnce(&GuestReport) -> Vec<(String, Result<(), String>)>,
+) -> Vec<(String, Result<(), String>)> {
     match session.guests.iter().find(|g| g.name == name) {
-        Some(report) => checks(report, guest_ip(mode)),
+        Some(report) => checks(report),
         None => vec![(
-            "e2e net echo: run".to_string(),
+            missing.to_string(),
             Err(format!("the rig reported no guest {name}")),
         )],
     }
