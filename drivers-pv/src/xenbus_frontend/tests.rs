@@ -69,6 +69,17 @@ struct TestDriver<'x> {
     sectors: Option<Vec<u8>>,
 }
 
+impl<'x> TestDriver<'x> {
+    /// A driver that has published nothing yet.
+    fn new(xs: &'x SharedXenstore<SimRingPage>) -> Self {
+        TestDriver {
+            xs,
+            counts: Counts::default(),
+            sectors: None,
+        }
+    }
+}
+
 impl Driver for TestDriver<'_> {
     type Error = XenbusError;
 
@@ -94,6 +105,12 @@ impl Driver for TestDriver<'_> {
 
 /// The store as the toolstack leaves it: our device directory (ours to
 /// write) naming the backend, and the backend in `InitWait`.
+/// A toolstack's xenstore and a fake clock at 0.
+fn fixture() -> (SimHandle, SharedXenstore<SimRingPage>, FakeClock) {
+    let (sim, xs) = toolstack();
+    (sim, xs, FakeClock(Rc::new(Cell::new(0))))
+}
+
 fn toolstack() -> (SimHandle, SharedXenstore<SimRingPage>) {
     let sim = Sim::shared();
     let xs = SharedXenstore::new(RingTransport::new(SimRingPage::connect(&sim, DOMID)));
@@ -215,8 +232,7 @@ fn paths(sim: &SimHandle, xs: &SharedXenstore<SimRingPage>, clock: &FakeClock) -
 
 #[test]
 fn device_paths_are_read_and_checked() {
-    let (sim, xs) = toolstack();
-    let clock = FakeClock(Rc::new(Cell::new(0)));
+    let (sim, xs, clock) = fixture();
     let read = paths(&sim, &xs, &clock);
     assert_eq!(read.backend, BACKEND);
     assert_eq!(read.backend_id, 0);
@@ -246,14 +262,9 @@ fn device_paths_are_read_and_checked() {
 
 #[test]
 fn a_good_backend_connects_two_step_and_closes() {
-    let (sim, xs) = toolstack();
-    let clock = FakeClock(Rc::new(Cell::new(0)));
+    let (sim, xs, clock) = fixture();
     let paths = paths(&sim, &xs, &clock);
-    let mut driver = TestDriver {
-        xs: &xs,
-        counts: Counts::default(),
-        sectors: None,
-    };
+    let mut driver = TestDriver::new(&xs);
     let connect = Frontend::connect(
         &xs,
         clock.clone(),
@@ -296,14 +307,9 @@ fn a_good_backend_connects_two_step_and_closes() {
 
 #[test]
 fn a_good_backend_connects_direct() {
-    let (sim, xs) = toolstack();
-    let clock = FakeClock(Rc::new(Cell::new(0)));
+    let (sim, xs, clock) = fixture();
     let paths = paths(&sim, &xs, &clock);
-    let mut driver = TestDriver {
-        xs: &xs,
-        counts: Counts::default(),
-        sectors: None,
-    };
+    let mut driver = TestDriver::new(&xs);
     let connect = Frontend::connect(
         &xs,
         clock.clone(),
@@ -319,14 +325,9 @@ fn a_good_backend_connects_direct() {
 
 #[test]
 fn a_flapping_backend_hits_the_publication_cap() {
-    let (sim, xs) = toolstack();
-    let clock = FakeClock(Rc::new(Cell::new(0)));
+    let (sim, xs, clock) = fixture();
     let paths = paths(&sim, &xs, &clock);
-    let mut driver = TestDriver {
-        xs: &xs,
-        counts: Counts::default(),
-        sectors: None,
-    };
+    let mut driver = TestDriver::new(&xs);
     let policy = Policy {
         deadline: Duration::from_secs(30),
         max_publishes: 3,
@@ -356,14 +357,9 @@ fn a_flapping_backend_hits_the_publication_cap() {
 
 #[test]
 fn a_stuck_backend_hits_one_overall_deadline() {
-    let (sim, xs) = toolstack();
-    let clock = FakeClock(Rc::new(Cell::new(0)));
+    let (sim, xs, clock) = fixture();
     let paths = paths(&sim, &xs, &clock);
-    let mut driver = TestDriver {
-        xs: &xs,
-        counts: Counts::default(),
-        sectors: None,
-    };
+    let mut driver = TestDriver::new(&xs);
     let policy = Policy {
         deadline: Duration::from_secs(5),
         max_publishes: 3,
@@ -394,14 +390,9 @@ fn a_stuck_backend_hits_one_overall_deadline() {
 
 #[test]
 fn a_backend_going_closing_is_honoured() {
-    let (sim, xs) = toolstack();
-    let clock = FakeClock(Rc::new(Cell::new(0)));
+    let (sim, xs, clock) = fixture();
     let paths = paths(&sim, &xs, &clock);
-    let mut driver = TestDriver {
-        xs: &xs,
-        counts: Counts::default(),
-        sectors: None,
-    };
+    let mut driver = TestDriver::new(&xs);
     let connect = Frontend::connect(
         &xs,
         clock.clone(),
@@ -432,17 +423,12 @@ fn a_backend_going_closing_is_honoured() {
 
 #[test]
 fn a_backend_garbage_state_is_a_clear_error() {
-    let (sim, xs) = toolstack();
-    let clock = FakeClock(Rc::new(Cell::new(0)));
+    let (sim, xs, clock) = fixture();
     let paths = paths(&sim, &xs, &clock);
     sim.borrow_mut()
         .write_as(0, &format!("{BACKEND}/state"), b"4\n")
         .unwrap();
-    let mut driver = TestDriver {
-        xs: &xs,
-        counts: Counts::default(),
-        sectors: None,
-    };
+    let mut driver = TestDriver::new(&xs);
     let connect = Frontend::connect(
         &xs,
         clock.clone(),
@@ -458,8 +444,7 @@ fn a_backend_garbage_state_is_a_clear_error() {
 
 #[test]
 fn key_values_read_present_and_absent_keys() {
-    let (sim, xs) = toolstack();
-    let clock = FakeClock(Rc::new(Cell::new(0)));
+    let (sim, xs, clock) = fixture();
     sim.borrow_mut()
         .write_as(0, &format!("{BACKEND}/sectors"), b"2048")
         .unwrap();
