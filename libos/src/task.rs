@@ -42,45 +42,54 @@ pub async fn select<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Ou
     .await
 }
 
-/// A flag that tasks can wait for: once [`Signal::set`], every
-/// [`Signal::wait`] completes, now and later.
+/// A flag and the tasks waiting for it: the one mechanism under
+/// [`Signal`] (waiting leaves the flag up) and [`Notify`] (waiting takes
+/// it down).
 #[derive(Default)]
-pub struct Signal {
-    set: AtomicBool,
+struct WakeFlag {
+    raised: AtomicBool,
     waiters: Mutex<Vec<Waker>>,
 }
 
-impl Signal {
-    /// A signal not yet set.
-    pub const fn new() -> Signal {
-        Signal {
-            set: AtomicBool::new(false),
+impl WakeFlag {
+    const fn new() -> WakeFlag {
+        WakeFlag {
+            raised: AtomicBool::new(false),
             waiters: Mutex::new(Vec::new()),
         }
     }
 
-    /// Sets it and wakes every waiter.
-    pub fn set(&self) {
-        self.set.store(true, Ordering::SeqCst);
+    /// Raises the flag, then wakes every waiter.
+    fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
         for waker in core::mem::take(&mut *self.waiters.lock()) {
             waker.wake();
         }
     }
 
-    /// Whether it is set.
-    pub fn is_set(&self) -> bool {
-        self.set.load(Ordering::SeqCst)
+    fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
     }
 
-    /// Completes once it is set.
-    pub async fn wait(&self) {
+    /// Looks at the flag, taking it down if `take`.
+    fn check(&self, take: bool) -> bool {
+        if take {
+            self.raised.swap(false, Ordering::SeqCst)
+        } else {
+            self.is_raised()
+        }
+    }
+
+    /// Completes once the flag is up (taking it down if `take`).
+    async fn wait(&self, take: bool) {
         poll_fn(|cx| {
-            if self.is_set() {
+            if self.check(take) {
                 return Poll::Ready(());
             }
             let mut waiters = self.waiters.lock();
-            // Checked again under the lock: `set` takes it after storing.
-            if self.is_set() {
+            // Checked again under the lock: `raise` takes it after
+            // raising the flag, so it cannot slip in between.
+            if self.check(take) {
                 return Poll::Ready(());
             }
             if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
@@ -89,6 +98,33 @@ impl Signal {
             Poll::Pending
         })
         .await
+    }
+}
+
+/// A flag that tasks can wait for: once [`Signal::set`], every
+/// [`Signal::wait`] completes, now and later.
+#[derive(Default)]
+pub struct Signal(WakeFlag);
+
+impl Signal {
+    /// A signal not yet set.
+    pub const fn new() -> Signal {
+        Signal(WakeFlag::new())
+    }
+
+    /// Sets it and wakes every waiter.
+    pub fn set(&self) {
+        self.0.raise();
+    }
+
+    /// Whether it is set.
+    pub fn is_set(&self) -> bool {
+        self.0.is_raised()
+    }
+
+    /// Completes once it is set.
+    pub async fn wait(&self) {
+        self.0.wait(false).await
     }
 }
 
@@ -98,46 +134,22 @@ impl Signal {
 /// condition and then awaits `notified()` cannot miss a `notify` that
 /// came in between.
 #[derive(Default)]
-pub struct Notify {
-    permit: AtomicBool,
-    waiters: Mutex<Vec<Waker>>,
-}
+pub struct Notify(WakeFlag);
 
 impl Notify {
     /// No permit, no waiters.
     pub const fn new() -> Notify {
-        Notify {
-            permit: AtomicBool::new(false),
-            waiters: Mutex::new(Vec::new()),
-        }
+        Notify(WakeFlag::new())
     }
 
     /// Leaves a permit and wakes every waiter (one of them takes it).
     pub fn notify(&self) {
-        self.permit.store(true, Ordering::SeqCst);
-        for waker in core::mem::take(&mut *self.waiters.lock()) {
-            waker.wake();
-        }
+        self.0.raise();
     }
 
     /// Completes once a permit is there, taking it.
     pub async fn notified(&self) {
-        poll_fn(|cx| {
-            if self.permit.swap(false, Ordering::SeqCst) {
-                return Poll::Ready(());
-            }
-            let mut waiters = self.waiters.lock();
-            // Checked again under the lock: `notify` takes it after
-            // storing the permit.
-            if self.permit.swap(false, Ordering::SeqCst) {
-                return Poll::Ready(());
-            }
-            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                waiters.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await
+        self.0.wait(true).await
     }
 }
 
