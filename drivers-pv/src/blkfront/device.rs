@@ -288,27 +288,17 @@ impl BlockFront {
         check_range(&self.info, sector, buf.len())?;
         self.still_connected().await?;
         let len = buf.len();
-        let slots = RefCell::new(&mut self.slots);
-        self.engine
-            .transfer(
-                &mut ChannelPlatform {
-                    channel: &self.channel,
-                },
-                Job {
-                    operation: Operation::Read,
-                    sector,
-                    len,
-                },
-                |slot, page| with_slot(&slots, slot, |s| s.gref(page)).unwrap_or(0),
-                |_, _, _| {},
-                |slot, offset, chunk| {
-                    // Copied once, volatile, out of pages blkback can write.
-                    let out = &mut buf[offset..offset + chunk];
-                    with_slot(&slots, slot, |s| s.copy_out(out));
-                },
-                |slot, table| with_slot(&slots, slot, |s| s.write_table(table)).unwrap_or(0),
-            )
-            .await
+        self.data_transfer(
+            Operation::Read,
+            sector,
+            len,
+            |_, _, _| {},
+            |slot, offset, chunk| {
+                // Copied once, volatile, out of pages blkback can write.
+                slot.copy_out(&mut buf[offset..offset + chunk]);
+            },
+        )
+        .await
     }
 
     /// Writes `data` (whole sectors) at 512-byte sector `sector`.
@@ -318,6 +308,28 @@ impl BlockFront {
             return Err(BlockError::ReadOnly);
         }
         self.still_connected().await?;
+        self.data_transfer(
+            Operation::Write,
+            sector,
+            data.len(),
+            |slot, offset, chunk| slot.copy_in(&data[offset..offset + chunk]),
+            |_, _, _| {},
+        )
+        .await
+    }
+
+    /// One read or write through the engine: `fill` copies the caller's
+    /// bytes into a slot's pages before a request goes out, `drain`
+    /// copies a completed request's bytes out (each gets the slot, the
+    /// offset in the caller's buffer and the chunk's length).
+    async fn data_transfer(
+        &mut self,
+        operation: Operation,
+        sector: u64,
+        len: usize,
+        mut fill: impl FnMut(&mut Slot, usize, usize),
+        mut drain: impl FnMut(&mut Slot, usize, usize),
+    ) -> Result<(), BlockError> {
         let slots = RefCell::new(&mut self.slots);
         self.engine
             .transfer(
@@ -325,16 +337,17 @@ impl BlockFront {
                     channel: &self.channel,
                 },
                 Job {
-                    operation: Operation::Write,
+                    operation,
                     sector,
-                    len: data.len(),
+                    len,
                 },
                 |slot, page| with_slot(&slots, slot, |s| s.gref(page)).unwrap_or(0),
                 |slot, offset, chunk| {
-                    let piece = &data[offset..offset + chunk];
-                    with_slot(&slots, slot, |s| s.copy_in(piece));
+                    with_slot(&slots, slot, |s| fill(s, offset, chunk));
                 },
-                |_, _, _| {},
+                |slot, offset, chunk| {
+                    with_slot(&slots, slot, |s| drain(s, offset, chunk));
+                },
                 |slot, table| with_slot(&slots, slot, |s| s.write_table(table)).unwrap_or(0),
             )
             .await
