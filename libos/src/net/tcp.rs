@@ -285,13 +285,7 @@ impl TcpStream {
     /// Closes our side (a FIN after what is queued); reads still work
     /// until the peer closes too. Dropping the stream does this as well.
     pub fn close(&mut self) {
-        let _ = self.shared.with(|stack| {
-            if let Some(handle) = self.handle {
-                stack.tcp(handle).close();
-                stack.kick();
-            }
-            Ok(())
-        });
+        self.act(tcp::Socket::close);
     }
 
     /// Closes our side and waits (bounded by the stream's timeout) until
@@ -319,9 +313,15 @@ impl TcpStream {
 
     /// Resets the connection (an RST, for a peer we give up on).
     pub fn abort(&mut self) {
+        self.act(tcp::Socket::abort);
+    }
+
+    /// Does `action` to the socket (if the stream still has one) and
+    /// kicks the runner so what it queued goes out.
+    fn act(&mut self, action: impl FnOnce(&mut tcp::Socket<'static>)) {
         let _ = self.shared.with(|stack| {
             if let Some(handle) = self.handle {
-                stack.tcp(handle).abort();
+                action(stack.tcp(handle));
                 stack.kick();
             }
             Ok(())
