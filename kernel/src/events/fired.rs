@@ -54,11 +54,8 @@ impl FiredPorts {
             if word.load(Ordering::Acquire) == 0 {
                 continue;
             }
-            let mut bits = word.swap(0, Ordering::AcqRel);
-            while bits != 0 {
-                let bit = bits.trailing_zeros();
-                bits &= bits - 1;
-                handle(index as u32 * 64 + bit);
+            for bit in super::two_level::bits(word.swap(0, Ordering::AcqRel)) {
+                handle((index * 64 + bit) as u32);
                 handled += 1;
             }
         }

@@ -58,8 +58,9 @@ pub fn clear(word: &AtomicU64, port: u32) {
     word.fetch_and(!(1 << (port % 64)), Ordering::AcqRel);
 }
 
-/// Indices of the set bits of `word`, lowest first.
-fn bits(mut word: u64) -> impl Iterator<Item = usize> {
+/// Indices of the set bits of `word`, lowest first (also what
+/// [`super::fired`] drains by).
+pub(super) fn bits(mut word: u64) -> impl Iterator<Item = usize> {
     core::iter::from_fn(move || {
         if word == 0 {
             return None;
