@@ -58,6 +58,7 @@ pub mod pvh_start;
 pub mod ring_index;
 pub mod sched;
 pub mod suite;
+pub mod suspend;
 
 #[cfg(target_os = "none")]
 pub mod arch;
