@@ -113,16 +113,7 @@ fn run(boot: BootInfo) -> ! {
     let app = unsafe { __paravane_app() };
     let result = (app.main)(&boot);
     log_idle_stats();
-    match result {
-        Ok(()) => {
-            println!("Paravane: app {} exited: success", app.name);
-            shutdown::poweroff();
-        }
-        Err(why) => {
-            println!("Paravane: app {} exited: failure: {why}", app.name);
-            shutdown::crash();
-        }
-    }
+    crate::app::exit(app.name, result)
 }
 
 /// One line on how the executor and the upcall fared: how often the

@@ -141,6 +141,12 @@ mod guest {
         YieldNow::new()
     }
 
+    /// Every live task's state and the armed timers, now (a crash
+    /// dump, `control/sysrq`).
+    pub fn snapshot() -> super::executor::ExecutorSnapshot {
+        EXECUTOR.snapshot()
+    }
+
     /// The executor's counters.
     pub fn stats() -> ExecutorStats {
         EXECUTOR.stats()
@@ -154,8 +160,8 @@ mod guest {
 
 #[cfg(target_os = "none")]
 pub use guest::{
-    block_on, in_block_on, init, resume_in_new_domain, sleep, sleep_until, spawn, stats, timeout, timeout_at,
-    timer_fires, try_block_on, yield_now,
+    block_on, in_block_on, init, resume_in_new_domain, sleep, sleep_until, snapshot, spawn, stats,
+    timeout, timeout_at, timer_fires, try_block_on, yield_now,
 };
 
-pub use executor::NestedBlockOn;
+pub use executor::{ExecutorSnapshot, NestedBlockOn, TaskState};
