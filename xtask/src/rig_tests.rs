@@ -31,6 +31,7 @@ pub const APPS: &[&str] = &[
     "blkcheck",
     "httpd",
     "tftpd",
+    "resumecheck",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -146,6 +147,11 @@ fn domu_guests(
         (
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pv),
             vec!["rig e2e block: "],
+        ),
+        // xl save + restore, then xl migrate to this host.
+        (
+            crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pv),
+            vec!["rig e2e suspend: "],
         ),
     ];
     if pvh {
@@ -429,6 +435,14 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
             }
         }
         Err(e) => tally.record("rig e2e block", Err(e)),
+    }
+    match find(crate::e2e_suspend::guest_name(GuestMode::Pv)) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_suspend::checks(guest) {
+                tally.record(&format!("rig {name}"), result);
+            }
+        }
+        Err(e) => tally.record("rig e2e suspend", Err(e)),
     }
     if pvh {
         pvh_domu_checks(tally, &find);
