@@ -159,7 +159,7 @@ rig_save_restore() {
         return 1
     fi
     : > /run/rig-$1.following
-    ( xl restore -F "$2" > /run/rig-$1.follow 2>&1; rm -f /run/rig-$1.following ) &
+    ( xl restore -F "$2" >> /run/rig-$1.follow 2>&1; rm -f /run/rig-$1.following ) &
     # Until the restored domain exists (or the restore gave up).
     n=0
     until xl domid "$1" > /dev/null 2>&1 || [ $n -ge 600 ] || [ ! -e /run/rig-$1.following ]; do
@@ -170,15 +170,30 @@ rig_save_restore() {
 }
 
 # rig_migrate NAME: `xl migrate` the guest to this same host, the
-# receiving `xl migrate-receive -F` run through a local pipe (xl runs
-# `sh -c HOST` when the ssh command is empty) and followed by rig_guest.
+# receiving `xl migrate-receive` run through a local pipe (xl runs
+# `sh -c HOST` when the ssh command is empty). The receiver leaves an xl
+# daemon watching the new domain, which logs to
+# /var/log/xen/xl-NAME--incoming.log (the domain's name while it
+# arrived); rig_guest relays that log once it reports the domain's end.
 # Returns xl migrate's status.
 rig_migrate() {
     : > /run/rig-$1.moving
     : > /run/rig-$1.following
-    xl migrate -s '' "$1" "xl migrate-receive -F 2> /run/rig-$1.follow; rm -f /run/rig-$1.following"
+    xl migrate -s '' "$1" "xl migrate-receive"
     rc=$?
-    [ $rc -ne 0 ] && rm -f /run/rig-$1.following
+    if [ $rc -eq 0 ]; then
+        (
+            follow=/var/log/xen/xl-$1--incoming.log
+            until grep -q -e 'has shut down, reason code [013456789]' -e 'has been destroyed' \
+                "$follow" 2> /dev/null; do
+                sleep 0.2
+            done
+            cat "$follow" >> /run/rig-$1.follow
+            rm -f /run/rig-$1.following
+        ) &
+    else
+        rm -f /run/rig-$1.following
+    fi
     rm -f /run/rig-$1.moving
     return $rc
 }

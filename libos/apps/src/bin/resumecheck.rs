@@ -97,6 +97,9 @@ libos::app! {
     async fn main(env: &Env<'_>) -> AppResult {
         let resumes: u64 = env.arg("resumes").and_then(|s| s.parse().ok()).unwrap_or(1);
         let wait_s: u64 = env.arg("wait").and_then(|s| s.parse().ok()).unwrap_or(120);
+        if let Err(why) = guest::connect(env.boot()) {
+            fail!("xenstore: {why}");
+        }
         if env.arg("control") == Some("app") {
             sched::spawn(own_control());
         }
