@@ -82,5 +82,5 @@ pub mod time;
 pub mod traps;
 
 pub use app::{AppError, AppResult};
-pub use pv_arch::Errno;
 pub use boot_info::{BootInfo, BootMode, Role};
+pub use pv_arch::Errno;

@@ -318,7 +318,9 @@ mod guest {
         // mapped writable, and Xen does not write it while we run.
         unsafe {
             (&raw mut (*si).store_mfn).write_volatile(store);
-            (&raw mut (*si).console).cast::<u64>().write_volatile(console);
+            (&raw mut (*si).console)
+                .cast::<u64>()
+                .write_volatile(console);
         }
     }
 

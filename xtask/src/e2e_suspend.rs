@@ -126,10 +126,14 @@ fn check_xl(report: &GuestReport) -> Result<(), String> {
             "xl reported {suspended} suspend(s), expected one per move (2): {xl:?}"
         ));
     }
-    let ids: Vec<&str> = ["SUSP domid before ", "SUSP domid after restore ", "SUSP domid after migrate "]
-        .iter()
-        .map(|p| dom0_after(report, p).unwrap_or(""))
-        .collect();
+    let ids: Vec<&str> = [
+        "SUSP domid before ",
+        "SUSP domid after restore ",
+        "SUSP domid after migrate ",
+    ]
+    .iter()
+    .map(|p| dom0_after(report, p).unwrap_or(""))
+    .collect();
     if ids.iter().any(|id| id.parse::<u32>().is_err()) || ids[0] == ids[1] || ids[1] == ids[2] {
         return Err(format!(
             "dom0 did not see a new domain after each move (domids {ids:?})"
@@ -203,10 +207,7 @@ pub fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
             if report.ending == Ending::Poweroff {
                 Ok(())
             } else {
-                Err(format!(
-                    "ended {:?}: {}",
-                    report.ending, report.evidence
-                ))
+                Err(format!("ended {:?}: {}", report.ending, report.evidence))
             },
         ),
     ]

@@ -745,7 +745,8 @@ impl Client {
                 *slot = Slot::Done(Err(XsError::Resumed));
             }
         }
-        self.slots.retain(|_, slot| !matches!(slot, Slot::Waiting { .. }));
+        self.slots
+            .retain(|_, slot| !matches!(slot, Slot::Waiting { .. }));
         let again: Vec<(String, String)> = self
             .watches
             .iter()

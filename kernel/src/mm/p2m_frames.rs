@@ -151,7 +151,10 @@ mod guest {
         let list_mfns: Vec<u64> = tree
             .lists
             .iter()
-            .map(|page| p2m.mfn(page.pfn().raw()).ok_or(MmError::BadPfn(page.pfn().raw())))
+            .map(|page| {
+                p2m.mfn(page.pfn().raw())
+                    .ok_or(MmError::BadPfn(page.pfn().raw()))
+            })
             .collect::<Result<_, _>>()?;
         let mut lists = alloc::vec![[0u64; ENTRIES_PER_PAGE]; shape.list_pages];
         let mut list_list = [0u64; ENTRIES_PER_PAGE];
@@ -206,8 +209,14 @@ mod tests {
         // 3 GiB and a frame: 1537 p2m pages, four frame lists.
         let shape = FrameListShape::new(512 * 512 * 3 + 1).unwrap();
         assert_eq!((shape.p2m_pages, shape.list_pages), (1537, 4));
-        assert!(FrameListShape::new(512 * 512 * 512).is_some(), "512 GiB fits");
-        assert!(FrameListShape::new(512 * 512 * 512 + 1).is_none(), "beyond one list-list");
+        assert!(
+            FrameListShape::new(512 * 512 * 512).is_some(),
+            "512 GiB fits"
+        );
+        assert!(
+            FrameListShape::new(512 * 512 * 512 + 1).is_none(),
+            "beyond one list-list"
+        );
     }
 
     #[test]
