@@ -307,11 +307,19 @@ impl Executor {
             .tasks
             .lock()
             .values()
-            .map(|task| (task.id, TaskState::from_code(task.state.load(Ordering::Acquire))))
+            .map(|task| {
+                (
+                    task.id,
+                    TaskState::from_code(task.state.load(Ordering::Acquire)),
+                )
+            })
             .collect();
         let (timers, next_deadline) = {
             let timers = self.timers.lock();
-            (timers.len(), timers.keys().next().map(|&(deadline, _)| deadline))
+            (
+                timers.len(),
+                timers.keys().next().map(|&(deadline, _)| deadline),
+            )
         };
         ExecutorSnapshot {
             tasks,
@@ -623,7 +631,10 @@ mod tests {
         };
         assert_eq!(
             executor.snapshot().tasks,
-            [(sleeper, TaskState::Scheduled), (watcher, TaskState::Scheduled)]
+            [
+                (sleeper, TaskState::Scheduled),
+                (watcher, TaskState::Scheduled)
+            ]
         );
         executor.block_on(&platform, YieldNow::new());
         let inside = seen.lock().take().expect("the watcher ran");

@@ -146,8 +146,8 @@ mod guest {
 
 #[cfg(target_os = "none")]
 pub use guest::{
-    block_on, in_block_on, init, sleep, sleep_until, snapshot, spawn, stats, timeout,
-    timeout_at, timer_fires, try_block_on, yield_now,
+    block_on, in_block_on, init, sleep, sleep_until, snapshot, spawn, stats, timeout, timeout_at,
+    timer_fires, try_block_on, yield_now,
 };
 
 pub use executor::{ExecutorSnapshot, NestedBlockOn, TaskState};
