@@ -26,7 +26,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::future::Future;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 
 use drivers_pv::control::{self, ControlEvent, ControlWatch, ShutdownRequest, SysrqKey};
@@ -63,6 +63,8 @@ static APP_RETURNED: AtomicBool = AtomicBool::new(false);
 static WINDING_DOWN: AtomicBool = AtomicBool::new(false);
 /// The devices are closed.
 static WOUND_DOWN: Signal = Signal::new();
+/// When the stop was requested (system time, ns; 0: not yet).
+static REQUESTED_AT: AtomicU64 = AtomicU64::new(0);
 
 /// Runs an async app: starts the control task, then drives `main` with
 /// the one top-level `block_on` under [`supervise`].
@@ -150,10 +152,12 @@ async fn wind_down() {
         }
     })
     .await;
+    let now = time::now_ns();
     println!(
-        "Paravane: {} ({} ms)",
+        "Paravane: {} in {} ms; ending the domain {} ms after the request",
         describe_closed(&outcomes),
-        time::now_ns().saturating_sub(started) / 1_000_000
+        now.saturating_sub(started) / 1_000_000,
+        now.saturating_sub(REQUESTED_AT.load(Ordering::SeqCst)) / 1_000_000
     );
     WOUND_DOWN.set();
 }
@@ -269,6 +273,7 @@ fn stop(request: ShutdownRequest, reason: ShutdownReason) {
         return;
     }
     kernel::shutdown::request(reason);
+    REQUESTED_AT.store(time::now_ns(), Ordering::SeqCst);
     println!("Paravane: shutdown requested ({request}) by the toolstack");
     STOP.set();
     if !SUPERVISED.load(Ordering::SeqCst) {
