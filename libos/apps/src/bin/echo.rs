@@ -145,8 +145,12 @@ libos::app! {
         }
         println!("echo: {}", net.stats());
         println!("echo: {}", net.runner_stats());
-        if let Err(e) = net.shutdown().await {
-            println!("echo: disconnecting the vif: {e}");
+        // After a shutdown request the lifecycle closes the vif, bounded
+        // and after the app has returned.
+        if !lifecycle::is_stop_requested() {
+            if let Err(e) = net.shutdown().await {
+                println!("echo: disconnecting the vif: {e}");
+            }
         }
         println!("echo: served {served} connections, powering off");
         Ok(())

@@ -579,8 +579,12 @@ libos::app! {
         }
         println!("httpd: {}", net.stats());
         println!("httpd: {}", net.runner_stats());
-        if let Err(e) = net.shutdown().await {
-            println!("httpd: disconnecting the vif: {e}");
+        // After a shutdown request the lifecycle closes the vif, bounded
+        // and after the app has returned.
+        if !lifecycle::is_stop_requested() {
+            if let Err(e) = net.shutdown().await {
+                println!("httpd: disconnecting the vif: {e}");
+            }
         }
         let counters = &server.counters;
         println!(
