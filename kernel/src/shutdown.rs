@@ -12,7 +12,8 @@
 
 use crate::console;
 use core::sync::atomic::{AtomicU8, Ordering};
-use pv_arch::hypercall::sched::{sched_block, sched_shutdown, ShutdownReason};
+pub use pv_arch::hypercall::sched::ShutdownReason;
+use pv_arch::hypercall::sched::{sched_block, sched_shutdown};
 
 /// The recorded request: [`NONE`] or a `SHUTDOWN_*` code.
 static REQUESTED: AtomicU8 = AtomicU8::new(NONE);

@@ -8,8 +8,10 @@
 //! builds on the host. The environment offers the command line, the
 //! domain's role and memory, console printing ([`println!`]) and `log`;
 //! [`net`] (async TCP and UDP sockets, [`dhcp`], configured by
-//! [`netconfig`]) over netfront, [`block`] over blkfront, and [`rng`]
-//! (`rand_core` generators).
+//! [`netconfig`]) over netfront, [`block`] over blkfront, [`rng`]
+//! (`rand_core` generators), and [`lifecycle`]: the toolstack's
+//! shutdown requests (`xl shutdown`, `xl reboot`) as a stop signal the
+//! app selects on, and the devices closed on the way out.
 //!
 //! No `unsafe` here: what needs it lives in `kernel` behind a safe API.
 #![cfg_attr(not(test), no_std)]
@@ -92,7 +94,10 @@ macro_rules! fail {
 /// `fn(&Env) -> AppResult`, `entry!(async main)` for an
 /// `async fn(&Env) -> AppResult`, which the kernel runs with
 /// `kernel::sched::block_on` (the one top-level `block_on`: the app's
-/// tasks run alongside it).
+/// tasks run alongside it). Either way a domU also gets the control
+/// task ([`lifecycle`]): the toolstack's shutdown requests raise
+/// [`lifecycle::stop_requested`], and an app that does not return soon
+/// after is stopped anyway.
 ///
 /// Expands to the one symbol the kernel calls after booting. The
 /// application binary must be `#![no_std]` and `#![no_main]` in the
@@ -105,7 +110,10 @@ macro_rules! entry {
         fn __paravane_app() -> $crate::kernel::app::App {
             $crate::kernel::app::App {
                 name: env!("CARGO_BIN_NAME"),
-                main: |boot| $crate::kernel::sched::block_on($main(&$crate::Env::new(boot))),
+                main: |boot| {
+                    let env = $crate::Env::new(boot);
+                    $crate::lifecycle::run_async(env!("CARGO_BIN_NAME"), &env, $main(&env))
+                },
             }
         }
     };
@@ -115,7 +123,10 @@ macro_rules! entry {
         fn __paravane_app() -> $crate::kernel::app::App {
             $crate::kernel::app::App {
                 name: env!("CARGO_BIN_NAME"),
-                main: |boot| $main(&$crate::Env::new(boot)),
+                main: |boot| {
+                    let env = $crate::Env::new(boot);
+                    $crate::lifecycle::run_sync(env!("CARGO_BIN_NAME"), &env, || $main(&env))
+                },
             }
         }
     };

@@ -11,7 +11,12 @@
 //! the matching `SCHEDOP_shutdown` reason. `suspend` goes to
 //! [`suspend::suspend_and_resume`].
 
+#[cfg(target_os = "none")]
+mod control;
 pub mod suspend;
+
+#[cfg(target_os = "none")]
+pub use control::{run_async, run_sync, CLOSE_LIMIT, STOP_GRACE};
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -96,7 +101,7 @@ pub fn registered_closers() -> usize {
     CLOSERS.lock().closers.len()
 }
 
-static STOP: crate::task::Signal = crate::task::Signal::new();
+pub(crate) static STOP: crate::task::Signal = crate::task::Signal::new();
 
 /// Completes once the toolstack asked the domain to stop (poweroff,
 /// halt or reboot). Apps select on it and return `Ok(())`; one that
@@ -124,7 +129,7 @@ pub struct Closed {
 /// the guest passes a timeout, the host tests a plain await).
 // The control task (guest only) is its caller.
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
-async fn close_devices_with<W, WF>(mut wait: W) -> Vec<Closed>
+pub(crate) async fn close_devices_with<W, WF>(mut wait: W) -> Vec<Closed>
 where
     W: FnMut(CloseFuture) -> WF,
     WF: Future<Output = CloseResult>,

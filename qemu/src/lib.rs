@@ -328,7 +328,10 @@ pub struct GuestSpec {
     /// A dom0 shell script (busybox sh) started together with `xl create`,
     /// with `$NAME` set to the guest's name. After the guest has ended it
     /// gets 5 more seconds, then it is killed. Its output and exit status
-    /// come back in the report.
+    /// come back in the report. While the file `/run/rig-$NAME.hold`
+    /// exists (at most 10 s after the guest ended) the rig leaves the
+    /// preserved domain alone, so the script can read its xenstore nodes
+    /// after it shut down.
     pub dom0_script: Option<String>,
     /// An initial ramdisk for the guest (xl's `ramdisk=`), shipped into
     /// dom0 with the kernel. Default: none.

@@ -101,7 +101,12 @@ rig_guest() {
     log=/var/log/xen/console/guest-$name.log
     flag=/run/rig-$name.timedout
     out=/run/rig-$name.dom0.out
+<<<<<<< HEAD
     rm -f "$flag" /run/rig-$name.moving /run/rig-$name.following.* /run/rig-$name.follow
+=======
+    hold=/run/rig-$name.hold
+    rm -f "$flag" "$hold"
+>>>>>>> wt-ctl
     rig BEGIN "$name"
     spid=
     if [ -f "$dir/dom0.sh" ]; then
@@ -120,6 +125,14 @@ rig_guest() {
     [ -f /run/rig-$name.follow ] && rig_relay "XL $name" < /run/rig-$name.follow
     kill $wpid 2> /dev/null
     [ -e "$flag" ] && rig TIMEOUT "$name"
+    # A dom0 script may hold the preserved domain a little longer, to
+    # read its xenstore nodes after it shut down: it creates $hold
+    # before the guest ends and removes it when done (at most 10 s).
+    n=0
+    while [ -e "$hold" ] && [ $n -lt 100 ]; do
+        n=$((n + 1))
+        sleep 0.1
+    done
     # The domain was preserved (on_* = "preserve"): give xenconsoled time
     # to drain its console ring before destroying it.
     last=-1

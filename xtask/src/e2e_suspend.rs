@@ -70,7 +70,7 @@ xl list
 /// The test guest in `mode`: `resumecheck` expecting two resumes.
 pub fn test_spec(resumecheck_elf: &Path, mode: GuestMode) -> GuestSpec {
     let mut guest = GuestSpec::new(guest_name(mode), resumecheck_elf).with_mode(mode);
-    guest.cmdline = "resumes=2 wait=240 control=app".to_string();
+    guest.cmdline = "resumes=2 wait=240".to_string();
     guest.memory_mib = 32;
     guest.timeout = Duration::from_secs(300);
     guest.dom0_script = Some(dom0_script());

@@ -158,6 +158,8 @@ fn domu_guests(
     if pvh {
         guests.extend(pvh_domu_specs(elf, loadgen));
     }
+    // xl shutdown, xl reboot, sysrq (see e2e_shutdown).
+    guests.extend(crate::e2e_shutdown::domu_guests(elf, pvh));
     guests
 }
 
@@ -448,6 +450,15 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
     if pvh {
         pvh_domu_checks(tally, &find);
     }
+    let mut shutdown_modes = vec![GuestMode::Pv];
+    if pvh {
+        shutdown_modes.push(GuestMode::Pvh);
+    }
+    for mode in shutdown_modes {
+        for (name, result) in crate::e2e_shutdown::checks(&find, mode) {
+            tally.record(&name, result);
+        }
+    }
 
     // The consoles go into the log, so a failure above can be read there.
     for guest in &session.guests {
@@ -697,7 +708,11 @@ fn check_panic(guest: &GuestReport, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn expect_line(guest: &GuestReport, pred: impl Fn(&str) -> bool, what: &str) -> Result<(), String> {
+pub(crate) fn expect_line(
+    guest: &GuestReport,
+    pred: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<(), String> {
     if guest.console.iter().any(|l| pred(l)) {
         Ok(())
     } else {
@@ -712,7 +727,7 @@ fn expect_line(guest: &GuestReport, pred: impl Fn(&str) -> bool, what: &str) -> 
 
 /// How a guest ended and the last lines it printed, so a failure seen
 /// only in CI's output says where the guest stopped.
-fn how_it_ended(guest: &GuestReport) -> String {
+pub(crate) fn how_it_ended(guest: &GuestReport) -> String {
     const TAIL: usize = 8;
     let tail = |lines: &[String]| lines[lines.len().saturating_sub(TAIL)..].join(" | ");
     let mut text = format!(
@@ -742,7 +757,7 @@ fn how_it_ended(guest: &GuestReport) -> String {
     text + &format!("; full log: {}", guest.log.display())
 }
 
-fn expect_ending(guest: &GuestReport, want: Ending) -> Result<(), String> {
+pub(crate) fn expect_ending(guest: &GuestReport, want: Ending) -> Result<(), String> {
     if std::mem::discriminant(&guest.ending) == std::mem::discriminant(&want) {
         Ok(())
     } else {

@@ -204,34 +204,36 @@ fn a_request_written_before_the_watch_is_not_missed() {
     );
 }
 
+/// The toolstack writes `value` into `node`; the next event is taken and
+/// the node left empty (acknowledged).
+fn toolstack_writes(
+    sim: &SimHandle,
+    xs: &SharedXenstore<SimRingPage>,
+    control: &mut ControlWatch<'_, SimRingPage>,
+    node: &str,
+    value: &[u8],
+) -> ControlEvent {
+    sim.borrow_mut().write_as(0, &path(node), value).unwrap();
+    let event = run(xs, control.next()).unwrap().unwrap();
+    assert_eq!(sim.borrow().value(&path(node)), Some(&b""[..]), "{node}");
+    event
+}
+
 #[test]
 fn unknown_words_and_sysrq_keys_are_acknowledged_and_reported() {
     let sim = xl_store();
     let xs = connect(&sim);
     let mut control = run(&xs, ControlWatch::start(&xs)).unwrap().unwrap();
-    sim.borrow_mut()
-        .write_as(0, &path(SHUTDOWN_NODE), b"explode")
-        .unwrap();
-    match run(&xs, control.next()).unwrap().unwrap() {
+    match toolstack_writes(&sim, &xs, &mut control, SHUTDOWN_NODE, b"explode") {
         ControlEvent::UnknownShutdown(unknown) => assert_eq!(unknown.as_str(), "explode"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(sim.borrow().value(&path(SHUTDOWN_NODE)), Some(&b""[..]));
-
-    sim.borrow_mut()
-        .write_as(0, &path(SYSRQ_NODE), b"c")
-        .unwrap();
-    match run(&xs, control.next()).unwrap().unwrap() {
+    match toolstack_writes(&sim, &xs, &mut control, SYSRQ_NODE, b"c") {
         ControlEvent::Sysrq(key) => assert_eq!(key.key(), 'c'),
         other => panic!("{other:?}"),
     }
-    assert_eq!(sim.borrow().value(&path(SYSRQ_NODE)), Some(&b""[..]));
-
-    sim.borrow_mut()
-        .write_as(0, &path(SYSRQ_NODE), b"ab")
-        .unwrap();
     assert!(matches!(
-        run(&xs, control.next()).unwrap().unwrap(),
+        toolstack_writes(&sim, &xs, &mut control, SYSRQ_NODE, b"ab"),
         ControlEvent::UnknownSysrq(_)
     ));
 }

@@ -105,6 +105,15 @@ impl Net {
         let shared = Shared::new(stack);
         kernel::sched::spawn(stack::run(shared.clone()));
         let net = Net::from_shared(shared, MacAddress(mac));
+        // On a shutdown request the vif is closed (Closing → Closed) if
+        // the app has not shut the network down itself.
+        let closing = net.clone();
+        crate::lifecycle::register_closer("vif/0", move || async move {
+            match closing.shutdown().await {
+                Ok(()) | Err(NetError::Down) => Ok(()),
+                Err(error) => Err(kernel::AppError::new(format_args!("{error}"))),
+            }
+        });
         if setup == IpSetup::Dhcp {
             crate::dhcp::wait_for_lease(&net, dhcp_timeout).await?;
         }

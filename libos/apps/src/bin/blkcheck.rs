@@ -19,6 +19,9 @@
 //! a time (the executor reaps the quarantine each time it idles), until
 //! the quarantine is empty: that proves the pages were held back while
 //! mapped and returned once let go.
+//! A shutdown request from the toolstack (`xl shutdown`, `xl reboot`)
+//! stops it between chunks: it closes the disk, prints `blkcheck:
+//! stopped on request, disk closed` and returns.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -192,7 +195,7 @@ mod guest {
     use libos::drivers_pv::blkfront::device::BlockFront;
     use libos::embedded_io::{Read, Seek, SeekFrom, Write};
     use libos::kernel::{sched, time};
-    use libos::{block, fail, println, AppResult, Env};
+    use libos::{block, fail, lifecycle, println, AppResult, Env};
 
     fn rate(bytes: u64, ns: u64) -> (u64, u64) {
         // MiB/s with two decimals.
@@ -226,11 +229,15 @@ mod guest {
         // A page blkback still maps would show here as quarantined.
         println!("blkcheck: grants {}", libos::kernel::grant::stats());
         let hold_check = number("hold_check", 0);
-        if hold_check > 0 {
+        if hold_check > 0 && !lifecycle::is_stop_requested() {
             drain_quarantine(hold_check);
         }
         result?;
-        println!("blkcheck: done");
+        if lifecycle::is_stop_requested() {
+            println!("blkcheck: stopped on request, disk closed");
+        } else {
+            println!("blkcheck: done");
+        }
         Ok(())
     }
 
@@ -280,6 +287,9 @@ mod guest {
                 println!("blkcheck: disk ready after {} ms", waited / 1_000_000);
                 return Ok(());
             }
+            if lifecycle::is_stop_requested() {
+                return Ok(());
+            }
             if waited > seconds * 1_000_000_000 {
                 fail!("sector 0 still lacks the pattern after {seconds} s");
             }
@@ -307,6 +317,12 @@ mod guest {
         let mut read_ns = 0u64;
         let mut offset = 0u64;
         while offset < size {
+            // A shutdown request: stop between chunks (the caller closes
+            // the disk).
+            if lifecycle::is_stop_requested() {
+                println!("blkcheck: stop requested after {offset} of {size} bytes");
+                return Ok(());
+            }
             let n = (size - offset).min(chunk as u64) as usize;
             let start = time::now_ns();
             if let Err(error) = disk.read_exact(&mut buf[..n]) {
@@ -339,7 +355,9 @@ mod guest {
 
         // Write the region, flush, read it back.
         let end = write_start.saturating_add(write_count);
-        if write_count > 0 && end <= sectors {
+        if lifecycle::is_stop_requested() {
+            println!("blkcheck: stop requested, no write");
+        } else if write_count > 0 && end <= sectors {
             let mut region = vec![0u8; write_count as usize * SECTOR];
             for (i, sector) in region.chunks_mut(SECTOR).enumerate() {
                 written(write_start + i as u64, sector);

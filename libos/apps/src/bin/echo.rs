@@ -11,7 +11,9 @@
 //! `echo: connection N from PEER: IN bytes in, OUT bytes out, S s`
 //! (N in the order connections were accepted); at the end the device's
 //! counters and `echo: served N connections, powering off`. It gives up
-//! (and fails) when no connection comes within 2 minutes.
+//! (and fails) when no connection comes within 2 minutes. A shutdown
+//! request from the toolstack (`xl shutdown`, `xl reboot`) ends it the
+//! same way, without waiting for open connections.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 libos::app! {
@@ -24,7 +26,7 @@ libos::app! {
     use libos::kernel::time;
     use libos::net::{with_timeout, IpEndpoint, ListenOptions, Net, NetError, TcpListener, TcpStream};
     use libos::task::{self, select, Either, Signal};
-    use libos::{println, AppError, AppResult, Env};
+    use libos::{lifecycle, println, AppError, AppResult, Env};
 
     /// The echo port (RFC 862).
     const PORT: u16 = 7;
@@ -111,8 +113,10 @@ libos::app! {
                 Some(Duration::from_secs(ACCEPT_TIMEOUT_S)),
                 listener.accept(),
             );
-            match select(echo.quit.wait(), accept).await {
-                Either::Left(()) => break,
+            // The last client's quit, or the toolstack's shutdown request.
+            let stop = select(echo.quit.wait(), lifecycle::stop_requested());
+            match select(stop, accept).await {
+                Either::Left(_) => break,
                 Either::Right(Ok((stream, peer))) => {
                     served += 1;
                     echo.open.fetch_add(1, Ordering::SeqCst);
@@ -127,15 +131,26 @@ libos::app! {
         }
         drop(listener);
         // Let the other connections finish (the rig's sends end well
-        // before a quit; this bounds a client that never closes).
-        let deadline = time::now_ns() + 30 * time::NS_PER_SEC;
+        // before a quit; this bounds a client that never closes); after
+        // a shutdown request only briefly, the toolstack is waiting.
+        let grace_s = if lifecycle::is_stop_requested() {
+            println!("echo: stop requested, closing");
+            0
+        } else {
+            30
+        };
+        let deadline = time::now_ns() + grace_s * time::NS_PER_SEC;
         while echo.open.load(Ordering::SeqCst) > 0 && time::now_ns() < deadline {
             task::sleep(Duration::from_millis(10)).await;
         }
         println!("echo: {}", net.stats());
         println!("echo: {}", net.runner_stats());
-        if let Err(e) = net.shutdown().await {
-            println!("echo: disconnecting the vif: {e}");
+        // After a shutdown request the lifecycle closes the vif, bounded
+        // and after the app has returned.
+        if !lifecycle::is_stop_requested() {
+            if let Err(e) = net.shutdown().await {
+                println!("echo: disconnecting the vif: {e}");
+            }
         }
         println!("echo: served {served} connections, powering off");
         Ok(())

@@ -9,7 +9,9 @@
 //!   (requests served, bytes in and out, connections open, the netfront
 //!   device's counters) and the background task's ticks;
 //! - `GET /quit`: a short reply, then the app stops accepting, lets the
-//!   connections in progress finish, and the domain powers off;
+//!   connections in progress finish, and the domain powers off (a
+//!   shutdown request from the toolstack, `xl shutdown` or `xl reboot`,
+//!   does the same, giving open connections only 200 ms);
 //! - any other path: `404 Not Found`; another method: `405 Method Not
 //!   Allowed`; a request line that does not parse, or headers that do
 //!   not end within 8 KiB: `400 Bad Request`.
@@ -244,7 +246,7 @@ libos::app! {
     use libos::kernel::time;
     use libos::net::{with_timeout, IpEndpoint, Net, NetError, TcpListener, TcpStream};
     use libos::task::{self, select, Either, Notify, Signal};
-    use libos::{println, AppError, AppResult, Env};
+    use libos::{lifecycle, println, AppError, AppResult, Env};
 
     /// The HTTP port.
     const PORT: u16 = 80;
@@ -257,6 +259,9 @@ libos::app! {
 
     /// How long closing a connection may wait for the client's FIN.
     const CLOSE_TIMEOUT_S: u64 = 10;
+    /// After a shutdown request, how long connections in progress get
+    /// to finish before the vif is closed under them.
+    const STOP_DRAIN_MS: u64 = 200;
 
     /// The background task's period unless `tick_ms=` says otherwise.
     const TICK_MS: u64 = 100;
@@ -536,8 +541,10 @@ libos::app! {
                 Some(Duration::from_secs(ACCEPT_TIMEOUT_S)),
                 listener.accept(),
             );
-            match select(server.quit.wait(), accept).await {
-                Either::Left(()) => break,
+            // `GET /quit`, or the toolstack's shutdown request.
+            let stop = select(server.quit.wait(), lifecycle::stop_requested());
+            match select(stop, accept).await {
+                Either::Left(_) => break,
                 Either::Right(Ok((stream, peer))) => {
                     connections += 1;
                     add(&server.counters.open, 1);
@@ -558,15 +565,26 @@ libos::app! {
         }
         drop(listener);
         // Let the connections in progress finish (each is bounded by its
-        // timeouts).
-        let deadline = time::now_ns() + (READ_TIMEOUT_S + CLOSE_TIMEOUT_S) * time::NS_PER_SEC;
+        // timeouts); after a shutdown request only briefly, the
+        // toolstack is waiting.
+        let grace_ns = if lifecycle::is_stop_requested() {
+            println!("httpd: stop requested, closing");
+            STOP_DRAIN_MS * 1_000_000
+        } else {
+            (READ_TIMEOUT_S + CLOSE_TIMEOUT_S) * time::NS_PER_SEC
+        };
+        let deadline = time::now_ns() + grace_ns;
         while get(&server.counters.open) > 0 && time::now_ns() < deadline {
             task::sleep(Duration::from_millis(10)).await;
         }
         println!("httpd: {}", net.stats());
         println!("httpd: {}", net.runner_stats());
-        if let Err(e) = net.shutdown().await {
-            println!("httpd: disconnecting the vif: {e}");
+        // After a shutdown request the lifecycle closes the vif, bounded
+        // and after the app has returned.
+        if !lifecycle::is_stop_requested() {
+            if let Err(e) = net.shutdown().await {
+                println!("httpd: disconnecting the vif: {e}");
+            }
         }
         let counters = &server.counters;
         println!(

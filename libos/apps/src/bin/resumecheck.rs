@@ -4,9 +4,8 @@
 //! Before the suspend it starts a ticker task (a 100 ms sleep loop), a
 //! watch on `data/resumecheck`, and a loop of 1 s sleeps (one of whose
 //! deadlines falls while the domain is away at each suspend); then it prints `resumecheck: ready` and
-//! waits for `resumes=N` resumes in a new domain (the control task
-//! calls the suspend sequence when xl asks; `control=app` makes the app
-//! take `control/shutdown` itself, for kernels without that task).
+//! waits for `resumes=N` resumes in a new domain (the lifecycle's
+//! control task runs the suspend sequence when xl asks).
 //! After each resume it checks, and prints one line per check:
 //!
 //! - the epoch moved, and the ticker ticks again (timers fire);
@@ -22,43 +21,12 @@
 libos::app! {
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::time::Duration;
-    use libos::drivers_pv::control::{ControlEvent, ControlWatch, ShutdownRequest};
     use libos::drivers_pv::xenstore::{guest, TxId};
     use libos::kernel::{sched, suspend, time};
-    use libos::lifecycle::suspend::suspend_and_resume;
     use libos::{fail, println, AppResult, Env};
 
     static TICKS: AtomicU64 = AtomicU64::new(0);
     static LATE_WAKES: AtomicU64 = AtomicU64::new(0);
-
-    /// Takes `control/shutdown` itself and suspends on `suspend`.
-    async fn own_control() {
-        let Ok(xs) = guest::xenstore() else { return };
-        let Ok(mut control) = ControlWatch::start(xs).await else {
-            println!("resumecheck: cannot watch control/shutdown");
-            return;
-        };
-        let _ = libos::drivers_pv::control::advertise(xs, true).await;
-        loop {
-            match control.next().await {
-                Ok(ControlEvent::Shutdown(ShutdownRequest::Suspend)) => {
-                    match suspend_and_resume().await {
-                        Ok(resumed) => println!(
-                            "resumecheck: suspend_and_resume: cancelled={} away {} ms",
-                            resumed.cancelled,
-                            resumed.suspended_for.as_millis()
-                        ),
-                        Err(why) => println!("resumecheck: suspend failed: {why}"),
-                    }
-                }
-                Ok(other) => println!("resumecheck: control: {other:?} (ignored)"),
-                Err(why) => {
-                    println!("resumecheck: control watch: {why:?}");
-                    sched::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-    }
 
     async fn ticker() {
         loop {
@@ -100,9 +68,6 @@ libos::app! {
         let wait_s: u64 = env.arg("wait").and_then(|s| s.parse().ok()).unwrap_or(120);
         if let Err(why) = guest::connect(env.boot()) {
             fail!("xenstore: {why}");
-        }
-        if env.arg("control") == Some("app") {
-            sched::spawn(own_control());
         }
         sched::spawn(ticker());
         let Ok(xs) = guest::xenstore() else {

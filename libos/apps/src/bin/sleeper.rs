@@ -2,14 +2,17 @@
 //!
 //! Two tasks sleep 2 s together; the app reads the vCPU's runstate
 //! (`VCPUOP_get_runstate_info`) before and after and fails unless most of
-//! the elapsed time was spent blocked rather than running.
+//! the elapsed time was spent blocked rather than running. A shutdown
+//! request from the toolstack (`xl shutdown`) cuts the sleep short: it
+//! prints `sleeper: stopped on request after N ms` and returns.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod guest {
     use core::time::Duration;
     use libos::kernel::{sched, time};
-    use libos::{fail, println, AppResult, Env};
+    use libos::task::{select, Either};
+    use libos::{fail, lifecycle, println, AppResult, Env};
 
     fn main(env: &Env<'_>) -> AppResult {
         let seconds: u64 = env.arg("seconds").and_then(|s| s.parse().ok()).unwrap_or(2);
@@ -21,7 +24,14 @@ mod guest {
             sched::sleep(Duration::from_millis(500)).await;
             println!("sleeper: background task woke after 0.5 s");
         });
-        sched::block_on(sched::sleep(Duration::from_secs(seconds)));
+        let sleep = sched::sleep(Duration::from_secs(seconds));
+        if let Either::Right(()) = sched::block_on(select(sleep, lifecycle::stop_requested())) {
+            println!(
+                "sleeper: stopped on request after {} ms",
+                (time::now_ns() - start) / 1_000_000
+            );
+            return Ok(());
+        }
         let elapsed = time::now_ns() - start;
         let Ok((run1, blocked1)) = time::runstate() else {
             fail!("VCPUOP_get_runstate_info failed");
