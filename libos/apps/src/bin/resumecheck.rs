@@ -11,8 +11,9 @@
 //! - the epoch moved, and the ticker ticks again (timers fire);
 //! - xenstore answers (a write and read-back of `data/resumecheck`);
 //! - the watch set before the suspend fires again (re-registered);
-//! - each suspend made exactly one 1 s sleep wake late (its deadline
-//!   passed while away: it fired once, after the resume).
+//! - a 1 s sleep whose deadline passed while away fired once, after the
+//!   resume (at most one per resume; at least the save's, which takes
+//!   seconds).
 //!
 //! Then it powers off; any failed check fails the app (a crash, which
 //! xl reports).
@@ -118,10 +119,14 @@ libos::app! {
         }
         sched::sleep(Duration::from_secs(2)).await;
         let late = LATE_WAKES.load(Ordering::SeqCst);
-        println!("resumecheck: check deadline: {late} sleep(s) woke late for {resumes} resume(s)");
-        if late != resumes {
+        // A move shorter than a second (a migration's downtime) may fall
+        // between two deadlines; the save and restore takes seconds.
+        if late == 0 || late > resumes {
             fail!("{late} late wake-ups of the 1 s sleeps for {resumes} resumes");
         }
+        println!(
+            "resumecheck: check deadline: ok, {late} sleep(s) woke once, late (their deadline passed while away), for {resumes} resume(s)"
+        );
         println!("resumecheck: all checks passed after {resumes} resume(s)");
         Ok(())
     }
