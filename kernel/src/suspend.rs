@@ -397,21 +397,11 @@ mod guest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::sync::Arc;
-    use alloc::task::Wake;
-    use core::sync::atomic::AtomicUsize;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::events::slot::tests::counting;
 
     #[test]
     fn resumed_completes_at_the_next_epoch_and_wakes_its_waiter() {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting();
         let mut cx = Context::from_waker(&waker);
         let mut future = resumed();
         let start = epoch();
@@ -420,7 +410,7 @@ mod tests {
         assert_eq!(Pin::new(&mut future).poll(&mut cx), Poll::Pending);
         let now = bump_epoch();
         assert_eq!(now, start + 1);
-        assert!(count.0.load(Ordering::SeqCst) >= 1);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken once");
         assert_eq!(Pin::new(&mut future).poll(&mut cx), Poll::Ready(now));
         // A future made after the bump waits for the one after.
         let mut later = resumed();

@@ -70,13 +70,14 @@ impl Slot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use alloc::sync::Arc;
     use alloc::task::Wake;
     use core::sync::atomic::{AtomicU32, Ordering};
 
-    struct CountingWaker(AtomicU32);
+    /// A waker that counts its wake-ups (also for other modules' tests).
+    pub(crate) struct CountingWaker(pub(crate) AtomicU32);
 
     impl Wake for CountingWaker {
         fn wake(self: Arc<Self>) {
@@ -84,7 +85,7 @@ mod tests {
         }
     }
 
-    fn counting() -> (Arc<CountingWaker>, Waker) {
+    pub(crate) fn counting() -> (Arc<CountingWaker>, Waker) {
         let inner = Arc::new(CountingWaker(AtomicU32::new(0)));
         (inner.clone(), Waker::from(inner))
     }
