@@ -101,12 +101,8 @@ rig_guest() {
     log=/var/log/xen/console/guest-$name.log
     flag=/run/rig-$name.timedout
     out=/run/rig-$name.dom0.out
-<<<<<<< HEAD
-    rm -f "$flag" /run/rig-$name.moving /run/rig-$name.following.* /run/rig-$name.follow
-=======
     hold=/run/rig-$name.hold
-    rm -f "$flag" "$hold"
->>>>>>> wt-ctl
+    rm -f "$flag" "$hold" /run/rig-$name.moving /run/rig-$name.following.* /run/rig-$name.follow
     rig BEGIN "$name"
     spid=
     if [ -f "$dir/dom0.sh" ]; then
