@@ -474,6 +474,28 @@ mod tests {
     }
 
     #[test]
+    fn the_shell_scripts_parse() {
+        // `sh -n` reads without running: a merge that leaves a conflict
+        // marker, or a quoting slip, fails here instead of in dom0.
+        for (name, text) in [
+            ("init", INIT),
+            ("lib.sh", LIB),
+            ("vif", VIF),
+            ("block", BLOCK),
+        ] {
+            let out = std::process::Command::new("sh")
+                .args(["-n", "-c", text])
+                .output()
+                .expect("sh runs");
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    #[test]
     fn guest_names() {
         assert!(valid_guest_name("hello-1.test_x"));
         assert!(!valid_guest_name(""));
