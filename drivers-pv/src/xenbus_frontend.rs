@@ -513,7 +513,10 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
     /// backend's directory moves with the domain id), and the handshake
     /// of [`Frontend::connect`] runs from the start, with a fresh
     /// deadline and publication count.
-    pub async fn reconnect<D: Driver>(self, driver: &mut D) -> Result<Frontend<'x, P, C>, D::Error> {
+    pub async fn reconnect<D: Driver>(
+        self,
+        driver: &mut D,
+    ) -> Result<Frontend<'x, P, C>, D::Error> {
         driver.tear_down();
         let Frontend {
             xs,

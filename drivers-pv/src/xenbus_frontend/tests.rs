@@ -500,7 +500,10 @@ fn classify_says_what_became_of_the_connection() {
     assert_eq!(classify(c, Some(c), false, Some(S::InitWait)), N::Reset);
     // Once we are closed, a backend in InitWait is not news here (see
     // ready_to_connect).
-    assert_eq!(classify(S::Closed, Some(S::Closed), false, Some(S::InitWait)), N::Unchanged);
+    assert_eq!(
+        classify(S::Closed, Some(S::Closed), false, Some(S::InitWait)),
+        N::Unchanged
+    );
 }
 
 #[test]
@@ -508,7 +511,10 @@ fn ready_to_connect_waits_for_a_new_or_reset_device() {
     use XenbusState as S;
     assert!(!ready_to_connect(None, Some(S::InitWait)), "no directory");
     assert!(ready_to_connect(Some(S::Initialising), None), "made anew");
-    assert!(ready_to_connect(Some(S::Closed), Some(S::InitWait)), "backend restarted");
+    assert!(
+        ready_to_connect(Some(S::Closed), Some(S::InitWait)),
+        "backend restarted"
+    );
     assert!(!ready_to_connect(Some(S::Closed), Some(S::Closed)));
     assert!(!ready_to_connect(Some(S::Closed), Some(S::Closing)));
     assert!(!ready_to_connect(Some(S::Closed), None));
@@ -547,7 +553,13 @@ fn a_detach_closes_our_node_and_a_reattach_reconnects() {
     // `xl network-attach`/`block-attach` of the same index: new
     // directories, our node Initialising, the backend in InitWait.
     drop(toolstack_nodes(&sim));
-    let (reconnected, _) = drive(&sim, &xs, &clock, good_backend, frontend.reconnect(&mut driver));
+    let (reconnected, _) = drive(
+        &sim,
+        &xs,
+        &clock,
+        good_backend,
+        frontend.reconnect(&mut driver),
+    );
     let frontend = reconnected.unwrap();
     assert!(frontend.is_connected());
     assert_eq!(driver.counts.published, 2);
@@ -564,8 +576,12 @@ fn toolstack_nodes(sim: &SimHandle) -> SimHandle {
     s.write_as(0, &format!("{FRONT}/backend-id"), b"0").unwrap();
     s.write_as(0, &format!("{FRONT}/state"), b"1").unwrap();
     for node in ["", "/backend", "/backend-id", "/state"] {
-        s.set_perms_as(0, &format!("{FRONT}{node}"), Permissions::new(DOMID, Access::None))
-            .unwrap();
+        s.set_perms_as(
+            0,
+            &format!("{FRONT}{node}"),
+            Permissions::new(DOMID, Access::None),
+        )
+        .unwrap();
     }
     s.write_as(0, &format!("{BACKEND}/state"), b"2").unwrap();
     drop(s);
@@ -583,11 +599,16 @@ fn a_resume_resets_our_node_and_the_handshake_runs_anew_on_the_new_backend() {
     {
         let mut s = sim.borrow_mut();
         s.rm_as(0, BACKEND).unwrap();
-        s.write_as(0, &format!("{NEW_BACKEND}/state"), b"2").unwrap();
+        s.write_as(0, &format!("{NEW_BACKEND}/state"), b"2")
+            .unwrap();
         s.set_perms_as(0, NEW_BACKEND, Permissions::new(0, Access::Read))
             .unwrap();
-        s.set_perms_as(0, &format!("{NEW_BACKEND}/state"), Permissions::new(0, Access::Read))
-            .unwrap();
+        s.set_perms_as(
+            0,
+            &format!("{NEW_BACKEND}/state"),
+            Permissions::new(0, Access::Read),
+        )
+        .unwrap();
         s.write_as(0, &format!("{FRONT}/backend"), NEW_BACKEND.as_bytes())
             .unwrap();
         s.write_as(0, &format!("{FRONT}/state"), b"1").unwrap();
@@ -612,11 +633,21 @@ fn a_resume_resets_our_node_and_the_handshake_runs_anew_on_the_new_backend() {
         if state(NEW_BACKEND) != Some(target) {
             sim.write_as(0, &format!("{NEW_BACKEND}/sectors"), b"4096")
                 .unwrap();
-            sim.write_as(0, &format!("{NEW_BACKEND}/state"), target.as_str().as_bytes())
-                .unwrap();
+            sim.write_as(
+                0,
+                &format!("{NEW_BACKEND}/state"),
+                target.as_str().as_bytes(),
+            )
+            .unwrap();
         }
     };
-    let (reconnected, _) = drive(&sim, &xs, &clock, new_backend, frontend.reconnect(&mut driver));
+    let (reconnected, _) = drive(
+        &sim,
+        &xs,
+        &clock,
+        new_backend,
+        frontend.reconnect(&mut driver),
+    );
     let frontend = reconnected.unwrap();
     assert!(frontend.is_connected());
     assert_eq!(frontend.paths().backend, NEW_BACKEND);
@@ -633,7 +664,13 @@ fn a_restarted_backend_is_reported_as_a_reset() {
     let (news, _) = drive(&sim, &xs, &clock, |_| {}, frontend.refresh(&mut driver));
     assert_eq!(news, Ok(BackendNews::Reset));
     assert_eq!(driver.counts.torn_down, 0, "the caller reconnects");
-    let (reconnected, _) = drive(&sim, &xs, &clock, good_backend, frontend.reconnect(&mut driver));
+    let (reconnected, _) = drive(
+        &sim,
+        &xs,
+        &clock,
+        good_backend,
+        frontend.reconnect(&mut driver),
+    );
     assert!(reconnected.unwrap().is_connected());
     assert_eq!((driver.counts.published, driver.counts.torn_down), (2, 1));
 }
