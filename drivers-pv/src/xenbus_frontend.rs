@@ -660,6 +660,30 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
     }
 }
 
+/// The kernel's resume epochs, as the frontends use them (the shared
+/// decision of issue 11: `kernel::suspend::epoch()` counts resumes into
+/// a new domain, `kernel::suspend::resumed()` completes at the next one;
+/// event channels and grants of an older epoch are void).
+///
+/// This is the one place the frontends read them. Until `kernel::suspend`
+/// lands (the susp work), [`resume::epoch`] stays 0 and
+/// [`resume::resumed`] never completes: the frontends then learn of a
+/// resume from xenstore alone (the toolstack rewrites our `state` to
+/// `Initialising`, [`BackendNews::Reset`]), which is enough to reconnect
+/// but leaves a stale channel to be noticed only through that watch.
+#[cfg(target_os = "none")]
+pub mod resume {
+    /// The resume epoch now (0 at boot).
+    pub fn epoch() -> u64 {
+        0
+    }
+
+    /// Completes at the next resume (never, until wired).
+    pub async fn resumed() {
+        core::future::pending::<()>().await
+    }
+}
+
 /// `now + limit`, saturating.
 fn deadline_after<C: Clock>(clock: &C, limit: Duration) -> u64 {
     let limit = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
