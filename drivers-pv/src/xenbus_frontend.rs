@@ -52,7 +52,7 @@ use crate::xenbus_state::{
 use crate::xenstore::{SharedXenstore, TxId, Watch, XenstorePage, XsError};
 
 /// Time as the handshake needs it: now, and a sleep until a deadline.
-pub trait Clock {
+pub trait Clock: Clone {
     /// The future of [`Clock::sleep_until`].
     type Sleep: Future<Output = ()> + Unpin;
     /// The current time in nanoseconds.
@@ -513,25 +513,24 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
     /// backend's directory moves with the domain id), and the handshake
     /// of [`Frontend::connect`] runs from the start, with a fresh
     /// deadline and publication count.
-    pub async fn reconnect<D: Driver>(
-        self,
-        driver: &mut D,
-    ) -> Result<Frontend<'x, P, C>, D::Error> {
+    pub async fn reconnect<D: Driver>(&mut self, driver: &mut D) -> Result<(), D::Error> {
         driver.tear_down();
-        let Frontend {
-            xs,
-            clock,
+        // Until the new handshake succeeds we are closed: a failure
+        // leaves our node `Closed` (the helper abandons) and this
+        // frontend reporting so.
+        self.state.close();
+        let paths = DevicePaths::read(self.xs, self.paths.front.clone()).await?;
+        let fresh = Frontend::connect(
+            self.xs,
+            self.clock.clone(),
             paths,
-            policy,
-            style,
-            watch,
-            front_watch,
-            ..
-        } = self;
-        drop(watch);
-        drop(front_watch);
-        let paths = DevicePaths::read(xs, paths.front).await?;
-        Frontend::connect(xs, clock, paths, style, policy, driver).await
+            self.style,
+            self.policy,
+            driver,
+        )
+        .await?;
+        *self = fresh;
+        Ok(())
     }
 
     /// Looks at both ends if either state node changed since the last

@@ -248,10 +248,10 @@ impl VifControl {
         let VifControl {
             index,
             mut driver,
-            frontend,
+            mut frontend,
             ..
         } = self;
-        let frontend = frontend.reconnect(&mut driver).await?;
+        frontend.reconnect(&mut driver).await?;
         finish(index, driver, frontend)
     }
 }
