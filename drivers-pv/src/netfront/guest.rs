@@ -240,6 +240,17 @@ impl VifControl {
         self.frontend.detach(&mut self.driver).await
     }
 
+    /// Closes the vif from our side the way netback expects (`Closing`,
+    /// wait until it lets go, `Closed`); drop the device afterwards.
+    pub async fn close(self) -> Result<(), ConnectError> {
+        let VifControl {
+            mut driver,
+            frontend,
+            ..
+        } = self;
+        frontend.close(&mut driver).await
+    }
+
     /// Connects the vif anew with the same MAC (a reset, or a detached
     /// vif that [`ready`] says is back): the handshake from the start,
     /// new rings, grants and channels. The old device must already be
