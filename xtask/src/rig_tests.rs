@@ -56,6 +56,7 @@ pub const PVH_TESTS: &[&str] = &[
     "rig pvh e2e block",
     "rig pvh e2e httpd",
     "rig pvh e2e net",
+    "rig pvh e2e hotplug",
 ];
 
 /// Whether the PVH tests run: `--no-pvh` wins, then `--pvh`, then
@@ -146,6 +147,16 @@ fn domu_guests(
         (
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pv),
             vec!["rig e2e block: "],
+        ),
+        // Devices that come and go: a vif detached and attached again
+        // under httpd, a disk detached under blkcheck.
+        (
+            crate::e2e_hotplug::vif_guest(&elf("httpd"), GuestMode::Pv),
+            vec!["rig e2e hotplug: vif"],
+        ),
+        (
+            crate::e2e_hotplug::vbd_guest(&elf("blkcheck"), GuestMode::Pv),
+            vec!["rig e2e hotplug: vbd"],
         ),
     ];
     if pvh {
@@ -430,6 +441,7 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
         }
         Err(e) => tally.record("rig e2e block", Err(e)),
     }
+    record_hotplug(tally, &find, GuestMode::Pv);
     if pvh {
         pvh_domu_checks(tally, &find);
     }
@@ -503,6 +515,14 @@ fn pvh_domu_specs(
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pvh),
             vec!["rig pvh e2e block: "],
         ),
+        (
+            crate::e2e_hotplug::vif_guest(&elf("httpd"), GuestMode::Pvh),
+            vec!["rig pvh e2e hotplug: vif"],
+        ),
+        (
+            crate::e2e_hotplug::vbd_guest(&elf("blkcheck"), GuestMode::Pvh),
+            vec!["rig pvh e2e hotplug: vbd"],
+        ),
     ]
 }
 
@@ -525,6 +545,51 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
             }
         }
         Err(e) => tally.record("rig pvh e2e block", Err(e)),
+    }
+    record_hotplug(tally, find, GuestMode::Pvh);
+}
+
+/// The hot-plug guests' checks ([`crate::e2e_hotplug`]) in `mode`, for
+/// those of them the session ran.
+fn record_hotplug<'a>(
+    tally: &mut Tally,
+    find: &dyn Fn(&str) -> Result<&'a GuestReport, String>,
+    mode: GuestMode,
+) {
+    let prefix = match mode {
+        GuestMode::Pv => "rig",
+        GuestMode::Pvh => "rig pvh",
+    };
+    let filter = tally.filter().clone();
+    let guests: [(
+        &str,
+        fn(&GuestReport) -> Vec<(String, Result<(), String>)>,
+        &str,
+    ); 2] = [
+        (
+            crate::e2e_hotplug::vif_name(mode),
+            crate::e2e_hotplug::check_vif,
+            "vif",
+        ),
+        (
+            crate::e2e_hotplug::vbd_name(mode),
+            crate::e2e_hotplug::check_vbd,
+            "vbd",
+        ),
+    ];
+    for (name, check, kind) in guests {
+        let group = format!("{prefix} e2e hotplug: {kind}");
+        if !filter.selects(&[group.as_str()]) {
+            continue;
+        }
+        match find(name) {
+            Ok(guest) => {
+                for (check_name, result) in check(guest) {
+                    tally.record(&format!("{prefix} {check_name}"), result);
+                }
+            }
+            Err(e) => tally.record(&group, Err(e)),
+        }
     }
 }
 
