@@ -75,7 +75,10 @@ fn vif_script(ip: &str, mac: &str) -> String {
 log=/var/log/xen/console/guest-$NAME.log
 {ping}domid=$(xl domid $NAME)
 fetch() {{
-  if wget -q -T 20 -O - http://$G/ 2> /tmp/$NAME-hp-err | grep -q '{MARKER}'; then echo "HOTPLUG $1 ok"; else echo "HOTPLUG $1 failed: $(cat /tmp/$NAME-hp-err)"; fi
+  # (busybox's wget -T crashed here: bound it with timeout instead)
+  timeout 30 wget -q -O - http://$G/ > /tmp/$NAME-hp-page 2> /tmp/$NAME-hp-err
+  rc=$?
+  if grep -q '{MARKER}' /tmp/$NAME-hp-page; then echo "HOTPLUG $1 ok"; else echo "HOTPLUG $1 failed: rc=$rc $(cat /tmp/$NAME-hp-err)"; fi
 }}
 fetch before
 xl network-detach $NAME 0
