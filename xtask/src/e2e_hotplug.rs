@@ -81,16 +81,18 @@ fetch() {{
   if grep -q '{MARKER}' /tmp/$NAME-hp-page; then echo "HOTPLUG $1 ok"; else echo "HOTPLUG $1 failed: rc=$rc $(cat /tmp/$NAME-hp-err)"; fi
 }}
 fetch before
+t0=$(cut -d' ' -f1 /proc/uptime)
 xl network-detach $NAME 0
-echo "HOTPLUG network-detach rc=$?"
+echo "HOTPLUG network-detach rc=$? ($t0 $(cut -d' ' -f1 /proc/uptime))"
 {lost}if xenstore-read /local/domain/0/backend/vif/$domid/0/state > /dev/null 2>&1; then
   echo "HOTPLUG after detach: backend vif present (state $(xenstore-read /local/domain/0/backend/vif/$domid/0/state))"
 else
   echo "HOTPLUG after detach: backend vif gone"
 fi
 echo "HOTPLUG network-list after detach: $(xl network-list $NAME | tail -n +2 | wc -l)"
+t0=$(cut -d' ' -f1 /proc/uptime)
 xl network-attach $NAME mac={mac} ip=$G script=vif-rig
-echo "HOTPLUG network-attach rc=$?"
+echo "HOTPLUG network-attach rc=$? ($t0 $(cut -d' ' -f1 /proc/uptime))"
 {regained}{ping2}echo "HOTPLUG backend state after attach: $(xenstore-read /local/domain/0/backend/vif/$domid/0/state 2>&1)"
 echo "HOTPLUG frontend state after attach: $(xenstore-read /local/domain/$domid/device/vif/0/state 2>&1)"
 fetch after

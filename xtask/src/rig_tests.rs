@@ -549,6 +549,9 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
     record_hotplug(tally, find, GuestMode::Pvh);
 }
 
+/// One hot-plug guest's checks: named results.
+type HotplugCheck = fn(&GuestReport) -> Vec<(String, Result<(), String>)>;
+
 /// The hot-plug guests' checks ([`crate::e2e_hotplug`]) in `mode`, for
 /// those of them the session ran.
 fn record_hotplug<'a>(
@@ -561,11 +564,7 @@ fn record_hotplug<'a>(
         GuestMode::Pvh => "rig pvh",
     };
     let filter = tally.filter().clone();
-    let guests: [(
-        &str,
-        fn(&GuestReport) -> Vec<(String, Result<(), String>)>,
-        &str,
-    ); 2] = [
+    let guests: [(&str, HotplugCheck, &str); 2] = [
         (
             crate::e2e_hotplug::vif_name(mode),
             crate::e2e_hotplug::check_vif,
