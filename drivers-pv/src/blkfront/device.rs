@@ -144,61 +144,59 @@ impl Platform for ChannelPlatform<'_> {
         }
     }
 
-    fn wait(&mut self) -> impl Future<Output = Wake> {
-        async move {
-            if self.epoch != resume::epoch() {
-                return Wake::BackendReset;
-            }
-            let limit = if self.closing {
-                CLOSING_GRACE
-            } else {
-                REQUEST_TIMEOUT
+    async fn wait(&mut self) -> Wake {
+        if self.epoch != resume::epoch() {
+            return Wake::BackendReset;
+        }
+        let limit = if self.closing {
+            CLOSING_GRACE
+        } else {
+            REQUEST_TIMEOUT
+        };
+        let deadline = kernel::time::now_ns()
+            .saturating_add(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX));
+        let mut watching = !self.closing;
+        loop {
+            let woken = {
+                let mut channel = pin!(self.channel.wait());
+                let mut nodes = pin!(self.frontend.changed());
+                let mut resumed = pin!(resume::resumed());
+                let mut sleep = pin!(sched::sleep_until(deadline));
+                poll_fn(|cx| {
+                    if channel.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woken::Channel);
+                    }
+                    if watching {
+                        if let Poll::Ready(result) = nodes.as_mut().poll(cx) {
+                            return Poll::Ready(Woken::Nodes(result.is_ok()));
+                        }
+                    }
+                    if resumed.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woken::Resumed);
+                    }
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woken::Deadline);
+                    }
+                    Poll::Pending
+                })
+                .await
             };
-            let deadline = kernel::time::now_ns()
-                .saturating_add(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX));
-            let mut watching = !self.closing;
-            loop {
-                let woken = {
-                    let mut channel = pin!(self.channel.wait());
-                    let mut nodes = pin!(self.frontend.changed());
-                    let mut resumed = pin!(resume::resumed());
-                    let mut sleep = pin!(sched::sleep_until(deadline));
-                    poll_fn(|cx| {
-                        if channel.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(Woken::Channel);
-                        }
-                        if watching {
-                            if let Poll::Ready(result) = nodes.as_mut().poll(cx) {
-                                return Poll::Ready(Woken::Nodes(result.is_ok()));
-                            }
-                        }
-                        if resumed.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(Woken::Resumed);
-                        }
-                        if sleep.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(Woken::Deadline);
-                        }
-                        Poll::Pending
-                    })
-                    .await
-                };
-                match woken {
-                    Woken::Channel => return Wake::Event,
-                    Woken::Deadline => return Wake::Timeout,
-                    Woken::Resumed => return Wake::BackendReset,
-                    // The watch broke (xenstore gone): wait on the
-                    // channel alone.
-                    Woken::Nodes(false) => watching = false,
-                    Woken::Nodes(true) => match self.frontend.check().await {
-                        Ok(BackendNews::Unchanged) => {}
-                        Ok(BackendNews::Closing) => {
-                            self.closing = true;
-                            return Wake::BackendClosing;
-                        }
-                        Ok(BackendNews::Reset) => return Wake::BackendReset,
-                        Err(_) => watching = false,
-                    },
-                }
+            match woken {
+                Woken::Channel => return Wake::Event,
+                Woken::Deadline => return Wake::Timeout,
+                Woken::Resumed => return Wake::BackendReset,
+                // The watch broke (xenstore gone): wait on the
+                // channel alone.
+                Woken::Nodes(false) => watching = false,
+                Woken::Nodes(true) => match self.frontend.check().await {
+                    Ok(BackendNews::Unchanged) => {}
+                    Ok(BackendNews::Closing) => {
+                        self.closing = true;
+                        return Wake::BackendClosing;
+                    }
+                    Ok(BackendNews::Reset) => return Wake::BackendReset,
+                    Err(_) => watching = false,
+                },
             }
         }
     }
