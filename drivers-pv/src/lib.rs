@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod blkfront;
+pub mod control;
 pub mod hotplug;
 pub mod netfront;
 pub mod page_ring;

@@ -660,26 +660,26 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
 }
 
 /// The kernel's resume epochs, as the frontends use them (the shared
-/// decision of issue 11: `kernel::suspend::epoch()` counts resumes into
-/// a new domain, `kernel::suspend::resumed()` completes at the next one;
+/// decision of issue 11: [`kernel::suspend::epoch`] counts resumes into
+/// a new domain, [`kernel::suspend::resumed`] completes at the next one;
 /// event channels and grants of an older epoch are void).
 ///
-/// This is the one place the frontends read them. Until `kernel::suspend`
-/// lands (the susp work), [`resume::epoch`] stays 0 and
-/// [`resume::resumed`] never completes: the frontends then learn of a
-/// resume from xenstore alone (the toolstack rewrites our `state` to
-/// `Initialising`, [`BackendNews::Reset`]), which is enough to reconnect
-/// but leaves a stale channel to be noticed only through that watch.
+/// The one place the frontends read them: a device remembers the epoch
+/// it was connected in; one from an older epoch is reset (connected
+/// anew) without waiting on its stale channels, and a driver task's wait
+/// selects on [`resume::resumed`] so a resume wakes it at once. xenstore
+/// tells the same story a moment later (the toolstack rewrites our
+/// `state` to `Initialising`, [`BackendNews::Reset`]).
 #[cfg(target_os = "none")]
 pub mod resume {
     /// The resume epoch now (0 at boot).
     pub fn epoch() -> u64 {
-        0
+        kernel::suspend::epoch()
     }
 
-    /// Completes at the next resume (never, until wired).
+    /// Completes at the next resume into a new domain.
     pub async fn resumed() {
-        core::future::pending::<()>().await
+        kernel::suspend::resumed().await;
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! An application is a function `fn(&BootInfo) -> AppResult` plus a name,
 //! handed to the kernel by the `__paravane_app` symbol that
-//! `libos::entry!` defines. When it returns, the kernel prints
+//! `libos::entry!` defines. When it returns, [`exit`] prints
 //! `Paravane: app NAME exited: success` (the line the rig looks for) and
-//! powers off, or `Paravane: app NAME exited: failure: WHY` and crashes.
+//! powers off (or reboots, if that is what the toolstack asked for: see
+//! [`crate::shutdown::request`]), or `Paravane: app NAME exited:
+//! failure: WHY` and crashes.
 
 use crate::boot_info::BootInfo;
 use core::fmt::{self, Write};
@@ -72,6 +74,24 @@ pub struct App {
     pub name: &'static str,
     /// Runs the application.
     pub main: fn(&BootInfo) -> AppResult,
+}
+
+/// Ends the domain after the app `name` returned `result`: the exit
+/// line, then `SCHEDOP_shutdown` (the reason the toolstack asked for,
+/// else poweroff; crash for a failure). Also for `libos::lifecycle`,
+/// which ends an app that ignored a stop request the same way.
+#[cfg(target_os = "none")]
+pub fn exit(name: &str, result: AppResult) -> ! {
+    match result {
+        Ok(()) => {
+            crate::println!("Paravane: app {name} exited: success");
+            crate::shutdown::app_finished()
+        }
+        Err(why) => {
+            crate::println!("Paravane: app {name} exited: failure: {why}");
+            crate::shutdown::crash()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ unsafe extern "Rust" {
 /// traps and callbacks, event channels, time, tasks.
 fn init_core(boot: &BootInfo) -> Result<(), BootError> {
     shared_info::init(boot).map_err(|e| BootError("mapping shared_info", e))?;
+    // For the toolstack's `xl save` (PV); not fatal: only saving needs it.
+    if let Err(why) = mm::p2m_frames::publish() {
+        println!("Paravane: p2m frame list not published ({why}): xl save will refuse");
+    }
     platform::install_traps()
         .map_err(|e| BootError("installing the trap table and callbacks", e))?;
     events::init(boot).map_err(|e| BootError("setting up event channels", e))?;
@@ -40,6 +44,7 @@ impl core::fmt::Display for BootError {
 /// Boots the kernel as a PV guest and runs the application.
 pub fn pv_main(start_info: &StartInfo) -> ! {
     platform::set_mode(BootMode::Pv);
+    crate::suspend::record_start_info(start_info);
     let boot = match BootInfo::from_start_info(start_info) {
         Ok(boot) => boot,
         Err(why) => {
@@ -108,16 +113,7 @@ fn run(boot: BootInfo) -> ! {
     let app = unsafe { __paravane_app() };
     let result = (app.main)(&boot);
     log_idle_stats();
-    match result {
-        Ok(()) => {
-            println!("Paravane: app {} exited: success", app.name);
-            shutdown::poweroff();
-        }
-        Err(why) => {
-            println!("Paravane: app {} exited: failure: {why}", app.name);
-            shutdown::crash();
-        }
-    }
+    crate::app::exit(app.name, result)
 }
 
 /// One line on how the executor and the upcall fared: how often the

@@ -58,6 +58,7 @@ pub mod pvh_start;
 pub mod ring_index;
 pub mod sched;
 pub mod suite;
+pub mod suspend;
 
 #[cfg(target_os = "none")]
 pub mod arch;
@@ -82,3 +83,4 @@ pub mod traps;
 
 pub use app::{AppError, AppResult};
 pub use boot_info::{BootInfo, BootMode, Role};
+pub use pv_arch::Errno;

@@ -32,6 +32,70 @@ pub fn init(boot: &BootInfo) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Unmaps the page before a suspend (PV): the toolstack refuses to
+/// save a page table naming a frame that is not ours, and the shared
+/// info page is Xen's. Until [`remap`], [`is_mapped`] is false and
+/// nothing may touch the page (time, the event bitmaps). PVH keeps the
+/// page in its physmap (the restore puts RAM there; [`remap`] places
+/// the new domain's page over it).
+pub fn unmap_for_suspend() -> Result<(), Errno> {
+    PAGE.store(core::ptr::null_mut(), Ordering::Release);
+    if crate::platform::is_pvh() {
+        return Ok(());
+    }
+    // SAFETY: the slot is the fixmap page reserved for the shared info
+    // page, which no reference points into (PAGE was just cleared, and
+    // every access goes through it); a zero PTE leaves it not present.
+    unsafe {
+        pv_arch::hypercall::va_mapping::update_va_mapping(fixmap::address(Slot::SharedInfo), 0, 0)
+    }
+}
+
+/// Maps the shared info page again after a suspend: `maddr` is its
+/// machine address from the (re-read) `start_info` in PV, where a new
+/// domain has a new page; PVH places the page in our physmap again.
+/// Also right after a cancelled suspend (the same page comes back).
+pub fn remap(maddr: u64) -> Result<(), Errno> {
+    let page = if crate::platform::is_pvh() {
+        fixmap::place(Slot::SharedInfo, XENMAPSPACE_SHARED_INFO, 0)?
+    } else {
+        // SAFETY: as in `init`: the machine address names the shared
+        // info page Xen gave the domain, which Rust owns nothing of.
+        unsafe { fixmap::map(Slot::SharedInfo, crate::mm::Gfn::new(maddr >> 12))? }
+    };
+    PAGE.store(page.cast::<SharedInfo>().as_ptr(), Ordering::Release);
+    Ok(())
+}
+
+/// Publishes the p2m frame list for the toolstack (PV): the mfn of the
+/// list-list page in `arch.pfn_to_mfn_frame_list_list` and the number
+/// of p2m entries in `arch.max_pfn` (see `mm::p2m_frames`). `max_pfn`
+/// is written first, so a toolstack that sees the list sees its size.
+pub fn publish_p2m(list_list_mfn: u64, max_pfn: u64) {
+    let Some(page) = page() else { return };
+    let page = page.as_ptr();
+    // SAFETY: volatile writes of two u64 fields of the mapped page,
+    // which the guest owns (Xen only reads them, for the toolstack).
+    unsafe {
+        (&raw mut (*page).arch.max_pfn).write_volatile(max_pfn);
+        core::sync::atomic::fence(Ordering::Release);
+        (&raw mut (*page).arch.pfn_to_mfn_frame_list_list).write_volatile(list_list_mfn);
+    }
+}
+
+/// `(arch.pfn_to_mfn_frame_list_list, arch.max_pfn)` as the page says
+/// now (the toolstack reads the same words).
+pub fn published_p2m() -> Option<(u64, u64)> {
+    let page = page()?.as_ptr();
+    // SAFETY: volatile reads of two u64 fields of the mapped page.
+    Some(unsafe {
+        (
+            (&raw const (*page).arch.pfn_to_mfn_frame_list_list).read_volatile(),
+            (&raw const (*page).arch.max_pfn).read_volatile(),
+        )
+    })
+}
+
 /// Whether [`init`] has mapped the page (so `time::now_ns` works): the
 /// console, which runs before it, asks.
 pub fn is_mapped() -> bool {

@@ -26,13 +26,24 @@ use crate::boot_info::BootInfo;
 use crate::fixmap::{self, Slot};
 use core::mem::offset_of;
 use core::ptr::NonNull;
-use core::sync::atomic::{fence, AtomicBool, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use pv_arch::abi::xenstore::{XenstoreDomainInterface, XENSTORE_RING_SIZE};
 use pv_arch::Errno;
 
 /// Set once the page has been handed out; a second [`StorePage`] would
 /// make two owners of `req_prod` and `rsp_cons`.
 static MAPPED: AtomicBool = AtomicBool::new(false);
+
+/// The store event channel a resume in a new domain brought (0: none
+/// yet, the boot one holds).
+static RESUMED_EVTCHN: AtomicU32 = AtomicU32::new(0);
+
+/// Records the store event channel of the domain we resumed in (the
+/// page itself stays: its pfn is kept, and the restored page tables map
+/// its new frame; PVH keeps its guest frame).
+pub fn set_resumed_evtchn(evtchn: u32) {
+    RESUMED_EVTCHN.store(evtchn, Ordering::SeqCst);
+}
 
 /// The mapped xenstore page (exactly one exists).
 pub struct StorePage {
@@ -77,9 +88,13 @@ impl StorePage {
         }
     }
 
-    /// The event channel Xen bound to xenstored for us (`store_evtchn`).
+    /// The event channel Xen bound to xenstored for us (`store_evtchn`;
+    /// after a resume in a new domain, the new domain's).
     pub fn evtchn(&self) -> u32 {
-        self.evtchn
+        match RESUMED_EVTCHN.load(Ordering::SeqCst) {
+            0 => self.evtchn,
+            resumed => resumed,
+        }
     }
 
     fn raw(&self) -> *mut XenstoreDomainInterface {

@@ -19,6 +19,7 @@ extern crate alloc;
 
 pub mod block;
 pub mod dhcp;
+pub mod lifecycle;
 pub mod net;
 pub mod netconfig;
 pub mod rng;

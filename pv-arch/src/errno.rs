@@ -113,6 +113,9 @@ impl Errno {
     pub const ETIMEDOUT: Errno = Errno(110);
     /// `ECONNREFUSED` (111): Connection refused.
     pub const ECONNREFUSED: Errno = Errno(111);
+    /// `ESTALE` (116): Stale handle (Paravane: an event channel bound
+    /// before the domain was suspended and resumed elsewhere).
+    pub const ESTALE: Errno = Errno(116);
 }
 
 impl Errno {
@@ -180,6 +183,7 @@ impl Errno {
             107 => "ENOTCONN",
             110 => "ETIMEDOUT",
             111 => "ECONNREFUSED",
+            116 => "ESTALE",
             _ => return None,
         })
     }

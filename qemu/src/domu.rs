@@ -156,9 +156,18 @@ impl GuestState {
     fn xl_line(&mut self, text: String, now: Instant) {
         match channel::parse_xl(&text) {
             Some(XlNews::DomainId(domid)) => self.domid = Some(domid),
-            Some(XlNews::ShutDown { code, .. }) if self.shutdown.is_none() => {
-                self.shutdown = Some((Ending::from_reason_code(code), text.clone()));
-                self.ended.get_or_insert(now);
+            // A suspend is not an ending when the guest is restored or
+            // migrated (rig_save_restore, rig_migrate): the new domain's
+            // ending, which xl reports later, replaces it.
+            Some(XlNews::ShutDown { code, .. })
+                if self.shutdown.is_none()
+                    || matches!(self.shutdown, Some((Ending::Suspend, _))) =>
+            {
+                let ending = Ending::from_reason_code(code);
+                if ending != Ending::Suspend {
+                    self.ended.get_or_insert(now);
+                }
+                self.shutdown = Some((ending, text.clone()));
             }
             Some(XlNews::Destroyed(_)) if self.destroyed.is_none() => {
                 self.destroyed = Some(text.clone());
@@ -494,6 +503,16 @@ mod tests {
         let (ending, evidence) = state.verdict(Duration::from_secs(5));
         assert_eq!(ending, Ending::Crash);
         assert_eq!(evidence, "Domain 4 has shut down, reason code 3 0x3");
+
+        // Saved and restored: the restored domain's ending is the verdict.
+        let mut moved = GuestState::default();
+        moved.xl_line("Domain 4 has shut down, reason code 2 0x2".into(), now);
+        assert_eq!(moved.verdict(Duration::from_secs(5)).0, Ending::Suspend);
+        assert!(moved.ended.is_none(), "a suspend is not the end yet");
+        moved.xl_line("Domain 5 has shut down, reason code 0 0x0".into(), now);
+        let (ending, evidence) = moved.verdict(Duration::from_secs(5));
+        assert_eq!(ending, Ending::Poweroff);
+        assert_eq!(evidence, "Domain 5 has shut down, reason code 0 0x0");
     }
 
     #[test]

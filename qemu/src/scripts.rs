@@ -90,6 +90,10 @@ rig_relay() {
 rig_capture() { "$@" 2>&1 | rig_relay INFO; }
 
 # rig_guest NAME TIMEOUT_SECONDS: runs /rig/NAME/guest.cfg to its end.
+# A dom0 script that saves and restores the guest (rig_save_restore) or
+# migrates it (rig_migrate) keeps it alive past the first `xl create -F`
+# ending (reason suspend): rig_guest then waits for the move and follows
+# the new domain to its final ending, whose xl lines come after the first.
 rig_guest() {
     name=$1
     limit=$2
@@ -97,7 +101,7 @@ rig_guest() {
     log=/var/log/xen/console/guest-$name.log
     flag=/run/rig-$name.timedout
     out=/run/rig-$name.dom0.out
-    rm -f "$flag"
+    rm -f "$flag" /run/rig-$name.moving /run/rig-$name.following /run/rig-$name.follow
     rig BEGIN "$name"
     spid=
     if [ -f "$dir/dom0.sh" ]; then
@@ -107,6 +111,13 @@ rig_guest() {
     ( sleep "$limit"; : > "$flag"; xl destroy "$name" > /dev/null 2>&1 ) &
     wpid=$!
     xl create -F "$dir/guest.cfg" 2>&1 | rig_relay "XL $name"
+    # Moving (saved, being restored or migrated): wait for the new domain
+    # and follow it (the helpers write its xl lines to the follow file).
+    while [ -e /run/rig-$name.moving ] || [ -e /run/rig-$name.following ]; do
+        [ -e "$flag" ] && break
+        sleep 0.1
+    done
+    [ -f /run/rig-$name.follow ] && rig_relay "XL $name" < /run/rig-$name.follow
     kill $wpid 2> /dev/null
     [ -e "$flag" ] && rig TIMEOUT "$name"
     # The domain was preserved (on_* = "preserve"): give xenconsoled time
@@ -135,6 +146,41 @@ rig_guest() {
         rig SHEXIT "$name" $rc
     fi
     rig END "$name"
+}
+
+# For dom0 scripts (`. /etc/rig/lib.sh`). rig_save_restore NAME FILE:
+# `xl save` the guest to FILE, then `xl restore -F` it, in the
+# background, its xl lines going to rig_guest (which follows the restored
+# domain to its end). Returns xl save's status once the restore started.
+rig_save_restore() {
+    : > /run/rig-$1.moving
+    if ! xl save "$1" "$2"; then
+        rm -f /run/rig-$1.moving
+        return 1
+    fi
+    : > /run/rig-$1.following
+    ( xl restore -F "$2" > /run/rig-$1.follow 2>&1; rm -f /run/rig-$1.following ) &
+    # Until the restored domain exists (or the restore gave up).
+    n=0
+    until xl domid "$1" > /dev/null 2>&1 || [ $n -ge 600 ] || [ ! -e /run/rig-$1.following ]; do
+        n=$((n + 1))
+        sleep 0.1
+    done
+    rm -f /run/rig-$1.moving
+}
+
+# rig_migrate NAME: `xl migrate` the guest to this same host, the
+# receiving `xl migrate-receive -F` run through a local pipe (xl runs
+# `sh -c HOST` when the ssh command is empty) and followed by rig_guest.
+# Returns xl migrate's status.
+rig_migrate() {
+    : > /run/rig-$1.moving
+    : > /run/rig-$1.following
+    xl migrate -s '' "$1" "xl migrate-receive -F 2> /run/rig-$1.follow; rm -f /run/rig-$1.following"
+    rc=$?
+    [ $rc -ne 0 ] && rm -f /run/rig-$1.following
+    rm -f /run/rig-$1.moving
+    return $rc
 }
 "#;
 

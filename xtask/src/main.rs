@@ -22,6 +22,7 @@ mod e2e_hotplug;
 mod e2e_httpd;
 mod e2e_net;
 mod e2e_netfeatures;
+mod e2e_suspend;
 mod e2e_udp;
 mod guest_build;
 mod idle;

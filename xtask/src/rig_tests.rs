@@ -31,6 +31,7 @@ pub const APPS: &[&str] = &[
     "blkcheck",
     "httpd",
     "tftpd",
+    "resumecheck",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -157,6 +158,11 @@ fn domu_guests(
         (
             crate::e2e_hotplug::vbd_guest(&elf("blkcheck"), GuestMode::Pv),
             vec!["rig e2e hotplug: vbd"],
+        ),
+        // xl save + restore, then xl migrate to this host.
+        (
+            crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pv),
+            vec!["rig e2e suspend: "],
         ),
     ];
     if pvh {
@@ -440,6 +446,14 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
             }
         }
         Err(e) => tally.record("rig e2e block", Err(e)),
+    }
+    match find(crate::e2e_suspend::guest_name(GuestMode::Pv)) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_suspend::checks(guest) {
+                tally.record(&format!("rig {name}"), result);
+            }
+        }
+        Err(e) => tally.record("rig e2e suspend", Err(e)),
     }
     record_hotplug(tally, &find, GuestMode::Pv);
     if pvh {

@@ -242,6 +242,8 @@ struct TokenState {
     /// Watches registered with this token (one token may watch several
     /// paths).
     registrations: u32,
+    /// The paths watched with it, to register again after a resume.
+    paths: Vec<String>,
     /// Undelivered events, oldest first.
     events: VecDeque<WatchEvent>,
 }
@@ -257,6 +259,9 @@ pub struct Client {
     anomalies: VecDeque<XsError>,
     stats: ClientStats,
     broken: Option<XsError>,
+    /// Requests failed by [`Client::resumed`] (and the watches it sent
+    /// again): a reply that still comes for one is dropped quietly.
+    stale_req_ids: alloc::collections::BTreeSet<u32>,
 }
 
 impl Default for Client {
@@ -292,6 +297,7 @@ impl Client {
                 anomalies: 0,
             },
             broken: None,
+            stale_req_ids: alloc::collections::BTreeSet::new(),
         }
     }
 
@@ -354,13 +360,16 @@ impl Client {
             &parts,
             Some(String::from(token)),
         )?;
-        self.watches
+        let state = self
+            .watches
             .entry(String::from(token))
             .or_insert_with(|| TokenState {
                 registrations: 0,
+                paths: Vec::new(),
                 events: VecDeque::new(),
-            })
-            .registrations += 1;
+            });
+        state.registrations += 1;
+        state.paths.push(String::from(path));
         Ok(ticket)
     }
 
@@ -370,6 +379,11 @@ impl Client {
     pub fn unwatch(&mut self, path: &str, token: &str) -> Result<Ticket<()>, XsError> {
         let parts: [&[u8]; 4] = [field(path)?, b"\0", field(token)?, b"\0"];
         let ticket = self.submit(MsgType::Unwatch, TxId::NONE, &parts, None)?;
+        if let Some(state) = self.watches.get_mut(token) {
+            if let Some(at) = state.paths.iter().position(|known| known == path) {
+                state.paths.remove(at);
+            }
+        }
         self.unregister(token);
         Ok(ticket)
     }
@@ -475,7 +489,10 @@ impl Client {
         loop {
             let candidate = self.next_req_id;
             self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
-            if candidate != 0 && !self.slots.contains_key(&candidate) {
+            if candidate != 0
+                && !self.slots.contains_key(&candidate)
+                && !self.stale_req_ids.contains(&candidate)
+            {
                 return candidate;
             }
         }
@@ -701,6 +718,53 @@ impl Client {
         }
     }
 
+    /// The domain resumed in a new domain (after `xl save`/`restore` or
+    /// a migration), talking to a xenstored that knows nothing of it:
+    ///
+    /// - every request still outstanding fails with [`XsError::Resumed`]
+    ///   (the old xenstored may or may not have carried it out; a reply
+    ///   that still comes is dropped quietly);
+    /// - every watch is registered again (same path, same token), so
+    ///   xenstored fires each once straight away and its owner looks
+    ///   again; the answers are dropped quietly, and a watch xenstored
+    ///   refuses simply stays silent.
+    ///
+    /// The byte streams carry on where they were (the ring page came
+    /// along with our memory). Returns how many watches were sent again.
+    pub fn resumed(&mut self) -> usize {
+        for (&req_id, slot) in self.slots.iter_mut() {
+            if let Slot::Waiting { abandoned, .. } = slot {
+                self.stale_req_ids.insert(req_id);
+                if *abandoned {
+                    continue;
+                }
+                *slot = Slot::Done(Err(XsError::Resumed));
+            }
+        }
+        self.slots
+            .retain(|_, slot| !matches!(slot, Slot::Waiting { .. }));
+        let again: Vec<(String, String)> = self
+            .watches
+            .iter()
+            .flat_map(|(token, state)| {
+                state
+                    .paths
+                    .iter()
+                    .map(move |path| (path.clone(), token.clone()))
+            })
+            .collect();
+        let mut sent = 0;
+        for (path, token) in again {
+            let parts: [&[u8]; 4] = [path.as_bytes(), b"\0", token.as_bytes(), b"\0"];
+            if let Ok(ticket) = self.submit::<()>(MsgType::Watch, TxId::NONE, &parts, None) {
+                self.slots.remove(&ticket.req_id().0);
+                self.stale_req_ids.insert(ticket.req_id().0);
+                sent += 1;
+            }
+        }
+        sent
+    }
+
     /// Why the connection broke, if it did.
     pub fn broken(&self) -> Option<XsError> {
         self.broken
@@ -749,6 +813,11 @@ impl Client {
         req_id: u32,
         outcome: impl FnOnce(Option<MsgType>) -> Result<Reply, XsError>,
     ) {
+        if self.stale_req_ids.remove(&req_id) {
+            // Sent before a resume (or a watch sent again by it): nobody
+            // waits for it.
+            return;
+        }
         let Some(Slot::Waiting {
             expects,
             watch_token,

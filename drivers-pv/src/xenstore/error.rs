@@ -135,6 +135,11 @@ pub enum XsError {
     /// abandoned (its reply is dropped if it comes); the connection may
     /// still be fine.
     TimedOut,
+    /// The domain was suspended and resumed in a new domain while the
+    /// request was outstanding: whether xenstored carried it out is
+    /// unknown (its reply, if one comes, is dropped). The connection is
+    /// fine; read back and try again.
+    Resumed,
 }
 
 /// Wire spelling and variant of every errno name this client knows.
@@ -221,6 +226,9 @@ impl fmt::Display for XsError {
             XsError::RingCorrupt => f.write_str("xenstore: ring indices corrupt"),
             XsError::BadArgument => f.write_str("xenstore: argument cannot be sent"),
             XsError::TimedOut => f.write_str("xenstore: no reply in time"),
+            XsError::Resumed => f.write_str(
+                "xenstore: the domain was suspended and resumed with the request in flight; outcome unknown",
+            ),
             // The server's answers were handled above.
             _ => f.write_str("xenstore: error"),
         }

@@ -61,6 +61,12 @@ impl GuestPage {
         }
     }
 
+    /// Points notifications at `port` (the store channel of the domain
+    /// we resumed in).
+    pub fn set_port(&mut self, port: EvtchnPort) {
+        self.port = port;
+    }
+
     /// The mapped page (for its feature, connection and error words).
     pub fn store_page(&self) -> &StorePage {
         &self.page
@@ -145,9 +151,10 @@ impl fmt::Display for ConnectError {
     }
 }
 
-/// The connection and the channel its pump task waits on.
+/// The connection and the channel its pump task waits on (replaced by
+/// [`resume`] after a resume in a new domain).
 struct Connection {
-    channel: EventChannel,
+    channel: spin::Mutex<EventChannel>,
     xenstore: GuestXenstore,
 }
 
@@ -169,7 +176,7 @@ pub fn connect(boot: &BootInfo) -> Result<(), ConnectError> {
         let transport = RingTransport::new(GuestPage::new(page, channel.port()));
         made = true;
         Ok(Connection {
-            channel,
+            channel: spin::Mutex::new(channel),
             xenstore: SharedXenstore::new(transport),
         })
     })?;
@@ -186,13 +193,59 @@ pub fn connect(boot: &BootInfo) -> Result<(), ConnectError> {
 /// (every waiter has been woken to fail by then).
 async fn pump(connection: &'static Connection) {
     loop {
+        if connection.channel.lock().is_stale() {
+            // Resumed in a new domain and nobody has resumed the
+            // connection yet (the suspend sequence does it at once; this
+            // is for a suspend made without it).
+            if let Err(why) = resume() {
+                kernel::println!("xenstore: resuming the connection: {why}");
+                return;
+            }
+        }
         match connection.xenstore.pump() {
-            Ok(false) => connection.channel.wait().await,
+            Ok(false) => wait_for_channel(connection).await,
             // Stopped with more waiting: let others run, then go on.
             Ok(true) => sched::yield_now().await,
             Err(_) => return,
         }
     }
+}
+
+/// Completes when the connection's channel fires (or goes stale at a
+/// resume). Looks the channel up at each poll, since [`resume`] may
+/// replace it while the pump waits.
+fn wait_for_channel(connection: &'static Connection) -> impl Future<Output = ()> {
+    core::future::poll_fn(move |cx| {
+        let channel = connection.channel.lock();
+        let mut wait = channel.wait();
+        core::pin::Pin::new(&mut wait).poll(cx)
+    })
+}
+
+/// Resumes the connection after a resume in a new domain: adopts the
+/// store event channel the new domain has (the kernel recorded it; the
+/// ring page is the same one), fails the requests in flight with
+/// [`XsError::Resumed`] and registers every watch again, so each fires
+/// once and its owner looks again. Returns how many watches were
+/// registered again; `Ok(0)` when there is nothing to do (not connected,
+/// or already resumed).
+pub fn resume() -> Result<usize, ConnectError> {
+    let Some(connection) = CONNECTION.get() else {
+        return Ok(0);
+    };
+    {
+        let mut channel = connection.channel.lock();
+        if !channel.is_stale() {
+            return Ok(0);
+        }
+        let port = connection
+            .xenstore
+            .with_page(|page| page.store_page().evtchn());
+        // The old channel is stale: replacing it makes no hypercall.
+        *channel = EventChannel::adopt(port).map_err(ConnectError::Channel)?;
+        connection.xenstore.with_page(|page| page.set_port(port));
+    }
+    Ok(connection.xenstore.resumed())
 }
 
 /// Whether [`connect`] has succeeded.
@@ -213,7 +266,7 @@ pub fn xenstore() -> Result<&'static GuestXenstore, XsError> {
 pub fn channel_fires() -> u64 {
     CONNECTION
         .get()
-        .map_or(0, |connection| connection.channel.count())
+        .map_or(0, |connection| connection.channel.lock().count())
 }
 
 /// Awaits `operation`, failing with [`XsError::TimedOut`] once `limit`

@@ -187,6 +187,23 @@ impl<P: XenstorePage> SharedXenstore<P> {
         result
     }
 
+    /// After a resume in a new domain (see [`Client::resumed`]): fails
+    /// the requests in flight with [`XsError::Resumed`], registers every
+    /// watch again, sends that out and wakes whoever has an answer now.
+    /// The caller has pointed the page at the new event channel first.
+    /// Returns how many watches were registered again.
+    pub fn resumed(&self) -> usize {
+        let mut woken = Vec::new();
+        let again = {
+            let mut inner = self.inner.lock();
+            let again = inner.client.resumed();
+            let _ = inner.pump(&mut woken);
+            again
+        };
+        wake_all(woken);
+        again
+    }
+
     /// Counters of events and replies dropped rather than delivered.
     pub fn stats(&self) -> ClientStats {
         self.inner.lock().client.stats()

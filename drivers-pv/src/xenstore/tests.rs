@@ -781,3 +781,68 @@ fn a_hostile_ring_page_never_panics() {
         let _ = xs.read(TxId::NONE, "y");
     }
 }
+
+/// A reply as xenstored frames it.
+fn reply_bytes(msg_type: MsgType, req_id: ReqId, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_message(&mut bytes, msg_type, req_id.get(), 0, &[payload]).unwrap();
+    bytes
+}
+
+#[test]
+fn a_resume_fails_requests_in_flight_and_registers_every_watch_again() {
+    let mut client = Client::new();
+    let watch = client.watch("device/vif", "vif-token").unwrap();
+    let gone = client.watch("device/vbd", "vbd-token").unwrap();
+    client
+        .receive(&reply_bytes(MsgType::Watch, watch.req_id(), b"OK\0"))
+        .unwrap();
+    client
+        .receive(&reply_bytes(MsgType::Watch, gone.req_id(), b"OK\0"))
+        .unwrap();
+    assert_eq!(client.poll(watch), Some(Ok(())));
+    assert_eq!(client.poll(gone), Some(Ok(())));
+    client.unwatch("device/vbd", "vbd-token").unwrap();
+    let read = client.read(TxId::NONE, "name").unwrap();
+    client.take_outgoing();
+
+    assert_eq!(client.resumed(), 1, "only the watch still registered");
+    assert_eq!(client.poll(read), Some(Err(XsError::Resumed)));
+    let sent = client.take_outgoing();
+    let needle = b"device/vif\0vif-token\0";
+    assert!(
+        sent.windows(needle.len()).any(|w| w == needle),
+        "the watch goes out again with its path and token"
+    );
+    assert!(!sent.windows(10).any(|w| w == b"device/vbd"));
+    assert!(client.is_watching("vif-token"));
+
+    // The old xenstored's late answer, and the new one's answer to the
+    // watch sent again, are dropped quietly; the first event is queued.
+    client
+        .receive(&reply_bytes(MsgType::Read, read.req_id(), b"late"))
+        .unwrap();
+    assert_eq!(client.take_anomaly(), None);
+    assert_eq!(client.outstanding(), 0);
+    let mut event = Vec::new();
+    encode_message(
+        &mut event,
+        MsgType::WatchEvent,
+        0,
+        0,
+        &[b"device/vif\0", b"vif-token\0"],
+    )
+    .unwrap();
+    client.receive(&event).unwrap();
+    assert_eq!(
+        client.poll_watch("vif-token").map(|e| e.path),
+        Some(String::from("device/vif"))
+    );
+    // Later requests work as before, under ids the stale ones do not use.
+    let after = client.read(TxId::NONE, "name").unwrap();
+    assert_ne!(after.req_id(), read.req_id());
+    client
+        .receive(&reply_bytes(MsgType::Read, after.req_id(), b"guest"))
+        .unwrap();
+    assert_eq!(client.poll(after), Some(Ok(b"guest".to_vec())));
+}

@@ -208,6 +208,18 @@ pub fn init(boot: &BootInfo) -> Result<(), ConsoleError> {
     }
 }
 
+/// After a resume in a new domain: the ring is the same page (its pfn
+/// is kept and the restored page tables map its new frame) but the
+/// backend's event channel is new. A no-op for the hypervisor console.
+pub fn resume(evtchn: u32) {
+    let mut console = CONSOLE.lock();
+    if let Sink::Ring(writer) = &mut console.sink {
+        writer.page_mut().evtchn = evtchn;
+        writer.forget_stall();
+        writer.page_mut().notify();
+    }
+}
+
 /// Writes formatted text (what `print!` expands to).
 pub fn write_fmt(args: fmt::Arguments<'_>) {
     let _ = CONSOLE.lock().write_fmt(args);

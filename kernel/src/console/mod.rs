@@ -126,7 +126,7 @@ pub struct ConsoleStats {
 mod device;
 
 #[cfg(target_os = "none")]
-pub use device::{emergency_write_fmt, flush, init, stats, write_fmt, ConsoleError};
+pub use device::{emergency_write_fmt, flush, init, resume, stats, write_fmt, ConsoleError};
 
 /// Prints to the console.
 #[macro_export]

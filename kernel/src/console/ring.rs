@@ -121,6 +121,18 @@ impl<P: ConsolePage> RingWriter<P> {
         }
     }
 
+    /// The page, to change how it reaches the backend (its event
+    /// channel after a resume).
+    pub fn page_mut(&mut self) -> &mut P {
+        &mut self.page
+    }
+
+    /// A new backend took over the ring (after a resume): an old stall
+    /// says nothing about it.
+    pub fn forget_stall(&mut self) {
+        self.stalled_at = None;
+    }
+
     fn snapshot(&self) -> Result<ByteRing, RingWriteError> {
         ByteRing::new(self.prod, self.page.out_cons(), XENCONS_OUT_SIZE as u32)
             .map_err(RingWriteError::Corrupt)

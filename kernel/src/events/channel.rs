@@ -4,6 +4,18 @@
 //! the slot keeps one waker per waiting task, and an event wakes them
 //! all (each `Wait` completes once the port's count has moved past the
 //! value it saw when it started waiting).
+//!
+//! # Resume epochs
+//!
+//! A resume in a new domain (after `xl save`/`restore` or `migrate`)
+//! leaves no port bound: Xen's new domain has only the console and
+//! xenstore channels the toolstack made, under new numbers. Each channel
+//! remembers the [`crate::suspend::epoch`] it was bound in; one from an
+//! older epoch is *stale* ([`EventChannel::is_stale`]): its waits complete
+//! at once, [`EventChannel::notify`] and [`EventChannel::close`] make no
+//! hypercall (the port number may already name someone else's channel)
+//! and fail with `Errno::ESTALE`, its counters read zero, and dropping it
+//! touches nothing. The owner binds a new channel.
 
 use super::runtime::{self, PORTS};
 use super::slot::Slot;
@@ -20,6 +32,8 @@ pub struct EventChannel {
     port: EvtchnPort,
     /// Ports Xen gave us at boot (console, xenstore) are not ours to close.
     owned: bool,
+    /// The resume epoch it was bound in (see the module docs).
+    epoch: u64,
 }
 
 impl EventChannel {
@@ -28,7 +42,11 @@ impl EventChannel {
         // (a closed port reused) is not ours.
         runtime::forget(port);
         PORTS.lock().insert(port, Slot::default());
-        let channel = EventChannel { port, owned };
+        let channel = EventChannel {
+            port,
+            owned,
+            epoch: crate::suspend::epoch(),
+        };
         runtime::unmask(port)?;
         Ok(channel)
     }
@@ -64,8 +82,23 @@ impl EventChannel {
         self.port
     }
 
-    /// Notifies the other end.
+    /// Whether it was bound before the latest resume in a new domain
+    /// (and so is bound no more; see the module docs).
+    pub fn is_stale(&self) -> bool {
+        self.epoch != crate::suspend::epoch()
+    }
+
+    /// The resume epoch it was bound in.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Notifies the other end; `ESTALE`, with no hypercall, if the
+    /// channel is stale.
     pub fn notify(&self) -> Result<(), Errno> {
+        if self.is_stale() {
+            return Err(Errno::ESTALE);
+        }
         op::evtchn_send(self.port)
     }
 
@@ -77,6 +110,9 @@ impl EventChannel {
     /// Whether it fired since the last call (and clears that). Hands
     /// over what the upcall recorded first.
     pub fn take_fired(&self) -> bool {
+        if self.is_stale() {
+            return false;
+        }
         runtime::wake_waiters();
         PORTS
             .lock()
@@ -86,6 +122,9 @@ impl EventChannel {
 
     /// How many times it fired since it was bound.
     pub fn count(&self) -> u64 {
+        if self.is_stale() {
+            return 0;
+        }
         runtime::wake_waiters();
         PORTS.lock().get(&self.port).map_or(0, Slot::count)
     }
@@ -100,7 +139,8 @@ impl EventChannel {
         }
     }
 
-    /// Closes the port, reporting what Xen said.
+    /// Closes the port, reporting what Xen said (`ESTALE` for a stale
+    /// channel, which is closed already).
     pub fn close(mut self) -> Result<(), Errno> {
         let result = self.close_now();
         core::mem::forget(self);
@@ -108,6 +148,11 @@ impl EventChannel {
     }
 
     fn close_now(&mut self) -> Result<(), Errno> {
+        if self.is_stale() {
+            // The port table was emptied at the resume; the number may be
+            // a new channel's now: touch nothing.
+            return Err(Errno::ESTALE);
+        }
         runtime::mask(self.port);
         // Whoever still waits on it is woken (and sees it closed).
         let waiters = PORTS
@@ -142,6 +187,10 @@ impl Future for Wait<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.channel.is_stale() {
+            // Bound in an earlier domain: nothing will fire it again.
+            return Poll::Ready(());
+        }
         runtime::wake_waiters();
         let port = self.channel.port;
         let mut ports = PORTS.lock();

@@ -75,6 +75,32 @@ pub fn init(boot: &BootInfo) -> Result<(), Errno> {
     Ok(())
 }
 
+/// After a resume in a new domain (which starts with the 2-level ABI):
+/// clears our pages (the queues and event words of the old domain mean
+/// nothing now) and registers them again.
+pub fn reinit() -> Result<(), Errno> {
+    for page in 0..=ARRAY_PAGES {
+        for word in 0..WORDS_PER_PAGE {
+            let address = page_address(page) + word * 4;
+            // SAFETY: within PAGES (static, page aligned); Xen has no
+            // registration of them in the new domain, and Rust reaches
+            // them only through atomics.
+            unsafe { AtomicU32::from_ptr(address as *mut u32) }.store(0, Ordering::SeqCst);
+        }
+    }
+    let frame = |page: usize| {
+        crate::mm::pfn_to_mfn((page_address(page) / 4096) as u64).ok_or(Errno::EINVAL)
+    };
+    // SAFETY: as in `init`: the control page is kept for Xen alone.
+    unsafe { op::init_control(frame(0)?, 0, 0) }?;
+    *CONSUMER.lock() = Some(Consumer::default());
+    for page in 1..=ARRAY_PAGES {
+        // SAFETY: as in `init`.
+        unsafe { op::expand_array(frame(page)?) }?;
+    }
+    Ok(())
+}
+
 /// Whether the FIFO ABI is in use.
 pub fn active() -> bool {
     ACTIVE.load(Ordering::SeqCst)

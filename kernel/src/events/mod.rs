@@ -171,6 +171,32 @@ mod runtime {
         FIRED.forget(port);
     }
 
+    /// After a resume in a new domain, where no port of ours is bound:
+    /// masks every port, forgets what the upcall recorded, empties the
+    /// port table and wakes every task that waited on any channel (their
+    /// channels are stale now, see [`super::EventChannel::is_stale`]),
+    /// and sets the FIFO ABI up again if it was in use (a new domain
+    /// starts with 2-level). Upcalls stay held back.
+    pub fn resume_in_new_domain() -> Result<(), pv_arch::Errno> {
+        shared_info::upcall_mask().store(1, Ordering::SeqCst);
+        shared_info::upcall_pending().store(0, Ordering::SeqCst);
+        shared_info::pending_sel().store(0, Ordering::SeqCst);
+        for word in 0..64 {
+            shared_info::mask_word(word).store(!0, Ordering::SeqCst);
+            shared_info::pending_word(word).store(0, Ordering::SeqCst);
+        }
+        FIRED.drain(|_| {});
+        let waiters: Vec<Waker> = core::mem::take(&mut *PORTS.lock())
+            .into_values()
+            .flat_map(Slot::into_waiters)
+            .collect();
+        waiters.into_iter().for_each(Waker::wake);
+        if super::fifo_runtime::active() {
+            super::fifo_runtime::reinit()?;
+        }
+        Ok(())
+    }
+
     /// Upcalls so far, and events for ports nobody had bound.
     pub fn counters() -> (u64, u64) {
         (
@@ -211,6 +237,6 @@ mod runtime {
 mod fifo_runtime;
 
 #[cfg(target_os = "none")]
-pub use runtime::{abi_name, counters, init, mask, unmask, wake_waiters};
+pub use runtime::{abi_name, counters, init, mask, resume_in_new_domain, unmask, wake_waiters};
 #[cfg(target_os = "none")]
 pub(crate) use runtime::{idle_until_event, upcall};

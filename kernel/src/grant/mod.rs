@@ -40,7 +40,8 @@ pub mod sim;
 mod table;
 #[cfg(target_os = "none")]
 pub use table::{
-    end_access, grant_access, in_use_bits, info, init, reap, set_version, stats, Grant, XenGrants,
+    end_access, grant_access, in_use_bits, info, init, reap, resume, set_version, stats, suspend,
+    Grant, XenGrants,
 };
 
 pub use owned::{FramePage, GrantTable, GrantedPage};

@@ -32,6 +32,8 @@ struct State {
     frames: [u64; MAX_FRAMES],
     nr_frames: usize,
     status_frame: Option<u64>,
+    /// Set by [`suspend`]: the version to map again on [`resume`].
+    suspended: Option<GrantVersion>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -40,6 +42,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     frames: [0; MAX_FRAMES],
     nr_frames: 0,
     status_frame: None,
+    suspended: None,
 });
 
 const TABLE_SLOTS: [Slot; MAX_FRAMES] = [
@@ -217,6 +220,59 @@ pub fn set_version(version: GrantVersion) -> Result<(), GrantError> {
     reset_refs(&mut state);
     log::info!("grant: switched to {version}");
     Ok(())
+}
+
+/// Before a suspend: forgets the mapped table and, in PV, unmaps its
+/// frames (the toolstack refuses to save page tables that name Xen's
+/// frames). Grants fail with [`GrantError::NotReady`] until [`resume`].
+/// The references stay as they are: pages granted now are still owned
+/// by their holders, who end them after the resume.
+pub fn suspend() -> Result<(), GrantError> {
+    let mut state = STATE.lock();
+    let Some(version) = state.entries.as_ref().map(SharedEntries::version) else {
+        return Ok(());
+    };
+    state.entries = None;
+    state.suspended = Some(version);
+    if crate::platform::is_pvh() {
+        return Ok(());
+    }
+    for slot in TABLE_SLOTS.iter().take(state.nr_frames) {
+        // SAFETY: the grant-table slots are fixmap pages reserved for the
+        // table; the `SharedEntries` that used them was just dropped. A
+        // zero PTE leaves them not present.
+        unsafe { update_va_mapping(fixmap::address(*slot), 0, 0) }?;
+    }
+    if version == GrantVersion::V2 {
+        unmap_status()?;
+    }
+    Ok(())
+}
+
+/// After a suspend: maps the table again. In a new domain
+/// (`new_domain`) Xen's table is a fresh, empty one: it is set up again
+/// (`setup_table` in PV, placed again in PVH) at the version we used.
+/// Every entry granted before is zero now, so a holder that ends its old
+/// grant succeeds (and frees the reference) and quarantined pages come
+/// free at the next reap; the reserved entries (console, xenstore) were
+/// seeded by the toolstack.
+pub fn resume(new_domain: bool) -> Result<(), GrantError> {
+    let mut state = STATE.lock();
+    let Some(version) = state.suspended.take() else {
+        return Ok(());
+    };
+    if new_domain {
+        if version != GrantVersion::V1 {
+            op::set_version(version.number())?;
+        }
+        if !crate::platform::is_pvh() {
+            let nr_frames = state.nr_frames;
+            let mut frames = [0u64; MAX_FRAMES];
+            op::setup_table(DOMID_SELF, &mut frames[..nr_frames])?;
+            state.frames = frames;
+        }
+    }
+    map_table(&mut state, version)
 }
 
 /// Lets `domid` map or copy frame `frame` (read-only if `readonly`) and

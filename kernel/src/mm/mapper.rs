@@ -78,7 +78,7 @@ impl Core {
     /// Finds the leaf entry for `va`; `None` if a table on the way is
     /// missing.
     pub fn lookup(&self, va: u64) -> Result<Option<PteLocation>, MmError> {
-        let mut table_mfn = self.l4_mfn;
+        let mut table_mfn = self.l4_mfn();
         for level in (2..=4).rev() {
             let e = self.read_entry(table_mfn, index(va, level))?;
             if !is_present(e) {
@@ -161,7 +161,7 @@ impl Core {
 
     /// The L1 table covering `va`, creating missing tables on the way.
     pub fn ensure_l1(&self, frames: &mut FrameBitmap<'_>, va: u64) -> Result<u64, MmError> {
-        let l3 = self.ensure_table(frames, self.l4_mfn, index(va, 4), TableLevel::L3)?;
+        let l3 = self.ensure_table(frames, self.l4_mfn(), index(va, 4), TableLevel::L3)?;
         let l2 = self.ensure_table(frames, l3, index(va, 3), TableLevel::L2)?;
         self.ensure_table(frames, l2, index(va, 2), TableLevel::L1)
     }

@@ -23,6 +23,7 @@ pub mod frames;
 pub mod heap;
 pub mod layout;
 pub mod p2m;
+pub mod p2m_frames;
 pub mod pagetable;
 
 #[cfg(target_os = "none")]
@@ -71,7 +72,9 @@ mod guest {
         /// PVH: frames of the identity "p2m" (0 in PV).
         identity_len: u64,
         max_mfn: u64,
-        pub(super) l4_mfn: u64,
+        /// The page-table root's pfn (its mfn changes with every resume
+        /// in a new domain, so it is looked up, never kept).
+        l4_pfn: u64,
         layout: BootLayout,
         page_tables: AtomicU64,
     }
@@ -90,6 +93,20 @@ mod guest {
             m2p_lookup(mfn, self.max_mfn)
                 .and_then(|pfn| self.p2m().confirm(mfn, pfn))
                 .ok_or(MmError::BadMfn(mfn))
+        }
+
+        /// Machine frame of the page-table root, today.
+        pub(super) fn l4_mfn(&self) -> u64 {
+            self.p2m().mfn(self.l4_pfn).unwrap_or(0)
+        }
+
+        /// Where the p2m list is (virtual address) and how many entries
+        /// it has (PV; `(0, 0)` in PVH).
+        pub(super) fn p2m_location(&self) -> (u64, u64) {
+            (
+                self.p2m_entries.as_ptr() as u64,
+                self.p2m_entries.len() as u64,
+            )
         }
 
         pub(super) fn count_page_table(&self) {
@@ -193,14 +210,14 @@ mod guest {
             core::slice::from_raw_parts(boot.mfn_list as *const AtomicU64, nr_pages as usize)
         };
         let l4_pfn = boot.pt_base / PAGE_SIZE;
-        let l4_mfn = P2m::new(p2m_entries)
+        P2m::new(p2m_entries)
             .mfn(l4_pfn)
             .ok_or(MmError::BadLayout("pt_base outside our frames"))?;
         let core = CORE.call_once(|| Core {
             p2m_entries,
             identity_len: 0,
             max_mfn: mapping.max_mfn,
-            l4_mfn,
+            l4_pfn,
             layout,
             page_tables: AtomicU64::new(boot.nr_pt_frames),
         });
@@ -248,7 +265,7 @@ mod guest {
             p2m_entries: &[],
             identity_len: nr_pages,
             max_mfn: 0,
-            l4_mfn: crate::arch::x86_64::pvh_paging::root_frame(),
+            l4_pfn: crate::arch::x86_64::pvh_paging::root_frame(),
             layout,
             page_tables: AtomicU64::new(0),
         });
@@ -349,7 +366,7 @@ mod guest {
 
     /// Machine frame of the page-table root.
     pub fn root_table_mfn() -> Option<u64> {
-        core().ok().map(|core| core.l4_mfn)
+        core().ok().map(|core| core.l4_mfn())
     }
 
     /// Where the leaf entry for `va` is, if its tables exist.

@@ -62,13 +62,24 @@ impl Page {
     /// The machine frame number (what PV page-table entries hold; in
     /// PVH, where there is no p2m, the guest frame).
     pub fn mfn(&self) -> Mfn {
-        Mfn::new(self.mfn)
+        Mfn::new(self.current_mfn())
+    }
+
+    /// The machine frame behind the page today: a resume in a new
+    /// domain changes every machine frame (the p2m is rewritten for us),
+    /// so the p2m is asked each time; the frame found at allocation is
+    /// the answer only if the p2m cannot be read.
+    fn current_mfn(&self) -> u64 {
+        core()
+            .ok()
+            .and_then(|core| core.p2m().mfn(self.pfn))
+            .unwrap_or(self.mfn)
     }
 
     /// The frame as Xen's grant and memory interfaces name it: the
     /// machine frame in PV, the guest frame in PVH.
     pub fn gfn(&self) -> Gfn {
-        Gfn::new(self.mfn)
+        Gfn::new(self.current_mfn())
     }
 
     /// The page's virtual address in the direct map.

@@ -101,6 +101,50 @@ pub struct ExecutorStats {
     pub nested_block_ons: u64,
 }
 
+/// Where a task is in its life, as [`Executor::snapshot`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Waiting for a wake-up (an event, a timer, another task).
+    Idle,
+    /// Woken, in the ready queue.
+    Scheduled,
+    /// Being polled now (the task that asked, or the one around a
+    /// nested `block_on`).
+    Running,
+    /// Woken while being polled: runs again next round.
+    Notified,
+    /// Finished (not yet removed).
+    Done,
+}
+
+impl TaskState {
+    fn from_code(code: u8) -> TaskState {
+        match code {
+            state::IDLE => TaskState::Idle,
+            state::SCHEDULED => TaskState::Scheduled,
+            state::RUNNING => TaskState::Running,
+            state::NOTIFIED => TaskState::Notified,
+            _ => TaskState::Done,
+        }
+    }
+}
+
+/// What the executor holds at one moment: every live task's state and
+/// the armed timers (for a crash dump, `control/sysrq`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecutorSnapshot {
+    /// Live tasks by id, in spawn order.
+    pub tasks: alloc::vec::Vec<(TaskId, TaskState)>,
+    /// Armed timers.
+    pub timers: usize,
+    /// The earliest timer's deadline.
+    pub next_deadline: Option<u64>,
+    /// Running `block_on`s (1 while the app runs; more means nested).
+    pub block_on_depth: usize,
+    /// The counters.
+    pub stats: ExecutorStats,
+}
+
 /// A task's life, in [`Task::state`].
 mod state {
     /// Waiting for a wake-up.
@@ -254,6 +298,35 @@ impl Executor {
             idles: self.idles.load(Ordering::Relaxed),
             woken_while_running: self.woken_while_running.load(Ordering::Relaxed),
             nested_block_ons: self.nested_block_ons.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Every live task's state and the armed timers, now.
+    pub fn snapshot(&self) -> ExecutorSnapshot {
+        let tasks = self
+            .tasks
+            .lock()
+            .values()
+            .map(|task| {
+                (
+                    task.id,
+                    TaskState::from_code(task.state.load(Ordering::Acquire)),
+                )
+            })
+            .collect();
+        let (timers, next_deadline) = {
+            let timers = self.timers.lock();
+            (
+                timers.len(),
+                timers.keys().next().map(|&(deadline, _)| deadline),
+            )
+        };
+        ExecutorSnapshot {
+            tasks,
+            timers,
+            next_deadline,
+            block_on_depth: self.block_on_depth.load(Ordering::SeqCst),
+            stats: self.stats(),
         }
     }
 
@@ -538,6 +611,44 @@ mod tests {
 
     fn leak() -> &'static Executor {
         Box::leak(Box::new(Executor::new()))
+    }
+
+    #[test]
+    fn a_snapshot_shows_each_task_where_it_waits() {
+        let executor = leak();
+        let platform = FakePlatform {
+            idles: StdAtomicU64::new(0),
+        };
+        // Far beyond any deadline the other tests (sharing CLOCK) reach.
+        let deadline = clock() + (1 << 50);
+        let sleeper = executor.spawn(executor.sleep_until(clock, deadline));
+        let seen = Arc::new(Mutex::new(None));
+        let watcher = {
+            let seen = seen.clone();
+            executor.spawn(async move {
+                *seen.lock() = Some(executor.snapshot());
+            })
+        };
+        assert_eq!(
+            executor.snapshot().tasks,
+            [
+                (sleeper, TaskState::Scheduled),
+                (watcher, TaskState::Scheduled)
+            ]
+        );
+        executor.block_on(&platform, YieldNow::new());
+        let inside = seen.lock().take().expect("the watcher ran");
+        assert_eq!(
+            inside.tasks,
+            [(sleeper, TaskState::Idle), (watcher, TaskState::Running)],
+            "the sleeper was polled first and waits for its timer"
+        );
+        assert_eq!(inside.timers, 1);
+        assert_eq!(inside.next_deadline, Some(deadline));
+        assert_eq!(inside.block_on_depth, 1);
+        let after = executor.snapshot();
+        assert_eq!(after.tasks, [(sleeper, TaskState::Idle)]);
+        assert_eq!(after.block_on_depth, 0);
     }
 
     #[test]

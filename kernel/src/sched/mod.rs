@@ -75,6 +75,20 @@ mod guest {
         Ok(())
     }
 
+    /// After a resume in a new domain: the timer VIRQ is bound again (the
+    /// old binding went with the old domain) and the periodic tick,
+    /// which a new vCPU has again, is stopped. The one-shot timer is
+    /// armed by the next idle for the earliest deadline, in the new
+    /// domain's system time: a deadline that passed while we were away
+    /// fires once, at the first idle.
+    pub fn resume_in_new_domain() -> Result<(), Errno> {
+        time::init()?;
+        let old = TIMER.lock().replace(EventChannel::bind_virq(VIRQ_TIMER)?);
+        // Stale: dropping it makes no hypercall.
+        drop(old);
+        Ok(())
+    }
+
     /// Spawns a task.
     pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> TaskId {
         EXECUTOR.spawn(task)
@@ -127,6 +141,12 @@ mod guest {
         YieldNow::new()
     }
 
+    /// Every live task's state and the armed timers, now (a crash
+    /// dump, `control/sysrq`).
+    pub fn snapshot() -> super::executor::ExecutorSnapshot {
+        EXECUTOR.snapshot()
+    }
+
     /// The executor's counters.
     pub fn stats() -> ExecutorStats {
         EXECUTOR.stats()
@@ -140,8 +160,8 @@ mod guest {
 
 #[cfg(target_os = "none")]
 pub use guest::{
-    block_on, in_block_on, init, sleep, sleep_until, spawn, stats, timeout, timeout_at,
-    timer_fires, try_block_on, yield_now,
+    block_on, in_block_on, init, resume_in_new_domain, sleep, sleep_until, snapshot, spawn, stats,
+    timeout, timeout_at, timer_fires, try_block_on, yield_now,
 };
 
-pub use executor::NestedBlockOn;
+pub use executor::{ExecutorSnapshot, NestedBlockOn, TaskState};

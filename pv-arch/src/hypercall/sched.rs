@@ -64,6 +64,41 @@ pub fn sched_shutdown(reason: ShutdownReason) -> Errno {
     }
 }
 
+/// `SCHEDOP_shutdown(SHUTDOWN_suspend)`: suspends the domain so the
+/// toolstack can save or migrate it. A PV guest passes the machine frame
+/// of its `start_info` in the third argument register (`rdx`, the
+/// "suspend record" the toolstack rewrites and hands back in the new
+/// domain); PVH passes 0. Returns when the domain runs again: `Ok(0)`
+/// in a new domain (restored or migrated), `Ok(1)` if the suspend was
+/// cancelled and the domain resumed in place (the toolstack set the
+/// return value to 1), or what Xen refused with.
+///
+/// # Safety
+///
+/// The caller must have made the domain fit to be saved: no page table
+/// may name a frame that is not the guest's (Xen's shared info page,
+/// grant-table frames, foreign mappings), and it must rebuild what a new
+/// domain lacks before anything uses it (see `kernel::suspend`).
+pub unsafe fn sched_suspend(start_info_mfn: u64) -> Result<u64, Errno> {
+    let arg = SchedShutdown {
+        reason: crate::abi::sched::SHUTDOWN_SUSPEND,
+    };
+    // SAFETY: Xen reads one `sched_shutdown` from `arg`, on our stack for
+    // the duration of the call; the rest is the caller's promise.
+    unsafe {
+        hypercall(
+            hypercall_nr::SCHED_OP,
+            [
+                u64::from(SCHEDOP_SHUTDOWN),
+                &raw const arg as u64,
+                start_info_mfn,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
 /// `SCHEDOP_remote_shutdown`: shut down domain `domid` (privileged).
 pub fn remote_shutdown(domid: u16, reason: u32) -> Result<(), Errno> {
     let arg = crate::abi::sched::SchedRemoteShutdown {
