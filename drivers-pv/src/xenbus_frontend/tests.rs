@@ -114,32 +114,37 @@ fn fixture() -> (SimHandle, SharedXenstore<SimRingPage>, FakeClock) {
 fn toolstack() -> (SimHandle, SharedXenstore<SimRingPage>) {
     let sim = Sim::shared();
     let xs = SharedXenstore::new(RingTransport::new(SimRingPage::connect(&sim, DOMID)));
-    {
-        let mut sim = sim.borrow_mut();
-        sim.write_as(0, &format!("{FRONT}/backend"), BACKEND.as_bytes())
-            .unwrap();
-        sim.write_as(0, &format!("{FRONT}/backend-id"), b"0")
-            .unwrap();
-        sim.write_as(0, &format!("{FRONT}/state"), b"1").unwrap();
-        for node in ["", "/backend", "/backend-id", "/state"] {
-            sim.set_perms_as(
-                0,
-                &format!("{FRONT}{node}"),
-                Permissions::new(DOMID, Access::None),
-            )
-            .unwrap();
-        }
-        sim.write_as(0, &format!("{BACKEND}/state"), b"2").unwrap();
-        for node in ["", "/state"] {
-            sim.set_perms_as(
-                0,
-                &format!("{BACKEND}{node}"),
-                Permissions::new(0, Access::Read),
-            )
-            .unwrap();
-        }
-    }
+    toolstack_nodes(&sim);
     (sim, xs)
+}
+
+/// Writes the toolstack's nodes for the device (at the start, and again
+/// as `xl *-attach` does): our directory (ours to write) naming the
+/// backend, our state `Initialising`, the backend in `InitWait`.
+fn toolstack_nodes(sim: &SimHandle) {
+    let mut sim = sim.borrow_mut();
+    sim.write_as(0, &format!("{FRONT}/backend"), BACKEND.as_bytes())
+        .unwrap();
+    sim.write_as(0, &format!("{FRONT}/backend-id"), b"0")
+        .unwrap();
+    sim.write_as(0, &format!("{FRONT}/state"), b"1").unwrap();
+    for node in ["", "/backend", "/backend-id", "/state"] {
+        sim.set_perms_as(
+            0,
+            &format!("{FRONT}{node}"),
+            Permissions::new(DOMID, Access::None),
+        )
+        .unwrap();
+    }
+    sim.write_as(0, &format!("{BACKEND}/state"), b"2").unwrap();
+    for node in ["", "/state"] {
+        sim.set_perms_as(
+            0,
+            &format!("{BACKEND}{node}"),
+            Permissions::new(0, Access::Read),
+        )
+        .unwrap();
+    }
 }
 
 fn state_of(sim: &Sim, dir: &str) -> Option<XenbusState> {
@@ -552,7 +557,7 @@ fn a_detach_closes_our_node_and_a_reattach_reconnects() {
     assert!(!ready_to_connect(None, None));
     // `xl network-attach`/`block-attach` of the same index: new
     // directories, our node Initialising, the backend in InitWait.
-    drop(toolstack_nodes(&sim));
+    toolstack_nodes(&sim);
     let (reconnected, _) = drive(
         &sim,
         &xs,
@@ -565,27 +570,6 @@ fn a_detach_closes_our_node_and_a_reattach_reconnects() {
     assert_eq!(driver.counts.published, 2);
     assert_eq!(driver.counts.connected, 2);
     assert_eq!(state_of(&sim.borrow(), FRONT), Some(XenbusState::Connected));
-}
-
-/// Writes the toolstack's nodes for the device again (as `xl
-/// *-attach` does), as [`toolstack`] does at the start.
-fn toolstack_nodes(sim: &SimHandle) -> SimHandle {
-    let mut s = sim.borrow_mut();
-    s.write_as(0, &format!("{FRONT}/backend"), BACKEND.as_bytes())
-        .unwrap();
-    s.write_as(0, &format!("{FRONT}/backend-id"), b"0").unwrap();
-    s.write_as(0, &format!("{FRONT}/state"), b"1").unwrap();
-    for node in ["", "/backend", "/backend-id", "/state"] {
-        s.set_perms_as(
-            0,
-            &format!("{FRONT}{node}"),
-            Permissions::new(DOMID, Access::None),
-        )
-        .unwrap();
-    }
-    s.write_as(0, &format!("{BACKEND}/state"), b"2").unwrap();
-    drop(s);
-    sim.clone()
 }
 
 #[test]

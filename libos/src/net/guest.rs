@@ -143,6 +143,27 @@ fn link_up(shared: &Shared, netfront: GuestNetfront, epoch: u64) -> Option<(u64,
         .ok()
 }
 
+/// A (re)connected vif: its device under the interface, its control
+/// kept, one line on the console; false if the stack was shut down
+/// meanwhile.
+fn adopt(
+    shared: &Shared,
+    control: &mut Option<VifControl>,
+    (netfront, vif): (GuestNetfront, VifControl),
+    mac: MacAddress,
+) -> bool {
+    let index = vif.index();
+    let epoch = vif.epoch();
+    *control = Some(vif);
+    let Some((downs, dropped)) = link_up(shared, netfront, epoch) else {
+        return false;
+    };
+    println!(
+        "net: vif/{index} regained: link up, mac {mac} (down {downs} times, {dropped} frames dropped meanwhile)"
+    );
+    true
+}
+
 /// The keeper task (see the module docs). Ends when the stack is shut
 /// down, after closing the vif.
 async fn keep(shared: Arc<Shared>, keeper: Arc<Keeper>, control: VifControl) {
@@ -202,13 +223,10 @@ async fn keep(shared: Arc<Shared>, keeper: Arc<Keeper>, control: VifControl) {
                         continue;
                     };
                     match vif.reconnect().await {
-                        Ok((netfront, vif)) => {
-                            let epoch = vif.epoch();
-                            control = Some(vif);
-                            let Some((downs, dropped)) = link_up(&shared, netfront, epoch) else {
+                        Ok(parts) => {
+                            if !adopt(&shared, &mut control, parts, mac) {
                                 break;
-                            };
-                            println!("net: vif/{index} regained: link up, mac {mac} (down {downs} times, {dropped} frames dropped meanwhile)");
+                            }
                         }
                         Err(error) => {
                             println!("net: vif/{index}: reconnecting failed: {error}");
@@ -246,13 +264,10 @@ async fn keep(shared: Arc<Shared>, keeper: Arc<Keeper>, control: VifControl) {
                 _ => connect(index).await.map(|vif| vif.into_parts()),
             };
             match connected {
-                Ok((netfront, vif)) => {
-                    let epoch = vif.epoch();
-                    control = Some(vif);
-                    let Some((downs, dropped)) = link_up(&shared, netfront, epoch) else {
+                Ok(parts) => {
+                    if !adopt(&shared, &mut control, parts, mac) {
                         break;
-                    };
-                    println!("net: vif/{index} regained: link up, mac {mac} (down {downs} times, {dropped} frames dropped meanwhile)");
+                    }
                     up = true;
                     hotplug = None;
                 }
