@@ -487,6 +487,34 @@ fn connected<'x>(
     frontend.unwrap()
 }
 
+/// Reconnects `frontend` against `backend`; it must end connected.
+fn reconnect<'x>(
+    sim: &SimHandle,
+    xs: &'x SharedXenstore<SimRingPage>,
+    clock: &FakeClock,
+    backend: impl FnMut(&mut Sim),
+    frontend: &mut Frontend<'x, SimRingPage, FakeClock>,
+    driver: &mut TestDriver<'x>,
+) {
+    let (outcome, _) = drive(sim, xs, clock, backend, frontend.reconnect(driver));
+    outcome.unwrap();
+    assert!(frontend.is_connected());
+}
+
+/// Waits for the next change of either state node; what it means.
+fn next_news<'x>(
+    sim: &SimHandle,
+    xs: &'x SharedXenstore<SimRingPage>,
+    clock: &FakeClock,
+    frontend: &mut Frontend<'x, SimRingPage, FakeClock>,
+) -> Result<BackendNews, XenbusError> {
+    let (news, _) = drive(sim, xs, clock, |_| {}, async {
+        frontend.changed().await?;
+        frontend.check().await
+    });
+    news
+}
+
 #[test]
 fn classify_says_what_became_of_the_connection() {
     use BackendNews as N;
@@ -532,10 +560,7 @@ fn a_detach_closes_our_node_and_a_reattach_reconnects() {
     let mut frontend = connected(&sim, &xs, &clock, &mut driver);
     // `xl block-detach`: the toolstack writes the backend's state Closing.
     backend_goes(&mut sim.borrow_mut(), XenbusState::Closing);
-    let (news, _) = drive(&sim, &xs, &clock, |_| {}, async {
-        frontend.changed().await.unwrap();
-        frontend.check().await
-    });
+    let news = next_news(&sim, &xs, &clock, &mut frontend);
     assert_eq!(news, Ok(BackendNews::Closing));
     let (detached, _) = drive(&sim, &xs, &clock, |_| {}, frontend.detach(&mut driver));
     assert_eq!(detached, Ok(()));
@@ -558,15 +583,7 @@ fn a_detach_closes_our_node_and_a_reattach_reconnects() {
     // `xl network-attach`/`block-attach` of the same index: new
     // directories, our node Initialising, the backend in InitWait.
     toolstack_nodes(&sim);
-    let (reconnected, _) = drive(
-        &sim,
-        &xs,
-        &clock,
-        good_backend,
-        frontend.reconnect(&mut driver),
-    );
-    reconnected.unwrap();
-    assert!(frontend.is_connected());
+    reconnect(&sim, &xs, &clock, good_backend, &mut frontend, &mut driver);
     assert_eq!(driver.counts.published, 2);
     assert_eq!(driver.counts.connected, 2);
     assert_eq!(state_of(&sim.borrow(), FRONT), Some(XenbusState::Connected));
@@ -597,10 +614,7 @@ fn a_resume_resets_our_node_and_the_handshake_runs_anew_on_the_new_backend() {
             .unwrap();
         s.write_as(0, &format!("{FRONT}/state"), b"1").unwrap();
     }
-    let (news, _) = drive(&sim, &xs, &clock, |_| {}, async {
-        frontend.changed().await.unwrap();
-        frontend.check().await
-    });
+    let news = next_news(&sim, &xs, &clock, &mut frontend);
     assert_eq!(news, Ok(BackendNews::Reset));
     // The new backend behaves like the good one, at its own path.
     let new_backend = |sim: &mut Sim| {
@@ -625,15 +639,7 @@ fn a_resume_resets_our_node_and_the_handshake_runs_anew_on_the_new_backend() {
             .unwrap();
         }
     };
-    let (reconnected, _) = drive(
-        &sim,
-        &xs,
-        &clock,
-        new_backend,
-        frontend.reconnect(&mut driver),
-    );
-    reconnected.unwrap();
-    assert!(frontend.is_connected());
+    reconnect(&sim, &xs, &clock, new_backend, &mut frontend, &mut driver);
     assert_eq!(frontend.paths().backend, NEW_BACKEND);
     assert_eq!(driver.sectors.as_deref(), Some(&b"4096"[..]));
     assert_eq!(driver.counts.torn_down, 1, "the old rings went first");
@@ -648,14 +654,6 @@ fn a_restarted_backend_is_reported_as_a_reset() {
     let (news, _) = drive(&sim, &xs, &clock, |_| {}, frontend.refresh(&mut driver));
     assert_eq!(news, Ok(BackendNews::Reset));
     assert_eq!(driver.counts.torn_down, 0, "the caller reconnects");
-    let (reconnected, _) = drive(
-        &sim,
-        &xs,
-        &clock,
-        good_backend,
-        frontend.reconnect(&mut driver),
-    );
-    reconnected.unwrap();
-    assert!(frontend.is_connected());
+    reconnect(&sim, &xs, &clock, good_backend, &mut frontend, &mut driver);
     assert_eq!((driver.counts.published, driver.counts.torn_down), (2, 1));
 }
