@@ -17,6 +17,14 @@
 //! one clear `blkcheck: I/O error …` line naming the detach, close the
 //! device and end normally (no crash, no hang).
 //!
+//! The resume guest ([`resume_guest`]): `vifresume` (a TCP echo server
+//! that takes `control/shutdown` itself) is saved and restored with the
+//! rig's `rig_save_restore` (`xl save`, `xl restore`) while dom0 holds a
+//! TCP connection to it: the toolstack rewrites the vif's nodes for the
+//! new domain, the guest's vif keeper connects it anew, and the
+//! connection opened before the save echoes a line sent after the
+//! restore; a new connection works too.
+//!
 //! Every check rests on what xl and xenstore said in dom0 (the
 //! `HOTPLUG ` lines), and on the guest's lines and ending.
 
@@ -46,6 +54,14 @@ fn vif_ip(mode: GuestMode) -> &'static str {
     match mode {
         GuestMode::Pv => "10.0.0.6",
         GuestMode::Pvh => "10.0.0.7",
+    }
+}
+
+/// The resume guest's name in `mode`.
+pub fn resume_name(mode: GuestMode) -> &'static str {
+    match mode {
+        GuestMode::Pv => "hotplug-resume",
+        GuestMode::Pvh => "pvh-hotplug-resume",
     }
 }
 
@@ -141,6 +157,122 @@ rm -f "$img"
         pass = wait_for_line("blkcheck: pass 2 ", 90),
         error = wait_for_line("blkcheck: I/O error", 30),
     )
+}
+
+/// dom0's side for the resume guest at `ip`.
+fn resume_script(ip: &str) -> String {
+    format!(
+        r#". /etc/rig/lib.sh
+G={ip}
+log=/var/log/xen/console/guest-$NAME.log
+{ping}# A connection opened before the save, fed through a fifo held open.
+rm -f /tmp/$NAME-hp-fifo
+mkfifo /tmp/$NAME-hp-fifo
+nc $G 7 < /tmp/$NAME-hp-fifo > /tmp/$NAME-hp-long 2>&1 &
+ncpid=$!
+exec 5> /tmp/$NAME-hp-fifo
+echo "before the save" >&5
+sleep 2
+echo "HOTPLUG long before: $(tr '
+' '|' < /tmp/$NAME-hp-long)"
+echo "HOTPLUG domid before $(xl domid $NAME)"
+t0=$(cut -d' ' -f1 /proc/uptime)
+rig_save_restore $NAME /tmp/$NAME-hp.save
+echo "HOTPLUG save-restore rc=$? ($t0 $(cut -d' ' -f1 /proc/uptime))"
+rm -f /tmp/$NAME-hp.save
+domid=$(xl domid $NAME)
+echo "HOTPLUG domid after $domid"
+{resumed}{regained}{ping2}echo "HOTPLUG backend state after restore: $(xenstore-read /local/domain/0/backend/vif/$domid/0/state 2>&1)"
+echo "HOTPLUG frontend state after restore: $(xenstore-read /local/domain/$domid/device/vif/0/state 2>&1)"
+echo "after the restore" >&5
+sleep 3
+echo "HOTPLUG long after: $(tr '
+' '|' < /tmp/$NAME-hp-long)"
+exec 5>&-
+sleep 1
+kill $ncpid 2> /dev/null
+echo "HOTPLUG new: $(echo 'a new connection' | timeout 20 nc $G 7 | tr '
+' '|')"
+echo quit | timeout 10 nc $G 7 > /dev/null
+rm -f /tmp/$NAME-hp-fifo /tmp/$NAME-hp-long
+sleep 10
+if xl list $NAME > /dev/null 2>&1; then
+  echo "HOTPLUG guest still running after quit: destroying it"
+  xl destroy $NAME
+fi
+"#,
+        ping = crate::e2e_net::wait_for_ping("HOTPLUG", 120),
+        resumed = wait_for_line("vifresume: resumed", 60),
+        regained = wait_for_line("net: vif/0 regained", 60),
+        ping2 = crate::e2e_net::wait_for_ping("HOTPLUG after restore", 30),
+    )
+}
+
+/// The `vifresume` guest dom0 saves and restores under a TCP connection.
+pub fn resume_guest(vifresume_elf: &Path, mode: GuestMode) -> GuestSpec {
+    let ip = match mode {
+        GuestMode::Pv => "10.0.0.8",
+        GuestMode::Pvh => "10.0.0.9",
+    };
+    let last = ip.rsplit('.').next().unwrap_or("8");
+    let mac = format!("00:16:3e:00:01:{:02x}", last.parse::<u8>().unwrap_or(8));
+    let mut guest = GuestSpec::new(resume_name(mode), vifresume_elf).with_mode(mode);
+    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254");
+    guest.memory_mib = 32;
+    guest.timeout = Duration::from_secs(300);
+    guest.extra_config = vec![format!("vif = ['mac={mac},ip={ip},script=vif-rig']")];
+    guest.dom0_script = Some(resume_script(ip));
+    guest
+}
+
+/// The resume guest's checks.
+pub fn check_resume(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
+    let console = &report.console;
+    let dom0 = &report.dom0_output;
+    let moved = || -> Result<(), String> {
+        let id = |prefix: &str| {
+            dom0.iter()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|rest| rest.trim().parse::<u32>().ok())
+        };
+        match (id("HOTPLUG domid before "), id("HOTPLUG domid after ")) {
+            (Some(a), Some(b)) if a != b => Ok(()),
+            (a, b) => Err(format!("domain ids before/after: {a:?} {b:?}")),
+        }
+    };
+    let checks: Vec<(&str, Result<(), String>)> = vec![
+        (
+            "resume: xl save + restore succeed, into a new domain",
+            has(dom0, "HOTPLUG save-restore rc=0")
+                .and_then(|()| moved())
+                .and_then(|()| has(console, "vifresume: resumed after")),
+        ),
+        (
+            "resume: the vif is connected anew in the new domain (both ends Connected)",
+            has(console, "net: vif/0 regained")
+                .and_then(|()| has(dom0, "HOTPLUG backend state after restore: 4"))
+                .and_then(|()| has(dom0, "HOTPLUG frontend state after restore: 4")),
+        ),
+        (
+            "resume: a TCP connection opened before the save echoes after the restore",
+            has(
+                dom0,
+                "HOTPLUG long after: before the save|after the restore|",
+            ),
+        ),
+        (
+            "resume: a new TCP connection from dom0 succeeds after the restore",
+            has(dom0, "HOTPLUG new: a new connection|"),
+        ),
+        (
+            "resume: the app ends cleanly",
+            has(console, "vifresume: served").and_then(|()| powered_off(report)),
+        ),
+    ];
+    checks
+        .into_iter()
+        .map(|(name, result)| (format!("e2e hotplug: {name}"), with_context(report, result)))
+        .collect()
 }
 
 /// The `httpd` guest whose vif dom0 detaches and attaches again.
@@ -288,6 +420,7 @@ mod tests {
             for spec in [
                 vif_guest(Path::new("/e"), mode),
                 vbd_guest(Path::new("/e"), mode),
+                resume_guest(Path::new("/e"), mode),
             ] {
                 let script = spec.dom0_script.unwrap_or_default();
                 for (at, _) in script.match_indices("/tmp/") {

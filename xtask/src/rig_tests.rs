@@ -32,6 +32,7 @@ pub const APPS: &[&str] = &[
     "httpd",
     "tftpd",
     "resumecheck",
+    "vifresume",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -158,6 +159,10 @@ fn domu_guests(
         (
             crate::e2e_hotplug::vbd_guest(&elf("blkcheck"), GuestMode::Pv),
             vec!["rig e2e hotplug: vbd"],
+        ),
+        (
+            crate::e2e_hotplug::resume_guest(&elf("vifresume"), GuestMode::Pv),
+            vec!["rig e2e hotplug: resume"],
         ),
         // xl save + restore, then xl migrate to this host.
         (
@@ -537,6 +542,10 @@ fn pvh_domu_specs(
             crate::e2e_hotplug::vbd_guest(&elf("blkcheck"), GuestMode::Pvh),
             vec!["rig pvh e2e hotplug: vbd"],
         ),
+        (
+            crate::e2e_hotplug::resume_guest(&elf("vifresume"), GuestMode::Pvh),
+            vec!["rig pvh e2e hotplug: resume"],
+        ),
     ]
 }
 
@@ -578,7 +587,7 @@ fn record_hotplug<'a>(
         GuestMode::Pvh => "rig pvh",
     };
     let filter = tally.filter().clone();
-    let guests: [(&str, HotplugCheck, &str); 2] = [
+    let guests: [(&str, HotplugCheck, &str); 3] = [
         (
             crate::e2e_hotplug::vif_name(mode),
             crate::e2e_hotplug::check_vif,
@@ -588,6 +597,11 @@ fn record_hotplug<'a>(
             crate::e2e_hotplug::vbd_name(mode),
             crate::e2e_hotplug::check_vbd,
             "vbd",
+        ),
+        (
+            crate::e2e_hotplug::resume_name(mode),
+            crate::e2e_hotplug::check_resume,
+            "resume",
         ),
     ];
     for (name, check, kind) in guests {
