@@ -199,11 +199,27 @@ mod guest {
         let before_sys = time::now_ns();
         println!("suspend: suspending (epoch {})", epoch());
         console::flush();
+        // PV: the toolstack expects the frames `start_info` names as pfns
+        // (it turns them into the new domain's mfns on restore).
+        let canonical = if pv {
+            Some(canonicalise_start_info(start_info_va)?)
+        } else {
+            None
+        };
+        let uncanonicalise = || {
+            if let Some(machine) = canonical {
+                write_start_info_frames(start_info_va, machine);
+            }
+        };
 
-        grant::suspend().map_err(|e| fail("unmapping the grant table")(e.errno()))?;
+        if let Err(e) = grant::suspend() {
+            uncanonicalise();
+            return Err(fail("unmapping the grant table")(e.errno()));
+        }
         if let Err(errno) = shared_info::unmap_for_suspend() {
             let _ = shared_info::remap(old_maddr);
             let _ = grant::resume(false);
+            uncanonicalise();
             return Err(fail("unmapping shared_info")(errno));
         }
         // From here until `remap`, nothing may touch the shared info page
@@ -219,10 +235,12 @@ mod guest {
                 // Refused: still the same domain.
                 let _ = shared_info::remap(old_maddr);
                 let _ = grant::resume(false);
+                uncanonicalise();
                 return Err(fail("SCHEDOP_shutdown(suspend)")(errno));
             }
         };
         if cancelled {
+            uncanonicalise();
             shared_info::remap(old_maddr).map_err(fail("mapping shared_info again"))?;
             grant::resume(false).map_err(|e| fail("mapping the grant table again")(e.errno()))?;
             let suspended_for = elapsed(before_ns);
@@ -276,6 +294,51 @@ mod guest {
     fn elapsed(before_ns: u128) -> Duration {
         let ns = wall_ns().saturating_sub(before_ns);
         Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+
+    /// The store and console frames `start_info` names: `(store, console)`.
+    fn read_start_info_frames(start_info_va: u64) -> (u64, u64) {
+        let si = start_info_va as *const StartInfo;
+        // SAFETY: `start_info` lies in our initial region, mapped for good
+        // (its frame is reserved by the boot layout); volatile reads of
+        // two u64 fields.
+        unsafe {
+            (
+                (&raw const (*si).store_mfn).read_volatile(),
+                // The domU arm's first word is the console ring's frame.
+                (&raw const (*si).console).cast::<u64>().read_volatile(),
+            )
+        }
+    }
+
+    /// Writes the store and console frames into `start_info`.
+    fn write_start_info_frames(start_info_va: u64, (store, console): (u64, u64)) {
+        let si = start_info_va as *mut StartInfo;
+        // SAFETY: as in `read_start_info_frames`; the page is ours and
+        // mapped writable, and Xen does not write it while we run.
+        unsafe {
+            (&raw mut (*si).store_mfn).write_volatile(store);
+            (&raw mut (*si).console)
+                .cast::<u64>()
+                .write_volatile(console);
+        }
+    }
+
+    /// Rewrites the store and console machine frames in `start_info` as
+    /// our pfns, which is what the toolstack's restore expects to find
+    /// there (Xen's `process_start_info`). Returns the machine frames, to
+    /// put back if the suspend is cancelled.
+    fn canonicalise_start_info(start_info_va: u64) -> Result<(u64, u64), SuspendError> {
+        let machine = read_start_info_frames(start_info_va);
+        let pfn = |mfn| {
+            crate::mm::mfn_to_pfn(mfn).map_err(|_| SuspendError {
+                step: "turning start_info's store and console frames into pfns",
+                errno: Errno::EINVAL,
+            })
+        };
+        let canonical = (pfn(machine.0)?, pfn(machine.1)?);
+        write_start_info_frames(start_info_va, canonical);
+        Ok(machine)
     }
 
     /// The shared info machine address `start_info` names (PV), 0 in PVH.

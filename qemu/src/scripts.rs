@@ -101,7 +101,7 @@ rig_guest() {
     log=/var/log/xen/console/guest-$name.log
     flag=/run/rig-$name.timedout
     out=/run/rig-$name.dom0.out
-    rm -f "$flag" /run/rig-$name.moving /run/rig-$name.following /run/rig-$name.follow
+    rm -f "$flag" /run/rig-$name.moving /run/rig-$name.following.* /run/rig-$name.follow
     rig BEGIN "$name"
     spid=
     if [ -f "$dir/dom0.sh" ]; then
@@ -113,7 +113,7 @@ rig_guest() {
     xl create -F "$dir/guest.cfg" 2>&1 | rig_relay "XL $name"
     # Moving (saved, being restored or migrated): wait for the new domain
     # and follow it (the helpers write its xl lines to the follow file).
-    while [ -e /run/rig-$name.moving ] || [ -e /run/rig-$name.following ]; do
+    while [ -e /run/rig-$name.moving ] || ls /run/rig-$name.following.* > /dev/null 2>&1; do
         [ -e "$flag" ] && break
         sleep 0.1
     done
@@ -133,6 +133,9 @@ rig_guest() {
     done
     xl destroy "$name" > /dev/null 2>&1
     [ -f "$log" ] && rig_relay "CON $name" < "$log"
+    # A migrated domain arrived as NAME--incoming, and xenconsoled named
+    # its log then.
+    [ -f "${log%.log}--incoming.log" ] && rig_relay "CON $name" < "${log%.log}--incoming.log"
     if [ -n "$spid" ]; then
         n=0
         while kill -0 $spid 2> /dev/null && [ $n -lt 50 ]; do
@@ -158,11 +161,11 @@ rig_save_restore() {
         rm -f /run/rig-$1.moving
         return 1
     fi
-    : > /run/rig-$1.following
-    ( xl restore -F "$2" > /run/rig-$1.follow 2>&1; rm -f /run/rig-$1.following ) &
+    following=$(mktemp /run/rig-$1.following.XXXXXX)
+    ( xl restore -F "$2" >> /run/rig-$1.follow 2>&1; rm -f "$following" ) &
     # Until the restored domain exists (or the restore gave up).
     n=0
-    until xl domid "$1" > /dev/null 2>&1 || [ $n -ge 600 ] || [ ! -e /run/rig-$1.following ]; do
+    until xl domid "$1" > /dev/null 2>&1 || [ $n -ge 600 ] || [ ! -e "$following" ]; do
         n=$((n + 1))
         sleep 0.1
     done
@@ -170,15 +173,30 @@ rig_save_restore() {
 }
 
 # rig_migrate NAME: `xl migrate` the guest to this same host, the
-# receiving `xl migrate-receive -F` run through a local pipe (xl runs
-# `sh -c HOST` when the ssh command is empty) and followed by rig_guest.
+# receiving `xl migrate-receive` run through a local pipe (xl runs
+# `sh -c HOST` when the ssh command is empty). The receiver leaves an xl
+# daemon watching the new domain, which logs to
+# /var/log/xen/xl-NAME--incoming.log (the domain's name while it
+# arrived); rig_guest relays that log once it reports the domain's end.
 # Returns xl migrate's status.
 rig_migrate() {
     : > /run/rig-$1.moving
-    : > /run/rig-$1.following
-    xl migrate -s '' "$1" "xl migrate-receive -F 2> /run/rig-$1.follow; rm -f /run/rig-$1.following"
+    following=$(mktemp /run/rig-$1.following.XXXXXX)
+    xl migrate -s '' "$1" "xl migrate-receive"
     rc=$?
-    [ $rc -ne 0 ] && rm -f /run/rig-$1.following
+    if [ $rc -eq 0 ]; then
+        (
+            follow=/var/log/xen/xl-$1--incoming.log
+            until grep -q -e 'has shut down, reason code [013456789]' -e 'has been destroyed' \
+                "$follow" 2> /dev/null; do
+                sleep 0.2
+            done
+            cat "$follow" >> /run/rig-$1.follow
+            rm -f "$following"
+        ) &
+    else
+        rm -f "$following"
+    fi
     rm -f /run/rig-$1.moving
     return $rc
 }

@@ -4,8 +4,8 @@
 //! The guest is `resumecheck` (see its file): it prints `resumecheck:
 //! ready`, and after each resume in a new domain checks that its timers
 //! fire, xenstore answers, a watch set before the suspend fires again and
-//! a deadline that passed while it was away woke its sleeper exactly
-//! once; then it powers off. dom0's script waits for `ready`, runs
+//! a deadline that passed while it was away fired once, after the
+//! resume; then it powers off. dom0's script waits for `ready`, runs
 //! `rig_save_restore` (the rig's `xl save` then `xl restore -F`, followed
 //! to the end), waits for the first resume's checks, then `rig_migrate`
 //! (`xl migrate` through a local pipe to `xl migrate-receive`). The rig
@@ -199,7 +199,7 @@ pub fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
             name("a deadline that passed while away fires exactly once"),
             expect_console(
                 report,
-                "resumecheck: check deadline: the sleeper across the suspend woke 1 time(s)",
+                "resumecheck: check deadline: 2 sleep(s) woke late for 2 resume(s)",
             ),
         ),
         (

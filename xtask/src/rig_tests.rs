@@ -59,6 +59,7 @@ pub const PVH_TESTS: &[&str] = &[
     "rig pvh e2e httpd",
     "rig pvh e2e net",
     "rig pvh e2e hotplug",
+    "rig pvh e2e suspend",
 ];
 
 /// Whether the PVH tests run: `--no-pvh` wins, then `--pvh`, then
@@ -546,6 +547,10 @@ fn pvh_domu_specs(
             crate::e2e_hotplug::resume_guest(&elf("vifresume"), GuestMode::Pvh),
             vec!["rig pvh e2e hotplug: resume"],
         ),
+        (
+            crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pvh),
+            vec!["rig pvh e2e suspend: "],
+        ),
     ]
 }
 
@@ -568,6 +573,14 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
             }
         }
         Err(e) => tally.record("rig pvh e2e block", Err(e)),
+    }
+    match find(crate::e2e_suspend::guest_name(GuestMode::Pvh)) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_suspend::checks(guest) {
+                tally.record(&format!("rig pvh {name}"), result);
+            }
+        }
+        Err(e) => tally.record("rig pvh e2e suspend", Err(e)),
     }
     record_hotplug(tally, find, GuestMode::Pvh);
 }

@@ -729,9 +729,13 @@ impl Client {
     ///   again; the answers are dropped quietly, and a watch xenstored
     ///   refuses simply stays silent.
     ///
-    /// The byte streams carry on where they were (the ring page came
-    /// along with our memory). Returns how many watches were sent again.
+    /// The reply stream starts afresh (the transport drops what the old
+    /// connection left unread, `RingTransport::resync_after_resume`).
+    /// Returns how many watches were sent again.
     pub fn resumed(&mut self) -> usize {
+        // The transport dropped the old stream's unread bytes: start on a
+        // message boundary.
+        self.decoder = ReplyDecoder::new();
         for (&req_id, slot) in self.slots.iter_mut() {
             if let Slot::Waiting { abandoned, .. } = slot {
                 self.stale_req_ids.insert(req_id);

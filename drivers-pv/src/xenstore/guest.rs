@@ -228,7 +228,7 @@ fn wait_for_channel(connection: &'static Connection) -> impl Future<Output = ()>
 /// [`XsError::Resumed`] and registers every watch again, so each fires
 /// once and its owner looks again. Returns how many watches were
 /// registered again; `Ok(0)` when there is nothing to do (not connected,
-/// or already resumed).
+/// or already resumed). Says what it found on the console.
 pub fn resume() -> Result<usize, ConnectError> {
     let Some(connection) = CONNECTION.get() else {
         return Ok(0);
@@ -245,7 +245,16 @@ pub fn resume() -> Result<usize, ConnectError> {
         *channel = EventChannel::adopt(port).map_err(ConnectError::Channel)?;
         connection.xenstore.with_page(|page| page.set_port(port));
     }
-    Ok(connection.xenstore.resumed())
+    let (watches, [req_cons, req_prod, rsp_cons, rsp_prod]) = connection.xenstore.resumed();
+    kernel::println!(
+        "xenstore: resumed on evtchn {}: ring req {req_cons}/{req_prod} rsp {rsp_cons}/{rsp_prod} (unread replies dropped), {watches} watches registered again{}",
+        connection.channel.lock().port(),
+        match connection.xenstore.broken() {
+            Some(why) => alloc::format!("; broken: {why}"),
+            None => alloc::string::String::new(),
+        }
+    );
+    Ok(watches)
 }
 
 /// Whether [`connect`] has succeeded.

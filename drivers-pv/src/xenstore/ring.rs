@@ -96,6 +96,35 @@ impl<P: XenstorePage> RingTransport<P> {
         self.page
     }
 
+    /// After a resume in a new domain, before anything is sent: takes the
+    /// indices from the page again and drops whatever the response ring
+    /// still holds (replies and watch events of the old connection,
+    /// perhaps cut short: nobody waits for them, and the new xenstored
+    /// starts its stream on a message boundary). Requests xenstored has
+    /// not taken stay for the new one; if its indices make no sense
+    /// against ours (it started the ring afresh), ours start from its.
+    /// Returns the four indices as found: `[req_cons, req_prod,
+    /// rsp_cons, rsp_prod]`.
+    pub fn resync_after_resume(&mut self) -> [u32; 4] {
+        let found = [
+            self.page.req_cons(),
+            self.page.req_prod(),
+            self.page.rsp_cons(),
+            self.page.rsp_prod(),
+        ];
+        let [req_cons, req_prod, _, rsp_prod] = found;
+        self.corrupt = false;
+        self.req_prod = if req_prod.wrapping_sub(req_cons) > RING_SIZE {
+            self.page.set_req_prod(req_cons);
+            req_cons
+        } else {
+            req_prod
+        };
+        self.rsp_cons = rsp_prod;
+        self.page.set_rsp_cons(rsp_prod);
+        found
+    }
+
     /// Whether corrupt indices were seen (the transport refuses to go on).
     pub fn is_corrupt(&self) -> bool {
         self.corrupt

@@ -191,17 +191,20 @@ impl<P: XenstorePage> SharedXenstore<P> {
     /// the requests in flight with [`XsError::Resumed`], registers every
     /// watch again, sends that out and wakes whoever has an answer now.
     /// The caller has pointed the page at the new event channel first.
-    /// Returns how many watches were registered again.
-    pub fn resumed(&self) -> usize {
+    /// Returns how many watches were registered again, and the ring's
+    /// indices as the resume found them (`[req_cons, req_prod, rsp_cons,
+    /// rsp_prod]`).
+    pub fn resumed(&self) -> (usize, [u32; 4]) {
         let mut woken = Vec::new();
-        let again = {
+        let outcome = {
             let mut inner = self.inner.lock();
+            let indices = inner.transport.resync_after_resume();
             let again = inner.client.resumed();
             let _ = inner.pump(&mut woken);
-            again
+            (again, indices)
         };
         wake_all(woken);
-        again
+        outcome
     }
 
     /// Counters of events and replies dropped rather than delivered.

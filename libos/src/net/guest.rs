@@ -164,6 +164,16 @@ fn adopt(
     true
 }
 
+/// Waits a second (after a xenstore failure) or until a resume or the
+/// shutdown; true if the keeper must stop.
+async fn pause(keeper: &Keeper) -> bool {
+    let wait = select(
+        kernel::sched::sleep(core::time::Duration::from_secs(1)),
+        resume::resumed(),
+    );
+    matches!(select(keeper.stop.wait(), wait).await, Either::Left(()))
+}
+
 /// The keeper task (see the module docs). Ends when the stack is shut
 /// down, after closing the vif.
 async fn keep(shared: Arc<Shared>, keeper: Arc<Keeper>, control: VifControl) {
@@ -172,6 +182,8 @@ async fn keep(shared: Arc<Shared>, keeper: Arc<Keeper>, control: VifControl) {
     let mut control = Some(control);
     let mut up = true;
     let mut hotplug: Option<Hotplug<'static, _>> = None;
+    // A xenstore failure was reported (once, until things work again).
+    let mut troubled = false;
     loop {
         if keeper.stop.is_set() {
             break;
@@ -186,12 +198,20 @@ async fn keep(shared: Arc<Shared>, keeper: Arc<Keeper>, control: VifControl) {
             } else {
                 match select(keeper.stop.wait(), select(vif.changed(), resume::resumed())).await {
                     Either::Left(()) => break,
+                    // A resume breaks the old watches: a reset. Otherwise
+                    // look again in a while (xenstore may come back).
+                    Either::Right(Either::Left(Err(_))) if vif.epoch() != resume::epoch() => {
+                        Some(Ok(BackendNews::Reset))
+                    }
                     Either::Right(Either::Left(Err(error))) => {
-                        println!(
-                            "net: vif/{index}: its xenstore watch failed ({error}): hot-plug off"
-                        );
-                        keeper.stop.wait().await;
-                        break;
+                        if !troubled {
+                            println!("net: vif/{index}: its xenstore watch failed ({error}); retrying each second");
+                            troubled = true;
+                        }
+                        if pause(&keeper).await {
+                            break;
+                        }
+                        Some(vif.check().await)
                     }
                     Either::Right(Either::Left(Ok(()))) => None,
                     Either::Right(Either::Right(())) => Some(Ok(BackendNews::Reset)),
@@ -245,16 +265,21 @@ async fn keep(shared: Arc<Shared>, keeper: Arc<Keeper>, control: VifControl) {
                 Ok(xs) => match Hotplug::new(xs, &[DeviceKind::Vif]).await {
                     Ok(watcher) => hotplug = Some(watcher),
                     Err(error) => {
-                        println!(
-                            "net: vif/{index}: cannot watch device/vif ({error}): hot-plug off"
-                        );
-                        keeper.stop.wait().await;
-                        break;
+                        if !troubled {
+                            println!("net: vif/{index}: cannot watch device/vif ({error}); retrying each second");
+                            troubled = true;
+                        }
+                        if pause(&keeper).await {
+                            break;
+                        }
+                        continue;
                     }
                 },
                 Err(_) => {
-                    keeper.stop.wait().await;
-                    break;
+                    if pause(&keeper).await {
+                        break;
+                    }
+                    continue;
                 }
             }
         }
@@ -269,6 +294,7 @@ async fn keep(shared: Arc<Shared>, keeper: Arc<Keeper>, control: VifControl) {
                         break;
                     }
                     up = true;
+                    troubled = false;
                     hotplug = None;
                 }
                 Err(error) => println!("net: vif/{index}: connecting failed: {error}; waiting"),
@@ -306,9 +332,14 @@ async fn keep(shared: Arc<Shared>, keeper: Arc<Keeper>, control: VifControl) {
                 println!("net: {id} vanished");
             }
             Either::Right(Either::Left(Err(error))) => {
-                println!("net: watching device/vif failed ({error}): hot-plug off");
-                keeper.stop.wait().await;
-                break;
+                if !troubled {
+                    println!("net: watching device/vif failed ({error}); retrying each second");
+                    troubled = true;
+                }
+                hotplug = None;
+                if pause(&keeper).await {
+                    break;
+                }
             }
             Either::Right(Either::Right(_)) => {}
         }
