@@ -12,6 +12,7 @@ extern crate alloc;
 
 pub mod blkfront;
 pub mod control;
+pub mod hotplug;
 pub mod netfront;
 pub mod page_ring;
 pub mod shared_ring;

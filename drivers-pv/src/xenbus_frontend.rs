@@ -18,6 +18,20 @@
 //! closes from our side the way backends expect (`Closing`, wait for the
 //! backend to follow, tear down, `Closed`).
 //!
+//! Devices come and go ([`Frontend::check`], [`BackendNews`]): a task
+//! that keeps a device awaits [`Frontend::changed`] (a watch on the
+//! backend's `state` and one on ours) and asks [`Frontend::check`] what
+//! happened. [`BackendNews::Closing`] (the backend closing, its node or
+//! our directory gone: a detach) is honoured with [`Frontend::detach`]
+//! (tear down, `Closed`); [`BackendNews::Reset`] (our node rewritten to
+//! `Initialising` by the toolstack, as after a resume into a new domain,
+//! our `backend` key naming another directory, or the backend back in
+//! `InitWait`: a restarted backend) is answered with
+//! [`Frontend::reconnect`]: the old rings go (the driver's tear-down),
+//! the paths are read again and the whole handshake runs anew. After a
+//! detach, [`ready_to_connect`] says when the same device index may be
+//! connected again (re-attached, or its backend restarted).
+//!
 //! Nothing here blocks and nothing here knows the guest: the xenstore
 //! connection is any [`SharedXenstore`], and time is a [`Clock`], so the
 //! host tests run the whole handshake against the simulated xenstored
@@ -38,7 +52,7 @@ use crate::xenbus_state::{
 use crate::xenstore::{SharedXenstore, TxId, Watch, XenstorePage, XsError};
 
 /// Time as the handshake needs it: now, and a sleep until a deadline.
-pub trait Clock {
+pub trait Clock: Clone {
     /// The future of [`Clock::sleep_until`].
     type Sleep: Future<Output = ()> + Unpin;
     /// The current time in nanoseconds.
@@ -116,6 +130,68 @@ pub enum XenbusError {
     },
     /// The backend closed the connection (now `Closed` on our side too).
     BackendClosed,
+}
+
+/// What became of a connected device, as [`Frontend::check`] reads it
+/// from xenstore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendNews {
+    /// Both ends still say what they said at connection time.
+    Unchanged,
+    /// The device is going away: the backend is `Closing` or `Closed`
+    /// (`xl block-detach`, `xl network-detach`, a backend unloaded), or
+    /// its `state` node or our own directory is gone. Answer:
+    /// [`Frontend::detach`].
+    Closing,
+    /// The connection must be made anew: the toolstack rewrote our
+    /// `state` to `Initialising` (a resume into a new domain), our
+    /// `backend` key names another directory, or the backend is back in
+    /// `InitWait`/`Initialising` (a restarted backend). Answer:
+    /// [`Frontend::reconnect`].
+    Reset,
+}
+
+/// Classifies what a connected frontend reads back (pure, see
+/// [`BackendNews`]): `own` our state as last written, `front` our
+/// `state` node as read (`None`: our directory is gone), `moved` whether
+/// our `backend` key now names another directory, `backend` the
+/// backend's `state` node as read.
+pub fn classify(
+    own: XenbusState,
+    front: Option<XenbusState>,
+    moved: bool,
+    backend: Option<XenbusState>,
+) -> BackendNews {
+    use XenbusState as S;
+    let Some(front) = front else {
+        return BackendNews::Closing;
+    };
+    let live = matches!(own, S::Initialised | S::Connected);
+    // The toolstack's reset wins over the old backend's state: after a
+    // resume the old backend is gone, the new one waits for us.
+    if live && (moved || matches!(front, S::Initialising | S::Unknown)) {
+        return BackendNews::Reset;
+    }
+    match backend {
+        None | Some(S::Closing | S::Closed) => BackendNews::Closing,
+        Some(S::Initialising | S::InitWait) if live => BackendNews::Reset,
+        _ => BackendNews::Unchanged,
+    }
+}
+
+/// After a detach (our node `Closed`), whether the device may be
+/// connected again (pure): our directory exists and either the toolstack
+/// made it anew or reset it (`front` is `Initialising`: `xl
+/// network-attach` of the same index, a resume), or the backend, not us,
+/// came back to `InitWait` (a restarted backend driver). A backend still
+/// `Closing`/`Closed`, or no directory, means wait.
+pub fn ready_to_connect(front: Option<XenbusState>, backend: Option<XenbusState>) -> bool {
+    use XenbusState as S;
+    match front {
+        None => false,
+        Some(S::Initialising | S::Unknown) => true,
+        Some(_) => matches!(backend, Some(S::InitWait)),
+    }
 }
 
 impl fmt::Display for XenbusError {
@@ -240,7 +316,10 @@ pub struct Frontend<'x, P: XenstorePage, C: Clock> {
     paths: DevicePaths,
     policy: Policy,
     state: FrontendState,
+    style: ConnectStyle,
     watch: Watch<'x, P>,
+    /// Our own `state` node: the toolstack rewrites it on a resume.
+    front_watch: Watch<'x, P>,
     last_seen: Option<XenbusState>,
     publishes: u32,
 }
@@ -261,13 +340,21 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
         let backend_state = format!("{}/state", paths.backend);
         let watch = core::pin::pin!(xs.watch(&backend_state));
         let watch = bounded(&clock, deadline, None, watch).await?;
+        let front_state = format!("{}/state", paths.front);
+        let front_watch = core::pin::pin!(xs.watch(&front_state));
+        let mut front_watch = bounded(&clock, deadline, None, front_watch).await?;
+        // Its first event (every watch fires once when set) and our own
+        // writes below are no news.
+        let _ = front_watch.try_next();
         let mut frontend = Frontend {
             xs,
             clock,
             paths,
             policy,
             state: FrontendState::new(style),
+            style,
             watch,
+            front_watch,
             last_seen: None,
             publishes: 0,
         };
@@ -348,19 +435,113 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
         self.state.is_connected() && self.last_seen == Some(XenbusState::Connected)
     }
 
-    /// Completes when the backend's state node changes next (no
-    /// deadline: for a driver task that watches its backend).
+    /// Completes when the backend's state node or ours changes next (no
+    /// deadline: for a driver task that watches its device; then
+    /// [`Frontend::check`]).
     pub async fn changed(&mut self) -> Result<(), XenbusError> {
-        self.watch.next_event().await?;
+        let Frontend {
+            watch, front_watch, ..
+        } = self;
+        let mut backend = watch.next_event();
+        let mut front = front_watch.next_event();
+        core::future::poll_fn(|cx| {
+            use core::task::Poll;
+            if let Poll::Ready(event) = core::pin::Pin::new(&mut backend).poll(cx) {
+                return Poll::Ready(event.map(drop));
+            }
+            if let Poll::Ready(event) = core::pin::Pin::new(&mut front).poll(cx) {
+                return Poll::Ready(event.map(drop));
+            }
+            Poll::Pending
+        })
+        .await?;
         Ok(())
     }
 
-    /// Looks at the backend's state if it changed since the last look
-    /// (without waiting when it did not): a backend gone `Closing` or
-    /// `Closed` makes the driver tear down and our node go `Closed`, and
-    /// then this fails with [`XenbusError::BackendClosed`] (as it does
-    /// from then on). `Ok(())` while the connection stands.
-    pub async fn refresh<D: Driver>(&mut self, driver: &mut D) -> Result<(), D::Error> {
+    /// Reads both ends' states (and our `backend` key) and says what
+    /// became of the connection (see [`BackendNews`], [`classify`]).
+    /// Pending watch events are taken: they are what this reads.
+    pub async fn check(&mut self) -> Result<BackendNews, XenbusError> {
+        while self.watch.try_next()?.is_some() {}
+        while self.front_watch.try_next()?.is_some() {}
+        let deadline = deadline_after(&self.clock, self.policy.deadline);
+        let front_path = format!("{}/state", self.paths.front);
+        let read = core::pin::pin!(self.xs.read_opt(TxId::NONE, &front_path));
+        let front = bounded(&self.clock, deadline, self.last_seen, read)
+            .await?
+            .map(|raw| XenbusState::parse(&raw).unwrap_or(XenbusState::Unknown));
+        let backend_key = format!("{}/backend", self.paths.front);
+        let read = core::pin::pin!(self.xs.read_opt(TxId::NONE, &backend_key));
+        let moved = bounded(&self.clock, deadline, self.last_seen, read)
+            .await?
+            .is_some_and(|raw| raw != self.paths.backend.as_bytes());
+        let backend = match self.backend_state(deadline).await {
+            Ok(state) => state,
+            // A backend writing garbage is as good as gone.
+            Err(XenbusError::BadState(_)) => None,
+            Err(error) => return Err(error),
+        };
+        Ok(classify(self.state.own(), front, moved, backend))
+    }
+
+    /// Honours a backend that is going away ([`BackendNews::Closing`]):
+    /// the driver tears down (ending its grants; pages the backend still
+    /// maps are quarantined by their owners, never freed) and our node
+    /// goes `Closed`, unless our directory is already gone (the node is
+    /// not written back into a removed directory). The device stays
+    /// closed; [`ready_to_connect`] says when it may come back.
+    pub async fn detach<D: Driver>(&mut self, driver: &mut D) -> Result<(), D::Error> {
+        self.state.close();
+        self.state.step(XenbusState::Closing);
+        driver.tear_down();
+        let deadline = deadline_after(&self.clock, self.policy.deadline);
+        let path = format!("{}/state", self.paths.front);
+        let read = core::pin::pin!(self.xs.read_opt(TxId::NONE, &path));
+        if bounded(&self.clock, deadline, self.last_seen, read)
+            .await?
+            .is_some()
+        {
+            self.write_state(deadline, XenbusState::Closed).await?;
+        }
+        Ok(())
+    }
+
+    /// Connects the same device anew ([`BackendNews::Reset`], or after a
+    /// detach once [`ready_to_connect`]): the driver tears down what it
+    /// had (a resume voided the old rings and channel; a restarted
+    /// backend no longer maps them), our paths are read again (the
+    /// backend's directory moves with the domain id), and the handshake
+    /// of [`Frontend::connect`] runs from the start, with a fresh
+    /// deadline and publication count.
+    pub async fn reconnect<D: Driver>(&mut self, driver: &mut D) -> Result<(), D::Error> {
+        driver.tear_down();
+        // Until the new handshake succeeds we are closed: a failure
+        // leaves our node `Closed` (the helper abandons) and this
+        // frontend reporting so.
+        self.state.close();
+        let paths = DevicePaths::read(self.xs, self.paths.front.clone()).await?;
+        let fresh = Frontend::connect(
+            self.xs,
+            self.clock.clone(),
+            paths,
+            self.style,
+            self.policy,
+            driver,
+        )
+        .await?;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Looks at both ends if either state node changed since the last
+    /// look (without waiting when neither did): a backend gone `Closing`
+    /// or `Closed` (or our directory gone) makes the driver tear down and
+    /// our node go `Closed` ([`Frontend::detach`]), and then this fails
+    /// with [`XenbusError::BackendClosed`] (as it does from then on). A
+    /// connection to make anew is reported as [`BackendNews::Reset`] for
+    /// the caller to [`Frontend::reconnect`]; `Unchanged` while the
+    /// connection stands.
+    pub async fn refresh<D: Driver>(&mut self, driver: &mut D) -> Result<BackendNews, D::Error> {
         if !self.state.wanted() || !self.state.is_connected() {
             return Err(XenbusError::BackendClosed.into());
         }
@@ -368,23 +549,23 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
         while self.watch.try_next().map_err(XenbusError::from)?.is_some() {
             changed = true;
         }
-        if !changed {
-            return Ok(());
+        while self
+            .front_watch
+            .try_next()
+            .map_err(XenbusError::from)?
+            .is_some()
+        {
+            changed = true;
         }
-        let deadline = deadline_after(&self.clock, self.policy.deadline);
-        match self.backend_state(deadline).await? {
-            Some(XenbusState::Closing | XenbusState::Closed) => {
-                // Connected + backend closing: tear down, then `Closed`;
-                // and stay closed (the device is going away).
-                self.state.close();
-                let action = self.state.step(XenbusState::Closing);
-                driver.tear_down();
-                if let Some(next) = action.state_to_write() {
-                    self.write_state(deadline, next).await?;
-                }
+        if !changed {
+            return Ok(BackendNews::Unchanged);
+        }
+        match self.check().await? {
+            BackendNews::Closing => {
+                self.detach(driver).await?;
                 Err(XenbusError::BackendClosed.into())
             }
-            _ => Ok(()),
+            news => Ok(news),
         }
     }
 
@@ -475,6 +656,30 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
                 .write(TxId::NONE, &path, XenbusState::Closed.as_str().as_bytes()),
         );
         self.state.close();
+    }
+}
+
+/// The kernel's resume epochs, as the frontends use them (the shared
+/// decision of issue 11: [`kernel::suspend::epoch`] counts resumes into
+/// a new domain, [`kernel::suspend::resumed`] completes at the next one;
+/// event channels and grants of an older epoch are void).
+///
+/// The one place the frontends read them: a device remembers the epoch
+/// it was connected in; one from an older epoch is reset (connected
+/// anew) without waiting on its stale channels, and a driver task's wait
+/// selects on [`resume::resumed`] so a resume wakes it at once. xenstore
+/// tells the same story a moment later (the toolstack rewrites our
+/// `state` to `Initialising`, [`BackendNews::Reset`]).
+#[cfg(target_os = "none")]
+pub mod resume {
+    /// The resume epoch now (0 at boot).
+    pub fn epoch() -> u64 {
+        kernel::suspend::epoch()
+    }
+
+    /// Completes at the next resume into a new domain.
+    pub async fn resumed() {
+        kernel::suspend::resumed().await;
     }
 }
 

@@ -89,7 +89,10 @@ impl embedded_io::Error for IoError {
             BlockError::OutOfRange => ErrorKind::InvalidInput,
             BlockError::NotSupported => ErrorKind::Unsupported,
             BlockError::Timeout => ErrorKind::TimedOut,
-            BlockError::NotConnected | BlockError::Xenbus(_) => ErrorKind::NotConnected,
+            BlockError::NotConnected
+            | BlockError::Xenbus(_)
+            | BlockError::Detached
+            | BlockError::Reset => ErrorKind::NotConnected,
             BlockError::Resources(_) => ErrorKind::OutOfMemory,
             BlockError::BadKey(_)
             | BlockError::Feature(_)

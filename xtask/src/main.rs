@@ -18,6 +18,7 @@ mod args;
 mod bench;
 mod conformance;
 mod e2e_block;
+mod e2e_hotplug;
 mod e2e_httpd;
 mod e2e_net;
 mod e2e_netfeatures;

@@ -32,6 +32,7 @@ pub const APPS: &[&str] = &[
     "httpd",
     "tftpd",
     "resumecheck",
+    "vifresume",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -57,6 +58,7 @@ pub const PVH_TESTS: &[&str] = &[
     "rig pvh e2e block",
     "rig pvh e2e httpd",
     "rig pvh e2e net",
+    "rig pvh e2e hotplug",
     "rig pvh e2e suspend",
 ];
 
@@ -148,6 +150,20 @@ fn domu_guests(
         (
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pv),
             vec!["rig e2e block: "],
+        ),
+        // Devices that come and go: a vif detached and attached again
+        // under httpd, a disk detached under blkcheck.
+        (
+            crate::e2e_hotplug::vif_guest(&elf("httpd"), GuestMode::Pv),
+            vec!["rig e2e hotplug: vif"],
+        ),
+        (
+            crate::e2e_hotplug::vbd_guest(&elf("blkcheck"), GuestMode::Pv),
+            vec!["rig e2e hotplug: vbd"],
+        ),
+        (
+            crate::e2e_hotplug::resume_guest(&elf("vifresume"), GuestMode::Pv),
+            vec!["rig e2e hotplug: resume"],
         ),
         // xl save + restore, then xl migrate to this host.
         (
@@ -447,6 +463,7 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
         }
         Err(e) => tally.record("rig e2e suspend", Err(e)),
     }
+    record_hotplug(tally, &find, GuestMode::Pv);
     if pvh {
         pvh_domu_checks(tally, &find);
     }
@@ -530,6 +547,18 @@ fn pvh_domu_specs(
             vec!["rig pvh e2e block: "],
         ),
         (
+            crate::e2e_hotplug::vif_guest(&elf("httpd"), GuestMode::Pvh),
+            vec!["rig pvh e2e hotplug: vif"],
+        ),
+        (
+            crate::e2e_hotplug::vbd_guest(&elf("blkcheck"), GuestMode::Pvh),
+            vec!["rig pvh e2e hotplug: vbd"],
+        ),
+        (
+            crate::e2e_hotplug::resume_guest(&elf("vifresume"), GuestMode::Pvh),
+            vec!["rig pvh e2e hotplug: resume"],
+        ),
+        (
             crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pvh),
             vec!["rig pvh e2e suspend: "],
         ),
@@ -563,6 +592,55 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
             }
         }
         Err(e) => tally.record("rig pvh e2e suspend", Err(e)),
+    }
+    record_hotplug(tally, find, GuestMode::Pvh);
+}
+
+/// One hot-plug guest's checks: named results.
+type HotplugCheck = fn(&GuestReport) -> Vec<(String, Result<(), String>)>;
+
+/// The hot-plug guests' checks ([`crate::e2e_hotplug`]) in `mode`, for
+/// those of them the session ran.
+fn record_hotplug<'a>(
+    tally: &mut Tally,
+    find: &dyn Fn(&str) -> Result<&'a GuestReport, String>,
+    mode: GuestMode,
+) {
+    let prefix = match mode {
+        GuestMode::Pv => "rig",
+        GuestMode::Pvh => "rig pvh",
+    };
+    let filter = tally.filter().clone();
+    let guests: [(&str, HotplugCheck, &str); 3] = [
+        (
+            crate::e2e_hotplug::vif_name(mode),
+            crate::e2e_hotplug::check_vif,
+            "vif",
+        ),
+        (
+            crate::e2e_hotplug::vbd_name(mode),
+            crate::e2e_hotplug::check_vbd,
+            "vbd",
+        ),
+        (
+            crate::e2e_hotplug::resume_name(mode),
+            crate::e2e_hotplug::check_resume,
+            "resume",
+        ),
+    ];
+    for (name, check, kind) in guests {
+        let group = format!("{prefix} e2e hotplug: {kind}");
+        if !filter.selects(&[group.as_str()]) {
+            continue;
+        }
+        match find(name) {
+            Ok(guest) => {
+                for (check_name, result) in check(guest) {
+                    tally.record(&format!("{prefix} {check_name}"), result);
+                }
+            }
+            Err(e) => tally.record(&group, Err(e)),
+        }
     }
 }
 

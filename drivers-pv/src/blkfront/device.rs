@@ -7,9 +7,25 @@
 //! [`BlockFront::read`], [`BlockFront::write`] and [`BlockFront::flush`]
 //! are async too: the task awaits the event channel (bounded by
 //! [`REQUEST_TIMEOUT`]) while up to [`SLOTS`] requests of up to eleven
-//! pages are in flight. Before each request the device looks whether the
-//! backend went `Closing` (`xl block-detach`) and, if so, closes its side
-//! and fails with [`crate::xenbus_frontend::XenbusError::BackendClosed`].
+//! pages are in flight.
+//!
+//! Devices that come and go: before each transfer, and while one waits
+//! for the backend (the wait selects on the event channel, the device's
+//! xenstore `state` nodes and a resume), the device looks at what became
+//! of its backend ([`crate::xenbus_frontend::Frontend::check`]). A
+//! backend going `Closing` (`xl block-detach`) gets no new requests; the
+//! ones in flight are collected (a closing blkback still answers them;
+//! one that stops answering is given [`CLOSING_GRACE`]), our node goes
+//! `Closed` so the toolstack can finish the detach, the ring and data
+//! pages are dropped (their grants ended; pages blkback still maps are
+//! quarantined by the kernel, never freed), and the transfer and every
+//! later one fail with [`BlockError::Detached`], an error the app can
+//! handle. A connection made void (a resume into a new domain, whose
+//! toolstack rewrites our node to `Initialising`; a restarted backend)
+//! is made anew through the same handshake, and the transfer that was
+//! in flight is issued again whole on the new ring (at most
+//! [`MAX_RESETS`] times): nothing was acknowledged to the caller before,
+//! and reads and writes of the same bytes are idempotent.
 //!
 //! Two backend offers are taken up: `max-ring-page-order` (a ring of
 //! 2^min(order, [`RING_PAGE_ORDER`]) pages, published as `ring-page-order`
@@ -22,7 +38,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use core::future::Future;
+use core::future::{poll_fn, Future};
+use core::pin::pin;
+use core::task::Poll;
 use core::time::Duration;
 
 use kernel::events::EventChannel;
@@ -30,12 +48,14 @@ use kernel::grant::XenGrants;
 use kernel::sched;
 use pv_arch::abi::xen::DomId;
 
-use super::engine::{BlkRing, Engine, Job, Platform};
+use super::engine::{BlkRing, Engine, Job, Platform, Wake};
 use super::offer::{parse_disk_info, parse_offer, VirtualDevice, DISK_KEYS, OFFER_KEYS};
 use super::pages::{self, RingPages, SlotPages};
 use super::wire::{Operation, MAX_SEGMENTS};
 use super::{check_range, BlockError, DiskInfo};
-use crate::xenbus_frontend::{DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy};
+use crate::xenbus_frontend::{
+    resume, BackendNews, DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy, XenbusError,
+};
 use crate::xenbus_state::{BackendFeatures, ConnectStyle, FeatureKey};
 use crate::xenstore::client::{RetryPolicy, TxId};
 use crate::xenstore::error::XsError;
@@ -55,6 +75,13 @@ pub const SLOTS: usize = 32;
 /// How long a request may stay unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long requests in flight may stay unanswered once the backend is
+/// closing: well within the 10 s libxl gives a detach.
+pub const CLOSING_GRACE: Duration = Duration::from_secs(3);
+
+/// Connections made anew for one transfer at most (resets in a row).
+pub const MAX_RESETS: u32 = 3;
+
 /// One request's worth of data pages (and, with indirect requests, the
 /// indirect page), granted to the backend for as long as the device lives.
 type Slot = SlotPages<XenGrants>;
@@ -70,35 +97,107 @@ struct Connection {
 /// A connected virtual block device.
 pub struct BlockFront {
     virtual_device: VirtualDevice,
+    info: DiskInfo,
+    /// The live connection (none once detached, or while made anew).
+    live: Option<Live>,
+    /// The backend closed the device: every transfer fails
+    /// [`BlockError::Detached`].
+    detached: bool,
+    /// The handshake's driver (emptied into `live` once connected).
+    driver: DiskDriver,
+    frontend: Frontend<'static, GuestPage, GuestClock>,
+}
+
+/// A connection's working parts.
+struct Live {
     engine: Engine<RingPages<XenGrants>>,
     /// The grant references of the ring's pages (the pages themselves
     /// are in the engine's ring).
     ring_grants: Vec<u32>,
     channel: EventChannel,
     slots: Vec<Slot>,
-    info: DiskInfo,
-    /// The handshake's driver (emptied into the fields above once
-    /// connected).
-    driver: DiskDriver,
-    frontend: Frontend<'static, GuestPage, GuestClock>,
+    /// The resume epoch the connection was made in.
+    epoch: u64,
 }
 
-/// The engine's view of the event channel.
+/// The engine's view of the event channel, and of the backend's fate.
 struct ChannelPlatform<'a> {
     channel: &'a EventChannel,
+    epoch: u64,
+    frontend: &'a mut Frontend<'static, GuestPage, GuestClock>,
+    /// The backend was seen closing: wait only [`CLOSING_GRACE`] more.
+    closing: bool,
+}
+
+/// What a [`ChannelPlatform`] wait saw first.
+enum Woken {
+    Channel,
+    Nodes(bool),
+    Resumed,
+    Deadline,
 }
 
 impl Platform for ChannelPlatform<'_> {
     fn notify(&mut self) {
-        let _ = self.channel.notify();
+        if self.epoch == resume::epoch() {
+            let _ = self.channel.notify();
+        }
     }
 
-    fn wait(&mut self) -> impl Future<Output = bool> {
-        let channel = self.channel;
-        async move {
-            sched::timeout(REQUEST_TIMEOUT, channel.wait())
+    async fn wait(&mut self) -> Wake {
+        if self.epoch != resume::epoch() {
+            return Wake::BackendReset;
+        }
+        let limit = if self.closing {
+            CLOSING_GRACE
+        } else {
+            REQUEST_TIMEOUT
+        };
+        let deadline = kernel::time::now_ns()
+            .saturating_add(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX));
+        let mut watching = !self.closing;
+        loop {
+            let woken = {
+                let mut channel = pin!(self.channel.wait());
+                let mut nodes = pin!(self.frontend.changed());
+                let mut resumed = pin!(resume::resumed());
+                let mut sleep = pin!(sched::sleep_until(deadline));
+                poll_fn(|cx| {
+                    if channel.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woken::Channel);
+                    }
+                    if watching {
+                        if let Poll::Ready(result) = nodes.as_mut().poll(cx) {
+                            return Poll::Ready(Woken::Nodes(result.is_ok()));
+                        }
+                    }
+                    if resumed.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woken::Resumed);
+                    }
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woken::Deadline);
+                    }
+                    Poll::Pending
+                })
                 .await
-                .is_ok()
+            };
+            match woken {
+                Woken::Channel => return Wake::Event,
+                Woken::Deadline => return Wake::Timeout,
+                Woken::Resumed => return Wake::BackendReset,
+                // The watch broke (xenstore gone): wait on the
+                // channel alone.
+                Woken::Nodes(false) => watching = false,
+                Woken::Nodes(true) => match self.frontend.check().await {
+                    Ok(BackendNews::Unchanged) => {}
+                    Ok(BackendNews::Closing) => {
+                        self.closing = true;
+                        return Wake::BackendClosing;
+                    }
+                    Ok(BackendNews::Reset) => return Wake::BackendReset,
+                    Err(_) => watching = false,
+                },
+            }
         }
     }
 }
@@ -128,10 +227,7 @@ struct DiskDriver {
 
 /// A connected disk's parts, from [`Driver::connected`].
 struct Ready {
-    engine: Engine<RingPages<XenGrants>>,
-    ring_grants: Vec<u32>,
-    channel: EventChannel,
-    slots: Vec<Slot>,
+    live: Live,
     info: DiskInfo,
 }
 
@@ -180,10 +276,13 @@ impl Driver for DiskDriver {
             )?);
         }
         self.ready = Some(Ready {
-            engine,
-            ring_grants,
-            channel,
-            slots,
+            live: Live {
+                engine,
+                ring_grants,
+                channel,
+                slots,
+                epoch: resume::epoch(),
+            },
             info,
         });
         Ok(())
@@ -225,23 +324,14 @@ impl BlockFront {
             &mut driver,
         )
         .await?;
-        let Some(Ready {
-            engine,
-            ring_grants,
-            channel,
-            slots,
-            info,
-        }) = driver.ready.take()
-        else {
+        let Some(Ready { live, info }) = driver.ready.take() else {
             return Err(BlockError::NotConnected);
         };
         Ok(BlockFront {
             virtual_device,
-            engine,
-            ring_grants,
-            channel,
-            slots,
             info,
+            live: Some(live),
+            detached: false,
             driver,
             frontend,
         })
@@ -274,26 +364,28 @@ impl BlockFront {
 
     /// Whether the handshake reached `Connected` and the ring still works.
     pub fn is_usable(&self) -> bool {
-        self.frontend.is_connected() && self.engine.broken().is_none()
+        self.frontend.is_connected()
+            && self
+                .live
+                .as_ref()
+                .is_some_and(|live| live.engine.broken().is_none())
     }
 
-    /// Fails with [`crate::xenbus_frontend::XenbusError::BackendClosed`] once the backend has
-    /// gone `Closing` (our side is then `Closed`).
-    async fn still_connected(&mut self) -> Result<(), BlockError> {
-        self.frontend.refresh(&mut self.driver).await
+    /// Whether the backend closed the device (`xl block-detach`).
+    pub fn is_detached(&self) -> bool {
+        self.detached
     }
 
     /// Reads `buf.len()` bytes (whole sectors) from 512-byte sector `sector`.
     pub async fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         check_range(&self.info, sector, buf.len())?;
-        self.still_connected().await?;
         let len = buf.len();
-        self.data_transfer(
+        self.run(
             Operation::Read,
             sector,
             len,
-            |_, _, _| {},
-            |slot, offset, chunk| {
+            &mut |_, _, _| {},
+            &mut |slot, offset, chunk| {
                 // Copied once, volatile, out of pages blkback can write.
                 slot.copy_out(&mut buf[offset..offset + chunk]);
             },
@@ -307,15 +399,85 @@ impl BlockFront {
         if self.info.readonly() {
             return Err(BlockError::ReadOnly);
         }
-        self.still_connected().await?;
-        self.data_transfer(
+        self.run(
             Operation::Write,
             sector,
             data.len(),
-            |slot, offset, chunk| slot.copy_in(&data[offset..offset + chunk]),
-            |_, _, _| {},
+            &mut |slot, offset, chunk| slot.copy_in(&data[offset..offset + chunk]),
+            &mut |_, _, _| {},
         )
         .await
+    }
+
+    /// Flushes the backend's write cache (`BLKIF_OP_FLUSH_DISKCACHE`, or
+    /// a barrier when only that is offered).
+    pub async fn flush(&mut self) -> Result<(), BlockError> {
+        let operation = if self.info.flush {
+            Operation::FlushDiskCache
+        } else if self.info.barrier {
+            Operation::WriteBarrier
+        } else {
+            return Err(BlockError::NotSupported);
+        };
+        self.run(operation, 0, 0, &mut |_, _, _| {}, &mut |_, _, _| {})
+            .await
+    }
+
+    /// One transfer, with what the module docs say about a backend that
+    /// closes (fail [`BlockError::Detached`]) or is reset (connect anew,
+    /// issue the whole transfer again).
+    async fn run(
+        &mut self,
+        operation: Operation,
+        sector: u64,
+        len: usize,
+        fill: &mut impl FnMut(&mut Slot, usize, usize),
+        drain: &mut impl FnMut(&mut Slot, usize, usize),
+    ) -> Result<(), BlockError> {
+        let mut resets = 0;
+        loop {
+            if self.detached {
+                return Err(BlockError::Detached);
+            }
+            let stale = self
+                .live
+                .as_ref()
+                .is_none_or(|live| live.epoch != resume::epoch());
+            let news = if stale {
+                Ok(BackendNews::Reset)
+            } else {
+                self.frontend.refresh(&mut self.driver).await
+            };
+            match news {
+                Ok(BackendNews::Unchanged) => {}
+                Ok(_) if resets >= MAX_RESETS => return Err(BlockError::Reset),
+                Ok(_) => {
+                    resets += 1;
+                    self.reconnect().await?;
+                    continue;
+                }
+                Err(BlockError::Xenbus(XenbusError::BackendClosed)) => {
+                    // The helper tore down and wrote `Closed`.
+                    self.detached_now(0);
+                    return Err(BlockError::Detached);
+                }
+                Err(error) => return Err(error),
+            }
+            match self
+                .data_transfer(operation, sector, len, &mut *fill, &mut *drain)
+                .await
+            {
+                Err(BlockError::Detached) => {
+                    self.detach().await;
+                    return Err(BlockError::Detached);
+                }
+                Err(BlockError::Reset) if resets < MAX_RESETS => {
+                    resets += 1;
+                    self.reconnect().await?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// One read or write through the engine: `fill` copies the caller's
@@ -330,11 +492,17 @@ impl BlockFront {
         mut fill: impl FnMut(&mut Slot, usize, usize),
         mut drain: impl FnMut(&mut Slot, usize, usize),
     ) -> Result<(), BlockError> {
-        let slots = RefCell::new(&mut self.slots);
-        self.engine
+        let Some(live) = self.live.as_mut() else {
+            return Err(BlockError::NotConnected);
+        };
+        let slots = RefCell::new(&mut live.slots);
+        live.engine
             .transfer(
                 &mut ChannelPlatform {
-                    channel: &self.channel,
+                    channel: &live.channel,
+                    epoch: live.epoch,
+                    frontend: &mut self.frontend,
+                    closing: false,
                 },
                 Job {
                     operation,
@@ -353,33 +521,52 @@ impl BlockFront {
             .await
     }
 
-    /// Flushes the backend's write cache (`BLKIF_OP_FLUSH_DISKCACHE`, or
-    /// a barrier when only that is offered).
-    pub async fn flush(&mut self) -> Result<(), BlockError> {
-        self.still_connected().await?;
-        let operation = if self.info.flush {
-            Operation::FlushDiskCache
-        } else if self.info.barrier {
-            Operation::WriteBarrier
-        } else {
-            return Err(BlockError::NotSupported);
+    /// The backend closed mid-transfer: our node `Closed` (so the
+    /// toolstack can finish the detach), then the connection's pages go.
+    async fn detach(&mut self) {
+        let _ = self.frontend.detach(&mut self.driver).await;
+        let abandoned = self.live.as_ref().map_or(0, |live| live.engine.in_flight());
+        self.detached_now(abandoned);
+    }
+
+    /// Drops the connection (ending its grants: a page blkback still maps
+    /// is quarantined, never freed) and says so.
+    fn detached_now(&mut self, abandoned: usize) {
+        self.live = None;
+        self.detached = true;
+        kernel::println!(
+            "blkfront: {} detached by the backend ({abandoned} requests in flight abandoned), {}",
+            self.frontend.paths().front,
+            kernel::grant::stats()
+        );
+    }
+
+    /// Connects anew (a resume, a restarted backend): the old connection
+    /// goes first (its grants ended or, if still mapped, its pages
+    /// quarantined), then the handshake runs from the start.
+    async fn reconnect(&mut self) -> Result<(), BlockError> {
+        self.live = None;
+        let started = kernel::time::now_ns();
+        match self.frontend.reconnect(&mut self.driver).await {
+            Ok(()) => {}
+            Err(BlockError::Xenbus(XenbusError::BackendClosed)) => {
+                self.detached_now(0);
+                return Err(BlockError::Detached);
+            }
+            Err(error) => return Err(error),
+        }
+        let Some(Ready { live, info }) = self.driver.ready.take() else {
+            return Err(BlockError::NotConnected);
         };
-        self.engine
-            .transfer(
-                &mut ChannelPlatform {
-                    channel: &self.channel,
-                },
-                Job {
-                    operation,
-                    sector: 0,
-                    len: 0,
-                },
-                |_, _| 0,
-                |_, _, _| {},
-                |_, _, _| {},
-                |_, _| 0,
-            )
-            .await
+        self.info = info;
+        self.live = Some(live);
+        kernel::println!(
+            "blkfront: {} reconnected in {} ms: {}",
+            self.frontend.paths().front,
+            kernel::time::now_ns().saturating_sub(started) / 1_000_000,
+            self.info
+        );
+        Ok(())
     }
 
     /// Disconnects: goes `Closing`, then `Closed` once the backend
@@ -391,15 +578,23 @@ impl BlockFront {
     /// reused) and the answer is [`BlockError::Timeout`].
     pub async fn close(self) -> Result<(), BlockError> {
         let BlockFront {
-            engine,
-            ring_grants,
-            channel,
-            slots,
+            live,
             mut driver,
             frontend,
             ..
         } = self;
         let closed = frontend.close(&mut driver).await;
+        // Detached: the backend closed first, nothing is left to hand back.
+        let Some(Live {
+            engine,
+            ring_grants,
+            channel,
+            slots,
+            ..
+        }) = live
+        else {
+            return Ok(());
+        };
         let deadline = kernel::time::now_ns()
             .saturating_add(u64::try_from(REQUEST_TIMEOUT.as_nanos()).unwrap_or(u64::MAX));
         // Xen's in-use bits say when blkback has let go of the ring, so
@@ -429,7 +624,10 @@ impl BlockFront {
 
     /// The grant of the ring's first page (for diagnostics).
     pub fn ring_gref(&self) -> u32 {
-        self.ring_grants.first().copied().unwrap_or(0)
+        self.live
+            .as_ref()
+            .and_then(|live| live.ring_grants.first().copied())
+            .unwrap_or(0)
     }
 }
 

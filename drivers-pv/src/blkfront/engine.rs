@@ -42,14 +42,35 @@ pub struct Job {
     pub len: usize,
 }
 
+/// Why [`Platform::wait`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// The backend signalled (or may have: look at the ring).
+    Event,
+    /// The wait's limit passed.
+    Timeout,
+    /// The backend is closing (`xl block-detach`): no new requests; the
+    /// ones in flight are still answered by a backend that closes
+    /// properly, so the engine collects them (the platform bounds the
+    /// wait for them with a short grace) and then fails the transfer
+    /// with [`BlockError::Detached`].
+    BackendClosing,
+    /// The connection is void (a resume into a new domain, a restarted
+    /// backend): nothing in flight will be answered on this ring. The
+    /// transfer fails with [`BlockError::Reset`] at once; the caller
+    /// connects anew and issues the whole transfer again.
+    BackendReset,
+}
+
 /// What the engine needs from its surroundings.
 pub trait Platform {
     /// Signals the backend (the event channel).
     fn notify(&mut self);
-    /// Completes when the backend signals (true) or a timeout passes
-    /// (false). In the guest this awaits the event channel: the task
+    /// Completes when the backend signals, a timeout passes, or the
+    /// backend closes or goes away ([`Wake`]). In the guest this awaits
+    /// the event channel and the backend's xenstore state: the task
     /// sleeps, the vCPU is free for others.
-    fn wait(&mut self) -> impl Future<Output = bool>;
+    fn wait(&mut self) -> impl Future<Output = Wake>;
 }
 
 /// The ring plus the requests in flight; one per connected device.
@@ -125,7 +146,15 @@ impl<M: RingMemory> Engine<M> {
     /// requests are on). Requests that fail do not stop
     /// the others: the first failure is returned once all are answered.
     /// A broken ring, an unknown response or a timeout leave requests
-    /// unanswered and break the engine for good.
+    /// unanswered and break the engine for good. A backend that closes
+    /// mid-transfer ([`Wake::BackendClosing`]) gets no new requests; the
+    /// ones in flight are collected (their data is drained as usual) and
+    /// the transfer fails with [`BlockError::Detached`] (a backend that
+    /// stops answering meanwhile breaks the engine with it). A reset
+    /// ([`Wake::BackendReset`]) fails it with [`BlockError::Reset`] at
+    /// once and breaks the engine: the caller re-issues the whole
+    /// transfer on a new connection (reads and writes are idempotent, and
+    /// nothing was acknowledged to its caller).
     pub async fn transfer(
         &mut self,
         platform: &mut impl Platform,
@@ -147,6 +176,7 @@ impl<M: RingMemory> Engine<M> {
         let mut next = 0usize;
         let mut issued_empty = false;
         let mut failure: Option<BlockError> = None;
+        let mut closing = false;
         loop {
             while failure.is_none()
                 && (if data { next < len } else { !issued_empty })
@@ -239,10 +269,19 @@ impl<M: RingMemory> Engine<M> {
             if took || self.ring.final_check_for_responses() {
                 continue;
             }
-            // One last look after a timeout: the event may have been
-            // lost, not the answer.
-            if !platform.wait().await && !self.ring.final_check_for_responses() {
-                return Err(self.break_with(BlockError::Timeout));
+            match platform.wait().await {
+                Wake::Event => {}
+                // One last look after a timeout: the event may have been
+                // lost, not the answer.
+                Wake::Timeout if self.ring.final_check_for_responses() => {}
+                Wake::Timeout if closing => return Err(self.break_with(BlockError::Detached)),
+                Wake::Timeout => return Err(self.break_with(BlockError::Timeout)),
+                Wake::BackendClosing => {
+                    // The detach is the answer, whatever else failed.
+                    closing = true;
+                    failure = Some(BlockError::Detached);
+                }
+                Wake::BackendReset => return Err(self.break_with(BlockError::Reset)),
             }
         }
     }

@@ -6,7 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use super::engine::{Engine, Job, Platform};
+use super::engine::{Engine, Job, Platform, Wake};
 use super::wire::*;
 use super::{BlockError, ResponseError};
 use crate::shared_ring::sim::{BackRing, SharedMemory};
@@ -49,6 +49,24 @@ struct SimBlkback {
     notifies: usize,
     most_in_one_wait: usize,
     requests: Vec<Request>,
+    /// When the backend closes or resets (in waits of the front end).
+    lifecycle: Lifecycle,
+    waits: usize,
+    /// Requests issued (answered and queued) when the news came.
+    requests_at_news: Option<usize>,
+}
+
+/// When the simulated backend goes away, counted in the front end's waits.
+#[derive(Clone, Copy, PartialEq)]
+enum Lifecycle {
+    Stays,
+    /// `xl block-detach` at that wait: the backend still answers what is
+    /// in flight.
+    ClosingAt(usize),
+    /// Closing at that wait, and never answering again.
+    ClosingSilentAt(usize),
+    /// The connection is void at that wait (a resume).
+    ResetAt(usize),
 }
 
 impl SimBlkback {
@@ -116,12 +134,33 @@ impl Platform for SimBlkback {
         self.notifies += 1;
     }
 
-    fn wait(&mut self) -> impl core::future::Future<Output = bool> {
-        core::future::ready(self.answer_queued())
+    fn wait(&mut self) -> impl core::future::Future<Output = Wake> {
+        self.waits += 1;
+        let lifecycle = self.lifecycle;
+        let wake = match lifecycle {
+            Lifecycle::ClosingAt(at) if self.waits == at => {
+                self.requests_at_news = Some(self.requests.len() + self.back_queued());
+                Wake::BackendClosing
+            }
+            Lifecycle::ClosingSilentAt(at) if self.waits == at => {
+                self.requests_at_news = Some(self.requests.len() + self.back_queued());
+                Wake::BackendClosing
+            }
+            Lifecycle::ClosingSilentAt(at) if self.waits > at => Wake::Timeout,
+            Lifecycle::ResetAt(at) if self.waits == at => Wake::BackendReset,
+            _ if self.answer_queued() => Wake::Event,
+            _ => Wake::Timeout,
+        };
+        core::future::ready(wake)
     }
 }
 
 impl SimBlkback {
+    /// Requests pushed but not yet taken.
+    fn back_queued(&self) -> usize {
+        self.back.unconsumed_requests() as usize
+    }
+
     /// Answers what the front end queued (as blkback would on a
     /// notification); false when silent.
     fn answer_queued(&mut self) -> bool {
@@ -207,6 +246,9 @@ fn setup_with(
         notifies: 0,
         most_in_one_wait: 0,
         requests: Vec::new(),
+        lifecycle: Lifecycle::Stays,
+        waits: 0,
+        requests_at_news: None,
     };
     let mut engine = Engine::new(ring, 51712, slots);
     engine.set_indirect_segments(max_indirect);
@@ -534,4 +576,92 @@ fn now<T>(transfer: impl core::future::Future<Output = T>) -> T {
         core::task::Poll::Ready(value) => value,
         core::task::Poll::Pending => panic!("the simulated blkback left a transfer waiting"),
     }
+}
+
+/// A read of `sectors` sectors spanning many requests (more than the
+/// slots hold, so some wait for a free slot when the news comes).
+const BIG: usize = 4 * SLOTS * MAX_SEGMENTS * 8;
+
+#[test]
+fn a_backend_closing_mid_transfer_answers_what_is_in_flight_and_fails_detached() {
+    let (mut engine, mut sim, pages) = setup(Mode::Good);
+    sim.lifecycle = Lifecycle::ClosingAt(2);
+    let mut buf = vec![0u8; BIG * SECTOR_SIZE];
+    let outcome = read(&mut engine, &mut sim, &pages, 0, &mut buf);
+    assert_eq!(outcome, Err(BlockError::Detached));
+    assert_eq!(
+        engine.in_flight(),
+        0,
+        "every request in flight was answered"
+    );
+    let at_news = sim.requests_at_news.expect("the backend closed");
+    assert_eq!(
+        sim.requests.len(),
+        at_news,
+        "no request was issued after the backend closed"
+    );
+    assert!(
+        at_news * MAX_SEGMENTS * 8 < BIG,
+        "the transfer was cut short"
+    );
+    // What was answered is what the disk holds (nothing half-copied).
+    let done = sim
+        .requests
+        .iter()
+        .map(|r| r.sector_number() as usize)
+        .min()
+        .unwrap();
+    assert_eq!(done, 0);
+    assert_eq!(
+        &buf[..SECTOR_SIZE],
+        &sim.disk[..SECTOR_SIZE],
+        "answered data was drained"
+    );
+    // The device stays failed, with the same clear error.
+    assert_eq!(engine.broken(), None, "a detach is not a broken ring");
+}
+
+#[test]
+fn a_closing_backend_that_stops_answering_is_abandoned_with_the_detach_error() {
+    let (mut engine, mut sim, pages) = setup(Mode::Good);
+    sim.lifecycle = Lifecycle::ClosingSilentAt(1);
+    let mut buf = vec![0u8; BIG * SECTOR_SIZE];
+    let outcome = read(&mut engine, &mut sim, &pages, 0, &mut buf);
+    assert_eq!(outcome, Err(BlockError::Detached));
+    assert!(
+        engine.in_flight() > 0,
+        "unanswered requests stay recorded (their pages go to the quarantine)"
+    );
+    assert_eq!(engine.broken(), Some(BlockError::Detached));
+    assert_eq!(
+        read(&mut engine, &mut sim, &pages, 0, &mut buf[..SECTOR_SIZE]),
+        Err(BlockError::Detached)
+    );
+}
+
+#[test]
+fn a_reset_mid_write_is_issued_again_whole_on_a_new_connection_and_nothing_is_lost() {
+    let (mut engine, mut sim, pages) = setup(Mode::Good);
+    sim.lifecycle = Lifecycle::ResetAt(3);
+    let data: Vec<u8> = (0..BIG * SECTOR_SIZE).map(|i| (i % 253) as u8).collect();
+    let outcome = write(&mut engine, &mut sim, &pages, 8, &data);
+    assert_eq!(outcome, Err(BlockError::Reset));
+    assert!(
+        engine.in_flight() > 0,
+        "requests were in flight at the reset"
+    );
+    assert_eq!(engine.broken(), Some(BlockError::Reset));
+    // Part of the write landed, part did not: it was never acknowledged.
+    let landed = &sim.disk[8 * SECTOR_SIZE..8 * SECTOR_SIZE + data.len()];
+    assert_ne!(landed, &data[..], "the reset cut the write short");
+    // A new connection (the same disk behind a new ring, as after a
+    // resume): the whole job is issued again and acknowledged.
+    let disk = core::mem::take(&mut sim.disk);
+    let (mut engine, mut sim, pages) = setup(Mode::Good);
+    sim.disk = disk;
+    assert_eq!(write(&mut engine, &mut sim, &pages, 8, &data), Ok(()));
+    let mut back = vec![0u8; data.len()];
+    assert_eq!(read(&mut engine, &mut sim, &pages, 8, &mut back), Ok(()));
+    assert_eq!(back, data, "everything acknowledged is on the disk");
+    assert_eq!(engine.in_flight(), 0);
 }

@@ -71,6 +71,13 @@ pub enum BlockError {
     /// The xenbus handshake failed (deadline, a flapping backend), or
     /// the backend closed the device.
     Xenbus(XenbusError),
+    /// The disk was detached (`xl block-detach`: the backend closed it);
+    /// requests in flight were answered or abandoned, our side is
+    /// `Closed`, and the device is gone for good.
+    Detached,
+    /// The connection was void (a resume, a restarted backend) and the
+    /// transfer could not be re-issued on a new one.
+    Reset,
 }
 
 impl fmt::Display for BlockError {
@@ -96,6 +103,12 @@ impl fmt::Display for BlockError {
             BlockError::BadResponse(error) => write!(f, "blkfront: {error}"),
             BlockError::Timeout => f.write_str("blkfront: the backend did not answer in time"),
             BlockError::Xenbus(error) => write!(f, "blkfront: {error}"),
+            BlockError::Detached => {
+                f.write_str("blkfront: the disk was detached (the backend closed it)")
+            }
+            BlockError::Reset => {
+                f.write_str("blkfront: the connection was reset and could not be made again")
+            }
         }
     }
 }

@@ -16,6 +16,16 @@
 //! end that closes; [`GuestVif::disconnect`] closes from our side before
 //! the grants are ended.
 //!
+//! For a vif that must outlive its backend (`xl network-detach` and
+//! `attach`, a restarted netback, a resume), [`GuestVif::into_parts`]
+//! splits it into the device (for the network stack) and a [`VifControl`]
+//! (the handshake and its watches, for the task that keeps the vif):
+//! [`VifControl::check`] says what became of the backend,
+//! [`VifControl::detach`] honours a closing one (our node `Closed`, after
+//! the stack has let go of the device), [`VifControl::reconnect`] makes
+//! a new device with the same MAC, and [`ready`] says when a detached
+//! vif may be connected again.
+//!
 //! The pages shared with netback are [`RingPage`]s and [`GrantedPages`]
 //! (`super::pages`), over Xen's grant table ([`XenGrants`]): a page
 //! netback still maps when the vif is torn down is quarantined by the
@@ -34,9 +44,10 @@ use super::pages::{self, GrantedPages, RingPage};
 use super::queue::QueueParts;
 use super::{LinkConfig, NetError, Netfront, Notify, RingKind};
 use crate::xenbus_frontend::{
-    DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy, XenbusError,
+    ready_to_connect, BackendNews, DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy,
+    XenbusError,
 };
-use crate::xenbus_state::{parse_u32, ConnectStyle, MacAddress};
+use crate::xenbus_state::{parse_u32, ConnectStyle, MacAddress, XenbusState};
 use crate::xenstore::guest::{xenstore, GuestPage, GuestXenstore};
 use crate::xenstore::{TxId, XsError};
 
@@ -168,11 +179,125 @@ impl Driver for VifDriver {
 /// A connected vif: the device, and our side of the xenbus handshake.
 pub struct GuestVif {
     netfront: GuestNetfront,
+    control: VifControl,
+}
+
+/// A vif's side of the xenbus handshake, apart from its device: what the
+/// task that keeps the vif connected holds (see the module docs).
+pub struct VifControl {
+    index: u32,
     negotiated: Negotiated,
-    /// The handshake's driver (its device moved to `netfront` once
-    /// connected).
+    /// The handshake's driver (its device moved out once connected).
     driver: VifDriver,
     frontend: Frontend<'static, GuestPage, GuestClock>,
+    /// The resume epoch the device was made in.
+    epoch: u64,
+}
+
+impl VifControl {
+    /// The vif's index (`device/vif/INDEX`).
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The MAC address the device uses (kept across reconnections).
+    pub fn mac(&self) -> MacAddress {
+        self.driver.mac
+    }
+
+    /// What was negotiated with the back end.
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.negotiated
+    }
+
+    /// The resume epoch the device was made in
+    /// ([`crate::xenbus_frontend::resume::epoch`]): an older one means
+    /// its rings, grants and channels are void.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Our directory and the back end's.
+    pub fn paths(&self) -> &DevicePaths {
+        self.frontend.paths()
+    }
+
+    /// Completes when the back end's `state` or ours changes next.
+    pub async fn changed(&mut self) -> Result<(), ConnectError> {
+        Ok(self.frontend.changed().await?)
+    }
+
+    /// What became of the connection (see [`BackendNews`]).
+    pub async fn check(&mut self) -> Result<BackendNews, ConnectError> {
+        Ok(self.frontend.check().await?)
+    }
+
+    /// Honours a back end that is going away: our node `Closed` (unless
+    /// our directory is gone). The device must already be out of use;
+    /// dropping it afterwards ends its grants (pages netback still maps
+    /// are quarantined, never freed).
+    pub async fn detach(&mut self) -> Result<(), ConnectError> {
+        self.frontend.detach(&mut self.driver).await
+    }
+
+    /// Closes the vif from our side the way netback expects (`Closing`,
+    /// wait until it lets go, `Closed`); drop the device afterwards.
+    pub async fn close(self) -> Result<(), ConnectError> {
+        let VifControl {
+            mut driver,
+            frontend,
+            ..
+        } = self;
+        frontend.close(&mut driver).await
+    }
+
+    /// Connects the vif anew with the same MAC (a reset, or a detached
+    /// vif that [`ready`] says is back): the handshake from the start,
+    /// new rings, grants and channels. The old device must already be
+    /// out of use (dropped, or about to be).
+    pub async fn reconnect(self) -> Result<(GuestNetfront, VifControl), ConnectError> {
+        let VifControl {
+            index,
+            mut driver,
+            mut frontend,
+            ..
+        } = self;
+        frontend.reconnect(&mut driver).await?;
+        finish(index, driver, frontend)
+    }
+}
+
+/// Whether detached vif `index` may be connected again
+/// ([`ready_to_connect`]: its directory is there, made anew or reset by
+/// the toolstack, or its back end restarted and waits in `InitWait`).
+pub async fn ready(index: u32) -> bool {
+    let Ok(xs) = connection() else {
+        return false;
+    };
+    let front = format!("device/vif/{index}");
+    let state = |raw: Option<Vec<u8>>| raw.and_then(|raw| XenbusState::parse(&raw).ok());
+    let front_state = state(
+        xs.read_opt(TxId::NONE, &format!("{front}/state"))
+            .await
+            .ok()
+            .flatten(),
+    );
+    let backend = xs
+        .read_opt(TxId::NONE, &format!("{front}/backend"))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let backend_state = match backend {
+        Some(backend) => state(
+            xs.read_opt(TxId::NONE, &format!("{backend}/state"))
+                .await
+                .ok()
+                .flatten(),
+        ),
+        None => None,
+    };
+    ready_to_connect(front_state, backend_state)
 }
 
 impl GuestVif {
@@ -188,27 +313,35 @@ impl GuestVif {
 
     /// What was negotiated with the back end.
     pub fn negotiated(&self) -> &Negotiated {
-        &self.negotiated
+        &self.control.negotiated
     }
 
     /// Our xenstore directory (`device/vif/N`) and the back end's.
     pub fn paths(&self) -> &DevicePaths {
-        self.frontend.paths()
+        self.control.paths()
     }
 
-    /// Looks at the back end's state if it changed (without waiting
+    /// Looks at both ends' states if either changed (without waiting
     /// otherwise): a back end gone `Closing` or `Closed` makes our node
     /// `Closed` and this fail with [`XenbusError::BackendClosed`] from
     /// then on; the device stops being usable and its pages go back
-    /// when the vif is dropped or disconnected.
-    pub async fn refresh(&mut self) -> Result<(), ConnectError> {
-        self.frontend.refresh(&mut self.driver).await
+    /// when the vif is dropped or disconnected. [`BackendNews::Reset`]:
+    /// the vif must be connected anew ([`VifControl::reconnect`]).
+    pub async fn refresh(&mut self) -> Result<BackendNews, ConnectError> {
+        let control = &mut self.control;
+        control.frontend.refresh(&mut control.driver).await
     }
 
-    /// Completes when the back end's state node changes next (then call
-    /// [`GuestVif::refresh`]); for a task that watches the vif.
+    /// Completes when the back end's state node or ours changes next
+    /// (then call [`GuestVif::refresh`]); for a task that watches the vif.
     pub async fn backend_changed(&mut self) -> Result<(), ConnectError> {
-        Ok(self.frontend.changed().await?)
+        self.control.changed().await
+    }
+
+    /// Splits the vif into its device (for the network stack) and its
+    /// [`VifControl`] (for the task that keeps it connected).
+    pub fn into_parts(self) -> (GuestNetfront, VifControl) {
+        (self.netfront, self.control)
     }
 
     /// Closes the vif the way netback expects: our state `Closing`, wait
@@ -218,9 +351,12 @@ impl GuestVif {
     pub async fn disconnect(self) -> Result<(), ConnectError> {
         let GuestVif {
             netfront,
-            mut driver,
-            frontend,
-            ..
+            control:
+                VifControl {
+                    mut driver,
+                    frontend,
+                    ..
+                },
         } = self;
         let closed = frontend.close(&mut driver).await;
         drop(netfront);
@@ -355,17 +491,33 @@ pub async fn connect(index: u32) -> Result<GuestVif, ConnectError> {
         &mut driver,
     )
     .await?;
+    let (netfront, control) = finish(index, driver, frontend)?;
+    Ok(GuestVif { netfront, control })
+}
+
+/// The end of a (re)connection: the device out of the driver, kicked,
+/// and one line saying what was negotiated.
+fn finish(
+    index: u32,
+    mut driver: VifDriver,
+    frontend: Frontend<'static, GuestPage, GuestClock>,
+) -> Result<(GuestNetfront, VifControl), ConnectError> {
     let Some((mut netfront, negotiated)) = driver.device.take() else {
         return Err(ConnectError::Xenbus(XenbusError::BackendClosed));
     };
     netfront.kick();
+    let mac = driver.mac;
     kernel::println!("netfront: vif/{index} mac {mac} {negotiated}");
-    Ok(GuestVif {
+    Ok((
         netfront,
-        negotiated,
-        driver,
-        frontend,
-    })
+        VifControl {
+            index,
+            negotiated,
+            driver,
+            frontend,
+            epoch: crate::xenbus_frontend::resume::epoch(),
+        },
+    ))
 }
 
 impl Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels> {

@@ -302,7 +302,21 @@ pub fn tcp_echo_through<H>(
     b: &mut Sim,
     tcp_buffer: usize,
     io_buffer: usize,
+    forward: impl FnMut(&mut Sim, &mut Sim, &mut alloc::collections::VecDeque<H>),
+) -> (Vec<u8>, Vec<u8>) {
+    tcp_echo_through_with(a, b, tcp_buffer, io_buffer, forward, |_, _| {})
+}
+
+/// [`tcp_echo_through`], calling `each_step(step, a)` before every
+/// step: a test may replace side `a`'s netfront there (its backend gone
+/// and back: a new device under the same interface and sockets).
+pub fn tcp_echo_through_with<H>(
+    a: &mut Sim,
+    b: &mut Sim,
+    tcp_buffer: usize,
+    io_buffer: usize,
     mut forward: impl FnMut(&mut Sim, &mut Sim, &mut alloc::collections::VecDeque<H>),
+    mut each_step: impl FnMut(u64, &mut Sim),
 ) -> (Vec<u8>, Vec<u8>) {
     use alloc::collections::VecDeque;
     use smoltcp::iface::{Config, Interface, SocketSet};
@@ -351,6 +365,7 @@ pub fn tcp_echo_through<H>(
     let (mut held_ab, mut held_ba) = (VecDeque::new(), VecDeque::new());
     let mut buf = vec![0u8; io_buffer];
     for step in 0..200_000u64 {
+        each_step(step, a);
         let now = Instant::from_millis(step as i64);
         iface_a.poll(now, &mut a.front, &mut sockets_a);
         iface_b.poll(now, &mut b.front, &mut sockets_b);

@@ -114,32 +114,37 @@ fn fixture() -> (SimHandle, SharedXenstore<SimRingPage>, FakeClock) {
 fn toolstack() -> (SimHandle, SharedXenstore<SimRingPage>) {
     let sim = Sim::shared();
     let xs = SharedXenstore::new(RingTransport::new(SimRingPage::connect(&sim, DOMID)));
-    {
-        let mut sim = sim.borrow_mut();
-        sim.write_as(0, &format!("{FRONT}/backend"), BACKEND.as_bytes())
-            .unwrap();
-        sim.write_as(0, &format!("{FRONT}/backend-id"), b"0")
-            .unwrap();
-        sim.write_as(0, &format!("{FRONT}/state"), b"1").unwrap();
-        for node in ["", "/backend", "/backend-id", "/state"] {
-            sim.set_perms_as(
-                0,
-                &format!("{FRONT}{node}"),
-                Permissions::new(DOMID, Access::None),
-            )
-            .unwrap();
-        }
-        sim.write_as(0, &format!("{BACKEND}/state"), b"2").unwrap();
-        for node in ["", "/state"] {
-            sim.set_perms_as(
-                0,
-                &format!("{BACKEND}{node}"),
-                Permissions::new(0, Access::Read),
-            )
-            .unwrap();
-        }
-    }
+    toolstack_nodes(&sim);
     (sim, xs)
+}
+
+/// Writes the toolstack's nodes for the device (at the start, and again
+/// as `xl *-attach` does): our directory (ours to write) naming the
+/// backend, our state `Initialising`, the backend in `InitWait`.
+fn toolstack_nodes(sim: &SimHandle) {
+    let mut sim = sim.borrow_mut();
+    sim.write_as(0, &format!("{FRONT}/backend"), BACKEND.as_bytes())
+        .unwrap();
+    sim.write_as(0, &format!("{FRONT}/backend-id"), b"0")
+        .unwrap();
+    sim.write_as(0, &format!("{FRONT}/state"), b"1").unwrap();
+    for node in ["", "/backend", "/backend-id", "/state"] {
+        sim.set_perms_as(
+            0,
+            &format!("{FRONT}{node}"),
+            Permissions::new(DOMID, Access::None),
+        )
+        .unwrap();
+    }
+    sim.write_as(0, &format!("{BACKEND}/state"), b"2").unwrap();
+    for node in ["", "/state"] {
+        sim.set_perms_as(
+            0,
+            &format!("{BACKEND}{node}"),
+            Permissions::new(0, Access::Read),
+        )
+        .unwrap();
+    }
 }
 
 fn state_of(sim: &Sim, dir: &str) -> Option<XenbusState> {
@@ -299,10 +304,10 @@ fn a_good_backend_connects_two_step_and_closes() {
     assert_eq!(state_of(&sim.borrow(), FRONT), Some(XenbusState::Closed));
     good_backend(&mut sim.borrow_mut());
     assert_eq!(state_of(&sim.borrow(), BACKEND), Some(XenbusState::Closed));
-    // The helper's watch went with it.
+    // The helper's two watches (the backend's state, ours) went with it.
     let _ = xs.pump();
     xs.with_page(|page| page.service()).unwrap();
-    assert_eq!(sim.borrow().watch_count(), watches - 1);
+    assert_eq!(sim.borrow().watch_count(), watches - 2);
 }
 
 #[test]
@@ -405,7 +410,7 @@ fn a_backend_going_closing_is_honoured() {
     let mut frontend = frontend.unwrap();
     // Nothing changed: the connection stands.
     let (still, _) = drive(&sim, &xs, &clock, |_| {}, frontend.refresh(&mut driver));
-    assert_eq!(still, Ok(()));
+    assert_eq!(still, Ok(BackendNews::Unchanged));
     // `xl block-detach`: the backend goes Closing.
     backend_goes(&mut sim.borrow_mut(), XenbusState::Closing);
     xs.with_page(|page| page.service()).unwrap();
@@ -460,4 +465,195 @@ fn key_values_read_present_and_absent_keys() {
     assert_eq!(values.get("state"), Some(&b"2"[..]));
     assert_eq!(values.get("sector-size"), None, "absent");
     assert_eq!(values.get("info"), None, "not asked for");
+}
+
+/// Connects a two-step frontend against [`good_backend`].
+fn connected<'x>(
+    sim: &SimHandle,
+    xs: &'x SharedXenstore<SimRingPage>,
+    clock: &FakeClock,
+    driver: &mut TestDriver<'x>,
+) -> Frontend<'x, SimRingPage, FakeClock> {
+    let paths = paths(sim, xs, clock);
+    let connect = Frontend::connect(
+        xs,
+        clock.clone(),
+        paths,
+        ConnectStyle::TwoStep,
+        Policy::DEFAULT,
+        driver,
+    );
+    let (frontend, _) = drive(sim, xs, clock, good_backend, connect);
+    frontend.unwrap()
+}
+
+/// Reconnects `frontend` against `backend`; it must end connected.
+fn reconnect<'x>(
+    sim: &SimHandle,
+    xs: &'x SharedXenstore<SimRingPage>,
+    clock: &FakeClock,
+    backend: impl FnMut(&mut Sim),
+    frontend: &mut Frontend<'x, SimRingPage, FakeClock>,
+    driver: &mut TestDriver<'x>,
+) {
+    let (outcome, _) = drive(sim, xs, clock, backend, frontend.reconnect(driver));
+    outcome.unwrap();
+    assert!(frontend.is_connected());
+}
+
+/// Waits for the next change of either state node; what it means.
+fn next_news<'x>(
+    sim: &SimHandle,
+    xs: &'x SharedXenstore<SimRingPage>,
+    clock: &FakeClock,
+    frontend: &mut Frontend<'x, SimRingPage, FakeClock>,
+) -> Result<BackendNews, XenbusError> {
+    let (news, _) = drive(sim, xs, clock, |_| {}, async {
+        frontend.changed().await?;
+        frontend.check().await
+    });
+    news
+}
+
+#[test]
+fn classify_says_what_became_of_the_connection() {
+    use BackendNews as N;
+    use XenbusState as S;
+    let c = S::Connected;
+    assert_eq!(classify(c, Some(c), false, Some(c)), N::Unchanged);
+    // Detach: the backend closes, or vanishes, or our directory does.
+    assert_eq!(classify(c, Some(c), false, Some(S::Closing)), N::Closing);
+    assert_eq!(classify(c, Some(c), false, Some(S::Closed)), N::Closing);
+    assert_eq!(classify(c, Some(c), false, None), N::Closing);
+    assert_eq!(classify(c, None, false, Some(c)), N::Closing);
+    // Resume: the toolstack rewrote our node; the old backend is gone.
+    assert_eq!(classify(c, Some(S::Initialising), false, None), N::Reset);
+    assert_eq!(classify(c, Some(c), true, None), N::Reset);
+    // A restarted backend waits for us again.
+    assert_eq!(classify(c, Some(c), false, Some(S::InitWait)), N::Reset);
+    // Once we are closed, a backend in InitWait is not news here (see
+    // ready_to_connect).
+    assert_eq!(
+        classify(S::Closed, Some(S::Closed), false, Some(S::InitWait)),
+        N::Unchanged
+    );
+}
+
+#[test]
+fn ready_to_connect_waits_for_a_new_or_reset_device() {
+    use XenbusState as S;
+    assert!(!ready_to_connect(None, Some(S::InitWait)), "no directory");
+    assert!(ready_to_connect(Some(S::Initialising), None), "made anew");
+    assert!(
+        ready_to_connect(Some(S::Closed), Some(S::InitWait)),
+        "backend restarted"
+    );
+    assert!(!ready_to_connect(Some(S::Closed), Some(S::Closed)));
+    assert!(!ready_to_connect(Some(S::Closed), Some(S::Closing)));
+    assert!(!ready_to_connect(Some(S::Closed), None));
+}
+
+#[test]
+fn a_detach_closes_our_node_and_a_reattach_reconnects() {
+    let (sim, xs, clock) = fixture();
+    let mut driver = TestDriver::new(&xs);
+    let mut frontend = connected(&sim, &xs, &clock, &mut driver);
+    // `xl block-detach`: the toolstack writes the backend's state Closing.
+    backend_goes(&mut sim.borrow_mut(), XenbusState::Closing);
+    let news = next_news(&sim, &xs, &clock, &mut frontend);
+    assert_eq!(news, Ok(BackendNews::Closing));
+    let (detached, _) = drive(&sim, &xs, &clock, |_| {}, frontend.detach(&mut driver));
+    assert_eq!(detached, Ok(()));
+    assert_eq!(driver.counts.torn_down, 1, "rings released");
+    assert_eq!(state_of(&sim.borrow(), FRONT), Some(XenbusState::Closed));
+    // The backend follows; the toolstack removes both directories.
+    good_backend(&mut sim.borrow_mut());
+    assert_eq!(state_of(&sim.borrow(), BACKEND), Some(XenbusState::Closed));
+    {
+        let mut sim = sim.borrow_mut();
+        sim.rm_as(0, FRONT).unwrap();
+        sim.rm_as(0, BACKEND).unwrap();
+    }
+    // A second detach look does not write our node back into a removed
+    // directory.
+    let (again, _) = drive(&sim, &xs, &clock, |_| {}, frontend.detach(&mut driver));
+    assert_eq!(again, Ok(()));
+    assert!(sim.borrow().value(&format!("{FRONT}/state")).is_none());
+    assert!(!ready_to_connect(None, None));
+    // `xl network-attach`/`block-attach` of the same index: new
+    // directories, our node Initialising, the backend in InitWait.
+    toolstack_nodes(&sim);
+    reconnect(&sim, &xs, &clock, good_backend, &mut frontend, &mut driver);
+    assert_eq!(driver.counts.published, 2);
+    assert_eq!(driver.counts.connected, 2);
+    assert_eq!(state_of(&sim.borrow(), FRONT), Some(XenbusState::Connected));
+}
+
+#[test]
+fn a_resume_resets_our_node_and_the_handshake_runs_anew_on_the_new_backend() {
+    const NEW_BACKEND: &str = "/local/domain/0/backend/vbd/9/51712";
+    let (sim, xs, clock) = fixture();
+    let mut driver = TestDriver::new(&xs);
+    let mut frontend = connected(&sim, &xs, &clock, &mut driver);
+    // The toolstack after a restore: the old backend is gone, a new one
+    // (under the new domain id) waits, our nodes are rewritten.
+    {
+        let mut s = sim.borrow_mut();
+        s.rm_as(0, BACKEND).unwrap();
+        s.write_as(0, &format!("{NEW_BACKEND}/state"), b"2")
+            .unwrap();
+        s.set_perms_as(0, NEW_BACKEND, Permissions::new(0, Access::Read))
+            .unwrap();
+        s.set_perms_as(
+            0,
+            &format!("{NEW_BACKEND}/state"),
+            Permissions::new(0, Access::Read),
+        )
+        .unwrap();
+        s.write_as(0, &format!("{FRONT}/backend"), NEW_BACKEND.as_bytes())
+            .unwrap();
+        s.write_as(0, &format!("{FRONT}/state"), b"1").unwrap();
+    }
+    let news = next_news(&sim, &xs, &clock, &mut frontend);
+    assert_eq!(news, Ok(BackendNews::Reset));
+    // The new backend behaves like the good one, at its own path.
+    let new_backend = |sim: &mut Sim| {
+        use XenbusState as S;
+        let state = |path: &str| {
+            sim.value(&format!("{path}/state"))
+                .and_then(|raw| XenbusState::parse(raw).ok())
+        };
+        let target = match state(FRONT) {
+            Some(S::Initialising) => S::InitWait,
+            Some(S::Initialised | S::Connected) => S::Connected,
+            _ => return,
+        };
+        if state(NEW_BACKEND) != Some(target) {
+            sim.write_as(0, &format!("{NEW_BACKEND}/sectors"), b"4096")
+                .unwrap();
+            sim.write_as(
+                0,
+                &format!("{NEW_BACKEND}/state"),
+                target.as_str().as_bytes(),
+            )
+            .unwrap();
+        }
+    };
+    reconnect(&sim, &xs, &clock, new_backend, &mut frontend, &mut driver);
+    assert_eq!(frontend.paths().backend, NEW_BACKEND);
+    assert_eq!(driver.sectors.as_deref(), Some(&b"4096"[..]));
+    assert_eq!(driver.counts.torn_down, 1, "the old rings went first");
+}
+
+#[test]
+fn a_restarted_backend_is_reported_as_a_reset() {
+    let (sim, xs, clock) = fixture();
+    let mut driver = TestDriver::new(&xs);
+    let mut frontend = connected(&sim, &xs, &clock, &mut driver);
+    backend_goes(&mut sim.borrow_mut(), XenbusState::InitWait);
+    let (news, _) = drive(&sim, &xs, &clock, |_| {}, frontend.refresh(&mut driver));
+    assert_eq!(news, Ok(BackendNews::Reset));
+    assert_eq!(driver.counts.torn_down, 0, "the caller reconnects");
+    reconnect(&sim, &xs, &clock, good_backend, &mut frontend, &mut driver);
+    assert_eq!((driver.counts.published, driver.counts.torn_down), (2, 1));
 }

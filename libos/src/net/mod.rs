@@ -38,6 +38,7 @@ pub use drivers_pv::xenbus_state::MacAddress;
 pub use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr};
 
 pub(crate) mod clock;
+pub(crate) mod link;
 pub(crate) mod stack;
 mod tcp;
 mod udp;
@@ -158,6 +159,16 @@ impl Net {
         self.shared
             .with(|stack| Ok(stack.runner_stats))
             .unwrap_or_default()
+    }
+
+    /// Whether the link is up: false while the vif is lost (its backend
+    /// closed, `xl network-detach`) or being connected anew (a resume);
+    /// sockets live on meanwhile, and what they send waits for TCP's
+    /// retransmission once the link is back.
+    pub fn is_link_up(&self) -> bool {
+        self.shared
+            .with(|stack| Ok(stack::Link::is_up(&stack.link)))
+            .unwrap_or(false)
     }
 
     /// Sockets open now (TCP and UDP, including listeners' spare ones

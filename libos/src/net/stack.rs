@@ -58,6 +58,9 @@ pub(crate) trait Link: Send {
     fn poll_fired(&mut self, cx: &mut Context<'_>) -> bool;
     /// The device's counters.
     fn stats(&self) -> NetStats;
+    /// Whether the link is up (a device is under the interface, see
+    /// [`super::link`]).
+    fn is_up(&self) -> bool;
 }
 
 #[cfg(target_os = "none")]
@@ -69,6 +72,7 @@ pub(crate) type ActiveLink = host::LoopbackLink;
 #[cfg(not(target_os = "none"))]
 pub(crate) mod host {
     use super::*;
+    use crate::net::link::Swappable;
     use alloc::collections::VecDeque;
     use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
     use smoltcp::time::Instant;
@@ -120,9 +124,10 @@ pub(crate) mod host {
         }
     }
 
-    /// The loopback device as the stack's link.
+    /// The loopback device as the stack's link (in a [`Swappable`], so
+    /// the tests can pull it out and put it back).
     pub(crate) struct LoopbackLink {
-        pub(crate) device: Loopback,
+        pub(crate) device: Swappable<Loopback>,
     }
 
     impl Loopback {
@@ -136,26 +141,29 @@ pub(crate) mod host {
     impl LoopbackLink {
         pub(crate) fn new() -> LoopbackLink {
             LoopbackLink {
-                device: Loopback {
+                device: Swappable::new(Loopback {
                     queue: VecDeque::new(),
-                },
+                }),
             }
         }
     }
 
     impl Link for LoopbackLink {
-        type Device = Loopback;
-        fn device(&mut self) -> &mut Loopback {
+        type Device = Swappable<Loopback>;
+        fn device(&mut self) -> &mut Swappable<Loopback> {
             &mut self.device
         }
         fn final_check(&mut self) -> bool {
-            !self.device.queue.is_empty()
+            self.device.get().is_some_and(|d| !d.queue.is_empty())
         }
         fn poll_fired(&mut self, _cx: &mut Context<'_>) -> bool {
             false
         }
         fn stats(&self) -> NetStats {
             NetStats::default()
+        }
+        fn is_up(&self) -> bool {
+            self.device.is_up()
         }
     }
 }

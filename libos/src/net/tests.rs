@@ -437,7 +437,12 @@ fn a_retransmitted_syn_does_not_open_a_second_connection() {
     let before = net.socket_count();
     net.shared()
         .with(|stack| {
-            stack.link.device.inject(tcp_frame(port, 80, 0x02));
+            stack
+                .link
+                .device
+                .get_mut()
+                .unwrap()
+                .inject(tcp_frame(port, 80, 0x02));
             Ok(())
         })
         .unwrap();
@@ -451,4 +456,67 @@ fn a_retransmitted_syn_does_not_open_a_second_connection() {
         Ok::<_, NetError>(buf[..n].to_vec())
     });
     assert_eq!(drive(&net, &mut exchange).unwrap(), b"still here");
+}
+
+#[test]
+fn a_connection_survives_the_link_going_down_and_up_again() {
+    let net = net();
+    let listener = Arc::new(TcpListener::bind(&net, 9).unwrap());
+    let (mut server, mut client) = connected(&net, &listener, 9);
+    assert!(net.is_link_up());
+    // The vif is lost: the device is taken out from under the interface.
+    let device = net
+        .shared()
+        .with(|stack| Ok(stack.link.device.take()))
+        .unwrap()
+        .expect("the link was up");
+    assert!(!net.is_link_up());
+    let sockets = net.socket_count();
+    // The app writes meanwhile; nothing can arrive, nothing is lost.
+    let mut write = Probe::new(async move {
+        client.write_all(b"sent while the link was down").await?;
+        Ok::<_, NetError>(client)
+    });
+    let client = drive(&net, &mut write).unwrap();
+    let turn = settle(&net);
+    let dropped = net
+        .shared()
+        .with(|stack| Ok(stack.link.device.dropped()))
+        .unwrap();
+    assert!(dropped >= 1, "the segment went to the sink");
+    // The runner is not spinning: the next thing due is TCP's timer.
+    let due = turn.deadline_ns.expect("a retransmission is due");
+    assert!(due > clock::now_ns(), "no busy loop while the link is down");
+    assert_eq!(net.socket_count(), sockets, "every socket lives on");
+    // The link comes back (a new device, same interface): TCP's
+    // retransmission delivers what was written.
+    net.shared()
+        .with(|stack| {
+            stack.link.device.put(device);
+            stack.kick();
+            Ok(())
+        })
+        .unwrap();
+    assert!(net.is_link_up());
+    let mut read = Probe::new(async move {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < 28 {
+            let n = server.read(&mut buf).await?;
+            got.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, NetError>(got)
+    });
+    for _ in 0..100 {
+        if let Poll::Ready(got) = read.poll() {
+            assert_eq!(got.unwrap(), b"sent while the link was down");
+            drop(client);
+            return;
+        }
+        let turn = settle(&net);
+        if let Some(due) = turn.deadline_ns {
+            clock::set_now_ns(due.max(clock::now_ns()));
+        }
+    }
+    panic!("the data written while the link was down never arrived");
 }

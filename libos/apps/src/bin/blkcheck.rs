@@ -13,6 +13,12 @@
 //! Command line: `write_start=N write_count=N chunk_kib=N`, and
 //! `wait_ready=SECONDS` to wait first until sector 0 holds the pattern
 //! (dom0 may still be filling the image).
+//! `loop_seconds=SECONDS`: instead of the check, read the whole disk
+//! again and again for that long (a pass per line, no pattern check),
+//! so dom0 can `xl block-detach` the disk under a running app: the
+//! detach shows as one `blkcheck: I/O error …` line (blkfront's
+//! `Detached`), after which the app stops reading, closes the device
+//! and ends normally.
 //! `hold_check=SECONDS`: after the disconnect, if the kernel quarantined
 //! pages the other side still maps (the rig's dom0 holds the ring page
 //! with `loadgen gntmap`), say so, then wait up to SECONDS, one second at
@@ -220,8 +226,13 @@ mod guest {
         println!("{}", disk.device().info());
         // Whatever happened, hand the disk back to the backend.
         let wait_ready = number("wait_ready", 0);
-        let result = wait_until_ready(&mut disk, wait_ready)
-            .and_then(|()| exercise(&mut disk, write_start, write_count, chunk));
+        let loop_seconds = number("loop_seconds", 0);
+        let result = if loop_seconds > 0 {
+            read_for(&mut disk, loop_seconds, chunk)
+        } else {
+            wait_until_ready(&mut disk, wait_ready)
+                .and_then(|()| exercise(&mut disk, write_start, write_count, chunk))
+        };
         match sched::block_on(disk.into_inner().close()) {
             Ok(()) => println!("blkcheck: disconnected"),
             Err(error) => println!("blkcheck: disconnect failed: {error}"),
@@ -266,6 +277,44 @@ mod guest {
             "blkcheck: quarantine still holds pages after {seconds} s: {}",
             libos::kernel::grant::stats()
         );
+    }
+
+    /// Reads the whole disk again and again for `seconds`; an I/O error
+    /// (the disk detached under us) is reported and ends the loop, not
+    /// the app.
+    fn read_for(
+        disk: &mut block::BlockDevice<BlockFront>,
+        seconds: u64,
+        chunk: usize,
+    ) -> AppResult {
+        let size = disk.len();
+        let mut buf = vec![0u8; chunk];
+        let start = time::now_ns();
+        let end = start.saturating_add(seconds.saturating_mul(1_000_000_000));
+        println!("blkcheck: reading the disk in a loop for {seconds} s");
+        let mut pass = 0u64;
+        while time::now_ns() < end {
+            pass += 1;
+            let mut offset = 0u64;
+            while offset < size {
+                let n = (size - offset).min(chunk as u64) as usize;
+                if let Err(error) =
+                    sched::block_on(disk.device_mut().read(offset / 512, &mut buf[..n]))
+                {
+                    println!(
+                        "blkcheck: I/O error in pass {pass} at byte {offset}: {error} (stopping the loop)"
+                    );
+                    return Ok(());
+                }
+                offset += n as u64;
+            }
+            println!(
+                "blkcheck: pass {pass} read {size} bytes ({} ms in all)",
+                (time::now_ns() - start) / 1_000_000
+            );
+        }
+        println!("blkcheck: loop ended after {pass} passes, no error");
+        Ok(())
     }
 
     /// Waits up to `seconds` until sector 0 holds the pattern (dom0 fills

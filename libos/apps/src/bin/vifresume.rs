@@ -1,0 +1,131 @@
+//! `vifresume`: a TCP echo server (port 7) that survives `xl save` +
+//! `xl restore`: its vif is connected anew in the new domain under the
+//! same interface and sockets (libos's vif keeper), so a connection
+//! opened before the save goes on after the restore.
+//!
+//! It takes `control/shutdown` itself (`suspend` runs
+//! `libos::lifecycle::suspend::suspend_and_resume`; other requests end
+//! the app), as `resumecheck` does with `control=app`, so it needs no
+//! control task. Each connection is echoed until the peer closes it; a
+//! connection whose first bytes are `quit` ends the app. After each
+//! resume it prints `vifresume: resumed after N ms (epoch E)`; each
+//! connection's line says what went through it. The rig's hot-plug
+//! test reads those lines (`xtask/src/e2e_hotplug.rs`).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+libos::app! {
+    extern crate alloc;
+
+    use alloc::vec;
+    use core::time::Duration;
+    use libos::drivers_pv::control::{ControlEvent, ControlWatch, ShutdownRequest};
+    use libos::drivers_pv::xenstore::guest;
+    use libos::kernel::{sched, suspend};
+    use libos::lifecycle::suspend::suspend_and_resume;
+    use libos::net::{with_timeout, IpEndpoint, Net, NetError, TcpListener, TcpStream};
+    use libos::task::{self, select, Either, Signal};
+    use libos::{println, AppError, AppResult, Env};
+
+    /// The echo port.
+    const PORT: u16 = 7;
+
+    /// Set when the app should end (a `quit` connection, a shutdown).
+    static QUIT: Signal = Signal::new();
+
+    /// Takes `control/shutdown`: suspends on `suspend`, ends otherwise.
+    async fn own_control() {
+        let Ok(xs) = guest::xenstore() else { return };
+        let Ok(mut control) = ControlWatch::start(xs).await else {
+            println!("vifresume: cannot watch control/shutdown");
+            return;
+        };
+        let _ = libos::drivers_pv::control::advertise(xs, true).await;
+        loop {
+            match control.next().await {
+                Ok(ControlEvent::Shutdown(ShutdownRequest::Suspend)) => match suspend_and_resume().await {
+                    Ok(resumed) => println!(
+                        "vifresume: resumed after {} ms (epoch {}, cancelled {})",
+                        resumed.suspended_for.as_millis(),
+                        suspend::epoch(),
+                        resumed.cancelled
+                    ),
+                    Err(why) => println!("vifresume: suspend failed: {why}"),
+                },
+                Ok(other) => {
+                    println!("vifresume: control: {other:?}: ending");
+                    QUIT.set();
+                }
+                Err(why) => {
+                    println!("vifresume: control watch: {why:?}");
+                    sched::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Echoes one connection until the peer closes it.
+    async fn serve(mut stream: TcpStream, peer: IpEndpoint, number: u64) {
+        let mut buf = vec![0u8; 4096];
+        let (mut bytes, mut failure) = (0u64, None);
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            if bytes == 0 && buf[..n].starts_with(b"quit") {
+                QUIT.set();
+            }
+            bytes += n as u64;
+            if let Err(e) = stream.write_all(&buf[..n]).await {
+                failure = Some(e);
+                break;
+            }
+        }
+        stream.set_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.finish().await;
+        println!(
+            "vifresume: connection {number} from {peer}: {bytes} bytes echoed (epoch {}){}",
+            suspend::epoch(),
+            match failure {
+                Some(e) => alloc::format!(", failed: {e}"),
+                None => alloc::string::String::new(),
+            }
+        );
+    }
+
+    async fn main(env: &Env<'_>) -> AppResult {
+        let fail = |e: NetError| AppError::new(format_args!("vifresume: {e}"));
+        let net = Net::connect(env).await.map_err(fail)?;
+        sched::spawn(own_control());
+        let listener = TcpListener::bind(&net, PORT).map_err(fail)?;
+        println!(
+            "vifresume: up: mac {}, ip {}, listening on {PORT} (epoch {})",
+            net.mac(),
+            net.config().address,
+            suspend::epoch()
+        );
+        let mut served = 0u64;
+        loop {
+            let accept = with_timeout(Some(Duration::from_secs(240)), listener.accept());
+            match select(QUIT.wait(), accept).await {
+                Either::Left(()) => break,
+                Either::Right(Ok((stream, peer))) => {
+                    served += 1;
+                    task::spawn(serve(stream, peer, served));
+                }
+                Either::Right(Err(e)) => return Err(fail(e)),
+            }
+        }
+        // Let the last connections finish their echo.
+        sched::sleep(Duration::from_secs(1)).await;
+        println!("vifresume: {}", net.stats());
+        println!("vifresume: served {served} connections, link up {}", net.is_link_up());
+        Ok(())
+    }
+
+    libos::entry!(async main);
+}
