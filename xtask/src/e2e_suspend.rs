@@ -209,3 +209,142 @@ pub fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
         ),
     ]
 }
+
+/// Bytes of each stream through `echo` (16 MiB).
+pub const STREAM_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The stream guest's name and address.
+const STREAM_GUEST: &str = "suspend-echo";
+const STREAM_IP: &str = "10.0.0.5";
+
+/// dom0's side of the stream test: two 16 MiB streams through `echo`,
+/// each fed at about 4 MiB/s so that it is in flight when the guest is
+/// moved (`xl save` + `xl restore` under the first, `xl migrate` under
+/// the second); both checked by size and MD5. Lines start `STREAM `.
+fn stream_script() -> String {
+    format!(
+        r#". /etc/rig/lib.sh
+G={STREAM_IP}
+{wait}head -c {STREAM_BYTES} /dev/urandom > /tmp/$NAME-in
+echo "STREAM sent $(md5sum < /tmp/$NAME-in | cut -d' ' -f1) $(wc -c < /tmp/$NAME-in)"
+# stream N MOVE: feeds the file in 1 MiB steps, moves the guest under it.
+stream() {{
+  rm -f /tmp/$NAME-out
+  ( i=0; while [ $i -lt 16 ]; do
+      dd if=/tmp/$NAME-in bs=1048576 skip=$i count=1 2> /dev/null
+      i=$((i+1)); sleep 0.25
+    done ) | nc $G 7 > /tmp/$NAME-out &
+  npid=$!
+  sleep 1.5
+  echo "STREAM $1 echoed before the move $(wc -c < /tmp/$NAME-out)"
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  $2
+  echo "STREAM $1 move rc=$? ($t0 $(cut -d' ' -f1 /proc/uptime))"
+  n=0
+  while kill -0 $npid 2> /dev/null && [ $n -lt 600 ]; do n=$((n+1)); sleep 0.2; done
+  kill $npid 2> /dev/null
+  wait $npid
+  echo "STREAM $1 nc rc=$?"
+  echo "STREAM $1 echoed $(md5sum < /tmp/$NAME-out | cut -d' ' -f1) $(wc -c < /tmp/$NAME-out)"
+}}
+stream 1 "rig_save_restore $NAME /tmp/$NAME.save"
+rm -f /tmp/$NAME.save
+stream 2 "rig_migrate $NAME"
+echo quit | nc $G 7
+echo "STREAM quit rc=$?"
+"#,
+        wait = crate::e2e_net::wait_for_ping("STREAM", 120),
+    )
+}
+
+/// The stream test's guest: `echo` on its own vif, moved twice under
+/// two 16 MiB streams (PV).
+pub fn stream_spec(echo_elf: &Path) -> GuestSpec {
+    let mut guest = GuestSpec::new(STREAM_GUEST, echo_elf);
+    guest.cmdline = format!("ip={STREAM_IP}/24 gw=10.0.0.254");
+    guest.memory_mib = 64;
+    guest.timeout = Duration::from_secs(400);
+    guest.extra_config = vec![format!(
+        "vif = ['mac=00:16:3e:00:00:25,ip={STREAM_IP},script=vif-rig']"
+    )];
+    guest.dom0_script = Some(stream_script());
+    guest
+}
+
+/// The stream guest's name.
+pub fn stream_name() -> &'static str {
+    STREAM_GUEST
+}
+
+/// Checks one stream: the move succeeded, part of the stream was echoed
+/// before it and not all, and all of it came back intact after.
+fn check_stream(report: &GuestReport, n: u32) -> Result<(), String> {
+    let sent = dom0_after(report, "STREAM sent ").ok_or("dom0 sent nothing")?;
+    let before: u64 = dom0_after(report, &format!("STREAM {n} echoed before the move "))
+        .and_then(|w| w.parse().ok())
+        .ok_or(format!("stream {n}: no count before the move"))?;
+    let moved = dom0_after(report, &format!("STREAM {n} move rc="))
+        .ok_or(format!("stream {n}: no move"))?;
+    if !moved.starts_with("0 ") {
+        return Err(format!("stream {n}: the move failed: rc={moved}"));
+    }
+    if before == 0 || before >= STREAM_BYTES {
+        return Err(format!(
+            "stream {n}: {before} bytes echoed before the move: not in flight"
+        ));
+    }
+    let echoed = dom0_after(report, &format!("STREAM {n} echoed "))
+        .filter(|w| !w.starts_with("before"))
+        .or_else(|| {
+            report
+                .dom0_output
+                .iter()
+                .filter_map(|l| l.strip_prefix(&format!("STREAM {n} echoed ")))
+                .find(|w| !w.starts_with("before"))
+        })
+        .ok_or(format!("stream {n}: no result"))?;
+    if echoed != sent {
+        return Err(format!(
+            "stream {n}: sent {sent}, echoed {echoed} ({before} before the move)"
+        ));
+    }
+    Ok(())
+}
+
+/// The checks of the stream guest.
+pub fn stream_checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
+    let away = away_ms(report);
+    println!(
+        "e2e suspend stream ({}): guest away {away:?} ms (save/restore, then migration downtime); moves: {:?}",
+        report.name,
+        report
+            .dom0_output
+            .iter()
+            .filter(|l| l.contains(" move rc="))
+            .collect::<Vec<_>>()
+    );
+    let name = |check: &str| format!("e2e suspend: {check}");
+    vec![
+        (
+            name("a 16 MiB TCP stream to echo survives xl save + xl restore (MD5 equal)"),
+            check_stream(report, 1),
+        ),
+        (
+            name("a 16 MiB TCP stream to echo survives xl migrate (MD5 equal)"),
+            check_stream(report, 2),
+        ),
+        (
+            name("the twice-moved echo guest powers off on quit"),
+            if report.ending == Ending::Poweroff && away.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ended {:?} ({}), {} resumes",
+                    report.ending,
+                    report.evidence,
+                    away.len()
+                ))
+            },
+        ),
+    ]
+}

@@ -170,6 +170,14 @@ fn domu_guests(
             crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pv),
             vec!["rig e2e suspend: "],
         ),
+        // Two 16 MiB streams through echo, the guest moved under each.
+        (
+            crate::e2e_suspend::stream_spec(&elf("echo")),
+            vec![
+                "rig e2e suspend: a 16 MiB",
+                "rig e2e suspend: the twice-moved",
+            ],
+        ),
     ];
     if pvh {
         guests.extend(pvh_domu_specs(elf, loadgen));
@@ -462,6 +470,14 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
             }
         }
         Err(e) => tally.record("rig e2e suspend", Err(e)),
+    }
+    match find(crate::e2e_suspend::stream_name()) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_suspend::stream_checks(guest) {
+                tally.record(&format!("rig {name}"), result);
+            }
+        }
+        Err(e) => tally.record("rig e2e suspend: stream", Err(e)),
     }
     record_hotplug(tally, &find, GuestMode::Pv);
     if pvh {
