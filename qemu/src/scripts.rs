@@ -224,7 +224,9 @@ online|add)
     if [ -n "$gip" ]; then
         gip=${gip%% *}
         ip addr add "${gip%.*}.254/32" dev "$vif" 2> /dev/null
-        ip route add "$gip/32" dev "$vif" 2> /dev/null
+        # replace, not add: during a migration to this host the old
+        # domain's vif still holds the route until it is destroyed.
+        ip route replace "$gip/32" dev "$vif" 2> /dev/null
     fi
     xenstore-write "$XENBUS_PATH/hotplug-status" connected
     ;;
