@@ -213,18 +213,22 @@ pub fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
 /// Bytes of each stream through `echo` (16 MiB).
 pub const STREAM_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The stream guest's name and address.
-const STREAM_GUEST: &str = "suspend-echo";
-const STREAM_IP: &str = "10.0.0.5";
+/// The stream guest's name, address and MAC in `mode`.
+fn stream_guest(mode: GuestMode) -> (&'static str, &'static str, &'static str) {
+    match mode {
+        GuestMode::Pv => ("suspend-echo", "10.0.0.5", "00:16:3e:00:00:25"),
+        GuestMode::Pvh => ("pvh-suspend-echo", "10.0.0.6", "00:16:3e:00:00:26"),
+    }
+}
 
 /// dom0's side of the stream test: two 16 MiB streams through `echo`,
 /// each fed at about 4 MiB/s so that it is in flight when the guest is
 /// moved (`xl save` + `xl restore` under the first, `xl migrate` under
 /// the second); both checked by size and MD5. Lines start `STREAM `.
-fn stream_script() -> String {
+fn stream_script(ip: &str) -> String {
     format!(
         r#". /etc/rig/lib.sh
-G={STREAM_IP}
+G={ip}
 {wait}head -c {STREAM_BYTES} /dev/urandom > /tmp/$NAME-in
 echo "STREAM sent $(md5sum < /tmp/$NAME-in | cut -d' ' -f1) $(wc -c < /tmp/$NAME-in)"
 # stream N MOVE: feeds the file in 1 MiB steps, moves the guest under it.
@@ -257,23 +261,22 @@ echo "STREAM quit rc=$?"
     )
 }
 
-/// The stream test's guest: `echo` on its own vif, moved twice under
-/// two 16 MiB streams (PV).
-pub fn stream_spec(echo_elf: &Path) -> GuestSpec {
-    let mut guest = GuestSpec::new(STREAM_GUEST, echo_elf);
-    guest.cmdline = format!("ip={STREAM_IP}/24 gw=10.0.0.254");
+/// The stream test's guest in `mode`: `echo` on its own vif, moved
+/// twice under two 16 MiB streams.
+pub fn stream_spec(echo_elf: &Path, mode: GuestMode) -> GuestSpec {
+    let (name, ip, mac) = stream_guest(mode);
+    let mut guest = GuestSpec::new(name, echo_elf).with_mode(mode);
+    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254");
     guest.memory_mib = 64;
     guest.timeout = Duration::from_secs(400);
-    guest.extra_config = vec![format!(
-        "vif = ['mac=00:16:3e:00:00:25,ip={STREAM_IP},script=vif-rig']"
-    )];
-    guest.dom0_script = Some(stream_script());
+    guest.extra_config = vec![format!("vif = ['mac={mac},ip={ip},script=vif-rig']")];
+    guest.dom0_script = Some(stream_script(ip));
     guest
 }
 
-/// The stream guest's name.
-pub fn stream_name() -> &'static str {
-    STREAM_GUEST
+/// The stream guest's name in `mode`.
+pub fn stream_name(mode: GuestMode) -> &'static str {
+    stream_guest(mode).0
 }
 
 /// Checks one stream: the move succeeded, part of the stream was echoed

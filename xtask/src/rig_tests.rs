@@ -172,7 +172,7 @@ fn domu_guests(
         ),
         // Two 16 MiB streams through echo, the guest moved under each.
         (
-            crate::e2e_suspend::stream_spec(&elf("echo")),
+            crate::e2e_suspend::stream_spec(&elf("echo"), GuestMode::Pv),
             vec![
                 "rig e2e suspend: a 16 MiB",
                 "rig e2e suspend: the twice-moved",
@@ -471,7 +471,7 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
         }
         Err(e) => tally.record("rig e2e suspend", Err(e)),
     }
-    match find(crate::e2e_suspend::stream_name()) {
+    match find(crate::e2e_suspend::stream_name(GuestMode::Pv)) {
         Ok(guest) => {
             for (name, result) in crate::e2e_suspend::stream_checks(guest) {
                 tally.record(&format!("rig {name}"), result);
@@ -578,6 +578,13 @@ fn pvh_domu_specs(
             crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pvh),
             vec!["rig pvh e2e suspend: "],
         ),
+        (
+            crate::e2e_suspend::stream_spec(&elf("echo"), GuestMode::Pvh),
+            vec![
+                "rig pvh e2e suspend: a 16 MiB",
+                "rig pvh e2e suspend: the twice-moved",
+            ],
+        ),
     ]
 }
 
@@ -608,6 +615,14 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
             }
         }
         Err(e) => tally.record("rig pvh e2e suspend", Err(e)),
+    }
+    match find(crate::e2e_suspend::stream_name(GuestMode::Pvh)) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_suspend::stream_checks(guest) {
+                tally.record(&format!("rig pvh {name}"), result);
+            }
+        }
+        Err(e) => tally.record("rig pvh e2e suspend: stream", Err(e)),
     }
     record_hotplug(tally, find, GuestMode::Pvh);
 }
