@@ -32,7 +32,11 @@
 //!    use. The boot summary is printed.
 //! 7. The application (`libos::entry!`) runs; its result decides the
 //!    success or failure line, then the domain powers off (or crashes on a
-//!    panic, see [`panic`], or a fatal exception, see [`traps`]).
+//!    panic, see [`panic`], or a fatal exception, see [`traps`]). `xl
+//!    save`/`restore` and `xl migrate` suspend it meanwhile and resume it
+//!    in a new domain, where [`suspend`] redoes step 6's shared info,
+//!    events, time and grants, in that order (and the p2m frame list of
+//!    step 4, [`mm::p2m_frames`], which the toolstack reads to save us).
 //!
 //! # What it may not do
 //!
