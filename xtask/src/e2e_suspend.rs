@@ -262,7 +262,10 @@ echo "STREAM quit rc=$?"
 }
 
 /// The stream test's guest in `mode`: `echo` on its own vif, moved
-/// twice under two 16 MiB streams.
+/// twice under two 16 MiB streams. Only the PV one is in the rig tests:
+/// in the one PVH run so far the stream under the migration passed but
+/// the one under save + restore was closed 12 MiB in, 15 s after the
+/// restore (netfront had reconnected; the cause is not known yet).
 pub fn stream_spec(echo_elf: &Path, mode: GuestMode) -> GuestSpec {
     let (name, ip, mac) = stream_guest(mode);
     let mut guest = GuestSpec::new(name, echo_elf).with_mode(mode);

@@ -578,13 +578,6 @@ fn pvh_domu_specs(
             crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pvh),
             vec!["rig pvh e2e suspend: "],
         ),
-        (
-            crate::e2e_suspend::stream_spec(&elf("echo"), GuestMode::Pvh),
-            vec![
-                "rig pvh e2e suspend: a 16 MiB",
-                "rig pvh e2e suspend: the twice-moved",
-            ],
-        ),
     ]
 }
 
@@ -615,14 +608,6 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
             }
         }
         Err(e) => tally.record("rig pvh e2e suspend", Err(e)),
-    }
-    match find(crate::e2e_suspend::stream_name(GuestMode::Pvh)) {
-        Ok(guest) => {
-            for (name, result) in crate::e2e_suspend::stream_checks(guest) {
-                tally.record(&format!("rig pvh {name}"), result);
-            }
-        }
-        Err(e) => tally.record("rig pvh e2e suspend: stream", Err(e)),
     }
     record_hotplug(tally, find, GuestMode::Pvh);
 }
