@@ -214,15 +214,9 @@ pub fn resume_guest(vifresume_elf: &Path, mode: GuestMode) -> GuestSpec {
         GuestMode::Pv => "10.0.0.8",
         GuestMode::Pvh => "10.0.0.9",
     };
-    let last = ip.rsplit('.').next().unwrap_or("8");
-    let mac = format!("00:16:3e:00:01:{:02x}", last.parse::<u8>().unwrap_or(8));
-    let mut guest = GuestSpec::new(resume_name(mode), vifresume_elf).with_mode(mode);
-    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254");
-    guest.memory_mib = 32;
-    guest.timeout = Duration::from_secs(300);
-    guest.extra_config = vec![format!("vif = ['mac={mac},ip={ip},script=vif-rig']")];
-    guest.dom0_script = Some(resume_script(ip));
-    guest
+    vif_spec(resume_name(mode), vifresume_elf, mode, ip, |_| {
+        resume_script(ip)
+    })
 }
 
 /// The resume guest's checks.
@@ -269,23 +263,16 @@ pub fn check_resume(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
             has(console, "vifresume: served").and_then(|()| powered_off(report)),
         ),
     ];
-    checks
-        .into_iter()
-        .map(|(name, result)| (format!("e2e hotplug: {name}"), with_context(report, result)))
-        .collect()
+    named(report, checks)
 }
 
 /// The `httpd` guest whose vif dom0 detaches and attaches again.
 pub fn vif_guest(httpd_elf: &Path, mode: GuestMode) -> GuestSpec {
     let ip = vif_ip(mode);
-    let last = ip.rsplit('.').next().unwrap_or("6");
-    let mac = format!("00:16:3e:00:01:{:02x}", last.parse::<u8>().unwrap_or(6));
-    let mut guest = GuestSpec::new(vif_name(mode), httpd_elf).with_mode(mode);
-    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254");
+    let mut guest = vif_spec(vif_name(mode), httpd_elf, mode, ip, |mac| {
+        vif_script(ip, mac)
+    });
     guest.memory_mib = 64;
-    guest.timeout = Duration::from_secs(300);
-    guest.extra_config = vec![format!("vif = ['mac={mac},ip={ip},script=vif-rig']")];
-    guest.dom0_script = Some(vif_script(ip, &mac));
     guest
 }
 
@@ -332,6 +319,40 @@ fn with_context(report: &GuestReport, result: Result<(), String>) -> Result<(), 
     })
 }
 
+/// `checks` under this test's names, each failure with the context.
+fn named<N: std::fmt::Display>(
+    report: &GuestReport,
+    checks: Vec<(N, Result<(), String>)>,
+) -> Vec<(String, Result<(), String>)> {
+    checks
+        .into_iter()
+        .map(|(name, result)| (format!("e2e hotplug: {name}"), with_context(report, result)))
+        .collect()
+}
+
+/// A guest at `ip` with its vif (the MAC ends in the address's last
+/// byte), named `name`, running `elf` in `mode` with `script` in dom0.
+fn vif_spec(
+    name: &str,
+    elf: &Path,
+    mode: GuestMode,
+    ip: &str,
+    script: impl Fn(&str) -> String,
+) -> GuestSpec {
+    let last: u8 = ip
+        .rsplit('.')
+        .next()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(6);
+    let mac = format!("00:16:3e:00:01:{last:02x}");
+    let mut guest = GuestSpec::new(name, elf).with_mode(mode);
+    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254");
+    guest.timeout = Duration::from_secs(300);
+    guest.extra_config = vec![format!("vif = ['mac={mac},ip={ip},script=vif-rig']")];
+    guest.dom0_script = Some(script(&mac));
+    guest
+}
+
 /// The vif guest's checks.
 pub fn check_vif(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
     let console = &report.console;
@@ -364,10 +385,7 @@ pub fn check_vif(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
             has(dom0, "HOTPLUG quit rc=0").and_then(|()| powered_off(report)),
         ),
     ];
-    checks
-        .into_iter()
-        .map(|(name, result)| (format!("e2e hotplug: {name}"), with_context(report, result)))
-        .collect()
+    named(report, checks)
 }
 
 /// The vbd guest's checks.
@@ -404,10 +422,7 @@ pub fn check_vbd(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
                 .and_then(|()| powered_off(report)),
         ),
     ];
-    checks
-        .into_iter()
-        .map(|(name, result)| (format!("e2e hotplug: {name}"), with_context(report, result)))
-        .collect()
+    named(report, checks)
 }
 
 #[cfg(test)]
