@@ -17,6 +17,7 @@
 
 extern crate alloc;
 
+pub mod balloon;
 pub mod block;
 pub mod dhcp;
 pub mod net;

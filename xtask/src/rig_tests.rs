@@ -56,6 +56,7 @@ pub const PVH_TESTS: &[&str] = &[
     "rig pvh e2e block",
     "rig pvh e2e httpd",
     "rig pvh e2e net",
+    "rig pvh balloon",
 ];
 
 /// Whether the PVH tests run: `--no-pvh` wins, then `--pvh`, then
@@ -146,6 +147,11 @@ fn domu_guests(
         (
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pv),
             vec!["rig e2e block: "],
+        ),
+        // xl mem-set down and up while memstress keeps its pattern.
+        (
+            crate::e2e_balloon::guest(&elf("memstress"), GuestMode::Pv),
+            vec!["rig balloon: "],
         ),
     ];
     if pvh {
@@ -430,6 +436,7 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
         }
         Err(e) => tally.record("rig e2e block", Err(e)),
     }
+    record_balloon(tally, &find, GuestMode::Pv);
     if pvh {
         pvh_domu_checks(tally, &find);
     }
@@ -503,6 +510,10 @@ fn pvh_domu_specs(
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pvh),
             vec!["rig pvh e2e block: "],
         ),
+        (
+            crate::e2e_balloon::guest(&elf("memstress"), GuestMode::Pvh),
+            vec!["rig pvh balloon: "],
+        ),
     ]
 }
 
@@ -525,6 +536,27 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
             }
         }
         Err(e) => tally.record("rig pvh e2e block", Err(e)),
+    }
+    record_balloon(tally, find, GuestMode::Pvh);
+}
+
+/// The memory-target checks of the balloon guest in `mode`.
+fn record_balloon<'a>(
+    tally: &mut Tally,
+    find: &dyn Fn(&str) -> Result<&'a GuestReport, String>,
+    mode: GuestMode,
+) {
+    let prefix = match mode {
+        GuestMode::Pv => "rig",
+        GuestMode::Pvh => "rig pvh",
+    };
+    match find(&crate::e2e_balloon::name(mode)) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_balloon::check(guest) {
+                tally.record(&format!("{prefix} {name}"), result);
+            }
+        }
+        Err(e) => tally.record(&format!("{prefix} balloon"), Err(e)),
     }
 }
 

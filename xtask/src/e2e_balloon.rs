@@ -1,0 +1,282 @@
+//! The memory-target test: `xl mem-set` down to half and back up while
+//! `memstress watch=` keeps a pattern in memory, then targets the
+//! toolstack would never write (above static-max, garbage) written with
+//! `xenstore-write`, then one more ordinary target.
+//!
+//! dom0's script drives it, one step at a time: it waits on the guest's
+//! console log for the line that says the balloon finished (or refused)
+//! the previous target, then reports what xenstore (`memory/target`) and
+//! `xl list` (the Mem column, Xen's count of the domain's pages in MiB)
+//! say, and moves on; at the end it writes `data/memstress-stop`. The
+//! checks ([`check`]) hold the guest's reports against dom0's: each
+//! target's reservation line must say `=`, name the KiB dom0 read back
+//! from xenstore, and give a Xen page count that is what `xl list`
+//! shows; the bad values must each get a `balloon refused` line; the
+//! pattern must be intact at the end and the guest must power off.
+//!
+//! `rig_tests` adds [`guest`] (PV, and PVH with the PVH tests) to the
+//! shared domU session.
+
+use rig::{Ending, GuestMode, GuestReport, GuestSpec};
+use std::path::Path;
+use std::time::Duration;
+
+/// The guest's memory (MiB); the test halves it.
+pub const MEMORY_MIB: u32 = 32;
+
+/// The targets dom0 sets in turn with `xl mem-set` (MiB) and the label
+/// of each step: start (as created), half, back to full, and after the
+/// bad values a last one.
+const STEPS: &[(&str, u32)] = &[("start", 32), ("half", 16), ("full", 32)];
+/// The target after the bad ones (MiB).
+const AFTER_BAD_MIB: u32 = 24;
+/// A target above static-max (KiB).
+const ABOVE_STATIC_MAX_KIB: u64 = 999_999_999;
+/// Garbage for `memory/target`.
+const GARBAGE: &str = "lots-of-memory";
+
+/// The guest's name in `mode`.
+pub fn name(mode: GuestMode) -> String {
+    match mode {
+        GuestMode::Pv => "balloon".to_string(),
+        GuestMode::Pvh => "pvh-balloon".to_string(),
+    }
+}
+
+/// dom0's part. Every result line starts `dom0-balloon: `.
+fn dom0_script() -> String {
+    let mut steps = String::new();
+    for (index, (label, mib)) in STEPS.iter().enumerate().skip(1) {
+        // Reservation lines so far: one per finished target.
+        let lines = index + 1;
+        steps.push_str(&format!(
+            r#"xl mem-set "$NAME" {mib}m || say "FAILED: xl mem-set {mib}m: $?"
+wait_for "memstress: reservation .* target" {lines} || say "no reservation line for {label}"
+report {label}
+"#
+        ));
+    }
+    format!(
+        r#"say() {{ echo "dom0-balloon: $*"; }}
+log=/var/log/xen/console/guest-$NAME.log
+# wait_for PATTERN COUNT: until the guest's log has COUNT lines matching
+# PATTERN (60 s at most).
+wait_for() {{
+    n=0
+    while [ $n -lt 300 ]; do
+        c=$(grep -c "$1" "$log" 2> /dev/null)
+        [ "${{c:-0}}" -ge "$2" ] && return 0
+        n=$((n + 1))
+        sleep 0.2
+    done
+    return 1
+}}
+report() {{
+    say "$1 target $(xenstore-read "$home/memory/target") xl-list $(xl list "$NAME" | awk 'NR == 2 {{ print $3 }}')"
+}}
+wait_for "memstress: keeping a pattern" 1 || {{ say "FAILED: the guest never started watching"; exit 1; }}
+domid=$(xl domid "$NAME")
+home=/local/domain/$domid
+say "static-max $(xenstore-read "$home/memory/static-max")"
+wait_for "memstress: reservation .* target" 1 || say "no reservation line at start"
+report start
+{steps}xenstore-write "$home/memory/target" {ABOVE_STATIC_MAX_KIB}
+wait_for "memstress: balloon refused .*above static-max" 1 || say "no refusal of {ABOVE_STATIC_MAX_KIB}"
+xenstore-write "$home/memory/target" {GARBAGE}
+wait_for "memstress: balloon refused .*not a number" 1 || say "no refusal of {GARBAGE}"
+report garbage
+xl mem-set "$NAME" {AFTER_BAD_MIB}m || say "FAILED: xl mem-set {AFTER_BAD_MIB}m: $?"
+wait_for "memstress: reservation .* memory/target {after_kib} KiB" 1 || say "no reservation line after the bad targets"
+report after-bad
+xenstore-write "$home/data/memstress-stop" 1
+"#,
+        after_kib = AFTER_BAD_MIB * 1024,
+    )
+}
+
+/// The guest: `memstress watch=` in `mode`, [`MEMORY_MIB`] MiB.
+pub fn guest(memstress_elf: &Path, mode: GuestMode) -> GuestSpec {
+    let mut guest = GuestSpec::new(name(mode), memstress_elf).with_mode(mode);
+    guest.cmdline = "watch=150 keep=4".into();
+    guest.memory_mib = MEMORY_MIB;
+    guest.timeout = Duration::from_secs(180);
+    guest.dom0_script = Some(dom0_script());
+    guest
+}
+
+/// dom0's `LABEL target KIB xl-list MIB` line: `(kib, mib)`.
+fn dom0_step(dom0: &[String], label: &str) -> Option<(String, u64)> {
+    let rest = dom0
+        .iter()
+        .find_map(|line| line.strip_prefix(&format!("dom0-balloon: {label} target ")))?;
+    let (target, mib) = rest.split_once(" xl-list ")?;
+    Some((target.to_string(), mib.trim().parse().ok()?))
+}
+
+/// The guest's reservation line for `kib`: `(relation, reservation as
+/// target, target pages, Xen's pages)`.
+fn guest_step(console: &[String], kib: &str) -> Option<(String, u64, u64, u64)> {
+    let line = console.iter().rev().find(|line| {
+        line.starts_with("memstress: reservation ")
+            && line.contains(&format!("memory/target {kib} KiB)"))
+    })?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    // memstress: reservation A pages REL target B pages (Xen: X pages; ...
+    let number = |at: usize| words.get(at)?.trim_end_matches(';').parse().ok();
+    Some((
+        words.get(4)?.to_string(),
+        number(2)?,
+        number(6)?,
+        number(9)?,
+    ))
+}
+
+/// One step's check: dom0 read `kib` back from xenstore, the guest
+/// reached it (`=`, target pages = KiB / 4), and `xl list` shows Xen's
+/// pages in MiB.
+fn step_check(
+    console: &[String],
+    dom0: &[String],
+    label: &str,
+    mib: u32,
+) -> Result<String, String> {
+    let (target, listed) = dom0_step(dom0, label).ok_or(format!("no dom0 line for {label}"))?;
+    let kib = u64::from(mib) * 1024;
+    if target != kib.to_string() {
+        return Err(format!(
+            "{label}: xenstore says target {target}, expected {kib}"
+        ));
+    }
+    let (relation, reached, target_pages, xen_pages) =
+        guest_step(console, &target).ok_or(format!("{label}: no guest line for {target} KiB"))?;
+    if relation != "=" || reached != target_pages || target_pages != kib / 4 {
+        return Err(format!(
+            "{label}: guest reached {reached} pages {relation} target {target_pages} (want {})",
+            kib / 4
+        ));
+    }
+    if xen_pages * 4 / 1024 != listed {
+        return Err(format!(
+            "{label}: guest counts {xen_pages} Xen pages, xl list says {listed} MiB"
+        ));
+    }
+    Ok(format!(
+        "{target} KiB: {xen_pages} pages, xl list {listed} MiB"
+    ))
+}
+
+/// Checks a finished run's report; `mode` names the results.
+pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
+    let console = &report.console;
+    let dom0 = &report.dom0_output;
+    let context = || {
+        format!(
+            "\n  ending {} ({})\n  console:\n    {}\n  dom0:\n    {}",
+            report.ending,
+            report.evidence,
+            console.join("\n    "),
+            dom0.join("\n    ")
+        )
+    };
+    let with_context = |result: Result<(), String>| result.map_err(|e| format!("{e}{}", context()));
+    let mut results = Vec::new();
+
+    let mut figures = Vec::new();
+    let mut steps = Ok(());
+    for (label, mib) in STEPS.iter().chain(&[("after-bad", AFTER_BAD_MIB)]) {
+        match step_check(console, dom0, label, *mib) {
+            Ok(figure) => figures.push(figure),
+            Err(why) => {
+                steps = Err(why);
+                break;
+            }
+        }
+    }
+    results.push((
+        format!(
+            "balloon: xl mem-set half and back, reservation = xenstore target = xl list ({})",
+            figures.join("; ")
+        ),
+        with_context(steps),
+    ));
+
+    let refused = |text: &str| {
+        if console
+            .iter()
+            .any(|line| line.starts_with("memstress: balloon refused") && line.contains(text))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "no `memstress: balloon refused` line with {text:?}"
+            ))
+        }
+    };
+    results.push((
+        "balloon: a target above static-max and garbage are refused with a clear line".into(),
+        with_context(
+            refused(&format!("{ABOVE_STATIC_MAX_KIB} KiB: above static-max"))
+                .and_then(|()| refused(&format!("not a number: \"{GARBAGE}\""))),
+        ),
+    ));
+
+    let done = console
+        .iter()
+        .find(|line| line.starts_with("memstress: done: pattern intact"));
+    results.push((
+        format!(
+            "balloon: pattern intact throughout, clean poweroff ({})",
+            done.map_or("no done line", |line| line.as_str())
+        ),
+        with_context(match (done, &report.ending) {
+            (Some(_), Ending::Poweroff)
+                if !console.iter().any(|line| line.contains("pattern broken")) =>
+            {
+                Ok(())
+            }
+            (done, ending) => Err(format!("done line {done:?}, ending {ending}")),
+        }),
+    ));
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn steps_are_read_from_both_sides() {
+        let console = lines(
+            "memstress: reservation 4096 pages = target 4096 pages (Xen: 4101 pages; memory/target 16384 KiB)\n\
+             memstress: reservation 8192 pages = target 8192 pages (Xen: 8197 pages; memory/target 32768 KiB)",
+        );
+        let dom0 = lines(
+            "dom0-balloon: half target 16384 xl-list 16\ndom0-balloon: full target 32768 xl-list 32",
+        );
+        assert_eq!(
+            step_check(&console, &dom0, "half", 16),
+            Ok("16384 KiB: 4101 pages, xl list 16 MiB".into())
+        );
+        assert!(step_check(&console, &dom0, "full", 32).is_ok());
+        assert!(step_check(&console, &dom0, "full", 24).is_err());
+        let wrong = lines("dom0-balloon: half target 16384 xl-list 17");
+        assert!(step_check(&console, &wrong, "half", 16).is_err());
+        let short = lines(
+            "memstress: reservation 5000 pages != target 4096 pages (Xen: 5000 pages; memory/target 16384 KiB); could not give 904 pages: frames in use",
+        );
+        assert!(step_check(&short, &dom0, "half", 16).is_err());
+    }
+
+    #[test]
+    fn the_script_steps_through_every_target() {
+        let script = dom0_script();
+        assert!(script.contains("xl mem-set \"$NAME\" 16m"));
+        assert!(script.contains("wait_for \"memstress: reservation .* target\" 3"));
+        assert!(script.contains(&format!("memory/target\" {GARBAGE}")));
+        assert!(script.contains("data/memstress-stop"));
+    }
+}
