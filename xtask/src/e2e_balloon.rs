@@ -1,7 +1,9 @@
 //! The memory-target test: `xl mem-set` down to half and back up while
 //! `memstress watch=` keeps a pattern in memory, then targets the
 //! toolstack would never write (above static-max, garbage) written with
-//! `xenstore-write`, then one more ordinary target.
+//! `xenstore-write`, then one more ordinary target (after dom0 has put
+//! a number back: libxl itself refuses to `mem-set` a domain whose
+//! `memory/target` is garbage).
 //!
 //! dom0's script drives it, one step at a time: it waits on the guest's
 //! console log for the line that says the balloon finished (or refused)
@@ -85,12 +87,16 @@ wait_for "memstress: balloon refused .*above static-max" 1 || say "no refusal of
 xenstore-write "$home/memory/target" {GARBAGE}
 wait_for "memstress: balloon refused .*not a number" 1 || say "no refusal of {GARBAGE}"
 report garbage
+# libxl reads the old target back before it sets a new one, and refuses
+# garbage: put a number back first.
+xenstore-write "$home/memory/target" {full_kib}
 xl mem-set "$NAME" {AFTER_BAD_MIB}m || say "FAILED: xl mem-set {AFTER_BAD_MIB}m: $?"
 wait_for "memstress: reservation .* memory/target {after_kib} KiB" 1 || say "no reservation line after the bad targets"
 report after-bad
 xenstore-write "$home/data/memstress-stop" 1
 "#,
         after_kib = AFTER_BAD_MIB * 1024,
+        full_kib = MEMORY_MIB * 1024,
     )
 }
 
