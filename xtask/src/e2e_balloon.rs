@@ -18,6 +18,12 @@
 //!
 //! `rig_tests` adds [`guest`] (PV, and PVH with the PVH tests) to the
 //! shared domU session.
+//!
+//! All of a big domain's memory: [`run_big`] boots `memstress fill=all`
+//! with [`BIG_MIB`] MiB, more than fits below PVH's MMIO hole at
+//! 3.9 GiB, in a session of its own (the machine must be sized for it:
+//! [`big_rig`]); the guest must report the whole of it in its memory
+//! map, none ignored, and fill frames above 4 GiB.
 
 use rig::{Ending, GuestMode, GuestReport, GuestSpec};
 use std::path::Path;
@@ -108,6 +114,144 @@ pub fn guest(memstress_elf: &Path, mode: GuestMode) -> GuestSpec {
     guest.timeout = Duration::from_secs(180);
     guest.dom0_script = Some(dom0_script());
     guest
+}
+
+/// The big guest's memory (MiB): 512 MiB above 4 GiB for PVH.
+pub const BIG_MIB: u32 = 4608;
+
+/// The big guest's name in `mode`.
+pub fn big_name(mode: GuestMode) -> String {
+    match mode {
+        GuestMode::Pv => "big".to_string(),
+        GuestMode::Pvh => "pvh-big".to_string(),
+    }
+}
+
+/// `memstress fill=all` with [`BIG_MIB`] MiB in `mode`.
+pub fn big_guest(memstress_elf: &Path, mode: GuestMode) -> GuestSpec {
+    let mut guest = GuestSpec::new(big_name(mode), memstress_elf).with_mode(mode);
+    guest.cmdline = "fill=all".into();
+    guest.memory_mib = BIG_MIB;
+    guest.timeout = Duration::from_secs(240);
+    guest
+}
+
+/// `rig` with a machine that holds dom0 and a [`BIG_MIB`] guest, and
+/// without Xen's scrub of all free memory at boot (QEMU's RAM starts
+/// zeroed; under emulation the scrub costs seconds per GiB).
+pub fn big_rig(rig: &rig::Rig) -> rig::Rig {
+    let mut big = rig.clone();
+    big.memory_mib = big.memory_mib.max(big.dom0_memory_mib + BIG_MIB + 256);
+    big.xen_extra_cmdline.push_str(" bootscrub=0");
+    big
+}
+
+/// Boots the big guest in each of `modes`, one after the other, in one
+/// dom0 session of [`big_rig`]; checks each with [`check_big`].
+pub fn run_big(
+    rig: &rig::Rig,
+    memstress_elf: &Path,
+    modes: &[GuestMode],
+) -> Vec<(GuestMode, String, Result<(), String>)> {
+    let specs: Vec<GuestSpec> = modes
+        .iter()
+        .map(|&mode| big_guest(memstress_elf, mode))
+        .collect();
+    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
+    let session = match big_rig(rig).run_domus(&specs, limit) {
+        Ok(session) => session,
+        Err(e) => {
+            return modes
+                .iter()
+                .map(|&mode| (mode, "big memory: run".to_string(), Err(e.to_string())))
+                .collect()
+        }
+    };
+    crate::report::print_session_timing(&session);
+    let mut results = Vec::new();
+    for &mode in modes {
+        let name = big_name(mode);
+        match session.guests.iter().find(|g| g.name == name) {
+            Some(report) => {
+                let (title, result) = check_big(report, mode);
+                results.push((mode, title, result));
+            }
+            None => results.push((
+                mode,
+                "big memory: run".to_string(),
+                Err(format!("no report for {name}")),
+            )),
+        }
+    }
+    results
+}
+
+/// The numbers in `line`, in order.
+fn numbers(line: &str) -> Vec<u64> {
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|word| word.parse().ok())
+        .collect()
+}
+
+/// The big guest's checks: its `mm:` line counts all [`BIG_MIB`] MiB
+/// (PVH: none of the memory map ignored), and `memstress` filled frames
+/// above 4 GiB (PVH; PV frames are pseudo-physical, all below
+/// `BIG_MIB`), all but a few MiB of the domain, marks intact; poweroff.
+pub fn check_big(report: &GuestReport, mode: GuestMode) -> (String, Result<(), String>) {
+    let console = &report.console;
+    let mm = console.iter().find(|line| line.starts_with("mm: "));
+    let fill = console
+        .iter()
+        .find(|line| line.starts_with("memstress: filled "));
+    let title = format!(
+        "big memory: a {BIG_MIB} MiB domU maps and fills all its frames ({})",
+        fill.map_or("no fill line", |line| line.as_str())
+    );
+    let frames = u64::from(BIG_MIB) * 256;
+    let result = (|| {
+        let mm = mm.ok_or("no `mm:` line")?;
+        let mm_numbers = numbers(mm);
+        if mm_numbers.first() != Some(&frames) && !mm.contains(&format!("({frames} RAM, ")) {
+            return Err(format!("the domain is not {frames} frames: {mm}"));
+        }
+        if mode == GuestMode::Pvh && !mm.contains(&format!("{BIG_MIB} MiB; 0 frames ignored")) {
+            return Err(format!("PVH memory not all used: {mm}"));
+        }
+        let fill = fill.ok_or("no `memstress: filled` line")?;
+        // filled F frames (M MiB) of X free in T ms, highest pfn 0xH, A frames above 4 GiB, ...
+        let filled = numbers(fill).first().copied();
+        let above = fill
+            .split_once(" frames above 4 GiB")
+            .and_then(|(before, _)| before.rsplit(' ').next()?.parse::<u64>().ok());
+        if filled.is_none_or(|f| f + 16 * 256 < frames) {
+            return Err(format!("filled too few frames: {fill}"));
+        }
+        if mode == GuestMode::Pvh && above.is_none_or(|a| a == 0) {
+            return Err(format!("no frame above 4 GiB filled: {fill}"));
+        }
+        if !fill.ends_with("marks intact") {
+            return Err(format!("marks not intact: {fill}"));
+        }
+        if !console
+            .iter()
+            .any(|line| line == &crate::report::success_line("memstress"))
+        {
+            return Err("no success line".into());
+        }
+        match report.ending {
+            Ending::Poweroff => Ok(()),
+            ref other => Err(format!("ended {other}")),
+        }
+    })();
+    let result = result.map_err(|why| {
+        format!(
+            "{why}\n  ending {} ({})\n  console:\n    {}",
+            report.ending,
+            report.evidence,
+            console.join("\n    ")
+        )
+    });
+    (title, result)
 }
 
 /// dom0's `LABEL target KIB xl-list MIB` line: `(kib, mib)`.
@@ -275,6 +419,34 @@ mod tests {
             "memstress: reservation 5000 pages != target 4096 pages (Xen: 5000 pages; memory/target 16384 KiB); could not give 904 pages: frames in use",
         );
         assert!(step_check(&short, &dom0, "half", 16).is_err());
+    }
+
+    #[test]
+    fn the_big_guest_is_read_from_its_lines() {
+        let report = |mm: &str, fill: &str| GuestReport {
+            name: "pvh-big".into(),
+            console: lines(&format!(
+                "{mm}\n{fill}\n{}",
+                crate::report::success_line("memstress")
+            )),
+            hypervisor_console: Vec::new(),
+            ending: Ending::Poweroff,
+            evidence: String::new(),
+            elapsed: Duration::ZERO,
+            dom0_output: Vec::new(),
+            dom0_status: None,
+            log: Default::default(),
+            emulation_fault: None,
+        };
+        let mm = "mm: 1196032 frames (1179648 RAM, 4608 MiB; 0 frames ignored), 1179535 free; PVH identity map of 5 GiB";
+        let fill = "memstress: filled 1179000 frames (4605 MiB) of 1179535 free in 9000 ms, highest pfn 0x123fff, 130000 frames above 4 GiB, marks intact";
+        assert_eq!(check_big(&report(mm, fill), GuestMode::Pvh).1, Ok(()));
+        let low = fill.replace("130000 frames above", "0 frames above");
+        assert!(check_big(&report(mm, &low), GuestMode::Pvh).1.is_err());
+        let ignored = mm.replace("0 frames ignored", "503808 frames ignored");
+        assert!(check_big(&report(&ignored, fill), GuestMode::Pvh)
+            .1
+            .is_err());
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub const PVH_TESTS: &[&str] = &[
     "rig pvh e2e httpd",
     "rig pvh e2e net",
     "rig pvh balloon",
+    "rig pvh big memory",
 ];
 
 /// Whether the PVH tests run: `--no-pvh` wins, then `--pvh`, then
@@ -95,6 +96,8 @@ mod names {
     pub const PVH_E2E_HTTPD: &[&str] = &["rig pvh e2e httpd: "];
     pub const PVH_E2E_NET: &[&str] = &["rig pvh e2e net: "];
     pub const E2E_UDP: &[&str] = &["rig e2e udp "];
+    pub const BIG_MEMORY: &[&str] = &["rig big memory: "];
+    pub const PVH_BIG_MEMORY: &[&str] = &["rig pvh big memory: "];
 }
 
 /// The domU session's guests (PV, then PVH if `pvh`), each with the
@@ -170,10 +173,12 @@ pub fn selects(filter: &Filter, pvh: bool) -> bool {
         names::E2E_NET,
         names::E2E_HTTPD,
         names::E2E_UDP,
+        names::BIG_MEMORY,
     ] {
         all.extend(group);
     }
     if pvh {
+        all.extend(names::PVH_BIG_MEMORY);
         all.extend(names::PVH_DOM0);
         all.extend(names::PVH_E2E_HTTPD);
         all.extend(names::PVH_E2E_NET);
@@ -253,6 +258,26 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
         .collect();
     if !specs.is_empty() {
         domu_session(rig, &specs, tally, pvh);
+    }
+
+    // A domU bigger than 4 GiB, in a session of its own: the machine
+    // must be sized for it, which would slow every other session.
+    let mut big_modes = Vec::new();
+    if filter.selects(names::BIG_MEMORY) {
+        big_modes.push(GuestMode::Pv);
+    }
+    if pvh && filter.selects(names::PVH_BIG_MEMORY) {
+        big_modes.push(GuestMode::Pvh);
+    }
+    if !big_modes.is_empty() {
+        for (mode, name, result) in crate::e2e_balloon::run_big(rig, &elf("memstress"), &big_modes)
+        {
+            let name = match mode {
+                GuestMode::Pv => format!("rig {name}"),
+                GuestMode::Pvh => format!("rig pvh {name}"),
+            };
+            tally.record(&name, result);
+        }
     }
 
     // End to end over a vif, in one dom0 session: first `httpd` (100
