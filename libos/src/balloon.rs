@@ -56,18 +56,12 @@ pub fn status() -> Status {
     STATUS.lock().clone()
 }
 
-fn update(change: impl FnOnce(&mut Status)) {
-    let mut status = STATUS.lock();
-    change(&mut status);
-    status.changes += 1;
-}
-
 #[cfg(target_os = "none")]
 pub use guest::{spawn, SpawnError};
 
 #[cfg(target_os = "none")]
 mod guest {
-    use super::update;
+    use super::{Status, STATUS};
     use alloc::format;
     use alloc::string::{String, ToString};
     use core::sync::atomic::{AtomicBool, Ordering};
@@ -87,6 +81,13 @@ mod guest {
     const RESERVE_FRAMES: u64 = 256;
 
     static STARTED: AtomicBool = AtomicBool::new(false);
+
+    /// Changes the status and counts the change.
+    fn update(change: impl FnOnce(&mut Status)) {
+        let mut status = STATUS.lock();
+        change(&mut status);
+        status.changes += 1;
+    }
 
     /// Why [`spawn`] started nothing.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

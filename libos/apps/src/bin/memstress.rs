@@ -342,7 +342,7 @@ mod guest {
                 println!("memstress: pattern intact in {} pages", pages.len());
                 seen = status;
             }
-            if ticks % 4 == 0 && stop_requested().await {
+            if ticks.is_multiple_of(4) && stop_requested().await {
                 println!("memstress: dom0 asked to stop");
                 break;
             }
