@@ -158,32 +158,29 @@ pub fn run_big(
         .map(|&mode| big_guest(memstress_elf, mode))
         .collect();
     let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
-    let session = match big_rig(rig).run_domus(&specs, limit) {
-        Ok(session) => session,
-        Err(e) => {
-            return modes
-                .iter()
-                .map(|&mode| (mode, "big memory: run".to_string(), Err(e.to_string())))
-                .collect()
-        }
-    };
-    crate::report::print_session_timing(&session);
-    let mut results = Vec::new();
-    for &mode in modes {
-        let name = big_name(mode);
-        match session.guests.iter().find(|g| g.name == name) {
-            Some(report) => {
-                let (title, result) = check_big(report, mode);
-                results.push((mode, title, result));
-            }
-            None => results.push((
-                mode,
-                "big memory: run".to_string(),
-                Err(format!("no report for {name}")),
-            )),
-        }
+    let session = big_rig(rig).run_domus(&specs, limit);
+    if let Ok(session) = &session {
+        crate::report::print_session_timing(session);
     }
-    results
+    modes
+        .iter()
+        .map(|&mode| {
+            let name = big_name(mode);
+            let report = session.as_ref().map_err(|e| e.to_string()).and_then(|s| {
+                s.guests
+                    .iter()
+                    .find(|g| g.name == name)
+                    .ok_or(format!("no report for {name}"))
+            });
+            match report {
+                Ok(report) => {
+                    let (title, result) = check_big(report, mode);
+                    (mode, title, result)
+                }
+                Err(why) => (mode, "big memory: run".to_string(), Err(why)),
+            }
+        })
+        .collect()
 }
 
 /// The numbers in `line`, in order.
@@ -245,15 +242,7 @@ pub fn check_big(report: &GuestReport, mode: GuestMode) -> (String, Result<(), S
             ref other => Err(format!("ended {other}")),
         }
     })();
-    let result = result.map_err(|why| {
-        format!(
-            "{why}\n  ending {} ({})\n  console:\n    {}",
-            report.ending,
-            report.evidence,
-            console.join("\n    ")
-        )
-    });
-    (title, result)
+    (title, crate::report::with_context(report)(result))
 }
 
 /// dom0's `LABEL target KIB xl-list MIB` line: `(kib, mib)`.
@@ -319,18 +308,8 @@ fn step_check(
 
 /// Checks a finished run's report; `mode` names the results.
 pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
-    let console = &report.console;
-    let dom0 = &report.dom0_output;
-    let context = || {
-        format!(
-            "\n  ending {} ({})\n  console:\n    {}\n  dom0:\n    {}",
-            report.ending,
-            report.evidence,
-            console.join("\n    "),
-            dom0.join("\n    ")
-        )
-    };
-    let with_context = |result: Result<(), String>| result.map_err(|e| format!("{e}{}", context()));
+    let with_context = crate::report::with_context(report);
+    let (console, dom0) = (&report.console, &report.dom0_output);
     let mut results = Vec::new();
 
     let mut figures = Vec::new();

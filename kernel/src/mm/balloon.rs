@@ -242,14 +242,24 @@ fn pvh_release(count: u64) -> Result<u64, MmError> {
         for &pfn in &batch[gone..taken] {
             free_frame(pfn, 1);
         }
-        done += gone as u64;
-        match result {
-            Err(why) if done == 0 => return Err(why),
-            Ok(_) if gone == taken => {}
-            _ => break,
+        if !settle(result, taken, &mut done)? {
+            break;
         }
     }
     Ok(done)
+}
+
+/// Counts a batch of `tried` frames that `result` says moved into
+/// `done`. Whether to go on (all moved); the error only if nothing has
+/// moved at all, as [`release`] and [`reclaim`] promise.
+fn settle(result: Result<u64, MmError>, tried: usize, done: &mut u64) -> Result<bool, MmError> {
+    let moved = *result.as_ref().unwrap_or(&0);
+    *done += moved;
+    match result {
+        Err(why) if *done == 0 => Err(why),
+        Ok(moved) => Ok(moved == tried as u64),
+        Err(_) => Ok(false),
+    }
 }
 
 /// PVH [`reclaim`]: repopulates the lowest ballooned-out frames in
@@ -281,11 +291,8 @@ fn pvh_reclaim(count: u64) -> Result<u64, MmError> {
         for &pfn in &batch[..back] {
             free_frame(pfn, 1);
         }
-        done += back as u64;
-        match result {
-            Err(why) if done == 0 => return Err(why),
-            Ok(_) if back == found => {}
-            _ => break,
+        if !settle(result, found, &mut done)? {
+            break;
         }
     }
     Ok(done)
