@@ -6,11 +6,12 @@
 //! pages at a time with a yield between, so the app keeps running while
 //! memory comes and goes. The arithmetic and the policy (static-max,
 //! the pages Xen counts beyond the target, what cannot be given or
-//! taken) are `drivers_pv::balloon_target`'s. Every finished target, and
-//! every value refused (garbage, or above static-max, which is clamped),
-//! is printed on the console as one `balloon: ` line and recorded in the
-//! [`Status`] an app can read ([`status`]); nothing the toolstack writes
-//! makes the task panic or stop.
+//! taken) are `drivers_pv::balloon_target`'s. Every target that moved
+//! memory or fell short, and every value refused (garbage, or above
+//! static-max, which is clamped), is printed on the console as one
+//! `balloon: ` line; all of them are recorded in the [`Status`] an app
+//! can read ([`status`]). A target already met (the one at boot) is only
+//! recorded. Nothing the toolstack writes makes the task panic or stop.
 //!
 //! Wiring: an app (or `entry!`, for every domU) calls
 //! `libos::balloon::spawn(env.boot())` once; later calls do nothing.
@@ -167,12 +168,13 @@ mod guest {
             reservation,
             balloon::ballooned_out(),
         );
+        // Every domU says this at boot: only at debug level.
         match static_max {
-            Ok(kib) => println!(
+            Ok(kib) => log::debug!(
                 "balloon: static-max {kib} KiB = {} pages; reservation {reservation} pages, {} of them Xen's beyond the target",
                 baseline.static_max_pages, baseline.slack
             ),
-            Err(why) => println!(
+            Err(why) => log::debug!(
                 "balloon: {STATIC_MAX_PATH} {why}: the maximum is what we have, {} pages",
                 baseline.static_max_pages
             ),
@@ -242,7 +244,11 @@ mod guest {
                 } => {
                     let as_target = baseline.target_pages_of(reservation);
                     let short = shortfall.as_ref().map(ToString::to_string);
-                    println!(
+                    // A target met without moving (the one at boot) is
+                    // only recorded.
+                    let quiet = given == 0 && taken == 0 && short.is_none() && !goal.clamped;
+                    if !quiet {
+                        println!(
                         "balloon: target {} KiB = {} pages: reservation {reservation} pages ({as_target} as target), gave {given}, took {taken}{}",
                         goal.target_kib,
                         goal.target_pages,
@@ -250,7 +256,8 @@ mod guest {
                             .as_deref()
                             .map(|s| format!("; {s}"))
                             .unwrap_or_else(String::new)
-                    );
+                        );
+                    }
                     update(|s| {
                         s.target_kib = Some(goal.target_kib);
                         s.target_pages = goal.target_pages;
