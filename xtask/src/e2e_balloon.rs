@@ -1,5 +1,6 @@
 //! The memory-target test: `xl mem-set` down to half and back up while
-//! `memstress watch=` keeps a pattern in memory, then targets the
+//! `memstress watch=` keeps a pattern in memory, then below what the
+//! guest uses (it must say what it could not give), then targets the
 //! toolstack would never write (above static-max, garbage) written with
 //! `xenstore-write`, then one more ordinary target (after dom0 has put
 //! a number back: libxl itself refuses to `mem-set` a domain whose
@@ -36,6 +37,9 @@ pub const MEMORY_MIB: u32 = 32;
 /// of each step: start (as created), half, back to full, and after the
 /// bad values a last one.
 const STEPS: &[(&str, u32)] = &[("start", 32), ("half", 16), ("full", 32)];
+/// A target below what the guest uses (MiB): it must say what it could
+/// not give.
+const LOW_MIB: u32 = 4;
 /// The target after the bad ones (MiB).
 const AFTER_BAD_MIB: u32 = 24;
 /// A target above static-max (KiB).
@@ -64,6 +68,13 @@ report {label}
 "#
         ));
     }
+    steps.push_str(&format!(
+        r#"xl mem-set "$NAME" {LOW_MIB}m || say "FAILED: xl mem-set {LOW_MIB}m: $?"
+wait_for "memstress: reservation .* memory/target {low_kib} KiB" 1 || say "no reservation line for low"
+report low
+"#,
+        low_kib = LOW_MIB * 1024
+    ));
     format!(
         r#"say() {{ echo "dom0-balloon: $*"; }}
 log=/var/log/xen/console/guest-$NAME.log
@@ -306,6 +317,35 @@ fn step_check(
     ))
 }
 
+/// The low step: the guest could not get down to [`LOW_MIB`], says
+/// so (`!=`, frames in use), and `xl list` shows what it kept.
+fn low_check(console: &[String], dom0: &[String]) -> Result<String, String> {
+    let (target, listed) = dom0_step(dom0, "low").ok_or("no dom0 line for low")?;
+    let kib = u64::from(LOW_MIB) * 1024;
+    if target != kib.to_string() {
+        return Err(format!(
+            "low: xenstore says target {target}, expected {kib}"
+        ));
+    }
+    let (relation, reached, target_pages, xen_pages) =
+        guest_step(console, &target).ok_or(format!("low: no guest line for {target} KiB"))?;
+    let said_why = console.iter().any(|line| {
+        line.contains(&format!("memory/target {kib} KiB); could not give "))
+            && line.ends_with("frames in use")
+    });
+    if relation != "!=" || reached <= target_pages || !said_why {
+        return Err(format!(
+            "low: guest reached {reached} pages {relation} target {target_pages}, reason given: {said_why}"
+        ));
+    }
+    if xen_pages * 4 / 1024 != listed {
+        return Err(format!(
+            "low: guest counts {xen_pages} Xen pages, xl list says {listed} MiB"
+        ));
+    }
+    Ok(format!("kept {xen_pages} pages, xl list {listed} MiB"))
+}
+
 /// Checks a finished run's report; `mode` names the results.
 pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
     let with_context = crate::report::with_context(report);
@@ -343,6 +383,15 @@ pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
             ))
         }
     };
+    let low = low_check(console, dom0);
+    results.push((
+        format!(
+            "balloon: a target below what is in use says what it could not give ({})",
+            low.as_deref().unwrap_or("-")
+        ),
+        with_context(low.map(drop)),
+    ));
+
     results.push((
         "balloon: a target above static-max and garbage are refused with a clear line".into(),
         with_context(
@@ -400,6 +449,15 @@ mod tests {
             "memstress: reservation 5000 pages != target 4096 pages (Xen: 5000 pages; memory/target 16384 KiB); could not give 904 pages: frames in use",
         );
         assert!(step_check(&short, &dom0, "half", 16).is_err());
+        let low = lines(
+            "memstress: reservation 1500 pages != target 1024 pages (Xen: 1500 pages; memory/target 4096 KiB); could not give 476 pages: frames in use",
+        );
+        let dom0_low = lines("dom0-balloon: low target 4096 xl-list 5");
+        assert_eq!(
+            low_check(&low, &dom0_low),
+            Ok("kept 1500 pages, xl list 5 MiB".into())
+        );
+        assert!(low_check(&short, &dom0_low).is_err());
     }
 
     #[test]
