@@ -169,6 +169,9 @@ pub trait Balloon {
     fn ballooned_out(&self) -> u64;
     /// Frames free for allocation.
     fn free_frames(&self) -> u64;
+    /// Xen's maximum for our reservation (`xl mem-set` lowers it with
+    /// the target), if it can be read: said when pages cannot be taken.
+    fn maximum(&self) -> Option<u64>;
     /// Gives up to `pages` free frames to Xen; how many went.
     fn release(&mut self, pages: u64) -> Result<u64, Self::Error>;
     /// Takes back up to `pages` of the frames given; how many came.
@@ -255,13 +258,18 @@ pub fn step<B: Balloon>(balloon: &mut B, goal: &Goal, max_pages: u64, reserve: u
         if want == 0 {
             return done(Some(Shortfall::NeverGiven(missing)));
         }
-        match balloon.reclaim(want) {
+        let result = balloon.reclaim(want);
+        let limit = balloon
+            .maximum()
+            .map(|max| format!(" (the domain's maximum is {max} pages)"))
+            .unwrap_or_default();
+        match result {
             Ok(0) => done(Some(Shortfall::Refused(
                 missing,
-                "no page came back".into(),
+                format!("no page came back{limit}"),
             ))),
             Ok(pages) => Progress::Moved { pages, out: false },
-            Err(why) => done(Some(Shortfall::Refused(missing, format!("{why}")))),
+            Err(why) => done(Some(Shortfall::Refused(missing, format!("{why}{limit}")))),
         }
     } else {
         done(None)
@@ -347,6 +355,9 @@ mod tests {
         }
         fn free_frames(&self) -> u64 {
             self.total - self.used - self.out
+        }
+        fn maximum(&self) -> Option<u64> {
+            self.refuse.then_some(self.total - self.out)
         }
         fn release(&mut self, pages: u64) -> Result<u64, &'static str> {
             if self.refuse {
@@ -462,6 +473,22 @@ mod tests {
             Progress::Done {
                 reservation: 8192,
                 shortfall: Some(Shortfall::Refused(4096, "EPERM".into()))
+            }
+        );
+        // Taking back refused (xl mem-set lowered the maximum): says the
+        // maximum.
+        sim.refuse = false;
+        run(&mut sim, &baseline.goal(16384), 64);
+        sim.refuse = true;
+        let (_, done) = run(&mut sim, &baseline.goal(32768), 64);
+        assert_eq!(
+            done,
+            Progress::Done {
+                reservation: 6064,
+                shortfall: Some(Shortfall::Refused(
+                    2128,
+                    "ENOMEM (the domain's maximum is 6064 pages)".into()
+                ))
             }
         );
     }

@@ -130,6 +130,10 @@ mod guest {
             mm::free_frames()
         }
 
+        fn maximum(&self) -> Option<u64> {
+            balloon::reservation().ok().map(|r| r.maximum)
+        }
+
         fn release(&mut self, pages: u64) -> Result<u64, MmError> {
             balloon::release(pages)
         }

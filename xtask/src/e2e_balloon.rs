@@ -265,32 +265,48 @@ fn dom0_step(dom0: &[String], label: &str) -> Option<(String, u64)> {
     Some((target.to_string(), mib.trim().parse().ok()?))
 }
 
-/// The guest's reservation line for `kib`: `(relation, reservation as
-/// target, target pages, Xen's pages)`.
-fn guest_step(console: &[String], kib: &str) -> Option<(String, u64, u64, u64)> {
-    let line = console.iter().rev().find(|line| {
+/// A guest's reservation line.
+struct GuestStep {
+    /// Its index in the console.
+    at: usize,
+    /// `=` or `!=`.
+    relation: String,
+    /// The reservation as target pages.
+    reached: u64,
+    /// The target in pages.
+    target_pages: u64,
+    /// Xen's count of the domain's pages.
+    xen_pages: u64,
+}
+
+/// The guest's first reservation line for `kib` at or after line `from`.
+fn guest_step(console: &[String], kib: &str, from: usize) -> Option<GuestStep> {
+    let (at, line) = console.iter().enumerate().skip(from).find(|(_, line)| {
         line.starts_with("memstress: reservation ")
             && line.contains(&format!("memory/target {kib} KiB)"))
     })?;
     let words: Vec<&str> = line.split_whitespace().collect();
     // memstress: reservation A pages REL target B pages (Xen: X pages; ...
     let number = |at: usize| words.get(at)?.trim_end_matches(';').parse().ok();
-    Some((
-        words.get(4)?.to_string(),
-        number(2)?,
-        number(6)?,
-        number(9)?,
-    ))
+    Some(GuestStep {
+        at,
+        relation: words.get(4)?.to_string(),
+        reached: number(2)?,
+        target_pages: number(6)?,
+        xen_pages: number(9)?,
+    })
 }
 
 /// One step's check: dom0 read `kib` back from xenstore, the guest
-/// reached it (`=`, target pages = KiB / 4), and `xl list` shows Xen's
-/// pages in MiB.
+/// reached it (`=`, target pages = KiB / 4) in its first line for that
+/// target after line `cursor` (which moves past it), and `xl list` shows
+/// Xen's pages in MiB.
 fn step_check(
     console: &[String],
     dom0: &[String],
     label: &str,
     mib: u32,
+    cursor: &mut usize,
 ) -> Result<String, String> {
     let (target, listed) = dom0_step(dom0, label).ok_or(format!("no dom0 line for {label}"))?;
     let kib = u64::from(mib) * 1024;
@@ -299,8 +315,16 @@ fn step_check(
             "{label}: xenstore says target {target}, expected {kib}"
         ));
     }
-    let (relation, reached, target_pages, xen_pages) =
-        guest_step(console, &target).ok_or(format!("{label}: no guest line for {target} KiB"))?;
+    let step = guest_step(console, &target, *cursor)
+        .ok_or(format!("{label}: no guest line for {target} KiB"))?;
+    *cursor = step.at + 1;
+    let GuestStep {
+        relation,
+        reached,
+        target_pages,
+        xen_pages,
+        ..
+    } = step;
     if relation != "=" || reached != target_pages || target_pages != kib / 4 {
         return Err(format!(
             "{label}: guest reached {reached} pages {relation} target {target_pages} (want {})",
@@ -327,8 +351,13 @@ fn low_check(console: &[String], dom0: &[String]) -> Result<String, String> {
             "low: xenstore says target {target}, expected {kib}"
         ));
     }
-    let (relation, reached, target_pages, xen_pages) =
-        guest_step(console, &target).ok_or(format!("low: no guest line for {target} KiB"))?;
+    let GuestStep {
+        relation,
+        reached,
+        target_pages,
+        xen_pages,
+        ..
+    } = guest_step(console, &target, 0).ok_or(format!("low: no guest line for {target} KiB"))?;
     let said_why = console.iter().any(|line| {
         line.contains(&format!("memory/target {kib} KiB); could not give "))
             && line.ends_with("frames in use")
@@ -354,8 +383,9 @@ pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
 
     let mut figures = Vec::new();
     let mut steps = Ok(());
+    let mut cursor = 0;
     for (label, mib) in STEPS.iter().chain(&[("after-bad", AFTER_BAD_MIB)]) {
-        match step_check(console, dom0, label, *mib) {
+        match step_check(console, dom0, label, *mib, &mut cursor) {
             Ok(figure) => figures.push(figure),
             Err(why) => {
                 steps = Err(why);
@@ -393,10 +423,22 @@ pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
     ));
 
     results.push((
-        "balloon: a target above static-max and garbage are refused with a clear line".into(),
+        "balloon: a target above static-max and garbage are refused with a clear line; pages Xen keeps (maximum lowered by xl) are reported".into(),
         with_context(
             refused(&format!("{ABOVE_STATIC_MAX_KIB} KiB: above static-max"))
-                .and_then(|()| refused(&format!("not a number: \"{GARBAGE}\""))),
+                .and_then(|()| refused(&format!("not a number: \"{GARBAGE}\"")))
+                .and_then(|()| {
+                    // After the low step xl had lowered the domain's
+                    // maximum: Xen gives nothing back, and the guest
+                    // says so, with the maximum.
+                    let said = console.iter().any(|line| {
+                        line.contains(&format!("memory/target {ABOVE_STATIC_MAX_KIB} KiB); Xen refused "))
+                            && line.contains("the domain's maximum is ")
+                    });
+                    said.then_some(()).ok_or_else(|| {
+                        "no line saying Xen refused to give pages back, with the maximum".to_string()
+                    })
+                }),
         ),
     ));
 
@@ -437,18 +479,24 @@ mod tests {
         let dom0 = lines(
             "dom0-balloon: half target 16384 xl-list 16\ndom0-balloon: full target 32768 xl-list 32",
         );
+        let mut cursor = 0;
         assert_eq!(
-            step_check(&console, &dom0, "half", 16),
+            step_check(&console, &dom0, "half", 16, &mut cursor),
             Ok("16384 KiB: 4101 pages, xl list 16 MiB".into())
         );
-        assert!(step_check(&console, &dom0, "full", 32).is_ok());
-        assert!(step_check(&console, &dom0, "full", 24).is_err());
+        assert_eq!(cursor, 1);
+        assert!(step_check(&console, &dom0, "full", 32, &mut cursor).is_ok());
+        assert!(
+            step_check(&console, &dom0, "full", 32, &mut cursor).is_err(),
+            "a line counts for one step only"
+        );
+        assert!(step_check(&console, &dom0, "full", 24, &mut 0).is_err());
         let wrong = lines("dom0-balloon: half target 16384 xl-list 17");
-        assert!(step_check(&console, &wrong, "half", 16).is_err());
+        assert!(step_check(&console, &wrong, "half", 16, &mut 0).is_err());
         let short = lines(
             "memstress: reservation 5000 pages != target 4096 pages (Xen: 5000 pages; memory/target 16384 KiB); could not give 904 pages: frames in use",
         );
-        assert!(step_check(&short, &dom0, "half", 16).is_err());
+        assert!(step_check(&short, &dom0, "half", 16, &mut 0).is_err());
         let low = lines(
             "memstress: reservation 1500 pages != target 1024 pages (Xen: 1500 pages; memory/target 4096 KiB); could not give 476 pages: frames in use",
         );
