@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+pub mod balloon_target;
 pub mod blkfront;
 pub mod control;
 pub mod hotplug;

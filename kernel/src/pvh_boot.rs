@@ -4,10 +4,12 @@
 //! Everything `hvm_start_info` points at is at a physical address, and
 //! at boot our identity map makes physical = virtual below 4 GiB. An
 //! address beyond that, or a table that would not fit, is refused
-//! rather than read. The console and xenstore rings of a domU come from
+//! rather than read. RAM in the memory map counts up to
+//! [`RAM_LIMIT`] (512 GiB): `mm` maps what lies above 4 GiB once it
+//! has frames for the page directories. The console and xenstore rings of a domU come from
 //! `HVMOP_get_param`; dom0 has none.
 
-use crate::arch::x86_64::pvh_paging::MAPPED_LIMIT;
+use crate::arch::x86_64::pvh_paging::{MAPPED_LIMIT, RAM_LIMIT};
 use crate::boot_info::{BootInfo, Role};
 use crate::pvh_start::{self, PvhParams, PvhStartError, CMDLINE_SCAN_LIMIT};
 use pv_arch::abi::hvm::{
@@ -130,15 +132,8 @@ pub fn read(start_info_paddr: u64) -> Result<BootInfo, PvhBootError> {
             store: (param(HVM_PARAM_STORE_PFN)?, param(HVM_PARAM_STORE_EVTCHN)?),
         }
     };
-    pvh_start::boot_info(
-        &hsi,
-        &memmap[..entries],
-        cmdline,
-        module,
-        params,
-        MAPPED_LIMIT,
-    )
-    .map_err(PvhBootError::Invalid)
+    pvh_start::boot_info(&hsi, &memmap[..entries], cmdline, module, params, RAM_LIMIT)
+        .map_err(PvhBootError::Invalid)
 }
 
 /// Xen's dom0 builder leaves the map out of `hvm_start_info` (version 1

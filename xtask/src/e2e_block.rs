@@ -331,16 +331,7 @@ pub fn expected_features(line: &str) -> Result<(), String> {
 pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
     let console = &report.console;
     let dom0 = &report.dom0_output;
-    let context = || {
-        format!(
-            "\n  ending {} ({})\n  console:\n    {}\n  dom0:\n    {}",
-            report.ending,
-            report.evidence,
-            console.join("\n    "),
-            dom0.join("\n    ")
-        )
-    };
-    let with_context = |result: Result<(), String>| result.map_err(|e| format!("{e}{}", context()));
+    let with_context = crate::report::with_context(report);
     let mut results = Vec::new();
 
     let features = find(console, "blkfront: ").map(str::to_string);

@@ -17,6 +17,7 @@
 mod args;
 mod bench;
 mod conformance;
+mod e2e_balloon;
 mod e2e_block;
 mod e2e_hotplug;
 mod e2e_httpd;
@@ -181,6 +182,15 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
     if let (As::Dom0, Some(mib)) = (role, memory) {
         rig.direct_dom0_memory_mib = mib;
         rig.direct_memory_mib = rig.direct_memory_mib.max(mib + 256);
+    }
+    if let (As::DomU, Some(mib)) = (role, memory) {
+        // The machine holds dom0, the guest and Xen's own (~256 MiB).
+        rig.memory_mib = rig.memory_mib.max(rig.dom0_memory_mib + mib + 256);
+        // QEMU's RAM starts zeroed: Xen need not scrub it all at boot
+        // (under emulation, seconds per GiB).
+        if rig.memory_mib > 2048 {
+            rig.xen_extra_cmdline.push_str(" bootscrub=0");
+        }
     }
     let timeout = Duration::from_secs(timeout);
     let guest = match role {

@@ -23,6 +23,23 @@ pub fn succeeded(guest: &GuestReport) -> bool {
             .any(said_so)
 }
 
+/// How a guest ended, its console and its dom0 script's output, indented
+/// under a failed check's reason.
+pub fn failure_context(guest: &GuestReport) -> String {
+    format!(
+        "\n  ending {} ({})\n  console:\n    {}\n  dom0:\n    {}",
+        guest.ending,
+        guest.evidence,
+        guest.console.join("\n    "),
+        guest.dom0_output.join("\n    ")
+    )
+}
+
+/// A check's result with [`failure_context`] added to its failure.
+pub fn with_context(guest: &GuestReport) -> impl Fn(Result<(), String>) -> Result<(), String> + '_ {
+    move |result| result.map_err(|e| format!("{e}{}", failure_context(guest)))
+}
+
 /// Prints a guest's console and how it ended.
 pub fn print_guest(guest: &GuestReport) {
     println!("---- console of {} ----", guest.name);

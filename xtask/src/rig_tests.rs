@@ -60,6 +60,8 @@ pub const PVH_TESTS: &[&str] = &[
     "rig pvh e2e net",
     "rig pvh e2e hotplug",
     "rig pvh e2e suspend",
+    "rig pvh balloon",
+    "rig pvh big memory",
 ];
 
 /// Whether the PVH tests run: `--no-pvh` wins, then `--pvh`, then
@@ -98,6 +100,8 @@ mod names {
     pub const PVH_E2E_HTTPD: &[&str] = &["rig pvh e2e httpd: "];
     pub const PVH_E2E_NET: &[&str] = &["rig pvh e2e net: "];
     pub const E2E_UDP: &[&str] = &["rig e2e udp "];
+    pub const BIG_MEMORY: &[&str] = &["rig big memory: "];
+    pub const PVH_BIG_MEMORY: &[&str] = &["rig pvh big memory: "];
 }
 
 /// The domU session's guests (PV, then PVH if `pvh`), each with the
@@ -178,6 +182,11 @@ fn domu_guests(
                 "rig e2e suspend: the twice-moved",
             ],
         ),
+        // xl mem-set down and up while memstress keeps its pattern.
+        (
+            crate::e2e_balloon::guest(&elf("memstress"), GuestMode::Pv),
+            vec!["rig balloon: "],
+        ),
     ];
     if pvh {
         guests.extend(pvh_domu_specs(elf, loadgen));
@@ -197,10 +206,12 @@ pub fn selects(filter: &Filter, pvh: bool) -> bool {
         names::E2E_NET,
         names::E2E_HTTPD,
         names::E2E_UDP,
+        names::BIG_MEMORY,
     ] {
         all.extend(group);
     }
     if pvh {
+        all.extend(names::PVH_BIG_MEMORY);
         all.extend(names::PVH_DOM0);
         all.extend(names::PVH_E2E_HTTPD);
         all.extend(names::PVH_E2E_NET);
@@ -280,6 +291,26 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
         .collect();
     if !specs.is_empty() {
         domu_session(rig, &specs, tally, pvh);
+    }
+
+    // A domU bigger than 4 GiB, in a session of its own: the machine
+    // must be sized for it, which would slow every other session.
+    let mut big_modes = Vec::new();
+    if filter.selects(names::BIG_MEMORY) {
+        big_modes.push(GuestMode::Pv);
+    }
+    if pvh && filter.selects(names::PVH_BIG_MEMORY) {
+        big_modes.push(GuestMode::Pvh);
+    }
+    if !big_modes.is_empty() {
+        for (mode, name, result) in crate::e2e_balloon::run_big(rig, &elf("memstress"), &big_modes)
+        {
+            let name = match mode {
+                GuestMode::Pv => format!("rig {name}"),
+                GuestMode::Pvh => format!("rig pvh {name}"),
+            };
+            tally.record(&name, result);
+        }
     }
 
     // End to end over a vif, in one dom0 session: first `httpd` (100
@@ -480,6 +511,7 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
         Err(e) => tally.record("rig e2e suspend: stream", Err(e)),
     }
     record_hotplug(tally, &find, GuestMode::Pv);
+    record_balloon(tally, &find, GuestMode::Pv);
     if pvh {
         pvh_domu_checks(tally, &find);
     }
@@ -578,6 +610,10 @@ fn pvh_domu_specs(
             crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pvh),
             vec!["rig pvh e2e suspend: "],
         ),
+        (
+            crate::e2e_balloon::guest(&elf("memstress"), GuestMode::Pvh),
+            vec!["rig pvh balloon: "],
+        ),
     ]
 }
 
@@ -610,6 +646,7 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
         Err(e) => tally.record("rig pvh e2e suspend", Err(e)),
     }
     record_hotplug(tally, find, GuestMode::Pvh);
+    record_balloon(tally, find, GuestMode::Pvh);
 }
 
 /// One hot-plug guest's checks: named results.
@@ -657,6 +694,26 @@ fn record_hotplug<'a>(
             }
             Err(e) => tally.record(&group, Err(e)),
         }
+    }
+}
+
+/// The memory-target checks of the balloon guest in `mode`.
+fn record_balloon<'a>(
+    tally: &mut Tally,
+    find: &dyn Fn(&str) -> Result<&'a GuestReport, String>,
+    mode: GuestMode,
+) {
+    let prefix = match mode {
+        GuestMode::Pv => "rig",
+        GuestMode::Pvh => "rig pvh",
+    };
+    match find(&crate::e2e_balloon::name(mode)) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_balloon::check(guest) {
+                tally.record(&format!("{prefix} {name}"), result);
+            }
+        }
+        Err(e) => tally.record(&format!("{prefix} balloon"), Err(e)),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod layout;
 pub mod p2m;
 pub mod p2m_frames;
 pub mod pagetable;
+pub mod pfn_set;
 
 #[cfg(target_os = "none")]
 pub mod balloon;
@@ -250,10 +251,13 @@ mod guest {
     }
 
     /// PVH: the frame allocator over the RAM of the memory map. Our
-    /// identity map (built by `pvh_entry`) already covers every frame,
+    /// identity map (built by `pvh_paging::init`) covers the first
+    /// 4 GiB; RAM above that gets one more page directory per GiB here,
+    /// taken from the allocator (lowest frames first, so below 4 GiB).
     /// Xen translates guest frames itself, so there is no p2m to load,
     /// no direct map to build and no window for foreign frames.
     fn init_pvh(memory: &crate::pvh_start::PvhMemory) -> Result<(), MmError> {
+        use crate::arch::x86_64::pvh_paging;
         let layout = BootLayout::new_pvh(
             memory,
             (&raw const __image_start) as u64,
@@ -277,14 +281,20 @@ mod guest {
             frames.free_range(range.start, range.end - range.start)?;
         }
         reserve_boot_frames(&mut frames, &layout)?;
+        let directories = pvh_paging::map_above_4gib(nr_pages * PAGE_SIZE, || {
+            frames.alloc().map(|pfn| pfn * PAGE_SIZE)
+        })
+        .map_err(|_| MmError::BadLayout("no frames for the page directories above 4 GiB"))?;
+        core.page_tables.fetch_add(directories, Ordering::Relaxed);
         let free = frames.free_frames();
         *FRAMES.lock() = Some(frames);
         READY.store(true, Ordering::Release);
-        let _ = core;
         println!(
-            "mm: {nr_pages} frames ({} RAM), {free} free; PVH identity map of the first {} GiB, own page tables",
+            "mm: {nr_pages} frames ({} RAM, {} MiB; {} frames ignored), {free} free; PVH identity map of {} GiB ({directories} page directories added), own page tables",
             memory.ram_frames(),
-            crate::arch::x86_64::pvh_paging::MAPPED_GIB
+            memory.ram_frames() / 256,
+            memory.ignored_frames,
+            pvh_paging::mapped_bytes() >> 30
         );
         Ok(())
     }
@@ -338,9 +348,14 @@ mod guest {
         with_frames(|f| f.free_frames()).unwrap_or(0)
     }
 
-    /// The machine frame behind `pfn`; `None` if not ours or ballooned.
+    /// The machine frame behind `pfn` (PVH: the guest frame itself);
+    /// `None` if not ours or ballooned out.
     pub fn pfn_to_mfn(pfn: u64) -> Option<u64> {
-        core().ok()?.p2m().mfn(pfn)
+        let p2m = core().ok()?.p2m();
+        if p2m.is_identity() && balloon::pvh_is_out(pfn) {
+            return None;
+        }
+        p2m.mfn(pfn)
     }
 
     /// Our pfn for machine frame `mfn` (M2P, confirmed by the p2m).

@@ -88,9 +88,16 @@ impl<'a> P2m<'a> {
 
     /// Pfns currently ballooned out, lowest first.
     pub fn ballooned(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ballooned_from(0)
+    }
+
+    /// Pfns at or above `from` currently ballooned out, lowest first.
+    pub fn ballooned_from(&self, from: u64) -> impl Iterator<Item = u64> + '_ {
+        let skip = usize::try_from(from).unwrap_or(usize::MAX);
         self.entries
             .iter()
             .enumerate()
+            .skip(skip)
             .filter(|(_, mfn)| mfn.load(Ordering::Acquire) == INVALID_MFN)
             .map(|(pfn, _)| pfn as u64)
     }
@@ -140,6 +147,8 @@ mod tests {
         assert_eq!(p2m.confirm(0x9000, 1 << 40), None);
         assert_eq!(p2m.confirm(INVALID_MFN, 3), None);
         assert_eq!(p2m.ballooned().collect::<Vec<_>>(), [3]);
+        assert_eq!(p2m.ballooned_from(3).collect::<Vec<_>>(), [3]);
+        assert_eq!(p2m.ballooned_from(4).count(), 0);
         assert!(p2m.set(3, 0x777));
         assert!(!p2m.set(4, 0x777));
         assert_eq!(p2m.mfn(3), Some(0x777));

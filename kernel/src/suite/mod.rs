@@ -48,9 +48,6 @@ pub const PV_M2P: &str = "a PVH guest has no M2P (Xen translates its guest frame
 /// Why a check is PV only (printed with its skip).
 pub const PV_VA_MAPPING: &str = "update_va_mapping edits PV page tables; a PVH guest edits its own";
 /// Why a check is PV only (printed with its skip).
-pub const PV_BALLOON: &str =
-    "Paravane's balloon records frames in the p2m, which a PVH guest does not have; PVH ballooning is not written yet";
-/// Why a check is PV only (printed with its skip).
 pub const PV_WINDOW: &str = "the mapping window maps machine frames, which a PVH guest never sees";
 /// Why a check is PV only (printed with its skip).
 pub const PV_RESERVATION: &str =

@@ -108,6 +108,11 @@ fn start(name: &'static str, env: &Env<'_>) {
         return;
     }
     sched::spawn(control_task());
+    // Every domU follows `memory/target` (`xl mem-set`).
+    match crate::balloon::spawn(env.boot()) {
+        Ok(()) | Err(crate::balloon::SpawnError::AlreadyRunning) => {}
+        Err(why) => println!("lifecycle: no balloon task ({why:?}): memory/target is not followed"),
+    }
 }
 
 /// Drives `main` until it returns, or until [`STOP_GRACE`] after a stop

@@ -13,6 +13,11 @@
 //! hold the boot stack's guard page, which use 4 KiB pages so that page
 //! 0 and the guard page stay unmapped: a null pointer and a stack
 //! overflow fault.
+//!
+//! RAM above 4 GiB (a guest with more memory than fits below the MMIO
+//! hole) is mapped later by [`map_above_4gib`], once `mm` has a frame
+//! allocator to take page directories from: one more 2 MiB-paged
+//! directory per GiB, up to [`RAM_LIMIT`] (what the one PDPT covers).
 
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{PageTable, PageTableFlags, PhysFrame};
@@ -21,8 +26,16 @@ use x86_64::PhysAddr;
 /// Gigabytes identity-mapped by [`init`].
 pub const MAPPED_GIB: usize = 4;
 
-/// The identity-mapped limit: frames at or above it are not mapped.
+/// The limit [`init`] maps: boot data and Xen's special pages lie below
+/// it (RAM above it is mapped later, see [`map_above_4gib`]).
 pub const MAPPED_LIMIT: u64 = (MAPPED_GIB as u64) << 30;
+
+/// The most RAM the identity map can cover: the 512 GiB of our one
+/// PDPT. RAM the memory map names above it is reported and not used.
+pub const RAM_LIMIT: u64 = 512 << 30;
+
+/// Bytes one page directory (one PDPT entry) covers.
+const GIB: u64 = 1 << 30;
 
 /// The tables: one of each upper level, one PD per GiB, one PT for the
 /// first 2 MiB and one for the guard page's 2 MiB (unused when that is
@@ -104,6 +117,58 @@ pub fn init() {
             .unwrap_or_else(|_| unreachable!("PageTable is 4 KiB aligned"));
         Cr3::write(root, Cr3Flags::empty());
     }
+}
+
+/// Identity maps `MAPPED_LIMIT..end` (rounded up to whole GiB, at most
+/// [`RAM_LIMIT`]) with 2 MiB pages, one page directory per GiB taken
+/// from `take_frame` (which returns the physical address of a free,
+/// 4 KiB-aligned frame below [`MAPPED_LIMIT`] that the caller hands
+/// over for good). Returns the page directories added; stops with the
+/// count so far if `take_frame` runs dry (`Err`).
+pub fn map_above_4gib(end: u64, mut take_frame: impl FnMut() -> Option<u64>) -> Result<u64, u64> {
+    let table = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+    let large = table | PageTableFlags::HUGE_PAGE;
+    let last_gib = end.min(RAM_LIMIT).div_ceil(GIB);
+    let mut added = 0;
+    for gib in MAPPED_GIB as u64..last_gib {
+        let Some(frame) = take_frame().filter(|&f| f % 4096 == 0 && f + 4096 <= MAPPED_LIMIT)
+        else {
+            return Err(added);
+        };
+        // SAFETY: `frame` is a free frame handed over to us (the caller's
+        // promise), identity mapped below `MAPPED_LIMIT`, 4 KiB aligned,
+        // so it is a valid, unaliased `PageTable`. The PDPT entry for
+        // this GiB is not present (init maps only the first
+        // `MAPPED_GIB`, and each GiB is added once), so making it present
+        // changes no mapping anything uses; x86 caches no non-present
+        // entries, so no flush is needed. `TABLES` is only reached through
+        // `&raw mut`, from this single-threaded boot step.
+        unsafe {
+            let Some(pd) = (frame as *mut PageTable).as_mut() else {
+                return Err(added);
+            };
+            pd.zero();
+            for (index, entry) in pd.iter_mut().enumerate() {
+                let address = gib * GIB + ((index as u64) << 21);
+                entry.set_addr(PhysAddr::new(address), large);
+            }
+            let pdpt = &raw mut TABLES.pdpt;
+            (&mut *pdpt)[gib as usize].set_addr(PhysAddr::new(frame), table);
+        }
+        added += 1;
+    }
+    Ok(added)
+}
+
+/// Bytes of address space the identity map covers now.
+pub fn mapped_bytes() -> u64 {
+    // SAFETY: a read of the PDPT's entries, which only `init` and
+    // `map_above_4gib` write, both during single-threaded boot.
+    let present = unsafe {
+        let pdpt = &raw const TABLES.pdpt;
+        (&*pdpt).iter().filter(|e| !e.is_unused()).count() as u64
+    };
+    present * GIB
 }
 
 /// The root table's physical frame number.

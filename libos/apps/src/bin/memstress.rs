@@ -5,6 +5,20 @@
 //! count after churning through four times the domain's memory equals
 //! the count before), that an allocation larger than the domain fails
 //! cleanly, and that ballooned-out pages come back usable.
+//!
+//! Two other modes, chosen on the command line:
+//! - `watch=SECONDS [keep=MIB]`: follows the memory target. Starts the
+//!   balloon task (`libos::balloon`), keeps a known pattern in `keep`
+//!   MiB of pages (default an eighth of the domain) and checks it while
+//!   `xl mem-set` moves the reservation, printing
+//!   `memstress: reservation N pages = target N pages` each time the
+//!   balloon finishes a target (and what it refused); stops when dom0
+//!   writes `data/memstress-stop` in its xenstore home, or after
+//!   SECONDS, with a last full check of the pattern.
+//! - `fill=all`: takes every free frame but a reserve as pages, marks
+//!   each, checks them and gives them back; reports the highest frame
+//!   reached and how many lie above 4 GiB (PVH guests with more memory
+//!   than fits below the MMIO hole).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -14,7 +28,11 @@ extern crate alloc;
 mod guest {
     use alloc::boxed::Box;
     use alloc::vec::Vec;
+    use core::time::Duration;
+    use libos::drivers_pv::xenstore::guest::{within, xenstore, REPLY_TIMEOUT};
+    use libos::drivers_pv::xenstore::TxId;
     use libos::kernel::mm::{self, balloon, Page};
+    use libos::kernel::{sched, time};
     use libos::{fail, println, AppResult, Env};
 
     /// Pages ballooned out and back.
@@ -204,7 +222,212 @@ mod guest {
         Ok(())
     }
 
+    /// The word at `word` of kept page `index`.
+    fn pattern(index: usize, word: usize) -> u64 {
+        0x6d65_6d73_0000_0000 ^ ((index as u64) << 12) ^ word as u64
+    }
+
+    fn write_pattern(index: usize, page: &mut Page) {
+        for (word, bytes) in page.as_mut_slice().chunks_exact_mut(8).enumerate() {
+            bytes.copy_from_slice(&pattern(index, word).to_le_bytes());
+        }
+    }
+
+    /// The first kept page (and word) whose pattern is wrong.
+    fn check_pattern(pages: &[Page]) -> Option<(usize, usize)> {
+        pages.iter().enumerate().find_map(|(index, page)| {
+            page.as_slice()
+                .chunks_exact(8)
+                .enumerate()
+                .find(|(word, bytes)| {
+                    let expected = pattern(index, *word).to_le_bytes();
+                    *bytes != expected
+                })
+                .map(|(word, _)| (index, word))
+        })
+    }
+
+    /// Whether dom0 wrote `data/memstress-stop`.
+    async fn stop_requested() -> bool {
+        let Ok(xs) = xenstore() else { return false };
+        matches!(
+            within(
+                REPLY_TIMEOUT,
+                xs.read_opt(TxId::NONE, "data/memstress-stop")
+            )
+            .await,
+            Ok(Some(_))
+        )
+    }
+
+    /// `watch=` mode: see the module docs.
+    async fn watch_target(env: &Env<'_>, seconds: u64) -> AppResult {
+        match libos::balloon::spawn(env.boot()) {
+            Ok(()) | Err(libos::balloon::SpawnError::AlreadyRunning) => {}
+            Err(why) => fail!("memstress: no balloon task: {why:?}"),
+        }
+        let keep_mib = match env.arg("keep").map(str::parse::<u64>) {
+            Some(Ok(mib)) => mib,
+            Some(Err(_)) => fail!("memstress: keep= is not a number of MiB"),
+            None => (env.nr_pages() / 8) / 256,
+        };
+        let mut pages = Vec::new();
+        for index in 0..(keep_mib * 256) as usize {
+            let mut page = match Page::new() {
+                Ok(page) => page,
+                Err(why) => fail!("memstress: keeping page {index}: {why}"),
+            };
+            write_pattern(index, &mut page);
+            pages.push(page);
+        }
+        let start = balloon::reservation().map(|r| r.current).unwrap_or(0);
+        println!(
+            "memstress: keeping a pattern in {} pages ({keep_mib} MiB); reservation {start} pages; watching for {seconds} s",
+            pages.len()
+        );
+        let deadline = time::now_ns().saturating_add(seconds.saturating_mul(1_000_000_000));
+        let mut seen = libos::balloon::status();
+        let mut ticks = 0u64;
+        loop {
+            sched::sleep(Duration::from_millis(250)).await;
+            ticks += 1;
+            // Some heap traffic while the reservation moves.
+            let mut scratch: Vec<u64> = Vec::new();
+            if scratch.try_reserve_exact(8192).is_ok() {
+                scratch.extend((0..8192).map(|i| i ^ ticks));
+                if scratch
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &v)| v != i as u64 ^ ticks)
+                {
+                    fail!("memstress: scratch buffer corrupted");
+                }
+            }
+            drop(scratch);
+            let status = libos::balloon::status();
+            if status.changes != seen.changes {
+                if status.refused != seen.refused {
+                    if let Some(why) = &status.refused {
+                        println!("memstress: balloon refused {why}");
+                    }
+                }
+                if status.target_kib.is_some()
+                    && (
+                        status.target_kib,
+                        status.reservation,
+                        status.shortfall.as_deref(),
+                    ) != (seen.target_kib, seen.reservation, seen.shortfall.as_deref())
+                {
+                    let relation = if status.reservation_as_target == status.target_pages {
+                        "="
+                    } else {
+                        "!="
+                    };
+                    println!(
+                        "memstress: reservation {} pages {relation} target {} pages (Xen: {} pages; memory/target {} KiB){}",
+                        status.reservation_as_target,
+                        status.target_pages,
+                        status.reservation,
+                        status.target_kib.unwrap_or(0),
+                        status
+                            .shortfall
+                            .as_deref()
+                            .map(|s| alloc::format!("; {s}"))
+                            .unwrap_or_default()
+                    );
+                }
+                if let Some((index, word)) = check_pattern(&pages) {
+                    fail!("memstress: pattern broken in kept page {index} word {word}");
+                }
+                println!("memstress: pattern intact in {} pages", pages.len());
+                seen = status;
+            }
+            if ticks.is_multiple_of(4) && stop_requested().await {
+                println!("memstress: dom0 asked to stop");
+                break;
+            }
+            if time::now_ns() >= deadline {
+                println!("memstress: {seconds} s are up");
+                break;
+            }
+        }
+        if let Some((index, word)) = check_pattern(&pages) {
+            fail!("memstress: pattern broken in kept page {index} word {word}");
+        }
+        let stats = mm::stats();
+        println!(
+            "memstress: done: pattern intact in {} pages; {} free, {} ballooned out, {} bad frees",
+            pages.len(),
+            stats.free_frames,
+            stats.ballooned_out,
+            stats.bad_frees
+        );
+        if stats.bad_frees != 0 {
+            fail!("memstress: {} bad frees", stats.bad_frees);
+        }
+        Ok(())
+    }
+
+    /// `fill=all` mode: see the module docs.
+    fn fill_all() -> AppResult {
+        const RESERVE: u64 = 256;
+        const FOUR_GIB_PFN: u64 = 1 << 20;
+        let free = mm::free_frames();
+        let want = free.saturating_sub(RESERVE);
+        let started = time::now_ns();
+        let mut pages = Vec::new();
+        if pages.try_reserve_exact(want as usize).is_err() {
+            fail!("memstress: no heap for {want} page handles");
+        }
+        let want = want.saturating_sub(mm::free_frames().abs_diff(free));
+        for _ in 0..want {
+            match Page::new() {
+                Ok(mut page) => {
+                    let mark = page.pfn().raw() ^ 0x6669_6c6c_0000_0000;
+                    let _ = page.write_u64(0, mark);
+                    let _ = page.write_u64(4088, !mark);
+                    pages.push(page);
+                }
+                Err(_) => break,
+            }
+        }
+        let highest = pages.iter().map(|p| p.pfn().raw()).max().unwrap_or(0);
+        let above = pages
+            .iter()
+            .filter(|p| p.pfn().raw() >= FOUR_GIB_PFN)
+            .count();
+        let broken = pages.iter().find(|page| {
+            let mark = page.pfn().raw() ^ 0x6669_6c6c_0000_0000;
+            page.read_u64(0) != Ok(mark) || page.read_u64(4088) != Ok(!mark)
+        });
+        if let Some(page) = broken {
+            fail!("memstress: frame {:#x} lost its mark", page.pfn().raw());
+        }
+        let millis = (time::now_ns() - started) / 1_000_000;
+        println!(
+            "memstress: filled {} frames ({} MiB) of {free} free in {millis} ms, highest pfn {highest:#x}, {above} frames above 4 GiB, marks intact",
+            pages.len(),
+            pages.len() / 256
+        );
+        drop(pages);
+        let after = mm::free_frames();
+        println!("memstress: free frames {free} before, {after} after");
+        if after != free {
+            fail!("memstress: fill leaked {} frames", free.abs_diff(after));
+        }
+        Ok(())
+    }
+
     fn main(env: &Env<'_>) -> AppResult {
+        if let Some(seconds) = env.arg("watch") {
+            let Ok(seconds) = seconds.parse::<u64>() else {
+                fail!("memstress: watch= is not a number of seconds");
+            };
+            return sched::block_on(watch_target(env, seconds));
+        }
+        if env.arg("fill") == Some("all") {
+            return fill_all();
+        }
         stress(env)?;
         balloon_round_trip()?;
         let stats = mm::stats();
