@@ -117,6 +117,26 @@ pub struct SuspendOutcome {
     pub suspended_for: Duration,
     /// The epoch now.
     pub epoch: u64,
+    /// System time (ns) just before the suspend hypercall.
+    pub suspended_at_ns: u64,
+    /// System time (ns) once the domain ran again: a deadline between
+    /// the two passed while the domain was away.
+    pub resumed_at_ns: u64,
+}
+
+/// The last suspend's outcome (cancelled or not), if any.
+static LAST: spin::Mutex<Option<SuspendOutcome>> = spin::Mutex::new(None);
+
+/// How the last suspend ended, if the domain ever suspended: apps that
+/// check their timers across a move read the system-time window here.
+pub fn last_outcome() -> Option<SuspendOutcome> {
+    *LAST.lock()
+}
+
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+fn record(outcome: SuspendOutcome) -> SuspendOutcome {
+    *LAST.lock() = Some(outcome);
+    outcome
 }
 
 /// Why a suspend failed; the domain runs on in any case.
@@ -139,7 +159,7 @@ pub use guest::{record_start_info, suspend};
 
 #[cfg(target_os = "none")]
 mod guest {
-    use super::{bump_epoch, epoch, SuspendError, SuspendOutcome};
+    use super::{bump_epoch, epoch, record, SuspendError, SuspendOutcome};
     use crate::boot_info::BootMode;
     use crate::{console, events, grant, platform, println, sched, shared_info, time};
     use core::sync::atomic::{AtomicU64, Ordering};
@@ -248,11 +268,13 @@ mod guest {
                 "resume: suspend cancelled after {} ms; resumed in place (shared info and grant table mapped again)",
                 suspended_for.as_millis()
             );
-            return Ok(SuspendOutcome {
+            return Ok(record(SuspendOutcome {
                 cancelled,
                 suspended_for,
                 epoch: epoch(),
-            });
+                suspended_at_ns: before_sys,
+                resumed_at_ns: time::now_ns(),
+            }));
         }
 
         let new = read_new_domain(start_info_va)?;
@@ -274,7 +296,8 @@ mod guest {
             crate::store_page::set_resumed_evtchn(evtchn);
         }
         let suspended_for = elapsed(before_ns);
-        let system_jump = time::now_ns().saturating_sub(before_sys);
+        let resumed_at_ns = time::now_ns();
+        let system_jump = resumed_at_ns.saturating_sub(before_sys);
         println!(
             "resume: suspended for {} ms (system time moved {} ms); epoch {now_epoch}; re-established: shared info, event channels ({}), timer VIRQ, console (evtchn {}), grant table, {}xenstore evtchn {}",
             suspended_for.as_millis(),
@@ -284,11 +307,13 @@ mod guest {
             if pv { "p2m frame list, " } else { "callback vector, " },
             new.store_evtchn.unwrap_or(0),
         );
-        Ok(SuspendOutcome {
+        Ok(record(SuspendOutcome {
             cancelled: false,
             suspended_for,
             epoch: now_epoch,
-        })
+            suspended_at_ns: before_sys,
+            resumed_at_ns,
+        }))
     }
 
     fn elapsed(before_ns: u128) -> Duration {

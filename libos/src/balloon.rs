@@ -11,7 +11,7 @@
 //! static-max, which is clamped), is printed on the console as one
 //! `balloon: ` line; all of them are recorded in the [`Status`] an app
 //! can read ([`status`]). A target already met (the one at boot) is only
-//! recorded. Nothing the toolstack writes makes the task panic or stop.
+//! recorded (in the status, not on the console). Nothing the toolstack writes makes the task panic or stop.
 //!
 //! Wiring: an app (or `entry!`, for every domU) calls
 //! `libos::balloon::spawn(env.boot())` once; later calls do nothing.
@@ -219,6 +219,18 @@ mod guest {
             last_kib = Some(kib);
             if unchanged {
                 log::debug!("balloon: {TARGET_PATH} {kib} KiB: nothing new to follow");
+                if first {
+                    // The boot target, met: recorded so an app reading
+                    // [`status`] sees where the balloon starts.
+                    update(|s| {
+                        s.target_kib = Some(goal.target_kib);
+                        s.target_pages = goal.target_pages;
+                        s.goal = goal.reservation;
+                        s.reservation = reservation;
+                        s.reservation_as_target = baseline.target_pages_of(reservation);
+                        s.shortfall = None;
+                    });
+                }
                 continue;
             }
             if goal.clamped {

@@ -125,9 +125,12 @@ part=/tmp/blk-$NAME.part
 rm -f "$img" "$part"
 dd if=/dev/zero of="$img" bs=512 count=0 seek={SECTORS} 2> /dev/null || {{ say "FAILED: cannot create the image"; exit 1; }}
 before=$(awk -v n={SECTORS} 'BEGIN {{ for (s = 0; s < n; s++) {{ l = sprintf("sector %08x\n", s); b = l l; b = b b; b = b b; b = b b; b = b b; printf "%s", b }} }}' | tee "$part" | md5sum | cut -d' ' -f1)
-dd if="$part" of="$img" bs=512k skip=1 seek=1 conv=notrunc 2> /dev/null
-dd if="$part" of="$img" bs=512 skip=1 seek=1 count=1023 conv=notrunc 2> /dev/null
-dd if="$part" of="$img" bs=512 count=1 conv=notrunc 2> /dev/null
+# A fill that fails (dom0's /tmp is memory and may be full) is said, with
+# what takes the room, rather than leaving the guest waiting for sector 0.
+fill() {{ err=$(dd "$@" conv=notrunc 2>&1 > /dev/null) || say "FAILED: filling the image: $err; /tmp: $(df -k /tmp | tail -1); $(ls -s /tmp | sort -rn | head -4 | tr '\n' ' ')"; }}
+fill if="$part" of="$img" bs=512k skip=1 seek=1
+fill if="$part" of="$img" bs=512 skip=1 seek=1 count=1023
+fill if="$part" of="$img" bs=512 count=1
 rm -f "$part"
 say "image ready, $(stat -c %s "$img") bytes"
 say "md5-before $before"

@@ -18,7 +18,7 @@
 //! device and end normally (no crash, no hang).
 //!
 //! The resume guest ([`resume_guest`]): `vifresume` (a TCP echo server
-//! that takes `control/shutdown` itself) is saved and restored with the
+//! that reports each resume) is saved and restored with the
 //! rig's `rig_save_restore` (`xl save`, `xl restore`) while dom0 holds a
 //! TCP connection to it: the toolstack rewrites the vif's nodes for the
 //! new domain, the guest's vif keeper connects it anew, and the

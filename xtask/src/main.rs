@@ -25,6 +25,7 @@ mod e2e_net;
 mod e2e_netfeatures;
 mod e2e_shutdown;
 mod e2e_suspend;
+mod e2e_suspend_block;
 mod e2e_udp;
 mod guest_build;
 mod idle;

@@ -182,6 +182,11 @@ fn domu_guests(
                 "rig e2e suspend: the twice-moved",
             ],
         ),
+        // blkcheck reads its disk across xl save + xl restore.
+        (
+            crate::e2e_suspend_block::guest(&elf("blkcheck"), GuestMode::Pv),
+            vec!["rig e2e suspend block: "],
+        ),
         // xl mem-set down and up while memstress keeps its pattern.
         (
             crate::e2e_balloon::guest(&elf("memstress"), GuestMode::Pv),
@@ -511,6 +516,7 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
         Err(e) => tally.record("rig e2e suspend: stream", Err(e)),
     }
     record_hotplug(tally, &find, GuestMode::Pv);
+    record_suspend_block(tally, &find, GuestMode::Pv);
     record_balloon(tally, &find, GuestMode::Pv);
     if pvh {
         pvh_domu_checks(tally, &find);
@@ -611,6 +617,17 @@ fn pvh_domu_specs(
             vec!["rig pvh e2e suspend: "],
         ),
         (
+            crate::e2e_suspend::stream_spec(&elf("echo"), GuestMode::Pvh),
+            vec![
+                "rig pvh e2e suspend: a 16 MiB",
+                "rig pvh e2e suspend: the twice-moved",
+            ],
+        ),
+        (
+            crate::e2e_suspend_block::guest(&elf("blkcheck"), GuestMode::Pvh),
+            vec!["rig pvh e2e suspend block: "],
+        ),
+        (
             crate::e2e_balloon::guest(&elf("memstress"), GuestMode::Pvh),
             vec!["rig pvh balloon: "],
         ),
@@ -645,8 +662,38 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
         }
         Err(e) => tally.record("rig pvh e2e suspend", Err(e)),
     }
+    match find(crate::e2e_suspend::stream_name(GuestMode::Pvh)) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_suspend::stream_checks(guest) {
+                tally.record(&format!("rig pvh {name}"), result);
+            }
+        }
+        Err(e) => tally.record("rig pvh e2e suspend: stream", Err(e)),
+    }
     record_hotplug(tally, find, GuestMode::Pvh);
+    record_suspend_block(tally, find, GuestMode::Pvh);
     record_balloon(tally, find, GuestMode::Pvh);
+}
+
+/// The checks of blkcheck across save and restore
+/// ([`crate::e2e_suspend_block`]) in `mode`, if the session ran it.
+fn record_suspend_block<'a>(
+    tally: &mut Tally,
+    find: &dyn Fn(&str) -> Result<&'a GuestReport, String>,
+    mode: GuestMode,
+) {
+    let prefix = match mode {
+        GuestMode::Pv => "rig",
+        GuestMode::Pvh => "rig pvh",
+    };
+    match find(crate::e2e_suspend_block::name(mode)) {
+        Ok(guest) => {
+            for (name, result) in crate::e2e_suspend_block::checks(guest) {
+                tally.record(&format!("{prefix} {name}"), result);
+            }
+        }
+        Err(e) => tally.record(&format!("{prefix} e2e suspend block"), Err(e)),
+    }
 }
 
 /// One hot-plug guest's checks: named results.

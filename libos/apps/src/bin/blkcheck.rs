@@ -14,8 +14,11 @@
 //! `wait_ready=SECONDS` to wait first until sector 0 holds the pattern
 //! (dom0 may still be filling the image).
 //! `loop_seconds=SECONDS`: instead of the check, read the whole disk
-//! again and again for that long (a pass per line, no pattern check),
-//! so dom0 can `xl block-detach` the disk under a running app: the
+//! again and again for that long (a line per pass with its MD5 and the
+//! resume epochs it began and ended in; no pattern check, so any image
+//! serves), so dom0 can save and restore the domain under the reads
+//! (each pass's MD5 must stay the image's) or `xl block-detach` the
+//! disk under a running app: the
 //! detach shows as one `blkcheck: I/O error …` line (blkfront's
 //! `Detached`), after which the app stops reading, closes the device
 //! and ends normally.
@@ -200,7 +203,7 @@ mod guest {
     use core::time::Duration;
     use libos::drivers_pv::blkfront::device::BlockFront;
     use libos::embedded_io::{Read, Seek, SeekFrom, Write};
-    use libos::kernel::{sched, time};
+    use libos::kernel::{sched, suspend, time};
     use libos::{block, fail, lifecycle, println, AppResult, Env};
 
     fn rate(bytes: u64, ns: u64) -> (u64, u64) {
@@ -279,9 +282,9 @@ mod guest {
         );
     }
 
-    /// Reads the whole disk again and again for `seconds`; an I/O error
-    /// (the disk detached under us) is reported and ends the loop, not
-    /// the app.
+    /// Reads the whole disk again and again for `seconds`, hashing each
+    /// pass; an I/O error (the disk detached under us) is reported and
+    /// ends the loop, not the app; a stop request ends it between chunks.
     fn read_for(
         disk: &mut block::BlockDevice<BlockFront>,
         seconds: u64,
@@ -295,8 +298,14 @@ mod guest {
         let mut pass = 0u64;
         while time::now_ns() < end {
             pass += 1;
+            let epoch = suspend::epoch();
+            let mut md5 = Md5::new();
             let mut offset = 0u64;
             while offset < size {
+                if lifecycle::is_stop_requested() {
+                    println!("blkcheck: loop stopped on request in pass {pass} at byte {offset}");
+                    return Ok(());
+                }
                 let n = (size - offset).min(chunk as u64) as usize;
                 if let Err(error) =
                     sched::block_on(disk.device_mut().read(offset / 512, &mut buf[..n]))
@@ -306,10 +315,15 @@ mod guest {
                     );
                     return Ok(());
                 }
+                md5.update(&buf[..n]);
                 offset += n as u64;
             }
+            // The epochs say whether the pass spanned a resume (its
+            // requests in flight re-issued to the new backend).
             println!(
-                "blkcheck: pass {pass} read {size} bytes ({} ms in all)",
+                "blkcheck: pass {pass} read {size} bytes, md5 {}, epochs {epoch}..{} ({} ms in all)",
+                Hex(md5.finish()),
+                suspend::epoch(),
                 (time::now_ns() - start) / 1_000_000
             );
         }

@@ -3,10 +3,9 @@
 //! same interface and sockets (libos's vif keeper), so a connection
 //! opened before the save goes on after the restore.
 //!
-//! It takes `control/shutdown` itself (`suspend` runs
-//! `libos::lifecycle::suspend::suspend_and_resume`; other requests end
-//! the app), as `resumecheck` does with `control=app`, so it needs no
-//! control task. Each connection is echoed until the peer closes it; a
+//! The lifecycle's control task (started by `entry!`) takes
+//! `control/shutdown`: it suspends on `suspend` and raises the stop
+//! signal on the others, which ends the app. Each connection is echoed until the peer closes it; a
 //! connection whose first bytes are `quit` ends the app. After each
 //! resume it prints `vifresume: resumed after N ms (epoch E)`; each
 //! connection's line says what went through it. The rig's hot-plug
@@ -18,10 +17,8 @@ libos::app! {
 
     use alloc::vec;
     use core::time::Duration;
-    use libos::drivers_pv::control::{ControlEvent, ControlWatch, ShutdownRequest};
-    use libos::drivers_pv::xenstore::guest;
     use libos::kernel::{sched, suspend};
-    use libos::lifecycle::suspend::suspend_and_resume;
+    use libos::lifecycle;
     use libos::net::{with_timeout, IpEndpoint, Net, NetError, TcpListener, TcpStream};
     use libos::task::{self, select, Either, Signal};
     use libos::{println, AppError, AppResult, Env};
@@ -32,32 +29,19 @@ libos::app! {
     /// Set when the app should end (a `quit` connection, a shutdown).
     static QUIT: Signal = Signal::new();
 
-    /// Takes `control/shutdown`: suspends on `suspend`, ends otherwise.
-    async fn own_control() {
-        let Ok(xs) = guest::xenstore() else { return };
-        let Ok(mut control) = ControlWatch::start(xs).await else {
-            println!("vifresume: cannot watch control/shutdown");
-            return;
-        };
-        let _ = libos::drivers_pv::control::advertise(xs, true).await;
+    /// Reports each resume (the lifecycle's control task runs the
+    /// suspend when xl asks) and ends the app on a shutdown request.
+    async fn follow_lifecycle() {
         loop {
-            match control.next().await {
-                Ok(ControlEvent::Shutdown(ShutdownRequest::Suspend)) => match suspend_and_resume().await {
-                    Ok(resumed) => println!(
-                        "vifresume: resumed after {} ms (epoch {}, cancelled {})",
-                        resumed.suspended_for.as_millis(),
-                        suspend::epoch(),
-                        resumed.cancelled
-                    ),
-                    Err(why) => println!("vifresume: suspend failed: {why}"),
-                },
-                Ok(other) => {
-                    println!("vifresume: control: {other:?}: ending");
+            match select(lifecycle::stop_requested(), suspend::resumed()).await {
+                Either::Left(()) => {
+                    println!("vifresume: stop requested: ending");
                     QUIT.set();
+                    return;
                 }
-                Err(why) => {
-                    println!("vifresume: control watch: {why:?}");
-                    sched::sleep(Duration::from_millis(200)).await;
+                Either::Right(epoch) => {
+                    let away = suspend::last_outcome().map_or(0, |o| o.suspended_for.as_millis());
+                    println!("vifresume: resumed after {away} ms (epoch {epoch})");
                 }
             }
         }
@@ -100,7 +84,7 @@ libos::app! {
     async fn main(env: &Env<'_>) -> AppResult {
         let fail = |e: NetError| AppError::new(format_args!("vifresume: {e}"));
         let net = Net::connect(env).await.map_err(fail)?;
-        sched::spawn(own_control());
+        sched::spawn(follow_lifecycle());
         let listener = TcpListener::bind(&net, PORT).map_err(fail)?;
         println!(
             "vifresume: up: mac {}, ip {}, listening on {PORT} (epoch {})",
