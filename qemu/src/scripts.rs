@@ -181,6 +181,47 @@ rig_save_restore() {
     rm -f /run/rig-$1.moving
 }
 
+# rig_checkpoint NAME FILE: `xl save -c`, a checkpoint: the guest
+# suspends, is saved to FILE and runs on in place (its suspend hypercall
+# returns 1). `xl create -F` stops watching at the suspend, so this
+# watches the same domain to its end in `xl list -v` (whose Reason-Code
+# column is the shutdown reason Xen recorded) and hands rig_guest that
+# ending, in xl's words with the source named. A later save or migration
+# (reason suspend, or another domain id under the name) is left to its
+# own helper. Returns xl save's status.
+rig_checkpoint() {
+    : > /run/rig-$1.moving
+    following=$(mktemp /run/rig-$1.following.XXXXXX)
+    domid=$(xl domid "$1" 2> /dev/null)
+    xl save -c "$1" "$2"
+    rc=$?
+    if [ $rc -eq 0 ] && [ -n "$domid" ]; then
+        (
+            guest=$1
+            while :; do
+                set -- $(xl list -v "$guest" 2> /dev/null | awk 'NR == 2 { print $2, $5, $8 }')
+                [ "$1" = "$domid" ] || break
+                case "$2" in
+                *s*|*c*)
+                    case "$3" in
+                    2) break ;;
+                    [0-9]*)
+                        echo "Domain $domid has shut down, reason code $3 (seen by rig_checkpoint in xl list -v)" \
+                            >> /run/rig-$guest.follow
+                        break ;;
+                    esac ;;
+                esac
+                sleep 0.5
+            done
+            rm -f "$following"
+        ) &
+    else
+        rm -f "$following"
+    fi
+    rm -f /run/rig-$1.moving
+    return $rc
+}
+
 # rig_migrate NAME: `xl migrate` the guest to this same host, the
 # receiving `xl migrate-receive` run through a local pipe (xl runs
 # `sh -c HOST` when the ssh command is empty). The receiver leaves an xl

@@ -6,8 +6,11 @@
 //! the hotplug script finds it, then filled in place) and prints its MD5.
 //! The guest, `blkcheck loop_seconds=`, reads the whole disk over and
 //! over and prints each pass's MD5 and the resume epochs the pass began
-//! and ended in. Once a pass has hashed to the full image, dom0 saves
-//! and restores the domain under the reads (`rig_save_restore`), waits
+//! and ended in. Once a pass has hashed to the full image, dom0 first
+//! takes a checkpoint (`xl save -c`: the domain suspends, is saved and
+//! runs on in place, its suspend cancelled) and lets two more passes
+//! run; then it saves and restores the domain under the reads
+//! (`rig_save_restore`), waits
 //! for the pass that spanned the resume (`epochs 0..1`) and for one
 //! whole pass in the new domain (`epochs 1..1`), then `xl shutdown`s it:
 //! blkcheck stops between chunks, closes its disk and powers off.
@@ -56,6 +59,16 @@ err=$(head -c {bytes} /dev/urandom | dd of="$img" bs=1M conv=notrunc 2>&1 > /dev
 md5=$(md5sum < "$img" | cut -d' ' -f1)
 echo "SBLK md5-before $md5"
 {first}echo "SBLK domid before $(xl domid $NAME)"
+# A checkpoint first: xl save -c suspends the domain, saves it and lets
+# it run on (the suspend hypercall returns 1: cancelled, same domain).
+rig_checkpoint $NAME /tmp/$NAME-c.save
+echo "SBLK checkpoint rc=$?"
+rm -f /tmp/$NAME-c.save
+echo "SBLK domid after checkpoint $(xl domid $NAME)"
+{cancelled}# Two more passes, so that one ran whole after the checkpoint.
+passes=$(grep -c "blkcheck: pass " "$log")
+n=0
+while [ $n -lt 300 ] && [ $(grep -c "blkcheck: pass " "$log") -lt $((passes + 2)) ]; do n=$((n+1)); sleep 0.2; done
 t0=$(cut -d' ' -f1 /proc/uptime)
 rig_save_restore $NAME /tmp/$NAME.save
 echo "SBLK save-restore rc=$? ($t0 $(cut -d' ' -f1 /proc/uptime))"
@@ -70,6 +83,7 @@ rm -f "$img"
 "#,
         bytes = u64::from(IMAGE_MIB) << 20,
         first = wait("md5 $md5, epochs 0..0", 120),
+        cancelled = wait("resume: suspend cancelled", 30),
         spanning = wait("epochs 0..1 ", 60),
         after = wait("md5 $md5, epochs 1..1 ", 60),
     )
@@ -178,7 +192,41 @@ pub fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
         (Some(a), Some(b)) if a != b && !b.is_empty() => Ok(()),
         (a, b) => Err(format!("domain ids before/after: {a:?} {b:?}")),
     };
+    let cancelled = console
+        .iter()
+        .position(|l| l.starts_with("resume: suspend cancelled after "));
+    let same_domain = match (
+        dom0_after(report, "SBLK domid before "),
+        dom0_after(report, "SBLK domid after checkpoint "),
+    ) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (a, b) => Err(format!(
+            "domain ids before/after the checkpoint: {a:?} {b:?}"
+        )),
+    };
+    let after_cancel = cancelled.map_or(0, |at| {
+        console[at..]
+            .iter()
+            .filter_map(|l| pass(l))
+            .filter(|p| p.epochs == (0, 0) && p.md5 == md5)
+            .count()
+    });
     let checks = vec![
+        (
+            format!(
+                "e2e suspend block: xl save -c (a checkpoint) exits 0, the suspend is cancelled and the reads go on in the same domain ({after_cancel} passes after it in epoch 0)"
+            ),
+            has(&report.dom0_output, "SBLK checkpoint rc=0")
+                .and(same_domain)
+                .and_then(|()| cancelled.map(|_| ()).ok_or_else(|| "no `resume: suspend cancelled` line".to_string()))
+                .and_then(|()| {
+                    if after_cancel >= 1 {
+                        Ok(())
+                    } else {
+                        Err("no pass in epoch 0 with the image's MD5 after the cancelled suspend".into())
+                    }
+                }),
+        ),
         (
             "e2e suspend block: xl save + xl restore under the reads exit 0, into a new domain"
                 .to_string(),
@@ -272,6 +320,7 @@ mod tests {
         assert!(script.contains("epochs 0..0"));
         assert!(script.contains("epochs 0..1 "));
         assert!(script.contains("rig_save_restore $NAME /tmp/$NAME.save"));
+        assert!(script.contains("rig_checkpoint $NAME /tmp/$NAME-c.save"));
         assert!(script.contains("head -c 33554432 /dev/urandom"));
     }
 }
