@@ -88,7 +88,11 @@ fuzz_target!(|input: Input| {
     // blkfront.
     if let Some(raw) = lookup("virtual-device") {
         if let Ok(device) = VirtualDevice::parse(raw) {
-            let _ = (device.to_string(), device.ring_handle(), device.is_extended());
+            let _ = (
+                device.to_string(),
+                device.ring_handle(),
+                device.is_extended(),
+            );
         }
     }
     if let Ok(offer) = parse_offer(lookup) {
@@ -107,7 +111,11 @@ fuzz_target!(|input: Input| {
     if let Ok(negotiated) = offer.negotiate(&wanted) {
         assert!(negotiated.queues >= 1 && negotiated.queues <= MAX_QUEUES);
         assert!(negotiated.queues <= wanted.max_queues.max(1));
-        let limit = if negotiated.sg { MAX_SG_FRAME } else { MAX_FRAME };
+        let limit = if negotiated.sg {
+            MAX_SG_FRAME
+        } else {
+            MAX_FRAME
+        };
         assert!(negotiated.max_frame <= limit);
         let _ = format!("{negotiated}");
     }

@@ -83,7 +83,10 @@ fuzz_target!(|input: Input| {
         return;
     };
     assert!(target <= u64::MAX / 1024);
-    let static_max = input.static_max.as_deref().and_then(|raw| parse_kib(raw).ok());
+    let static_max = input
+        .static_max
+        .as_deref()
+        .and_then(|raw| parse_kib(raw).ok());
     let baseline = Baseline::new(static_max, input.reservation, input.ballooned_out);
     let goal = baseline.goal(target);
     assert!(goal.target_pages <= baseline.static_max_pages);

@@ -44,7 +44,10 @@ enum Turn {
         notify: bool,
     },
     /// Writes raw bytes into the slot `ahead` of the next response.
-    RawSlot { ahead: u8, bytes: Vec<u8> },
+    RawSlot {
+        ahead: u8,
+        bytes: Vec<u8>,
+    },
     /// Publishes any `rsp_prod`.
     RawRspProd(u32),
     /// A spurious event.
@@ -161,7 +164,10 @@ fuzz_target!(|input: Input| {
                 assert!(slot < slots && offset + chunk <= len);
             },
             |slot, offset, chunk| {
-                assert!(slot < slots && offset + chunk <= len, "drained outside the transfer");
+                assert!(
+                    slot < slots && offset + chunk <= len,
+                    "drained outside the transfer"
+                );
                 drained.set(drained.get() + chunk);
             },
             |slot, table| {
@@ -169,7 +175,8 @@ fuzz_target!(|input: Input| {
                 1000 + slot as u32
             },
         );
-        let result = poll_bounded(transfer, 4).expect("the simulated blkback never leaves a wait pending");
+        let result =
+            poll_bounded(transfer, 4).expect("the simulated blkback never leaves a wait pending");
         if let Some(error) = was_broken {
             assert_eq!(result, Err(error), "a broken engine came back");
         }

@@ -28,7 +28,11 @@ fuzz_target!(|events: Vec<Event>| {
     for event in events.into_iter().take(64) {
         match event {
             Event::Listing { vbd, names } => {
-                let kind = if vbd { DeviceKind::Vbd } else { DeviceKind::Vif };
+                let kind = if vbd {
+                    DeviceKind::Vbd
+                } else {
+                    DeviceKind::Vif
+                };
                 let before: Vec<_> = set.devices().collect();
                 let changes = set.update(kind, names.as_deref());
                 for change in &changes {
@@ -46,12 +50,18 @@ fuzz_target!(|events: Vec<Event>| {
                 // (as decimal indices).
                 let listed = names.unwrap_or_default();
                 for id in set.devices().filter(|id| id.kind == kind) {
-                    assert!(listed.iter().any(|name| name.parse::<u32>() == Ok(id.index)));
+                    assert!(listed
+                        .iter()
+                        .any(|name| name.parse::<u32>() == Ok(id.index)));
                     let _ = id.path();
                 }
             }
             Event::Forget { vbd, index } => {
-                let kind = if vbd { DeviceKind::Vbd } else { DeviceKind::Vif };
+                let kind = if vbd {
+                    DeviceKind::Vbd
+                } else {
+                    DeviceKind::Vif
+                };
                 let id = drivers_pv::hotplug::DeviceId { kind, index };
                 set.forget(id);
                 assert!(!set.contains(id));

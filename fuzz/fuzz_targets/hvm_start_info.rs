@@ -66,7 +66,12 @@ fuzz_target!(|input: Input| {
     };
     // The boot code reads the command line up to its NUL, at most
     // `CMDLINE_SCAN_LIMIT` bytes.
-    let mut cmdline: Vec<u8> = input.cmdline.iter().copied().take_while(|&b| b != 0).collect();
+    let mut cmdline: Vec<u8> = input
+        .cmdline
+        .iter()
+        .copied()
+        .take_while(|&b| b != 0)
+        .collect();
     if input.cmdline_unterminated {
         cmdline.resize(CMDLINE_SCAN_LIMIT, b'x');
     }
@@ -74,8 +79,14 @@ fuzz_target!(|input: Input| {
         console: input.console,
         store: input.store,
     };
-    let Ok(info) = boot_info(&hsi, &memmap, &cmdline, input.module, params, input.ram_limit)
-    else {
+    let Ok(info) = boot_info(
+        &hsi,
+        &memmap,
+        &cmdline,
+        input.module,
+        params,
+        input.ram_limit,
+    ) else {
         return;
     };
     assert!(info.cmdline().len() < MAX_GUEST_CMDLINE);
@@ -83,7 +94,10 @@ fuzz_target!(|input: Input| {
     let mut frames = 0u64;
     for range in memory.ram() {
         assert!(range.start < range.end, "an empty RAM range");
-        assert!(range.end <= input.ram_limit / 4096, "RAM beyond the mapped limit");
+        assert!(
+            range.end <= input.ram_limit / 4096,
+            "RAM beyond the mapped limit"
+        );
         assert!(memory.is_ram(range.start) && !memory.is_ram(range.end.max(memory.end_pfn())));
         frames = frames.saturating_add(range.end - range.start);
     }

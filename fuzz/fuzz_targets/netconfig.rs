@@ -18,10 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let cmdline = String::from_utf8_lossy(cmdline);
     let xenstore_ip = xenstore.map(|raw| String::from_utf8_lossy(raw).into_owned());
 
-    if let Ok((setup, _source)) = IpSetup::from_sources(&cmdline, || xenstore_ip.clone()) {
-        if let IpSetup::Static(config) = setup {
-            assert!(config.address.prefix_len() <= 32);
-        }
+    if let Ok((IpSetup::Static(config), _source)) =
+        IpSetup::from_sources(&cmdline, || xenstore_ip.clone())
+    {
+        assert!(config.address.prefix_len() <= 32);
     }
     let _ = NetConfig::from_cmdline(&cmdline);
     for text in cmdline.split(['=', ' ', '/']).chain(xenstore_ip.as_deref()) {

@@ -15,9 +15,7 @@ use std::rc::Rc;
 
 use arbitrary::Arbitrary;
 use drivers_pv::netfront::queue::QueueParts;
-use drivers_pv::netfront::wire::{
-    RxRequest, RxResponse, TxRequest, TxResponse, NETRXF_MORE_DATA,
-};
+use drivers_pv::netfront::wire::{RxRequest, RxResponse, TxRequest, TxResponse, NETRXF_MORE_DATA};
 use drivers_pv::netfront::{
     LinkConfig, Netfront, Notify, PacketBuffers, RingKind, MAX_FRAME, MAX_SG_FRAME,
 };

@@ -51,7 +51,10 @@ fuzz_target!(|input: Input| {
                     continue;
                 };
                 let backend = XenbusState::parse(&raw).expect("backend_changed parsed it");
-                assert_eq!(XenbusState::parse((backend as u8).to_string().as_bytes()), Ok(backend));
+                assert_eq!(
+                    XenbusState::parse((backend as u8).to_string().as_bytes()),
+                    Ok(backend)
+                );
                 check_writes(&machine, action);
                 // The driver carries out the action, reads the same state
                 // again and steps until told to wait.
@@ -63,7 +66,10 @@ fuzz_target!(|input: Input| {
                     if last != Action::Wait {
                         actions += 1;
                     }
-                    assert!(actions <= 4, "no rest after {actions} actions ({backend:?})");
+                    assert!(
+                        actions <= 4,
+                        "no rest after {actions} actions ({backend:?})"
+                    );
                 }
             }
             Event::Close => {

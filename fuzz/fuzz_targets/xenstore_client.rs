@@ -178,18 +178,23 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Directory(p) => client.directory(TxId::NONE, path(p)).map(AnyTicket::Names),
             Op::GetPerms(p) => client.get_perms(TxId::NONE, path(p)).map(AnyTicket::Perms),
             Op::SetPerms(p, owner, others) => {
-                let others = pick(&[Access::None, Access::Read, Access::Write, Access::Both], others);
+                let others = pick(
+                    &[Access::None, Access::Read, Access::Write, Access::Both],
+                    others,
+                );
                 client
                     .set_perms(TxId::NONE, path(p), &Permissions::new(owner, others))
                     .map(AnyTicket::Unit)
             }
             Op::Watch(p, t) => client.watch(path(p), pick(&TOKENS, t)).map(AnyTicket::Unit),
-            Op::Unwatch(p, t) => client.unwatch(path(p), pick(&TOKENS, t)).map(AnyTicket::Unit),
+            Op::Unwatch(p, t) => client
+                .unwatch(path(p), pick(&TOKENS, t))
+                .map(AnyTicket::Unit),
             Op::ResetWatches => client.reset_watches().map(AnyTicket::Unit),
             Op::TransactionStart => client.transaction_start().map(AnyTicket::Tx),
-            Op::TransactionEnd(tx, commit) => {
-                client.transaction_end(TxId(tx), commit).map(AnyTicket::Unit)
-            }
+            Op::TransactionEnd(tx, commit) => client
+                .transaction_end(TxId(tx), commit)
+                .map(AnyTicket::Unit),
             Op::GetDomainPath(domid) => client.get_domain_path(domid).map(AnyTicket::Path),
             Op::Pump => {
                 pump(&mut client, &mut ring);
