@@ -18,45 +18,38 @@ use drivers_pv::xenstore::{
 };
 use libfuzzer_sys::fuzz_target;
 use paravane_fuzz::{pick, PATHS, TOKENS};
-use pv_arch::abi::xenstore::XsdSockmsg;
+use pv_arch::abi::xenstore::{XenstoreDomainInterface, XsdSockmsg, XENSTORE_RING_SIZE};
 
-/// `XENSTORE_RING_SIZE`.
-const RING: usize = 1024;
+const RING: usize = XENSTORE_RING_SIZE;
 
-/// The shared `xenstore_domain_interface` page, with both ends' indices.
-struct Page {
-    req: [u8; RING],
-    rsp: [u8; RING],
-    req_cons: u32,
-    req_prod: u32,
-    rsp_cons: u32,
-    rsp_prod: u32,
-}
+/// The shared `xenstore_domain_interface` page (our ABI mirror of it),
+/// both ends' indices and rings in plain memory.
+struct Page(XenstoreDomainInterface);
 
 impl XenstorePage for Page {
     fn req_cons(&self) -> u32 {
-        self.req_cons
+        self.0.req_cons
     }
     fn req_prod(&self) -> u32 {
-        self.req_prod
+        self.0.req_prod
     }
     fn set_req_prod(&mut self, value: u32) {
-        self.req_prod = value;
+        self.0.req_prod = value;
     }
     fn rsp_cons(&self) -> u32 {
-        self.rsp_cons
+        self.0.rsp_cons
     }
     fn rsp_prod(&self) -> u32 {
-        self.rsp_prod
+        self.0.rsp_prod
     }
     fn set_rsp_cons(&mut self, value: u32) {
-        self.rsp_cons = value;
+        self.0.rsp_cons = value;
     }
     fn write_req(&mut self, offset: usize, bytes: &[u8]) {
-        self.req[offset..offset + bytes.len()].copy_from_slice(bytes);
+        self.0.req[offset..offset + bytes.len()].copy_from_slice(bytes);
     }
     fn read_rsp(&self, offset: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&self.rsp[offset..offset + buf.len()]);
+        buf.copy_from_slice(&self.0.rsp[offset..offset + buf.len()]);
     }
     fn notify(&mut self) {}
 }
@@ -66,11 +59,11 @@ impl Page {
     /// as there is room).
     fn respond(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            if self.rsp_prod.wrapping_sub(self.rsp_cons) as usize >= RING {
+            if self.0.rsp_prod.wrapping_sub(self.0.rsp_cons) as usize >= RING {
                 break;
             }
-            self.rsp[self.rsp_prod as usize % RING] = byte;
-            self.rsp_prod = self.rsp_prod.wrapping_add(1);
+            self.0.rsp[self.0.rsp_prod as usize % RING] = byte;
+            self.0.rsp_prod = self.0.rsp_prod.wrapping_add(1);
         }
     }
 }
@@ -156,14 +149,7 @@ impl AnyTicket {
 
 fuzz_target!(|ops: Vec<Op>| {
     let mut client = Client::new();
-    let mut ring = RingTransport::new(Page {
-        req: [0; RING],
-        rsp: [0; RING],
-        req_cons: 0,
-        req_prod: 0,
-        rsp_cons: 0,
-        rsp_prod: 0,
-    });
+    let mut ring = RingTransport::new(Page(XenstoreDomainInterface::zeroed()));
     let mut tickets: Vec<AnyTicket> = Vec::new();
     let mut issued = 0usize;
     for op in ops.into_iter().take(256) {
@@ -269,14 +255,14 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::TakeRequests(count) => {
                 let page = ring.page();
-                let ready = page.req_prod.wrapping_sub(page.req_cons);
-                page.req_cons = page.req_cons.wrapping_add(ready.min(u32::from(count)));
+                let ready = page.0.req_prod.wrapping_sub(page.0.req_cons);
+                page.0.req_cons = page.0.req_cons.wrapping_add(ready.min(u32::from(count)));
                 continue;
             }
             Op::Indices { req_cons, rsp_prod } => {
                 let page = ring.page();
-                page.req_cons = req_cons;
-                page.rsp_prod = rsp_prod;
+                page.0.req_cons = req_cons;
+                page.0.rsp_prod = rsp_prod;
                 continue;
             }
         };
