@@ -6,6 +6,7 @@
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask e2e net|httpd|udp|block    one end-to-end rig test alone
 //! cargo xtask bench [--rounds N] [--http-only]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
+//! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
 //! ```
@@ -27,6 +28,7 @@ mod e2e_shutdown;
 mod e2e_suspend;
 mod e2e_suspend_block;
 mod e2e_udp;
+mod fuzz;
 mod guest_build;
 mod idle;
 mod load;
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Some("conformance") => cmd_conformance(&mut args),
         Some("bench") => bench::run(&mut args),
         Some("e2e") => cmd_e2e(&mut args),
+        Some("fuzz") => fuzz::run(&mut args),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{}", USAGE);
             Ok(ExitCode::SUCCESS)
@@ -83,7 +86,8 @@ usage: cargo xtask <command>
                            page from dom0 with wget, show the page and the console
   test [FILTER] [--pvh | --no-pvh]
                            every test (or only those whose names contain FILTER): host unit tests, lints,
-                           rig tests; ends with `N passed, N failed`; PVH rig tests included; --no-pvh
+                           fuzz smoke, rig tests; ends with `N passed, N failed` (skips on a line before
+                           it); PVH rig tests included; --no-pvh
                            (or PARAVANE_PVH=0) leaves them out
   build [--app NAME] [--debug]
                            build a guest ELF (default app: hello) and print its path
@@ -106,6 +110,12 @@ usage: cargo xtask <command>
                            in one dom0 session; prints each round's figures, then medians of throughput,
                            boot times, httpd requests/s and p50/p99 latency at 1, 16 and 64 clients, and
                            the Paravane/Linux ratios; --http-only runs only the httpd contenders
+  fuzz [TARGET] [--time S]
+                           coverage-guided fuzzing of the parsers and state machines that take other
+                           domains' data (fuzz/, cargo +nightly fuzz; nightly for this command only):
+                           one target or all, S seconds each (60); prints executions, coverage and
+                           crashes per target; `test` runs each for 10 s (skipped without nightly or
+                           cargo-fuzz)
 ";
 
 fn cmd_build(args: &mut Args) -> Result<ExitCode, String> {

@@ -1,8 +1,12 @@
 //! `cargo xtask test`: host unit tests, lints, guest builds, rig tests.
 //!
 //! Everything is counted: each host unit test (from libtest's summary
-//! lines), each lint, each rig test. The last line is `N passed, N
-//! failed`; the exit status is non-zero if anything failed.
+//! lines), each lint, each fuzz smoke run, each rig test. The last line
+//! is `N passed, N failed`; the exit status is non-zero if anything
+//! failed. What could not run here (the fuzz smoke without nightly or
+//! cargo-fuzz) is a `SKIP` line with its reason and is counted on a line
+//! of its own before that one (`N skipped: …`), neither passed nor
+//! failed.
 //!
 //! `--pvh` (or `PARAVANE_PVH=1`) adds the PVH rig tests, `--no-pvh` (or
 //! `PARAVANE_PVH=0`) leaves them out; see [`rig_tests::pvh_enabled`].
@@ -58,6 +62,8 @@ impl Filter {
 pub struct Tally {
     passed: usize,
     failed: Vec<String>,
+    /// What could not run here, with why: not a pass.
+    skipped: Vec<(String, String)>,
     filter: Filter,
 }
 
@@ -91,6 +97,41 @@ impl Tally {
                 self.failed.push(name.to_string());
             }
         }
+    }
+
+    /// Records a check that could not run here (a tool is missing), and
+    /// prints its `SKIP` line with the reason (unless the filter leaves it
+    /// out). It counts neither as passed nor as failed.
+    pub fn skip(&mut self, name: &str, why: &str) {
+        if !self.filter.matches(name) {
+            return;
+        }
+        println!("SKIP {name}: {why}");
+        self.skipped.push((name.to_string(), why.to_string()));
+    }
+
+    /// The summary's skip line (`None` when nothing was skipped): the
+    /// count, then each reason once with the checks it kept from running.
+    pub fn skipped_line(&self) -> Option<String> {
+        if self.skipped.is_empty() {
+            return None;
+        }
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (name, why) in &self.skipped {
+            match reasons.iter_mut().find(|(w, _)| w == why) {
+                Some((_, names)) => names.push(name),
+                None => reasons.push((why, vec![name])),
+            }
+        }
+        let parts: Vec<String> = reasons
+            .into_iter()
+            .map(|(why, names)| format!("{} ({why})", names.join(", ")))
+            .collect();
+        Some(format!(
+            "{} skipped: {}",
+            self.skipped.len(),
+            parts.join("; ")
+        ))
     }
 
     /// Records a result whatever the filter: for what keeps the selected
@@ -146,6 +187,18 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         crate::ports_check::record(&mut tally);
     }
 
+    let smoke_names: Vec<String> = crate::fuzz::TARGETS
+        .iter()
+        .map(|target| crate::fuzz::smoke_name(target))
+        .collect();
+    if filter.selects(&smoke_names.iter().map(String::as_str).collect::<Vec<_>>()) {
+        eprintln!(
+            "== fuzz smoke (cargo +nightly fuzz, {} s per target)",
+            crate::fuzz::SMOKE_SECONDS
+        );
+        crate::fuzz::smoke(&mut tally);
+    }
+
     let rig_wanted = !host_only && rig_tests::selects(&filter, pvh);
     let build_names: Vec<String> = rig_tests::APPS
         .iter()
@@ -197,9 +250,17 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         }
     }
 
-    if let (Some(text), 0, 0) = (filter.text(), tally.passed, tally.failed.len()) {
+    if let (Some(text), 0, 0, 0) = (
+        filter.text(),
+        tally.passed,
+        tally.failed.len(),
+        tally.skipped.len(),
+    ) {
         tally.failed.push(format!("(no test matched {text:?})"));
         println!("FAIL no test's name contains {text:?}");
+    }
+    if let Some(line) = tally.skipped_line() {
+        println!("{line}");
     }
     println!("{} passed, {} failed", tally.passed, tally.failed.len());
     if tally.failed.is_empty() {
@@ -213,7 +274,14 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
 /// Name prefixes of the tests that are not host unit tests: a filter
 /// starting with one of them cannot select a host test, so `cargo test`
 /// is not even started for it.
-const NOT_HOST: &[&str] = &["rig", "conformance", "lint", "guest build", "ports"];
+const NOT_HOST: &[&str] = &[
+    "rig",
+    "conformance",
+    "lint",
+    "guest build",
+    "ports",
+    "fuzz smoke",
+];
 
 /// Whether the host unit tests run under `filter`, and with which
 /// libtest filter (`""`: all). A filter that names the group itself
@@ -351,7 +419,7 @@ fn lint(tally: &mut Tally) {
 
 #[cfg(test)]
 mod tests {
-    use super::{host_filter, libtest_counts, Filter};
+    use super::{host_filter, libtest_counts, Filter, Tally};
     use crate::rig_tests::{self, pvh_enabled, PVH_BY_DEFAULT};
 
     #[test]
@@ -380,6 +448,26 @@ mod tests {
         assert_eq!(host_filter(&Filter::containing("ring::")), Some("ring::"));
         assert_eq!(host_filter(&Filter::containing("rig e2e httpd")), None);
         assert_eq!(host_filter(&Filter::containing("lint")), None);
+        assert_eq!(
+            host_filter(&Filter::containing("fuzz smoke start_info")),
+            None
+        );
+    }
+
+    #[test]
+    fn skips_are_listed_apart_and_not_passed() {
+        let mut tally = Tally::filtered(Filter::containing("fuzz smoke"));
+        tally.skip("fuzz smoke a", "no nightly");
+        tally.skip("fuzz smoke b", "no nightly");
+        tally.skip("lint x", "filtered out");
+        tally.record("fuzz smoke c", Ok(()));
+        assert_eq!((tally.passed, tally.failed.len()), (1, 0));
+        assert!(tally.all_passed());
+        assert_eq!(
+            tally.skipped_line().as_deref(),
+            Some("2 skipped: fuzz smoke a, fuzz smoke b (no nightly)")
+        );
+        assert_eq!(Tally::default().skipped_line(), None);
     }
 
     #[test]
