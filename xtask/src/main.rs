@@ -7,6 +7,7 @@
 //! cargo xtask e2e net|httpd|udp|block    one end-to-end rig test alone
 //! cargo xtask bench [--rounds N] [--http-only]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
+//! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
 //! ```
@@ -28,6 +29,7 @@ mod e2e_shutdown;
 mod e2e_suspend;
 mod e2e_suspend_block;
 mod e2e_udp;
+mod footprint;
 mod fuzz;
 mod guest_build;
 mod idle;
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&mut args),
         Some("e2e") => cmd_e2e(&mut args),
         Some("fuzz") => fuzz::run(&mut args),
+        Some("size") => footprint::run(&mut args),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{}", USAGE);
             Ok(ExitCode::SUCCESS)
@@ -104,6 +107,9 @@ usage: cargo xtask <command>
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
                            network: the session `test` runs, httpd then echo (PV, or with --mode both
                            PV and PVH side by side)
+  size [APP...]            build the apps (default: hello echo httpd blkcheck conformance) and print each
+                           one's ELF, stripped image (written as APP.stripped) and text/data/bss, against
+                           Mini-OS's stripped size
   bench [--rounds N] [--http-only]
                            Paravane's echo, blkcheck and httpd guests (PV and PVH) next to a Linux PV domU
                            doing the same transfers and serving the same page (busybox httpd), N rounds (3)

@@ -1,0 +1,278 @@
+//! Guest footprint: what each app's image weighs, read from its ELF.
+//!
+//! `cargo xtask size [APP...]` builds the apps (release profile) and
+//! prints, for each, the ELF as built (with its symbols and debug info,
+//! kept for crash reports), the stripped image (what a Xen host needs to
+//! boot it) and the loaded sections in `size`'s Berkeley split: text
+//! (allocated, not writable: code and read-only data), data (allocated,
+//! writable, in the file) and bss (allocated, not in the file). The
+//! stripped image is made here, not by binutils: the ELF and program
+//! headers and every byte up to the end of the last segment in the file,
+//! with no section headers. Xen's loaders read only the program headers
+//! (the kernel's Xen notes sit in their own `PT_NOTE` segment), so that
+//! file boots as it is; it is written beside the ELF as `APP.stripped`.
+//!
+//! The reference figures are Mini-OS's (Xen's C reference guest, default
+//! PV build of its public tree), measured in this rig when the footprint
+//! issue was filed: 133,656 bytes stripped, 116,968 with `debug=n`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Mini-OS's stripped image, default build (bytes).
+pub const MINI_OS_STRIPPED: u64 = 133_656;
+/// Mini-OS's stripped image built with `debug=n` (bytes).
+pub const MINI_OS_STRIPPED_NODEBUG: u64 = 116_968;
+
+/// The apps `cargo xtask size` reports by default.
+pub const APPS: [&str; 5] = ["hello", "echo", "httpd", "blkcheck", "conformance"];
+
+/// One image's figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// The ELF as built.
+    pub file: u64,
+    /// The stripped image ([`strip`]).
+    pub stripped: u64,
+    /// Allocated, not writable.
+    pub text: u64,
+    /// Allocated, writable, in the file.
+    pub data: u64,
+    /// Allocated, not in the file.
+    pub bss: u64,
+}
+
+const SHF_WRITE: u64 = 1;
+const SHF_ALLOC: u64 = 2;
+const SHT_NOBITS: u32 = 8;
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+
+fn u16_at(elf: &[u8], at: usize) -> Result<u16, String> {
+    elf.get(at..at + 2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .ok_or_else(|| format!("ELF cut short at byte {at}"))
+}
+
+fn u32_at(elf: &[u8], at: usize) -> Result<u32, String> {
+    elf.get(at..at + 4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")))
+        .ok_or_else(|| format!("ELF cut short at byte {at}"))
+}
+
+fn u64_at(elf: &[u8], at: usize) -> Result<u64, String> {
+    elf.get(at..at + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes")))
+        .ok_or_else(|| format!("ELF cut short at byte {at}"))
+}
+
+/// Checks the header: a little-endian ELF64.
+fn check_header(elf: &[u8]) -> Result<(), String> {
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" {
+        return Err("not an ELF file".into());
+    }
+    if elf[4] != 2 || elf[5] != 1 {
+        return Err("not a little-endian ELF64 file".into());
+    }
+    Ok(())
+}
+
+/// The program headers' `(type, offset, filesz)`.
+fn segments(elf: &[u8]) -> Result<Vec<(u32, u64, u64)>, String> {
+    check_header(elf)?;
+    let phoff = u64_at(elf, 0x20)? as usize;
+    let entsize = usize::from(u16_at(elf, 0x36)?);
+    let count = usize::from(u16_at(elf, 0x38)?);
+    (0..count)
+        .map(|i| {
+            let at = phoff + i * entsize;
+            Ok((
+                u32_at(elf, at)?,
+                u64_at(elf, at + 8)?,
+                u64_at(elf, at + 0x20)?,
+            ))
+        })
+        .collect()
+}
+
+/// The image without symbols, debug info or section headers: the bytes
+/// up to the end of the last loaded or note segment, with the header's
+/// section fields cleared.
+pub fn strip(elf: &[u8]) -> Result<Vec<u8>, String> {
+    let phoff = u64_at(elf, 0x20)?;
+    let phsize = u64::from(u16_at(elf, 0x36)?) * u64::from(u16_at(elf, 0x38)?);
+    let end = segments(elf)?
+        .into_iter()
+        .filter(|(kind, _, _)| *kind == PT_LOAD || *kind == PT_NOTE)
+        .map(|(_, offset, filesz)| offset + filesz)
+        .chain([phoff + phsize])
+        .max()
+        .unwrap_or(64);
+    let end = usize::try_from(end).map_err(|_| "segment beyond the address space")?;
+    let mut out = elf
+        .get(..end)
+        .ok_or_else(|| format!("a segment ends at byte {end}, past the file's end"))?
+        .to_vec();
+    // e_shoff, e_shnum, e_shstrndx: no section headers.
+    out[0x28..0x30].fill(0);
+    out[0x3c..0x40].fill(0);
+    Ok(out)
+}
+
+/// The figures of `elf` (see [`Sizes`]).
+pub fn sizes(elf: &[u8]) -> Result<Sizes, String> {
+    check_header(elf)?;
+    let shoff = u64_at(elf, 0x28)? as usize;
+    let entsize = usize::from(u16_at(elf, 0x3a)?);
+    let count = usize::from(u16_at(elf, 0x3c)?);
+    let (mut text, mut data, mut bss) = (0, 0, 0);
+    for i in 0..count {
+        let at = shoff + i * entsize;
+        let kind = u32_at(elf, at + 4)?;
+        let flags = u64_at(elf, at + 8)?;
+        let size = u64_at(elf, at + 0x20)?;
+        if flags & SHF_ALLOC == 0 {
+            continue;
+        }
+        if kind == SHT_NOBITS {
+            bss += size;
+        } else if flags & SHF_WRITE != 0 {
+            data += size;
+        } else {
+            text += size;
+        }
+    }
+    Ok(Sizes {
+        file: elf.len() as u64,
+        stripped: strip(elf)?.len() as u64,
+        text,
+        data,
+        bss,
+    })
+}
+
+/// Writes `APP.stripped` beside `elf` and returns its path and figures.
+pub fn measure(elf: &Path) -> Result<(PathBuf, Sizes), String> {
+    let bytes = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let figures = sizes(&bytes).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let stripped = elf.with_extension("stripped");
+    std::fs::write(&stripped, strip(&bytes)?)
+        .map_err(|e| format!("{}: {e}", stripped.display()))?;
+    Ok((stripped, figures))
+}
+
+/// The table `cargo xtask size` and `cargo xtask bench` print.
+pub fn table(apps: &[&str]) -> Result<String, String> {
+    let mut out = format!(
+        "{:<12} {:>10} {:>10} {:>9} {:>8} {:>8} {:>14}\n",
+        "app", "ELF", "stripped", "text", "data", "bss", "/ Mini-OS"
+    );
+    for app in apps {
+        let elf = crate::guest_build::build(app, crate::guest_build::Profile::Release)?;
+        let (_, s) = measure(&elf)?;
+        out.push_str(&format!(
+            "{:<12} {:>10} {:>10} {:>9} {:>8} {:>8} {:>6.2} ({:.2})\n",
+            app,
+            s.file,
+            s.stripped,
+            s.text,
+            s.data,
+            s.bss,
+            s.stripped as f64 / MINI_OS_STRIPPED as f64,
+            s.stripped as f64 / MINI_OS_STRIPPED_NODEBUG as f64,
+        ));
+    }
+    out.push_str(&format!(
+        "bytes; stripped = what a Xen host boots (APP.stripped beside the ELF); / Mini-OS: against its \
+         default build's {MINI_OS_STRIPPED} B stripped (and its debug=n build's {MINI_OS_STRIPPED_NODEBUG} B)\n"
+    ));
+    Ok(out)
+}
+
+/// `cargo xtask size [APP...]`.
+pub fn run(args: &mut crate::args::Args) -> Result<ExitCode, String> {
+    let mut named = Vec::new();
+    while let Some(app) = args.next_positional() {
+        named.push(app);
+    }
+    args.finish()?;
+    let apps: Vec<&str> = if named.is_empty() {
+        APPS.to_vec()
+    } else {
+        named.iter().map(String::as_str).collect()
+    };
+    print!("{}", table(&apps)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small ELF64: one PT_LOAD (file 0x40..0x140), one PT_NOTE, then
+    /// 0x100 bytes of symbols and three section headers (null, .text
+    /// alloc, .bss alloc+write nobits, .data alloc+write).
+    fn elf() -> Vec<u8> {
+        let mut e = vec![0u8; 0x400];
+        e[..4].copy_from_slice(b"\x7fELF");
+        e[4] = 2;
+        e[5] = 1;
+        let put16 =
+            |e: &mut Vec<u8>, at: usize, v: u16| e[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        let put32 =
+            |e: &mut Vec<u8>, at: usize, v: u32| e[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let put64 =
+            |e: &mut Vec<u8>, at: usize, v: u64| e[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        // Program headers at 0x200 (after the loaded bytes), 2 of 56.
+        put64(&mut e, 0x20, 0x200);
+        put16(&mut e, 0x36, 56);
+        put16(&mut e, 0x38, 2);
+        put32(&mut e, 0x200, PT_LOAD);
+        put64(&mut e, 0x208, 0x40);
+        put64(&mut e, 0x220, 0x100);
+        put32(&mut e, 0x238, PT_NOTE);
+        put64(&mut e, 0x240, 0x140);
+        put64(&mut e, 0x258, 0x20);
+        // Section headers at 0x300, 4 of 64 (but the file is 0x400 long:
+        // only 4 * 64 = 0x100 bytes fit exactly).
+        put64(&mut e, 0x28, 0x300);
+        put16(&mut e, 0x3a, 64);
+        put16(&mut e, 0x3c, 4);
+        put16(&mut e, 0x3e, 0);
+        let section = |e: &mut Vec<u8>, i: usize, kind: u32, flags: u64, size: u64| {
+            let at = 0x300 + i * 64;
+            e[at + 4..at + 8].copy_from_slice(&kind.to_le_bytes());
+            e[at + 8..at + 16].copy_from_slice(&flags.to_le_bytes());
+            e[at + 0x20..at + 0x28].copy_from_slice(&size.to_le_bytes());
+        };
+        section(&mut e, 1, 1, SHF_ALLOC | 4, 0xc0);
+        section(&mut e, 2, SHT_NOBITS, SHF_ALLOC | SHF_WRITE, 0x1000);
+        section(&mut e, 3, 1, SHF_ALLOC | SHF_WRITE, 0x40);
+        e
+    }
+
+    #[test]
+    fn sections_split_as_size_does() {
+        let s = sizes(&elf()).unwrap();
+        assert_eq!((s.text, s.data, s.bss, s.file), (0xc0, 0x40, 0x1000, 0x400));
+    }
+
+    #[test]
+    fn stripping_keeps_headers_and_segments_and_drops_the_rest() {
+        let stripped = strip(&elf()).unwrap();
+        // The program headers end at 0x200 + 112 = 0x270, past the
+        // segments' end (0x160).
+        assert_eq!(stripped.len(), 0x270);
+        assert_eq!(u64_at(&stripped, 0x28).unwrap(), 0);
+        assert_eq!(u16_at(&stripped, 0x3c).unwrap(), 0);
+        assert_eq!(segments(&stripped).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(sizes(b"not an elf").is_err());
+        let mut cut = elf();
+        cut.truncate(0x100);
+        assert!(strip(&cut).is_err());
+    }
+}
