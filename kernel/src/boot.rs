@@ -111,6 +111,11 @@ fn run(boot: BootInfo) -> ! {
     // with this signature (a missing definition fails the link); it takes
     // nothing and returns plain data.
     let app = unsafe { __paravane_app() };
+    // The guest's own boot time, by Xen's accounting (the bench reads it).
+    match crate::time::vcpu_life() {
+        Ok(life) => println!("boot: app {} starts after {life}", app.name),
+        Err(why) => println!("boot: no runstate for the boot time: {why}"),
+    }
     let result = (app.main)(&boot);
     log_idle_stats();
     crate::app::exit(app.name, result)

@@ -63,6 +63,7 @@ pub mod ring_index;
 pub mod sched;
 pub mod suite;
 pub mod suspend;
+pub mod vcpu_life;
 
 #[cfg(target_os = "none")]
 pub mod arch;

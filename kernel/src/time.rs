@@ -64,6 +64,20 @@ pub fn set_deadline(deadline_ns: u64) -> Result<(), Errno> {
     vcpu::set_singleshot_timer(0, deadline_ns, false)
 }
 
+/// vCPU 0's [`VcpuLife`] now.
+pub fn vcpu_life() -> Result<crate::vcpu_life::VcpuLife, Errno> {
+    use pv_arch::abi::vcpu::{
+        RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNABLE, RUNSTATE_RUNNING,
+    };
+    let info = vcpu::get_runstate_info(0)?;
+    Ok(crate::vcpu_life::VcpuLife {
+        running_ns: info.time[RUNSTATE_RUNNING as usize],
+        runnable_ns: info.time[RUNSTATE_RUNNABLE as usize],
+        blocked_ns: info.time[RUNSTATE_BLOCKED as usize],
+        offline_ns: info.time[RUNSTATE_OFFLINE as usize],
+    })
+}
+
 /// Time vCPU 0 has spent running and blocked, from Xen's accounting
 /// (`VCPUOP_get_runstate_info`): `(running_ns, blocked_ns)`.
 pub fn runstate() -> Result<(u64, u64), Errno> {

@@ -270,6 +270,22 @@ fn boot_times(report: &GuestReport) -> (Option<f64>, Option<f64>) {
     }
 }
 
+/// The guest's own boot figures from its first line starting with
+/// `prefix` that carries a runstate split (`… A ms in the guest (…), B
+/// ms since the vCPU was created …`, see `kernel/src/vcpu_life.rs`):
+/// `(A, B)` in ms.
+fn guest_boot(console: &[String], prefix: &str) -> Option<(f64, f64)> {
+    let line = console.iter().find(|l| l.starts_with(prefix))?;
+    let number_before = |marker: &str| -> Option<f64> {
+        let head = &line[..line.find(marker)?];
+        head.rsplit(' ').next()?.parse().ok()
+    };
+    Some((
+        number_before(" ms in the guest")?,
+        number_before(" ms since the vCPU was created")?,
+    ))
+}
+
 /// Echo throughput (MiB/s each way, dom0's clock around `nc`) and whether
 /// what came back equals what was sent.
 fn net_figure(report: &GuestReport) -> (Option<f64>, bool) {
@@ -339,6 +355,12 @@ struct Figures {
     /// connected".
     disk_first: Option<f64>,
     disk_ready: Option<f64>,
+    /// Net guest, by its own vCPU's runstate (Paravane only): ms in the
+    /// guest before the app started, before the vif was up, and from the
+    /// vCPU's creation to the vif up.
+    guest_start: Option<f64>,
+    guest_ready: Option<f64>,
+    created_to_ready: Option<f64>,
 }
 
 impl Figures {
@@ -364,7 +386,12 @@ impl Figures {
     ) -> Figures {
         let (net_first, net_ready) = boot_times(net);
         let (disk_first, disk_ready) = boot_times(disk);
+        let start = guest_boot(&net.console, "boot: app ");
+        let ready = guest_boot(&net.console, "echo: ready after ");
         Figures {
+            guest_start: start.map(|(in_guest, _)| in_guest),
+            guest_ready: ready.map(|(in_guest, _)| in_guest),
+            created_to_ready: ready.map(|(_, since_creation)| since_creation),
             net: net_rate,
             net_intact,
             disk: disk_rate,
@@ -628,7 +655,7 @@ fn print_http_table(http: &[[[HttpLevel; 3]; 3]]) {
 /// Each round's figures, then the medians and the ratios to Linux.
 fn print_table(figures: &[[Figures; 3]]) {
     type Metric = (&'static str, fn(&Figures) -> Option<f64>);
-    let metrics: [Metric; 6] = [
+    let metrics: [Metric; 9] = [
         ("net echo 8 MiB each way (dom0 nc), MiB/s", |f| f.net),
         ("disk read 64 MiB (guest's clock), MiB/s", |f| f.disk),
         ("net guest: xl create -> first console line, s", |f| {
@@ -640,6 +667,15 @@ fn print_table(figures: &[[Figures; 3]]) {
         }),
         ("disk guest: xl create -> disk connected, s", |f| {
             f.disk_ready
+        }),
+        ("net guest, its own runstate: in guest -> app, ms", |f| {
+            f.guest_start
+        }),
+        ("net guest, its own runstate: in guest -> vif up, ms", |f| {
+            f.guest_ready
+        }),
+        ("net guest: vCPU created -> vif up, ms", |f| {
+            f.created_to_ready
         }),
     ];
     println!();
@@ -712,6 +748,21 @@ fn print_table(figures: &[[Figures; 3]]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_boot_figures_are_read_from_the_runstate_lines() {
+        let console = vec![
+            "Paravane 0.1.0 (x86_64 PV) running as domU".to_string(),
+            "boot: app echo starts after 3.445 ms in the guest (running 2.345, runnable 0.100, blocked 1.000), 43.445 ms since the vCPU was created (40.000 ms offline: built and paused by the toolstack)".to_string(),
+            "echo: ready after 30.001 ms in the guest (running 9.000, runnable 1.000, blocked 20.001), 70.001 ms since the vCPU was created (40.000 ms offline: built and paused by the toolstack)".to_string(),
+        ];
+        assert_eq!(guest_boot(&console, "boot: app "), Some((3.445, 43.445)));
+        assert_eq!(
+            guest_boot(&console, "echo: ready after "),
+            Some((30.001, 70.001))
+        );
+        assert_eq!(guest_boot(&console, "httpd: ready after "), None);
+    }
 
     #[test]
     fn linux_spec_keeps_the_transfer_and_renames_the_disk() {

@@ -506,6 +506,11 @@ libos::app! {
             net.mac(),
             net.config().address
         );
+        // The guest's own time to serving, by Xen's accounting (the
+        // bench reads it).
+        if let Ok(life) = time::vcpu_life() {
+            println!("httpd: ready after {life}");
+        }
         let tick_ms = match env.arg("tick_ms") {
             Some(text) => text
                 .parse::<u64>()
