@@ -274,7 +274,7 @@ fn boot_times(report: &GuestReport) -> (Option<f64>, Option<f64>) {
 /// `prefix` that carries a runstate split (`… A ms in the guest (…), B
 /// ms since the vCPU was created …`, see `kernel/src/vcpu_life.rs`):
 /// `(A, B)` in ms.
-fn guest_boot(console: &[String], prefix: &str) -> Option<(f64, f64)> {
+pub fn guest_boot(console: &[String], prefix: &str) -> Option<(f64, f64)> {
     let line = console.iter().find(|l| l.starts_with(prefix))?;
     let number_before = |marker: &str| -> Option<f64> {
         let head = &line[..line.find(marker)?];

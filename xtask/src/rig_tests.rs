@@ -882,6 +882,16 @@ fn check_hello(
         "a log line",
     )?;
     expect_line(guest, |l| l == success_line("hello"), "the success line")?;
+    // The boot time by Xen's runstate accounting: some time in the guest,
+    // no more than the vCPU's whole life.
+    match crate::bench::guest_boot(&guest.console, "boot: app hello starts after ") {
+        Some((in_guest, since_creation)) if in_guest > 0.0 && in_guest <= since_creation => {}
+        other => {
+            return Err(format!(
+                "no sane `boot: app hello starts after …` line: {other:?}"
+            ))
+        }
+    }
     expect_ending(guest, Ending::Poweroff)?;
     if !report::succeeded(guest) {
         return Err("report::succeeded disagrees".into());
