@@ -24,6 +24,16 @@ struct SharedConsolePage {
 // the guest's life; access is serialised by the `CONSOLE` mutex.
 unsafe impl Send for SharedConsolePage {}
 
+impl SharedConsolePage {
+    /// Reads `out_prod` as the page holds it (ours to write, but after a
+    /// resume the toolstack may have reset it).
+    fn out_prod(&self) -> u32 {
+        // SAFETY: `page` points at the mapped console page (see `init`); a
+        // volatile read of an aligned u32 field.
+        unsafe { (&raw const (*self.page.as_ptr()).out_prod).read_volatile() }
+    }
+}
+
 impl ConsolePage for SharedConsolePage {
     fn out_cons(&self) -> u32 {
         // SAFETY: `page` points at the mapped console page (see `init`);
@@ -210,12 +220,19 @@ pub fn init(boot: &BootInfo) -> Result<(), ConsoleError> {
 
 /// After a resume in a new domain: the ring is the same page (its pfn
 /// is kept and the restored page tables map its new frame) but the
-/// backend's event channel is new. A no-op for the hypervisor console.
+/// backend's event channel is new, and so may be its indices: a PV
+/// guest's page travels with its memory, indices and all, but an HVM or
+/// PVH restore hands the guest its console page afresh (both indices 0;
+/// seen in the rig with Xen 4.17's xl: a writer that went on from its
+/// old index made xenconsoled read thousands of stale bytes as blank
+/// lines). So the writer starts again from the index in the page. A
+/// no-op for the hypervisor console.
 pub fn resume(evtchn: u32) {
     let mut console = CONSOLE.lock();
     if let Sink::Ring(writer) = &mut console.sink {
         writer.page_mut().evtchn = evtchn;
-        writer.forget_stall();
+        let prod = writer.page_mut().out_prod();
+        writer.restart_at(prod);
         writer.page_mut().notify();
     }
 }

@@ -127,9 +127,11 @@ impl<P: ConsolePage> RingWriter<P> {
         &mut self.page
     }
 
-    /// A new backend took over the ring (after a resume): an old stall
-    /// says nothing about it.
-    pub fn forget_stall(&mut self) {
+    /// A new backend took over the ring (after a resume): producing goes
+    /// on from `prod`, the index the page holds now, and an old stall
+    /// says nothing about the new backend.
+    pub fn restart_at(&mut self, prod: u32) {
+        self.prod = prod;
         self.stalled_at = None;
     }
 
@@ -310,6 +312,29 @@ mod tests {
         }
         assert_eq!(page.consumed, text);
         assert!(page.notifies > 0);
+    }
+
+    #[test]
+    fn after_a_reset_page_the_writer_restarts_from_the_page_s_index() {
+        let mut page = SimPage::new(4096);
+        {
+            let mut writer = RingWriter::new(&mut page, 0);
+            writer.write(&[b'x'; 5000]).unwrap();
+            writer.flush().unwrap();
+        }
+        // A restore hands the guest the page afresh (an HVM or PVH
+        // restore does): both indices 0, the old bytes gone.
+        page.out = [0; XENCONS_OUT_SIZE];
+        page.prod = 0;
+        page.cons = 0;
+        page.consumed.clear();
+        let mut writer = RingWriter::new(&mut page, 5000);
+        writer.restart_at(0);
+        writer.write(b"resumed\n").unwrap();
+        writer.flush().unwrap();
+        // Exactly the new bytes, no stale or zero bytes before them.
+        assert_eq!(page.consumed, b"resumed\n");
+        assert_eq!(page.prod, 8);
     }
 
     #[test]
