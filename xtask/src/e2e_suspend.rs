@@ -164,6 +164,26 @@ fn expect_console(report: &GuestReport, prefix: &str) -> Result<(), String> {
     }
 }
 
+/// No line of the console is empty or holds a NUL: none of our apps
+/// prints one, and a writer that went on from a stale ring index after a
+/// resume (the console page handed back reset) shows as thousands of
+/// them.
+pub fn console_intact(report: &GuestReport) -> Result<(), String> {
+    let bad = report
+        .console
+        .iter()
+        .filter(|l| l.trim().is_empty() || l.contains('\0'))
+        .count();
+    if bad == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{bad} empty or NUL lines in {} console lines",
+            report.console.len()
+        ))
+    }
+}
+
 /// The checks of one finished test guest.
 pub fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
     let away = away_ms(report);
@@ -190,6 +210,10 @@ pub fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
             } else {
                 Err(format!("resume lines: {away:?}, expected 2"))
             },
+        ),
+        (
+            name("the console reads clean across both moves (no stale bytes from the old ring)"),
+            console_intact(report),
         ),
         (
             name("after each resume: timers fire, xenstore answers, watches fire again"),
@@ -340,6 +364,10 @@ pub fn stream_checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> 
         (
             name("a 16 MiB TCP stream to echo survives xl migrate (MD5 equal)"),
             check_stream(report, 2),
+        ),
+        (
+            name("the echo guest's console reads clean across both moves"),
+            console_intact(report),
         ),
         (
             name("the twice-moved echo guest powers off on quit"),

@@ -240,10 +240,11 @@ pub fn checks(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
             verdict.clone().map(|_| ()),
         ),
         (
-            "e2e suspend block: the guest says how long it was away and blkfront reconnected"
+            "e2e suspend block: the guest says how long it was away and blkfront reconnected; its console reads clean"
                 .to_string(),
             has(console, "resume: suspended for ")
-                .and_then(|()| has(console, "blkfront: device/vbd/51712 reconnected in ")),
+                .and_then(|()| has(console, "blkfront: device/vbd/51712 reconnected in "))
+                .and_then(|()| crate::e2e_suspend::console_intact(report)),
         ),
         (
             "e2e suspend block: xl shutdown stops the reads, the disk closes, the image is unchanged"

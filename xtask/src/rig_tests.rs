@@ -179,6 +179,7 @@ fn domu_guests(
             crate::e2e_suspend::stream_spec(&elf("echo"), GuestMode::Pv),
             vec![
                 "rig e2e suspend: a 16 MiB",
+                "rig e2e suspend: the echo guest",
                 "rig e2e suspend: the twice-moved",
             ],
         ),
@@ -620,6 +621,7 @@ fn pvh_domu_specs(
             crate::e2e_suspend::stream_spec(&elf("echo"), GuestMode::Pvh),
             vec![
                 "rig pvh e2e suspend: a 16 MiB",
+                "rig pvh e2e suspend: the echo guest",
                 "rig pvh e2e suspend: the twice-moved",
             ],
         ),
