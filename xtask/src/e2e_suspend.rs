@@ -88,7 +88,7 @@ fn xl_lines(report: &GuestReport) -> Vec<String> {
 }
 
 /// The words after `prefix` on the first dom0 line starting with it.
-fn dom0_after<'a>(report: &'a GuestReport, prefix: &str) -> Option<&'a str> {
+pub fn dom0_after<'a>(report: &'a GuestReport, prefix: &str) -> Option<&'a str> {
     report
         .dom0_output
         .iter()

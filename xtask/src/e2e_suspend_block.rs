@@ -21,6 +21,7 @@
 //! MD5 on must match it, the one that spanned the resume included.
 //! dom0's lines start `SBLK `.
 
+use crate::e2e_suspend::dom0_after;
 use rig::{Ending, GuestMode, GuestReport, GuestSpec};
 use std::path::Path;
 use std::time::Duration;
@@ -124,14 +125,6 @@ fn pass(line: &str) -> Option<Pass> {
         md5: md5.to_string(),
         epochs: (a.parse().ok()?, b.parse().ok()?),
     })
-}
-
-fn dom0_after<'a>(report: &'a GuestReport, prefix: &str) -> Option<&'a str> {
-    report
-        .dom0_output
-        .iter()
-        .find_map(|l| l.strip_prefix(prefix))
-        .map(str::trim)
 }
 
 /// The passes' verdict against dom0's MD5: every pass from the first

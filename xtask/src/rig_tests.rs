@@ -169,31 +169,13 @@ fn domu_guests(
             crate::e2e_hotplug::resume_guest(&elf("vifresume"), GuestMode::Pv),
             vec!["rig e2e hotplug: resume"],
         ),
-        // xl save + restore, then xl migrate to this host.
-        (
-            crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pv),
-            vec!["rig e2e suspend: "],
-        ),
-        // Two 16 MiB streams through echo, the guest moved under each.
-        (
-            crate::e2e_suspend::stream_spec(&elf("echo"), GuestMode::Pv),
-            vec![
-                "rig e2e suspend: a 16 MiB",
-                "rig e2e suspend: the echo guest",
-                "rig e2e suspend: the twice-moved",
-            ],
-        ),
-        // blkcheck reads its disk across xl save + xl restore.
-        (
-            crate::e2e_suspend_block::guest(&elf("blkcheck"), GuestMode::Pv),
-            vec!["rig e2e suspend block: "],
-        ),
         // xl mem-set down and up while memstress keeps its pattern.
         (
             crate::e2e_balloon::guest(&elf("memstress"), GuestMode::Pv),
             vec!["rig balloon: "],
         ),
     ];
+    guests.extend(suspend_guests(elf, GuestMode::Pv));
     if pvh {
         guests.extend(pvh_domu_specs(elf, loadgen));
     }
@@ -614,26 +596,53 @@ fn pvh_domu_specs(
             vec!["rig pvh e2e hotplug: resume"],
         ),
         (
-            crate::e2e_suspend::test_spec(&elf("resumecheck"), GuestMode::Pvh),
-            vec!["rig pvh e2e suspend: "],
-        ),
-        (
-            crate::e2e_suspend::stream_spec(&elf("echo"), GuestMode::Pvh),
-            vec![
-                "rig pvh e2e suspend: a 16 MiB",
-                "rig pvh e2e suspend: the echo guest",
-                "rig pvh e2e suspend: the twice-moved",
-            ],
-        ),
-        (
-            crate::e2e_suspend_block::guest(&elf("blkcheck"), GuestMode::Pvh),
-            vec!["rig pvh e2e suspend block: "],
-        ),
-        (
             crate::e2e_balloon::guest(&elf("memstress"), GuestMode::Pvh),
             vec!["rig pvh balloon: "],
         ),
     ]
+    .into_iter()
+    .chain(suspend_guests(elf, GuestMode::Pvh))
+    .collect()
+}
+
+/// The suspend guests in `mode`, with the names their checks record
+/// under: resumecheck moved by xl save + restore and by xl migrate,
+/// echo moved under two 16 MiB streams, blkcheck reading across a
+/// checkpoint and a save + restore.
+fn suspend_guests(
+    elf: &dyn Fn(&str) -> PathBuf,
+    mode: GuestMode,
+) -> Vec<(GuestSpec, Vec<&'static str>)> {
+    let names: [&[&'static str]; 3] = match mode {
+        GuestMode::Pv => [
+            &["rig e2e suspend: "],
+            &[
+                "rig e2e suspend: a 16 MiB",
+                "rig e2e suspend: the echo guest",
+                "rig e2e suspend: the twice-moved",
+            ],
+            &["rig e2e suspend block: "],
+        ],
+        GuestMode::Pvh => [
+            &["rig pvh e2e suspend: "],
+            &[
+                "rig pvh e2e suspend: a 16 MiB",
+                "rig pvh e2e suspend: the echo guest",
+                "rig pvh e2e suspend: the twice-moved",
+            ],
+            &["rig pvh e2e suspend block: "],
+        ],
+    };
+    let specs = [
+        crate::e2e_suspend::test_spec(&elf("resumecheck"), mode),
+        crate::e2e_suspend::stream_spec(&elf("echo"), mode),
+        crate::e2e_suspend_block::guest(&elf("blkcheck"), mode),
+    ];
+    specs
+        .into_iter()
+        .zip(names)
+        .map(|(spec, names)| (spec, names.to_vec()))
+        .collect()
 }
 
 /// The checks of [`pvh_domu_specs`]' guests.
