@@ -686,6 +686,14 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
     record_balloon(tally, find, GuestMode::Pvh);
 }
 
+/// What the rig tests of a guest in `mode` are named after.
+fn mode_prefix(mode: GuestMode) -> &'static str {
+    match mode {
+        GuestMode::Pv => "rig",
+        GuestMode::Pvh => "rig pvh",
+    }
+}
+
 /// The checks of blkcheck across save and restore
 /// ([`crate::e2e_suspend_block`]) in `mode`, if the session ran it.
 fn record_suspend_block<'a>(
@@ -693,10 +701,7 @@ fn record_suspend_block<'a>(
     find: &dyn Fn(&str) -> Result<&'a GuestReport, String>,
     mode: GuestMode,
 ) {
-    let prefix = match mode {
-        GuestMode::Pv => "rig",
-        GuestMode::Pvh => "rig pvh",
-    };
+    let prefix = mode_prefix(mode);
     match find(crate::e2e_suspend_block::name(mode)) {
         Ok(guest) => {
             for (name, result) in crate::e2e_suspend_block::checks(guest) {
@@ -717,10 +722,7 @@ fn record_hotplug<'a>(
     find: &dyn Fn(&str) -> Result<&'a GuestReport, String>,
     mode: GuestMode,
 ) {
-    let prefix = match mode {
-        GuestMode::Pv => "rig",
-        GuestMode::Pvh => "rig pvh",
-    };
+    let prefix = mode_prefix(mode);
     let filter = tally.filter().clone();
     let guests: [(&str, HotplugCheck, &str); 3] = [
         (
@@ -761,10 +763,7 @@ fn record_balloon<'a>(
     find: &dyn Fn(&str) -> Result<&'a GuestReport, String>,
     mode: GuestMode,
 ) {
-    let prefix = match mode {
-        GuestMode::Pv => "rig",
-        GuestMode::Pvh => "rig pvh",
-    };
+    let prefix = mode_prefix(mode);
     match find(&crate::e2e_balloon::name(mode)) {
         Ok(guest) => {
             for (name, result) in crate::e2e_balloon::check(guest) {
