@@ -133,15 +133,20 @@ fn cached_deb(dir: &Path, prefix: &str) -> Option<PathBuf> {
         .map(|e| e.path())
 }
 
+/// The newest `.deb` of `package` already in `debs_dir`, if any.
+pub fn cached(debs_dir: &Path, package: &str) -> Option<Deb> {
+    cached_deb(debs_dir, &format!("{package}_")).map(|path| Deb {
+        package: package.into(),
+        path,
+    })
+}
+
 /// The `.deb` of `package` in `debs_dir`, downloaded with `apt-get download`
 /// if it is not there yet.
 pub fn fetch(debs_dir: &Path, package: &str) -> Result<Deb, RigError> {
     let prefix = format!("{package}_");
-    if let Some(path) = cached_deb(debs_dir, &prefix) {
-        return Ok(Deb {
-            package: package.into(),
-            path,
-        });
+    if let Some(deb) = cached(debs_dir, package) {
+        return Ok(deb);
     }
     fs::create_dir_all(debs_dir).map_err(|e| RigError::io(debs_dir, e))?;
     ensure_apt_lists()?;

@@ -159,6 +159,30 @@ fn mode_arg(args: &mut Args) -> Result<rig::GuestMode, String> {
     }
 }
 
+/// `--xen 4.17|4.20` (default 4.17): which hypervisor the rig boots.
+fn xen_arg(args: &mut Args) -> Result<rig::XenVersion, String> {
+    match args.value("--xen") {
+        None => Ok(rig::XenVersion::default()),
+        Some(word) => rig::XenVersion::parse(&word).ok_or_else(|| {
+            let known: Vec<&str> = rig::XenVersion::ALL.iter().map(|v| v.as_str()).collect();
+            format!("--xen takes {}, not `{word}`", known.join(" or "))
+        }),
+    }
+}
+
+/// Refuses a domU role on a hypervisor the rig has no toolstack for.
+fn check_domu_xen(xen: rig::XenVersion) -> Result<(), String> {
+    if xen.has_toolstack() {
+        Ok(())
+    } else {
+        Err(format!(
+            "--as domu needs the rig's xl toolstack, which is Xen 4.17's; with --xen {} only \
+             --as dom0 runs",
+            xen.as_str()
+        ))
+    }
+}
+
 fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
     let role = match args.value("--as").as_deref() {
         Some("dom0") => As::Dom0,
@@ -167,6 +191,10 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
         None => return Err("boot needs --as dom0|domu".into()),
     };
     let mode = mode_arg(args)?;
+    let xen = xen_arg(args)?;
+    if role == As::DomU {
+        check_domu_xen(xen)?;
+    }
     let app = args.value("--app");
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
@@ -195,7 +223,7 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
         )?,
     };
     let name = guest_name(&kernel);
-    let mut rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let mut rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
     if let (As::Dom0, Some(mib)) = (role, memory) {
         rig.direct_dom0_memory_mib = mib;
         rig.direct_memory_mib = rig.direct_memory_mib.max(mib + 256);
@@ -383,9 +411,15 @@ pub fn guest_spec(
 }
 
 fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
+    let xen = xen_arg(args)?;
     let roles: Vec<As> = match args.value("--as").as_deref() {
         Some("dom0") => vec![As::Dom0],
-        Some("domu") | Some("domU") => vec![As::DomU],
+        Some("domu") | Some("domU") => {
+            check_domu_xen(xen)?;
+            vec![As::DomU]
+        }
+        // Without a toolstack for this Xen, "both roles" is dom0 alone.
+        None if !xen.has_toolstack() => vec![As::Dom0],
         None => vec![As::Dom0, As::DomU],
         Some(other) => return Err(format!("--as takes dom0 or domu, not `{other}`")),
     };
@@ -398,7 +432,7 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
         Some(path) => path,
         None => guest_build::build("conformance", guest_build::Profile::Release)?,
     };
-    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
     let timeout = Duration::from_secs(180);
     let mut all_ok = true;
     let mut xml = String::new();
@@ -432,7 +466,7 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
         let ok = output.verdict.as_deref() == Some("SUCCESS")
             && matches!(guest.ending, rig::Ending::Poweroff);
         println!(
-            "conformance as {mode} {label}: {} tests, verdict {}, ended {:?}: {}",
+            "conformance on {xen} as {mode} {label}: {} tests, verdict {}, ended {:?}: {}",
             output.cases.len(),
             output.verdict.as_deref().unwrap_or("(none printed)"),
             guest.ending,
