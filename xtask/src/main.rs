@@ -8,8 +8,9 @@
 //! cargo xtask bench [--rounds N] [--http-only]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
-//! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
-//! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
+//! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
+//! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline "…"] [--junit FILE]
+//! cargo xtask conformance --matrix [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO as dom0: one table
 //! ```
 //!
 //! `boot` exits 0 only if the guest powered off after printing its
@@ -34,6 +35,7 @@ mod fuzz;
 mod guest_build;
 mod idle;
 mod load;
+mod matrix;
 mod ports_check;
 mod report;
 mod rig_tests;
@@ -94,14 +96,22 @@ usage: cargo xtask <command>
                            (or PARAVANE_PVH=0) leaves them out
   build [--app NAME] [--debug]
                            build a guest ELF (default app: hello) and print its path
-  boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB]
-       [--timeout SECS]
+  boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH]
+       [--cmdline \"...\"] [--memory MIB] [--timeout SECS]
                            boot one guest under Xen (default mode: pv; --memory: a domU's MiB, default 32,
                            or dom0's dom0_mem, default 64); exit 0 only if it powered off after its
-                           success line
-  conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
-                           run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
-                           only on `Test result: SUCCESS` followed by poweroff
+                           success line; --xen: the hypervisor (default 4.17; 4.20 is Debian trixie's,
+                           dom0 only: the rig's toolstack is 4.17's)
+  conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline \"...\"]
+              [--junit FILE]
+                           run the ABI conformance suite under Xen (default: both roles, mode pv, Xen
+                           4.17; with --xen 4.20 dom0 only); exit 0 only on `Test result: SUCCESS`
+                           followed by poweroff
+  conformance --matrix [--json FILE] [--junit FILE] [--kernel PATH] [--cmdline \"...\"]
+                           the suite as a direct dom0 on every Xen (4.17, 4.20) x PV/PVH x 2-level/FIFO
+                           event channels; one table check x configuration -> PASS/FAIL/SKIP, rows
+                           that differ between versions first; also written as JSON (default
+                           target/conformance-matrix.json, table beside it as .txt)
   e2e net|httpd|network|udp|block [--mode pv|pvh|both]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
@@ -411,6 +421,9 @@ pub fn guest_spec(
 }
 
 fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
+    if args.flag("--matrix") {
+        return cmd_conformance_matrix(args);
+    }
     let xen = xen_arg(args)?;
     let roles: Vec<As> = match args.value("--as").as_deref() {
         Some("dom0") => vec![As::Dom0],
@@ -491,6 +504,58 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
         );
         std::fs::write(&path, doc).map_err(|e| format!("writing {}: {e}", path.display()))?;
         println!("JUnit XML written to {}", path.display());
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `conformance --matrix`: every hypervisor × mode × event-channel ABI
+/// as a direct dom0 (see `matrix.rs`); prints the table, writes it as
+/// text and JSON (`--json FILE`, default `target/conformance-matrix.json`)
+/// and, with `--junit FILE`, as JUnit XML. Exit 0 only if every
+/// configuration ended in SUCCESS and poweroff.
+fn cmd_conformance_matrix(args: &mut Args) -> Result<ExitCode, String> {
+    let junit = args.value("--junit").map(PathBuf::from);
+    let json = args
+        .value("--json")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| guest_build::target_dir().join("conformance-matrix.json"));
+    let kernel = args.value("--kernel").map(PathBuf::from);
+    let cmdline = args.value("--cmdline").unwrap_or_default();
+    args.finish()?;
+    let kernel = match kernel {
+        Some(path) => path,
+        None => guest_build::build("conformance", guest_build::Profile::Release)?,
+    };
+    let columns = matrix::run(&kernel, &cmdline)?;
+    let table = matrix::render(&columns, false);
+    println!("conformance matrix (dom0, direct boot; * = differs between Xen versions):");
+    print!("{table}");
+    let write = |path: &std::path::Path, text: &str| {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    write(&json, &matrix::to_json(&columns))?;
+    let text_path = json.with_extension("txt");
+    write(&text_path, &table)?;
+    println!("matrix written to {} and {}", json.display(), text_path.display());
+    if let Some(path) = junit {
+        write(&path, &matrix::to_junit(&columns))?;
+        println!("JUnit XML written to {}", path.display());
+    }
+    let all_ok = columns.iter().all(|c| c.ok);
+    for column in columns.iter().filter(|c| !c.ok) {
+        println!(
+            "NOT OK: {} (verdict {}, ended {})",
+            column.config.label(),
+            column.output.verdict.as_deref().unwrap_or("(none)"),
+            column.ending
+        );
     }
     Ok(if all_ok {
         ExitCode::SUCCESS
