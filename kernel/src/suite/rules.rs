@@ -132,6 +132,32 @@ pub fn varbuf_ops(release: XenRelease, answered_enosys: bool) -> Availability {
     }
 }
 
+/// Whether `VCPUOP_set_singleshot_timer` may still refuse a past
+/// deadline with `VCPU_SSHOTTMR_future` (`ETIME`), and the rule.
+///
+/// `public/vcpu.h` (4.17 and 4.20 alike): the flag requests `-ETIME` for
+/// a past deadline "but can be ignored by the hypervisor". CHANGELOG
+/// 4.18, Changed: "Ignore VCPUOP_set_singleshot_timer's
+/// VCPU_SSHOTTMR_future flag" (its one known user, Linux, misused it).
+/// So from 4.18 the call must succeed and the timer fire at once; before,
+/// either answer is allowed (Debian's 4.17.5 carries the backport and
+/// ignores it too).
+pub fn singleshot_future_flag(release: XenRelease) -> Expectation<bool> {
+    if release >= XEN_4_18 {
+        Expectation {
+            value: false,
+            rule: "Xen >= 4.18 ignores VCPU_SSHOTTMR_future (CHANGELOG 4.18; public/vcpu.h: \
+                   \"can be ignored by the hypervisor\")",
+        }
+    } else {
+        Expectation {
+            value: true,
+            rule: "Xen < 4.18 may honour VCPU_SSHOTTMR_future with ETIME or ignore it \
+                   (public/vcpu.h: \"can be ignored\"; 4.18's change is backported to 4.17.x)",
+        }
+    }
+}
+
 /// The text a `NUL`-padded fixed-size answer holds: up to the first NUL.
 pub fn until_nul(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
@@ -177,6 +203,13 @@ mod tests {
         );
         assert!(XenRelease::new(5, 0) > XEN_4_20);
         assert_eq!(XEN_4_18.to_string(), "4.18");
+    }
+
+    #[test]
+    fn singleshot_future_flag_by_release() {
+        assert!(singleshot_future_flag(V4_17).value);
+        assert!(!singleshot_future_flag(XEN_4_18).value);
+        assert!(!singleshot_future_flag(XEN_4_20).value);
     }
 
     #[test]
