@@ -317,7 +317,10 @@ pub fn fetch_hypervisor(root: &Path, version: XenVersion) -> Result<Deb, RigErro
     }
     ensure_private_lists(version, &apt_dir)?;
     fs::create_dir_all(&debs_dir).map_err(|e| RigError::io(&debs_dir, e))?;
-    progress!("downloading {package} from Debian {}", version.debian_suite());
+    progress!(
+        "downloading {package} from Debian {}",
+        version.debian_suite()
+    );
     let output = Command::new("apt-get")
         .args(private_apt_options(&apt_dir))
         .args(["download", &package])
@@ -340,7 +343,10 @@ pub fn fetch_hypervisor(root: &Path, version: XenVersion) -> Result<Deb, RigErro
     }
     debs::cached(&debs_dir, &package).ok_or_else(|| RigError::Download {
         package: package.clone(),
-        detail: format!("apt-get download left no {package}_*.deb in {}", debs_dir.display()),
+        detail: format!(
+            "apt-get download left no {package}_*.deb in {}",
+            debs_dir.display()
+        ),
     })
 }
 

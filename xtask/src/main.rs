@@ -543,7 +543,11 @@ fn cmd_conformance_matrix(args: &mut Args) -> Result<ExitCode, String> {
     write(&json, &matrix::to_json(&columns))?;
     let text_path = json.with_extension("txt");
     write(&text_path, &table)?;
-    println!("matrix written to {} and {}", json.display(), text_path.display());
+    println!(
+        "matrix written to {} and {}",
+        json.display(),
+        text_path.display()
+    );
     if let Some(path) = junit {
         write(&path, &matrix::to_junit(&columns))?;
         println!("JUnit XML written to {}", path.display());

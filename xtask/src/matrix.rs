@@ -72,7 +72,12 @@ impl Config {
 
     /// `4.20/PVH/fifo`.
     pub fn label(&self) -> String {
-        format!("{}/{}/{}", self.xen.as_str(), self.mode, self.evtchn.label())
+        format!(
+            "{}/{}/{}",
+            self.xen.as_str(),
+            self.mode,
+            self.evtchn.label()
+        )
     }
 }
 
@@ -238,10 +243,10 @@ pub fn to_json(columns: &[Column]) -> String {
     let mut out = String::from("{\n  \"configurations\": [\n");
     for (i, c) in columns.iter().enumerate() {
         let (p, f, s) = counts(&c.output);
-        let _ = write!(
+        let _ = writeln!(
             out,
             "    {{\"label\": {}, \"xen\": {}, \"mode\": {}, \"evtchn\": {}, \"passed\": {p}, \
-             \"failed\": {f}, \"skipped\": {s}, \"verdict\": {}, \"ending\": {}, \"ok\": {}}}{}\n",
+             \"failed\": {f}, \"skipped\": {s}, \"verdict\": {}, \"ending\": {}, \"ok\": {}}}{}",
             json_string(&c.config.label()),
             json_string(c.config.xen.as_str()),
             json_string(c.config.mode.as_str()),
@@ -380,10 +385,26 @@ mod tests {
         use rig::GuestMode::{Pv, Pvh};
         use rig::XenVersion::{V4_17, V4_20};
         vec![
-            column(V4_17, Pv, "PASS a/same\nSKIP v/new: old\nTest result: SUCCESS"),
-            column(V4_17, Pvh, "PASS a/same\nSKIP v/new: old\nSKIP p/pv: PV only\nTest result: SUCCESS"),
-            column(V4_20, Pv, "PASS a/same\nPASS v/new: 0 (rule: r)\nTest result: SUCCESS"),
-            column(V4_20, Pvh, "PASS a/same\nPASS v/new\nSKIP p/pv: PV only\nTest result: SUCCESS"),
+            column(
+                V4_17,
+                Pv,
+                "PASS a/same\nSKIP v/new: old\nTest result: SUCCESS",
+            ),
+            column(
+                V4_17,
+                Pvh,
+                "PASS a/same\nSKIP v/new: old\nSKIP p/pv: PV only\nTest result: SUCCESS",
+            ),
+            column(
+                V4_20,
+                Pv,
+                "PASS a/same\nPASS v/new: 0 (rule: r)\nTest result: SUCCESS",
+            ),
+            column(
+                V4_20,
+                Pvh,
+                "PASS a/same\nPASS v/new\nSKIP p/pv: PV only\nTest result: SUCCESS",
+            ),
         ]
     }
 

@@ -203,7 +203,10 @@ pub fn run(
             }
             Outcome::PassWith(note) => {
                 summary.passed += 1;
-                out(format_args!("PASS {}/{}: {}\n", test.group, test.name, note));
+                out(format_args!(
+                    "PASS {}/{}: {}\n",
+                    test.group, test.name, note
+                ));
             }
             Outcome::Fail(why) => {
                 summary.failed += 1;

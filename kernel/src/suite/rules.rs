@@ -64,10 +64,7 @@ pub struct Expectation<T> {
 /// Before that, 4.17 answered a 64-bit PVH guest with the same
 /// `HYPERVISOR_VIRT_START` a PV one gets. Xen's CHANGELOG for 4.18 does
 /// not mention this change; the header comment is the record.
-pub fn platform_parameters_virt_start(
-    release: XenRelease,
-    mode: BootMode,
-) -> Expectation<u64> {
+pub fn platform_parameters_virt_start(release: XenRelease, mode: BootMode) -> Expectation<u64> {
     match mode {
         BootMode::Pv => Expectation {
             value: HYPERVISOR_VIRT_START,
@@ -217,7 +214,10 @@ mod tests {
         assert_eq!(phys_area(XEN_4_20, true), Availability::Run);
         assert_eq!(phys_area(V4_17, true), Availability::Run);
         assert!(matches!(phys_area(V4_17, false), Availability::Skip(_)));
-        assert!(matches!(phys_area(XEN_4_18, false), Availability::Missing(_)));
+        assert!(matches!(
+            phys_area(XEN_4_18, false),
+            Availability::Missing(_)
+        ));
     }
 
     #[test]
@@ -225,7 +225,10 @@ mod tests {
         assert_eq!(varbuf_ops(XEN_4_20, false), Availability::Run);
         assert!(matches!(varbuf_ops(V4_17, true), Availability::Skip(_)));
         assert!(matches!(varbuf_ops(V4_19, true), Availability::Skip(_)));
-        assert!(matches!(varbuf_ops(XEN_4_20, true), Availability::Missing(_)));
+        assert!(matches!(
+            varbuf_ops(XEN_4_20, true),
+            Availability::Missing(_)
+        ));
         // An older release that has them anyway (a backport) runs them.
         assert_eq!(varbuf_ops(V4_19, false), Availability::Run);
     }

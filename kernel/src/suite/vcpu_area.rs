@@ -175,10 +175,7 @@ fn copy_matches_master(area: &RegisteredArea) -> Result<(u64, u64), Outcome> {
             last = Some(format!(
                 "copy (version {version}) stamp {stamp:#x}, system time {system_time}, mul {mul}; \
                  vcpu_time_info (version {}) stamp {:#x}, system time {}, mul {}",
-                master.version,
-                master.tsc_timestamp,
-                master.system_time,
-                master.tsc_to_system_mul
+                master.version, master.tsc_timestamp, master.system_time, master.tsc_to_system_mul
             ));
         }
         let _ = pv_arch::hypercall::sched::sched_yield();

@@ -124,7 +124,10 @@ fn varbuf_matches_fixed(op: VarbufOp) -> Outcome {
     };
     let full = full.as_bytes();
     if full.len() != size {
-        return suite_fail!("{op:?}2 wrote {} bytes, its size request said {size}", full.len());
+        return suite_fail!(
+            "{op:?}2 wrote {} bytes, its size request said {size}",
+            full.len()
+        );
     }
     if full.contains(&0) {
         return suite_fail!("{op:?}2 answer holds a NUL (the ABI says none): {full:?}");
