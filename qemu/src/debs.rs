@@ -81,16 +81,20 @@ fn apt_get(args: &[&str]) -> Command {
     command
 }
 
-/// Runs `apt-get update` unless apt already has package lists.
-pub fn ensure_apt_lists() -> Result<(), RigError> {
-    let has_lists = fs::read_dir("/var/lib/apt/lists")
+/// Whether the apt lists directory `dir` holds any `Packages` index.
+pub fn has_package_lists(dir: &Path) -> bool {
+    fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
                 .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
         })
-        .unwrap_or(false);
-    if has_lists {
+        .unwrap_or(false)
+}
+
+/// Runs `apt-get update` unless apt already has package lists.
+pub fn ensure_apt_lists() -> Result<(), RigError> {
+    if has_package_lists(Path::new("/var/lib/apt/lists")) {
         return Ok(());
     }
     progress!("apt-get update (no package lists yet)");

@@ -243,14 +243,7 @@ fn private_apt_options(dir: &Path) -> Vec<String> {
 /// shown as it goes).
 fn ensure_private_lists(version: XenVersion, dir: &Path) -> Result<(), RigError> {
     let lists = dir.join("lists");
-    let has_lists = fs::read_dir(&lists)
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
-        })
-        .unwrap_or(false);
-    if has_lists {
+    if debs::has_package_lists(&lists) {
         return Ok(());
     }
     for sub in ["lists/partial", "cache/archives/partial", "preferences.d"] {
@@ -284,13 +277,7 @@ fn ensure_private_lists(version: XenVersion, dir: &Path) -> Result<(), RigError>
             package: format!("apt-get update ({})", version.debian_suite()),
             detail: e.to_string(),
         })?;
-    let has_lists_now = fs::read_dir(&lists)
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
-        })
-        .unwrap_or(false);
+    let has_lists_now = debs::has_package_lists(&lists);
     if !status.success() || !has_lists_now {
         return Err(RigError::Download {
             package: format!("apt-get update ({})", version.debian_suite()),

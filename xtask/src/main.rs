@@ -441,10 +441,7 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
     args.finish()?;
-    let kernel = match kernel {
-        Some(path) => path,
-        None => guest_build::build("conformance", guest_build::Profile::Release)?,
-    };
+    let kernel = conformance_kernel(kernel)?;
     let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
     let timeout = Duration::from_secs(180);
     let mut all_ok = true;
@@ -512,6 +509,14 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
     })
 }
 
+/// The suite's ELF: `--kernel`'s, else the `conformance` app, built.
+fn conformance_kernel(kernel: Option<PathBuf>) -> Result<PathBuf, String> {
+    match kernel {
+        Some(path) => Ok(path),
+        None => guest_build::build("conformance", guest_build::Profile::Release),
+    }
+}
+
 /// `conformance --matrix`: every hypervisor × mode × event-channel ABI
 /// as a direct dom0 (see `matrix.rs`); prints the table, writes it as
 /// text and JSON (`--json FILE`, default `target/conformance-matrix.json`)
@@ -526,10 +531,7 @@ fn cmd_conformance_matrix(args: &mut Args) -> Result<ExitCode, String> {
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
     args.finish()?;
-    let kernel = match kernel {
-        Some(path) => path,
-        None => guest_build::build("conformance", guest_build::Profile::Release)?,
-    };
+    let kernel = conformance_kernel(kernel)?;
     let columns = matrix::run(&kernel, &cmdline)?;
     let table = matrix::render(&columns, false);
     println!("conformance matrix (dom0, direct boot; * = differs between Xen versions):");

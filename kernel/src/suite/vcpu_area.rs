@@ -17,23 +17,25 @@ use crate::mm::Page;
 use crate::vcpu_area::RegisteredArea;
 use crate::{sched, suite_fail, time};
 use alloc::format;
+use core::mem::offset_of;
 use core::time::Duration;
+use pv_arch::abi::shared_info::VcpuTimeInfo;
+use pv_arch::abi::vcpu::VcpuRunstateInfo;
 use pv_arch::abi::vcpu::{RUNSTATE_BLOCKED, RUNSTATE_RUNNING, XEN_RUNSTATE_UPDATE};
 use pv_arch::abi::version::{XENFEAT_RUNSTATE_PHYS_AREA, XENFEAT_VCPU_TIME_PHYS_AREA};
 use pv_arch::hypercall::vcpu::{self, PhysArea};
 use pv_arch::hypercall::xen_version as xv;
 use pv_arch::Errno;
 
-/// `vcpu_runstate_info` offsets: `state` (i32), `state_entry_time`,
-/// `time[4]`.
-const RS_STATE: usize = 0;
-const RS_ENTRY_TIME: usize = 8;
-const RS_TIME: usize = 16;
-/// `vcpu_time_info` offsets.
-const VT_VERSION: usize = 0;
-const VT_TSC_TIMESTAMP: usize = 8;
-const VT_SYSTEM_TIME: usize = 16;
-const VT_MUL: usize = 24;
+/// Field offsets of the structs Xen writes, from pv-arch's mirrors of
+/// `vcpu_runstate_info` and `vcpu_time_info`.
+const RS_STATE: usize = offset_of!(VcpuRunstateInfo, state);
+const RS_ENTRY_TIME: usize = offset_of!(VcpuRunstateInfo, state_entry_time);
+const RS_TIME: usize = offset_of!(VcpuRunstateInfo, time);
+const VT_VERSION: usize = offset_of!(VcpuTimeInfo, version);
+const VT_TSC_TIMESTAMP: usize = offset_of!(VcpuTimeInfo, tsc_timestamp);
+const VT_SYSTEM_TIME: usize = offset_of!(VcpuTimeInfo, system_time);
+const VT_MUL: usize = offset_of!(VcpuTimeInfo, tsc_to_system_mul);
 
 /// Whether the op behind `area` exists here: `Ok` to run, else the skip
 /// (older release) or the failure (a release that should have it).
@@ -51,8 +53,10 @@ fn available(area: PhysArea) -> Result<(), Outcome> {
     }
 }
 
-/// Registers a fresh page for vCPU 0's `area` at `offset`.
+/// Registers a fresh page for vCPU 0's `area` at `offset`, if the op
+/// exists here (see [`available`]).
 fn register(area: PhysArea, offset: usize) -> Result<RegisteredArea, Outcome> {
+    available(area)?;
     let page = Page::new().map_err(|e| suite_fail!("Page::new: {e:?}"))?;
     RegisteredArea::register(area, 0, page, offset)
         .map_err(|(_, e)| suite_fail!("registering {area:?} at offset {offset}: {e}"))
@@ -82,9 +86,6 @@ fn read_runstate(area: &RegisteredArea) -> Result<(u32, u64, [u64; 4]), Outcome>
 }
 
 fn runstate_phys_area(_: &Ctx<'_>) -> Outcome {
-    if let Err(outcome) = available(PhysArea::Runstate) {
-        return outcome;
-    }
     let area = match register(PhysArea::Runstate, 0) {
         Ok(area) => area,
         Err(outcome) => return outcome,
@@ -187,9 +188,6 @@ fn copy_matches_master(area: &RegisteredArea) -> Result<(u64, u64), Outcome> {
 }
 
 fn time_phys_area(_: &Ctx<'_>) -> Outcome {
-    if let Err(outcome) = available(PhysArea::VcpuTime) {
-        return outcome;
-    }
     let area = match register(PhysArea::VcpuTime, 0) {
         Ok(area) => area,
         Err(outcome) => return outcome,
