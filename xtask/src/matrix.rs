@@ -6,7 +6,10 @@
 //! Rows whose result differs between Xen versions (for the same mode and
 //! event-channel ABI) come first: those are what a hypervisor upgrade
 //! changes, and each must be a documented change (its PASS line names the
-//! rule), never an unexplained one. The table is printed, and written as
+//! rule), never an unexplained one. Next come rows with the same result
+//! reached by a different version rule (`~`, e.g. `platform_parameters`:
+//! `0xffff800000000000` for PVH on 4.17, 0 on 4.20, both PASS), with the
+//! rules printed under the table. The table is printed, and written as
 //! JSON (and, with `--junit FILE`, as JUnit XML: one test suite per
 //! configuration). The pure parts (ordering, rendering, JSON) are host
 //! tested; the boots are the rig's.
@@ -91,6 +94,42 @@ pub struct Column {
     pub ending: String,
     /// Whether the run counts as a success (verdict SUCCESS, powered off).
     pub ok: bool,
+    /// The version rule each `PASS name: … (rule: …)` line applied.
+    pub rules: Vec<(String, String)>,
+}
+
+/// The rules the suite's PASS lines name: `(check, rule)` for each
+/// `PASS group/name: … (rule: RULE)`.
+pub fn pass_rules(console: &[String]) -> Vec<(String, String)> {
+    console
+        .iter()
+        .filter_map(|line| {
+            let (name, note) = line.trim_end().strip_prefix("PASS ")?.split_once(": ")?;
+            let rule = note.split_once("(rule: ")?.1;
+            let rule = rule.strip_suffix(')').unwrap_or(rule);
+            Some((name.to_string(), rule.to_string()))
+        })
+        .collect()
+}
+
+/// The rule `name` passed by in `column`, if its PASS line named one.
+fn rule<'a>(column: &'a Column, name: &str) -> Option<&'a str> {
+    column
+        .rules
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, r)| r.as_str())
+}
+
+/// How a row compares across Xen versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowKind {
+    /// The result differs between versions (`*`).
+    Differs,
+    /// The same result, reached by a different version rule (`~`).
+    RuleDiffers,
+    /// The same everywhere, version for version.
+    Same,
 }
 
 /// `PASS`, `FAIL`, `SKIP`, or `-` when the check did not print.
@@ -118,31 +157,47 @@ fn check_names(columns: &[Column]) -> Vec<String> {
     names
 }
 
-/// Whether `name`'s result differs between Xen versions for some mode
-/// and event-channel ABI.
-fn differs_between_versions(columns: &[Column], name: &str) -> bool {
-    columns.iter().any(|a| {
-        columns.iter().any(|b| {
-            a.config.xen != b.config.xen
-                && a.config.mode == b.config.mode
-                && a.config.evtchn == b.config.evtchn
-                && cell(a, name) != cell(b, name)
+/// How `name` compares between Xen versions, for each mode and
+/// event-channel ABI.
+fn compare_versions(columns: &[Column], name: &str) -> RowKind {
+    let pairs = || {
+        columns.iter().flat_map(|a| {
+            columns
+                .iter()
+                .filter(move |b| {
+                    a.config.xen != b.config.xen
+                        && a.config.mode == b.config.mode
+                        && a.config.evtchn == b.config.evtchn
+                })
+                .map(move |b| (a, b))
         })
-    })
+    };
+    if pairs().any(|(a, b)| cell(a, name) != cell(b, name)) {
+        RowKind::Differs
+    } else if pairs().any(|(a, b)| rule(a, name) != rule(b, name)) {
+        RowKind::RuleDiffers
+    } else {
+        RowKind::Same
+    }
 }
 
-/// Rows in print order: version-differing rows first, then the rest;
-/// each with whether it differs.
-pub fn ordered_rows(columns: &[Column]) -> Vec<(String, bool)> {
-    let names = check_names(columns);
-    let (differ, same): (Vec<String>, Vec<String>) = names
+/// Rows in print order: results that differ between versions first, then
+/// the same results by different rules, then the rest.
+pub fn ordered_rows(columns: &[Column]) -> Vec<(String, RowKind)> {
+    let mut rows: Vec<(String, RowKind)> = check_names(columns)
         .into_iter()
-        .partition(|n| differs_between_versions(columns, n));
-    differ
-        .into_iter()
-        .map(|n| (n, true))
-        .chain(same.into_iter().map(|n| (n, false)))
-        .collect()
+        .map(|n| {
+            let kind = compare_versions(columns, &n);
+            (n, kind)
+        })
+        .collect();
+    // Stable: the suite's order within each kind.
+    rows.sort_by_key(|(_, kind)| match kind {
+        RowKind::Differs => 0,
+        RowKind::RuleDiffers => 1,
+        RowKind::Same => 2,
+    });
+    rows
 }
 
 /// `passed/failed/skipped` of one column.
@@ -185,12 +240,17 @@ pub fn render(columns: &[Column], only_differing: bool) -> String {
     }
     out.push('\n');
     let mut hidden = 0;
-    for (name, differs) in &rows {
-        if only_differing && !differs {
+    for (name, kind) in &rows {
+        if only_differing && *kind == RowKind::Same {
             hidden += 1;
             continue;
         }
-        let _ = write!(out, "{} {:width$}", if *differs { '*' } else { ' ' }, name);
+        let mark = match kind {
+            RowKind::Differs => '*',
+            RowKind::RuleDiffers => '~',
+            RowKind::Same => ' ',
+        };
+        let _ = write!(out, "{mark} {name:width$}");
         for c in columns {
             let _ = write!(out, "{:>col$}", cell(c, name));
         }
@@ -216,6 +276,22 @@ pub fn render(columns: &[Column], only_differing: bool) -> String {
         let _ = write!(out, "{verdict:>col$}");
     }
     out.push('\n');
+    // The rules behind the rows that changed: one line per distinct rule.
+    let mut said: Vec<(String, String)> = Vec::new();
+    for (name, kind) in &rows {
+        if *kind == RowKind::Same {
+            continue;
+        }
+        for c in columns {
+            if let Some(r) = rule(c, name) {
+                let entry = (name.clone(), r.to_string());
+                if !said.contains(&entry) {
+                    let _ = writeln!(out, "  rule for {name} on {}: {r}", c.config.xen);
+                    said.push(entry);
+                }
+            }
+        }
+    }
     out
 }
 
@@ -259,11 +335,13 @@ pub fn to_json(columns: &[Column]) -> String {
     }
     out.push_str("  ],\n  \"checks\": [\n");
     let rows = ordered_rows(columns);
-    for (i, (name, differs)) in rows.iter().enumerate() {
+    for (i, (name, kind)) in rows.iter().enumerate() {
         let _ = write!(
             out,
-            "    {{\"check\": {}, \"differs_between_versions\": {differs}, \"results\": {{",
-            json_string(name)
+            "    {{\"check\": {}, \"differs_between_versions\": {}, \"rule_differs_between_versions\": {}, \"results\": {{",
+            json_string(name),
+            *kind == RowKind::Differs,
+            *kind == RowKind::RuleDiffers
         );
         for (j, c) in columns.iter().enumerate() {
             let why = c
@@ -273,7 +351,7 @@ pub fn to_json(columns: &[Column]) -> String {
                 .find(|case| &case.name == name)
                 .and_then(|case| match &case.result {
                     CaseResult::Fail(w) | CaseResult::Skip(w) => Some(w.clone()),
-                    CaseResult::Pass => None,
+                    CaseResult::Pass => rule(c, name).map(|r| format!("rule: {r}")),
                 });
             let _ = write!(
                 out,
@@ -358,6 +436,7 @@ pub fn run(kernel: &Path, cmdline: &str) -> Result<Vec<Column>, String> {
             output,
             ending: format!("{:?}", guest.ending),
             ok,
+            rules: pass_rules(&guest.console),
         });
     }
     Ok(columns)
@@ -378,6 +457,7 @@ mod tests {
             output: conformance::parse(&lines),
             ending: "Poweroff".into(),
             ok: true,
+            rules: pass_rules(&lines),
         }
     }
 
@@ -388,7 +468,7 @@ mod tests {
             column(
                 V4_17,
                 Pv,
-                "PASS a/same\nSKIP v/new: old\nTest result: SUCCESS",
+                "PASS a/same\nSKIP v/new: old\nPASS v/rule: 1 (rule: old (x))\nTest result: SUCCESS",
             ),
             column(
                 V4_17,
@@ -398,7 +478,7 @@ mod tests {
             column(
                 V4_20,
                 Pv,
-                "PASS a/same\nPASS v/new: 0 (rule: r)\nTest result: SUCCESS",
+                "PASS a/same\nPASS v/new: 0 (rule: r)\nPASS v/rule: 0 (rule: new)\nTest result: SUCCESS",
             ),
             column(
                 V4_20,
@@ -421,10 +501,12 @@ mod tests {
     fn rows_that_differ_between_versions_come_first() {
         let columns = sample();
         let rows = ordered_rows(&columns);
-        assert_eq!(rows[0], ("v/new".to_string(), true));
-        assert!(rows[1..].iter().all(|(_, differs)| !differs));
+        assert_eq!(rows[0], ("v/new".to_string(), RowKind::Differs));
+        assert_eq!(rows[1], ("v/rule".to_string(), RowKind::RuleDiffers));
+        assert!(rows[2..].iter().all(|(_, kind)| *kind == RowKind::Same));
         // A PV-only skip is a difference between modes, not versions.
-        assert!(rows.contains(&("p/pv".to_string(), false)));
+        assert!(rows.contains(&("p/pv".to_string(), RowKind::Same)));
+        assert_eq!(rule(&columns[0], "v/rule"), Some("old (x)"));
         assert_eq!(cell(&columns[0], "p/pv"), "-");
     }
 
@@ -439,10 +521,16 @@ mod tests {
         assert!(table.contains("verdict"));
         let short = render(&columns, true);
         assert!(short.contains("(2 more rows"), "{short}");
+        assert!(short.contains("~ v/rule"), "{short}");
+        assert!(
+            short.contains("rule for v/rule on Xen 4.17: old (x)"),
+            "{short}"
+        );
         let json = to_json(&columns);
         assert!(json.contains("\"check\": \"v/new\", \"differs_between_versions\": true"));
         assert!(json.contains("\"why\": \"old\""));
-        assert!(json.contains("\"passed\": 1, \"failed\": 0, \"skipped\": 1"));
+        assert!(json.contains("\"passed\": 2, \"failed\": 0, \"skipped\": 1"));
+        assert!(json.contains("\"result\": \"PASS\", \"why\": \"rule: new\""));
         assert_eq!(json_string("a\"b\\\n"), "\"a\\\"b\\\\\\n\"");
         let xml = to_junit(&columns);
         assert!(xml.contains("conformance.dom0.4.20-PVH-2l"));
