@@ -534,7 +534,10 @@ fn cmd_conformance_matrix(args: &mut Args) -> Result<ExitCode, String> {
     let kernel = conformance_kernel(kernel)?;
     let columns = matrix::run(&kernel, &cmdline)?;
     let table = matrix::render(&columns, false);
-    println!("conformance matrix (dom0, direct boot; * = differs between Xen versions):");
+    println!(
+        "conformance matrix (dom0, direct boot; * = result differs between Xen versions, \
+         ~ = same result by a different version rule):"
+    );
     print!("{table}");
     let write = |path: &std::path::Path, text: &str| {
         if let Some(dir) = path.parent() {
