@@ -37,7 +37,7 @@ impl core::fmt::Display for XenRelease {
 /// Xen 4.18: `XENVER_platform_parameters` stopped answering non-PV
 /// guests, and the phys-area `VCPUOP`s arrived.
 pub const XEN_4_18: XenRelease = XenRelease::new(4, 18);
-/// Xen 4.20: the `XENVER_*2` string ops (first in 4.20's `version.h`).
+/// Xen 4.20: has the `XENVER_*2` string ops (`version.h`; 4.17 has not).
 pub const XEN_4_20: XenRelease = XenRelease::new(4, 20);
 
 /// `HYPERVISOR_VIRT_START` of the x86_64 PV ABI (`arch-x86/xen-x86_64.h`):
@@ -79,8 +79,8 @@ pub fn platform_parameters_virt_start(release: XenRelease, mode: BootMode) -> Ex
         },
         BootMode::Pvh => Expectation {
             value: HYPERVISOR_VIRT_START,
-            rule: "Xen < 4.18 answered a 64-bit PVH guest with HYPERVISOR_VIRT_START as for PV \
-                   (public/version.h before 4.18)",
+            rule: "Xen < 4.18 returned HYPERVISOR_VIRT_START to a 64-bit PVH guest too (the \
+                   \"unrelated data\" 4.18's public/version.h comment says it replaced with 0)",
         },
     }
 }
@@ -115,13 +115,15 @@ pub fn phys_area(release: XenRelease, feature_bit_set: bool) -> Availability {
 }
 
 /// The `XENVER_*2` string ops, detected by asking for a size (a null
-/// argument; `-ENOSYS` where the op does not exist): first in Xen 4.20's
-/// `public/version.h`.
+/// argument; `-ENOSYS` where the op does not exist). They are in Xen
+/// 4.20's `public/version.h` and not in 4.17's; the rig has no 4.18 or
+/// 4.19 to pin the release that added them, so an older release without
+/// them is a skip and only 4.20 on is held to them.
 pub fn varbuf_ops(release: XenRelease, answered_enosys: bool) -> Availability {
     match (answered_enosys, release >= XEN_4_20) {
         (false, _) => Availability::Run,
         (true, false) => Availability::Skip(
-            "Xen < 4.20 has no XENVER_*2 ops (first in 4.20's public/version.h): ENOSYS",
+            "XENVER_*2 answered ENOSYS; they are in 4.20's public/version.h, not in 4.17's",
         ),
         (true, true) => Availability::Missing(
             "Xen >= 4.20 answered ENOSYS to XENVER_*2 (public/version.h defines ops 11-14)",

@@ -107,7 +107,7 @@ fn varbuf_matches_fixed(op: VarbufOp) -> Outcome {
         return match fixed_answer(op) {
             Ok((fixed, _)) if rules::until_nul(&fixed).is_empty() => {
                 Outcome::PassWith(alloc::format!(
-                    "0 bytes, as the fixed-size op (empty) (rule: XENVER_*2 ops from Xen 4.20's \
+                    "0 bytes, as the fixed-size op (empty) (rule: XENVER_*2 ops, in Xen 4.20's \
                      public/version.h, where a size of 0 may be legitimate; running Xen {release})"
                 ))
             }
@@ -145,7 +145,7 @@ fn varbuf_matches_fixed(op: VarbufOp) -> Outcome {
     }
     let shown = alloc::string::String::from_utf8_lossy(&full[..full.len().min(48)]);
     Outcome::PassWith(alloc::format!(
-        "{size} bytes {shown:?}{} agree with the {capacity}-byte op (rule: XENVER_*2 ops from \
+        "{size} bytes {shown:?}{} agree with the {capacity}-byte op (rule: XENVER_*2 ops, in \
          Xen 4.20's public/version.h; running Xen {release})",
         if full.len() > 48 { "…" } else { "" }
     ))
