@@ -85,6 +85,8 @@ pub mod store_page;
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;
+#[cfg(target_os = "none")]
+pub mod vcpu_area;
 
 pub use app::{AppError, AppResult};
 pub use boot_info::{BootInfo, BootMode, Role};

@@ -18,11 +18,10 @@ use std::time::Instant;
 use crate::cache::{self, Fingerprint};
 use crate::debs::{self, Deb};
 use crate::error::RigError;
+use crate::hypervisor::{self, XenVersion};
 use crate::initramfs;
 use crate::vmlinux;
 
-/// The hypervisor package.
-const HYPERVISOR: &str = "xen-hypervisor-4.17-amd64";
 /// Xen's public headers.
 const HEADERS: &str = "libxen-dev";
 /// The dom0 userland.
@@ -71,8 +70,10 @@ fn deb_stem(deb: &Deb) -> String {
         .replace(['%', ':', '~', '+'], "_")
 }
 
-/// Does everything [`Rig::prepare`](crate::Rig::prepare) promises.
-pub fn prepare(root: &Path) -> Result<Assets, RigError> {
+/// Does everything [`Rig::prepare_xen`](crate::Rig::prepare_xen) promises:
+/// the dom0 pieces are always bookworm's (4.17), the hypervisor is
+/// `version`'s.
+pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
     let start = Instant::now();
     let qemu = debs::ensure_qemu()?;
     let debs_dir = root.join("debs");
@@ -81,7 +82,7 @@ pub fn prepare(root: &Path) -> Result<Assets, RigError> {
     let headers = debs::fetch(&debs_dir, HEADERS)?;
     let include_dir = debs::extract(&headers, &extract_root)?.join("usr/include");
 
-    let hypervisor = debs::fetch(&debs_dir, HYPERVISOR)?;
+    let hypervisor = hypervisor::fetch_hypervisor(root, version)?;
     let xen_fp = Fingerprint::new()
         .mix(DERIVATION_VERSION)
         .mix(hypervisor.file_name());
@@ -91,7 +92,10 @@ pub fn prepare(root: &Path) -> Result<Assets, RigError> {
     if !xen.exists() {
         let dir = debs::extract(&hypervisor, &extract_root)?;
         build_xen(&dir, &xen)?;
-        cache::remove_stale(&root.join("xen"), "xen-", &xen);
+        // Only older builds of the same hypervisor package go: each
+        // version's build stays beside the other's.
+        let prefix = format!("xen-{}_", hypervisor.package);
+        cache::remove_stale(&root.join("xen"), &prefix, &xen);
     }
 
     let linux_package = debs::linux_image_package(&debs_dir)?;

@@ -81,16 +81,20 @@ fn apt_get(args: &[&str]) -> Command {
     command
 }
 
-/// Runs `apt-get update` unless apt already has package lists.
-pub fn ensure_apt_lists() -> Result<(), RigError> {
-    let has_lists = fs::read_dir("/var/lib/apt/lists")
+/// Whether the apt lists directory `dir` holds any `Packages` index.
+pub fn has_package_lists(dir: &Path) -> bool {
+    fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
                 .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
         })
-        .unwrap_or(false);
-    if has_lists {
+        .unwrap_or(false)
+}
+
+/// Runs `apt-get update` unless apt already has package lists.
+pub fn ensure_apt_lists() -> Result<(), RigError> {
+    if has_package_lists(Path::new("/var/lib/apt/lists")) {
         return Ok(());
     }
     progress!("apt-get update (no package lists yet)");
@@ -133,15 +137,20 @@ fn cached_deb(dir: &Path, prefix: &str) -> Option<PathBuf> {
         .map(|e| e.path())
 }
 
+/// The newest `.deb` of `package` already in `debs_dir`, if any.
+pub fn cached(debs_dir: &Path, package: &str) -> Option<Deb> {
+    cached_deb(debs_dir, &format!("{package}_")).map(|path| Deb {
+        package: package.into(),
+        path,
+    })
+}
+
 /// The `.deb` of `package` in `debs_dir`, downloaded with `apt-get download`
 /// if it is not there yet.
 pub fn fetch(debs_dir: &Path, package: &str) -> Result<Deb, RigError> {
     let prefix = format!("{package}_");
-    if let Some(path) = cached_deb(debs_dir, &prefix) {
-        return Ok(Deb {
-            package: package.into(),
-            path,
-        });
+    if let Some(deb) = cached(debs_dir, package) {
+        return Ok(deb);
     }
     fs::create_dir_all(debs_dir).map_err(|e| RigError::io(debs_dir, e))?;
     ensure_apt_lists()?;

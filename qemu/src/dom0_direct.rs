@@ -352,6 +352,7 @@ mod tests {
             cache_dir: "/c".into(),
             qemu: "/q".into(),
             xen: "/x".into(),
+            xen_version: crate::XenVersion::V4_17,
             vmlinux: "/v".into(),
             dom0_cpio: "/d".into(),
             log_root: "/l".into(),

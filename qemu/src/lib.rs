@@ -1,5 +1,7 @@
 //! The rig: real Xen 4.17 from Debian's packages, inside QEMU (software
 //! emulation), running Paravane guests and reporting how they ended.
+//! [`Rig::prepare_xen`] boots Debian trixie's Xen 4.20 instead, for direct
+//! dom0 boots (the toolstack stays 4.17's).
 //!
 //! [`Rig::prepare`] installs QEMU if it is missing, fetches Debian's Xen,
 //! Linux, busybox and toolstack packages and builds what a run needs, all
@@ -37,6 +39,8 @@ mod dom0_direct;
 mod domu;
 mod error;
 pub mod follow;
+mod hypervisor;
+pub use hypervisor::XenVersion;
 mod initramfs;
 mod linux_domu;
 pub mod modules;
@@ -141,6 +145,9 @@ pub struct Rig {
     pub qemu: PathBuf,
     /// Xen, gunzipped (a multiboot ELF for `-kernel`).
     pub xen: PathBuf,
+    /// Which Xen [`Rig::xen`] is. The Linux dom0 and its toolstack are
+    /// 4.17's whatever this says: domUs need [`XenVersion::has_toolstack`].
+    pub xen_version: XenVersion,
     /// Debian's Linux kernel as an ELF, for dom0.
     pub vmlinux: PathBuf,
     /// The base dom0 initramfs (uncompressed newc cpio).
@@ -174,14 +181,24 @@ impl Rig {
     /// the base dom0 initramfs; all cached. Prints a progress line on stderr
     /// for each slow step.
     pub fn prepare() -> Result<Rig, RigError> {
+        Rig::prepare_xen(XenVersion::default())
+    }
+
+    /// [`Rig::prepare`] with the hypervisor of `version` (fetched into a
+    /// cache directory of its own; 4.20 from Debian trixie through a
+    /// private apt configuration, see `hypervisor.rs`). The dom0 pieces
+    /// are 4.17's either way, so a rig of another version boots kernels
+    /// directly as dom0 only.
+    pub fn prepare_xen(version: XenVersion) -> Result<Rig, RigError> {
         let start = Instant::now();
         let root = cache::cache_root();
-        let assets = assets::prepare(&root)?;
+        let assets = assets::prepare(&root, version)?;
         Ok(Rig {
             log_root: root.join("runs"),
             cache_dir: root,
             qemu: assets.qemu,
             xen: assets.xen,
+            xen_version: version,
             vmlinux: assets.vmlinux,
             dom0_cpio: assets.dom0_cpio,
             prepare_time: start.elapsed(),
@@ -260,6 +277,13 @@ impl Rig {
         guests: &[GuestSpec],
         timeout: Duration,
     ) -> Result<Dom0Session, RigError> {
+        if !self.xen_version.has_toolstack() {
+            return Err(RigError::Invalid(format!(
+                "domUs need the rig's xl toolstack, which is Xen 4.17's; this rig boots {} \
+                 (direct dom0 boots only)",
+                self.xen_version
+            )));
+        }
         let mut session = domu::run_domus(self, guests, timeout)?;
         // Reports come in the order of `guests`, one each.
         let faulted: Vec<(usize, String)> = session

@@ -20,6 +20,14 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory (`$CARGO_TARGET_DIR`, else `target/`), where
+/// reports are written beside the builds.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// The example xl configuration shipped for real Xen hosts.
 pub fn example_xl_config() -> PathBuf {
     workspace_root().join("libos/apps/xl/paravane.cfg")

@@ -8,8 +8,9 @@
 //! cargo xtask bench [--rounds N] [--http-only]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
-//! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
-//! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline "…"] [--junit FILE]
+//! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
+//! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline "…"] [--junit FILE]
+//! cargo xtask conformance --matrix [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO as dom0: one table
 //! ```
 //!
 //! `boot` exits 0 only if the guest powered off after printing its
@@ -34,6 +35,7 @@ mod fuzz;
 mod guest_build;
 mod idle;
 mod load;
+mod matrix;
 mod ports_check;
 mod report;
 mod rig_tests;
@@ -94,14 +96,22 @@ usage: cargo xtask <command>
                            (or PARAVANE_PVH=0) leaves them out
   build [--app NAME] [--debug]
                            build a guest ELF (default app: hello) and print its path
-  boot --as dom0|domu [--mode pv|pvh] [--app NAME | --kernel PATH] [--cmdline \"...\"] [--memory MIB]
-       [--timeout SECS]
+  boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH]
+       [--cmdline \"...\"] [--memory MIB] [--timeout SECS]
                            boot one guest under Xen (default mode: pv; --memory: a domU's MiB, default 32,
                            or dom0's dom0_mem, default 64); exit 0 only if it powered off after its
-                           success line
-  conformance [--as dom0|domu] [--mode pv|pvh] [--kernel PATH] [--cmdline \"...\"] [--junit FILE]
-                           run the ABI conformance suite under Xen (default: both roles, mode pv); exit 0
-                           only on `Test result: SUCCESS` followed by poweroff
+                           success line; --xen: the hypervisor (default 4.17; 4.20 is Debian trixie's,
+                           dom0 only: the rig's toolstack is 4.17's)
+  conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline \"...\"]
+              [--junit FILE]
+                           run the ABI conformance suite under Xen (default: both roles, mode pv, Xen
+                           4.17; with --xen 4.20 dom0 only); exit 0 only on `Test result: SUCCESS`
+                           followed by poweroff
+  conformance --matrix [--json FILE] [--junit FILE] [--kernel PATH] [--cmdline \"...\"]
+                           the suite as a direct dom0 on every Xen (4.17, 4.20) x PV/PVH x 2-level/FIFO
+                           event channels; one table check x configuration -> PASS/FAIL/SKIP, rows
+                           that differ between versions first; also written as JSON (default
+                           target/conformance-matrix.json, table beside it as .txt)
   e2e net|httpd|network|udp|block [--mode pv|pvh|both]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
@@ -159,6 +169,30 @@ fn mode_arg(args: &mut Args) -> Result<rig::GuestMode, String> {
     }
 }
 
+/// `--xen 4.17|4.20` (default 4.17): which hypervisor the rig boots.
+fn xen_arg(args: &mut Args) -> Result<rig::XenVersion, String> {
+    match args.value("--xen") {
+        None => Ok(rig::XenVersion::default()),
+        Some(word) => rig::XenVersion::parse(&word).ok_or_else(|| {
+            let known: Vec<&str> = rig::XenVersion::ALL.iter().map(|v| v.as_str()).collect();
+            format!("--xen takes {}, not `{word}`", known.join(" or "))
+        }),
+    }
+}
+
+/// Refuses a domU role on a hypervisor the rig has no toolstack for.
+fn check_domu_xen(xen: rig::XenVersion) -> Result<(), String> {
+    if xen.has_toolstack() {
+        Ok(())
+    } else {
+        Err(format!(
+            "--as domu needs the rig's xl toolstack, which is Xen 4.17's; with --xen {} only \
+             --as dom0 runs",
+            xen.as_str()
+        ))
+    }
+}
+
 fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
     let role = match args.value("--as").as_deref() {
         Some("dom0") => As::Dom0,
@@ -167,6 +201,10 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
         None => return Err("boot needs --as dom0|domu".into()),
     };
     let mode = mode_arg(args)?;
+    let xen = xen_arg(args)?;
+    if role == As::DomU {
+        check_domu_xen(xen)?;
+    }
     let app = args.value("--app");
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
@@ -195,7 +233,7 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
         )?,
     };
     let name = guest_name(&kernel);
-    let mut rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let mut rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
     if let (As::Dom0, Some(mib)) = (role, memory) {
         rig.direct_dom0_memory_mib = mib;
         rig.direct_memory_mib = rig.direct_memory_mib.max(mib + 256);
@@ -383,9 +421,18 @@ pub fn guest_spec(
 }
 
 fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
+    if args.flag("--matrix") {
+        return cmd_conformance_matrix(args);
+    }
+    let xen = xen_arg(args)?;
     let roles: Vec<As> = match args.value("--as").as_deref() {
         Some("dom0") => vec![As::Dom0],
-        Some("domu") | Some("domU") => vec![As::DomU],
+        Some("domu") | Some("domU") => {
+            check_domu_xen(xen)?;
+            vec![As::DomU]
+        }
+        // Without a toolstack for this Xen, "both roles" is dom0 alone.
+        None if !xen.has_toolstack() => vec![As::Dom0],
         None => vec![As::Dom0, As::DomU],
         Some(other) => return Err(format!("--as takes dom0 or domu, not `{other}`")),
     };
@@ -394,11 +441,8 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
     args.finish()?;
-    let kernel = match kernel {
-        Some(path) => path,
-        None => guest_build::build("conformance", guest_build::Profile::Release)?,
-    };
-    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let kernel = conformance_kernel(kernel)?;
+    let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
     let timeout = Duration::from_secs(180);
     let mut all_ok = true;
     let mut xml = String::new();
@@ -432,7 +476,7 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
         let ok = output.verdict.as_deref() == Some("SUCCESS")
             && matches!(guest.ending, rig::Ending::Poweroff);
         println!(
-            "conformance as {mode} {label}: {} tests, verdict {}, ended {:?}: {}",
+            "conformance on {xen} as {mode} {label}: {} tests, verdict {}, ended {:?}: {}",
             output.cases.len(),
             output.verdict.as_deref().unwrap_or("(none printed)"),
             guest.ending,
@@ -457,6 +501,70 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
         );
         std::fs::write(&path, doc).map_err(|e| format!("writing {}: {e}", path.display()))?;
         println!("JUnit XML written to {}", path.display());
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The suite's ELF: `--kernel`'s, else the `conformance` app, built.
+fn conformance_kernel(kernel: Option<PathBuf>) -> Result<PathBuf, String> {
+    match kernel {
+        Some(path) => Ok(path),
+        None => guest_build::build("conformance", guest_build::Profile::Release),
+    }
+}
+
+/// `conformance --matrix`: every hypervisor × mode × event-channel ABI
+/// as a direct dom0 (see `matrix.rs`); prints the table, writes it as
+/// text and JSON (`--json FILE`, default `target/conformance-matrix.json`)
+/// and, with `--junit FILE`, as JUnit XML. Exit 0 only if every
+/// configuration ended in SUCCESS and poweroff.
+fn cmd_conformance_matrix(args: &mut Args) -> Result<ExitCode, String> {
+    let junit = args.value("--junit").map(PathBuf::from);
+    let json = args
+        .value("--json")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| guest_build::target_dir().join("conformance-matrix.json"));
+    let kernel = args.value("--kernel").map(PathBuf::from);
+    let cmdline = args.value("--cmdline").unwrap_or_default();
+    args.finish()?;
+    let kernel = conformance_kernel(kernel)?;
+    let columns = matrix::run(&kernel, &cmdline)?;
+    let table = matrix::render(&columns, false);
+    println!(
+        "conformance matrix (dom0, direct boot; * = result differs between Xen versions, \
+         ~ = same result by a different version rule):"
+    );
+    print!("{table}");
+    let write = |path: &std::path::Path, text: &str| {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    write(&json, &matrix::to_json(&columns))?;
+    let text_path = json.with_extension("txt");
+    write(&text_path, &table)?;
+    println!(
+        "matrix written to {} and {}",
+        json.display(),
+        text_path.display()
+    );
+    if let Some(path) = junit {
+        write(&path, &matrix::to_junit(&columns))?;
+        println!("JUnit XML written to {}", path.display());
+    }
+    let all_ok = columns.iter().all(|c| c.ok);
+    for column in columns.iter().filter(|c| !c.ok) {
+        println!(
+            "NOT OK: {} (verdict {}, ended {})",
+            column.config.label(),
+            column.output.verdict.as_deref().unwrap_or("(none)"),
+            column.ending
+        );
     }
     Ok(if all_ok {
         ExitCode::SUCCESS

@@ -38,6 +38,17 @@ pub const VCPUOP_GET_PHYSID: u32 = 12;
 /// `VCPUOP_register_vcpu_time_memory_area`: have Xen keep a copy of the
 /// vCPU's `vcpu_time_info` in guest memory.
 pub const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u32 = 13;
+/// `VCPUOP_register_runstate_phys_area` (Xen 4.18+; `XENFEAT_runstate_phys_area`):
+/// like [`VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA`], but the
+/// [`VcpuRegisterRunstateMemoryArea`]'s address is guest-physical (a
+/// machine address for PV). The area may not cross a page boundary;
+/// [`PHYS_AREA_UNREGISTER`] unregisters.
+pub const VCPUOP_REGISTER_RUNSTATE_PHYS_AREA: u32 = 14;
+/// `VCPUOP_register_vcpu_time_phys_area` (Xen 4.18+;
+/// `XENFEAT_vcpu_time_phys_area`): the same for a `vcpu_time_info` copy.
+pub const VCPUOP_REGISTER_VCPU_TIME_PHYS_AREA: u32 = 15;
+/// The address that unregisters a phys area (`~0`).
+pub const PHYS_AREA_UNREGISTER: u64 = !0;
 
 /// `RUNSTATE_running`: on a physical CPU.
 pub const RUNSTATE_RUNNING: i32 = 0;

@@ -29,6 +29,26 @@ pub const XENVER_COMMANDLINE: u32 = 9;
 /// `XENVER_build_id`: fills a [`XenBuildId`] and the bytes after it.
 pub const XENVER_BUILD_ID: u32 = 10;
 
+/// `XENVER_extraversion2` (Xen 4.20's `version.h`): [`XENVER_EXTRAVERSION`]
+/// through a [`XenVarbuf`], not truncated, no NUL.
+pub const XENVER_EXTRAVERSION2: u32 = 11;
+/// `XENVER_capabilities2`: [`XENVER_CAPABILITIES`] through a [`XenVarbuf`].
+pub const XENVER_CAPABILITIES2: u32 = 12;
+/// `XENVER_changeset2`: [`XENVER_CHANGESET`] through a [`XenVarbuf`].
+pub const XENVER_CHANGESET2: u32 = 13;
+/// `XENVER_commandline2`: [`XENVER_COMMANDLINE`] through a [`XenVarbuf`].
+pub const XENVER_COMMANDLINE2: u32 = 14;
+
+/// `struct xen_varbuf`'s fixed part: the bytes follow it (a flexible
+/// array of `unsigned char`, at offset 4). A null argument asks for the
+/// size instead; Xen returns the number of bytes written, with no NUL.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenVarbuf {
+    /// IN: size of the buffer after this header, in bytes.
+    pub len: u32,
+}
+
 /// `xen_extraversion_t`: NUL-terminated version suffix.
 pub type XenExtraversion = [u8; 16];
 /// `XEN_EXTRAVERSION_LEN`.
@@ -125,5 +145,11 @@ pub const XENFEAT_LINUX_RSDP_UNRESTRICTED: u32 = 15;
 pub const XENFEAT_NOT_DIRECT_MAPPED: u32 = 16;
 /// `XENFEAT_direct_mapped`: guest memory is 1:1 with machine.
 pub const XENFEAT_DIRECT_MAPPED: u32 = 17;
+/// `XENFEAT_runstate_phys_area` (Xen 4.18+): `VCPUOP_register_runstate_phys_area`
+/// is available.
+pub const XENFEAT_RUNSTATE_PHYS_AREA: u32 = 18;
+/// `XENFEAT_vcpu_time_phys_area` (Xen 4.18+):
+/// `VCPUOP_register_vcpu_time_phys_area` is available.
+pub const XENFEAT_VCPU_TIME_PHYS_AREA: u32 = 19;
 /// `XENFEAT_NR_SUBMAPS`: groups of 32 features defined.
 pub const XENFEAT_NR_SUBMAPS: u32 = 1;

@@ -63,6 +63,54 @@ pub fn get_runstate_info(vcpu: u32) -> Result<VcpuRunstateInfo, Errno> {
     Ok(arg)
 }
 
+/// Which of Xen 4.18's guest-physical areas a vCPU can register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhysArea {
+    /// `VCPUOP_register_runstate_phys_area`: a `vcpu_runstate_info`.
+    Runstate,
+    /// `VCPUOP_register_vcpu_time_phys_area`: a `vcpu_time_info`.
+    VcpuTime,
+}
+
+impl PhysArea {
+    fn cmd(self) -> u32 {
+        match self {
+            PhysArea::Runstate => VCPUOP_REGISTER_RUNSTATE_PHYS_AREA,
+            PhysArea::VcpuTime => VCPUOP_REGISTER_VCPU_TIME_PHYS_AREA,
+        }
+    }
+}
+
+/// `VCPUOP_register_{runstate,vcpu_time}_phys_area`: from now on Xen
+/// writes `vcpu`'s runstate or time info at guest-physical address
+/// `gaddr` (a machine address in PV), whenever it changes, until
+/// [`unregister_phys_area`].
+///
+/// # Safety
+///
+/// The memory at `gaddr` (the struct's size; Xen refuses an area that
+/// crosses a page) must be owned by the caller for Xen to write at any
+/// time, read only with volatile reads, and not be freed or reused
+/// before [`unregister_phys_area`] succeeded.
+pub unsafe fn register_phys_area(area: PhysArea, vcpu: u32, gaddr: u64) -> Result<(), Errno> {
+    let arg = VcpuRegisterRunstateMemoryArea { addr: gaddr };
+    // SAFETY: `arg` is one register struct (both ops take the same
+    // single address), read during the call; what Xen writes later is
+    // the caller's contract.
+    unsafe { vcpu_op(area.cmd(), vcpu, &raw const arg as u64) }.map(drop)
+}
+
+/// Unregisters `vcpu`'s [`PhysArea`] (address `~0`): Xen stops writing
+/// the area it named. Harmless when none is registered.
+pub fn unregister_phys_area(area: PhysArea, vcpu: u32) -> Result<(), Errno> {
+    let arg = VcpuRegisterRunstateMemoryArea {
+        addr: PHYS_AREA_UNREGISTER,
+    };
+    // SAFETY: `arg` is read during the call; unregistering hands Xen no
+    // memory.
+    unsafe { vcpu_op(area.cmd(), vcpu, &raw const arg as u64) }.map(drop)
+}
+
 /// `VCPUOP_is_up`: whether `vcpu` is running (1) or down (0).
 pub fn is_up(vcpu: u32) -> Result<bool, Errno> {
     // SAFETY: no argument.
