@@ -456,7 +456,16 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     };
     // Only the HTTP contenders (three guests a round instead of nine).
     let http_only = args.flag("--http-only");
+    // Only the footprint: image sizes and the smallest memory each app
+    // runs in (one dom0 session of its own).
+    let footprint = args.flag("--footprint");
     args.finish()?;
+    if footprint {
+        print!("{}", crate::footprint::table(&crate::footprint::APPS)?);
+        let rig = Rig::prepare().map_err(|e| e.to_string())?;
+        crate::min_memory::run(&rig)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let echo = guest_build::build("echo", guest_build::Profile::Release)?;
     let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
     let httpd = guest_build::build("httpd", guest_build::Profile::Release)?;

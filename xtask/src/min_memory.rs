@@ -1,0 +1,211 @@
+//! The smallest memory each app still runs in, found by the rig.
+//!
+//! `cargo xtask bench --footprint` boots `hello`, `echo` and `httpd` as
+//! PV domUs in one dom0 session, each at a falling series of `memory=`
+//! sizes, and reports per app the smallest size at which it still did
+//! its job, with why the next size down failed. Doing the job means:
+//! `hello` prints its success line and powers off; `echo` sends back a
+//! 1 MiB stream from dom0 byte for byte (MD5 compared in dom0) and
+//! powers off on `quit`; `httpd` serves its page to dom0's `wget` (the
+//! marker checked) and powers off on `/quit`. A size below which xl or
+//! Xen refuse the domain counts as a failure like any other, with xl's
+//! words as the reason.
+
+use rig::{Ending, GuestReport, GuestSpec, Rig};
+use std::path::Path;
+use std::time::Duration;
+
+/// The sizes tried, MiB, largest first.
+pub const SIZES: [u32; 7] = [16, 8, 6, 5, 4, 3, 2];
+
+/// The apps measured.
+pub const APPS: [&str; 3] = ["hello", "echo", "httpd"];
+
+/// The guests' address (one at a time, so one address serves).
+const IP: &str = "10.0.0.31";
+
+/// The guest name for `app` at `mib`.
+fn name(app: &str, mib: u32) -> String {
+    format!("minmem-{app}-{mib}")
+}
+
+/// dom0's side for `app` (lines start `MINMEM `).
+fn script(app: &str) -> Option<String> {
+    let wait = format!("G={IP}\n{}", crate::e2e_net::wait_for_ping("MINMEM", 40));
+    let end = r#"n=0
+while [ $n -lt 75 ] && xl domid $NAME > /dev/null 2>&1; do n=$((n+1)); sleep 0.2; done
+xl domid $NAME > /dev/null 2>&1 && xl destroy $NAME
+"#;
+    match app {
+        "echo" => Some(format!(
+            r#"{wait}head -c 1048576 /dev/urandom > /tmp/$NAME-in
+nc $G 7 < /tmp/$NAME-in > /tmp/$NAME-out
+if [ "$(md5sum < /tmp/$NAME-in)" = "$(md5sum < /tmp/$NAME-out)" ]; then echo "MINMEM job ok"; else echo "MINMEM job failed: $(wc -c < /tmp/$NAME-out) bytes back"; fi
+rm -f /tmp/$NAME-in /tmp/$NAME-out
+echo quit | timeout 10 nc $G 7 > /dev/null
+{end}"#
+        )),
+        "httpd" => Some(format!(
+            r#"{wait}if timeout 30 wget -q -O - http://$G/ 2>&1 | grep -q '{marker}'; then echo "MINMEM job ok"; else echo "MINMEM job failed: no page with the marker"; fi
+timeout 10 wget -q -O - http://$G/quit > /dev/null 2>&1
+{end}"#,
+            marker = crate::e2e_httpd::marker()
+        )),
+        _ => None,
+    }
+}
+
+/// The session's guests: every app at every size.
+pub fn guests(
+    elf: &dyn Fn(&str) -> Result<std::path::PathBuf, String>,
+) -> Result<Vec<GuestSpec>, String> {
+    let mut guests = Vec::new();
+    for app in APPS {
+        let kernel = elf(app)?;
+        for mib in SIZES {
+            guests.push(spec(app, &kernel, mib));
+        }
+    }
+    Ok(guests)
+}
+
+fn spec(app: &str, kernel: &Path, mib: u32) -> GuestSpec {
+    let mut guest = GuestSpec::new(name(app, mib), kernel);
+    guest.memory_mib = mib;
+    guest.timeout = Duration::from_secs(if app == "hello" { 20 } else { 90 });
+    if let Some(script) = script(app) {
+        guest.cmdline = format!("ip={IP}/24 gw=10.0.0.254");
+        guest.extra_config = vec![format!(
+            "vif = ['mac=00:16:3e:00:00:31,ip={IP},script=vif-rig']"
+        )];
+        guest.dom0_script = Some(script);
+    }
+    guest
+}
+
+/// Whether `report` (of `app`) did its job, or why not.
+pub fn verdict(app: &str, report: &GuestReport) -> Result<(), String> {
+    let success = format!("Paravane: app {app} exited: success");
+    let job = if app == "hello" || report.dom0_output.iter().any(|l| l == "MINMEM job ok") {
+        Ok(())
+    } else {
+        Err(report
+            .dom0_output
+            .iter()
+            .find(|l| l.starts_with("MINMEM job failed"))
+            .cloned()
+            .unwrap_or_else(|| "dom0 never reached the guest".into()))
+    };
+    job?;
+    if !report.console.contains(&success) {
+        let last = report
+            .console
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| report.evidence.trim().to_string());
+        return Err(format!("no success line; last: {last}"));
+    }
+    if report.ending != Ending::Poweroff {
+        return Err(format!(
+            "ended {} ({})",
+            report.ending,
+            report.evidence.trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Per app: the smallest size that passed (if any) and the first size
+/// below it that failed, with the reason.
+pub fn smallest(results: &[(u32, Result<(), String>)]) -> (Option<u32>, Option<(u32, String)>) {
+    let mut passed = None;
+    for (mib, result) in results {
+        match result {
+            Ok(()) => passed = Some(*mib),
+            Err(why) => return (passed, Some((*mib, why.clone()))),
+        }
+    }
+    (passed, None)
+}
+
+/// Runs the session and prints the table.
+pub fn run(rig: &Rig) -> Result<(), String> {
+    let elf = |app: &str| crate::guest_build::build(app, crate::guest_build::Profile::Release);
+    let specs = guests(&elf)?;
+    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
+    let session = rig.run_domus(&specs, limit).map_err(|e| e.to_string())?;
+    println!();
+    println!("smallest memory each app runs in (PV domU, memory= in MiB, tried {SIZES:?}):");
+    for app in APPS {
+        let results: Vec<(u32, Result<(), String>)> = SIZES
+            .iter()
+            .map(|&mib| {
+                let result = session
+                    .guests
+                    .iter()
+                    .find(|g| g.name == name(app, mib))
+                    .ok_or_else(|| "no report".to_string())
+                    .and_then(|g| verdict(app, g));
+                (mib, result)
+            })
+            .collect();
+        match smallest(&results) {
+            (Some(mib), Some((below, why))) => {
+                println!("  {app:<6} {mib} MiB (at {below} MiB: {why})")
+            }
+            (Some(mib), None) => println!("  {app:<6} {mib} MiB (the smallest size tried)"),
+            (None, Some((below, why))) => {
+                println!("  {app:<6} not even at {below} MiB: {why}")
+            }
+            (None, None) => println!("  {app:<6} no result"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smallest_passing_size_stops_at_the_first_failure() {
+        let r = |v: &[(u32, bool)]| -> Vec<(u32, Result<(), String>)> {
+            v.iter()
+                .map(|&(m, ok)| {
+                    (
+                        m,
+                        if ok {
+                            Ok(())
+                        } else {
+                            Err(format!("no at {m}"))
+                        },
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            smallest(&r(&[(16, true), (8, true), (6, false), (5, true)])),
+            (Some(8), Some((6, "no at 6".into())))
+        );
+        assert_eq!(smallest(&r(&[(16, true), (8, true)])), (Some(8), None));
+        assert_eq!(
+            smallest(&r(&[(16, false)])),
+            (None, Some((16, "no at 16".into())))
+        );
+    }
+
+    #[test]
+    fn network_apps_get_a_vif_and_a_job_hello_does_not() {
+        let hello = spec("hello", Path::new("/h"), 4);
+        assert!(hello.dom0_script.is_none() && hello.extra_config.is_empty());
+        assert_eq!(hello.memory_mib, 4);
+        for app in ["echo", "httpd"] {
+            let g = spec(app, Path::new("/e"), 6);
+            assert_eq!(g.name, format!("minmem-{app}-6"));
+            assert!(g.dom0_script.unwrap().contains("MINMEM job ok"));
+            assert!(g.extra_config[0].contains("script=vif-rig"));
+        }
+    }
+}
