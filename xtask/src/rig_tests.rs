@@ -100,6 +100,11 @@ mod names {
     pub const PVH_E2E_HTTPD: &[&str] = &["rig pvh e2e httpd: "];
     pub const PVH_E2E_NET: &[&str] = &["rig pvh e2e net: "];
     pub const E2E_UDP: &[&str] = &["rig e2e udp "];
+    pub const XEN_420: &[&str] = &[
+        "conformance dom0-xen4.20 ",
+        "conformance pvh-dom0-xen4.20 ",
+        "rig xen 4.20",
+    ];
     pub const BIG_MEMORY: &[&str] = &["rig big memory: "];
     pub const PVH_BIG_MEMORY: &[&str] = &["rig pvh big memory: "];
 }
@@ -195,6 +200,7 @@ pub fn selects(filter: &Filter, pvh: bool) -> bool {
         names::E2E_HTTPD,
         names::E2E_UDP,
         names::BIG_MEMORY,
+        names::XEN_420,
     ] {
         all.extend(group);
     }
@@ -268,6 +274,13 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
         );
     } else if filter.selects(names::PVH_DOM0) {
         pvh_dom0_tests(rig, &elf, tally);
+    }
+
+    // The same suite as dom0 on Debian trixie's Xen 4.20 (PV, and PVH
+    // with the PVH tests): what changed between the versions is the
+    // suite's version rules' business, so both must pass.
+    if filter.selects(names::XEN_420) {
+        xen420_dom0_tests(&elf, tally, pvh);
     }
 
     // domUs: one Linux dom0 boot for all of them (those the filter
@@ -559,6 +572,35 @@ fn pvh_dom0_tests(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) {
     ) {
         Ok(guest) => record_conformance(tally, "pvh-dom0", &guest),
         Err(e) => tally.record("rig pvh dom0 conformance", Err(e.to_string())),
+    }
+}
+
+/// The conformance suite booted directly as dom0 on Xen 4.20 (its
+/// hypervisor fetched from Debian trixie into the rig's cache the first
+/// time), PV and, with `pvh`, PVH.
+fn xen420_dom0_tests(elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, pvh: bool) {
+    let rig = match Rig::prepare_xen(rig::XenVersion::V4_20) {
+        Ok(rig) => rig,
+        Err(e) => {
+            tally.record_unfiltered(
+                "rig xen 4.20: the hypervisor from Debian trixie",
+                Err(e.to_string()),
+            );
+            return;
+        }
+    };
+    let mut modes = vec![(GuestMode::Pv, "dom0-xen4.20")];
+    if pvh {
+        modes.push((GuestMode::Pvh, "pvh-dom0-xen4.20"));
+    }
+    for (mode, role) in modes {
+        match rig.boot_dom0_mode(&elf("conformance"), "", DOM0_CONFORMANCE_LIMIT, mode) {
+            Ok(guest) => record_conformance(tally, role, &guest),
+            Err(e) => tally.record(
+                &format!("rig xen 4.20 {role} conformance"),
+                Err(e.to_string()),
+            ),
+        }
     }
 }
 
