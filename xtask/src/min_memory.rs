@@ -8,8 +8,11 @@
 //! 1 MiB stream from dom0 byte for byte (MD5 compared in dom0) and
 //! powers off on `quit`; `httpd` serves its page to dom0's `wget` (the
 //! marker checked) and powers off on `/quit`. A size below which xl or
-//! Xen refuse the domain counts as a failure like any other, with xl's
-//! words as the reason.
+//! Xen refuse the domain counts as a failure like any other, with the
+//! toolstack's own error as the reason (for a PV guest the floor is the
+//! initial mapping libxc builds: the image, its bss and the boot
+//! padding the kernel asks for, the p2m list, start info and page
+//! tables, which must fit in `memory=`).
 
 use rig::{Ending, GuestReport, GuestSpec, Rig};
 use std::path::Path;
@@ -96,6 +99,16 @@ pub fn verdict(app: &str, report: &GuestReport) -> Result<(), String> {
             .cloned()
             .unwrap_or_else(|| "dom0 never reached the guest".into()))
     };
+    // The toolstack's own refusal (say, too little memory for the
+    // initial mapping) is the cause; xl's last line only says it gave up.
+    let toolstack = std::fs::read_to_string(&report.log)
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("xl: xc: error"))
+        .map(|l| l.trim_start_matches("xl: ").to_string());
+    if let Some(error) = toolstack {
+        return Err(error);
+    }
     job?;
     if !report.console.contains(&success) {
         let last = report
