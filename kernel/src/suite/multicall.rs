@@ -1,8 +1,12 @@
 //! `HYPERVISOR_multicall`: a batch runs every entry, each entry's result
-//! is its own, and the count is 32 bits wide.
+//! is its own, and the count's width (32 bits before 4.20, the whole
+//! register from 4.20: see [`rules::multicall_count`]).
 
+use super::rules::{self, MulticallCount};
 use super::{Applies, Ctx, Outcome, Test};
+use crate::boot_info::BootMode;
 use crate::suite_fail;
+use alloc::format;
 use pv_arch::hypercall::multicall::{self as mc, Call};
 use pv_arch::hypercall::xen_version;
 use pv_arch::Errno;
@@ -68,22 +72,66 @@ fn unknown_op_entry(_: &Ctx<'_>) -> Outcome {
     }
 }
 
-/// `public/xen.h`: `HYPERVISOR_multicall(multicall_entry_t call_list[],
-/// uint32_t nr_calls)`, and Xen's `do_multicall` takes an `unsigned int`:
-/// the upper half of the count register is not part of the count. A
-/// count of `1 << 32 | 2` runs exactly the two entries given (a
-/// hypervisor reading 64 bits would see four thousand million entries).
-fn count_is_32_bits(_: &Ctx<'_>) -> Outcome {
+/// The upper bits of the count register put there: `2^58`, so that the
+/// list's size in bytes (`count * 64`) overflows 64 bits.
+const COUNT_HIGH: u32 = 1 << 26;
+
+/// How wide `nr_calls` is differs by release ([`rules::multicall_count`]).
+/// The count given is `2^58 | 2` with two entries. Where Xen takes 32
+/// bits, both entries run and nothing more. Where it takes the whole
+/// register, a PV guest's list is range-checked first and `2^58` entries
+/// of 64 bytes cannot be in range: the multicall is refused with
+/// `EFAULT` before any entry runs. A PVH guest's list is not
+/// range-checked (HVM guest handles always pass), so Xen would run
+/// whatever follows the two entries: that case is skipped.
+fn count_width(ctx: &Ctx<'_>) -> Outcome {
+    let release = match super::version::release() {
+        Ok(r) => r,
+        Err(outcome) => return outcome,
+    };
     let version = match direct_version() {
         Ok(v) => v,
         Err(outcome) => return outcome,
     };
-    // SAFETY: Xen 4.17 and 4.20 (every release the rig runs) declare and
-    // take `nr_calls` as 32 bits, so only the two entries are read.
-    let result = unsafe { mc::multicall_wide_count([Call::XenVersion, Call::XenVersion], 1) };
-    match result {
-        Ok(results) if results == [Ok(version), Ok(version)] => Outcome::Pass,
-        other => suite_fail!("count 1 << 32 | 2: expected both entries to run, got {other:?}"),
+    let expectation = rules::multicall_count(release);
+    let calls = [Call::XenVersion, Call::XenVersion];
+    match (expectation.value, ctx.boot.mode) {
+        (MulticallCount::Unknown, _) => {
+            Outcome::Skip(format!("Xen {release}: {}", expectation.rule))
+        }
+        (MulticallCount::Full, BootMode::Pvh) => Outcome::Skip(format!(
+            "Xen {release} counts all 64 bits ({}), and a PVH guest's list is not range-checked: \
+             an oversized count would run whatever follows the list",
+            expectation.rule
+        )),
+        (MulticallCount::Full, BootMode::Pv) => {
+            // SAFETY: a PV guest's list is range-checked against the
+            // count before any entry is read; 2^58 entries overflow it.
+            match unsafe { mc::multicall_wide_count(calls, COUNT_HIGH) } {
+                Err(Errno::EFAULT) => Outcome::PassWith(format!(
+                    "count 2^58 | 2 refused with EFAULT (rule: {})",
+                    expectation.rule
+                )),
+                other => suite_fail!(
+                    "count 2^58 | 2: expected EFAULT ({}), got {other:?}",
+                    expectation.rule
+                ),
+            }
+        }
+        (MulticallCount::Bits32, _) => {
+            // SAFETY: this release takes the low 32 bits (the rule), so
+            // only the two entries are read.
+            match unsafe { mc::multicall_wide_count(calls, COUNT_HIGH) } {
+                Ok(results) if results == [Ok(version), Ok(version)] => Outcome::PassWith(format!(
+                    "count 2^58 | 2 ran the 2 entries (rule: {})",
+                    expectation.rule
+                )),
+                other => suite_fail!(
+                    "count 2^58 | 2: expected the 2 entries to run ({}), got {other:?}",
+                    expectation.rule
+                ),
+            }
+        }
     }
 }
 
@@ -109,8 +157,8 @@ pub const TESTS: &[Test] = &[
     },
     Test {
         group: "multicall",
-        name: "nr_calls_upper_32_bits_ignored",
+        name: "nr_calls_width_by_release",
         applies: Applies::Both,
-        run: count_is_32_bits,
+        run: count_width,
     },
 ];

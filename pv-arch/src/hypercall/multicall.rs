@@ -72,14 +72,18 @@ pub fn multicall<const N: usize>(calls: [Call; N]) -> Result<Results<N>, Errno> 
 }
 
 /// As [`multicall`], with `high` in the upper 32 bits of the count
-/// register: `public/xen.h` declares `uint32_t nr_calls` and Xen's
-/// handler takes an `unsigned int`, so only the low 32 bits (`N`) count.
+/// register. Xen 4.17's `public/xen.h` declares `uint32_t nr_calls` and
+/// its handler takes an `unsigned int`: only the low 32 bits (`N`)
+/// count. Later releases take the whole register (`unsigned long`), and
+/// the count is then `high << 32 | N`.
 ///
 /// # Safety
 ///
-/// Only for a hypervisor known to take `nr_calls` as 32 bits (every Xen
-/// release so far): one that used the whole register would read entries
-/// past the end of the array and run whatever it found there.
+/// Xen must not read entries past the array: it must count only the
+/// low 32 bits, or refuse the whole count before reading any entry (a
+/// PV guest's list is range-checked against the count, and a count whose
+/// size in bytes overflows, `high >= 1 << 26`, fails that check; an HVM
+/// or PVH guest's list is not checked so).
 pub unsafe fn multicall_wide_count<const N: usize>(
     calls: [Call; N],
     high: u32,
