@@ -18,58 +18,51 @@ fn direct_version() -> Result<u64, Outcome> {
     Ok(u64::from(major) << 16 | u64::from(minor))
 }
 
+/// Runs `calls` as one batch and checks each entry's result against
+/// `want`, given what `XENVER_version` returns directly.
+fn expect_batch<const N: usize>(
+    calls: [Call; N],
+    want: impl FnOnce(u64) -> mc::Results<N>,
+) -> Outcome {
+    let want = match direct_version() {
+        Ok(version) => want(version),
+        Err(outcome) => return outcome,
+    };
+    match mc::multicall(calls) {
+        Ok(results) if results == want => Outcome::Pass,
+        other => suite_fail!("expected {want:?}, got {other:?}"),
+    }
+}
+
 /// Three `XENVER_version` entries and a `SCHEDOP_yield`: each entry's
 /// result is what the call returns on its own.
 fn batch_results(_: &Ctx<'_>) -> Outcome {
-    let version = match direct_version() {
-        Ok(v) => v,
-        Err(outcome) => return outcome,
-    };
     let calls = [
         Call::XenVersion,
         Call::SchedYield,
         Call::XenVersion,
         Call::XenVersion,
     ];
-    let want = [Ok(version), Ok(0), Ok(version), Ok(version)];
-    match mc::multicall(calls) {
-        Ok(results) if results == want => Outcome::Pass,
-        other => suite_fail!("expected {want:?}, got {other:?}"),
-    }
+    expect_batch(calls, |v| [Ok(v), Ok(0), Ok(v), Ok(v)])
 }
 
 /// `nr_calls` 0: nothing to run, the multicall returns 0.
 fn empty_batch(_: &Ctx<'_>) -> Outcome {
-    match mc::multicall([]) {
-        Ok([]) => Outcome::Pass,
-        Err(e) => suite_fail!("an empty batch: {e}"),
-    }
+    expect_batch([], |_| [])
 }
 
 /// An entry naming a hypercall Xen does not have gets `-ENOSYS` in its
 /// own result; the entries around it still run, and the multicall itself
 /// succeeds.
 fn unknown_op_entry(_: &Ctx<'_>) -> Outcome {
-    let version = match direct_version() {
-        Ok(v) => v,
-        Err(outcome) => return outcome,
-    };
     let calls = [
         Call::XenVersion,
         Call::Unknown(mc::FIRST_UNKNOWN_OP),
         Call::XenVersion,
         Call::Unknown(0xffff),
     ];
-    let want = [
-        Ok(version),
-        Err(Errno::ENOSYS),
-        Ok(version),
-        Err(Errno::ENOSYS),
-    ];
-    match mc::multicall(calls) {
-        Ok(results) if results == want => Outcome::Pass,
-        other => suite_fail!("expected {want:?}, got {other:?}"),
-    }
+    let enosys = Err(Errno::ENOSYS);
+    expect_batch(calls, |v| [Ok(v), enosys, Ok(v), enosys])
 }
 
 /// The upper bits of the count register put there: `2^58`, so that the
