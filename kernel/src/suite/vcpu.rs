@@ -10,8 +10,9 @@ use pv_arch::abi::vcpu::{VcpuRunstateInfo, RUNSTATE_BLOCKED, RUNSTATE_RUNNING};
 use pv_arch::hypercall::vcpu;
 use pv_arch::Errno;
 
-/// vCPU ids no domain here has: past Paravane's one vCPU, past the 128
-/// an HVM domain may have, and the top of the `unsigned int` range.
+/// vCPU ids no domain in the rig has (the domains here have one or two
+/// vCPUs): a small one, a large one, and the top of the `unsigned int`
+/// range.
 const MISSING_VCPUS: [u32; 3] = [200, 0x7fff_ffff, u32::MAX];
 
 /// Index of the blocked time in `VcpuRunstateInfo::time`.
@@ -102,9 +103,10 @@ fn runstate_total_tracks_system_time(_: &Ctx<'_>) -> Outcome {
     Outcome::Pass
 }
 
-/// `VCPUOP_initialise` of the running vCPU 0: `EEXIST` (common
-/// `default_initialise_vcpu` for PV, the HVM path likewise: an
-/// initialised vCPU keeps its context).
+/// `VCPUOP_initialise` of the running vCPU 0: `EEXIST`. Xen reads the
+/// context first (PV: `vcpu_guest_context`, PVH: `vcpu_hvm_context`) and
+/// then refuses it because the vCPU is initialised already; its context
+/// is not replaced.
 fn initialise_running_vcpu0(_: &Ctx<'_>) -> Outcome {
     expect_errno(vcpu::initialise_zeroed(0), Errno::EEXIST)
 }
