@@ -7,9 +7,12 @@ use crate::suite_fail;
 use core::future::Future;
 use core::task::Poll;
 use core::time::Duration;
-use pv_arch::abi::event_channel::{EvtchnBinding, NR_VIRQS, VIRQ_DEBUG, VIRQ_TIMER};
+use pv_arch::abi::event_channel::{
+    EvtchnBinding, EVTCHN_2L_NR_CHANNELS, EVTCHN_FIFO_NR_CHANNELS, NR_VIRQS, VIRQ_DEBUG, VIRQ_TIMER,
+};
 use pv_arch::abi::xen::DOMID_SELF;
 use pv_arch::hypercall::event_channel as op;
+use pv_arch::hypercall::sched as sched_op;
 use pv_arch::Errno;
 
 /// A domain id no domain has.
@@ -340,6 +343,123 @@ fn fifo_bad_control_offset(_: &Ctx<'_>) -> Outcome {
     expect_errno(unsafe { op::init_control(0, 4095, 0) }, Errno::EINVAL)
 }
 
+/// Why the XSA checks of the first `EVTCHNOP_init_control` and of the
+/// 2-level port limit skip under the FIFO ABI.
+const NEEDS_2_LEVEL: &str = "the FIFO ABI is set up already (boot without evtchn=fifo to run this)";
+
+/// A frame number no domain has (2^36 - 1: 256 TiB of RAM).
+const NO_SUCH_FRAME: u64 = 0xf_ffff_ffff;
+
+/// XSA-188 (CVE-2016-7154, "use after free in FIFO event channel
+/// code"): `EVTCHNOP_init_control` with a bad guest frame number took an
+/// error path that freed the domain's FIFO state without clearing the
+/// pointer to it, and a second `init_control` or an `expand_array` then
+/// used the freed memory. A patched Xen refuses the frame with `EINVAL`
+/// (it cannot map it) and leaves the domain on the 2-level ABI as if
+/// nothing happened: the second attempt gets the same `EINVAL`,
+/// `expand_array` gets `EOPNOTSUPP` (no FIFO state), and events still
+/// arrive.
+fn xsa188_init_control_bad_frame(_: &Ctx<'_>) -> Outcome {
+    if crate::events::abi_name() == "fifo" {
+        return Outcome::Skip(NEEDS_2_LEVEL.into());
+    }
+    for attempt in ["first", "second"] {
+        // SAFETY: the frame does not exist, so Xen cannot map it and
+        // refuses; nothing of ours is handed over.
+        let result = unsafe { op::init_control(NO_SUCH_FRAME, 0, 0) };
+        if result != Err(Errno::EINVAL) {
+            return suite_fail!(
+                "{attempt} init_control with frame {NO_SUCH_FRAME:#x}: expected EINVAL, got {result:?}"
+            );
+        }
+    }
+    // SAFETY: as above; and without FIFO state there is no array to add to.
+    let expand = unsafe { op::expand_array(NO_SUCH_FRAME) };
+    if expand != Err(Errno::EOPNOTSUPP) {
+        return suite_fail!("expand_array after the failures: expected EOPNOTSUPP, got {expand:?}");
+    }
+    let ipi = match EventChannel::bind_ipi() {
+        Ok(c) => c,
+        Err(e) => return suite_fail!("bind_ipi after the failures: {e}"),
+    };
+    if ipi.notify().is_err() || !fired_within(&ipi, 1000) {
+        return suite_fail!("events stopped arriving after the failed init_control");
+    }
+    Outcome::Pass
+}
+
+/// XSA-221 (CVE-2017-10917, "NULL pointer deref in event channel
+/// poll"): `SCHEDOP_poll` accepts any port number, and Xen looked up
+/// the channel of a port it never allocated (its bucket is a null
+/// pointer). A patched Xen checks the port first and refuses it with
+/// `EINVAL`. Polled here: the last 2-level port (nothing allocated that
+/// high), the last FIFO port, and the largest `evtchn_port_t`, each with
+/// a 1 ms timeout so that a Xen that accepted one would just time out.
+fn xsa221_poll_unallocated_ports(_: &Ctx<'_>) -> Outcome {
+    for port in [
+        EVTCHN_2L_NR_CHANNELS - 1,
+        EVTCHN_FIFO_NR_CHANNELS - 1,
+        u32::MAX,
+    ] {
+        // An event pending for delivery makes the poll return 0 before
+        // it looks at the ports; try again then.
+        let mut result = Ok(());
+        for _ in 0..5 {
+            let timeout = crate::time::now_ns() + 1_000_000;
+            result = sched_op::sched_poll(&[port], timeout);
+            if result.is_err() {
+                break;
+            }
+        }
+        if result != Err(Errno::EINVAL) {
+            return suite_fail!("SCHEDOP_poll of port {port:#x}: expected EINVAL, got {result:?}");
+        }
+    }
+    Outcome::Pass
+}
+
+/// XSA-317 ("incorrect error handling in event channel port
+/// allocation"): allocating a port can fail because the
+/// port is in use, because memory ran out, or because it is beyond what
+/// the domain's ABI (2-level: 4096 ports on x86_64) or its
+/// `max_evtchn_port` allows; Xen treated only the first as an error and
+/// handed out ports past the limit, which crashed it when they were
+/// used. A patched Xen hands out ports up to the last one the 2-level
+/// ABI addresses (4095; dom0's `max_evtchn_port` is not lower) and then
+/// answers `ENOSPC`; once they are closed, allocation works again.
+fn xsa317_port_limit_enospc(_: &Ctx<'_>) -> Outcome {
+    if crate::events::abi_name() == "fifo" {
+        return Outcome::Skip(alloc::format!(
+            "{NEEDS_2_LEVEL}: the FIFO limit, {EVTCHN_FIFO_NR_CHANNELS} ports, is too many to fill"
+        ));
+    }
+    let mut ports = alloc::vec::Vec::new();
+    let refusal = loop {
+        match op::alloc_unbound(DOMID_SELF) {
+            Ok(port) if ports.len() < EVTCHN_2L_NR_CHANNELS as usize => ports.push(port),
+            Ok(port) => {
+                ports.push(port);
+                break Ok(port);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let highest = ports.iter().copied().max();
+    let count = ports.len();
+    let closed = ports.iter().all(|&port| op::close(port).is_ok());
+    let again = op::alloc_unbound(DOMID_SELF).and_then(op::close);
+    match (refusal, highest, closed, again) {
+        (Err(Errno::ENOSPC), Some(port), true, Ok(())) if port == EVTCHN_2L_NR_CHANNELS - 1 => {
+            Outcome::Pass
+        }
+        other => suite_fail!(
+            "after {count} ports (refusal, highest port, all closed, allocating again): {other:?}; \
+             expected ENOSPC after port {}",
+            EVTCHN_2L_NR_CHANNELS - 1
+        ),
+    }
+}
+
 /// The `evtchn` group.
 pub const TESTS: &[Test] = &[
     Test {
@@ -461,5 +581,23 @@ pub const TESTS: &[Test] = &[
         name: "init_control_bad_offset_einval",
         applies: Applies::Both,
         run: fifo_bad_control_offset,
+    },
+    Test {
+        group: "evtchn",
+        name: "xsa188_init_control_bad_frame_twice_einval",
+        applies: Applies::Both,
+        run: xsa188_init_control_bad_frame,
+    },
+    Test {
+        group: "evtchn",
+        name: "xsa221_poll_unallocated_port_einval",
+        applies: Applies::Both,
+        run: xsa221_poll_unallocated_ports,
+    },
+    Test {
+        group: "evtchn",
+        name: "xsa317_ports_beyond_2l_limit_enospc",
+        applies: Applies::Both,
+        run: xsa317_port_limit_enospc,
     },
 ];

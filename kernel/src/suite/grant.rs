@@ -983,6 +983,98 @@ fn v2_status_frames(ctx: &Ctx<'_>) -> Outcome {
     })
 }
 
+/// Why the XSA-255 check is PV only (printed with its skip).
+const PV_STATUS_MAPPING: &str =
+    "a PVH guest's status frames sit in its physmap, which Xen empties \
+     itself on the switch back to version 1, so no guest mapping can outlive them";
+
+/// XSA-255 ("grant table v2 -> v1 transition may crash
+/// Xen"): version 2 gives the guest status frames to map; going back to
+/// version 1 frees them, and Xen did so without checking that the guest
+/// still mapped them, leaving the guest a writable mapping of a freed
+/// page (or hitting a BUG() in the reference counting). A patched Xen
+/// refuses the switch with `EBUSY` and stays at version 2 while a PV
+/// guest maps a status frame. Our table code unmaps the status frame
+/// before it switches; here the raw op asks while it is still mapped.
+fn xsa255_v2_to_v1_with_status_mapped(_: &Ctx<'_>) -> Outcome {
+    with_version(GrantVersion::V2, || {
+        if grant::info().and_then(|info| info.status_frame).is_none() {
+            return suite_fail!("version 2 without a mapped status frame");
+        }
+        let result = op::set_version(1);
+        let version = op::get_version(DOMID_SELF);
+        if result.is_ok() {
+            // Put Xen back where our table state thinks it is.
+            let _ = op::set_version(2);
+        }
+        match (result, version) {
+            (Err(Errno::EBUSY), Ok(2)) => Outcome::Pass,
+            other => suite_fail!(
+                "set_version(1) with the status frame mapped, then get_version: expected \
+                 EBUSY and 2, got {other:?}"
+            ),
+        }
+    })
+}
+
+/// XSA-227 ("x86: PV privilege escalation via map_grant_ref"):
+/// with `GNTMAP_contains_pte`, `host_addr` is the machine address of the
+/// PTE Xen is to write, and Xen did not check that it was aligned: a
+/// misaligned address let the guest write a PTE of its choosing
+/// straddling two real ones. A patched Xen refuses a misaligned address
+/// with `GNTST_general_error` before it writes anything; the grant is
+/// left unpinned (ending it succeeds) and the PTE is unchanged. The
+/// address named is one byte into the L1 entry of a reserved window
+/// slot, which nothing references.
+fn xsa227_contains_pte_misaligned(ctx: &Ctx<'_>) -> Outcome {
+    let (me, frame) = match self_grant_setup(ctx) {
+        Ok(x) => x,
+        Err(outcome) => return outcome,
+    };
+    let slot = match crate::mm::reserve_slot() {
+        Ok(slot) => slot,
+        Err(e) => return suite_fail!("reserving a window slot: {e:?}"),
+    };
+    let va = slot.address() as u64;
+    let pte = match crate::mm::lookup_pte(va) {
+        Ok(Some(pte)) => pte,
+        other => return suite_fail!("the window slot's PTE: {other:?}"),
+    };
+    // SAFETY: the suite grants only its own static pages (SOURCE, DEST), never freed, so a grant that outlives the check harms nothing.
+    let gref = match unsafe { grant::grant_access(me, frame, false) } {
+        Ok(g) => g,
+        Err(e) => return suite_fail!("grant_access: {e}"),
+    };
+    let misaligned = pte.maddr() + 1;
+    // SAFETY: a patched Xen refuses the misaligned address before it
+    // writes; the entry it names maps the reserved window slot, which no
+    // Rust reference points into.
+    let result = unsafe {
+        op::map_grant(
+            misaligned,
+            GNTMAP_HOST_MAP | GNTMAP_CONTAINS_PTE,
+            me,
+            gref.value(),
+        )
+    };
+    if let Ok(mapped) = result {
+        // Best effort; the reference stays held (never reused).
+        // SAFETY: as above; the slot is not used.
+        let _ = unsafe { op::unmap_grant(misaligned, 0, mapped.handle) };
+        return suite_fail!("a misaligned PTE address was accepted: {mapped:?}");
+    }
+    let entry_after = crate::mm::lookup_pte(va).map(|p| p.map(|p| p.entry));
+    // SAFETY: ends only references this check made and holds (or, on purpose, ones it never held, which the table refuses).
+    let ended = unsafe { grant::end_access(gref) };
+    if entry_after != Ok(Some(pte.entry)) || ended.is_err() {
+        return suite_fail!(
+            "after the refusal: PTE {:#x} -> {entry_after:x?}, end_access {ended:?}",
+            pte.entry
+        );
+    }
+    expect_status(result, GNTST_GENERAL_ERROR)
+}
+
 macro_rules! test {
     ($name:literal, Pv, $run:expr) => {
         Test {
@@ -1104,4 +1196,15 @@ pub const TESTS: &[Test] = &[
         v1_has_no_status_frames
     ),
     test!("v2_status_frames_show_mappings", Pv, v2_status_frames),
+    Test {
+        group: "grant",
+        name: "xsa255_v2_to_v1_with_status_frame_mapped_ebusy",
+        applies: Applies::Pv(PV_STATUS_MAPPING),
+        run: xsa255_v2_to_v1_with_status_mapped,
+    },
+    test!(
+        "xsa227_contains_pte_misaligned_general_error",
+        Pv,
+        xsa227_contains_pte_misaligned
+    ),
 ];

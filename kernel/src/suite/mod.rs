@@ -14,6 +14,8 @@ pub mod grant;
 #[cfg(target_os = "none")]
 pub mod memory;
 #[cfg(target_os = "none")]
+pub mod multicall;
+#[cfg(target_os = "none")]
 pub mod pvh;
 pub mod rules;
 #[cfg(target_os = "none")]
@@ -22,6 +24,8 @@ pub mod sched;
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;
+#[cfg(target_os = "none")]
+pub mod vcpu;
 #[cfg(target_os = "none")]
 pub mod vcpu_area;
 #[cfg(target_os = "none")]
@@ -39,6 +43,8 @@ pub const GROUPS: &[&[Test]] = &[
     time::TESTS,
     vcpu_area::TESTS,
     sched::TESTS,
+    vcpu::TESTS,
+    multicall::TESTS,
     grant::TESTS,
     pvh::TESTS,
 ];

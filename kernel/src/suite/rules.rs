@@ -157,6 +157,52 @@ pub fn singleshot_future_flag(release: XenRelease) -> Expectation<bool> {
     }
 }
 
+/// How many bits of its count register `HYPERVISOR_multicall` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MulticallCount {
+    /// The low 32 bits: the upper half is ignored (truncated).
+    Bits32,
+    /// The whole register: an oversized count is an oversized list.
+    Full,
+    /// A release the rig has not seen either way.
+    Unknown,
+}
+
+/// How wide `nr_calls` is.
+///
+/// Xen 4.17's `public/xen.h` documents `uint32_t nr_calls`, and its
+/// handler (`do_multicall`, declared in `hypercall-defs.c`) takes an
+/// `unsigned int`, so the upper half of the register is dropped. The
+/// patch "xen/multicall: Change nr_calls to uniformly be unsigned long"
+/// (Andrew Cooper, xen-devel, June 2024) made it `unsigned long` in the
+/// handler and in `public/xen.h`, calling it a guest-visible ABI change
+/// "only in the corner case where the guest kernel passed a
+/// bogus-but-correct-when-truncated value"; Debian's 4.20 behaves so
+/// (seen in the rig). The CHANGELOG does not mention it, and with no
+/// 4.18 or 4.19 in the rig, the release it reached first is not pinned.
+pub fn multicall_count(release: XenRelease) -> Expectation<MulticallCount> {
+    if release >= XEN_4_20 {
+        Expectation {
+            value: MulticallCount::Full,
+            rule: "Xen >= 4.20 takes nr_calls as unsigned long (\"xen/multicall: Change \
+                   nr_calls to uniformly be unsigned long\", 2024, which also changed \
+                   public/xen.h; not in the CHANGELOG)",
+        }
+    } else if release < XEN_4_18 {
+        Expectation {
+            value: MulticallCount::Bits32,
+            rule: "Xen < 4.18 takes nr_calls as unsigned int, dropping the upper half \
+                   (public/xen.h: uint32_t nr_calls)",
+        }
+    } else {
+        Expectation {
+            value: MulticallCount::Unknown,
+            rule: "Xen 4.18/4.19: which nr_calls width they have is not pinned (the rig has \
+                   neither; 4.17 truncates to 32 bits, 4.20 does not)",
+        }
+    }
+}
+
 /// The text a `NUL`-padded fixed-size answer holds: up to the first NUL.
 pub fn until_nul(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
@@ -233,6 +279,15 @@ mod tests {
         ));
         // An older release that has them anyway (a backport) runs them.
         assert_eq!(varbuf_ops(V4_19, false), Availability::Run);
+    }
+
+    #[test]
+    fn multicall_count_by_release() {
+        assert_eq!(multicall_count(V4_17).value, MulticallCount::Bits32);
+        assert_eq!(multicall_count(XEN_4_18).value, MulticallCount::Unknown);
+        assert_eq!(multicall_count(V4_19).value, MulticallCount::Unknown);
+        assert_eq!(multicall_count(XEN_4_20).value, MulticallCount::Full);
+        assert!(multicall_count(XEN_4_20).rule.starts_with("Xen >= 4.20"));
     }
 
     #[test]

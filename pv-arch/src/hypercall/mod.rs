@@ -20,6 +20,7 @@ pub mod grant_table;
 pub mod hvm;
 pub mod memory;
 pub mod mmu;
+pub mod multicall;
 pub mod page;
 pub mod raw;
 pub mod sched;

@@ -1,7 +1,10 @@
 //! `HYPERVISOR_sched_op`: yield, block, shut down.
 
 use super::raw::hypercall;
-use crate::abi::sched::{SchedShutdown, SCHEDOP_BLOCK, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD};
+use crate::abi::event_channel::EvtchnPort;
+use crate::abi::sched::{
+    SchedPoll, SchedShutdown, SCHEDOP_BLOCK, SCHEDOP_POLL, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD,
+};
 use crate::abi::xen::hypercall_nr;
 use crate::errno::Errno;
 
@@ -39,6 +42,31 @@ pub fn sched_block() -> Result<(), Errno> {
         hypercall(
             hypercall_nr::SCHED_OP,
             [u64::from(SCHEDOP_BLOCK), 0, 0, 0, 0],
+        )
+    }
+    .map(drop)
+}
+
+/// `SCHEDOP_poll`: block until one of `ports` is pending or system time
+/// reaches `timeout_ns` (0 would wait for ever, so it is refused here
+/// with `EINVAL` before Xen sees it). `Ok` when woken either way; Xen
+/// refuses a port it never allocated with `EINVAL`.
+pub fn sched_poll(ports: &[EvtchnPort], timeout_ns: u64) -> Result<(), Errno> {
+    if timeout_ns == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let nr_ports = u32::try_from(ports.len()).map_err(|_| Errno::EINVAL)?;
+    let arg = SchedPoll {
+        ports: ports.as_ptr() as u64,
+        nr_ports,
+        timeout: timeout_ns,
+    };
+    // SAFETY: Xen reads one `sched_poll` from `arg` and `nr_ports` ports
+    // from `ports`, both borrowed for the call; it writes neither.
+    unsafe {
+        hypercall(
+            hypercall_nr::SCHED_OP,
+            [u64::from(SCHEDOP_POLL), &raw const arg as u64, 0, 0, 0],
         )
     }
     .map(drop)

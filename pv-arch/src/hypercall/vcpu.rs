@@ -117,6 +117,43 @@ pub fn is_up(vcpu: u32) -> Result<bool, Errno> {
     unsafe { vcpu_op(VCPUOP_IS_UP, vcpu, 0) }.map(|r| r != 0)
 }
 
+/// An all-zero initial context, larger than both `vcpu_guest_context`
+/// (PV, about 5 KiB on x86_64) and `vcpu_hvm_context` (PVH): Xen copies
+/// the one it expects from the front.
+static ZERO_CONTEXT: [u64; 1024] = [0; 1024];
+
+/// `VCPUOP_initialise` of `vcpu` with an all-zero context. Xen refuses a
+/// vCPU that is already initialised (`EEXIST`) or does not exist
+/// (`ENOENT`); a vCPU that is down and uninitialised would get the zero
+/// context (or a refusal of it), which only matters once it is brought
+/// [`up`].
+pub fn initialise_zeroed(vcpu: u32) -> Result<(), Errno> {
+    // SAFETY: Xen only reads the context (a static, never written).
+    unsafe { vcpu_op(VCPUOP_INITIALISE, vcpu, ZERO_CONTEXT.as_ptr() as u64) }.map(drop)
+}
+
+/// `VCPUOP_up`: start `vcpu` from its initialised context (no-op for a
+/// vCPU already up; `ENOENT` for one the domain does not have, `EINVAL`
+/// for one never initialised).
+///
+/// # Safety
+///
+/// If `vcpu` is down and initialised, it starts running the context it
+/// was given, in this domain: that context must be code and a stack
+/// meant for it.
+pub unsafe fn up(vcpu: u32) -> Result<(), Errno> {
+    // SAFETY: no argument; what the vCPU runs is the caller's contract.
+    unsafe { vcpu_op(VCPUOP_UP, vcpu, 0) }.map(drop)
+}
+
+/// `VCPUOP_down`: stop `vcpu` (`ENOENT` for one the domain does not
+/// have). Stopping the vCPU that makes the call stops the caller, so
+/// callers name only other vCPUs.
+pub fn down(vcpu: u32) -> Result<(), Errno> {
+    // SAFETY: no argument.
+    unsafe { vcpu_op(VCPUOP_DOWN, vcpu, 0) }.map(drop)
+}
+
 /// `HYPERVISOR_set_timer_op`: the older one-shot timer (0 cancels).
 pub fn set_timer_op(deadline_ns: u64) -> Result<(), Errno> {
     // SAFETY: takes a plain number.
