@@ -1,7 +1,7 @@
 //! Preparing what a run needs, once: QEMU installed, the `.deb`s fetched
 //! and extracted, and the derived artefacts built and cached — Xen
 //! (gunzipped), the dom0 `vmlinux` (ELF, out of the bzImage) and the base
-//! dom0 initramfs.
+//! dom0 initramfs, one per Xen version (each with its own toolstack).
 //!
 //! Each derived artefact's file name carries the versions of the `.deb`s it
 //! came from and a hash of what the rig put into it, so a new package or an
@@ -26,24 +26,8 @@ use crate::vmlinux;
 const HEADERS: &str = "libxen-dev";
 /// The dom0 userland.
 const BUSYBOX: &str = "busybox-static";
-/// The toolstack's programs.
-const XEN_UTILS: &str = "xen-utils-4.17";
 /// `xenstore-read` and friends.
 const XENSTORE_UTILS: &str = "xenstore-utils";
-/// The toolstack's libraries.
-const LIBRARIES: &[&str] = &[
-    "libxenmisc4.17",
-    "libxencall1",
-    "libxenevtchn1",
-    "libxenforeignmemory1",
-    "libxengnttab1",
-    "libxenstore4",
-    "libxentoollog1",
-    "libxendevicemodel1",
-    "libxenhypfs1",
-    "libxentoolcore1",
-    "libyajl2",
-];
 /// Bumped when the way `xen` or `vmlinux` is derived changes.
 const DERIVATION_VERSION: &str = "v1";
 
@@ -71,8 +55,8 @@ fn deb_stem(deb: &Deb) -> String {
 }
 
 /// Does everything [`Rig::prepare_xen`](crate::Rig::prepare_xen) promises:
-/// the dom0 pieces are always bookworm's (4.17), the hypervisor is
-/// `version`'s.
+/// the hypervisor and dom0's toolstack are `version`'s; busybox and the
+/// Linux dom0 (kernel and modules) are bookworm's for every version.
 pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
     let start = Instant::now();
     let qemu = debs::ensure_qemu()?;
@@ -112,24 +96,37 @@ pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
         cache::remove_stale(&root.join("vmlinux"), "vmlinux-", &vmlinux);
     }
 
-    let mut used = vec![
-        debs::fetch(&debs_dir, BUSYBOX)?,
-        debs::fetch(&debs_dir, XEN_UTILS)?,
-        debs::fetch(&debs_dir, XENSTORE_UTILS)?,
-    ];
-    for library in LIBRARIES {
-        used.push(debs::fetch(&debs_dir, library)?);
+    // Bookworm's busybox first and its Linux last; `version`'s toolstack
+    // (and C library, if the host's is too old for it) between them.
+    let mut used = vec![debs::fetch(&debs_dir, BUSYBOX)?];
+    for package in version.toolstack() {
+        used.push(hypervisor::fetch(root, version, &package)?);
+    }
+    if let Some(libc) = version.libc_package() {
+        used.push(hypervisor::fetch(root, version, libc)?);
     }
     used.push(linux.clone());
-    let cpio_fp = initramfs::fingerprint(&used);
+    let cpio_fp = initramfs::fingerprint(&used, version);
     // Named `base-dom0-…`: older rigs delete every other `dom0-…` build
-    // but their own, and branches of both kinds share one cache.
+    // but their own, and branches of both kinds share one cache. 4.17's
+    // keeps its historical name; the others name their version, so that
+    // each version's build stays beside the other's.
+    let prefix = match version {
+        XenVersion::V4_17 => "base-dom0-".to_string(),
+        other => format!("base-dom0-xen-{}-", other.as_str()),
+    };
     let dom0_cpio = root
         .join("initramfs")
-        .join(format!("base-dom0-{}.cpio", cpio_fp.hex()));
+        .join(format!("{prefix}{}.cpio", cpio_fp.hex()));
     if !dom0_cpio.exists() {
-        build_dom0_cpio(&used, &extract_root, &dom0_cpio)?;
-        cache::remove_stale(&root.join("initramfs"), "base-dom0-", &dom0_cpio);
+        build_dom0_cpio(
+            &used,
+            &extract_root,
+            &version.extract_dir(root),
+            version,
+            &dom0_cpio,
+        )?;
+        cache::remove_stale(&root.join("initramfs"), &prefix, &dom0_cpio);
     }
     let elapsed = start.elapsed();
     if elapsed.as_secs_f64() > 1.0 {
@@ -188,11 +185,25 @@ fn build_vmlinux(extracted: &Path, out: &Path) -> Result<(), RigError> {
     cache::write_atomic(out, &elf).map_err(|e| RigError::io(out, e))
 }
 
-/// Extracts the packages and builds the base dom0 initramfs.
-fn build_dom0_cpio(used: &[Deb], extract_root: &Path, out: &Path) -> Result<(), RigError> {
+/// Extracts the packages and builds the base dom0 initramfs: busybox and
+/// Linux (the first and last of `used`) into `extract_root`, `version`'s
+/// toolstack into `toolstack_extract_root`.
+fn build_dom0_cpio(
+    used: &[Deb],
+    extract_root: &Path,
+    toolstack_extract_root: &Path,
+    version: XenVersion,
+    out: &Path,
+) -> Result<(), RigError> {
     let mut dirs = Vec::new();
-    for deb in used {
-        dirs.push((deb.package.clone(), debs::extract(deb, extract_root)?));
+    let last = used.len().saturating_sub(1);
+    for (i, deb) in used.iter().enumerate() {
+        let root = if i == 0 || i == last {
+            extract_root
+        } else {
+            toolstack_extract_root
+        };
+        dirs.push((deb.package.clone(), debs::extract(deb, root)?));
     }
     let dir = |package: &str| -> PathBuf {
         dirs.iter()
@@ -201,15 +212,18 @@ fn build_dom0_cpio(used: &[Deb], extract_root: &Path, out: &Path) -> Result<(), 
             .unwrap_or_default()
     };
     let linux = dirs.last().map(|(_, d)| d.clone()).unwrap_or_default();
-    progress!("building the dom0 initramfs");
+    progress!("building the dom0 initramfs ({version}'s toolstack)");
     let busybox = dir(BUSYBOX);
-    let xen_utils = dir(XEN_UTILS);
+    let xen_utils = dir(&version.utils_package());
     let xenstore_utils = dir(XENSTORE_UTILS);
+    let libc = version.libc_package().map(dir);
     let inputs = initramfs::Inputs {
+        version,
         busybox: &busybox,
         xen_utils: &xen_utils,
         xenstore_utils: &xenstore_utils,
-        libraries: LIBRARIES.iter().map(|l| dir(l)).collect(),
+        libraries: version.library_packages().iter().map(|l| dir(l)).collect(),
+        libc: libc.as_deref(),
         linux: &linux,
     };
     let cpio = initramfs::build_base(&inputs)?;
