@@ -10,7 +10,7 @@
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline "…"] [--junit FILE]
-//! cargo xtask conformance --matrix [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO as dom0: one table
+//! cargo xtask conformance --matrix [--as dom0|domu] [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO in one role: one table
 //! ```
 //!
 //! `boot` exits 0 only if the guest powered off after printing its
@@ -108,11 +108,12 @@ usage: cargo xtask <command>
                            run the ABI conformance suite under Xen (default: both roles, mode pv, Xen
                            4.17); exit 0 only on `Test result: SUCCESS`
                            followed by poweroff
-  conformance --matrix [--json FILE] [--junit FILE] [--kernel PATH] [--cmdline \"...\"]
-                           the suite as a direct dom0 on every Xen (4.17, 4.20) x PV/PVH x 2-level/FIFO
-                           event channels; one table check x configuration -> PASS/FAIL/SKIP, rows
-                           that differ between versions first; also written as JSON (default
-                           target/conformance-matrix.json, table beside it as .txt)
+  conformance --matrix [--as dom0|domu] [--json FILE] [--junit FILE] [--kernel PATH] [--cmdline \"...\"]
+                           the suite as a direct dom0 (default) or as domUs (--as domu: one Linux dom0
+                           session per Xen) on every Xen (4.17, 4.20) x PV/PVH x 2-level/FIFO event
+                           channels; one table check x configuration -> PASS/FAIL/SKIP, rows that
+                           differ between versions first; also written as JSON (default
+                           target/conformance-matrix.json, -domu.json for domUs; table beside it as .txt)
   e2e net|httpd|network|udp|block [--mode pv|pvh|both]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
@@ -500,24 +501,40 @@ fn conformance_kernel(kernel: Option<PathBuf>) -> Result<PathBuf, String> {
 }
 
 /// `conformance --matrix`: every hypervisor × mode × event-channel ABI
-/// as a direct dom0 (see `matrix.rs`); prints the table, writes it as
-/// text and JSON (`--json FILE`, default `target/conformance-matrix.json`)
-/// and, with `--junit FILE`, as JUnit XML. Exit 0 only if every
-/// configuration ended in SUCCESS and poweroff.
+/// as a direct dom0, or with `--as domu` as domUs (see `matrix.rs`);
+/// prints the table, writes it as text and JSON (`--json FILE`, default
+/// `target/conformance-matrix.json`, or `…-domu.json`) and, with
+/// `--junit FILE`, as JUnit XML. Exit 0 only if every configuration
+/// ended in SUCCESS and poweroff.
 fn cmd_conformance_matrix(args: &mut Args) -> Result<ExitCode, String> {
+    let role = match args.value("--as").as_deref() {
+        None | Some("dom0") => matrix::Role::Dom0,
+        Some("domu") | Some("domU") => matrix::Role::DomU,
+        Some(other) => return Err(format!("--as takes dom0 or domu, not `{other}`")),
+    };
     let junit = args.value("--junit").map(PathBuf::from);
+    // Each role's table has its own default file, so one does not
+    // overwrite the other's.
+    let default_json = match role {
+        matrix::Role::Dom0 => "conformance-matrix.json",
+        matrix::Role::DomU => "conformance-matrix-domu.json",
+    };
     let json = args
         .value("--json")
         .map(PathBuf::from)
-        .unwrap_or_else(|| guest_build::target_dir().join("conformance-matrix.json"));
+        .unwrap_or_else(|| guest_build::target_dir().join(default_json));
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
     args.finish()?;
     let kernel = conformance_kernel(kernel)?;
-    let columns = matrix::run(&kernel, &cmdline)?;
+    let columns = matrix::run(&kernel, &cmdline, role)?;
     let table = matrix::render(&columns, false);
+    let how = match role {
+        matrix::Role::Dom0 => "dom0, direct boot",
+        matrix::Role::DomU => "domU, under a Linux dom0 with that Xen's toolstack",
+    };
     println!(
-        "conformance matrix (dom0, direct boot; * = result differs between Xen versions, \
+        "conformance matrix ({how}; * = result differs between Xen versions, \
          ~ = same result by a different version rule):"
     );
     print!("{table}");
