@@ -103,6 +103,8 @@ mod names {
     pub const XEN_420: &[&str] = &[
         "conformance dom0-xen4.20 ",
         "conformance pvh-dom0-xen4.20 ",
+        "conformance domU-xen4.20 ",
+        "conformance pvh-domU-xen4.20 ",
         "rig xen 4.20",
     ];
     pub const BIG_MEMORY: &[&str] = &["rig big memory: "];
@@ -276,11 +278,11 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
         pvh_dom0_tests(rig, &elf, tally);
     }
 
-    // The same suite as dom0 on Debian trixie's Xen 4.20 (PV, and PVH
-    // with the PVH tests): what changed between the versions is the
-    // suite's version rules' business, so both must pass.
+    // The same suite as dom0 and as a domU on Debian trixie's Xen 4.20
+    // (PV, and PVH with the PVH tests): what changed between the
+    // versions is the suite's version rules' business, so all must pass.
     if filter.selects(names::XEN_420) {
-        xen420_dom0_tests(&elf, tally, pvh);
+        xen420_tests(&elf, tally, pvh);
     }
 
     // domUs: one Linux dom0 boot for all of them (those the filter
@@ -575,10 +577,11 @@ fn pvh_dom0_tests(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) {
     }
 }
 
-/// The conformance suite booted directly as dom0 on Xen 4.20 (its
-/// hypervisor fetched from Debian trixie into the rig's cache the first
-/// time), PV and, with `pvh`, PVH.
-fn xen420_dom0_tests(elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, pvh: bool) {
+/// The conformance suite on Xen 4.20 (its hypervisor and toolstack
+/// fetched from Debian trixie into the rig's cache the first time),
+/// booted directly as dom0, then as a domU of a Linux dom0 running 4.20's
+/// xl (one session); PV and, with `pvh`, PVH.
+fn xen420_tests(elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, pvh: bool) {
     let rig = match Rig::prepare_xen(rig::XenVersion::V4_20) {
         Ok(rig) => rig,
         Err(e) => {
@@ -599,6 +602,36 @@ fn xen420_dom0_tests(elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, pvh: bool
             Err(e) => tally.record(
                 &format!("rig xen 4.20 {role} conformance"),
                 Err(e.to_string()),
+            ),
+        }
+    }
+    let mut domus = vec![(GuestMode::Pv, "domU-xen4.20")];
+    if pvh {
+        domus.push((GuestMode::Pvh, "pvh-domU-xen4.20"));
+    }
+    let specs: Vec<GuestSpec> = domus
+        .iter()
+        .map(|&(mode, role)| {
+            let mut spec = spec(role, elf("conformance"), "").with_mode(mode);
+            spec.memory_mib = 64;
+            spec
+        })
+        .collect();
+    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
+    let session = match rig.run_domus(&specs, limit) {
+        Ok(session) => session,
+        Err(e) => {
+            tally.record_unfiltered("rig xen 4.20 domU session", Err(e.to_string()));
+            return;
+        }
+    };
+    report::print_session_timing(&session);
+    for (_, role) in domus {
+        match session.guests.iter().find(|g| g.name == role) {
+            Some(guest) => record_conformance(tally, role, guest),
+            None => tally.record(
+                &format!("conformance {role} verdict"),
+                Err(format!("no report for guest {role}")),
             ),
         }
     }
