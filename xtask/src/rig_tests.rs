@@ -368,16 +368,9 @@ pub fn network_session(
     if specs.is_empty() {
         return;
     }
-    // Each group takes as long as its slowest guest; the watchdogs bound that.
-    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
-    let session = match rig.run_domus(&specs, limit) {
-        Ok(session) => session,
-        Err(e) => {
-            tally.record_unfiltered("rig e2e network session", Err(e.to_string()));
-            return;
-        }
+    let Some(session) = domu_session_run(rig, &specs, tally, "rig e2e network session") else {
+        return;
     };
-    report::print_session_timing(&session);
     for (mode, spec) in httpd_modes.iter().zip(&httpd) {
         for (name, result) in crate::e2e_httpd::checks_of(&session, &spec.name, *mode) {
             // Whole literals, so the ports link check can find the names.
@@ -399,19 +392,35 @@ pub fn network_session(
     }
 }
 
+/// Runs `specs` in one boot of the Linux dom0 and prints its timing; a
+/// session that fails as a whole is recorded as `failure_name`'s failure
+/// (and gives `None`). The whole session's limit leaves room for every
+/// guest's watchdog: guests side by side take as long as the slowest.
+fn domu_session_run(
+    rig: &Rig,
+    specs: &[GuestSpec],
+    tally: &mut Tally,
+    failure_name: &str,
+) -> Option<rig::Dom0Session> {
+    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
+    match rig.run_domus(specs, limit) {
+        Ok(session) => {
+            report::print_session_timing(&session);
+            Some(session)
+        }
+        Err(e) => {
+            tally.record_unfiltered(failure_name, Err(e.to_string()));
+            None
+        }
+    }
+}
+
 /// The domU session: `specs` (a selection of [`domu_guests`]) in one
 /// boot of the Linux dom0, and their checks.
 fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
-    // The whole session's limit: room for every guest's watchdog.
-    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
-    let session = match rig.run_domus(specs, limit) {
-        Ok(session) => session,
-        Err(e) => {
-            tally.record_unfiltered(names::DOMU_SESSION, Err(e.to_string()));
-            return;
-        }
+    let Some(session) = domu_session_run(rig, specs, tally, names::DOMU_SESSION) else {
+        return;
     };
-    report::print_session_timing(&session);
     let find = |name: &str| -> Result<&GuestReport, String> {
         session
             .guests
@@ -617,15 +626,9 @@ fn xen420_tests(elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, pvh: bool) {
             spec
         })
         .collect();
-    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
-    let session = match rig.run_domus(&specs, limit) {
-        Ok(session) => session,
-        Err(e) => {
-            tally.record_unfiltered("rig xen 4.20 domU session", Err(e.to_string()));
-            return;
-        }
+    let Some(session) = domu_session_run(&rig, &specs, tally, "rig xen 4.20 domU session") else {
+        return;
     };
-    report::print_session_timing(&session);
     for (_, role) in domus {
         match session.guests.iter().find(|g| g.name == role) {
             Some(guest) => record_conformance(tally, role, guest),
