@@ -1,7 +1,8 @@
 //! Preparing what a run needs, once: QEMU installed, the `.deb`s fetched
 //! and extracted, and the derived artefacts built and cached — Xen
-//! (gunzipped), the dom0 `vmlinux` (ELF, out of the bzImage) and the base
-//! dom0 initramfs, one per Xen version (each with its own toolstack).
+//! (gunzipped), the dom0 `vmlinux` (ELF, out of the bzImage; a zstd
+//! bzImage as it is) and the base dom0 initramfs, one per Xen version
+//! (each with its own toolstack) and dom0 Linux ([`DOM0_LINUX_VAR`]).
 //!
 //! Each derived artefact's file name carries the versions of the `.deb`s it
 //! came from and a hash of what the rig put into it, so a new package or an
@@ -28,6 +29,28 @@ const HEADERS: &str = "libxen-dev";
 const BUSYBOX: &str = "busybox-static";
 /// `xenstore-read` and friends.
 const XENSTORE_UTILS: &str = "xenstore-utils";
+/// The environment variable that picks dom0's Linux: `bookworm` (the
+/// default, for every Xen: any Xen-capable Linux runs under any Xen) or
+/// `trixie`, Debian trixie's, with Xen 4.20 only (it comes through that
+/// version's private apt configuration).
+pub const DOM0_LINUX_VAR: &str = "PARAVANE_DOM0_LINUX";
+
+/// Which version's Debian release dom0's Linux comes from, in a rig of
+/// `version`, given [`DOM0_LINUX_VAR`]'s value.
+fn dom0_linux_release(version: XenVersion, choice: Option<&str>) -> Result<XenVersion, RigError> {
+    match choice.map(str::trim) {
+        None | Some("") | Some("bookworm") => Ok(XenVersion::V4_17),
+        Some("trixie") if version == XenVersion::V4_20 => Ok(XenVersion::V4_20),
+        Some("trixie") => Err(RigError::Invalid(format!(
+            "{DOM0_LINUX_VAR}=trixie needs Xen 4.20 (--xen 4.20): trixie's packages come \
+             through its private apt configuration; this rig boots {version}"
+        ))),
+        Some(other) => Err(RigError::Invalid(format!(
+            "{DOM0_LINUX_VAR} takes bookworm or trixie, not `{other}`"
+        ))),
+    }
+}
+
 /// Bumped when the way `xen` or `vmlinux` is derived changes.
 const DERIVATION_VERSION: &str = "v1";
 
@@ -38,7 +61,7 @@ pub struct Assets {
     pub qemu: PathBuf,
     /// The gunzipped Xen (a multiboot ELF).
     pub xen: PathBuf,
-    /// The dom0 kernel as an ELF.
+    /// The dom0 kernel: an ELF, or a bzImage Xen unpacks quickly.
     pub vmlinux: PathBuf,
     /// The base dom0 initramfs (newc cpio, uncompressed).
     pub dom0_cpio: PathBuf,
@@ -82,8 +105,10 @@ pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
         cache::remove_stale(&root.join("xen"), &prefix, &xen);
     }
 
-    let linux_package = debs::linux_image_package(&debs_dir)?;
-    let linux = debs::fetch(&debs_dir, &linux_package)?;
+    let linux_release = dom0_linux_release(version, std::env::var(DOM0_LINUX_VAR).ok().as_deref())?;
+    let linux_package = hypervisor::linux_image_package(root, linux_release)?;
+    let linux = hypervisor::fetch(root, linux_release, &linux_package)?;
+    let linux_extract_root = linux_release.extract_dir(root);
     let vmlinux_fp = Fingerprint::new()
         .mix(DERIVATION_VERSION)
         .mix(linux.file_name());
@@ -91,7 +116,7 @@ pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
         root.join("vmlinux")
             .join(format!("vmlinux-{}-{}", deb_stem(&linux), vmlinux_fp.hex()));
     if !vmlinux.exists() {
-        let dir = debs::extract(&linux, &extract_root)?;
+        let dir = debs::extract(&linux, &linux_extract_root)?;
         build_vmlinux(&dir, &vmlinux)?;
         cache::remove_stale(&root.join("vmlinux"), "vmlinux-", &vmlinux);
     }
@@ -119,13 +144,12 @@ pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
         .join("initramfs")
         .join(format!("{prefix}{}.cpio", cpio_fp.hex()));
     if !dom0_cpio.exists() {
-        build_dom0_cpio(
-            &used,
-            &extract_root,
-            &version.extract_dir(root),
-            version,
-            &dom0_cpio,
-        )?;
+        let roots = DebRoots {
+            busybox: &extract_root,
+            toolstack: &version.extract_dir(root),
+            linux: &linux_extract_root,
+        };
+        build_dom0_cpio(&used, &roots, version, &dom0_cpio)?;
         cache::remove_stale(&root.join("initramfs"), &prefix, &dom0_cpio);
     }
     let elapsed = start.elapsed();
@@ -181,27 +205,35 @@ fn build_vmlinux(extracted: &Path, out: &Path) -> Result<(), RigError> {
         .ok_or_else(|| RigError::Invalid(format!("no vmlinuz-* in {}", boot.display())))?;
     progress!("extracting vmlinux from {}", vmlinuz.display());
     let bzimage = fs::read(&vmlinuz).map_err(|e| RigError::io(&vmlinuz, e))?;
-    let elf = vmlinux::extract_vmlinux(&bzimage)?;
-    cache::write_atomic(out, &elf).map_err(|e| RigError::io(out, e))
+    let kernel = vmlinux::dom0_kernel(&bzimage)?;
+    cache::write_atomic(out, &kernel).map_err(|e| RigError::io(out, e))
 }
 
-/// Extracts the packages and builds the base dom0 initramfs: busybox and
-/// Linux (the first and last of `used`) into `extract_root`, `version`'s
-/// toolstack into `toolstack_extract_root`.
+/// Where each kind of package of the base dom0 initramfs is extracted.
+struct DebRoots<'a> {
+    /// Busybox (bookworm's).
+    busybox: &'a Path,
+    /// The toolstack (its version's release).
+    toolstack: &'a Path,
+    /// The Linux dom0's kernel package (its release's).
+    linux: &'a Path,
+}
+
+/// Extracts the packages and builds the base dom0 initramfs: `used` is
+/// busybox first, Linux last, `version`'s toolstack between them.
 fn build_dom0_cpio(
     used: &[Deb],
-    extract_root: &Path,
-    toolstack_extract_root: &Path,
+    roots: &DebRoots<'_>,
     version: XenVersion,
     out: &Path,
 ) -> Result<(), RigError> {
     let mut dirs = Vec::new();
     let last = used.len().saturating_sub(1);
     for (i, deb) in used.iter().enumerate() {
-        let root = if i == 0 || i == last {
-            extract_root
-        } else {
-            toolstack_extract_root
+        let root = match i {
+            0 => roots.busybox,
+            i if i == last => roots.linux,
+            _ => roots.toolstack,
         };
         dirs.push((deb.package.clone(), debs::extract(deb, root)?));
     }
@@ -229,4 +261,27 @@ fn build_dom0_cpio(
     let cpio = initramfs::build_base(&inputs)?;
     progress!("dom0 initramfs: {:.1} MiB", cpio.len() as f64 / 1048576.0);
     cache::write_atomic(out, &cpio).map_err(|e| RigError::io(out, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dom0_linux_is_bookworms_unless_trixie_is_asked_for_with_4_20() {
+        for version in XenVersion::ALL {
+            for choice in [None, Some(""), Some("bookworm")] {
+                assert_eq!(
+                    dom0_linux_release(version, choice).unwrap(),
+                    XenVersion::V4_17
+                );
+            }
+        }
+        assert_eq!(
+            dom0_linux_release(XenVersion::V4_20, Some("trixie")).unwrap(),
+            XenVersion::V4_20
+        );
+        assert!(dom0_linux_release(XenVersion::V4_17, Some("trixie")).is_err());
+        assert!(dom0_linux_release(XenVersion::V4_20, Some("sid")).is_err());
+    }
 }

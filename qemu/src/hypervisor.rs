@@ -20,7 +20,9 @@
 //! ([`XenVersion::libc_package`]); the other shared libraries it needs
 //! (uuid, z, lzma, zstd, ncurses) are older sonames' same ABI and come from
 //! the host, as for 4.17. The dom0 kernel stays bookworm's Linux 6.1 for
-//! both: any Xen-capable Linux runs under any Xen.
+//! both (any Xen-capable Linux runs under any Xen), unless
+//! `PARAVANE_DOM0_LINUX=trixie` asks for trixie's with 4.20
+//! ([`linux_image_package`] finds it through the same configuration).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -360,6 +362,25 @@ fn ensure_private_lists(version: XenVersion, dir: &Path) -> Result<(), RigError>
         });
     }
     Ok(())
+}
+
+/// The versioned Linux image package of `version`'s Debian release (what
+/// its `linux-image-amd64` depends on), the cached one if there is one.
+pub fn linux_image_package(root: &Path, version: XenVersion) -> Result<String, RigError> {
+    let debs_dir = version.debs_dir(root);
+    let Some(apt_dir) = version.apt_dir(root) else {
+        return debs::linux_image_package(&debs_dir);
+    };
+    if let Some(package) = debs::cached_linux_image_package(&debs_dir) {
+        return Ok(package);
+    }
+    ensure_private_lists(version, &apt_dir)?;
+    let depends = debs::run(
+        Command::new("apt-cache")
+            .args(private_apt_options(&apt_dir))
+            .args(["depends", "linux-image-amd64"]),
+    )?;
+    debs::linux_image_dependency(&depends)
 }
 
 /// The hypervisor's `.deb` for `version`, downloaded if not cached.

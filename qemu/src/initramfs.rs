@@ -106,15 +106,21 @@ pub fn fingerprint(debs: &[Deb], version: XenVersion) -> Fingerprint {
 }
 
 /// The kernel version directory (`lib/modules/6.1.0-48-amd64`) of an
-/// extracted kernel package.
+/// extracted kernel package: under `lib/modules` (bookworm) or, in a
+/// merged-`/usr` package (trixie's), `usr/lib/modules`.
 pub fn kernel_modules_dir(linux: &Path) -> Result<PathBuf, RigError> {
-    let base = linux.join("lib/modules");
-    let entry = fs::read_dir(&base)
-        .map_err(|e| RigError::io(&base, e))?
-        .flatten()
-        .find(|e| e.path().join("kernel").is_dir())
-        .ok_or_else(|| RigError::Invalid(format!("no kernel modules under {}", base.display())))?;
-    Ok(entry.path())
+    ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .filter_map(|base| fs::read_dir(linux.join(base)).ok())
+        .flat_map(|entries| entries.flatten())
+        .map(|e| e.path())
+        .find(|dir| dir.join("kernel").is_dir())
+        .ok_or_else(|| {
+            RigError::Invalid(format!(
+                "no kernel modules under {}/lib/modules or usr/lib/modules",
+                linux.display()
+            ))
+        })
 }
 
 /// Builds the base archive.
@@ -177,12 +183,9 @@ pub fn build_base(inputs: &Inputs<'_>) -> Result<Vec<u8>, RigError> {
     let set = modules::resolve(&modules_dir, MODULES)?;
     let target = format!("lib/modules/{kernel_version}");
     for (_, relative) in &set.load_order {
-        add_file(
-            &mut cpio,
-            &format!("{target}/{relative}"),
-            &modules_dir.join(relative),
-            0o644,
-        )?;
+        // Decompressed if the package ships it as `.ko.xz`.
+        let module = modules::read(&modules_dir, relative)?;
+        cpio.file(&format!("{target}/{relative}"), 0o644, &module);
     }
     cpio.file(
         &format!("{target}/modules.dep"),

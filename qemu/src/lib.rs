@@ -147,9 +147,12 @@ pub struct Rig {
     pub xen: PathBuf,
     /// Which Xen [`Rig::xen`] is; dom0's toolstack (in
     /// [`Rig::dom0_cpio`]) is the same version's. The Linux dom0 kernel is
-    /// bookworm's 6.1 for every version.
+    /// bookworm's 6.1 for every version unless `PARAVANE_DOM0_LINUX=trixie`
+    /// picks trixie's 6.12 for 4.20.
     pub xen_version: XenVersion,
-    /// Debian's Linux kernel as an ELF, for dom0.
+    /// Debian's Linux kernel for dom0: bookworm's as an ELF (or, with
+    /// `PARAVANE_DOM0_LINUX=trixie` and Xen 4.20, trixie's zstd bzImage,
+    /// which Xen unpacks itself).
     pub vmlinux: PathBuf,
     /// The base dom0 initramfs (uncompressed newc cpio).
     pub dom0_cpio: PathBuf,
