@@ -13,6 +13,7 @@
 //! whole QEMU run. `RIG_DOM0_MEM` (MiB, default 64) is a direct dom0's
 //! memory (Debian's Linux needs 256 or so). `RIG_MODE=pvh` boots dom0 or every domU as PVH;
 //! `RIG_MODES=pv,pvh,…` gives each domU its own mode, in order.
+//! `RIG_XEN=4.20` picks the hypervisor and its toolstack (default 4.17).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,7 +59,17 @@ fn env_mode(index: usize) -> GuestMode {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut rig = match Rig::prepare() {
+    let version = match std::env::var("RIG_XEN") {
+        Err(_) => rig::XenVersion::default(),
+        Ok(word) => match rig::XenVersion::parse(&word) {
+            Some(version) => version,
+            None => {
+                eprintln!("RIG_XEN takes 4.17 or 4.20, not `{word}`");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mut rig = match Rig::prepare_xen(version) {
         Ok(rig) => rig,
         Err(e) => {
             eprintln!("prepare: {e}");

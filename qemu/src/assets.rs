@@ -1,7 +1,8 @@
 //! Preparing what a run needs, once: QEMU installed, the `.deb`s fetched
 //! and extracted, and the derived artefacts built and cached — Xen
-//! (gunzipped), the dom0 `vmlinux` (ELF, out of the bzImage) and the base
-//! dom0 initramfs.
+//! (gunzipped), the dom0 `vmlinux` (ELF, out of the bzImage; a zstd
+//! bzImage as it is) and the base dom0 initramfs, one per Xen version
+//! (each with its own toolstack) and dom0 Linux ([`DOM0_LINUX_VAR`]).
 //!
 //! Each derived artefact's file name carries the versions of the `.deb`s it
 //! came from and a hash of what the rig put into it, so a new package or an
@@ -26,24 +27,30 @@ use crate::vmlinux;
 const HEADERS: &str = "libxen-dev";
 /// The dom0 userland.
 const BUSYBOX: &str = "busybox-static";
-/// The toolstack's programs.
-const XEN_UTILS: &str = "xen-utils-4.17";
 /// `xenstore-read` and friends.
 const XENSTORE_UTILS: &str = "xenstore-utils";
-/// The toolstack's libraries.
-const LIBRARIES: &[&str] = &[
-    "libxenmisc4.17",
-    "libxencall1",
-    "libxenevtchn1",
-    "libxenforeignmemory1",
-    "libxengnttab1",
-    "libxenstore4",
-    "libxentoollog1",
-    "libxendevicemodel1",
-    "libxenhypfs1",
-    "libxentoolcore1",
-    "libyajl2",
-];
+/// The environment variable that picks dom0's Linux: `bookworm` (the
+/// default, for every Xen: any Xen-capable Linux runs under any Xen) or
+/// `trixie`, Debian trixie's, with Xen 4.20 only (it comes through that
+/// version's private apt configuration).
+pub const DOM0_LINUX_VAR: &str = "PARAVANE_DOM0_LINUX";
+
+/// Which version's Debian release dom0's Linux comes from, in a rig of
+/// `version`, given [`DOM0_LINUX_VAR`]'s value.
+fn dom0_linux_release(version: XenVersion, choice: Option<&str>) -> Result<XenVersion, RigError> {
+    match choice.map(str::trim) {
+        None | Some("") | Some("bookworm") => Ok(XenVersion::V4_17),
+        Some("trixie") if version == XenVersion::V4_20 => Ok(XenVersion::V4_20),
+        Some("trixie") => Err(RigError::Invalid(format!(
+            "{DOM0_LINUX_VAR}=trixie needs Xen 4.20 (--xen 4.20): trixie's packages come \
+             through its private apt configuration; this rig boots {version}"
+        ))),
+        Some(other) => Err(RigError::Invalid(format!(
+            "{DOM0_LINUX_VAR} takes bookworm or trixie, not `{other}`"
+        ))),
+    }
+}
+
 /// Bumped when the way `xen` or `vmlinux` is derived changes.
 const DERIVATION_VERSION: &str = "v1";
 
@@ -54,7 +61,7 @@ pub struct Assets {
     pub qemu: PathBuf,
     /// The gunzipped Xen (a multiboot ELF).
     pub xen: PathBuf,
-    /// The dom0 kernel as an ELF.
+    /// The dom0 kernel: an ELF, or a bzImage Xen unpacks quickly.
     pub vmlinux: PathBuf,
     /// The base dom0 initramfs (newc cpio, uncompressed).
     pub dom0_cpio: PathBuf,
@@ -71,8 +78,8 @@ fn deb_stem(deb: &Deb) -> String {
 }
 
 /// Does everything [`Rig::prepare_xen`](crate::Rig::prepare_xen) promises:
-/// the dom0 pieces are always bookworm's (4.17), the hypervisor is
-/// `version`'s.
+/// the hypervisor and dom0's toolstack are `version`'s; busybox and the
+/// Linux dom0 (kernel and modules) are bookworm's for every version.
 pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
     let start = Instant::now();
     let qemu = debs::ensure_qemu()?;
@@ -98,8 +105,10 @@ pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
         cache::remove_stale(&root.join("xen"), &prefix, &xen);
     }
 
-    let linux_package = debs::linux_image_package(&debs_dir)?;
-    let linux = debs::fetch(&debs_dir, &linux_package)?;
+    let linux_release = dom0_linux_release(version, std::env::var(DOM0_LINUX_VAR).ok().as_deref())?;
+    let linux_package = hypervisor::linux_image_package(root, linux_release)?;
+    let linux = hypervisor::fetch(root, linux_release, &linux_package)?;
+    let linux_extract_root = linux_release.extract_dir(root);
     let vmlinux_fp = Fingerprint::new()
         .mix(DERIVATION_VERSION)
         .mix(linux.file_name());
@@ -107,29 +116,41 @@ pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
         root.join("vmlinux")
             .join(format!("vmlinux-{}-{}", deb_stem(&linux), vmlinux_fp.hex()));
     if !vmlinux.exists() {
-        let dir = debs::extract(&linux, &extract_root)?;
+        let dir = debs::extract(&linux, &linux_extract_root)?;
         build_vmlinux(&dir, &vmlinux)?;
         cache::remove_stale(&root.join("vmlinux"), "vmlinux-", &vmlinux);
     }
 
-    let mut used = vec![
-        debs::fetch(&debs_dir, BUSYBOX)?,
-        debs::fetch(&debs_dir, XEN_UTILS)?,
-        debs::fetch(&debs_dir, XENSTORE_UTILS)?,
-    ];
-    for library in LIBRARIES {
-        used.push(debs::fetch(&debs_dir, library)?);
+    // Bookworm's busybox first and its Linux last; `version`'s toolstack
+    // (and C library, if the host's is too old for it) between them.
+    let mut used = vec![debs::fetch(&debs_dir, BUSYBOX)?];
+    for package in version.toolstack() {
+        used.push(hypervisor::fetch(root, version, &package)?);
+    }
+    if let Some(libc) = version.libc_package() {
+        used.push(hypervisor::fetch(root, version, libc)?);
     }
     used.push(linux.clone());
-    let cpio_fp = initramfs::fingerprint(&used);
+    let cpio_fp = initramfs::fingerprint(&used, version);
     // Named `base-dom0-…`: older rigs delete every other `dom0-…` build
-    // but their own, and branches of both kinds share one cache.
+    // but their own, and branches of both kinds share one cache. 4.17's
+    // keeps its historical name; the others name their version, so that
+    // each version's build stays beside the other's.
+    let prefix = match version {
+        XenVersion::V4_17 => "base-dom0-".to_string(),
+        other => format!("base-dom0-xen-{}-", other.as_str()),
+    };
     let dom0_cpio = root
         .join("initramfs")
-        .join(format!("base-dom0-{}.cpio", cpio_fp.hex()));
+        .join(format!("{prefix}{}.cpio", cpio_fp.hex()));
     if !dom0_cpio.exists() {
-        build_dom0_cpio(&used, &extract_root, &dom0_cpio)?;
-        cache::remove_stale(&root.join("initramfs"), "base-dom0-", &dom0_cpio);
+        let roots = DebRoots {
+            busybox: &extract_root,
+            toolstack: &version.extract_dir(root),
+            linux: &linux_extract_root,
+        };
+        build_dom0_cpio(&used, &roots, version, &dom0_cpio)?;
+        cache::remove_stale(&root.join("initramfs"), &prefix, &dom0_cpio);
     }
     let elapsed = start.elapsed();
     if elapsed.as_secs_f64() > 1.0 {
@@ -184,15 +205,37 @@ fn build_vmlinux(extracted: &Path, out: &Path) -> Result<(), RigError> {
         .ok_or_else(|| RigError::Invalid(format!("no vmlinuz-* in {}", boot.display())))?;
     progress!("extracting vmlinux from {}", vmlinuz.display());
     let bzimage = fs::read(&vmlinuz).map_err(|e| RigError::io(&vmlinuz, e))?;
-    let elf = vmlinux::extract_vmlinux(&bzimage)?;
-    cache::write_atomic(out, &elf).map_err(|e| RigError::io(out, e))
+    let kernel = vmlinux::dom0_kernel(&bzimage)?;
+    cache::write_atomic(out, &kernel).map_err(|e| RigError::io(out, e))
 }
 
-/// Extracts the packages and builds the base dom0 initramfs.
-fn build_dom0_cpio(used: &[Deb], extract_root: &Path, out: &Path) -> Result<(), RigError> {
+/// Where each kind of package of the base dom0 initramfs is extracted.
+struct DebRoots<'a> {
+    /// Busybox (bookworm's).
+    busybox: &'a Path,
+    /// The toolstack (its version's release).
+    toolstack: &'a Path,
+    /// The Linux dom0's kernel package (its release's).
+    linux: &'a Path,
+}
+
+/// Extracts the packages and builds the base dom0 initramfs: `used` is
+/// busybox first, Linux last, `version`'s toolstack between them.
+fn build_dom0_cpio(
+    used: &[Deb],
+    roots: &DebRoots<'_>,
+    version: XenVersion,
+    out: &Path,
+) -> Result<(), RigError> {
     let mut dirs = Vec::new();
-    for deb in used {
-        dirs.push((deb.package.clone(), debs::extract(deb, extract_root)?));
+    let last = used.len().saturating_sub(1);
+    for (i, deb) in used.iter().enumerate() {
+        let root = match i {
+            0 => roots.busybox,
+            i if i == last => roots.linux,
+            _ => roots.toolstack,
+        };
+        dirs.push((deb.package.clone(), debs::extract(deb, root)?));
     }
     let dir = |package: &str| -> PathBuf {
         dirs.iter()
@@ -201,18 +244,44 @@ fn build_dom0_cpio(used: &[Deb], extract_root: &Path, out: &Path) -> Result<(), 
             .unwrap_or_default()
     };
     let linux = dirs.last().map(|(_, d)| d.clone()).unwrap_or_default();
-    progress!("building the dom0 initramfs");
+    progress!("building the dom0 initramfs ({version}'s toolstack)");
     let busybox = dir(BUSYBOX);
-    let xen_utils = dir(XEN_UTILS);
+    let xen_utils = dir(&version.utils_package());
     let xenstore_utils = dir(XENSTORE_UTILS);
+    let libc = version.libc_package().map(dir);
     let inputs = initramfs::Inputs {
+        version,
         busybox: &busybox,
         xen_utils: &xen_utils,
         xenstore_utils: &xenstore_utils,
-        libraries: LIBRARIES.iter().map(|l| dir(l)).collect(),
+        libraries: version.library_packages().iter().map(|l| dir(l)).collect(),
+        libc: libc.as_deref(),
         linux: &linux,
     };
     let cpio = initramfs::build_base(&inputs)?;
     progress!("dom0 initramfs: {:.1} MiB", cpio.len() as f64 / 1048576.0);
     cache::write_atomic(out, &cpio).map_err(|e| RigError::io(out, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dom0_linux_is_bookworms_unless_trixie_is_asked_for_with_4_20() {
+        for version in XenVersion::ALL {
+            for choice in [None, Some(""), Some("bookworm")] {
+                assert_eq!(
+                    dom0_linux_release(version, choice).unwrap(),
+                    XenVersion::V4_17
+                );
+            }
+        }
+        assert_eq!(
+            dom0_linux_release(XenVersion::V4_20, Some("trixie")).unwrap(),
+            XenVersion::V4_20
+        );
+        assert!(dom0_linux_release(XenVersion::V4_17, Some("trixie")).is_err());
+        assert!(dom0_linux_release(XenVersion::V4_20, Some("sid")).is_err());
+    }
 }

@@ -187,23 +187,33 @@ pub fn fetch(debs_dir: &Path, package: &str) -> Result<Deb, RigError> {
 /// The name of the versioned kernel package (`linux-image-6.1.0-48-amd64`):
 /// the one already cached, else the one `linux-image-amd64` depends on.
 pub fn linux_image_package(debs_dir: &Path) -> Result<String, RigError> {
-    if let Ok(entries) = fs::read_dir(debs_dir) {
-        let mut cached: Vec<(std::time::SystemTime, String)> = entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let package = name.split('_').next()?.to_string();
-                let modified = e.metadata().and_then(|m| m.modified()).ok()?;
-                is_versioned_kernel_package(&package).then_some((modified, package))
-            })
-            .collect();
-        cached.sort();
-        if let Some((_, package)) = cached.pop() {
-            return Ok(package);
-        }
+    if let Some(package) = cached_linux_image_package(debs_dir) {
+        return Ok(package);
     }
     ensure_apt_lists()?;
     let depends = run(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
+    linux_image_dependency(&depends)
+}
+
+/// The newest versioned kernel package cached in `debs_dir`, if any.
+pub fn cached_linux_image_package(debs_dir: &Path) -> Option<String> {
+    let entries = fs::read_dir(debs_dir).ok()?;
+    let mut cached: Vec<(std::time::SystemTime, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let package = name.split('_').next()?.to_string();
+            let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+            is_versioned_kernel_package(&package).then_some((modified, package))
+        })
+        .collect();
+    cached.sort();
+    cached.pop().map(|(_, package)| package)
+}
+
+/// The versioned kernel package in `apt-cache depends linux-image-amd64`'s
+/// output.
+pub fn linux_image_dependency(depends: &str) -> Result<String, RigError> {
     depends
         .lines()
         .filter_map(|line| line.trim().strip_prefix("Depends:"))
@@ -216,13 +226,21 @@ pub fn linux_image_package(debs_dir: &Path) -> Result<String, RigError> {
         })
 }
 
-/// `linux-image-6.1.0-48-amd64`: not the meta package, nor the `-dbg`,
-/// `-unsigned`, `-cloud` or `-rt` flavours.
+/// `linux-image-6.1.0-48-amd64` (bookworm) or
+/// `linux-image-6.12.117+deb13-amd64` (trixie): not the meta package, nor
+/// the `-dbg`, `-unsigned`, `-cloud` or `-rt` flavours.
 fn is_versioned_kernel_package(package: &str) -> bool {
     package
         .strip_prefix("linux-image-")
         .and_then(|rest| rest.strip_suffix("-amd64"))
         .is_some_and(|version| {
+            // Trixie's names carry the Debian release (`+deb13`).
+            let version = match version.split_once("+deb") {
+                Some((upstream, release)) if release.chars().all(|c| c.is_ascii_digit()) => {
+                    upstream
+                }
+                _ => version,
+            };
             version.starts_with(|c: char| c.is_ascii_digit())
                 && version
                     .chars()
@@ -284,6 +302,20 @@ mod tests {
         assert!(!is_versioned_kernel_package(
             "linux-image-6.1.0-48-rt-amd64"
         ));
+        assert!(is_versioned_kernel_package(
+            "linux-image-6.12.117+deb13-amd64"
+        ));
+        assert!(!is_versioned_kernel_package(
+            "linux-image-6.12.117+deb13-cloud-amd64"
+        ));
+        assert_eq!(
+            linux_image_dependency(
+                "linux-image-amd64\n  Depends: linux-image-6.12.117+deb13-amd64\n"
+            )
+            .unwrap(),
+            "linux-image-6.12.117+deb13-amd64"
+        );
+        assert!(linux_image_dependency("linux-image-amd64\n").is_err());
     }
 
     #[test]

@@ -12,9 +12,17 @@
 //! a host written here. Each version's `.deb`s are cached in a directory of
 //! their own, so both hypervisors sit side by side.
 //!
-//! Only the hypervisor comes from trixie: the rig's Linux dom0 and its
-//! toolstack stay bookworm's (4.17), so a 4.20 rig boots kernels directly
-//! as dom0 and runs no domUs.
+//! Each version also has its own toolstack for the Linux dom0 (xl,
+//! xenstored, xenconsoled and their libraries, [`XenVersion::toolstack`]),
+//! fetched the same way, so both run domUs. Trixie's toolstack needs
+//! trixie's glibc (its binaries ask for `GLIBC_2.38`; bookworm has 2.36), so
+//! a 4.20 toolstack brings trixie's `libc6` with it
+//! ([`XenVersion::libc_package`]); the other shared libraries it needs
+//! (uuid, z, lzma, zstd, ncurses) are older sonames' same ABI and come from
+//! the host, as for 4.17. The dom0 kernel stays bookworm's Linux 6.1 for
+//! both (any Xen-capable Linux runs under any Xen), unless
+//! `PARAVANE_DOM0_LINUX=trixie` asks for trixie's with 4.20
+//! ([`linux_image_package`] finds it through the same configuration).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,7 +37,7 @@ pub enum XenVersion {
     /// Debian bookworm's Xen 4.17 (the rig's own toolstack matches it).
     #[default]
     V4_17,
-    /// Debian trixie's Xen 4.20 (direct dom0 boots only).
+    /// Debian trixie's Xen 4.20, with trixie's toolstack.
     V4_20,
 }
 
@@ -63,19 +71,83 @@ impl XenVersion {
         }
     }
 
-    /// Whether the rig's Linux dom0 and xl toolstack go with this Xen
-    /// (so domUs can run): only for the version the toolstack is from.
-    pub fn has_toolstack(self) -> bool {
-        self == XenVersion::V4_17
+    /// The package of the toolstack's programs (`xen-utils-4.20`).
+    pub fn utils_package(self) -> String {
+        format!("xen-utils-{}", self.as_str())
+    }
+
+    /// Where the toolstack's programs live, in the package and in dom0
+    /// alike (`usr/lib/xen-4.20/bin`: libxl runs some by that path).
+    pub fn programs_dir(self) -> String {
+        format!("usr/lib/xen-{}/bin", self.as_str())
+    }
+
+    /// Where `libxenmisc` keeps its private libraries (`libxenfsimage`).
+    pub fn private_libraries_dir(self) -> String {
+        format!("usr/lib/xen-{}/lib/x86_64-linux-gnu", self.as_str())
+    }
+
+    /// The toolstack's packages for dom0: the programs, `xenstore-utils`
+    /// and the libraries `xen-utils-*` and `libxenmisc*` depend on (their
+    /// Depends lines, the same names in bookworm and trixie but for
+    /// `libxenmisc`'s version). Not `xen-utils-common`: the rig writes its
+    /// own `xl.conf` and hotplug scripts.
+    pub fn toolstack(self) -> Vec<String> {
+        let mut packages = vec![self.utils_package(), "xenstore-utils".to_string()];
+        packages.extend(self.library_packages());
+        packages
+    }
+
+    /// The library packages of [`XenVersion::toolstack`], whose
+    /// directories `ldd` searches first.
+    pub fn library_packages(self) -> Vec<String> {
+        let mut packages = vec![format!("libxenmisc{}", self.as_str())];
+        packages.extend(
+            [
+                "libxencall1",
+                "libxenevtchn1",
+                "libxenforeignmemory1",
+                "libxengnttab1",
+                "libxenstore4",
+                "libxentoollog1",
+                "libxendevicemodel1",
+                "libxenhypfs1",
+                "libxentoolcore1",
+                "libyajl2",
+            ]
+            .map(str::to_string),
+        );
+        packages
+    }
+
+    /// The C library the toolstack needs when the host's is too old for
+    /// it: trixie's binaries need `GLIBC_2.38` (`objdump -T`), bookworm
+    /// has 2.36. Its dynamic loader then resolves (and runs) them.
+    pub fn libc_package(self) -> Option<&'static str> {
+        match self {
+            XenVersion::V4_17 => None,
+            XenVersion::V4_20 => Some("libc6"),
+        }
     }
 
     /// Where this version's `.deb`s are kept under the cache root. 4.17
-    /// keeps the rig's historical `debs/` (shared with the toolstack);
-    /// others get `xen-<version>/debs/`.
+    /// keeps the rig's historical `debs/` (shared with the busybox and
+    /// Linux packages); others get `xen-<version>/debs/`.
     pub fn debs_dir(self, root: &Path) -> PathBuf {
         match self {
             XenVersion::V4_17 => root.join("debs"),
             other => root.join(format!("xen-{}", other.as_str())).join("debs"),
+        }
+    }
+
+    /// Where this version's `.deb`s are extracted: 4.17 in the rig's
+    /// historical `extract/`; others in `xen-<version>/extract/`, since
+    /// most library packages have the same name in both releases and
+    /// an extraction directory is named after the package.
+    pub fn extract_dir(self, root: &Path) -> PathBuf {
+        match self {
+            XenVersion::V4_17 => root.join("extract"),
+            other => root.join(format!("xen-{}", other.as_str())).join("extract"),
         }
     }
 
@@ -292,14 +364,39 @@ fn ensure_private_lists(version: XenVersion, dir: &Path) -> Result<(), RigError>
     Ok(())
 }
 
+/// The versioned Linux image package of `version`'s Debian release (what
+/// its `linux-image-amd64` depends on), the cached one if there is one.
+pub fn linux_image_package(root: &Path, version: XenVersion) -> Result<String, RigError> {
+    let debs_dir = version.debs_dir(root);
+    let Some(apt_dir) = version.apt_dir(root) else {
+        return debs::linux_image_package(&debs_dir);
+    };
+    if let Some(package) = debs::cached_linux_image_package(&debs_dir) {
+        return Ok(package);
+    }
+    ensure_private_lists(version, &apt_dir)?;
+    let depends = debs::run(
+        Command::new("apt-cache")
+            .args(private_apt_options(&apt_dir))
+            .args(["depends", "linux-image-amd64"]),
+    )?;
+    debs::linux_image_dependency(&depends)
+}
+
 /// The hypervisor's `.deb` for `version`, downloaded if not cached.
 pub fn fetch_hypervisor(root: &Path, version: XenVersion) -> Result<Deb, RigError> {
+    fetch(root, version, &version.hypervisor_package())
+}
+
+/// The `.deb` of `package` from `version`'s Debian release, downloaded
+/// into `version`'s cache directory if not cached: with the machine's apt
+/// for 4.17, with the private configuration for the others.
+pub fn fetch(root: &Path, version: XenVersion, package: &str) -> Result<Deb, RigError> {
     let debs_dir = version.debs_dir(root);
-    let package = version.hypervisor_package();
     let Some(apt_dir) = version.apt_dir(root) else {
-        return debs::fetch(&debs_dir, &package);
+        return debs::fetch(&debs_dir, package);
     };
-    if let Some(deb) = debs::cached(&debs_dir, &package) {
+    if let Some(deb) = debs::cached(&debs_dir, package) {
         return Ok(deb);
     }
     ensure_private_lists(version, &apt_dir)?;
@@ -310,16 +407,16 @@ pub fn fetch_hypervisor(root: &Path, version: XenVersion) -> Result<Deb, RigErro
     );
     let output = Command::new("apt-get")
         .args(private_apt_options(&apt_dir))
-        .args(["download", &package])
+        .args(["download", package])
         .current_dir(&debs_dir)
         .output()
         .map_err(|e| RigError::Download {
-            package: package.clone(),
+            package: package.to_string(),
             detail: e.to_string(),
         })?;
     if !output.status.success() {
         return Err(RigError::Download {
-            package: package.clone(),
+            package: package.to_string(),
             detail: format!(
                 "apt-get download against Debian {}'s lists in {}: {}",
                 version.debian_suite(),
@@ -328,8 +425,8 @@ pub fn fetch_hypervisor(root: &Path, version: XenVersion) -> Result<Deb, RigErro
             ),
         });
     }
-    debs::cached(&debs_dir, &package).ok_or_else(|| RigError::Download {
-        package: package.clone(),
+    debs::cached(&debs_dir, package).ok_or_else(|| RigError::Download {
+        package: package.to_string(),
         detail: format!(
             "apt-get download left no {package}_*.deb in {}",
             debs_dir.display()
@@ -353,8 +450,24 @@ mod tests {
             "xen-hypervisor-4.20-amd64"
         );
         assert_eq!(XenVersion::V4_20.debian_suite(), "trixie");
-        assert!(XenVersion::V4_17.has_toolstack());
-        assert!(!XenVersion::V4_20.has_toolstack());
+        assert_eq!(XenVersion::V4_20.utils_package(), "xen-utils-4.20");
+        assert_eq!(XenVersion::V4_20.programs_dir(), "usr/lib/xen-4.20/bin");
+        assert_eq!(XenVersion::V4_17.libc_package(), None);
+        assert_eq!(XenVersion::V4_20.libc_package(), Some("libc6"));
+    }
+
+    #[test]
+    fn each_toolstack_names_its_own_packages() {
+        let old = XenVersion::V4_17.toolstack();
+        let new = XenVersion::V4_20.toolstack();
+        assert_eq!(old.len(), new.len());
+        assert_eq!(old[0], "xen-utils-4.17");
+        assert!(old.contains(&"libxenmisc4.17".to_string()));
+        assert!(new.contains(&"libxenmisc4.20".to_string()));
+        assert!(new.contains(&"xenstore-utils".to_string()));
+        for library in XenVersion::V4_20.library_packages() {
+            assert!(new.contains(&library), "{library}");
+        }
     }
 
     #[test]
@@ -364,6 +477,11 @@ mod tests {
         assert_eq!(
             XenVersion::V4_20.debs_dir(root),
             Path::new("/c/xen-4.20/debs")
+        );
+        assert_eq!(XenVersion::V4_17.extract_dir(root), Path::new("/c/extract"));
+        assert_eq!(
+            XenVersion::V4_20.extract_dir(root),
+            Path::new("/c/xen-4.20/extract")
         );
         assert_eq!(XenVersion::V4_17.apt_dir(root), None);
         assert_eq!(

@@ -5,7 +5,12 @@
 //!
 //! Shared libraries: the Xen ones come from the extracted `.deb`s, the rest
 //! (libc, uuid, z, lzma, zstd, ...) from the host, as `ldd` resolves them
-//! with the extracted library directories on `LD_LIBRARY_PATH`. glibc
+//! with the extracted library directories on `LD_LIBRARY_PATH`. A toolstack
+//! that needs a newer glibc than the host's (4.20's, from trixie) brings
+//! its release's `libc6`: then that package's dynamic loader resolves them
+//! (`ld.so --list --library-path`, the C library's directory first), so
+//! dom0 gets the new loader and C library and the host's other libraries,
+//! whose older symbol versions the new glibc still provides. glibc
 //! `dlopen`s `libgcc_s.so.1` (for thread cancellation) and `xl` aborts
 //! without it, so it is added by hand.
 
@@ -17,13 +22,15 @@ use crate::cache::Fingerprint;
 use crate::cpio::CpioWriter;
 use crate::debs::{self, Deb};
 use crate::error::RigError;
+use crate::hypervisor::XenVersion;
 use crate::modules;
 use crate::scripts;
 
 /// Where libraries go inside dom0.
 const LIB_DIR: &str = "usr/lib/x86_64-linux-gnu";
-/// The toolstack's programs, under `usr/lib/xen-4.17/bin/` in
-/// `xen-utils-4.17` and in dom0 alike (libxl runs some by that path).
+/// The toolstack's programs, under `usr/lib/xen-<version>/bin/` in
+/// `xen-utils-<version>` and in dom0 alike (libxl runs some by that path;
+/// the same names in 4.17 and 4.20).
 const XEN_PROGRAMS: &[&str] = &[
     "xl",
     "xenstored",
@@ -65,26 +72,31 @@ const LAYOUT_VERSION: &str = "dom0-initramfs-v1";
 
 /// The extracted packages the base archive is made from.
 pub struct Inputs<'a> {
+    /// Which Xen the toolstack is for.
+    pub version: XenVersion,
     /// `busybox-static`, extracted.
     pub busybox: &'a Path,
-    /// `xen-utils-4.17`, extracted.
+    /// `xen-utils-<version>`, extracted.
     pub xen_utils: &'a Path,
     /// `xenstore-utils`, extracted.
     pub xenstore_utils: &'a Path,
     /// The library packages, extracted.
     pub libraries: Vec<PathBuf>,
+    /// The toolstack's own C library (`libc6`), extracted, when the
+    /// host's is too old for it.
+    pub libc: Option<&'a Path>,
     /// The kernel package, extracted.
     pub linux: &'a Path,
 }
 
 /// The cache key of the base archive: the `.deb` versions plus every
 /// script and list that goes into it.
-pub fn fingerprint(debs: &[Deb]) -> Fingerprint {
+pub fn fingerprint(debs: &[Deb], version: XenVersion) -> Fingerprint {
     let mut fp = Fingerprint::new().mix(LAYOUT_VERSION);
     for deb in debs {
         fp = fp.mix(deb.file_name());
     }
-    for (path, mode, text) in scripts::base_files(&[]) {
+    for (path, mode, text) in scripts::base_files(&[], version) {
         fp = fp.mix(path).mix(mode.to_string()).mix(text);
     }
     for name in MODULES.iter().chain(XEN_PROGRAMS).chain(XENSTORE_LINKS) {
@@ -94,15 +106,21 @@ pub fn fingerprint(debs: &[Deb]) -> Fingerprint {
 }
 
 /// The kernel version directory (`lib/modules/6.1.0-48-amd64`) of an
-/// extracted kernel package.
+/// extracted kernel package: under `lib/modules` (bookworm) or, in a
+/// merged-`/usr` package (trixie's), `usr/lib/modules`.
 pub fn kernel_modules_dir(linux: &Path) -> Result<PathBuf, RigError> {
-    let base = linux.join("lib/modules");
-    let entry = fs::read_dir(&base)
-        .map_err(|e| RigError::io(&base, e))?
-        .flatten()
-        .find(|e| e.path().join("kernel").is_dir())
-        .ok_or_else(|| RigError::Invalid(format!("no kernel modules under {}", base.display())))?;
-    Ok(entry.path())
+    ["lib/modules", "usr/lib/modules"]
+        .iter()
+        .filter_map(|base| fs::read_dir(linux.join(base)).ok())
+        .flat_map(|entries| entries.flatten())
+        .map(|e| e.path())
+        .find(|dir| dir.join("kernel").is_dir())
+        .ok_or_else(|| {
+            RigError::Invalid(format!(
+                "no kernel modules under {}/lib/modules or usr/lib/modules",
+                linux.display()
+            ))
+        })
 }
 
 /// Builds the base archive.
@@ -132,11 +150,12 @@ pub fn build_base(inputs: &Inputs<'_>) -> Result<Vec<u8>, RigError> {
     add_busybox(&mut cpio, inputs.busybox)?;
 
     let mut programs = Vec::new();
+    let programs_dir = inputs.version.programs_dir();
     for program in XEN_PROGRAMS {
-        let from = inputs.xen_utils.join("usr/lib/xen-4.17/bin").join(program);
+        let from = inputs.xen_utils.join(&programs_dir).join(program);
         add_file(
             &mut cpio,
-            &format!("usr/lib/xen-4.17/bin/{program}"),
+            &format!("{programs_dir}/{program}"),
             &from,
             0o755,
         )?;
@@ -148,7 +167,13 @@ pub fn build_base(inputs: &Inputs<'_>) -> Result<Vec<u8>, RigError> {
         cpio.symlink(&format!("usr/bin/{link}"), "xenstore");
     }
     programs.push(xenstore);
-    add_libraries(&mut cpio, &programs, &inputs.libraries)?;
+    add_libraries(
+        &mut cpio,
+        &programs,
+        &inputs.libraries,
+        inputs.libc,
+        inputs.version,
+    )?;
 
     let modules_dir = kernel_modules_dir(inputs.linux)?;
     let kernel_version = modules_dir
@@ -158,12 +183,9 @@ pub fn build_base(inputs: &Inputs<'_>) -> Result<Vec<u8>, RigError> {
     let set = modules::resolve(&modules_dir, MODULES)?;
     let target = format!("lib/modules/{kernel_version}");
     for (_, relative) in &set.load_order {
-        add_file(
-            &mut cpio,
-            &format!("{target}/{relative}"),
-            &modules_dir.join(relative),
-            0o644,
-        )?;
+        // Decompressed if the package ships it as `.ko.xz`.
+        let module = modules::read(&modules_dir, relative)?;
+        cpio.file(&format!("{target}/{relative}"), 0o644, &module);
     }
     cpio.file(
         &format!("{target}/modules.dep"),
@@ -175,7 +197,7 @@ pub fn build_base(inputs: &Inputs<'_>) -> Result<Vec<u8>, RigError> {
         .iter()
         .map(|(name, _)| name.clone())
         .collect();
-    for (path, mode, text) in scripts::base_files(&names) {
+    for (path, mode, text) in scripts::base_files(&names, inputs.version) {
         cpio.file(path, mode, text.as_bytes());
     }
     Ok(cpio.finish())
@@ -218,34 +240,82 @@ pub fn parse_ldd_line(line: &str) -> Option<(String, Option<PathBuf>)> {
         .then(|| (path.to_string(), Some(PathBuf::from(path))))
 }
 
-/// Every shared library the programs need, resolved by `ldd` with the
-/// extracted library directories searched first, plus `libgcc_s.so.1`.
+/// Where a package keeps its shared libraries.
+const PACKAGE_LIBRARY_DIR: &str = "usr/lib/x86_64-linux-gnu";
+/// The host's library directories, searched after the packages' when the
+/// package's own loader (not the host's `ldd`) resolves.
+const HOST_LIBRARY_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"];
+
+/// The command that lists `program`'s libraries: the host's `ldd` with
+/// `search_path` on `LD_LIBRARY_PATH`, or, when the toolstack brings its
+/// own C library, that library's loader told to search `search_path`
+/// (which then ends with the host's directories: a foreign loader does
+/// not know the host's cache).
+fn list_libraries(program: &Path, search_path: &std::ffi::OsStr, loader: Option<&Path>) -> Command {
+    match loader {
+        None => {
+            let mut command = Command::new("ldd");
+            command.arg(program).env("LD_LIBRARY_PATH", search_path);
+            command
+        }
+        Some(loader) => {
+            let mut command = Command::new(loader);
+            command
+                .arg("--list")
+                .arg("--library-path")
+                .arg(search_path)
+                .arg(program);
+            command
+        }
+    }
+}
+
+/// Every shared library the programs need, resolved by `ldd` (or `libc`'s
+/// loader) with the extracted library directories searched first, plus
+/// `libgcc_s.so.1`.
 fn add_libraries(
     cpio: &mut CpioWriter,
     programs: &[PathBuf],
     library_packages: &[PathBuf],
+    libc: Option<&Path>,
+    version: XenVersion,
 ) -> Result<(), RigError> {
     let mut search: Vec<PathBuf> = Vec::new();
+    // The toolstack's own C library first, so its libc.so.6 wins.
+    let libc_dir = libc.map(|l| l.join(PACKAGE_LIBRARY_DIR));
+    search.extend(libc_dir.clone());
+    let private = version.private_libraries_dir();
     for package in library_packages {
-        for dir in [
-            "usr/lib/x86_64-linux-gnu",
-            "usr/lib/xen-4.17/lib/x86_64-linux-gnu",
-        ] {
+        for dir in [PACKAGE_LIBRARY_DIR, private.as_str()] {
             let dir = package.join(dir);
             if dir.is_dir() {
                 search.push(dir);
             }
         }
     }
+    let loader = match &libc_dir {
+        None => None,
+        Some(dir) => {
+            search.extend(HOST_LIBRARY_DIRS.iter().map(PathBuf::from));
+            let loader = dir.join("ld-linux-x86-64.so.2");
+            if !loader.is_file() {
+                return Err(RigError::Invalid(format!(
+                    "no dynamic loader in the C library package: {}",
+                    loader.display()
+                )));
+            }
+            Some(loader)
+        }
+    };
     let search_path = std::env::join_paths(&search)
         .map_err(|e| RigError::Invalid(format!("library path: {e}")))?;
     let mut libraries = std::collections::BTreeMap::new();
     for program in programs {
-        let output = debs::run(
-            Command::new("ldd")
-                .arg(program)
-                .env("LD_LIBRARY_PATH", &search_path),
-        )?;
+        let output = debs::run(&mut list_libraries(
+            program,
+            &search_path,
+            loader.as_deref(),
+        ))?;
         for (name, path) in output.lines().filter_map(parse_ldd_line) {
             let path = path.ok_or_else(|| {
                 RigError::Invalid(format!("{}: library {name} not found", program.display()))
@@ -295,6 +365,15 @@ mod tests {
             Some((
                 "/lib64/ld-linux-x86-64.so.2".into(),
                 Some(PathBuf::from("/lib64/ld-linux-x86-64.so.2"))
+            ))
+        );
+        // A package's own loader (`ld.so --list`) names where it found
+        // itself.
+        assert_eq!(
+            parse_ldd_line("\t/lib64/ld-linux-x86-64.so.2 => /x/ld-linux-x86-64.so.2 (0x00007f)"),
+            Some((
+                "/lib64/ld-linux-x86-64.so.2".into(),
+                Some(PathBuf::from("/x/ld-linux-x86-64.so.2"))
             ))
         );
         assert_eq!(parse_ldd_line("\tlinux-vdso.so.1 (0x00007ffd)"), None);

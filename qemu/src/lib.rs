@@ -1,7 +1,7 @@
 //! The rig: real Xen 4.17 from Debian's packages, inside QEMU (software
 //! emulation), running Paravane guests and reporting how they ended.
-//! [`Rig::prepare_xen`] boots Debian trixie's Xen 4.20 instead, for direct
-//! dom0 boots (the toolstack stays 4.17's).
+//! [`Rig::prepare_xen`] boots Debian trixie's Xen 4.20 instead, with
+//! trixie's toolstack in dom0, for both kinds of run.
 //!
 //! [`Rig::prepare`] installs QEMU if it is missing, fetches Debian's Xen,
 //! Linux, busybox and toolstack packages and builds what a run needs, all
@@ -145,10 +145,14 @@ pub struct Rig {
     pub qemu: PathBuf,
     /// Xen, gunzipped (a multiboot ELF for `-kernel`).
     pub xen: PathBuf,
-    /// Which Xen [`Rig::xen`] is. The Linux dom0 and its toolstack are
-    /// 4.17's whatever this says: domUs need [`XenVersion::has_toolstack`].
+    /// Which Xen [`Rig::xen`] is; dom0's toolstack (in
+    /// [`Rig::dom0_cpio`]) is the same version's. The Linux dom0 kernel is
+    /// bookworm's 6.1 for every version unless `PARAVANE_DOM0_LINUX=trixie`
+    /// picks trixie's 6.12 for 4.20.
     pub xen_version: XenVersion,
-    /// Debian's Linux kernel as an ELF, for dom0.
+    /// Debian's Linux kernel for dom0: bookworm's as an ELF (or, with
+    /// `PARAVANE_DOM0_LINUX=trixie` and Xen 4.20, trixie's zstd bzImage,
+    /// which Xen unpacks itself).
     pub vmlinux: PathBuf,
     /// The base dom0 initramfs (uncompressed newc cpio).
     pub dom0_cpio: PathBuf,
@@ -186,9 +190,10 @@ impl Rig {
 
     /// [`Rig::prepare`] with the hypervisor of `version` (fetched into a
     /// cache directory of its own; 4.20 from Debian trixie through a
-    /// private apt configuration, see `hypervisor.rs`). The dom0 pieces
-    /// are 4.17's either way, so a rig of another version boots kernels
-    /// directly as dom0 only.
+    /// private apt configuration, see `hypervisor.rs`), and a dom0
+    /// initramfs with the same version's toolstack (cached side by side
+    /// with the other versions'), so both direct dom0 boots and domUs
+    /// work on every version.
     pub fn prepare_xen(version: XenVersion) -> Result<Rig, RigError> {
         let start = Instant::now();
         let root = cache::cache_root();
@@ -277,13 +282,6 @@ impl Rig {
         guests: &[GuestSpec],
         timeout: Duration,
     ) -> Result<Dom0Session, RigError> {
-        if !self.xen_version.has_toolstack() {
-            return Err(RigError::Invalid(format!(
-                "domUs need the rig's xl toolstack, which is Xen 4.17's; this rig boots {} \
-                 (direct dom0 boots only)",
-                self.xen_version
-            )));
-        }
         let mut session = domu::run_domus(self, guests, timeout)?;
         // Reports come in the order of `guests`, one each.
         let faulted: Vec<(usize, String)> = session

@@ -5,6 +5,12 @@
 //! `depmod`), and a fresh machine may lack `depmod` (kmod). The dependencies
 //! are in each module's own `.modinfo` ELF section (`depends=a,b`), so the
 //! rig reads them there and writes `modules.dep` itself.
+//!
+//! Newer Debian kernels (trixie's 6.12) ship their modules xz-compressed
+//! (`name.ko.xz`). Busybox's `modprobe` loads plain `.ko` files, so the
+//! rig names every module by its `.ko` path and [`read`] decompresses a
+//! compressed one when it is read (for its `.modinfo`, and when it is
+//! copied into dom0's initramfs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -86,8 +92,11 @@ pub fn depends(elf: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Every `.ko` under `dir` (recursively), by canonical name, as paths
-/// relative to `base`.
+/// The suffix of an xz-compressed module (`name.ko.xz`).
+const XZ_SUFFIX: &str = ".xz";
+
+/// Every `.ko` or `.ko.xz` under `dir` (recursively), by canonical name,
+/// as `.ko` paths relative to `base` (see [`read`]).
 fn index(dir: &Path, base: &Path, out: &mut BTreeMap<String, PathBuf>) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -95,13 +104,32 @@ fn index(dir: &Path, base: &Path, out: &mut BTreeMap<String, PathBuf>) -> std::i
         if entry.file_type()?.is_dir() {
             index(&path, base, out)?;
         } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-            if let Some(stem) = name.strip_suffix(".ko") {
-                let relative = path.strip_prefix(base).unwrap_or(&path).to_path_buf();
+            let plain = name.strip_suffix(XZ_SUFFIX).unwrap_or(name);
+            if let Some(stem) = plain.strip_suffix(".ko") {
+                let relative = path
+                    .strip_prefix(base)
+                    .unwrap_or(&path)
+                    .with_file_name(plain);
                 out.insert(canonical_name(stem), relative);
             }
         }
     }
     Ok(())
+}
+
+/// The plain bytes of the module at `relative` (a `.ko` path) under
+/// `modules_dir`: the file itself, or its `.ko.xz`, decompressed.
+pub fn read(modules_dir: &Path, relative: &str) -> Result<Vec<u8>, RigError> {
+    let plain = modules_dir.join(relative);
+    if plain.is_file() {
+        return fs::read(&plain).map_err(|e| RigError::io(&plain, e));
+    }
+    let compressed = modules_dir.join(format!("{relative}{XZ_SUFFIX}"));
+    let file = fs::File::open(&compressed).map_err(|e| RigError::io(&compressed, e))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut xz2::read::XzDecoder::new(file), &mut bytes)
+        .map_err(|e| RigError::io(&compressed, e))?;
+    Ok(bytes)
 }
 
 /// Resolves `wanted` (module names) against `modules_dir`
@@ -119,8 +147,7 @@ pub fn resolve(modules_dir: &Path, wanted: &[&str]) -> Result<ModuleSet, RigErro
                 modules_dir.display()
             ))
         })?;
-        let path = modules_dir.join(relative);
-        let bytes = fs::read(&path).map_err(|e| RigError::io(&path, e))?;
+        let bytes = read(modules_dir, &relative.to_string_lossy())?;
         Ok((relative.clone(), depends(&bytes)))
     };
     let mut graph = BTreeMap::new();
@@ -277,6 +304,41 @@ mod tests {
             transitive("bridge", &deps),
             ["llc", "stp"].map(String::from).into_iter().collect()
         );
+    }
+
+    #[test]
+    fn compressed_modules_resolve_and_read_as_plain_ones() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("rig-modules-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("kernel/fs")).unwrap();
+        let privcmd = fake_module(b"depends=\0");
+        let mut encoder = xz2::write::XzEncoder::new(Vec::new(), 1);
+        encoder.write_all(&privcmd).unwrap();
+        fs::write(
+            dir.join("kernel/fs/xen-privcmd.ko.xz"),
+            encoder.finish().unwrap(),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("kernel/fs/xenfs.ko"),
+            fake_module(b"depends=xen-privcmd\0"),
+        )
+        .unwrap();
+        let set = resolve(&dir, &["xenfs"]).unwrap();
+        let read_back = read(&dir, "kernel/fs/xen-privcmd.ko").unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            set.load_order,
+            [
+                ("xen-privcmd".into(), "kernel/fs/xen-privcmd.ko".into()),
+                ("xenfs".into(), "kernel/fs/xenfs.ko".into())
+            ]
+        );
+        assert!(set
+            .modules_dep
+            .contains("kernel/fs/xenfs.ko: kernel/fs/xen-privcmd.ko"));
+        assert_eq!(read_back, privcmd);
     }
 
     #[test]

@@ -11,12 +11,15 @@
 
 use std::fmt::Write as _;
 
-use crate::{GuestMode, GuestSpec};
+use crate::{GuestMode, GuestSpec, XenVersion};
 
-/// dom0's `/init`. `@MODULES@` is replaced by the modules to load, in order.
+/// dom0's `/init`. `@MODULES@` is replaced by the modules to load, in
+/// order; `@XEN_BIN@` by the toolstack's programs directory, which names
+/// the Xen version (`/usr/lib/xen-4.20/bin`): xenstored, xen-init-dom0 and
+/// xenconsoled keep their names and options from 4.17 to 4.20.
 const INIT: &str = r#"#!/bin/sh
 # dom0's init, written by the Paravane rig (qemu/src/scripts.rs).
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:@XEN_BIN@
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu
 export HOME=/root TERM=dumb
 say() { echo "rig-init: $*"; }
@@ -321,10 +324,13 @@ vif.default.script="vif-rig"
 "#;
 
 /// The fixed files of dom0's initramfs: `(path, mode, text)`, with the init
-/// loading `modules` in that order.
-pub fn base_files(modules: &[String]) -> Vec<(&'static str, u32, String)> {
+/// loading `modules` in that order and running `version`'s toolstack.
+pub fn base_files(modules: &[String], version: XenVersion) -> Vec<(&'static str, u32, String)> {
+    let init = INIT
+        .replace("@MODULES@", &modules.join(" "))
+        .replace("@XEN_BIN@", &format!("/{}", version.programs_dir()));
     vec![
-        ("init", 0o755, INIT.replace("@MODULES@", &modules.join(" "))),
+        ("init", 0o755, init),
         ("etc/rig/lib.sh", 0o644, LIB.to_string()),
         ("etc/xen/scripts/vif-rig", 0o755, VIF.to_string()),
         ("etc/xen/scripts/block-rig", 0o755, BLOCK.to_string()),
@@ -510,10 +516,22 @@ mod tests {
 
     #[test]
     fn init_loads_modules_in_order() {
-        let files = base_files(&["xen_privcmd".into(), "xenfs".into()]);
+        let files = base_files(&["xen_privcmd".into(), "xenfs".into()], XenVersion::V4_17);
         let init = &files[0].2;
         assert!(init.contains("for module in xen_privcmd xenfs; do"));
         assert!(!init.contains("@MODULES@"));
+    }
+
+    #[test]
+    fn init_runs_its_versions_toolstack() {
+        for (version, dir) in [
+            (XenVersion::V4_17, ":/usr/lib/xen-4.17/bin\n"),
+            (XenVersion::V4_20, ":/usr/lib/xen-4.20/bin\n"),
+        ] {
+            let init = &base_files(&[], version)[0].2;
+            assert!(init.contains(dir), "{version}");
+            assert!(!init.contains("@XEN_BIN@"));
+        }
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! to the protected-mode code after the setup sectors); should that ever not
 //! point at an xz stream, the image is scanned for the xz magic instead. The
 //! stream uses the x86 BCJ filter, which liblzma (through `xz2`) decodes.
+//!
+//! Debian trixie's kernels compress their payload with zstd instead, which
+//! Xen decompresses fast (a trixie dom0 was ready as soon as a bookworm
+//! one): [`dom0_kernel`] hands such a bzImage to Xen as it is.
 
 use std::ops::Range;
 
@@ -15,9 +19,18 @@ use crate::error::RigError;
 /// The six bytes that open an xz stream.
 const XZ_MAGIC: &[u8; 6] = b"\xfd7zXZ\x00";
 
+/// The four bytes that open a zstd frame.
+const ZSTD_MAGIC: &[u8; 4] = b"\x28\xb5\x2f\xfd";
+
 /// Where the setup header says the compressed payload is, if it is an xz
 /// stream that lies inside the image.
 pub fn payload_range(bzimage: &[u8]) -> Option<Range<usize>> {
+    payload(bzimage).filter(|r| bzimage[r.clone()].starts_with(XZ_MAGIC))
+}
+
+/// Where the setup header says the compressed payload is, if it lies
+/// inside the image.
+fn payload(bzimage: &[u8]) -> Option<Range<usize>> {
     if bzimage.get(0x202..0x206)? != b"HdrS" {
         return None;
     }
@@ -31,7 +44,7 @@ pub fn payload_range(bzimage: &[u8]) -> Option<Range<usize>> {
     };
     let start = (setup_sects + 1) * 512 + word(0x248)?;
     let end = start.checked_add(word(0x24c)?)?;
-    (bzimage.get(start..end)?.starts_with(XZ_MAGIC)).then_some(start..end)
+    bzimage.get(start..end).map(|_| start..end)
 }
 
 /// Every offset of the xz magic in `data`.
@@ -84,6 +97,17 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>, RigError> {
     )))
 }
 
+/// What Xen gets as dom0's kernel: the ELF inside an xz-compressed
+/// bzImage, or a zstd-compressed bzImage itself (see the module's docs).
+pub fn dom0_kernel(bzimage: &[u8]) -> Result<Vec<u8>, RigError> {
+    let zstd = payload(bzimage).is_some_and(|r| bzimage[r].starts_with(ZSTD_MAGIC));
+    if zstd {
+        Ok(bzimage.to_vec())
+    } else {
+        extract_vmlinux(bzimage)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +154,15 @@ mod tests {
         assert!(payload_range(&image).is_none());
         assert_eq!(xz_magic_offsets(&image).count(), 2);
         assert_eq!(extract_vmlinux(&image).unwrap(), b"\x7fELF kernel");
+    }
+
+    #[test]
+    fn a_zstd_bzimage_goes_to_xen_as_it_is() {
+        let image = fake_bzimage(b"\x28\xb5\x2f\xfdzstd frame", true);
+        assert!(payload_range(&image).is_none());
+        assert_eq!(dom0_kernel(&image).unwrap(), image);
+        let xz_image = fake_bzimage(&xz(b"\x7fELF kernel"), true);
+        assert_eq!(dom0_kernel(&xz_image).unwrap(), b"\x7fELF kernel");
     }
 
     #[test]

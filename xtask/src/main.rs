@@ -10,7 +10,7 @@
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline "…"] [--junit FILE]
-//! cargo xtask conformance --matrix [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO as dom0: one table
+//! cargo xtask conformance --matrix [--as dom0|domu] [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO in one role: one table
 //! ```
 //!
 //! `boot` exits 0 only if the guest powered off after printing its
@@ -102,17 +102,18 @@ usage: cargo xtask <command>
                            boot one guest under Xen (default mode: pv; --memory: a domU's MiB, default 32,
                            or dom0's dom0_mem, default 64); exit 0 only if it powered off after its
                            success line; --xen: the hypervisor (default 4.17; 4.20 is Debian trixie's,
-                           dom0 only: the rig's toolstack is 4.17's)
+                           with trixie's toolstack in the Linux dom0 for --as domu)
   conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline \"...\"]
               [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles, mode pv, Xen
-                           4.17; with --xen 4.20 dom0 only); exit 0 only on `Test result: SUCCESS`
+                           4.17); exit 0 only on `Test result: SUCCESS`
                            followed by poweroff
-  conformance --matrix [--json FILE] [--junit FILE] [--kernel PATH] [--cmdline \"...\"]
-                           the suite as a direct dom0 on every Xen (4.17, 4.20) x PV/PVH x 2-level/FIFO
-                           event channels; one table check x configuration -> PASS/FAIL/SKIP, rows
-                           that differ between versions first; also written as JSON (default
-                           target/conformance-matrix.json, table beside it as .txt)
+  conformance --matrix [--as dom0|domu] [--json FILE] [--junit FILE] [--kernel PATH] [--cmdline \"...\"]
+                           the suite as a direct dom0 (default) or as domUs (--as domu: one Linux dom0
+                           session per Xen) on every Xen (4.17, 4.20) x PV/PVH x 2-level/FIFO event
+                           channels; one table check x configuration -> PASS/FAIL/SKIP, rows that
+                           differ between versions first; also written as JSON (default
+                           target/conformance-matrix.json, -domu.json for domUs; table beside it as .txt)
   e2e net|httpd|network|udp|block [--mode pv|pvh|both]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
@@ -183,19 +184,6 @@ fn xen_arg(args: &mut Args) -> Result<rig::XenVersion, String> {
     }
 }
 
-/// Refuses a domU role on a hypervisor the rig has no toolstack for.
-fn check_domu_xen(xen: rig::XenVersion) -> Result<(), String> {
-    if xen.has_toolstack() {
-        Ok(())
-    } else {
-        Err(format!(
-            "--as domu needs the rig's xl toolstack, which is Xen 4.17's; with --xen {} only \
-             --as dom0 runs",
-            xen.as_str()
-        ))
-    }
-}
-
 fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
     let role = match args.value("--as").as_deref() {
         Some("dom0") => As::Dom0,
@@ -205,9 +193,6 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
     };
     let mode = mode_arg(args)?;
     let xen = xen_arg(args)?;
-    if role == As::DomU {
-        check_domu_xen(xen)?;
-    }
     let app = args.value("--app");
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
@@ -430,12 +415,7 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
     let xen = xen_arg(args)?;
     let roles: Vec<As> = match args.value("--as").as_deref() {
         Some("dom0") => vec![As::Dom0],
-        Some("domu") | Some("domU") => {
-            check_domu_xen(xen)?;
-            vec![As::DomU]
-        }
-        // Without a toolstack for this Xen, "both roles" is dom0 alone.
-        None if !xen.has_toolstack() => vec![As::Dom0],
+        Some("domu") | Some("domU") => vec![As::DomU],
         None => vec![As::Dom0, As::DomU],
         Some(other) => return Err(format!("--as takes dom0 or domu, not `{other}`")),
     };
@@ -521,24 +501,40 @@ fn conformance_kernel(kernel: Option<PathBuf>) -> Result<PathBuf, String> {
 }
 
 /// `conformance --matrix`: every hypervisor × mode × event-channel ABI
-/// as a direct dom0 (see `matrix.rs`); prints the table, writes it as
-/// text and JSON (`--json FILE`, default `target/conformance-matrix.json`)
-/// and, with `--junit FILE`, as JUnit XML. Exit 0 only if every
-/// configuration ended in SUCCESS and poweroff.
+/// as a direct dom0, or with `--as domu` as domUs (see `matrix.rs`);
+/// prints the table, writes it as text and JSON (`--json FILE`, default
+/// `target/conformance-matrix.json`, or `…-domu.json`) and, with
+/// `--junit FILE`, as JUnit XML. Exit 0 only if every configuration
+/// ended in SUCCESS and poweroff.
 fn cmd_conformance_matrix(args: &mut Args) -> Result<ExitCode, String> {
+    let role = match args.value("--as").as_deref() {
+        None | Some("dom0") => matrix::Role::Dom0,
+        Some("domu") | Some("domU") => matrix::Role::DomU,
+        Some(other) => return Err(format!("--as takes dom0 or domu, not `{other}`")),
+    };
     let junit = args.value("--junit").map(PathBuf::from);
+    // Each role's table has its own default file, so one does not
+    // overwrite the other's.
+    let default_json = match role {
+        matrix::Role::Dom0 => "conformance-matrix.json",
+        matrix::Role::DomU => "conformance-matrix-domu.json",
+    };
     let json = args
         .value("--json")
         .map(PathBuf::from)
-        .unwrap_or_else(|| guest_build::target_dir().join("conformance-matrix.json"));
+        .unwrap_or_else(|| guest_build::target_dir().join(default_json));
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
     args.finish()?;
     let kernel = conformance_kernel(kernel)?;
-    let columns = matrix::run(&kernel, &cmdline)?;
+    let columns = matrix::run(&kernel, &cmdline, role)?;
     let table = matrix::render(&columns, false);
+    let how = match role {
+        matrix::Role::Dom0 => "dom0, direct boot",
+        matrix::Role::DomU => "domU, under a Linux dom0 with that Xen's toolstack",
+    };
     println!(
-        "conformance matrix (dom0, direct boot; * = result differs between Xen versions, \
+        "conformance matrix ({how}; * = result differs between Xen versions, \
          ~ = same result by a different version rule):"
     );
     print!("{table}");

@@ -1,7 +1,10 @@
 //! `cargo xtask conformance --matrix`: the suite on every hypervisor the
 //! rig has × boot mode (PV, PVH) × event-channel ABI (2-level, FIFO via
-//! `evtchn=fifo` on the guest's command line), as a directly booted dom0,
-//! and one table of check × configuration → PASS/FAIL/SKIP.
+//! `evtchn=fifo` on the guest's command line), in one role: as a directly
+//! booted dom0 (the default), or, with `--as domu`, as domUs of a Linux
+//! dom0 with that version's toolstack (one dom0 session per version runs
+//! the four domUs in turn); and one table of check × configuration →
+//! PASS/FAIL/SKIP.
 //!
 //! Rows whose result differs between Xen versions (for the same mode and
 //! event-channel ABI) come first: those are what a hypervisor upgrade
@@ -48,29 +51,62 @@ impl EvtchnAbi {
     }
 }
 
+/// The role the suite runs in, the same for every column of a matrix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Booted directly as dom0 (no Linux, no toolstack).
+    #[default]
+    Dom0,
+    /// A domU of the rig's Linux dom0, created by xl.
+    DomU,
+}
+
+impl Role {
+    /// `dom0` or `domU`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Dom0 => "dom0",
+            Role::DomU => "domU",
+        }
+    }
+}
+
 /// One column of the matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// The role (the same in every column).
+    pub role: Role,
     /// The hypervisor.
     pub xen: rig::XenVersion,
-    /// PV or PVH dom0.
+    /// PV or PVH.
     pub mode: rig::GuestMode,
     /// The event-channel ABI.
     pub evtchn: EvtchnAbi,
 }
 
 impl Config {
-    /// Every configuration, grouped by version.
-    pub fn all() -> Vec<Config> {
+    /// Every configuration of `role`, grouped by version.
+    pub fn all(role: Role) -> Vec<Config> {
         let mut all = Vec::new();
         for xen in rig::XenVersion::ALL {
             for mode in rig::GuestMode::ALL {
                 for evtchn in EvtchnAbi::ALL {
-                    all.push(Config { xen, mode, evtchn });
+                    all.push(Config {
+                        role,
+                        xen,
+                        mode,
+                        evtchn,
+                    });
                 }
             }
         }
         all
+    }
+
+    /// The domain name of this configuration's domU (`conformance-pvh-fifo`):
+    /// one per configuration in a version's dom0 session.
+    fn domu_name(&self) -> String {
+        format!("conformance-{}-{}", self.mode.as_str(), self.evtchn.label())
     }
 
     /// `4.20/PVH/fifo`.
@@ -321,9 +357,11 @@ pub fn to_json(columns: &[Column]) -> String {
         let (p, f, s) = counts(&c.output);
         let _ = writeln!(
             out,
-            "    {{\"label\": {}, \"xen\": {}, \"mode\": {}, \"evtchn\": {}, \"passed\": {p}, \
-             \"failed\": {f}, \"skipped\": {s}, \"verdict\": {}, \"ending\": {}, \"ok\": {}}}{}",
+            "    {{\"label\": {}, \"role\": {}, \"xen\": {}, \"mode\": {}, \"evtchn\": {}, \
+             \"passed\": {p}, \"failed\": {f}, \"skipped\": {s}, \"verdict\": {}, \"ending\": {}, \
+             \"ok\": {}}}{}",
             json_string(&c.config.label()),
+            json_string(c.config.role.as_str()),
             json_string(c.config.xen.as_str()),
             json_string(c.config.mode.as_str()),
             json_string(c.config.evtchn.label()),
@@ -373,7 +411,11 @@ pub fn to_json(columns: &[Column]) -> String {
 pub fn to_junit(columns: &[Column]) -> String {
     let mut body = String::new();
     for c in columns {
-        let suite = format!("conformance.dom0.{}", c.config.label().replace('/', "-"));
+        let suite = format!(
+            "conformance.{}.{}",
+            c.config.role.as_str(),
+            c.config.label().replace('/', "-")
+        );
         for line in conformance::junit(&suite, &c.output).lines() {
             if !line.starts_with("<?xml") {
                 body.push_str(line);
@@ -401,43 +443,79 @@ fn wait_for_other_qemu() {
     }
 }
 
-/// Runs every configuration and returns the columns.
-pub fn run(kernel: &Path, cmdline: &str) -> Result<Vec<Column>, String> {
+/// The column of one configuration's run.
+fn column_of(config: Config, guest: &rig::GuestReport) -> Column {
+    let output = conformance::parse(&guest.console);
+    let ok = output.verdict.as_deref() == Some("SUCCESS")
+        && matches!(guest.ending, rig::Ending::Poweroff);
+    let (p, f, s) = counts(&output);
+    eprintln!(
+        "matrix: {}: {p} passed, {f} failed, {s} skipped, verdict {}, ended {:?}",
+        config.label(),
+        output.verdict.as_deref().unwrap_or("(none)"),
+        guest.ending
+    );
+    Column {
+        config,
+        output,
+        ending: format!("{:?}", guest.ending),
+        ok,
+        rules: pass_rules(&guest.console),
+    }
+}
+
+/// Runs every configuration of `role` and returns the columns.
+pub fn run(kernel: &Path, cmdline: &str, role: Role) -> Result<Vec<Column>, String> {
     let timeout = Duration::from_secs(180);
+    let configs = Config::all(role);
     let mut columns = Vec::new();
-    let mut rigs: Vec<rig::Rig> = Vec::new();
-    for config in Config::all() {
-        let rig = match rigs.iter().find(|r| r.xen_version == config.xen) {
-            Some(rig) => rig.clone(),
-            None => {
-                let rig = rig::Rig::prepare_xen(config.xen).map_err(|e| e.to_string())?;
-                rigs.push(rig.clone());
-                rig
+    for xen in rig::XenVersion::ALL {
+        let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
+        let of_version: Vec<Config> = configs.iter().copied().filter(|c| c.xen == xen).collect();
+        let cmdline_of = |config: &Config| format!("{cmdline} {}", config.evtchn.cmdline());
+        match role {
+            Role::Dom0 => {
+                for config in of_version {
+                    wait_for_other_qemu();
+                    eprintln!("matrix: {}", config.label());
+                    let guest = rig
+                        .boot_dom0_mode(kernel, cmdline_of(&config).trim(), timeout, config.mode)
+                        .map_err(|e| e.to_string())?;
+                    columns.push(column_of(config, &guest));
+                }
             }
-        };
-        let line = format!("{cmdline} {}", config.evtchn.cmdline());
-        wait_for_other_qemu();
-        eprintln!("matrix: {}", config.label());
-        let guest = rig
-            .boot_dom0_mode(kernel, line.trim(), timeout, config.mode)
-            .map_err(|e| e.to_string())?;
-        let output = conformance::parse(&guest.console);
-        let ok = output.verdict.as_deref() == Some("SUCCESS")
-            && matches!(guest.ending, rig::Ending::Poweroff);
-        let (p, f, s) = counts(&output);
-        eprintln!(
-            "matrix: {}: {p} passed, {f} failed, {s} skipped, verdict {}, ended {:?}",
-            config.label(),
-            output.verdict.as_deref().unwrap_or("(none)"),
-            guest.ending
-        );
-        columns.push(Column {
-            config,
-            output,
-            ending: format!("{:?}", guest.ending),
-            ok,
-            rules: pass_rules(&guest.console),
-        });
+            Role::DomU => {
+                // One dom0 session per version: booting Xen and Linux
+                // costs more than a suite run.
+                let specs: Vec<rig::GuestSpec> = of_version
+                    .iter()
+                    .map(|config| {
+                        crate::guest_spec(
+                            &config.domu_name(),
+                            kernel,
+                            cmdline_of(config).trim(),
+                            64,
+                            timeout,
+                        )
+                        .with_mode(config.mode)
+                    })
+                    .collect();
+                wait_for_other_qemu();
+                eprintln!("matrix: {xen}, domUs in one dom0 session");
+                let session_limit = timeout * specs.len() as u32 + Duration::from_secs(120);
+                let session = rig
+                    .run_domus(&specs, session_limit)
+                    .map_err(|e| e.to_string())?;
+                for config in of_version {
+                    let guest = session
+                        .guests
+                        .iter()
+                        .find(|g| g.name == config.domu_name())
+                        .ok_or_else(|| format!("no report for {}", config.label()))?;
+                    columns.push(column_of(config, guest));
+                }
+            }
+        }
     }
     Ok(columns)
 }
@@ -450,6 +528,7 @@ mod tests {
         let lines: Vec<String> = text.lines().map(String::from).collect();
         Column {
             config: Config {
+                role: Role::Dom0,
                 xen,
                 mode,
                 evtchn: EvtchnAbi::TwoLevel,
@@ -490,10 +569,20 @@ mod tests {
 
     #[test]
     fn configurations_cover_versions_modes_and_abis() {
-        let all = Config::all();
+        let all = Config::all(Role::Dom0);
         assert_eq!(all.len(), 8);
         assert_eq!(all[0].label(), "4.17/PV/2l");
         assert_eq!(all[7].label(), "4.20/PVH/fifo");
+        let domus = Config::all(Role::DomU);
+        assert!(domus.iter().all(|c| c.role == Role::DomU));
+        // Each domU of one version's session has a name of its own.
+        let names: std::collections::BTreeSet<String> = domus
+            .iter()
+            .filter(|c| c.xen == rig::XenVersion::V4_20)
+            .map(Config::domu_name)
+            .collect();
+        assert_eq!(names.len(), 4);
+        assert!(names.contains("conformance-pvh-fifo"), "{names:?}");
         assert_eq!(EvtchnAbi::Fifo.cmdline(), "evtchn=fifo");
     }
 

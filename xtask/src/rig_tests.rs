@@ -103,6 +103,8 @@ mod names {
     pub const XEN_420: &[&str] = &[
         "conformance dom0-xen4.20 ",
         "conformance pvh-dom0-xen4.20 ",
+        "conformance domU-xen4.20 ",
+        "conformance pvh-domU-xen4.20 ",
         "rig xen 4.20",
     ];
     pub const BIG_MEMORY: &[&str] = &["rig big memory: "];
@@ -276,11 +278,11 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
         pvh_dom0_tests(rig, &elf, tally);
     }
 
-    // The same suite as dom0 on Debian trixie's Xen 4.20 (PV, and PVH
-    // with the PVH tests): what changed between the versions is the
-    // suite's version rules' business, so both must pass.
+    // The same suite as dom0 and as a domU on Debian trixie's Xen 4.20
+    // (PV, and PVH with the PVH tests): what changed between the
+    // versions is the suite's version rules' business, so all must pass.
     if filter.selects(names::XEN_420) {
-        xen420_dom0_tests(&elf, tally, pvh);
+        xen420_tests(&elf, tally, pvh);
     }
 
     // domUs: one Linux dom0 boot for all of them (those the filter
@@ -366,16 +368,9 @@ pub fn network_session(
     if specs.is_empty() {
         return;
     }
-    // Each group takes as long as its slowest guest; the watchdogs bound that.
-    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
-    let session = match rig.run_domus(&specs, limit) {
-        Ok(session) => session,
-        Err(e) => {
-            tally.record_unfiltered("rig e2e network session", Err(e.to_string()));
-            return;
-        }
+    let Some(session) = domu_session_run(rig, &specs, tally, "rig e2e network session") else {
+        return;
     };
-    report::print_session_timing(&session);
     for (mode, spec) in httpd_modes.iter().zip(&httpd) {
         for (name, result) in crate::e2e_httpd::checks_of(&session, &spec.name, *mode) {
             // Whole literals, so the ports link check can find the names.
@@ -397,19 +392,35 @@ pub fn network_session(
     }
 }
 
+/// Runs `specs` in one boot of the Linux dom0 and prints its timing; a
+/// session that fails as a whole is recorded as `failure_name`'s failure
+/// (and gives `None`). The whole session's limit leaves room for every
+/// guest's watchdog: guests side by side take as long as the slowest.
+fn domu_session_run(
+    rig: &Rig,
+    specs: &[GuestSpec],
+    tally: &mut Tally,
+    failure_name: &str,
+) -> Option<rig::Dom0Session> {
+    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
+    match rig.run_domus(specs, limit) {
+        Ok(session) => {
+            report::print_session_timing(&session);
+            Some(session)
+        }
+        Err(e) => {
+            tally.record_unfiltered(failure_name, Err(e.to_string()));
+            None
+        }
+    }
+}
+
 /// The domU session: `specs` (a selection of [`domu_guests`]) in one
 /// boot of the Linux dom0, and their checks.
 fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
-    // The whole session's limit: room for every guest's watchdog.
-    let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
-    let session = match rig.run_domus(specs, limit) {
-        Ok(session) => session,
-        Err(e) => {
-            tally.record_unfiltered(names::DOMU_SESSION, Err(e.to_string()));
-            return;
-        }
+    let Some(session) = domu_session_run(rig, specs, tally, names::DOMU_SESSION) else {
+        return;
     };
-    report::print_session_timing(&session);
     let find = |name: &str| -> Result<&GuestReport, String> {
         session
             .guests
@@ -575,10 +586,11 @@ fn pvh_dom0_tests(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) {
     }
 }
 
-/// The conformance suite booted directly as dom0 on Xen 4.20 (its
-/// hypervisor fetched from Debian trixie into the rig's cache the first
-/// time), PV and, with `pvh`, PVH.
-fn xen420_dom0_tests(elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, pvh: bool) {
+/// The conformance suite on Xen 4.20 (its hypervisor and toolstack
+/// fetched from Debian trixie into the rig's cache the first time),
+/// booted directly as dom0, then as a domU of a Linux dom0 running 4.20's
+/// xl (one session); PV and, with `pvh`, PVH.
+fn xen420_tests(elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, pvh: bool) {
     let rig = match Rig::prepare_xen(rig::XenVersion::V4_20) {
         Ok(rig) => rig,
         Err(e) => {
@@ -599,6 +611,30 @@ fn xen420_dom0_tests(elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, pvh: bool
             Err(e) => tally.record(
                 &format!("rig xen 4.20 {role} conformance"),
                 Err(e.to_string()),
+            ),
+        }
+    }
+    let mut domus = vec![(GuestMode::Pv, "domU-xen4.20")];
+    if pvh {
+        domus.push((GuestMode::Pvh, "pvh-domU-xen4.20"));
+    }
+    let specs: Vec<GuestSpec> = domus
+        .iter()
+        .map(|&(mode, role)| {
+            let mut spec = spec(role, elf("conformance"), "").with_mode(mode);
+            spec.memory_mib = 64;
+            spec
+        })
+        .collect();
+    let Some(session) = domu_session_run(&rig, &specs, tally, "rig xen 4.20 domU session") else {
+        return;
+    };
+    for (_, role) in domus {
+        match session.guests.iter().find(|g| g.name == role) {
+            Some(guest) => record_conformance(tally, role, guest),
+            None => tally.record(
+                &format!("conformance {role} verdict"),
+                Err(format!("no report for guest {role}")),
             ),
         }
     }
