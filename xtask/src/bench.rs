@@ -459,10 +459,15 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     // Only the footprint: image sizes and the smallest memory each app
     // runs in (one dom0 session of its own).
     let footprint = args.flag("--footprint");
+    let xen = crate::xen_arg(args)?;
     args.finish()?;
+    println!(
+        "bench on Xen {} (the rig's Linux dom0 and toolstack for it)",
+        xen.as_str()
+    );
     if footprint {
         print!("{}", crate::footprint::table(&crate::footprint::APPS)?);
-        let rig = Rig::prepare().map_err(|e| e.to_string())?;
+        let rig = Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
         crate::min_memory::run(&rig)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -470,7 +475,7 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
     let httpd = guest_build::build("httpd", guest_build::Profile::Release)?;
     let loadgen = guest_build::build_loadgen()?;
-    let rig = Rig::prepare().map_err(|e| e.to_string())?;
+    let rig = Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
     let kernel = rig.linux_domu_kernel().map_err(|e| e.to_string())?;
     let ramdisk = rig
         .linux_domu_initramfs(&["xen-netfront", "xen-blkfront"], &linux_init())
