@@ -1,7 +1,7 @@
 //! The smallest memory each app still runs in, found by the rig.
 //!
 //! `cargo xtask bench --footprint` boots `hello`, `echo` and `httpd` as
-//! PV domUs in one dom0 session, each at a falling series of `memory=`
+//! PV and as PVH domUs in one dom0 session, each at a falling series of `memory=`
 //! sizes, and reports per app the smallest size at which it still did
 //! its job, with why the next size down failed. Doing the job means:
 //! `hello` prints its success line and powers off; `echo` sends back a
@@ -14,7 +14,7 @@
 //! padding the kernel asks for, the p2m list, start info and page
 //! tables, which must fit in `memory=`).
 
-use rig::{Ending, GuestReport, GuestSpec, Rig};
+use rig::{Ending, GuestMode, GuestReport, GuestSpec, Rig};
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,9 +27,12 @@ pub const APPS: [&str; 3] = ["hello", "echo", "httpd"];
 /// The guests' address (one at a time, so one address serves).
 const IP: &str = "10.0.0.31";
 
-/// The guest name for `app` at `mib`.
-fn name(app: &str, mib: u32) -> String {
-    format!("minmem-{app}-{mib}")
+/// The guest name for `app` at `mib` in `mode`.
+fn name(app: &str, mib: u32, mode: GuestMode) -> String {
+    match mode {
+        GuestMode::Pv => format!("minmem-{app}-{mib}"),
+        GuestMode::Pvh => format!("minmem-pvh-{app}-{mib}"),
+    }
 }
 
 /// dom0's side for `app` (lines start `MINMEM `).
@@ -58,22 +61,24 @@ timeout 10 wget -q -O - http://$G/quit > /dev/null 2>&1
     }
 }
 
-/// The session's guests: every app at every size.
+/// The session's guests: every app at every size, PV then PVH.
 pub fn guests(
     elf: &dyn Fn(&str) -> Result<std::path::PathBuf, String>,
 ) -> Result<Vec<GuestSpec>, String> {
     let mut guests = Vec::new();
-    for app in APPS {
-        let kernel = elf(app)?;
-        for mib in SIZES {
-            guests.push(spec(app, &kernel, mib));
+    for mode in GuestMode::ALL {
+        for app in APPS {
+            let kernel = elf(app)?;
+            for mib in SIZES {
+                guests.push(spec(app, &kernel, mib, mode));
+            }
         }
     }
     Ok(guests)
 }
 
-fn spec(app: &str, kernel: &Path, mib: u32) -> GuestSpec {
-    let mut guest = GuestSpec::new(name(app, mib), kernel);
+fn spec(app: &str, kernel: &Path, mib: u32, mode: GuestMode) -> GuestSpec {
+    let mut guest = GuestSpec::new(name(app, mib, mode), kernel).with_mode(mode);
     guest.memory_mib = mib;
     guest.timeout = Duration::from_secs(if app == "hello" { 20 } else { 90 });
     if let Some(script) = script(app) {
@@ -108,6 +113,10 @@ pub fn verdict(app: &str, report: &GuestReport) -> Result<(), String> {
         .map(|l| l.trim_start_matches("xl: ").to_string());
     if let Some(error) = toolstack {
         return Err(error);
+    }
+    // So is a guest's own panic (say, an allocation that failed).
+    if let Some(panic) = report.console.iter().find(|l| l.starts_with("PANIC")) {
+        return Err(panic.clone());
     }
     job?;
     if !report.console.contains(&success) {
@@ -149,30 +158,34 @@ pub fn run(rig: &Rig) -> Result<(), String> {
     let specs = guests(&elf)?;
     let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
     let session = rig.run_domus(&specs, limit).map_err(|e| e.to_string())?;
-    println!();
-    println!("smallest memory each app runs in (PV domU, memory= in MiB, tried {SIZES:?}):");
-    for app in APPS {
-        let results: Vec<(u32, Result<(), String>)> = SIZES
-            .iter()
-            .map(|&mib| {
-                let result = session
-                    .guests
-                    .iter()
-                    .find(|g| g.name == name(app, mib))
-                    .ok_or_else(|| "no report".to_string())
-                    .and_then(|g| verdict(app, g));
-                (mib, result)
-            })
-            .collect();
-        match smallest(&results) {
-            (Some(mib), Some((below, why))) => {
-                println!("  {app:<6} {mib} MiB (at {below} MiB: {why})")
+    for mode in GuestMode::ALL {
+        println!();
+        println!(
+            "smallest memory each app runs in ({mode} domU, memory= in MiB, tried {SIZES:?}):"
+        );
+        for app in APPS {
+            let results: Vec<(u32, Result<(), String>)> = SIZES
+                .iter()
+                .map(|&mib| {
+                    let result = session
+                        .guests
+                        .iter()
+                        .find(|g| g.name == name(app, mib, mode))
+                        .ok_or_else(|| "no report".to_string())
+                        .and_then(|g| verdict(app, g));
+                    (mib, result)
+                })
+                .collect();
+            match smallest(&results) {
+                (Some(mib), Some((below, why))) => {
+                    println!("  {app:<6} {mib} MiB (at {below} MiB: {why})")
+                }
+                (Some(mib), None) => println!("  {app:<6} {mib} MiB (the smallest size tried)"),
+                (None, Some((below, why))) => {
+                    println!("  {app:<6} not even at {below} MiB: {why}")
+                }
+                (None, None) => println!("  {app:<6} no result"),
             }
-            (Some(mib), None) => println!("  {app:<6} {mib} MiB (the smallest size tried)"),
-            (None, Some((below, why))) => {
-                println!("  {app:<6} not even at {below} MiB: {why}")
-            }
-            (None, None) => println!("  {app:<6} no result"),
         }
     }
     Ok(())
@@ -211,12 +224,12 @@ mod tests {
 
     #[test]
     fn network_apps_get_a_vif_and_a_job_hello_does_not() {
-        let hello = spec("hello", Path::new("/h"), 4);
+        let hello = spec("hello", Path::new("/h"), 4, GuestMode::Pv);
         assert!(hello.dom0_script.is_none() && hello.extra_config.is_empty());
         assert_eq!(hello.memory_mib, 4);
         for app in ["echo", "httpd"] {
-            let g = spec(app, Path::new("/e"), 6);
-            assert_eq!(g.name, format!("minmem-{app}-6"));
+            let g = spec(app, Path::new("/e"), 6, GuestMode::Pvh);
+            assert_eq!(g.name, format!("minmem-pvh-{app}-6"));
             assert!(g.dom0_script.unwrap().contains("MINMEM job ok"));
             assert!(g.extra_config[0].contains("script=vif-rig"));
         }
