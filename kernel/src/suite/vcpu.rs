@@ -1,12 +1,14 @@
 //! `VCPUOP_*` as a one-vCPU guest sees them: the runstate of the vCPU
 //! that asks, and the refusals for a vCPU that is running already or
-//! does not exist. (Bringing a second vCPU up needs the rig to give the
-//! domain one; those checks are not here.)
+//! does not exist; and, where the domain was given a second vCPU
+//! (`vcpus=2`: the rig's domU conformance guests), what can be seen of
+//! it while it stays down. (Bringing it up needs an SMP kernel; those
+//! checks are not here.)
 
 use super::{expect_errno, Applies, Ctx, Outcome, Test};
 use crate::{sched, suite_fail};
 use core::time::Duration;
-use pv_arch::abi::vcpu::{VcpuRunstateInfo, RUNSTATE_BLOCKED, RUNSTATE_RUNNING};
+use pv_arch::abi::vcpu::{VcpuRunstateInfo, RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, RUNSTATE_RUNNING};
 use pv_arch::hypercall::vcpu;
 use pv_arch::Errno;
 
@@ -152,8 +154,82 @@ fn initialise_and_runstate_missing(_: &Ctx<'_>) -> Outcome {
     }
 }
 
+/// The second vCPU, if the domain has one: `Err` with the SKIP when it
+/// does not (`VCPUOP_is_up(1)` answers `ENOENT`).
+fn second_vcpu() -> Result<(), Outcome> {
+    match vcpu::is_up(1) {
+        Err(Errno::ENOENT) => Err(Outcome::Skip(
+            "the domain has one vCPU (the rig's domU conformance guests get vcpus=2)".into(),
+        )),
+        Ok(false) => Ok(()),
+        other => Err(suite_fail!(
+            "VCPUOP_is_up(1) of a vCPU this kernel never brought up: expected Ok(false), got {other:?}"
+        )),
+    }
+}
+
+/// A second vCPU the kernel never brought up is down, and Xen accounts
+/// all of its life as offline: it never ran.
+fn second_vcpu_down_and_offline(_: &Ctx<'_>) -> Outcome {
+    if let Err(outcome) = second_vcpu() {
+        return outcome;
+    }
+    match vcpu::get_runstate_info(1) {
+        Ok(info)
+            if info.state == RUNSTATE_OFFLINE
+                && info.time[RUNSTATE_RUNNING as usize] == 0
+                && total(&info) > 0 =>
+        {
+            Outcome::Pass
+        }
+        other => suite_fail!(
+            "VCPUOP_get_runstate_info(1) of a down vCPU: expected offline, never running, got {other:?}"
+        ),
+    }
+}
+
+/// `VCPUOP_down` of a vCPU that is down already succeeds and leaves it
+/// down (the op only sets the vCPU's down flag).
+fn down_of_down_vcpu_is_noop(_: &Ctx<'_>) -> Outcome {
+    if let Err(outcome) = second_vcpu() {
+        return outcome;
+    }
+    match (vcpu::down(1), vcpu::is_up(1)) {
+        (Ok(()), Ok(false)) => Outcome::Pass,
+        other => suite_fail!("VCPUOP_down(1) of a down vCPU, then is_up(1): {other:?}"),
+    }
+}
+
+/// A vCPU's single-shot timer is its own to set: Xen refuses
+/// `VCPUOP_set_singleshot_timer` for any vCPU but the caller (`EINVAL`).
+fn singleshot_timer_of_other_vcpu_einval(_: &Ctx<'_>) -> Outcome {
+    if let Err(outcome) = second_vcpu() {
+        return outcome;
+    }
+    let soon = crate::time::now_ns().saturating_add(1_000_000_000);
+    expect_errno(vcpu::set_singleshot_timer(1, soon, false), Errno::EINVAL)
+}
+
 /// The `vcpu` group.
 pub const TESTS: &[Test] = &[
+    Test {
+        group: "vcpu",
+        name: "second_vcpu_down_and_offline",
+        applies: Applies::Both,
+        run: second_vcpu_down_and_offline,
+    },
+    Test {
+        group: "vcpu",
+        name: "down_of_down_vcpu_is_noop",
+        applies: Applies::Both,
+        run: down_of_down_vcpu_is_noop,
+    },
+    Test {
+        group: "vcpu",
+        name: "singleshot_timer_of_other_vcpu_einval",
+        applies: Applies::Both,
+        run: singleshot_timer_of_other_vcpu_einval,
+    },
     Test {
         group: "vcpu",
         name: "runstate_running_and_monotonic_across_sleep",
