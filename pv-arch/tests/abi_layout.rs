@@ -219,7 +219,8 @@ macro_rules! abi_table {
             $( $rl:expr => $cl:literal ),* $(,)?
         }
     ) => {
-        fn table() -> Table {
+        pub(crate) fn table() -> Table {
+            #[allow(unused_mut)]
             let mut structs = Vec::new();
             $({
                 #[allow(unused_mut)]
@@ -322,7 +323,7 @@ fn c_program(table: &Table) -> String {
     c.push_str(
         "\n/* Names for anonymous member types. */\n\
          #define MEMBER_TYPE(type, member) __typeof__(((type *)0)->member)\n\n\
-         static void str_hex(const char *s)\n{\n\
+         static __attribute__((unused)) void str_hex(const char *s)\n{\n\
          \x20   if (!*s) putchar('-');\n\
          \x20   for (; *s; s++) printf(\"%02x\", (unsigned char)*s);\n}\n\n\
          #define SIGNEDNESS(x) _Generic((x), \\\n\
@@ -401,6 +402,7 @@ fn c_program(table: &Table) -> String {
         "#define XEN_ERRNO(name, value) printf(\"E %s %d\\n\", #name, value);\n\
          #include <xen/errno.h>\n",
     );
+    c.push_str("    printf(\"I %u\\n\", (unsigned)__XEN_LATEST_INTERFACE_VERSION__);\n");
     c.push_str("    return 0;\n}\n");
     c
 }
@@ -409,8 +411,12 @@ fn c_program(table: &Table) -> String {
 fn run_c(source: &str, include: &Path) -> String {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abi_layout");
     std::fs::create_dir_all(&dir).expect("create the scratch directory");
-    let src = dir.join(format!("abi_layout_{}.c", std::process::id()));
-    let exe = dir.join(format!("abi_layout_{}", std::process::id()));
+    // Tests run in parallel threads of one process: a name per call.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stem = format!("abi_layout_{}_{call}", std::process::id());
+    let src = dir.join(format!("{stem}.c"));
+    let exe = dir.join(&stem);
     std::fs::write(&src, source).expect("write the generated C program");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let out = Command::new(&cc)
@@ -465,6 +471,9 @@ struct CFacts {
     errnos: Vec<(String, i32)>,
     unions: HashMap<usize, Vec<u8>>,
     xsd_errors: Vec<(i32, String)>,
+    /// `__XEN_LATEST_INTERFACE_VERSION__`: the newest interface the
+    /// headers describe.
+    latest_interface: Option<u32>,
 }
 
 fn parse(output: &str) -> CFacts {
@@ -520,6 +529,7 @@ fn parse(output: &str) -> CFacts {
             "E" => facts
                 .errnos
                 .push((w[1].to_string(), w[2].parse().expect("an errno value"))),
+            "I" => facts.latest_interface = Some(w[1].parse().expect("an interface version")),
             other => panic!("unexpected line from the C side: {other}"),
         }
     }
@@ -676,18 +686,28 @@ fn abi_matches_xen_public_headers() {
     let table = table();
     let output = run_c(&c_program(&table), &include);
     let facts = parse(&output);
-    let bad = compare(&table, &facts);
+    let mut bad = compare(&table, &facts);
+    // Our definitions follow one interface version (4.17's); newer
+    // headers describe it too (compiled with it as
+    // `__XEN_INTERFACE_VERSION__`), older ones cannot.
+    let latest = facts.latest_interface.unwrap_or(0);
+    if latest < XEN_INTERFACE_VERSION {
+        bad.push(format!(
+            "the headers' latest interface version {latest:#x} is older than ours {XEN_INTERFACE_VERSION:#x}"
+        ));
+    }
     let fields: usize = table.structs.iter().map(|s| s.fields.len()).sum();
     eprintln!(
         "checked {} types, {} fields, {} constants, {} strings, {} string lists, \
-         {} union arms, {} errno names",
+         {} union arms, {} errno names, at interface version {:#x} of headers up to {latest:#x}",
         table.structs.len(),
         fields,
         table.consts.len(),
         table.strs.len(),
         table.str_lists.len(),
         table.unions.len(),
-        facts.errnos.len()
+        facts.errnos.len(),
+        XEN_INTERFACE_VERSION
     );
     assert!(
         bad.is_empty(),
@@ -1292,7 +1312,6 @@ abi_table! {
         };
     }
     consts {
-        XEN_INTERFACE_VERSION => "__XEN_LATEST_INTERFACE_VERSION__",
         XEN_INTERFACE_VERSION => "__XEN_INTERFACE_VERSION__",
         core::mem::size_of::<XenPfn>() => "sizeof(xen_pfn_t)",
         core::mem::size_of::<DomId>() => "sizeof(domid_t)",
@@ -2139,3 +2158,115 @@ const VESA_LFB: Dom0VgaVesaLfb = Dom0VgaVesaLfb {
     pad: 0x1f20,
     ext_lfb_base: 0x2122_2324,
 };
+
+// ---------------------------------------------------------------------------
+// Interfaces newer than 4.17's headers.
+//
+// Each group is checked like the main table when the headers have it
+// (its guard macro is defined), and otherwise every one of its constants
+// must be absent: that checks our "new in 4.18" / "new in 4.20" claims
+// against the older headers too. `cargo xtask test` runs this file
+// against Xen 4.17's headers and against 4.20's.
+
+/// Xen 4.18: the vCPU areas registered by guest-physical address.
+mod since_4_18 {
+    use super::*;
+
+    /// Defined only by headers that have the group.
+    pub const GUARD: &str = "VCPUOP_register_runstate_phys_area";
+
+    abi_table! {
+        structs {}
+        consts {
+            VCPUOP_REGISTER_RUNSTATE_PHYS_AREA => "VCPUOP_register_runstate_phys_area",
+            VCPUOP_REGISTER_VCPU_TIME_PHYS_AREA => "VCPUOP_register_vcpu_time_phys_area",
+            XENFEAT_RUNSTATE_PHYS_AREA => "XENFEAT_runstate_phys_area",
+            XENFEAT_VCPU_TIME_PHYS_AREA => "XENFEAT_vcpu_time_phys_area",
+        }
+        strs {}
+        str_lists {}
+    }
+}
+
+/// Xen 4.20: the `XENVER_*2` string operations and `struct xen_varbuf`.
+mod since_4_20 {
+    use super::*;
+
+    /// Defined only by headers that have the group.
+    pub const GUARD: &str = "XENVER_extraversion2";
+
+    abi_table! {
+        structs {
+            XenVarbuf = "struct xen_varbuf" {
+                len => "len",
+            };
+        }
+        consts {
+            XENVER_EXTRAVERSION2 => "XENVER_extraversion2",
+            XENVER_CAPABILITIES2 => "XENVER_capabilities2",
+            XENVER_CHANGESET2 => "XENVER_changeset2",
+            XENVER_COMMANDLINE2 => "XENVER_commandline2",
+        }
+        strs {}
+        str_lists {}
+    }
+}
+
+/// Which of `names` the headers define, by the preprocessor.
+fn defined_macros(names: &[&str], include: &Path) -> Vec<String> {
+    let mut c = String::from(
+        "#include <stdint.h>\n#include <stddef.h>\n#include <stdio.h>\n#include <string.h>\n\
+         #include <errno.h>\n",
+    );
+    for h in HEADERS {
+        let _ = writeln!(c, "#include <{h}>");
+    }
+    c.push_str("int main(void)\n{\n");
+    for name in names {
+        let _ = writeln!(c, "#ifdef {name}\n    puts(\"{name}\");\n#endif");
+    }
+    c.push_str("    return 0;\n}\n");
+    run_c(&c, include).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn newer_interfaces_match_or_are_absent() {
+    let include = include_dir();
+    if let Err(msg) = check_headers(&include) {
+        panic!("{msg}");
+    }
+    let groups = [
+        ("Xen 4.18", since_4_18::GUARD, since_4_18::table()),
+        ("Xen 4.20", since_4_20::GUARD, since_4_20::table()),
+    ];
+    let mut bad = Vec::new();
+    for (since, guard, mut table) in groups {
+        // The main test already checks the union arms.
+        table.unions.clear();
+        let names: Vec<&str> = table.consts.iter().map(|k| k.c).collect();
+        let present = defined_macros(&[&[guard][..], &names[..]].concat(), &include);
+        if present.iter().any(|name| name == guard) {
+            let facts = parse(&run_c(&c_program(&table), &include));
+            bad.extend(compare(&table, &facts));
+            eprintln!(
+                "{since} group: {} types, {} constants checked",
+                table.structs.len(),
+                table.consts.len()
+            );
+        } else {
+            bad.extend(
+                present
+                    .iter()
+                    .map(|name| format!("{name} is defined by headers without {guard} ({since})")),
+            );
+            eprintln!("{since} group: absent from these headers, as its constants are");
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatch(es) in the newer interfaces against {}:\n  {}",
+        bad.len(),
+        include.display(),
+        bad.join("\n  ")
+    );
+}

@@ -86,8 +86,11 @@ pub fn prepare(root: &Path, version: XenVersion) -> Result<Assets, RigError> {
     let debs_dir = root.join("debs");
     let extract_root = root.join("extract");
 
-    let headers = debs::fetch(&debs_dir, HEADERS)?;
-    let include_dir = debs::extract(&headers, &extract_root)?.join("usr/include");
+    // The headers of the Xen under test (4.20's from trixie, through the
+    // same private apt configuration as its hypervisor), so the ABI
+    // layout test can check our definitions against each version.
+    let headers = hypervisor::fetch(root, version, HEADERS)?;
+    let include_dir = debs::extract(&headers, &version.extract_dir(root))?.join("usr/include");
 
     let hypervisor = hypervisor::fetch_hypervisor(root, version)?;
     let xen_fp = Fingerprint::new()

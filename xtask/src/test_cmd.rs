@@ -177,6 +177,11 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         host_tests(include.as_deref(), libtest_filter, &mut tally);
     }
 
+    if filter.selects(&LAYOUT_420) {
+        eprintln!("== the ABI layout test against Xen 4.20's headers (trixie's libxen-dev)");
+        layout_420(&mut tally);
+    }
+
     if filter.selects(&LINTS.map(|(name, _)| name)) {
         eprintln!("== lints");
         lint(&mut tally);
@@ -349,6 +354,79 @@ fn host_tests(include: Option<&std::path::Path>, libtest_filter: &str, tally: &m
         }
     }
     println!("host unit tests: {passed} passed, {failed} failed");
+}
+
+/// The names [`layout_420`] records under.
+const LAYOUT_420: [&str; 2] = [
+    "abi layout vs Xen 4.20 headers: abi_matches_xen_public_headers",
+    "abi layout vs Xen 4.20 headers: newer_interfaces_match_or_are_absent",
+];
+
+/// Runs `pv-arch`'s layout test against the public headers of Xen 4.20
+/// (the host tests ran it against 4.17's): our definitions, compiled at
+/// our interface version, must match the newer headers too, and the
+/// interfaces new since 4.17 must match where they appear.
+fn layout_420(tally: &mut Tally) {
+    let include = match rig::Rig::prepare_xen(rig::XenVersion::V4_20) {
+        Ok(rig) => rig.xen_include_dir(),
+        Err(e) => {
+            for name in LAYOUT_420 {
+                tally.record(
+                    name,
+                    Err(format!("preparing Xen 4.20's headers failed: {e}")),
+                );
+            }
+            return;
+        }
+    };
+    let output = guest_build::cargo()
+        .args([
+            "test",
+            "-p",
+            "pv-arch",
+            "--test",
+            "abi_layout",
+            "--",
+            "--nocapture",
+        ])
+        .env("PARAVANE_XEN_INCLUDE", &include)
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => {
+            for name in LAYOUT_420 {
+                tally.record(name, Err(format!("cannot run cargo: {e}")));
+            }
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in LAYOUT_420 {
+        let test = name.rsplit(": ").next().unwrap_or(name);
+        let result = if stdout.contains(&format!("test {test} ... ok")) {
+            Ok(())
+        } else {
+            Err(format!(
+                "against {}:\n{}{}",
+                include.display(),
+                stdout.trim_end(),
+                stderr
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("Compiling")
+                        && !l.trim_start().starts_with("Finished"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ))
+        };
+        tally.record(name, result);
+    }
+    for line in stderr
+        .lines()
+        .filter(|l| l.starts_with("checked ") || l.contains(" group: "))
+    {
+        println!("abi layout vs Xen 4.20 headers: {line}");
+    }
 }
 
 /// Sums `test result: ok. N passed; M failed; …` lines.
