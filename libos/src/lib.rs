@@ -19,6 +19,7 @@
 
 extern crate alloc;
 
+pub mod accounting;
 pub mod balloon;
 pub mod block;
 pub mod dhcp;

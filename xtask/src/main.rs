@@ -8,6 +8,7 @@
 //! cargo xtask bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
+//! cargo xtask soak [--mode pv|pvh|both] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]  long run of both devices; the guest's accounting before and after must be equal
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline "…"] [--junit FILE]
 //! cargo xtask conformance --matrix [--as dom0|domu] [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO in one role: one table
@@ -40,6 +41,7 @@ mod min_memory;
 mod ports_check;
 mod report;
 mod rig_tests;
+mod soak;
 mod test_cmd;
 mod toolchain;
 
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Some("e2e") => cmd_e2e(&mut args),
         Some("fuzz") => fuzz::run(&mut args),
         Some("size") => footprint::run(&mut args),
+        Some("soak") => cmd_soak(&mut args),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{}", USAGE);
             Ok(ExitCode::SUCCESS)
@@ -114,6 +117,10 @@ usage: cargo xtask <command>
                            channels; one table check x configuration -> PASS/FAIL/SKIP, rows that
                            differ between versions first; also written as JSON (default
                            target/conformance-matrix.json, -domu.json for domUs; table beside it as .txt)
+  soak [--mode pv|pvh|both] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]
+                           a long run of both devices (default: 1024 MiB through echo, 16 passes over a
+                           64 MiB disk, 100 detach/attach cycles of each); the guest's accounting
+                           (grants, frames, heap, ports, tasks) before and after must be equal
   e2e net|httpd|network|udp|block [--mode pv|pvh|both]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
@@ -312,6 +319,56 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
 /// Runs one end-to-end rig test alone, printing PASS/FAIL lines.
 /// `--mode pv|pvh|both` (net and httpd; default pv): with `both`, the PV
 /// and the PVH guest run side by side in one dom0 session.
+/// `cargo xtask soak`: see [`soak`].
+fn cmd_soak(args: &mut Args) -> Result<ExitCode, String> {
+    let modes = match args.value("--mode").as_deref() {
+        None | Some("pv") => vec![rig::GuestMode::Pv],
+        Some("pvh") => vec![rig::GuestMode::Pvh],
+        Some("both") => rig::GuestMode::ALL.to_vec(),
+        Some(other) => return Err(format!("--mode takes pv, pvh or both, not `{other}`")),
+    };
+    let mut plan = soak::Plan::FULL;
+    for (flag, field) in [
+        ("--net-mib", &mut plan.net_mib),
+        ("--disk-mib", &mut plan.disk_mib),
+        ("--passes", &mut plan.passes),
+        ("--cycles", &mut plan.cycles),
+    ] {
+        if let Some(value) = args.value(flag) {
+            *field = value
+                .parse()
+                .map_err(|_| format!("{flag} takes a whole number, not `{value}`"))?;
+        }
+    }
+    if plan.disk_mib == 0 || plan.passes == 0 || plan.disk_mib > 256 {
+        return Err(
+            "soak: --disk-mib takes 1..=256 (dom0 keeps the image in RAM), --passes at least 1"
+                .into(),
+        );
+    }
+    args.finish()?;
+    let soak_elf = guest_build::build("soak", guest_build::Profile::Release)?;
+    let loadgen = guest_build::build_loadgen()?;
+    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    println!(
+        "soak: {} MiB through echo, {} passes over a {} MiB disk, {} detach/attach cycles of each device (bounded at {} s per guest)",
+        plan.net_mib,
+        plan.passes,
+        plan.disk_mib,
+        plan.cycles,
+        plan.timeout().as_secs()
+    );
+    let mut tally = test_cmd::Tally::default();
+    for (name, result) in soak::run(&rig, &soak_elf, &loadgen, &modes, &plan) {
+        tally.record(&name, result);
+    }
+    Ok(if tally.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     let which = args
         .next_positional()

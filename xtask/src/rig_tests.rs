@@ -33,6 +33,7 @@ pub const APPS: &[&str] = &[
     "tftpd",
     "resumecheck",
     "vifresume",
+    "soak",
 ];
 
 /// Memory given to each test domU, in MiB.
@@ -178,6 +179,18 @@ fn domu_guests(
         (
             crate::e2e_balloon::guest(&elf("memstress"), GuestMode::Pv),
             vec!["rig balloon: "],
+        ),
+        // Both devices for a while, detached and attached again, then
+        // the guest's own accounting must not have grown (a small plan;
+        // `cargo xtask soak` runs the long one).
+        (
+            crate::soak::guest(
+                &elf("soak"),
+                loadgen,
+                GuestMode::Pv,
+                &crate::soak::Plan::SMOKE,
+            ),
+            vec!["rig soak: "],
         ),
     ];
     guests.extend(suspend_guests(elf, GuestMode::Pv));
@@ -523,6 +536,16 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
     record_hotplug(tally, &find, GuestMode::Pv);
     record_suspend_block(tally, &find, GuestMode::Pv);
     record_balloon(tally, &find, GuestMode::Pv);
+    match find(crate::soak::name(GuestMode::Pv)) {
+        Ok(guest) => {
+            let (table, checks) = crate::soak::check(guest, &crate::soak::Plan::SMOKE);
+            println!("rig soak: the guest's accounting, before and after\n{table}");
+            for (name, result) in checks {
+                tally.record(&format!("rig {name}"), result);
+            }
+        }
+        Err(e) => tally.record("rig soak: run", Err(e)),
+    }
     if pvh {
         pvh_domu_checks(tally, &find);
     }

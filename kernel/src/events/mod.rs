@@ -197,6 +197,12 @@ mod runtime {
         Ok(())
     }
 
+    /// Ports this domain has bound now (for leak accounting: a channel
+    /// that is dropped closes its port and leaves this map).
+    pub fn bound_ports() -> usize {
+        PORTS.lock().len()
+    }
+
     /// Upcalls so far, and events for ports nobody had bound.
     pub fn counters() -> (u64, u64) {
         (
@@ -237,6 +243,8 @@ mod runtime {
 mod fifo_runtime;
 
 #[cfg(target_os = "none")]
-pub use runtime::{abi_name, counters, init, mask, resume_in_new_domain, unmask, wake_waiters};
+pub use runtime::{
+    abi_name, bound_ports, counters, init, mask, resume_in_new_domain, unmask, wake_waiters,
+};
 #[cfg(target_os = "none")]
 pub(crate) use runtime::{idle_until_event, upcall};

@@ -19,7 +19,8 @@
 //!   runs on its vCPU).
 //! - `suspend`: [`super::suspend::suspend_and_resume`].
 //! - `crash`: the task states, then `SHUTDOWN_crash`.
-//! - sysrq `t`: the executor's task states; `c`: the same, then crash.
+//! - sysrq `t`: the executor's task states; `m`: the accounting line
+//!   ([`crate::accounting`]); `c`: the task states, then crash.
 //! - anything else: reported, not acted on.
 
 use alloc::format;
@@ -303,9 +304,15 @@ async fn stop_unsupervised() {
     kernel::app::exit(name, Ok(()))
 }
 
-/// A sysrq key: `t` dumps the task states, `c` dumps them and crashes.
+/// A sysrq key: `t` dumps the task states, `m` prints the accounting
+/// line (what the guest holds: grants, frames, heap, ports, tasks), `c`
+/// dumps the task states and crashes.
 fn sysrq(key: SysrqKey) {
     match key.key() {
+        'm' => println!(
+            "Paravane: sysrq 'm': accounting {}",
+            crate::accounting::snapshot()
+        ),
         't' => {
             println!("Paravane: sysrq 't': task states");
             dump_tasks();
@@ -316,7 +323,7 @@ fn sysrq(key: SysrqKey) {
             kernel::shutdown::crash();
         }
         other => println!(
-            "Paravane: sysrq '{other}' not handled (t: task states, c: task states then crash)"
+            "Paravane: sysrq '{other}' not handled (t: task states, m: accounting, c: task states then crash)"
         ),
     }
 }
