@@ -2,13 +2,13 @@
 //!
 //! ```text
 //! cargo xtask run                       build, boot `httpd` as a domU with a vif, fetch its page from dom0, show page and console
-//! cargo xtask test [FILTER]             every test (or those whose names contain FILTER): host unit tests, lints, rig tests
+//! cargo xtask test [FILTER] [--xen 4.17|4.20]  every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
-//! cargo xtask e2e net|httpd|udp|block    one end-to-end rig test alone
+//! cargo xtask e2e net|httpd|udp|block [--mode pv|pvh|both] [--xen 4.17|4.20]   one end-to-end rig test alone
 //! cargo xtask bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
-//! cargo xtask soak [--mode pv|pvh|both] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]  long run of both devices; the guest's accounting before and after must be equal
+//! cargo xtask soak [--mode pv|pvh|both] [--xen 4.17|4.20] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]  long run of both devices; the guest's accounting before and after must be equal
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline "…"] [--junit FILE]
 //! cargo xtask conformance --matrix [--as dom0|domu] [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO in one role: one table
@@ -93,11 +93,12 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
   run                      build, boot the `httpd` unikernel as a domU under Xen + a Linux dom0, fetch its
                            page from dom0 with wget, show the page and the console
-  test [FILTER] [--pvh | --no-pvh]
+  test [FILTER] [--pvh | --no-pvh] [--xen 4.17|4.20]
                            every test (or only those whose names contain FILTER): host unit tests, lints,
                            fuzz smoke, rig tests; ends with `N passed, N failed` (skips on a line before
                            it); PVH rig tests included; --no-pvh
-                           (or PARAVANE_PVH=0) leaves them out
+                           (or PARAVANE_PVH=0) leaves them out; --xen 4.20 runs every rig test on
+                           Debian trixie's Xen 4.20 (default 4.17, plus the 4.20 suite runs)
   build [--app NAME] [--debug]
                            build a guest ELF (default app: hello) and print its path
   boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH]
@@ -117,11 +118,11 @@ usage: cargo xtask <command>
                            channels; one table check x configuration -> PASS/FAIL/SKIP, rows that
                            differ between versions first; also written as JSON (default
                            target/conformance-matrix.json, -domu.json for domUs; table beside it as .txt)
-  soak [--mode pv|pvh|both] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]
+  soak [--mode pv|pvh|both] [--xen 4.17|4.20] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]
                            a long run of both devices (default: 1024 MiB through echo, 16 passes over a
                            64 MiB disk, 100 detach/attach cycles of each); the guest's accounting
                            (grants, frames, heap, ports, tasks) before and after must be equal
-  e2e net|httpd|network|udp|block [--mode pv|pvh|both]
+  e2e net|httpd|network|udp|block [--mode pv|pvh|both] [--xen 4.17|4.20]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
                            network: the session `test` runs, httpd then echo (PV, or with --mode both
@@ -327,6 +328,7 @@ fn cmd_soak(args: &mut Args) -> Result<ExitCode, String> {
         Some("both") => rig::GuestMode::ALL.to_vec(),
         Some(other) => return Err(format!("--mode takes pv, pvh or both, not `{other}`")),
     };
+    let xen = xen_arg(args)?;
     let mut plan = soak::Plan::FULL;
     for (flag, field) in [
         ("--net-mib", &mut plan.net_mib),
@@ -349,7 +351,7 @@ fn cmd_soak(args: &mut Args) -> Result<ExitCode, String> {
     args.finish()?;
     let soak_elf = guest_build::build("soak", guest_build::Profile::Release)?;
     let loadgen = guest_build::build_loadgen()?;
-    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
     println!(
         "soak: {} MiB through echo, {} passes over a {} MiB disk, {} detach/attach cycles of each device (bounded at {} s per guest)",
         plan.net_mib,
@@ -379,11 +381,12 @@ fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
         Some("both") => rig::GuestMode::ALL.to_vec(),
         Some(other) => return Err(format!("--mode takes pv, pvh or both, not `{other}`")),
     };
+    let xen = xen_arg(args)?;
     args.finish()?;
     if which == "block" {
         let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
         let loadgen = guest_build::build_loadgen()?;
-        let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+        let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
         let mut tally = test_cmd::Tally::default();
         for (name, result) in e2e_block::run(&rig, &blkcheck, &loadgen, &modes) {
             tally.record(&name, result);
@@ -404,7 +407,7 @@ fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
         let httpd = guest_build::build("httpd", guest_build::Profile::Release)?;
         let echo = guest_build::build("echo", guest_build::Profile::Release)?;
         let loadgen = guest_build::build_loadgen()?;
-        let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+        let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
         let elf = |app: &str| {
             if app == "echo" {
                 echo.clone()
@@ -428,7 +431,7 @@ fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     };
     let kernel = guest_build::build(app, guest_build::Profile::Release)?;
     let loadgen = guest_build::build_loadgen()?;
-    let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
+    let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
     let results: Vec<(String, Result<(), String>)> = match which.as_str() {
         "net" => e2e_net::run(&rig, &kernel, &loadgen, &modes)
             .into_iter()

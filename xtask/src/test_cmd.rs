@@ -156,6 +156,7 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         args.flag("--no-pvh"),
         std::env::var("PARAVANE_PVH").ok().as_deref(),
     );
+    let xen = crate::xen_arg(args)?;
     let filter = Filter::containing(&args.next_positional().unwrap_or_default());
     args.finish()?;
     let mut tally = Tally::filtered(filter.clone());
@@ -166,7 +167,7 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     // The rig's cache also holds Xen's public headers, which the ABI
     // layout test compiles against: prepare it first.
     eprintln!("== preparing the rig (Xen, Linux dom0, toolstack; cached after the first run)");
-    let rig = rig::Rig::prepare().map_err(|e| format!("preparing the rig failed: {e}"));
+    let rig = rig::Rig::prepare_xen(xen).map_err(|e| format!("preparing the rig failed: {e}"));
     let include = rig.as_ref().ok().map(|r| r.xen_include_dir());
     if let Err(e) = &rig {
         tally.record_unfiltered("rig prepare", Err(e.clone()));
@@ -246,7 +247,8 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     } else if let Ok(rig) = &rig {
         if let (true, Some(loadgen)) = (guests.len() == rig_tests::APPS.len(), &loadgen) {
             eprintln!(
-                "== rig tests (real Xen 4.17 in QEMU{})",
+                "== rig tests (real Xen {} in QEMU{})",
+                rig.xen_version.as_str(),
                 if pvh { "; PV and PVH" } else { "; PV only" }
             );
             rig_tests::run(rig, &guests, loadgen, &mut tally, pvh);
