@@ -22,9 +22,11 @@
 //!    its first MiB as written);
 //! 6. a last echo round, then the **after** accounting, then `quit`.
 //!
+//! A third accounting line, **mid**, is taken halfway through the cycles.
 //! The verdict: every echo round intact, the image's MD5 the guest's,
 //! every cycle complete, the before and after lines equal counter by
-//! counter (the table is printed either way), and a clean poweroff.
+//! counter, except the heap's bytes, which may move by [`HEAP_SLACK`]
+//! (the table is printed either way), and a clean poweroff.
 //! `cargo xtask test` runs a small plan ([`Plan::SMOKE`]); `cargo xtask
 //! soak` the (1 GiB each way, 100 cycles) or what its flags say.
 
@@ -164,6 +166,7 @@ t2=$(cut -d' ' -f1 /proc/uptime)
 c=2
 while [ $c -le {last_cycle} ]; do
   cycle $c
+  [ $c = {mid_cycle} ] && acct mid
   c=$((c+1))
 done
 t3=$(cut -d' ' -f1 /proc/uptime)
@@ -184,6 +187,7 @@ echo quit | timeout 10 nc $G 7 > /dev/null
         rounds = plan.rounds(),
         passes = plan.passes,
         last_cycle = plan.cycles + 1,
+        mid_cycle = plan.cycles / 2 + 1,
         wait_end = wait_count("soak: ending", "1", 30),
     )
 }
@@ -226,21 +230,46 @@ pub fn counters(line: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The before/after table and whether every counter is equal.
-pub fn compare(before: &str, after: &str) -> (String, Result<(), String>) {
-    let (a, b) = (counters(before), counters(after));
-    let mut table = format!("{:<20} {:>12} {:>12}\n", "counter", "before", "after");
+/// How far `heap_bytes` may move without growing: the heap's footprint
+/// also depends on the shape of its `BTreeMap`s (tasks, ports, timers,
+/// xenstore requests and watches), which follows the order of inserts
+/// and removals, not only what they hold; one node is a few hundred
+/// bytes. A leak of one 16-byte block per detach/attach cycle is 1.6 KiB
+/// over the full soak's 100 cycles.
+pub const HEAP_SLACK: u64 = 512;
+
+/// The before/mid/after table and whether the counters held: every
+/// counter equal before and after, except `heap_bytes`, which may differ
+/// by at most [`HEAP_SLACK`]. `mid` (taken halfway through the cycles)
+/// is shown beside them.
+pub fn compare(before: &str, mid: Option<&str>, after: &str) -> (String, Result<(), String>) {
+    let (a, m, b) = (counters(before), mid.map(counters), counters(after));
+    let mut table = format!(
+        "{:<20} {:>12} {:>12} {:>12}\n",
+        "counter", "before", "mid", "after"
+    );
     let mut grew = Vec::new();
     for (key, old) in &a {
         let new = b.get(key).copied();
         let shown = new.map_or("missing".to_string(), |v| v.to_string());
-        let mark = if new == Some(*old) {
-            ""
-        } else {
-            "  <- differs"
+        let middle = m
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map_or("-".to_string(), |v| v.to_string());
+        let held = match new {
+            Some(new) if key == "heap_bytes" => new.abs_diff(*old) <= HEAP_SLACK,
+            Some(new) => new == *old,
+            None => false,
         };
-        table.push_str(&format!("{key:<20} {old:>12} {shown:>12}{mark}\n"));
-        if new != Some(*old) {
+        let mark = match new {
+            _ if !held => "  <- differs",
+            Some(new) if new != *old => "  (within the heap's slack)",
+            _ => "",
+        };
+        table.push_str(&format!(
+            "{key:<20} {old:>12} {middle:>12} {shown:>12}{mark}\n"
+        ));
+        if !held {
             grew.push(format!("{key} {old} -> {shown}"));
         }
     }
@@ -341,14 +370,16 @@ pub fn check(report: &GuestReport, plan: &Plan) -> (String, Checks) {
         dom0_value(report, "SOAK accounting before: "),
         dom0_value(report, "SOAK accounting after: "),
     ) {
-        (Some(before), Some(after)) => compare(before, after),
+        (Some(before), Some(after)) => {
+            compare(before, dom0_value(report, "SOAK accounting mid: "), after)
+        }
         _ => (
             String::new(),
             Err("no before/after accounting lines".to_string()),
         ),
     };
     checks.push((
-        "the guest's accounting before and after is equal".into(),
+        "the guest's accounting is the same before and after (heap within 512 B)".into(),
         equal,
     ));
     checks.push((
@@ -435,14 +466,28 @@ mod tests {
     #[test]
     fn equal_lines_pass_and_a_grown_counter_fails_by_name() {
         let before = "grants_live=10 heap_bytes=4096 tasks=5";
-        let (table, result) = compare(before, before);
+        let (table, result) = compare(before, None, before);
         assert!(result.is_ok());
         assert!(table.contains("grants_live"));
-        let (table, result) = compare(before, "grants_live=11 heap_bytes=4096 tasks=5");
+        let (table, result) = compare(before, None, "grants_live=11 heap_bytes=4096 tasks=5");
         assert!(table.contains("<- differs"));
         assert_eq!(result, Err("counters changed: grants_live 10 -> 11".into()));
-        assert!(compare("", "").1.is_err());
-        assert!(compare(before, "grants_live=10").1.is_err());
+        assert!(compare("", None, "").1.is_err());
+        assert!(compare(before, None, "grants_live=10").1.is_err());
+    }
+
+    #[test]
+    fn the_heap_may_move_within_its_slack_but_not_grow() {
+        let before = "grants_live=10 heap_bytes=4096 tasks=5";
+        let within = "grants_live=10 heap_bytes=4192 tasks=5";
+        let (table, result) = compare(before, Some(within), within);
+        assert!(result.is_ok(), "{result:?}");
+        assert!(table.contains("within the heap's slack"), "{table}");
+        let grown = format!(
+            "grants_live=10 heap_bytes={} tasks=5",
+            4096 + HEAP_SLACK + 16
+        );
+        assert!(compare(before, None, &grown).1.is_err());
     }
 
     #[test]
