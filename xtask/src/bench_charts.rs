@@ -16,7 +16,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::bench_json::{BenchRun, Row};
+use crate::bench_json::{BenchRun, Row, Series};
 
 /// One chart: which rows, in what unit, on which scale.
 struct Chart {
@@ -142,8 +142,14 @@ fn log_ticks(min: f64, max: f64) -> (f64, f64, Vec<f64>) {
     let hi = max.max(min * 10.0).log10().ceil();
     let mut ticks = Vec::new();
     let mut p = lo;
+    // 2 and 5 too where they fit between the decades' labels.
+    let steps: &[f64] = if hi - lo > 4.0 {
+        &[1.0]
+    } else {
+        &[1.0, 2.0, 5.0]
+    };
     while p < hi + 0.5 {
-        for m in [1.0, 2.0, 5.0] {
+        for &m in steps {
             let t = p + f64::log10(m);
             if t <= hi + 1e-9 {
                 ticks.push(t);
@@ -221,7 +227,13 @@ fn draw(run: &BenchRun, chart: &Chart, rows: &[&Row], path: &Path) -> Result<(),
     let root = root.titled(chart.title, ("sans-serif", 20)).map_err(e)?;
     let (plot, foot) = root.split_vertically(height - 54);
     let (legend, plot) = plot.split_vertically(30);
-    let loaded: Vec<bool> = run.rounds.iter().map(|r| r.loaded.is_some()).collect();
+    // Which values to draw as crosses: those of rounds taken under load
+    // (the load chart's rows are rounds themselves, named so instead).
+    let loaded: Vec<bool> = if chart.group == LOAD.group {
+        Vec::new()
+    } else {
+        run.rounds.iter().map(|r| r.loaded.is_some()).collect()
+    };
     let per_round = rows
         .iter()
         .any(|r| r.series.iter().any(|s| s.values.len() > 1));
@@ -251,7 +263,7 @@ fn draw(run: &BenchRun, chart: &Chart, rows: &[&Row], path: &Path) -> Result<(),
     let min = all.iter().copied().fold(f64::INFINITY, f64::min);
     let (x0, x1, ticks) = if chart.log {
         // Half a decade of room on the right for the median labels.
-        log_ticks(if min.is_finite() { min } else { 1.0 }, max.max(1e-3) * 3.0)
+        log_ticks(if min.is_finite() { min } else { 1.0 }, max.max(1e-3) * 1.6)
     } else {
         let (top, ticks) = linear_ticks(max * 1.15);
         (0.0, top, ticks)
@@ -378,13 +390,54 @@ fn draw(run: &BenchRun, chart: &Chart, rows: &[&Row], path: &Path) -> Result<(),
     Ok(())
 }
 
+/// The host-load chart, drawn from the rounds rather than from rows.
+const LOAD: Chart = Chart {
+    group: "load",
+    title: "Host load per round: the CPU other work took (a round over 25% mean or 75% in 10 s is taken under load)",
+    unit: "% of a core",
+    log: false,
+};
+
+/// The rounds' loads as rows of [`LOAD`]'s chart: one per round kept or
+/// replaced, in % of a core.
+fn load_rows(run: &BenchRun) -> Vec<Row> {
+    let kept = run.rounds.iter().map(|r| (r, ""));
+    let replaced = run.discarded.iter().map(|r| (r, " (replaced)"));
+    kept.chain(replaced)
+        .map(|(r, what)| {
+            let one = |name: &str, cores: f64| Series::new(name, vec![Some(cores * 100.0)]);
+            let mut row = Row::from_label(
+                &format!(
+                    "round {}, attempt {}{what}{}",
+                    r.round,
+                    r.attempt,
+                    if r.loaded.is_some() { ": LOADED" } else { "" }
+                ),
+                vec![
+                    one("other work, mean", r.load.other_cores),
+                    one("other work, busiest 10 s", r.load.busiest_other_cores),
+                    one("the rig (our QEMU), mean", r.load.rig_cores),
+                ],
+            );
+            row.group = LOAD.group.into();
+            row.unit = LOAD.unit.into();
+            row
+        })
+        .collect()
+}
+
 /// Draws a chart for each group `run` has rows of into `dir`
 /// (`GROUP.svg`), and returns the files written.
 pub fn draw_all(run: &BenchRun, dir: &Path) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut written = Vec::new();
-    for chart in &CHARTS {
-        let rows: Vec<&Row> = run.group(chart.group).collect();
+    let load = load_rows(run);
+    for chart in CHARTS.iter().chain([&LOAD]) {
+        let rows: Vec<&Row> = if chart.group == LOAD.group {
+            load.iter().collect()
+        } else {
+            run.group(chart.group).collect()
+        };
         if rows.is_empty() {
             continue;
         }
@@ -425,7 +478,8 @@ mod tests {
                 "httpd-rps.svg",
                 "httpd-latency.svg",
                 "size.svg",
-                "memory.svg"
+                "memory.svg",
+                "load.svg"
             ]
         );
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
@@ -447,6 +501,9 @@ mod tests {
         assert!(size.contains("\n134\n"), "median label");
         let memory = read("memory.svg");
         assert!(memory.contains("PVH domU") && memory.contains("httpd"));
+        let load = read("load.svg");
+        assert!(load.contains("round 2, attempt 2") && load.contains("other work, mean"));
+        assert!(load.contains("\n60\n"), "round 2's 60% of a core");
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -454,6 +511,7 @@ mod tests {
     fn a_run_without_some_groups_draws_only_the_others() {
         let mut run = crate::bench_json::tests::sample();
         run.rows.retain(|r| r.group == "size");
+        run.rounds.clear();
         let (dir, files) = drawn(&run);
         assert_eq!(files, [dir.join("size.svg")]);
         std::fs::remove_dir_all(&dir).ok();
