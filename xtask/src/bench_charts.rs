@@ -38,7 +38,8 @@ const CHARTS: [Chart; 6] = [
         group: "throughput",
         title: "Throughput (higher is better)",
         unit: "MiB/s",
-        log: false,
+        // Echo (a few MiB/s) next to disk reads (100 and more).
+        log: true,
     },
     Chart {
         group: "httpd-rps",

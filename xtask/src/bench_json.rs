@@ -22,10 +22,11 @@ pub const SCHEMA: u32 = 1;
 
 /// Where the bench writes its results unless told otherwise.
 pub fn default_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/bench/bench.json")
-        .components()
-        .collect()
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask
+        .parent()
+        .unwrap_or(xtask)
+        .join("target/bench/bench.json")
 }
 
 /// One run of `cargo xtask bench`.
