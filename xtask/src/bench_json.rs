@@ -101,8 +101,14 @@ pub struct Series {
 }
 
 impl Series {
-    /// `name`'s series with its median worked out.
+    /// `name`'s series with its median worked out, the values rounded to
+    /// a millionth (a difference of two clock readings such as 0.93
+    /// otherwise comes out as 0.9300000000000006 in the file).
     pub fn new(name: &str, values: Vec<Option<f64>>) -> Series {
+        let values: Vec<Option<f64>> = values
+            .into_iter()
+            .map(|v| v.map(|x| (x * 1e6).round() / 1e6))
+            .collect();
         Series {
             name: name.into(),
             median: median(&values),
@@ -392,6 +398,8 @@ pub mod tests {
         let text = serde_json::to_string(&run).unwrap();
         assert!(text.contains(r#""values":[5.0,null]"#), "{text}");
         assert!(text.contains(r#""median":5.0"#));
+        let noisy = Series::new("x", vec![Some(1.0599999999999996), None]);
+        assert_eq!(noisy.values, vec![Some(1.06), None]);
     }
 
     #[test]
