@@ -191,27 +191,27 @@ fn series_names(rows: &[&Row]) -> Vec<String> {
     names
 }
 
-/// The footer: where the figures come from and which rounds were loaded.
-fn footer(run: &BenchRun, per_round: bool) -> String {
+/// The footer: where the figures come from and, when the chart marks
+/// them, which rounds were loaded.
+fn footer(run: &BenchRun, per_round: bool, marks_load: bool) -> String {
     let mut text = format!(
         "{} on Xen {}, {}; bar = median, dot = one round, line = min to max",
         run.command, run.xen, run.date
     );
     if per_round {
         text.push_str(&format!(", {} rounds", run.rounds.len()));
-        let loaded: Vec<String> = run
-            .rounds
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.loaded.is_some())
-            .map(|(i, _)| (i + 1).to_string())
-            .collect();
-        if !loaded.is_empty() {
-            text.push_str(&format!(
-                "; x = round {} taken under host load",
-                loaded.join(", ")
-            ));
-        }
+    }
+    let loaded: Vec<String> = run
+        .rounds
+        .iter()
+        .filter(|r| r.loaded.is_some())
+        .map(|r| r.round.to_string())
+        .collect();
+    if marks_load && !loaded.is_empty() {
+        text.push_str(&format!(
+            "; x = round {} taken under host load",
+            loaded.join(", ")
+        ));
     }
     text
 }
@@ -230,7 +230,8 @@ fn draw(run: &BenchRun, chart: &Chart, rows: &[&Row], path: &Path) -> Result<(),
     let (legend, plot) = plot.split_vertically(30);
     // Which values to draw as crosses: those of rounds taken under load
     // (the load chart's rows are rounds themselves, named so instead).
-    let loaded: Vec<bool> = if chart.group == LOAD.group {
+    // Sizes are read from the images, so no load skews them.
+    let loaded: Vec<bool> = if chart.group == LOAD.group || chart.group == "size" {
         Vec::new()
     } else {
         run.rounds.iter().map(|r| r.loaded.is_some()).collect()
@@ -239,7 +240,7 @@ fn draw(run: &BenchRun, chart: &Chart, rows: &[&Row], path: &Path) -> Result<(),
         .iter()
         .any(|r| r.series.iter().any(|s| s.values.len() > 1));
     foot.draw(&Text::new(
-        footer(run, per_round),
+        footer(run, per_round, !loaded.is_empty()),
         (10, 4),
         ("sans-serif", 15).into_font().color(&RGBColor(80, 80, 80)),
     ))
@@ -391,6 +392,16 @@ fn draw(run: &BenchRun, chart: &Chart, rows: &[&Row], path: &Path) -> Result<(),
     Ok(())
 }
 
+/// `GROUP.svg`; the load chart of a `--footprint` run is
+/// `footprint-load.svg`, so it sits beside the full bench's own.
+fn file_name(run: &BenchRun, chart: &Chart) -> String {
+    if chart.group == LOAD.group && run.mode == "footprint" {
+        "footprint-load.svg".into()
+    } else {
+        format!("{}.svg", chart.group)
+    }
+}
+
 /// The host-load chart, drawn from the rounds rather than from rows.
 const LOAD: Chart = Chart {
     group: "load",
@@ -442,7 +453,7 @@ pub fn draw_all(run: &BenchRun, dir: &Path) -> Result<Vec<PathBuf>, String> {
         if rows.is_empty() {
             continue;
         }
-        let path = dir.join(format!("{}.svg", chart.group));
+        let path = dir.join(file_name(run, chart));
         draw(run, chart, &rows, &path)?;
         written.push(path);
     }
@@ -515,6 +526,13 @@ mod tests {
         run.rounds.clear();
         let (dir, files) = drawn(&run);
         assert_eq!(files, [dir.join("size.svg")]);
+        run.mode = "footprint".into();
+        run.rounds = crate::bench_json::tests::sample().rounds;
+        let (dir, files) = drawn(&run);
+        assert_eq!(
+            files,
+            [dir.join("size.svg"), dir.join("footprint-load.svg")]
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
