@@ -7,8 +7,12 @@
 //! median, every round drawn on it as a dot with a line from the smallest
 //! to the largest value, so the spread is in sight. A round the host's
 //! load flagged ([`crate::bench_load`]) is drawn as a cross instead of a
-//! dot, and the footer names it. Times spanning decades (a guest's own
-//! start in ms next to `xl create` in s) are drawn on a log scale.
+//! dot, and the footer names it. Figures spanning decades (a guest's own
+//! start in ms next to `xl create` in s; echo next to disk reads) are
+//! drawn on a log scale. One more chart, `load.svg`
+//! (`footprint-load.svg` for `--footprint`), is drawn from the rounds
+//! themselves: the CPU other work and the rig took in each, the rounds
+//! replaced by a retry included.
 
 use std::path::{Path, PathBuf};
 
@@ -264,7 +268,7 @@ fn draw(run: &BenchRun, chart: &Chart, rows: &[&Row], path: &Path) -> Result<(),
     let max = all.iter().copied().fold(0.0, f64::max);
     let min = all.iter().copied().fold(f64::INFINITY, f64::min);
     let (x0, x1, ticks) = if chart.log {
-        // Half a decade of room on the right for the median labels.
+        // Room on the right for the median labels.
         log_ticks(if min.is_finite() { min } else { 1.0 }, max.max(1e-3) * 1.6)
     } else {
         let (top, ticks) = linear_ticks(max * 1.15);
