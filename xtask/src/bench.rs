@@ -26,15 +26,23 @@
 //! requests per second and the p50/p99 latency (nearest rank), every
 //! answer checked (status 200, the marker). Why a tool of our own rather
 //! than `ab` or `wrk`: see `qemu/loadgen`.
+//!
+//! Each round is a dom0 session of its own, watched for the host's other
+//! work ([`crate::bench_output`]): a round taken under load is flagged
+//! and run once more. Every figure of every round, with the medians,
+//! the rounds' loads, the Xen version and the date, goes to a JSON file
+//! ([`crate::bench_json`]), and charts are drawn from it
+//! ([`crate::bench_charts`]); `--charts-only` redraws them from the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use rig::{GuestMode, GuestReport, GuestSpec, Rig};
 
 use crate::args::Args;
-use crate::{e2e_block, e2e_httpd, e2e_net, guest_build};
+use crate::bench_json::{BenchRun, Row, Series};
+use crate::{bench_load, bench_output, e2e_block, e2e_httpd, e2e_net, guest_build};
 
 /// The Linux guests' names.
 const LINUX_NET: &str = "linux-net";
@@ -459,16 +467,51 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     // Only the footprint: image sizes and the smallest memory each app
     // runs in (one dom0 session of its own).
     let footprint = args.flag("--footprint");
+    // Where the results go (JSON) and the charts drawn from them (SVG).
+    let json = args.value("--json").map(PathBuf::from);
+    let charts = args.value("--charts").map(PathBuf::from);
+    // Only redraw the charts from an existing JSON file.
+    if args.flag("--charts-only") {
+        args.finish()?;
+        return bench_output::charts_only(json.as_deref(), charts.as_deref());
+    }
     let xen = crate::xen_arg(args)?;
     args.finish()?;
     println!(
         "bench on Xen {} (the rig's Linux dom0 and toolstack for it)",
         xen.as_str()
     );
+    let mode = match (footprint, http_only) {
+        (true, _) => "footprint",
+        (false, true) => "http-only",
+        (false, false) => "full",
+    };
+    let mut results = BenchRun::new(xen.as_str(), mode);
+    let json = json.unwrap_or_else(|| bench_output::default_json(mode));
     if footprint {
-        print!("{}", crate::footprint::table(&crate::footprint::APPS)?);
+        let sizes = crate::footprint::measure_apps(&crate::footprint::APPS)?;
+        print!("{}", crate::footprint::table_of(&sizes));
+        results.rows = crate::footprint::size_rows(&sizes);
         let rig = Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
-        crate::min_memory::run(&rig)?;
+        // Watched for the host's load like a bench round, and run once
+        // more if loaded: a guest slowed down can miss its time limit.
+        for attempt in 1..=2 {
+            let sampler = bench_load::Sampler::start();
+            let started = std::time::Instant::now();
+            let memory = crate::min_memory::run(&rig)?;
+            let record = bench_output::round(1, attempt, started.elapsed(), sampler.stop());
+            println!("bench: {}", bench_load::describe(&record.load));
+            if bench_output::retry(attempt, &record) {
+                println!("bench: taken under load, run again");
+                results.discarded.push(record);
+                continue;
+            }
+            results.rounds.push(record);
+            results.rows.extend(memory);
+            break;
+        }
+        bench_output::print_loads(&results);
+        bench_output::write(&results, &json, charts.as_deref())?;
         return Ok(ExitCode::SUCCESS);
     }
     let echo = guest_build::build("echo", guest_build::Profile::Release)?;
@@ -526,21 +569,28 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
             ),
         ]);
     }
-    let timeout = guests
-        .iter()
-        .map(|g| g.timeout + Duration::from_secs(30))
-        .sum::<Duration>()
-        + Duration::from_secs(120);
-    let session = rig.run_domus(&guests, timeout).map_err(|e| e.to_string())?;
-    crate::report::print_session_timing(&session);
+    // One dom0 session a round, so each round's host load is its own and
+    // a round taken under load can be run again.
+    let mut reports = Vec::new();
+    for round in 1..=rounds {
+        let suffix = format!("-{round}");
+        let specs: Vec<GuestSpec> = guests
+            .iter()
+            .filter(|g| g.name.ends_with(&suffix))
+            .cloned()
+            .collect();
+        let run = bench_output::run_round(&rig, round, &specs)?;
+        results.rounds.push(run.kept);
+        results.discarded.extend(run.discarded);
+        reports.extend(run.reports);
+    }
     let report = |name: &str| {
-        session
-            .guests
+        reports
             .iter()
             .find(|g| g.name == name)
             .ok_or_else(|| format!("no report for {name}"))
     };
-    for guest in &session.guests {
+    for guest in &reports {
         println!(
             "bench: {} ended {} after {:.1} s (log {})",
             guest.name,
@@ -564,7 +614,7 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         ]);
     }
     if !http_only {
-        print_table(&figures);
+        results.rows = print_table(&figures);
     }
 
     // http[round][column][level]
@@ -577,12 +627,14 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
             http_figures(get(LINUX_HTTP)?),
         ]);
     }
-    print_http_table(&http);
+    results.rows.extend(print_http_table(&http));
+    bench_output::print_loads(&results);
+    bench_output::write(&results, &json, charts.as_deref())?;
 
     let complete = figures.iter().flatten().all(Figures::complete)
         && http.iter().flatten().flatten().all(|level| level.all_good);
     if !complete {
-        for guest in &session.guests {
+        for guest in &reports {
             println!("---- {} ({}) ----", guest.name, guest.ending);
             for line in guest.console.iter().rev().take(15).rev() {
                 println!("  console: {line}");
@@ -603,7 +655,7 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
 /// over the rounds of requests per second and p50/p99 latency at each
 /// level, with the ratios Paravane / Linux (for requests per second
 /// higher is better, for latency lower).
-fn print_http_table(http: &[[[HttpLevel; 3]; 3]]) {
+fn print_http_table(http: &[[[HttpLevel; 3]; 3]]) -> Vec<Row> {
     println!();
     for (round, row) in http.iter().enumerate() {
         let cells: Vec<String> = HTTP_LEVELS
@@ -637,11 +689,20 @@ fn print_http_table(http: &[[[HttpLevel; 3]; 3]]) {
         ("p50 latency, ms", |l| l.p50_ms),
         ("p99 latency, ms", |l| l.p99_ms),
     ];
+    let mut rows = Vec::new();
     for (level, (clients, requests)) in HTTP_LEVELS.iter().enumerate() {
         for (what, get) in metrics {
             let medians: Vec<Option<f64>> = (0..3)
                 .map(|column| median(http.iter().map(|round| get(&round[column][level]))))
                 .collect();
+            rows.push(row(
+                &format!("c={clients} ({requests} requests) {what}"),
+                |column| {
+                    http.iter()
+                        .map(|round| get(&round[column][level]))
+                        .collect()
+                },
+            ));
             println!(
                 "{:<48} {:>12} {:>12} {:>12} {:>10} {:>10}",
                 format!("c={clients} ({requests} requests) {what}"),
@@ -664,10 +725,11 @@ fn print_http_table(http: &[[[HttpLevel; 3]; 3]]) {
         "every answer 200 with the marker, rounds: {}",
         (0..3).map(good).collect::<Vec<_>>().join(", ")
     );
+    rows
 }
 
 /// Each round's figures, then the medians and the ratios to Linux.
-fn print_table(figures: &[[Figures; 3]]) {
+fn print_table(figures: &[[Figures; 3]]) -> Vec<Row> {
     type Metric = (&'static str, fn(&Figures) -> Option<f64>);
     let metrics: [Metric; 9] = [
         ("net echo 8 MiB each way (dom0 nc), MiB/s", |f| f.net),
@@ -718,10 +780,14 @@ fn print_table(figures: &[[Figures; 3]]) {
         "PV/Linux",
         "PVH/Linux"
     );
+    let mut rows = Vec::new();
     for (what, get) in metrics {
         let medians: Vec<Option<f64>> = (0..3)
             .map(|column| median(figures.iter().map(|round| get(&round[column]))))
             .collect();
+        rows.push(row(what, |column| {
+            figures.iter().map(|round| get(&round[column])).collect()
+        }));
         println!(
             "{what:<48} {:>12} {:>12} {:>12} {:>10} {:>10}",
             cell(medians[0], ""),
@@ -757,6 +823,17 @@ fn print_table(figures: &[[Figures; 3]]) {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    rows
+}
+
+/// A row of the JSON: the contenders' figures round by round.
+fn row(label: &str, per_round: impl Fn(usize) -> Vec<Option<f64>>) -> Row {
+    let series = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(column, name)| Series::new(name, per_round(column)))
+        .collect();
+    Row::from_label(label, series)
 }
 
 #[cfg(test)]

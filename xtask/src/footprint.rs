@@ -161,15 +161,28 @@ pub fn measure(elf: &Path) -> Result<(PathBuf, Sizes), String> {
     Ok((stripped, figures))
 }
 
+/// Builds `apps` (release profile) and measures each.
+pub fn measure_apps(apps: &[&str]) -> Result<Vec<(String, Sizes)>, String> {
+    apps.iter()
+        .map(|app| {
+            let elf = crate::guest_build::build(app, crate::guest_build::Profile::Release)?;
+            Ok((app.to_string(), measure(&elf)?.1))
+        })
+        .collect()
+}
+
 /// The table `cargo xtask size` and `cargo xtask bench` print.
 pub fn table(apps: &[&str]) -> Result<String, String> {
+    Ok(table_of(&measure_apps(apps)?))
+}
+
+/// The table of figures [`measure_apps`] gave.
+pub fn table_of(measured: &[(String, Sizes)]) -> String {
     let mut out = format!(
         "{:<12} {:>10} {:>10} {:>9} {:>8} {:>8} {:>14}\n",
         "app", "ELF", "stripped", "text", "data", "bss", "/ Mini-OS"
     );
-    for app in apps {
-        let elf = crate::guest_build::build(app, crate::guest_build::Profile::Release)?;
-        let (_, s) = measure(&elf)?;
+    for (app, s) in measured {
         out.push_str(&format!(
             "{:<12} {:>10} {:>10} {:>9} {:>8} {:>8} {:>6.2} ({:.2})\n",
             app,
@@ -186,7 +199,46 @@ pub fn table(apps: &[&str]) -> Result<String, String> {
         "bytes; stripped = what a Xen host boots (APP.stripped beside the ELF); / Mini-OS: against its \
          default build's {MINI_OS_STRIPPED} B stripped (and its debug=n build's {MINI_OS_STRIPPED_NODEBUG} B)\n"
     ));
-    Ok(out)
+    out
+}
+
+/// The bench's size rows: each app's stripped image and its text, data
+/// and bss, then Mini-OS's two builds (stripped only, as measured when
+/// the footprint issue was filed).
+pub fn size_rows(measured: &[(String, Sizes)]) -> Vec<crate::bench_json::Row> {
+    use crate::bench_json::{Row, Series};
+    let row = |name: &str, series: Vec<Series>| Row {
+        group: "size".into(),
+        name: name.into(),
+        unit: "B".into(),
+        better: "lower".into(),
+        series,
+        notes: Vec::new(),
+    };
+    let one = |name: &str, bytes: u64| Series::new(name, vec![Some(bytes as f64)]);
+    let mut rows: Vec<Row> = measured
+        .iter()
+        .map(|(app, s)| {
+            row(
+                app,
+                vec![
+                    one("stripped image", s.stripped),
+                    one("text", s.text),
+                    one("data", s.data),
+                    one("bss", s.bss),
+                ],
+            )
+        })
+        .collect();
+    rows.push(row(
+        "Mini-OS (default build)",
+        vec![one("stripped image", MINI_OS_STRIPPED)],
+    ));
+    rows.push(row(
+        "Mini-OS (debug=n)",
+        vec![one("stripped image", MINI_OS_STRIPPED_NODEBUG)],
+    ));
+    rows
 }
 
 /// `cargo xtask size [APP...]`.
@@ -266,6 +318,19 @@ mod tests {
         assert_eq!(u64_at(&stripped, 0x28).unwrap(), 0);
         assert_eq!(u16_at(&stripped, 0x3c).unwrap(), 0);
         assert_eq!(segments(&stripped).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn size_rows_put_each_app_next_to_mini_os() {
+        let s = sizes(&elf()).unwrap();
+        let rows = size_rows(&[("hello".to_string(), s)]);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].name, "hello");
+        assert_eq!(rows[0].series[0].median, Some(s.stripped as f64));
+        assert_eq!(rows[0].series[1].values, vec![Some(0xc0 as f64)]);
+        assert_eq!(rows[1].series[0].median, Some(MINI_OS_STRIPPED as f64));
+        assert!(rows.iter().all(|r| r.group == "size" && r.unit == "B"));
+        assert!(table_of(&[("hello".to_string(), s)]).contains("hello"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! cargo xtask test [FILTER] [--xen 4.17|4.20]  every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask e2e net|httpd|udp|block [--mode pv|pvh|both] [--xen 4.17|4.20]   one end-to-end rig test alone
-//! cargo xtask bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
+//! cargo xtask bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20] [--json FILE] [--charts DIR]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios; JSON and SVG charts
+//! cargo xtask bench --charts-only [--json FILE] [--charts DIR]   redraw the charts from the bench's JSON
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
 //! cargo xtask soak [--mode pv|pvh|both] [--xen 4.17|4.20] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]  long run of both devices; the guest's accounting before and after must be equal
@@ -20,6 +21,10 @@
 
 mod args;
 mod bench;
+mod bench_charts;
+mod bench_json;
+mod bench_load;
+mod bench_output;
 mod conformance;
 mod e2e_balloon;
 mod e2e_block;
@@ -130,15 +135,21 @@ usage: cargo xtask <command>
   size [APP...]            build the apps (default: hello echo httpd blkcheck conformance) and print each
                            one's ELF, stripped image (written as APP.stripped) and text/data/bss, against
                            Mini-OS's stripped size
-  bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20]
+  bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20] [--json FILE] [--charts DIR]
                            Paravane's echo, blkcheck and httpd guests (PV and PVH) next to a Linux PV domU
-                           doing the same transfers and serving the same page (busybox httpd), N rounds (3)
-                           in one dom0 session; prints each round's figures, then medians of throughput,
+                           doing the same transfers and serving the same page (busybox httpd), N rounds (3),
+                           a dom0 session each, the host's load recorded per round (a round taken under
+                           load is flagged and run once more); prints each round's figures, then medians of throughput,
                            boot times, httpd requests/s and p50/p99 latency at 1, 16 and 64 clients, and
                            the Paravane/Linux ratios; --http-only runs only the httpd contenders;
                            --footprint instead prints each app's image sizes and boots hello, echo and
                            httpd at falling memory= sizes to find the smallest each still works in;
-                           --xen: the hypervisor (default 4.17)
+                           --xen: the hypervisor (default 4.17). Writes every figure per round as JSON
+                           (target/bench/bench.json, footprint.json for --footprint; or --json FILE)
+                           and draws SVG charts from it beside the JSON (or into --charts DIR)
+  bench --charts-only [--json FILE] [--charts DIR]
+                           redraw the charts from an existing JSON (default: both files above) without
+                           running anything
   fuzz [TARGET] [--time S]
                            coverage-guided fuzzing of the parsers and state machines that take other
                            domains' data (fuzz/, cargo +nightly fuzz; nightly for this command only):

@@ -14,6 +14,7 @@
 //! padding the kernel asks for, the p2m list, start info and page
 //! tables, which must fit in `memory=`).
 
+use crate::bench_json::{Row, Series};
 use rig::{Ending, GuestMode, GuestReport, GuestSpec, Rig};
 use std::path::Path;
 use std::time::Duration;
@@ -152,12 +153,15 @@ pub fn smallest(results: &[(u32, Result<(), String>)]) -> (Option<u32>, Option<(
     (passed, None)
 }
 
-/// Runs the session and prints the table.
-pub fn run(rig: &Rig) -> Result<(), String> {
+/// Runs the session, prints the table, and returns it as the bench's
+/// `memory` rows (one per app, a series per mode; the reason the next
+/// size down failed in the notes).
+pub fn run(rig: &Rig) -> Result<Vec<Row>, String> {
     let elf = |app: &str| crate::guest_build::build(app, crate::guest_build::Profile::Release);
     let specs = guests(&elf)?;
     let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
     let session = rig.run_domus(&specs, limit).map_err(|e| e.to_string())?;
+    let mut rows: Vec<Row> = APPS.iter().map(|app| memory_row(app)).collect();
     for mode in GuestMode::ALL {
         println!();
         println!(
@@ -176,6 +180,11 @@ pub fn run(rig: &Rig) -> Result<(), String> {
                     (mib, result)
                 })
                 .collect();
+            let row = rows
+                .iter_mut()
+                .find(|r| r.name == app)
+                .expect("a row per app");
+            record(row, mode, &smallest(&results));
             match smallest(&results) {
                 (Some(mib), Some((below, why))) => {
                     println!("  {app:<6} {mib} MiB (at {below} MiB: {why})")
@@ -188,7 +197,35 @@ pub fn run(rig: &Rig) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(rows)
+}
+
+/// `app`'s row, before any mode's result.
+fn memory_row(app: &str) -> Row {
+    Row {
+        group: "memory".into(),
+        name: app.into(),
+        unit: "MiB".into(),
+        better: "lower".into(),
+        series: Vec::new(),
+        notes: Vec::new(),
+    }
+}
+
+/// Adds `mode`'s result (see [`smallest`]) to `row`.
+fn record(row: &mut Row, mode: GuestMode, result: &(Option<u32>, Option<(u32, String)>)) {
+    let (passed, failed) = result;
+    row.series.push(Series::new(
+        &format!("{mode} domU"),
+        vec![passed.map(f64::from)],
+    ));
+    match failed {
+        Some((below, why)) => row.notes.push(format!("{mode} at {below} MiB: {why}")),
+        None if passed.is_some() => row
+            .notes
+            .push(format!("{mode}: the smallest size tried passed")),
+        None => {}
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +257,23 @@ mod tests {
             smallest(&r(&[(16, false)])),
             (None, Some((16, "no at 16".into())))
         );
+    }
+
+    #[test]
+    fn each_mode_is_a_series_of_the_app_row_with_the_failure_noted() {
+        let mut row = memory_row("httpd");
+        record(
+            &mut row,
+            GuestMode::Pv,
+            &(Some(4), Some((3, "xc: error: out of memory".into()))),
+        );
+        record(&mut row, GuestMode::Pvh, &(Some(2), None));
+        assert_eq!(row.group, "memory");
+        assert_eq!(row.series.len(), 2);
+        assert_eq!(row.series[0].median, Some(4.0));
+        assert_eq!(row.series[1].values, vec![Some(2.0)]);
+        assert_eq!(row.series[0].name, format!("{} domU", GuestMode::Pv));
+        assert!(row.notes[0].ends_with("at 3 MiB: xc: error: out of memory"));
     }
 
     #[test]
