@@ -78,6 +78,13 @@ TAIL=$!
 {wait}ping -c 1 -W 2 $G > /dev/null 2>&1 || rig NOTE $NAME "failed: the guest does not answer a ping at $G"
 nc -ll -p {DOM0_HTTP_PORT} -e nc $G 80 &
 RELAY=$!
+# Announce it only once it listens: a client let in before would be
+# reset.
+i=0
+until netstat -ltn 2> /dev/null | grep -q ':{DOM0_HTTP_PORT} ' || [ $i -ge 50 ]; do
+  i=$((i+1))
+  sleep 0.1
+done
 rig NOTE $NAME "{SERVING} $UPLINK {dom0_ip}:{DOM0_HTTP_PORT} -> $G:80"
 # The host's stop word; anything else connecting here is ignored.
 while :; do
