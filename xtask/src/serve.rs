@@ -133,6 +133,9 @@ pub fn free_port() -> Result<u16, String> {
 struct Shared {
     /// Ctrl-Cs so far.
     signals: AtomicUsize,
+    /// QEMU is about to start or running: a Ctrl-C from now on asks
+    /// dom0 to stop (before, it just ends the command).
+    session: AtomicBool,
     /// dom0 said it got the stop word.
     acknowledged: AtomicBool,
     /// The session is over: stop asking.
@@ -173,6 +176,10 @@ pub fn run(port: u16) -> Result<ExitCode, String> {
     // Ctrl-C asks dom0 to shut the guest down, the second kills QEMU.
     let handler_shared = shared.clone();
     ctrlc::set_handler(move || {
+        if !handler_shared.session.load(Ordering::SeqCst) {
+            eprintln!("serve: interrupted before QEMU started");
+            std::process::exit(130);
+        }
         if handler_shared.signals.fetch_add(1, Ordering::SeqCst) == 0 {
             eprintln!("serve: stopping: asking dom0 for `xl shutdown -w {NAME}` (Ctrl-C again kills QEMU at once)");
             let shared = handler_shared.clone();
@@ -221,6 +228,7 @@ pub fn run(port: u16) -> Result<ExitCode, String> {
         }
         _ => {}
     };
+    shared.session.store(true, Ordering::SeqCst);
     let result = rig.run_domus_live(std::slice::from_ref(&guest), FOREVER, &mut on_live);
     shared.over.store(true, Ordering::SeqCst);
     let session = result.map_err(|e| e.to_string())?;
