@@ -27,6 +27,13 @@ pub enum Event {
     Console(String, String),
     /// A line of the guest's dom0 script's output.
     Shell(String, String),
+    /// A line of the guest's console sent while it runs, by a dom0 script
+    /// that follows the console log (the `CON` lines come only at the
+    /// guest's end); not part of the report.
+    Live(String, String),
+    /// A dom0 script's news sent at once (its own output comes only at
+    /// the guest's end); not part of the report.
+    Note(String, String),
     /// The guest's dom0 script ended with this status.
     ShellExit(String, i32),
     /// Everything about this guest has been sent.
@@ -54,6 +61,8 @@ pub fn parse(line: &str) -> Option<Event> {
         "TIMEOUT" => Event::Timeout(name),
         "CON" => Event::Console(name, text),
         "SH" => Event::Shell(name, text),
+        "LIVE" => Event::Live(name, text),
+        "NOTE" => Event::Note(name, text),
         "SHEXIT" => Event::ShellExit(name, text.trim().parse().ok()?),
         "END" => Event::End(name),
         "DONE" => Event::Done,
@@ -127,6 +136,14 @@ mod tests {
         );
         assert_eq!(parse("@@RIG@@ BEGIN g1"), Some(Event::Begin("g1".into())));
         assert_eq!(parse("@@RIG@@ DONE"), Some(Event::Done));
+        assert_eq!(
+            parse("@@RIG@@ LIVE httpd httpd: up"),
+            Some(Event::Live("httpd".into(), "httpd: up".into()))
+        );
+        assert_eq!(
+            parse("@@RIG@@ NOTE httpd serving"),
+            Some(Event::Note("httpd".into(), "serving".into()))
+        );
         // Serial noise before a marker is tolerated; other lines are not ours.
         assert_eq!(parse("\0@@RIG@@ END g1"), Some(Event::End("g1".into())));
         assert_eq!(parse("random text"), None);

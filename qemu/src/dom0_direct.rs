@@ -363,6 +363,7 @@ mod tests {
             direct_dom0_memory_mib: 64,
             memory_mib: 1024,
             dom0_memory_mib: 384,
+            host_forwards: Vec::new(),
             include_dir: "/i".into(),
         };
         let pv = direct_xen_cmdline(&rig, GuestMode::Pv);

@@ -211,10 +211,13 @@ impl GuestState {
 }
 
 /// Does what [`Rig::run_domus`] promises.
+/// `on_live` gets the [`Event::Live`] and [`Event::Note`] lines as they
+/// arrive.
 pub fn run_domus(
     rig: &Rig,
     guests: &[GuestSpec],
     timeout: Duration,
+    on_live: &mut dyn FnMut(&Event),
 ) -> Result<Dom0Session, RigError> {
     validate(guests)?;
     let dir = crate::cache::new_run_dir(&rig.log_root, "domu", 30)
@@ -240,7 +243,7 @@ pub fn run_domus(
         rig.vmlinux.to_string_lossy().replace(',', ",,"),
         initrd_path.to_string_lossy().replace(',', ",,")
     );
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "-M",
         "q35",
         "-cpu",
@@ -269,6 +272,7 @@ pub fn run_domus(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(crate::user_net_args(&rig.host_forwards));
     fs::write(dir.join("qemu-command.txt"), shell_words(&rig.qemu, &args))
         .map_err(|e| RigError::io(&dir, e))?;
 
@@ -359,6 +363,7 @@ pub fn run_domus(
                         elapsed.as_secs_f64()
                     );
                 }
+                Event::Live(..) | Event::Note(..) => on_live(&event),
                 Event::Done => done_at = Some(now),
                 Event::Error(text) => return Err(fail(format!("dom0's init: {text}"), &serial)),
             }

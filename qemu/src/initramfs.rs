@@ -66,6 +66,10 @@ pub const MODULES: &[&str] = &[
     "xen-netback",
     "loop",
     "bridge",
+    // The NIC QEMU gets when the host forwards ports into dom0
+    // (`Rig::host_forwards`); with no such card it only registers its
+    // PCI driver.
+    "e1000",
 ];
 /// Bumped when the way the archive is assembled changes.
 const LAYOUT_VERSION: &str = "dom0-initramfs-v1";

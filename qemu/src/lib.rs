@@ -176,7 +176,66 @@ pub struct Rig {
     /// Linux dom0 runs: dom0's memory in MiB (the rest is for the guests).
     /// Default 384.
     pub dom0_memory_mib: u32,
+    /// Linux dom0 runs: TCP ports of the host's loopback forwarded into
+    /// dom0 over QEMU's user networking (see [`HostForward`]). Default:
+    /// none, and then the machine has no network card at all.
+    pub host_forwards: Vec<HostForward>,
     include_dir: PathBuf,
+}
+
+/// dom0's address on QEMU's user network (the one QEMU's DHCP server
+/// would hand out first); a dom0 script that uses [`Rig::host_forwards`]
+/// gives it to the e1000 interface itself (see [`DOM0_USER_NET_SETUP`]).
+pub const DOM0_USER_NET_IP: &str = "10.0.2.15";
+
+/// busybox sh lines that bring up dom0's e1000 (the NIC QEMU gets when
+/// [`Rig::host_forwards`] is not empty; Debian's Linux has its driver as
+/// a module, which dom0's init loads) with [`DOM0_USER_NET_IP`], and set
+/// `$UPLINK` to its name (empty if no such interface was found).
+pub const DOM0_USER_NET_SETUP: &str = r#"UPLINK=
+for dev in /sys/class/net/*; do
+  [ "$(basename "$(readlink "$dev/device/driver" 2> /dev/null)")" = e1000 ] && UPLINK=${dev##*/}
+done
+if [ -n "$UPLINK" ]; then
+  ip link set "$UPLINK" up
+  ip addr add 10.0.2.15/24 dev "$UPLINK"
+fi
+"#;
+
+/// One TCP port forward from the host into dom0: QEMU listens on
+/// `127.0.0.1:host` (loopback only) and connects each client to dom0's
+/// `DOM0_USER_NET_IP:dom0` through its user-mode network stack (slirp,
+/// `restrict=on`: dom0 cannot reach out through it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostForward {
+    /// The port on the host's 127.0.0.1.
+    pub host: u16,
+    /// The port in dom0.
+    pub dom0: u16,
+}
+
+/// QEMU's arguments for `forwards`: an e1000 on a user-mode network with
+/// a `hostfwd` rule each; nothing when there are none.
+pub fn user_net_args(forwards: &[HostForward]) -> Vec<String> {
+    if forwards.is_empty() {
+        return Vec::new();
+    }
+    let mut netdev = String::from("user,id=uplink,net=10.0.2.0/24,restrict=on");
+    for forward in forwards {
+        netdev.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{}-{DOM0_USER_NET_IP}:{}",
+            forward.host, forward.dom0
+        ));
+    }
+    [
+        "-netdev",
+        &netdev,
+        "-device",
+        "e1000,netdev=uplink,mac=52:54:00:12:34:56",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 impl Rig {
@@ -213,6 +272,7 @@ impl Rig {
             direct_dom0_memory_mib: 64,
             memory_mib: 1024,
             dom0_memory_mib: 384,
+            host_forwards: Vec::new(),
             include_dir: assets.include_dir,
         })
     }
@@ -282,7 +342,7 @@ impl Rig {
         guests: &[GuestSpec],
         timeout: Duration,
     ) -> Result<Dom0Session, RigError> {
-        let mut session = domu::run_domus(self, guests, timeout)?;
+        let mut session = domu::run_domus(self, guests, timeout, &mut |_| {})?;
         // Reports come in the order of `guests`, one each.
         let faulted: Vec<(usize, String)> = session
             .guests
@@ -300,13 +360,28 @@ impl Rig {
             );
         }
         let specs: Vec<GuestSpec> = faulted.iter().map(|(i, _)| guests[*i].clone()).collect();
-        let again = domu::run_domus(self, &specs, timeout)?;
+        let again = domu::run_domus(self, &specs, timeout, &mut |_| {})?;
         for ((i, fault), mut report) in faulted.into_iter().zip(again.guests) {
             report.evidence = retried_note(&report.evidence, &fault);
             session.guests[i] = report;
         }
         session.total += again.total;
         Ok(session)
+    }
+
+    /// [`Rig::run_domus`] for a session watched as it goes: `on_live` is
+    /// called, from this thread, with every [`channel::Event::Live`] and
+    /// [`channel::Event::Note`] line as soon as the host reads it (a dom0
+    /// script sends them with `rig LIVE|NOTE $NAME TEXT`; see
+    /// `/etc/rig/lib.sh`). A guest that hits the emulated machine's fault
+    /// is not run again: this is for sessions a person watches.
+    pub fn run_domus_live(
+        &self,
+        guests: &[GuestSpec],
+        timeout: Duration,
+        on_live: &mut dyn FnMut(&channel::Event),
+    ) -> Result<Dom0Session, RigError> {
+        domu::run_domus(self, guests, timeout, on_live)
     }
 
     /// Debian's kernel (the one dom0 runs) as a gzipped ELF for a Linux PV
@@ -412,5 +487,28 @@ mod tests {
         assert_eq!(GuestMode::Pvh.to_string(), "PVH");
         let spec = GuestSpec::new("g", "/k").with_mode(GuestMode::Pvh);
         assert_eq!(spec.mode, GuestMode::Pvh);
+    }
+
+    #[test]
+    fn user_net_only_with_forwards() {
+        assert!(user_net_args(&[]).is_empty());
+        let args = user_net_args(&[
+            HostForward {
+                host: 8080,
+                dom0: 80,
+            },
+            HostForward {
+                host: 40001,
+                dom0: 9999,
+            },
+        ]);
+        assert_eq!(args[0], "-netdev");
+        assert_eq!(
+            args[1],
+            "user,id=uplink,net=10.0.2.0/24,restrict=on,\
+             hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80,hostfwd=tcp:127.0.0.1:40001-10.0.2.15:9999"
+        );
+        assert_eq!(args[2], "-device");
+        assert!(args[3].starts_with("e1000,netdev=uplink"));
     }
 }

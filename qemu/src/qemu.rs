@@ -9,6 +9,12 @@
 //! live QEMU before the process exits. If the calling program installs its
 //! own handler (only one is allowed), it should call [`kill_all_qemu`] from
 //! it.
+//!
+//! QEMU runs in a process group of its own, so the Ctrl-C a terminal sends
+//! to its foreground group reaches the xtask alone: the xtask decides what
+//! happens to QEMU (the rig's handler kills it; `cargo xtask run --serve`
+//! first shuts its guest down through dom0). QEMU would otherwise quit at
+//! once on SIGINT, before any clean shutdown could be asked for.
 
 use std::fs::File;
 use std::io::Write;
@@ -130,10 +136,16 @@ impl Qemu {
             .stderr(log2);
         let parent = std::process::id();
         // SAFETY: the closure runs in the forked child before exec, where only
-        // async-signal-safe operations are allowed: it makes two plain system
-        // calls (prctl, getppid) and allocates nothing unless it fails.
+        // async-signal-safe operations are allowed: it makes three plain
+        // system calls (setpgid, prctl, getppid) and allocates nothing unless
+        // it fails.
         unsafe {
             command.pre_exec(move || {
+                // Out of the terminal's foreground group (see the module's
+                // documentation).
+                if libc::setpgid(0, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }

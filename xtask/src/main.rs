@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo xtask run                       build, boot `httpd` as a domU with a vif, fetch its page from dom0, show page and console
+//! cargo xtask run --serve [--port P]    the same guest kept running, served at http://localhost:P/ until Ctrl-C
 //! cargo xtask test [FILTER] [--xen 4.17|4.20]  every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask e2e net|httpd|udp|block [--mode pv|pvh|both] [--xen 4.17|4.20]   one end-to-end rig test alone
@@ -46,6 +47,8 @@ mod min_memory;
 mod ports_check;
 mod report;
 mod rig_tests;
+mod serve;
+mod serve_test;
 mod soak;
 mod test_cmd;
 mod toolchain;
@@ -98,6 +101,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
   run                      build, boot the `httpd` unikernel as a domU under Xen + a Linux dom0, fetch its
                            page from dom0 with wget, show the page and the console
+  run --serve [--port P]   the same guest kept running and served to the host's browser: prints
+                           `open http://localhost:P/` (default P: 8080), shows the guest's console as it
+                           goes; Ctrl-C shuts the guest down (xl shutdown -w), then dom0 and QEMU
   test [FILTER] [--pvh | --no-pvh] [--xen 4.17|4.20]
                            every test (or only those whose names contain FILTER): host unit tests, lints,
                            fuzz smoke, rig tests; ends with `N passed, N failed` (skips on a line before
@@ -289,7 +295,23 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
 /// busybox `wget`, then `GET /quit`. Prints the page and the console;
 /// succeeds only if the page arrived and the guest powered off.
 fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
+    let serve = args.flag("--serve");
+    let port = args
+        .value("--port")
+        .map(|p| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("--port: not a TCP port: {p}"))
+        })
+        .transpose()?;
     args.finish()?;
+    if serve {
+        return serve::run(port.unwrap_or(serve::DEFAULT_PORT));
+    }
+    if port.is_some() {
+        return Err("--port goes with --serve".into());
+    }
     let kernel = guest_build::build("httpd", guest_build::Profile::Release)?;
     let rig = rig::Rig::prepare().map_err(|e| e.to_string())?;
     let spec = e2e_httpd::demo_spec(&kernel);

@@ -214,6 +214,7 @@ pub fn selects(filter: &Filter, pvh: bool) -> bool {
         names::E2E_UDP,
         names::BIG_MEMORY,
         names::XEN_420,
+        crate::serve_test::NAMES,
     ] {
         all.extend(group);
     }
@@ -333,6 +334,13 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
     // idle, 8 connections at once); the PV and PVH guests of each side by
     // side.
     network_session(rig, &elf, loadgen, tally, pvh);
+
+    // `cargo xtask run --serve` as a person runs it: the page in
+    // headless chromium from the host, then Ctrl-C (its own dom0 boot:
+    // the command is the thing under test).
+    if filter.selects(crate::serve_test::NAMES) {
+        crate::serve_test::run(tally);
+    }
 
     // End to end over UDP, configured by DHCP: dom0's udhcpd leases the
     // `tftpd` guest an address, then dom0 moves files through it.

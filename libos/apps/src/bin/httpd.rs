@@ -34,7 +34,9 @@
 //! counters and
 //! `httpd: served N requests (… 404s, … bad) on C connections, IN bytes in, OUT bytes out, T ticks, powering off`,
 //! which the rig's e2e test reads. It gives up (and fails) when no
-//! connection comes within 2 minutes.
+//! connection comes within 2 minutes (`accept_timeout_s=` on the command
+//! line; `accept_timeout_s=0`: wait for ever, as `cargo xtask run --serve`
+//! asks, where a person may leave the page alone for a while).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 /// Parsing requests and formatting dates: pure logic, tested on the host.
@@ -539,13 +541,17 @@ libos::app! {
                 }
             });
         }
+        let accept_limit = match env.arg("accept_timeout_s") {
+            Some(text) => text.parse::<u64>().map_err(|_| {
+                AppError::new(format_args!("httpd: bad accept_timeout_s={text}"))
+            })?,
+            None => ACCEPT_TIMEOUT_S,
+        };
+        let accept_limit = (accept_limit > 0).then(|| Duration::from_secs(accept_limit));
         let listener = TcpListener::bind(&net, PORT).map_err(fail)?;
         let mut connections = 0u64;
         loop {
-            let accept = with_timeout(
-                Some(Duration::from_secs(ACCEPT_TIMEOUT_S)),
-                listener.accept(),
-            );
+            let accept = with_timeout(accept_limit, listener.accept());
             // `GET /quit`, or the toolstack's shutdown request.
             let stop = select(server.quit.wait(), lifecycle::stop_requested());
             match select(stop, accept).await {
