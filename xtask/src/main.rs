@@ -5,7 +5,7 @@
 //! cargo xtask test [FILTER]             every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask e2e net|httpd|udp|block    one end-to-end rig test alone
-//! cargo xtask bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
+//! cargo xtask bench [--rounds N] [--http-only] [--disk-only] [--footprint] [--xen 4.17|4.20]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
@@ -19,6 +19,7 @@
 
 mod args;
 mod bench;
+mod bench_disk;
 mod conformance;
 mod e2e_balloon;
 mod e2e_block;
@@ -122,12 +123,14 @@ usage: cargo xtask <command>
   size [APP...]            build the apps (default: hello echo httpd blkcheck conformance) and print each
                            one's ELF, stripped image (written as APP.stripped) and text/data/bss, against
                            Mini-OS's stripped size
-  bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20]
+  bench [--rounds N] [--http-only] [--disk-only] [--footprint] [--xen 4.17|4.20]
                            Paravane's echo, blkcheck and httpd guests (PV and PVH) next to a Linux PV domU
                            doing the same transfers and serving the same page (busybox httpd), N rounds (3)
                            in one dom0 session; prints each round's figures, then medians of throughput,
                            boot times, httpd requests/s and p50/p99 latency at 1, 16 and 64 clients, and
                            the Paravane/Linux ratios; --http-only runs only the httpd contenders;
+                           --disk-only only the disk ones (read, and write, with persistent grants
+                           on and off);
                            --footprint instead prints each app's image sizes and boots hello, echo and
                            httpd at falling memory= sizes to find the smallest each still works in;
                            --xen: the hypervisor (default 4.17)
