@@ -33,7 +33,7 @@ pub fn linux_write(tag: &str) -> String {
     t0=$(now)
     dd if=/bulk of=/dev/xvda bs=1M conv=fsync 2> /dev/null
     t1=$(now)
-    echo "{tag}wrote $(stat -c %s /bulk) bytes $t0 $t1"
+    echo "{tag}wrote $(wc -c < /bulk) bytes $t0 $t1"
     rm -f /bulk
 "#
     )
