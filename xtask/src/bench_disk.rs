@@ -59,8 +59,9 @@ pub struct DiskRun {
     pub write: Option<f64>,
     /// dom0's MD5 of the written MiB is the pattern's.
     pub write_intact: bool,
-    /// Paravane's connect line said `persistent=true` (None for Linux,
-    /// which does not say).
+    /// Persistent grants: Paravane's connect line said `persistent=true`,
+    /// Linux's blkfront parameter `feature_persistent` is `Y` (what it
+    /// asks for). None if the guest did not say.
     pub persistent: Option<bool>,
 }
 
@@ -126,18 +127,23 @@ pub fn linux(report: &GuestReport, tag: &str, expected: Option<&str>) -> DiskRun
         read_intact: md5.is_some() && md5 == first(&report.dom0_output, "dom0-blk: md5-before "),
         write: words(console, &format!("{tag}wrote ")).and_then(|w| rate_between(&w)),
         write_intact: write_intact(report, expected),
-        persistent: None,
+        persistent: match first(console, &format!("{tag}persistent ")) {
+            Some("Y") => Some(true),
+            Some("N") => Some(false),
+            _ => None,
+        },
     }
 }
 
 impl DiskRun {
-    /// Every figure there and every check good.
-    pub fn complete(&self) -> bool {
+    /// Every figure there and every check good, persistent grants on
+    /// (`persistent`) or off as the run was meant to be.
+    pub fn complete(&self, persistent: bool) -> bool {
         self.read.is_some()
             && self.write.is_some()
             && self.read_intact
             && self.write_intact
-            && self.persistent != Some(false)
+            && self.persistent != Some(!persistent)
     }
 }
 
@@ -176,7 +182,8 @@ mod tests {
         let dom0 = ["dom0-blk: md5-before aaaa", "dom0-blk: bulk-md5 bbbb"];
         let run = paravane(&report(&console, &dom0), Some("bbbb"));
         assert_eq!((run.read, run.write), (Some(64.0), Some(32.0)));
-        assert!(run.complete(), "{run:?}");
+        assert!(run.complete(true), "{run:?}");
+        assert!(!run.complete(false), "said on in a run meant off");
         // dom0 found other bytes than the pattern: not intact.
         let bad = paravane(
             &report(
@@ -185,7 +192,7 @@ mod tests {
             ),
             Some("bbbb"),
         );
-        assert!(!bad.write_intact && !bad.complete());
+        assert!(!bad.write_intact && !bad.complete(true));
         // The guest asked but the line says off: incomplete.
         let off: Vec<String> = console
             .iter()
@@ -199,13 +206,14 @@ mod tests {
         let off: Vec<&str> = off.iter().map(String::as_str).collect();
         let run = paravane(&report(&off, &dom0), Some("bbbb"));
         assert_eq!(run.persistent, Some(false));
-        assert!(!run.complete());
+        assert!(!run.complete(true));
     }
 
     #[test]
     fn linux_figures_are_timed_by_its_uptime() {
         let tag = "linux-bench: ";
         let console = [
+            "linux-bench: persistent N",
             "linux-bench: read 67108864 bytes 10.00 12.00",
             "linux-bench: md5 aaaa",
             "linux-bench: wrote 16777216 bytes 20.00 20.50",
@@ -213,8 +221,8 @@ mod tests {
         let dom0 = ["dom0-blk: md5-before aaaa", "dom0-blk: bulk-md5 bbbb"];
         let run = linux(&report(&console, &dom0), tag, Some("bbbb"));
         assert_eq!((run.read, run.write), (Some(32.0), Some(32.0)));
-        assert!(run.complete());
-        assert!(!linux(&report(&console, &dom0), tag, None).complete());
+        assert!(run.complete(false) && !run.complete(true));
+        assert!(!linux(&report(&console, &dom0), tag, None).complete(false));
     }
 
     #[test]
