@@ -96,8 +96,12 @@ fuzz_target!(|input: Input| {
         }
     }
     if let Ok(offer) = parse_offer(lookup) {
-        if let Ok(disk) = parse_disk_info(&offer, lookup) {
-            assert!(disk.sector_size <= MAX_SECTOR_SIZE);
+        for asked in [false, true] {
+            if let Ok(disk) = parse_disk_info(&offer, asked, lookup) {
+                assert!(disk.sector_size <= MAX_SECTOR_SIZE);
+                // Persistent grants only when we asked.
+                assert!(asked || !disk.persistent.is_on());
+            }
         }
     }
 

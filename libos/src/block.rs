@@ -59,13 +59,18 @@ impl SectorDevice for drivers_pv::blkfront::device::BlockFront {
 
 /// Connects to the domain's first virtual disk (connecting to xenstore
 /// first if needed) and wraps it. Blocking: for an app's synchronous
-/// entry (the outermost `block_on`).
+/// entry (the outermost `block_on`). The command line may turn
+/// persistent grants off (`blkfront.persistent=0`, see
+/// `drivers_pv::blkfront::Options::from_cmdline`).
 #[cfg(target_os = "none")]
 pub fn open(
     env: &crate::Env<'_>,
 ) -> Result<BlockDevice<drivers_pv::blkfront::device::BlockFront>, BlockError> {
     drivers_pv::xenstore::guest::connect(env.boot()).map_err(|_| BlockError::NoDevice)?;
-    let front = kernel::sched::block_on(drivers_pv::blkfront::device::BlockFront::connect(None))?;
+    let options = drivers_pv::blkfront::Options::from_cmdline(env.cmdline());
+    let front = kernel::sched::block_on(drivers_pv::blkfront::device::BlockFront::connect_with(
+        None, options,
+    ))?;
     Ok(BlockDevice::new(front))
 }
 

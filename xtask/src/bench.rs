@@ -7,7 +7,9 @@
 //! domUs, and Debian's Linux kernel as a PV domU with a tiny busybox
 //! initramfs, once as a TCP echo server (`nc -l -p 7 -e cat`) and once
 //! reading its disk (`dd bs=1M` of the whole `/dev/xvda`, timed by the
-//! guest, then `md5sum`). The Linux guests get the same dom0 scripts as Paravane's, so
+//! guest, then `md5sum`, then a timed write: see [`crate::bench_disk`],
+//! which also runs each disk guest again with blkif's persistent grants
+//! off). The Linux guests get the same dom0 scripts as Paravane's, so
 //! dom0 times the 8 MiB echo through `nc` for both, builds the same 64 MiB
 //! image for both, and the guests report their own read times.
 //!
@@ -42,7 +44,7 @@ use rig::{GuestMode, GuestReport, GuestSpec, Rig};
 
 use crate::args::Args;
 use crate::bench_json::{BenchRun, Row, Series};
-use crate::{bench_load, bench_output, e2e_block, e2e_httpd, e2e_net, guest_build};
+use crate::{bench_load, bench_output, e2e_httpd, e2e_net, guest_build};
 
 /// The Linux guests' names.
 const LINUX_NET: &str = "linux-net";
@@ -101,6 +103,7 @@ disk)
     n=0
     while [ ! -b /dev/xvda ] && [ $n -lt 200 ]; do n=$((n + 1)); sleep 0.1; done
     say "disk /dev/xvda $(cat /sys/block/xvda/size 2> /dev/null) sectors"
+    say "persistent $(cat /sys/module/xen_blkfront/parameters/feature_persistent 2> /dev/null)"
     # dom0 fills the image in place, sector 0 last (as for blkcheck).
     n=0
     while [ "$(dd if=/dev/xvda bs=512 count=1 iflag=direct 2> /dev/null | head -c 15)" != "sector 00000000" ] && [ $n -lt 1200 ]; do
@@ -116,7 +119,7 @@ disk)
     t1=$(now)
     say "read $bytes bytes $t0 $t1"
     say "md5 $(md5sum < /dev/xvda | cut -d' ' -f1)"
-    ;;
+{write}    ;;
 *)
     say "no bench=net|disk|httpd on the command line"
     ;;
@@ -124,7 +127,8 @@ esac
 say "poweroff"
 poweroff -f
 "#,
-        page = linux_page()
+        page = linux_page(),
+        write = crate::bench_disk::linux_write(LINUX_TAG),
     )
 }
 
@@ -217,7 +221,7 @@ fn http_figures(report: &GuestReport) -> [HttpLevel; 3] {
 /// first console line, at its line containing `ready`).
 fn watcher(ready: &str) -> String {
     format!(
-        r#"rm -f /tmp/*-net-in /tmp/*-net-out /tmp/blk-*.img
+        r#"rm -f /tmp/*-net-in /tmp/*-net-out /tmp/blk-*.img /tmp/blk-*.part
 (
   log=/var/log/xen/console/guest-$NAME.log
   t0=$(cut -d' ' -f1 /proc/uptime)
@@ -356,6 +360,16 @@ struct Figures {
     disk: Option<f64>,
     /// The guest's MD5 of the image equals dom0's.
     disk_intact: bool,
+    /// Disk write of [`crate::bench_disk::BULK_MIB`] MiB and flush, MiB/s
+    /// (the guest's clock), persistent grants on.
+    disk_write: Option<f64>,
+    /// Disk read and write with persistent grants off.
+    disk_read_off: Option<f64>,
+    disk_write_off: Option<f64>,
+    /// The other disk checks: in both runs every figure is there, the
+    /// read MD5 is dom0's, the writes landed (dom0's MD5 of them), and
+    /// persistent grants were on, then off, as asked.
+    disk_checks: bool,
     /// Net guest: `xl create` to its first console line, and to "vif up".
     net_first: Option<f64>,
     net_ready: Option<f64>,
@@ -372,16 +386,47 @@ struct Figures {
 }
 
 impl Figures {
-    fn paravane(net: &GuestReport, disk: &GuestReport) -> Figures {
-        let (net_rate, net_intact) = net_figure(net);
+    /// `disk` with persistent grants on, `disk_off` without; `net` none
+    /// with `--disk-only`; `bulk_md5`: the written bytes' MD5.
+    fn paravane(
+        net: Option<&GuestReport>,
+        disk: &GuestReport,
+        disk_off: &GuestReport,
+        bulk_md5: Option<&str>,
+    ) -> Figures {
+        let (net_rate, net_intact) = net.map_or((None, false), net_figure);
         let (disk_rate, md5) = blkcheck_figure(disk);
-        Self::with_boots(net_rate, net_intact, disk_rate, md5, net, disk)
+        Self::with_boots(net_rate, net_intact, disk_rate, md5, net, disk).with_disk_runs(
+            crate::bench_disk::paravane(disk, bulk_md5),
+            crate::bench_disk::paravane(disk_off, bulk_md5),
+        )
     }
 
-    fn linux(net: &GuestReport, disk: &GuestReport) -> Figures {
-        let (net_rate, net_intact) = net_figure(net);
+    fn linux(
+        net: Option<&GuestReport>,
+        disk: &GuestReport,
+        disk_off: &GuestReport,
+        bulk_md5: Option<&str>,
+    ) -> Figures {
+        let (net_rate, net_intact) = net.map_or((None, false), net_figure);
         let (disk_rate, md5) = linux_disk_figure(disk);
-        Self::with_boots(net_rate, net_intact, disk_rate, md5, net, disk)
+        Self::with_boots(net_rate, net_intact, disk_rate, md5, net, disk).with_disk_runs(
+            crate::bench_disk::linux(disk, LINUX_TAG, bulk_md5),
+            crate::bench_disk::linux(disk_off, LINUX_TAG, bulk_md5),
+        )
+    }
+
+    /// The write figures and the persistent-grants-off run.
+    fn with_disk_runs(
+        mut self,
+        on: crate::bench_disk::DiskRun,
+        off: crate::bench_disk::DiskRun,
+    ) -> Figures {
+        self.disk_write = on.write;
+        self.disk_read_off = off.read;
+        self.disk_write_off = off.write;
+        self.disk_checks = on.complete(true) && off.complete(false);
+        self
     }
 
     fn with_boots(
@@ -389,13 +434,13 @@ impl Figures {
         net_intact: bool,
         disk_rate: Option<f64>,
         md5: Option<String>,
-        net: &GuestReport,
+        net: Option<&GuestReport>,
         disk: &GuestReport,
     ) -> Figures {
-        let (net_first, net_ready) = boot_times(net);
+        let (net_first, net_ready) = net.map_or((None, None), boot_times);
         let (disk_first, disk_ready) = boot_times(disk);
-        let start = guest_boot(&net.console, "boot: app ");
-        let ready = guest_boot(&net.console, "echo: ready after ");
+        let start = net.and_then(|net| guest_boot(&net.console, "boot: app "));
+        let ready = net.and_then(|net| guest_boot(&net.console, "echo: ready after "));
         Figures {
             guest_start: start.map(|(in_guest, _)| in_guest),
             guest_ready: ready.map(|(in_guest, _)| in_guest),
@@ -408,11 +453,16 @@ impl Figures {
             net_ready,
             disk_first,
             disk_ready,
+            ..Figures::default()
         }
     }
 
-    fn complete(&self) -> bool {
-        self.net.is_some() && self.disk.is_some() && self.net_intact && self.disk_intact
+    /// Every figure there and every check good (`disk_only`: no echo).
+    fn complete(&self, disk_only: bool) -> bool {
+        (disk_only || (self.net.is_some() && self.net_intact))
+            && self.disk.is_some()
+            && self.disk_intact
+            && self.disk_checks
     }
 }
 
@@ -464,6 +514,8 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     };
     // Only the HTTP contenders (three guests a round instead of nine).
     let http_only = args.flag("--http-only");
+    // Only the disk contenders (six guests a round).
+    let disk_only = args.flag("--disk-only");
     // Only the footprint: image sizes and the smallest memory each app
     // runs in (one dom0 session of its own).
     let footprint = args.flag("--footprint");
@@ -525,7 +577,8 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
 
     let net = e2e_net::guest(&echo);
-    let blk = e2e_block::guest(&blkcheck);
+    let blk = crate::bench_disk::paravane_guest(&blkcheck, GuestMode::Pv, true);
+    let bulk_md5 = crate::bench_disk::expected_bulk_md5()?;
     let name = |what: &str, round: usize| format!("{what}-{round}");
     let mut http = e2e_httpd::bench_spec("http", &httpd, &loadgen, http_script());
     // 868 requests; a Linux guest booted and served them at 2-4 per
@@ -537,7 +590,7 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     for round in 1..=rounds {
         let pvh_net = renamed(&net, &name("pvh-net", round)).with_mode(GuestMode::Pvh);
         let pvh_blk = renamed(&blk, &name("pvh-blk", round)).with_mode(GuestMode::Pvh);
-        if !http_only {
+        if !http_only && !disk_only {
             guests.extend([
                 watched(renamed(&net, &name("pv-net", round)), "echo: up:"),
                 watched(pvh_net, "echo: up:"),
@@ -545,13 +598,31 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
                     linux_spec(&net, &name(LINUX_NET, round), &kernel, &ramdisk, "net"),
                     &format!("{LINUX_TAG}up:"),
                 ),
+            ]);
+        }
+        if !http_only {
+            let linux_blk = linux_spec(&blk, &name(LINUX_BLK, round), &kernel, &ramdisk, "disk");
+            let off = crate::bench_disk::persistent_off;
+            guests.extend([
                 watched(renamed(&blk, &name("pv-blk", round)), "blkfront: "),
-                watched(pvh_blk, "blkfront: "),
+                watched(pvh_blk.clone(), "blkfront: "),
+                watched(linux_blk.clone(), &format!("{LINUX_TAG}disk ")),
                 watched(
-                    linux_spec(&blk, &name(LINUX_BLK, round), &kernel, &ramdisk, "disk"),
+                    off(renamed(&blk, &name("pv-blk-off", round)), false),
+                    "blkfront: ",
+                ),
+                watched(
+                    off(renamed(&pvh_blk, &name("pvh-blk-off", round)), false),
+                    "blkfront: ",
+                ),
+                watched(
+                    off(renamed(&linux_blk, &name("linux-blk-off", round)), true),
                     &format!("{LINUX_TAG}disk "),
                 ),
             ]);
+        }
+        if disk_only {
+            continue;
         }
         // Watched too: the watcher also deletes the disk images and echo
         // files earlier guests left in dom0's memory (a Linux guest's `xl
@@ -607,10 +678,12 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
             break;
         }
         let get = |what: &str| report(&name(what, round));
+        let net = |what: &str| (!disk_only).then(|| get(what)).transpose();
+        let md5 = Some(bulk_md5.as_str());
         figures.push([
-            Figures::paravane(get("pv-net")?, get("pv-blk")?),
-            Figures::paravane(get("pvh-net")?, get("pvh-blk")?),
-            Figures::linux(get(LINUX_NET)?, get(LINUX_BLK)?),
+            Figures::paravane(net("pv-net")?, get("pv-blk")?, get("pv-blk-off")?, md5),
+            Figures::paravane(net("pvh-net")?, get("pvh-blk")?, get("pvh-blk-off")?, md5),
+            Figures::linux(net(LINUX_NET)?, get(LINUX_BLK)?, get("linux-blk-off")?, md5),
         ]);
     }
     if !http_only {
@@ -620,6 +693,9 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     // http[round][column][level]
     let mut http = Vec::new();
     for round in 1..=rounds {
+        if disk_only {
+            break;
+        }
         let get = |what: &str| report(&name(what, round));
         http.push([
             http_figures(get("pv-http")?),
@@ -627,11 +703,13 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
             http_figures(get(LINUX_HTTP)?),
         ]);
     }
-    results.rows.extend(print_http_table(&http));
+    if !disk_only {
+        results.rows.extend(print_http_table(&http));
+    }
     bench_output::print_loads(&results);
     bench_output::write(&results, &json, charts.as_deref())?;
 
-    let complete = figures.iter().flatten().all(Figures::complete)
+    let complete = figures.iter().flatten().all(|f| f.complete(disk_only))
         && http.iter().flatten().flatten().all(|level| level.all_good);
     if !complete {
         for guest in &reports {
@@ -731,9 +809,18 @@ fn print_http_table(http: &[[[HttpLevel; 3]; 3]]) -> Vec<Row> {
 /// Each round's figures, then the medians and the ratios to Linux.
 fn print_table(figures: &[[Figures; 3]]) -> Vec<Row> {
     type Metric = (&'static str, fn(&Figures) -> Option<f64>);
-    let metrics: [Metric; 9] = [
+    let metrics: [Metric; 12] = [
         ("net echo 8 MiB each way (dom0 nc), MiB/s", |f| f.net),
         ("disk read 64 MiB (guest's clock), MiB/s", |f| f.disk),
+        ("disk write 16 MiB + flush (guest's clock), MiB/s", |f| {
+            f.disk_write
+        }),
+        ("disk read, persistent grants off, MiB/s", |f| {
+            f.disk_read_off
+        }),
+        ("disk write, persistent grants off, MiB/s", |f| {
+            f.disk_write_off
+        }),
         ("net guest: xl create -> first console line, s", |f| {
             f.net_first
         }),
@@ -769,6 +856,13 @@ fn print_table(figures: &[[Figures; 3]]) -> Vec<Row> {
             cells(|f| f.disk),
             COLUMNS.join(" / ")
         );
+        println!(
+            "round {}: disk write MiB/s {} ; persistent grants off: read {} write {}",
+            round + 1,
+            cells(|f| f.disk_write),
+            cells(|f| f.disk_read_off),
+            cells(|f| f.disk_write_off),
+        );
     }
     println!();
     println!(
@@ -802,13 +896,14 @@ fn print_table(figures: &[[Figures; 3]]) -> Vec<Row> {
         format!("{good}/{}", figures.len())
     };
     println!(
-        "data intact (echo; disk MD5 = dom0's): {}",
+        "data intact (echo; disk MD5 = dom0's; writes landed and persistent grants on/off as asked): {}",
         (0..3)
             .map(|c| format!(
-                "{} {}; {}",
+                "{} {}; {}; {}",
                 COLUMNS[c],
                 intact(c, |f| f.net_intact),
-                intact(c, |f| f.disk_intact)
+                intact(c, |f| f.disk_intact),
+                intact(c, |f| f.disk_checks)
             ))
             .collect::<Vec<_>>()
             .join(", ")
@@ -857,7 +952,8 @@ mod tests {
 
     #[test]
     fn linux_spec_keeps_the_transfer_and_renames_the_disk() {
-        let blk = e2e_block::guest(Path::new("/tmp/blkcheck"));
+        let blk =
+            crate::bench_disk::paravane_guest(Path::new("/tmp/blkcheck"), GuestMode::Pv, true);
         let spec = linux_spec(&blk, LINUX_BLK, Path::new("/k"), Path::new("/r"), "disk");
         assert_eq!(spec.dom0_script, blk.dom0_script);
         assert!(spec.extra_config[0].contains("target=/tmp/blk-linux-blk.img"));
@@ -877,7 +973,8 @@ mod tests {
 
     #[test]
     fn renamed_guests_get_their_own_image() {
-        let blk = e2e_block::guest(Path::new("/tmp/blkcheck"));
+        let blk =
+            crate::bench_disk::paravane_guest(Path::new("/tmp/blkcheck"), GuestMode::Pv, true);
         let spec = renamed(&blk, "pv-blk-2");
         assert_eq!(spec.name, "pv-blk-2");
         assert!(spec.extra_config[0].contains("target=/tmp/blk-pv-blk-2.img"));

@@ -19,10 +19,11 @@
 //! requires that it took up what the backend offered: indirect requests
 //! of 32 segments when more than eleven are offered, and a ring of
 //! 2^min(order, 2) pages when `max-ring-page-order` is offered
-//! ([`expected_features`]).
+//! ([`expected_features`]), and persistent grants (`persistent=true`:
+//! the rig's blkback agrees when asked).
 //!
-//! `rig_tests` adds [`guest`] to its shared dom0 session and records
-//! each named result of [`check`].
+//! `rig_tests` adds [`held_guest_in`] to its shared dom0 session and
+//! records each named result of [`check`].
 
 use rig::{Ending, GuestMode, GuestReport, GuestSpec};
 use std::path::Path;
@@ -101,6 +102,13 @@ rm -f "$release"
 /// `hold`, it also maps the guest's first ring page (`loadgen gntmap`)
 /// and lets go once the guest reports it quarantined.
 pub fn dom0_script(hold: bool) -> String {
+    dom0_script_with(hold, 0)
+}
+
+/// [`dom0_script`], and with `bulk_mib` > 0 (the bench's write mode,
+/// [`bench_guest_in`]) the MD5 of the image's first `bulk_mib` MiB once
+/// the guest is done (`dom0-blk: bulk-md5 …`).
+pub fn dom0_script_with(hold: bool, bulk_mib: u64) -> String {
     // The written region is one 512 KiB block of the image.
     const BLOCK: u64 = 1024; // sectors per 512 KiB
     const _: () = assert!(WRITE_START.is_multiple_of(BLOCK) && WRITE_COUNT == BLOCK);
@@ -114,6 +122,14 @@ pub fn dom0_script(hold: bool) -> String {
     // after the guest ends: the image and its MD5 come from one awk pass,
     // the expected region from a small one, and after the guest there is
     // one cmp and one md5sum (compared on the host with `expected_md5`).
+    let bulk = if bulk_mib > 0 {
+        format!(
+            "say \"bulk-md5 $(head -c {} \"$img\" | md5sum | cut -d' ' -f1)\"\n",
+            bulk_mib << 20
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"say() {{ echo "dom0-blk: $*"; }}
 img=/tmp/blk-$NAME.img
@@ -152,7 +168,7 @@ if cmp -s /tmp/blk-$NAME.region /tmp/blk-$NAME.expect; then
 else
     say "region differs: $(head -c 16 /tmp/blk-$NAME.region | od -c | head -1)"
 fi
-say "md5-after $(md5sum < "$img" | cut -d' ' -f1)"
+{bulk}say "md5-after $(md5sum < "$img" | cut -d' ' -f1)"
 # dom0's /tmp is memory: leave room for the session's next disk guest.
 rm -f "$img" /tmp/blk-$NAME.expect /tmp/blk-$NAME.region
 {hold_end}"#
@@ -179,6 +195,25 @@ pub fn image(written: bool) -> Vec<u8> {
 /// The MD5 of the image before or after the guest's write, by the
 /// host's `md5sum`.
 pub fn expected_md5(written: bool) -> Result<String, String> {
+    md5sum(image(written))
+}
+
+/// The first `mib` MiB after a bulk write: every sector holds the
+/// `written SSSSSSS\n` lines.
+pub fn bulk_image(mib: u64) -> Vec<u8> {
+    let sectors = (mib << 20) / 512;
+    let mut bytes = Vec::with_capacity((mib << 20) as usize);
+    for sector in 0..sectors {
+        let line = format!("written {sector:07x}\n");
+        for _ in 0..32 {
+            bytes.extend_from_slice(line.as_bytes());
+        }
+    }
+    bytes
+}
+
+/// The MD5 of `data`, by the host's `md5sum`.
+pub fn md5sum(data: Vec<u8>) -> Result<String, String> {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
     let mut child = Command::new("md5sum")
@@ -187,7 +222,6 @@ pub fn expected_md5(written: bool) -> Result<String, String> {
         .spawn()
         .map_err(|e| format!("cannot run md5sum: {e}"))?;
     let mut stdin = child.stdin.take().ok_or("md5sum: no stdin")?;
-    let data = image(written);
     let writer = std::thread::spawn(move || stdin.write_all(&data));
     let output = child
         .wait_with_output()
@@ -203,11 +237,6 @@ pub fn expected_md5(written: bool) -> Result<String, String> {
         .ok_or_else(|| format!("md5sum printed {text:?}"))
 }
 
-/// The guest: `blkcheck` with the image as `xvda`, as a PV domU.
-pub fn guest(blkcheck_elf: &Path) -> GuestSpec {
-    guest_in(blkcheck_elf, GuestMode::Pv)
-}
-
 /// The guest's name in `mode`: [`NAME`] for PV, `pvh-` before it for PVH
 /// (so both can share one dom0 session).
 pub fn name(mode: GuestMode) -> String {
@@ -217,8 +246,8 @@ pub fn name(mode: GuestMode) -> String {
     }
 }
 
-/// [`guest`] as a PV or PVH domU, named [`name`]`(mode)`, its image
-/// `/tmp/blk-NAME.img`.
+/// `blkcheck` with the image as `xvda`, as a PV or PVH domU, named
+/// [`name`]`(mode)`, its image `/tmp/blk-NAME.img`.
 pub fn guest_in(blkcheck_elf: &Path, mode: GuestMode) -> GuestSpec {
     let name = name(mode);
     let mut guest = GuestSpec::new(&name, blkcheck_elf).with_mode(mode);
@@ -229,6 +258,27 @@ pub fn guest_in(blkcheck_elf: &Path, mode: GuestMode) -> GuestSpec {
         "disk = ['format=raw,vdev=xvda,access=rw,backendtype=phy,script=block-rig,target=/tmp/blk-{name}.img']"
     )];
     guest.dom0_script = Some(dom0_script(false));
+    guest
+}
+
+/// [`guest_in`] as the bench runs it: after the read and the check, the
+/// guest writes the first `bulk_mib` MiB (`bulk_write_mib=`) and dom0
+/// hashes them once it is done ([`dom0_script_with`]); `persistent`
+/// false turns blkfront's persistent grants off (`blkfront.persistent=0`).
+pub fn bench_guest_in(
+    blkcheck_elf: &Path,
+    mode: GuestMode,
+    bulk_mib: u64,
+    persistent: bool,
+) -> GuestSpec {
+    let mut guest = guest_in(blkcheck_elf, mode);
+    guest
+        .cmdline
+        .push_str(&format!(" bulk_write_mib={bulk_mib}"));
+    if !persistent {
+        guest.cmdline.push_str(" blkfront.persistent=0");
+    }
+    guest.dom0_script = Some(dom0_script_with(false, bulk_mib));
     guest
 }
 
@@ -330,6 +380,19 @@ pub fn expected_features(line: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that the feature line says persistent grants are in use.
+pub fn persistent_on(line: &str) -> Result<(), String> {
+    let said = line
+        .split(", ")
+        .find_map(|part| part.strip_prefix("persistent="))
+        .ok_or("no persistent=… in the feature line")?;
+    if said == "true" {
+        Ok(())
+    } else {
+        Err(format!("persistent={said}"))
+    }
+}
+
 /// Checks a finished run's report.
 pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
     let console = &report.console;
@@ -358,6 +421,15 @@ pub fn check(report: &GuestReport) -> Vec<(String, Result<(), String>)> {
         format!("e2e block: blkfront uses the offered indirect descriptors and multi-page ring ({used})"),
         with_context(match &features {
             Some(line) => expected_features(line),
+            None => Err("no `blkfront: ` line".into()),
+        }),
+    ));
+
+    results.push((
+        "e2e block: blkfront asks for persistent grants and blkback agrees (persistent=true)"
+            .into(),
+        with_context(match &features {
+            Some(line) => persistent_on(line),
             None => Err("no `blkfront: ` line".into()),
         }),
     ));
@@ -499,7 +571,7 @@ pub fn quarantine_checks(console: &[String], dom0: &[String]) -> Vec<(String, Re
 
 #[cfg(test)]
 mod tests {
-    use super::{expected_features, quarantine_checks};
+    use super::{expected_features, persistent_on, quarantine_checks};
 
     fn lines(text: &[&str]) -> Vec<String> {
         text.iter().map(|s| s.to_string()).collect()
@@ -540,7 +612,22 @@ mod tests {
         assert_eq!(ok(&console, &[]), [false, false, false]);
     }
 
-    const LINE: &str = "131072 sectors of 512 bytes, features: flush=true, barrier=true, persistent=false (offered false)";
+    const LINE: &str =
+        "131072 sectors of 512 bytes, features: flush=true, barrier=true, persistent=true";
+
+    #[test]
+    fn persistent_grants_must_be_said_on() {
+        assert_eq!(persistent_on(LINE), Ok(()));
+        let off = LINE.replace(
+            "persistent=true",
+            "persistent=false (backend did not offer)",
+        );
+        assert_eq!(
+            persistent_on(&off),
+            Err("persistent=false (backend did not offer)".into())
+        );
+        assert!(persistent_on("131072 sectors, features: flush=true").is_err());
+    }
 
     #[test]
     fn the_feature_line_must_show_what_was_offered_in_use() {

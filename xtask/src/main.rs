@@ -6,7 +6,7 @@
 //! cargo xtask test [FILTER] [--xen 4.17|4.20]  every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
 //! cargo xtask e2e net|httpd|udp|block [--mode pv|pvh|both] [--xen 4.17|4.20]   one end-to-end rig test alone
-//! cargo xtask bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20] [--json FILE] [--charts DIR]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios; JSON and SVG charts
+//! cargo xtask bench [--rounds N] [--http-only] [--disk-only] [--footprint] [--xen 4.17|4.20] [--json FILE] [--charts DIR]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios; JSON and SVG charts
 //! cargo xtask bench --charts-only [--json FILE] [--charts DIR]   redraw the charts from the bench's JSON
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
@@ -23,6 +23,7 @@
 mod args;
 mod bench;
 mod bench_charts;
+mod bench_disk;
 mod bench_json;
 mod bench_load;
 mod bench_output;
@@ -141,13 +142,15 @@ usage: cargo xtask <command>
   size [APP...]            build the apps (default: hello echo httpd blkcheck conformance) and print each
                            one's ELF, stripped image (written as APP.stripped) and text/data/bss, against
                            Mini-OS's stripped size
-  bench [--rounds N] [--http-only] [--footprint] [--xen 4.17|4.20] [--json FILE] [--charts DIR]
+  bench [--rounds N] [--http-only] [--disk-only] [--footprint] [--xen 4.17|4.20] [--json FILE] [--charts DIR]
                            Paravane's echo, blkcheck and httpd guests (PV and PVH) next to a Linux PV domU
                            doing the same transfers and serving the same page (busybox httpd), N rounds (3),
                            a dom0 session each, the host's load recorded per round (a round taken under
                            load is flagged and run once more); prints each round's figures, then medians of throughput,
                            boot times, httpd requests/s and p50/p99 latency at 1, 16 and 64 clients, and
                            the Paravane/Linux ratios; --http-only runs only the httpd contenders;
+                           --disk-only only the disk ones (read, and write, with persistent grants
+                           on and off);
                            --footprint instead prints each app's image sizes and boots hello, echo and
                            httpd at falling memory= sizes to find the smallest each still works in;
                            --xen: the hypervisor (default 4.17). Writes every figure per round as JSON

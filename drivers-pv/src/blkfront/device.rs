@@ -33,6 +33,15 @@
 //! [`INDIRECT_SLOTS`] requests of up to 32 pages each, as
 //! `BLKIF_OP_INDIRECT` requests with one indirect page per slot). What
 //! the backend writes is parsed by [`super::offer`].
+//!
+//! Persistent grants: unless [`Options::persistent`] is off, we write
+//! `feature-persistent=1` with the ring, and read the backend's own key
+//! once it is `Connected` (Linux's blkback writes it only then). The slot
+//! pages are granted once per connection either way
+//! ([`super::pool::SlotPool`]); when the backend agrees it maps each of
+//! them once and keeps it mapped, rather than mapping and unmapping the
+//! pages of every request. The connect line says which
+//! ([`super::Persistent`]).
 
 use alloc::format;
 use alloc::string::String;
@@ -51,8 +60,9 @@ use pv_arch::abi::xen::DomId;
 use super::engine::{BlkRing, Engine, Job, Platform, Wake};
 use super::offer::{parse_disk_info, parse_offer, VirtualDevice, DISK_KEYS, OFFER_KEYS};
 use super::pages::{self, RingPages, SlotPages};
+use super::pool::{self, SlotPool};
 use super::wire::{Operation, MAX_SEGMENTS};
-use super::{check_range, BlockError, DiskInfo};
+use super::{check_range, BlockError, DiskInfo, Options};
 use crate::xenbus_frontend::{
     resume, BackendNews, DevicePaths, Driver, Frontend, GuestClock, KeyValues, Policy, XenbusError,
 };
@@ -65,12 +75,7 @@ use crate::xenstore::guest::{xenstore, GuestPage, GuestXenstore};
 /// `max-ring-page-order`.
 pub const RING_PAGE_ORDER: u8 = 2;
 
-/// Requests in flight at most with indirect requests (each slot has 32
-/// data pages and an indirect page).
-pub const INDIRECT_SLOTS: usize = 16;
-
-/// Requests in flight at most (each with its own eleven data pages).
-pub const SLOTS: usize = 32;
+pub use super::pool::{INDIRECT_SLOTS, SLOTS};
 
 /// How long a request may stay unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -115,7 +120,8 @@ struct Live {
     /// are in the engine's ring).
     ring_grants: Vec<u32>,
     channel: EventChannel,
-    slots: Vec<Slot>,
+    /// The slots' granted pages (what persistent grants keep mapped).
+    slots: SlotPool<XenGrants>,
     /// The resume epoch the connection was made in.
     epoch: u64,
 }
@@ -218,6 +224,7 @@ pub async fn devices() -> Result<Vec<String>, BlockError> {
 /// The handshake's view of the disk: what to build at each step.
 struct DiskDriver {
     virtual_device: VirtualDevice,
+    options: Options,
     features: BackendFeatures,
     /// Published, not yet connected.
     connection: Option<Connection>,
@@ -241,7 +248,7 @@ impl Driver for DiskDriver {
         self.features = parse_offer(|key| offer.get(key))?;
         let order = self.features.max_ring_page_order.min(RING_PAGE_ORDER);
         let made = Connection::new(paths.backend_id, 1 << order)?;
-        publish(&paths.front, &made).await?;
+        publish(&paths.front, &made, self.options.persistent).await?;
         self.connection = Some(made);
         Ok(())
     }
@@ -251,7 +258,8 @@ impl Driver for DiskDriver {
             return Err(BlockError::NotConnected);
         };
         let disk = KeyValues::read(connection()?, &paths.backend, DISK_KEYS).await?;
-        let mut info = parse_disk_info(&self.features, |key| disk.get(key))?;
+        let mut info =
+            parse_disk_info(&self.features, self.options.persistent, |key| disk.get(key))?;
         let Connection {
             ring,
             ring_grants,
@@ -259,22 +267,30 @@ impl Driver for DiskDriver {
         } = made;
         info.ring_pages = ring.pages();
         let offered = info.indirect_offered as usize;
-        let slot_count = if offered > MAX_SEGMENTS {
+        let wanted = if offered > MAX_SEGMENTS {
             INDIRECT_SLOTS
         } else {
             SLOTS
         };
-        let mut engine = Engine::new(ring, self.virtual_device.ring_handle(), slot_count);
+        let mut engine = Engine::new(ring, self.virtual_device.ring_handle(), wanted);
         info.indirect_segments = engine.set_indirect_segments(offered) as u32;
-        let mut slots = Vec::with_capacity(slot_count);
-        for _ in 0..slot_count {
-            slots.push(Slot::new(
-                &XenGrants,
-                paths.backend_id,
-                engine.pages_per_slot(),
-                engine.indirect_segments() > 0,
-            )?);
+        let indirect = engine.indirect_segments() > 0;
+        // Both shapes fit blkback's limit today; the bound keeps it so.
+        let slot_count = pool::slots_within_bound(wanted, engine.pages_per_slot(), indirect);
+        if slot_count < wanted {
+            let indirect_segments = engine.indirect_segments();
+            let ring = engine.into_ring();
+            engine = Engine::new(ring, self.virtual_device.ring_handle(), slot_count);
+            engine.set_indirect_segments(indirect_segments);
         }
+        let slots = SlotPool::new(
+            &XenGrants,
+            paths.backend_id,
+            slot_count,
+            engine.pages_per_slot(),
+            indirect,
+            info.persistent.is_on(),
+        )?;
         self.ready = Some(Ready {
             live: Live {
                 engine,
@@ -298,6 +314,14 @@ impl BlockFront {
     /// Connects to virtual device `id` (a name under `device/vbd`), or to
     /// the first one when `None`. xenstore must be connected.
     pub async fn connect(id: Option<&str>) -> Result<BlockFront, BlockError> {
+        Self::connect_with(id, Options::default()).await
+    }
+
+    /// [`BlockFront::connect`] with `options` (persistent grants on or off).
+    pub async fn connect_with(
+        id: Option<&str>,
+        options: Options,
+    ) -> Result<BlockFront, BlockError> {
         let list = devices().await?;
         let id = match id {
             Some(id) => list
@@ -311,6 +335,7 @@ impl BlockFront {
         let paths = DevicePaths::read(xs, format!("device/vbd/{id}")).await?;
         let mut driver = DiskDriver {
             virtual_device,
+            options,
             features: BackendFeatures::default(),
             connection: None,
             ready: None,
@@ -495,7 +520,7 @@ impl BlockFront {
         let Some(live) = self.live.as_mut() else {
             return Err(BlockError::NotConnected);
         };
-        let slots = RefCell::new(&mut live.slots);
+        let slots = RefCell::new(live.slots.slots_mut());
         live.engine
             .transfer(
                 &mut ChannelPlatform {
@@ -635,7 +660,7 @@ impl BlockFront {
 /// one call at a time, so the borrow never overlaps; `None` if it did,
 /// or if there is no such slot).
 fn with_slot<R>(
-    slots: &RefCell<&mut Vec<Slot>>,
+    slots: &RefCell<&mut [Slot]>,
     slot: usize,
     body: impl FnOnce(&mut Slot) -> R,
 ) -> Option<R> {
@@ -658,9 +683,10 @@ impl Connection {
 }
 
 /// Writes the ring's grants (`ring-ref`, or `ring-page-order` and
-/// `ring-ref0..N` for a multi-page ring), the event channel and the ABI,
-/// in one transaction.
-async fn publish(device_path: &str, made: &Connection) -> Result<(), BlockError> {
+/// `ring-ref0..N` for a multi-page ring), the event channel, the ABI and
+/// whether we want persistent grants (`feature-persistent`, which Linux's
+/// blkback reads when it connects the rings), in one transaction.
+async fn publish(device_path: &str, made: &Connection, persistent: bool) -> Result<(), BlockError> {
     let refs: Vec<String> = made
         .ring_grants
         .iter()
@@ -687,6 +713,9 @@ async fn publish(device_path: &str, made: &Connection) -> Result<(), BlockError>
             }
         }
         x.write(tx, &format!("{device_path}/event-channel"), port.as_bytes())
+            .await?;
+        let wanted: &[u8] = if persistent { b"1" } else { b"0" };
+        x.write(tx, &format!("{device_path}/feature-persistent"), wanted)
             .await?;
         x.write(tx, &format!("{device_path}/protocol"), b"x86_64-abi")
             .await

@@ -10,7 +10,11 @@
 //! to eleven 4 KiB data pages (32 as an indirect request when the
 //! backend offers indirect descriptors; the ring spans up to four pages
 //! when it offers multi-page rings), granted to the backend once when
-//! the device connects and reused for every request.
+//! the device connects and reused for every request. Those pages are the
+//! pool blkif's persistent grants (`feature-persistent`) ask for: we
+//! write `feature-persistent=1` with the ring (unless [`Options`] turn it
+//! off), and when the backend answers with its own key at `Connected`,
+//! it maps each page once and keeps it mapped ([`pool`]).
 //!
 //! What the backend writes (xenstore keys, responses) is untrusted:
 //! parsed and checked before use, and a backend that misbehaves makes
@@ -28,6 +32,7 @@ pub mod device;
 pub mod engine;
 pub mod offer;
 pub mod pages;
+pub mod pool;
 pub mod wire;
 
 #[cfg(test)]
@@ -141,8 +146,8 @@ pub struct DiskInfo {
     pub flush: bool,
     /// `feature-barrier`: write barriers are offered.
     pub barrier: bool,
-    /// `feature-persistent` as the backend offered it (we do not use it).
-    pub persistent_offered: bool,
+    /// Whether persistent grants are in use, and if not, why.
+    pub persistent: Persistent,
     /// `feature-max-indirect-segments` as offered.
     pub indirect_offered: u32,
     /// Segments per indirect request in use (0: indirect requests off).
@@ -170,18 +175,79 @@ impl fmt::Display for DiskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "blkfront: {} sectors of {} bytes{}, features: flush={}, barrier={}, persistent=false (offered {}), indirect={} (offered {}), ring-pages={} (max order offered {})",
+            "blkfront: {} sectors of {} bytes{}, features: flush={}, barrier={}, persistent={}, indirect={} (offered {}), ring-pages={} (max order offered {})",
             self.sectors,
             self.sector_size,
             if self.readonly() { " (read-only)" } else { "" },
             self.flush,
             self.barrier,
-            self.persistent_offered,
+            self.persistent,
             self.indirect_segments,
             self.indirect_offered,
             self.ring_pages,
             self.max_ring_page_order,
         )
+    }
+}
+
+/// Persistent grants (blkif `feature-persistent`) on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Persistent {
+    /// We asked and the backend agreed (its `feature-persistent` is 1 at
+    /// `Connected`): it maps each data page once and keeps it.
+    On,
+    /// We asked; the backend did not write `feature-persistent=1`.
+    NotOffered,
+    /// We did not ask ([`Options::persistent`] false).
+    TurnedOff,
+}
+
+impl Persistent {
+    /// Whether the backend keeps our data pages mapped.
+    pub const fn is_on(self) -> bool {
+        matches!(self, Persistent::On)
+    }
+}
+
+impl fmt::Display for Persistent {
+    /// As the connect line says it: `true`, or `false (why)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Persistent::On => "true",
+            Persistent::NotOffered => "false (backend did not offer)",
+            Persistent::TurnedOff => "false (we turned it off)",
+        })
+    }
+}
+
+/// What the guest asks of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Options {
+    /// Ask for persistent grants (`feature-persistent=1`); on by default.
+    pub persistent: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { persistent: true }
+    }
+}
+
+impl Options {
+    /// The options a kernel command line asks for: the last
+    /// `blkfront.persistent=0` or `=1` word (anything else is ignored),
+    /// else the defaults. The bench turns persistent grants off this way
+    /// to measure what they are worth.
+    pub fn from_cmdline(cmdline: &str) -> Options {
+        let mut options = Options::default();
+        for word in cmdline.split_ascii_whitespace() {
+            match word.strip_prefix("blkfront.persistent=") {
+                Some("0") => options.persistent = false,
+                Some("1") => options.persistent = true,
+                _ => {}
+            }
+        }
+        options
     }
 }
 

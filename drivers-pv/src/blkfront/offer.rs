@@ -1,6 +1,11 @@
 //! What blkback tells us in xenstore, parsed: the virtual device id, the
 //! features offered at `InitWait`, and the disk at `Connected`.
 //!
+//! `feature-persistent` is read at `Connected`, not `InitWait`: Linux's
+//! blkback writes it only when it connects, as its answer to ours (it
+//! uses persistent grants only if the frontend wrote
+//! `feature-persistent=1` before it connected the rings).
+//!
 //! The guest driver reads the keys (asynchronously) and hands their raw
 //! values to these pure functions, so every bound is host-tested: a
 //! `sector-size` above [`MAX_SECTOR_SIZE`] (the driver sizes buffers from
@@ -10,25 +15,26 @@
 
 use core::fmt;
 
-use super::{BlockError, DiskInfo};
+use super::{BlockError, DiskInfo, Persistent};
 use crate::xenbus_state::{parse_u32, parse_u64, BackendFeatures, FeatureKey};
 
 pub use crate::xenbus_state::MAX_SECTOR_SIZE;
 
 /// The backend keys read at `InitWait` (what it offers for the rings).
-pub const OFFER_KEYS: [FeatureKey; 3] = [
+pub const OFFER_KEYS: [FeatureKey; 2] = [
     FeatureKey::MaxRingPageOrder,
-    FeatureKey::FeaturePersistent,
     FeatureKey::FeatureMaxIndirectSegments,
 ];
 
-/// The backend keys read at `Connected` (the disk).
-pub const DISK_KEYS: [&str; 5] = [
+/// The backend keys read at `Connected` (the disk, and the backend's
+/// answer on persistent grants).
+pub const DISK_KEYS: [&str; 6] = [
     "sectors",
     "sector-size",
     "info",
     "feature-flush-cache",
     "feature-barrier",
+    "feature-persistent",
 ];
 
 /// The extended-encoding flag of a `virtual-device` id.
@@ -100,9 +106,12 @@ pub fn parse_offer<'v>(
 
 /// The disk as blkback describes it at `Connected` (`sectors` required;
 /// `sector-size` defaults to 512 and is bounded by [`MAX_SECTOR_SIZE`]),
-/// with what was offered earlier.
+/// with what was offered earlier. `asked`: we wrote
+/// `feature-persistent=1`; persistent grants are on only if the backend
+/// wrote its own `feature-persistent` as a true flag.
 pub fn parse_disk_info<'v>(
     features: &BackendFeatures,
+    asked: bool,
     mut lookup: impl FnMut(&str) -> Option<&'v [u8]>,
 ) -> Result<DiskInfo, BlockError> {
     let mut features = *features;
@@ -127,13 +136,23 @@ pub fn parse_disk_info<'v>(
         None => 0,
     };
     let flag = |raw: Option<&[u8]>| matches!(raw, Some(b"1"));
+    if let Some(raw) = lookup("feature-persistent") {
+        features
+            .set(FeatureKey::FeaturePersistent, raw)
+            .map_err(BlockError::Feature)?;
+    }
+    let persistent = match (asked, features.persistent) {
+        (false, _) => Persistent::TurnedOff,
+        (true, true) => Persistent::On,
+        (true, false) => Persistent::NotOffered,
+    };
     Ok(DiskInfo {
         sectors: features.sectors.unwrap_or(0),
         sector_size,
         info,
         flush: flag(lookup("feature-flush-cache")),
         barrier: flag(lookup("feature-barrier")),
-        persistent_offered: features.persistent,
+        persistent,
         indirect_offered: features.max_indirect_segments,
         max_ring_page_order: features.max_ring_page_order,
         ring_pages: 1,
@@ -161,7 +180,7 @@ mod tests {
         for huge in [&b"2147483648"[..], b"8192", b"1048576"] {
             let pairs = [("sectors", &b"2048"[..]), ("sector-size", huge)];
             assert_eq!(
-                parse_disk_info(&features, keys(&pairs)),
+                parse_disk_info(&features, true, keys(&pairs)),
                 Err(BlockError::Feature(FeatureError {
                     key: FeatureKey::SectorSize,
                     kind: FeatureErrorKind::OutOfRange,
@@ -171,6 +190,7 @@ mod tests {
         }
         let error = parse_disk_info(
             &features,
+            true,
             keys(&[("sectors", b"2048"), ("sector-size", b"2147483648")]),
         )
         .unwrap_err();
@@ -189,6 +209,7 @@ mod tests {
         .unwrap();
         let info = parse_disk_info(
             &features,
+            true,
             keys(&[
                 ("sectors", b"204800"),
                 ("sector-size", b"4096"),
@@ -209,20 +230,43 @@ mod tests {
         );
         assert_eq!((info.indirect_offered, info.max_ring_page_order), (256, 4));
         // Defaults, and what is required.
-        let info = parse_disk_info(&features, keys(&[("sectors", b"8")])).unwrap();
+        let info = parse_disk_info(&features, true, keys(&[("sectors", b"8")])).unwrap();
         assert_eq!((info.sector_size, info.info), (512, 0));
         assert_eq!(
-            parse_disk_info(&features, keys(&[])),
+            parse_disk_info(&features, true, keys(&[])),
             Err(BlockError::BadKey("sectors"))
         );
         assert_eq!(
-            parse_disk_info(&features, keys(&[("sectors", b"8"), ("info", b"-1")])),
+            parse_disk_info(&features, true, keys(&[("sectors", b"8"), ("info", b"-1")])),
             Err(BlockError::BadKey("info"))
         );
         assert!(matches!(
             parse_offer(keys(&[("max-ring-page-order", b"99")])),
             Err(BlockError::Feature(_))
         ));
+    }
+
+    #[test]
+    fn persistent_grants_need_our_ask_and_the_backends_answer_at_connected() {
+        let features = BackendFeatures::default();
+        let with = |asked: bool, answer: Option<&'static [u8]>| {
+            let mut pairs = alloc::vec![("sectors", &b"8"[..])];
+            if let Some(answer) = answer {
+                pairs.push(("feature-persistent", answer));
+            }
+            parse_disk_info(&features, asked, keys(&pairs)).map(|info| info.persistent)
+        };
+        assert_eq!(with(true, Some(b"1")), Ok(Persistent::On));
+        assert_eq!(with(true, Some(b"0")), Ok(Persistent::NotOffered));
+        assert_eq!(with(true, None), Ok(Persistent::NotOffered));
+        assert_eq!(with(false, Some(b"1")), Ok(Persistent::TurnedOff));
+        assert!(matches!(
+            with(true, Some(b"yes")),
+            Err(BlockError::Feature(_))
+        ));
+        // Not read at InitWait any more (blkback has not written it then).
+        assert!(!OFFER_KEYS.contains(&FeatureKey::FeaturePersistent));
+        assert!(DISK_KEYS.contains(&"feature-persistent"));
     }
 
     #[test]

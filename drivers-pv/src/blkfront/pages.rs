@@ -56,12 +56,16 @@ pub struct SlotPages<T: GrantTable> {
 
 impl<T: GrantTable> SlotPages<T> {
     /// `data_pages` pages blkback may write (reads land there), plus an
-    /// indirect page it may only read when `indirect`.
+    /// indirect page when `indirect`: read-only, except with persistent
+    /// grants (`persistent`), where Linux's blkback maps every page it
+    /// keeps writable, the segment table too, and a read-only grant would
+    /// fail that map.
     pub fn new(
         table: &T,
         backend: DomId,
         data_pages: usize,
         indirect: bool,
+        persistent: bool,
     ) -> Result<Self, BlockError> {
         let pages = (0..data_pages)
             .map(|_| GrantedPage::new(table, backend, false))
@@ -69,7 +73,10 @@ impl<T: GrantTable> SlotPages<T> {
             .map_err(resources("a data page"))?;
         let indirect = if indirect {
             // The backend only reads the segment table.
-            Some(GrantedPage::new(table, backend, true).map_err(resources("an indirect page"))?)
+            Some(
+                GrantedPage::new(table, backend, !persistent)
+                    .map_err(resources("an indirect page"))?,
+            )
         } else {
             None
         };
@@ -84,6 +91,21 @@ impl<T: GrantTable> SlotPages<T> {
     /// The data pages, in order.
     pub fn pages(&self) -> &[GrantedPage<T>] {
         &self.pages
+    }
+
+    /// The data pages, to move data through (a backend's view in tests).
+    pub fn pages_mut(&mut self) -> &mut [GrantedPage<T>] {
+        &mut self.pages
+    }
+
+    /// The indirect page, if the slot has one.
+    pub fn indirect(&self) -> Option<&GrantedPage<T>> {
+        self.indirect.as_ref()
+    }
+
+    /// Pages (and so grants) the slot holds.
+    pub fn grants(&self) -> usize {
+        self.pages.len() + usize::from(self.indirect.is_some())
     }
 
     /// Copies the start of the data pages into `out` (a page per 4096
@@ -132,7 +154,7 @@ mod tests {
         let (ring, ring_refs) = ring(&table, BACKEND, 2).unwrap();
         let engine = Engine::new(ring, 1, 4);
         let slots: Vec<_> = (0..4)
-            .map(|_| SlotPages::new(&table, BACKEND, 11, true).unwrap())
+            .map(|_| SlotPages::new(&table, BACKEND, 11, true, false).unwrap())
             .collect();
         assert_eq!(table.stats().live, 2 + 4 * 12);
         // blkback maps both ring pages and a data page of slot 2, and
@@ -169,7 +191,7 @@ mod tests {
     #[test]
     fn data_is_copied_through_the_pages() {
         let table = SimGrants::new(16);
-        let mut slot = SlotPages::new(&table, BACKEND, 3, true).unwrap();
+        let mut slot = SlotPages::new(&table, BACKEND, 3, true, false).unwrap();
         let data: Vec<u8> = (0..2 * XEN_PAGE_SIZE + 512).map(|i| i as u8).collect();
         slot.copy_in(&data);
         let mut back = alloc::vec![0u8; data.len()];
@@ -179,7 +201,7 @@ mod tests {
         assert_ne!(gref, 0);
         assert_ne!(gref, slot.gref(0));
         assert_eq!(slot.gref(3), 0);
-        let mut without = SlotPages::new(&table, BACKEND, 1, false).unwrap();
+        let mut without = SlotPages::new(&table, BACKEND, 1, false, false).unwrap();
         assert_eq!(without.write_table(&[1]), 0);
     }
 }

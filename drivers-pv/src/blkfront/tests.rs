@@ -12,7 +12,7 @@ fn disk(sectors: u64, sector_size: u32) -> DiskInfo {
         info: 0,
         flush: true,
         barrier: false,
-        persistent_offered: false,
+        persistent: super::Persistent::NotOffered,
         indirect_offered: 0,
         indirect_segments: 0,
         max_ring_page_order: 0,
@@ -184,8 +184,25 @@ fn ranges_are_checked() {
 fn summary_line_names_the_features() {
     let line = alloc::format!("{}", disk(131072, 512));
     assert!(line.starts_with("blkfront: 131072 sectors of 512 bytes, features: flush=true"));
-    assert!(line.contains("persistent=false"));
+    assert!(line.contains("barrier=false, persistent=false (backend did not offer), indirect="));
     assert!(line.contains("ring-pages=1"));
+    let mut info = disk(8, 512);
+    info.persistent = super::Persistent::On;
+    assert!(alloc::format!("{info}").contains(", persistent=true, "));
+    info.persistent = super::Persistent::TurnedOff;
+    assert!(alloc::format!("{info}").contains(", persistent=false (we turned it off), "));
+}
+
+#[test]
+fn persistent_grants_are_on_unless_the_command_line_turns_them_off() {
+    use super::Options;
+    assert!(Options::default().persistent);
+    assert!(Options::from_cmdline("wait_ready=120 chunk_kib=1024").persistent);
+    assert!(!Options::from_cmdline("x=1 blkfront.persistent=0").persistent);
+    // The last word wins; anything but 0 or 1 is ignored.
+    assert!(Options::from_cmdline("blkfront.persistent=0 blkfront.persistent=1").persistent);
+    assert!(!Options::from_cmdline("blkfront.persistent=0 blkfront.persistent=no").persistent);
+    assert!(Options::from_cmdline("xblkfront.persistent=0").persistent);
 }
 
 #[test]
