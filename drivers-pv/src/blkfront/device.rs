@@ -46,7 +46,6 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::RefCell;
 use core::future::{poll_fn, Future};
 use core::pin::pin;
 use core::task::Poll;
@@ -520,7 +519,10 @@ impl BlockFront {
         let Some(live) = self.live.as_mut() else {
             return Err(BlockError::NotConnected);
         };
-        let slots = RefCell::new(live.slots.slots_mut());
+        // A lock rather than a `RefCell`: the transfer's future holds it
+        // across awaits, and a task doing disk I/O must be `Send` to be
+        // spawned.
+        let slots = spin::Mutex::new(live.slots.slots_mut());
         live.engine
             .transfer(
                 &mut ChannelPlatform {
@@ -657,14 +659,14 @@ impl BlockFront {
 }
 
 /// Runs `body` on slot `slot` (the engine's closures share the slots
-/// one call at a time, so the borrow never overlaps; `None` if it did,
-/// or if there is no such slot).
+/// one call at a time, so the lock is never contended; `None` if it
+/// were, or if there is no such slot).
 fn with_slot<R>(
-    slots: &RefCell<&mut [Slot]>,
+    slots: &spin::Mutex<&mut [Slot]>,
     slot: usize,
     body: impl FnOnce(&mut Slot) -> R,
 ) -> Option<R> {
-    let mut slots = slots.try_borrow_mut().ok()?;
+    let mut slots = slots.try_lock()?;
     slots.get_mut(slot).map(body)
 }
 
@@ -729,4 +731,15 @@ async fn publish(device_path: &str, made: &Connection, persistent: bool) -> Resu
 fn _connect_is_send() {
     fn is_send<T: Send>(_: &T) {}
     is_send(&BlockFront::connect(None));
+}
+
+/// Disk I/O can run in a spawned task: the executor's `spawn` takes only
+/// `Send` futures, so the transfer futures must stay `Send` (checked here
+/// at compile time; a `RefCell` held across an await once broke it).
+#[allow(dead_code)]
+fn transfers_are_send(disk: &mut BlockFront, buf: &mut [u8], data: &[u8]) {
+    fn send<T: Send>(_: T) {}
+    send(disk.read(0, buf));
+    send(disk.write(0, data));
+    send(disk.flush());
 }

@@ -370,8 +370,8 @@ libos::app! {
                 }
             }
         });
-        // blkfront's futures hold the ring's slots across awaits and are
-        // not `Send`, so the disk runs in the app's own future.
+        // The disk keeper is the app's own future: when it returns (on
+        // quit or a shutdown request) the disk is closed.
         disk_keeper().await;
         QUIT.wait().await;
         sched::sleep(Duration::from_secs(1)).await;
