@@ -939,9 +939,11 @@ fn record_conformance(tally: &mut Tally, role: &str, guest: &GuestReport) {
 /// The vCPUs of the SMP bring-up guests.
 const SMP4_VCPUS: u32 = 4;
 /// The PV SMP bring-up check's name.
-const SMP4_PV: &str = "rig domU smp: vcpus=4, every vCPU brought up, the smp checks pass";
+const SMP4_PV: &str =
+    "rig domU conformance smp vcpus=4: every vCPU brought up, the smp checks pass";
 /// The PVH one's.
-const SMP4_PVH: &str = "rig pvh domU smp: vcpus=4, every vCPU brought up, the smp checks pass";
+const SMP4_PVH: &str =
+    "rig pvh domU conformance smp vcpus=4: every vCPU brought up, the smp checks pass";
 
 fn smp4_name(mode: GuestMode) -> String {
     match mode {
