@@ -363,28 +363,38 @@ fn virq_timer_and_singleshot_on_vcpu1(_: &Ctx<'_>) -> Outcome {
     if let Err(e) = crate::events::unmask(port.0) {
         return suite_fail!("unmasking: {e}");
     }
-    // Xen also raises VIRQ_TIMER when it updates the vCPU's time: take
-    // whatever came so far, then ask for a timer 20 ms out.
+    // Xen also raises VIRQ_TIMER when it updates the vCPU's time (about
+    // once a second): take whatever came so far, ask for a timer 20 ms
+    // out, and count only an event seen once the deadline has passed (an
+    // earlier one is such an update; the timer's own comes after it).
     let _ = smp::take_fired(VCPU, port.0);
     let deadline = crate::time::now_ns() + 20_000_000;
     if let Err(e) = smp::request_singleshot(VCPU, deadline) {
         return suite_fail!("kicking vCPU 1: {e}");
     }
     let mut armed = None;
+    let mut early = 0;
     if !wait_for(|| {
         armed = armed.or_else(|| smp::take_timer_result(VCPU));
-        armed.is_some() && smp::take_fired(VCPU, port.0)
+        if armed.is_none() || !smp::take_fired(VCPU, port.0) {
+            return false;
+        }
+        if crate::time::now_ns() < deadline {
+            early += 1;
+            return false;
+        }
+        true
     }) {
-        return suite_fail!("vCPU 1's timer: armed {armed:?}, VIRQ_TIMER not recorded within 2 s");
+        return suite_fail!(
+            "vCPU 1's timer: armed {armed:?}, VIRQ_TIMER not recorded after its deadline within 2 s ({early} earlier)"
+        );
     }
     match armed {
-        Some(Ok(())) => {}
-        other => return suite_fail!("vCPU 1's set_singleshot_timer: {other:?}"),
+        Some(Ok(())) => Outcome::PassWith(alloc::format!(
+            "fired on vCPU 1 after its deadline ({early} time-update events before it)"
+        )),
+        other => suite_fail!("vCPU 1's set_singleshot_timer: {other:?}"),
     }
-    if crate::time::now_ns() < deadline {
-        return suite_fail!("vCPU 1's VIRQ_TIMER came before its deadline");
-    }
-    Outcome::Pass
 }
 
 /// vCPU 1's runstate while it idles: blocked, it has run (its own code,
