@@ -61,6 +61,7 @@ pub mod pvh_boot;
 pub mod pvh_start;
 pub mod ring_index;
 pub mod sched;
+pub mod smp;
 pub mod suite;
 pub mod suspend;
 pub mod vcpu_life;

@@ -80,18 +80,24 @@ pub fn wait_for_event() {
             let _ = pv_arch::hypercall::sched::sched_block();
             crate::shared_info::upcall_mask().store(1, Ordering::SeqCst);
         }
-        BootMode::Pvh => {
-            // SAFETY: `paravane_pvh_idle` is `sti; hlt; cli; ret` (see
-            // `PVH_IDLE`): interrupts are enabled only around the `hlt`,
-            // our IDT is installed, and the callback vector's handler
-            // runs the upcall and returns into the routine (past the
-            // `hlt` if it interrupted before it, see
-            // [`skip_idle_hlt`]); it returns with interrupts disabled
-            // again. It clobbers nothing but flags. Not `nomem`: the
-            // upcall that runs inside writes memory (the fired-port
-            // bitmap), so this must be a compiler barrier too.
-            unsafe { core::arch::asm!("call {idle}", idle = sym paravane_pvh_idle) };
-        }
+        BootMode::Pvh => wait_for_event_pvh(),
+    }
+}
+
+/// PVH's idle step on any vCPU: `sti; hlt; cli`, returning once an
+/// upcall has run (or at once if one was due). Interrupts must be off.
+pub fn wait_for_event_pvh() {
+    if is_pvh() {
+        // SAFETY: `paravane_pvh_idle` is `sti; hlt; cli; ret` (see
+        // `PVH_IDLE`): interrupts are enabled only around the `hlt`,
+        // our IDT is installed, and the callback vector's handler
+        // runs the upcall and returns into the routine (past the
+        // `hlt` if it interrupted before it, see
+        // [`skip_idle_hlt`]); it returns with interrupts disabled
+        // again. It clobbers nothing but flags. Not `nomem`: the
+        // upcall that runs inside writes memory (the fired-port
+        // bitmap), so this must be a compiler barrier too.
+        unsafe { core::arch::asm!("call {idle}", idle = sym paravane_pvh_idle) };
     }
 }
 

@@ -1,4 +1,6 @@
-//! The shared info page: event bitmaps, vCPU 0's upcall flags, clocks.
+//! The shared info page: event bitmaps, vCPU 0's upcall flags, clocks,
+//! and where each vCPU's `vcpu_info` lives (here, or where
+//! `VCPUOP_register_vcpu_info` placed it, see [`place_vcpu_info`]).
 //!
 //! Xen and the guest both write this page, so every access is atomic or
 //! volatile; nothing here hands out a plain reference into it. It is
@@ -111,10 +113,50 @@ fn page_or_die() -> NonNull<SharedInfo> {
     page().expect("shared_info used before shared_info::init")
 }
 
-fn vcpu0() -> *mut VcpuInfo {
+/// Where each vCPU's `vcpu_info` lives once `VCPUOP_register_vcpu_info`
+/// moved it out of this page (null: still in its slot here). Written by
+/// [`place_vcpu_info`] only, once per vCPU.
+static PLACED: [AtomicPtr<VcpuInfo>; crate::smp::MAX_VCPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; crate::smp::MAX_VCPUS];
+
+/// Records that Xen now keeps `vcpu`'s `vcpu_info` at `info` (after a
+/// successful `VCPUOP_register_vcpu_info`): every accessor below follows
+/// it from then on, since Xen stops updating the slot in this page.
+///
+/// # Safety
+///
+/// `info` must be the address Xen was just given for `vcpu`, valid for
+/// the guest's lifetime and accessed only atomically or volatilely.
+pub unsafe fn place_vcpu_info(vcpu: u32, info: *mut VcpuInfo) {
+    if let Some(slot) = PLACED.get(vcpu as usize) {
+        slot.store(info, Ordering::Release);
+    }
+}
+
+/// Forgets every placement (a resume in a new domain: Xen starts over
+/// with the slots in the shared info page).
+pub fn forget_placements() {
+    for slot in &PLACED {
+        slot.store(core::ptr::null_mut(), Ordering::Release);
+    }
+}
+
+/// vCPU `vcpu`'s `vcpu_info`: where it was placed, else its slot in the
+/// shared info page (`vcpu` < 32, `XEN_LEGACY_MAX_VCPUS`).
+pub fn vcpu_info_of(vcpu: u32) -> *mut VcpuInfo {
+    if let Some(placed) = PLACED.get(vcpu as usize) {
+        let placed = placed.load(Ordering::Acquire);
+        if !placed.is_null() {
+            return placed;
+        }
+    }
     // SAFETY: in-bounds field projection of the mapped page (no reference
-    // is created).
-    unsafe { (&raw mut (*page_or_die().as_ptr()).vcpu_info[0]).cast() }
+    // is created; the index is bounds checked).
+    unsafe { (&raw mut (*page_or_die().as_ptr()).vcpu_info[vcpu as usize % 32]).cast() }
+}
+
+fn vcpu0() -> *mut VcpuInfo {
+    vcpu_info_of(0)
 }
 
 /// `vcpu_info[0].evtchn_upcall_mask`: 1 while upcalls are held back.
@@ -150,11 +192,13 @@ pub fn mask_word(index: usize) -> &'static AtomicU64 {
     unsafe { AtomicU64::from_ptr(&raw mut (*page_or_die().as_ptr()).evtchn_mask[index]) }
 }
 
-/// `vcpu_info[0].arch.cr2`: the faulting address of the last page fault.
+/// `vcpu_info.arch.cr2` of the vCPU asking: the faulting address of its
+/// last page fault.
 pub fn cr2() -> Option<u64> {
-    let page = page()?;
-    // SAFETY: volatile read of a u64 field of the mapped page.
-    Some(unsafe { (&raw const (*page.as_ptr()).vcpu_info[0].arch.cr2).read_volatile() })
+    page()?;
+    let info = vcpu_info_of(crate::smp::current_vcpu());
+    // SAFETY: volatile read of a u64 field of a live `vcpu_info`.
+    Some(unsafe { (&raw const (*info).arch.cr2).read_volatile() })
 }
 
 /// A consistent copy of vCPU 0's `vcpu_time_info`.

@@ -197,6 +197,14 @@ mod guest {
     /// (upcalls masked); returns once the domain runs again. On an error
     /// before the hypercall the domain was not suspended and runs on.
     pub fn suspend() -> Result<SuspendOutcome, SuspendError> {
+        if crate::smp::secondaries_started() {
+            // Their placed `vcpu_info`s and contexts would not survive a
+            // new domain; SMP suspend is not written yet.
+            return Err(SuspendError {
+                step: "suspending with secondary vCPUs up",
+                errno: Errno::EBUSY,
+            });
+        }
         let pv = platform::mode() == BootMode::Pv;
         let start_info_va = START_INFO.load(Ordering::SeqCst);
         let start_info_mfn = if pv {

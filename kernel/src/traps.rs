@@ -5,7 +5,8 @@
 //! failsafe callbacks (`callback_op`). Every entry lands in
 //! [`trap_handler`]:
 //!
-//! - an event upcall goes to [`crate::events::upcall`];
+//! - an event upcall goes to [`crate::events::upcall`] on vCPU 0, and to
+//!   [`crate::smp`]'s own on a secondary vCPU;
 //! - `int3` is counted and execution continues (the suite checks that
 //!   Xen delivers it to our handler);
 //! - a page fault on one of the probe instructions resumes at the probe's
@@ -43,6 +44,15 @@ pub fn trap_table() -> [TrapInfo; 18] {
     }
     // The last entry stays zero: the terminator.
     table
+}
+
+/// The event and failsafe callback entry points (also what a secondary
+/// vCPU's initial context names).
+pub fn callback_addresses() -> (u64, u64) {
+    (
+        trap_entry::paravane_event_callback as *const () as usize as u64,
+        trap_entry::paravane_failsafe_callback as *const () as usize as u64,
+    )
 }
 
 /// Installs the trap table and the event and failsafe callbacks.
@@ -89,7 +99,11 @@ pub extern "C" fn trap_handler(frame: &mut TrapFrame) {
             if let Some(after) = crate::platform::skip_idle_hlt(frame.rip) {
                 frame.rip = after;
             }
-            crate::events::upcall();
+            // Each vCPU takes its own upcalls (see `smp`).
+            match crate::smp::current_vcpu() {
+                0 => crate::events::upcall(),
+                id => crate::smp::secondary_upcall(id),
+            }
         }
         // PVH: a vector nobody asked for (no device interrupts are set
         // up); counted, and the interrupted code resumes.

@@ -54,6 +54,7 @@ const HEADERS: &[&str] = &[
     "xen/version.h",
     "xen/hvm/hvm_op.h",
     "xen/hvm/params.h",
+    "xen/hvm/hvm_vcpu.h",
     "xen/arch-x86/hvm/start_info.h",
     "xen/io/console.h",
     "xen/io/xs_wire.h",
@@ -1288,6 +1289,27 @@ abi_table! {
             index => "index",
             value => "value",
         };
+        VcpuHvmX86_64 = "struct vcpu_hvm_x86_64" {
+            rax => "rax",
+            rcx => "rcx",
+            rdx => "rdx",
+            rbx => "rbx",
+            rsp => "rsp",
+            rbp => "rbp",
+            rsi => "rsi",
+            rdi => "rdi",
+            rip => "rip",
+            rflags => "rflags",
+            cr0 => "cr0",
+            cr3 => "cr3",
+            cr4 => "cr4",
+            efer => "efer",
+        };
+        VcpuHvmContext = "struct vcpu_hvm_context" {
+            mode => "mode",
+            pad => "pad",
+            cpu_regs => "cpu_regs",
+        };
         XenHvmEvtchnUpcallVector = "struct xen_hvm_evtchn_upcall_vector" {
             vcpu => "vcpu",
             vector => "vector",
@@ -1722,6 +1744,8 @@ abi_table! {
         HVM_PARAM_CALLBACK_TYPE_GSI => "HVM_PARAM_CALLBACK_TYPE_GSI",
         HVM_PARAM_CALLBACK_TYPE_PCI_INTX => "HVM_PARAM_CALLBACK_TYPE_PCI_INTX",
         HVM_PARAM_CALLBACK_TYPE_VECTOR => "HVM_PARAM_CALLBACK_TYPE_VECTOR",
+        VCPU_HVM_MODE_32B => "VCPU_HVM_MODE_32B",
+        VCPU_HVM_MODE_64B => "VCPU_HVM_MODE_64B",
         HVM_PARAM_STORE_PFN => "HVM_PARAM_STORE_PFN",
         HVM_PARAM_STORE_EVTCHN => "HVM_PARAM_STORE_EVTCHN",
         HVM_PARAM_TIMER_MODE => "HVM_PARAM_TIMER_MODE",

@@ -12,7 +12,7 @@
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
 //! cargo xtask soak [--mode pv|pvh|both] [--xen 4.17|4.20] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]  long run of both devices; the guest's accounting before and after must be equal
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
-//! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline "…"] [--junit FILE]
+//! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline "…"] [--vcpus N] [--junit FILE]
 //! cargo xtask conformance --matrix [--as dom0|domu] [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO in one role: one table
 //! ```
 //!
@@ -120,9 +120,10 @@ usage: cargo xtask <command>
                            success line; --xen: the hypervisor (default 4.17; 4.20 is Debian trixie's,
                            with trixie's toolstack in the Linux dom0 for --as domu)
   conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline \"...\"]
-              [--junit FILE]
+              [--vcpus N] [--junit FILE]
                            run the ABI conformance suite under Xen (default: both roles, mode pv, Xen
-                           4.17); exit 0 only on `Test result: SUCCESS`
+                           4.17; a domU gets --vcpus, default 2, for the smp checks); exit 0 only on
+                           `Test result: SUCCESS`
                            followed by poweroff
   conformance --matrix [--as dom0|domu] [--json FILE] [--junit FILE] [--kernel PATH] [--cmdline \"...\"]
                            the suite as a direct dom0 (default) or as domUs (--as domu: one Linux dom0
@@ -505,6 +506,18 @@ pub fn guest_spec(
     spec
 }
 
+/// `--vcpus N` of `conformance --as domu`: the domU's vCPUs (default 2,
+/// as CI gives it; 1 to 8).
+fn vcpus_arg(args: &mut Args) -> Result<u32, String> {
+    match args.value("--vcpus") {
+        None => Ok(2),
+        Some(n) => match n.parse::<u32>() {
+            Ok(n @ 1..=8) => Ok(n),
+            _ => Err(format!("--vcpus takes 1 to 8, not `{n}`")),
+        },
+    }
+}
+
 fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
     if args.flag("--matrix") {
         return cmd_conformance_matrix(args);
@@ -520,6 +533,7 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
     let junit = args.value("--junit").map(PathBuf::from);
     let kernel = args.value("--kernel").map(PathBuf::from);
     let cmdline = args.value("--cmdline").unwrap_or_default();
+    let vcpus = vcpus_arg(args)?;
     args.finish()?;
     let kernel = conformance_kernel(kernel)?;
     let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
@@ -534,8 +548,10 @@ fn cmd_conformance(args: &mut Args) -> Result<ExitCode, String> {
                     .map_err(|e| e.to_string())?,
             ),
             As::DomU => {
-                let spec =
+                let mut spec =
                     guest_spec("conformance", &kernel, &cmdline, 64, timeout).with_mode(mode);
+                // As in CI: the suite's smp checks need a second vCPU.
+                spec.extra_config.push(format!("vcpus = {vcpus}"));
                 let session = rig
                     .run_domus(
                         std::slice::from_ref(&spec),

@@ -490,14 +490,17 @@ pub fn run(kernel: &Path, cmdline: &str, role: Role) -> Result<Vec<Column>, Stri
                 let specs: Vec<rig::GuestSpec> = of_version
                     .iter()
                     .map(|config| {
-                        crate::guest_spec(
+                        let mut spec = crate::guest_spec(
                             &config.domu_name(),
                             kernel,
                             cmdline_of(config).trim(),
                             64,
                             timeout,
                         )
-                        .with_mode(config.mode)
+                        .with_mode(config.mode);
+                        // As in CI: the smp checks need a second vCPU.
+                        spec.extra_config.push("vcpus = 2".into());
+                        spec
                     })
                     .collect();
                 wait_for_other_qemu();

@@ -156,6 +156,7 @@ fn domu_guests(
             fifo,
             vec!["conformance domU-fifo ", "rig domU conformance (FIFO)"],
         ),
+        (smp4_guest(elf, GuestMode::Pv), vec![SMP4_PV]),
         // blkcheck against Linux's blkback on a 64 MiB image dom0 fills.
         (
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pv),
@@ -517,6 +518,8 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
         Ok(guest) => record_conformance(tally, "domU-fifo", guest),
         Err(e) => tally.record("rig domU conformance (FIFO)", Err(e)),
     }
+    let result = find(&smp4_name(GuestMode::Pv)).and_then(check_smp4);
+    tally.record(SMP4_PV, result);
 
     match find(crate::e2e_block::NAME) {
         Ok(guest) => {
@@ -683,6 +686,7 @@ fn pvh_domu_specs(
             conformance,
             vec!["conformance pvh-domU ", "rig pvh domU conformance"],
         ),
+        (smp4_guest(elf, GuestMode::Pvh), vec![SMP4_PVH]),
         (
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pvh),
             vec!["rig pvh e2e block: "],
@@ -761,6 +765,8 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
         Ok(guest) => record_conformance(tally, "pvh-domU", guest),
         Err(e) => tally.record("rig pvh domU conformance", Err(e)),
     }
+    let result = find(&smp4_name(GuestMode::Pvh)).and_then(check_smp4);
+    tally.record(SMP4_PVH, result);
     match find(&crate::e2e_block::name(GuestMode::Pvh)) {
         Ok(guest) => {
             for (name, result) in crate::e2e_block::check(guest) {
@@ -938,6 +944,53 @@ fn record_conformance(tally: &mut Tally, role: &str, guest: &GuestReport) {
 
 /// A domU conformance guest: 64 MiB, and two vCPUs (the kernel brings
 /// up only the first; the suite's `vcpu` checks look at the second).
+/// The vCPUs of the SMP bring-up guests.
+const SMP4_VCPUS: u32 = 4;
+/// The PV SMP bring-up check's name.
+const SMP4_PV: &str =
+    "rig domU conformance smp vcpus=4: every vCPU brought up, the smp checks pass";
+/// The PVH one's.
+const SMP4_PVH: &str =
+    "rig pvh domU conformance smp vcpus=4: every vCPU brought up, the smp checks pass";
+
+fn smp4_name(mode: GuestMode) -> String {
+    match mode {
+        GuestMode::Pv => "smp4".into(),
+        GuestMode::Pvh => "pvh-smp4".into(),
+    }
+}
+
+/// The conformance suite's `smp` group alone in a domU with
+/// [`SMP4_VCPUS`] vCPUs: it brings every one up (a few seconds in the
+/// domU session, no boot of its own).
+fn smp4_guest(elf: &dyn Fn(&str) -> PathBuf, mode: GuestMode) -> GuestSpec {
+    let mut guest = spec(&smp4_name(mode), elf("conformance"), "only=smp").with_mode(mode);
+    guest.memory_mib = 64;
+    guest.extra_config.push(format!("vcpus = {SMP4_VCPUS}"));
+    guest
+}
+
+/// One `smp: vCPU N up (…)` line per secondary vCPU, the bring-up check
+/// counting all of them, the group's verdict SUCCESS, and a poweroff.
+fn check_smp4(guest: &GuestReport) -> Result<(), String> {
+    for id in 1..SMP4_VCPUS {
+        let prefix = format!("smp: vCPU {id} up (");
+        expect_line(
+            guest,
+            |l| l.starts_with(&prefix),
+            &format!("`smp: vCPU {id} up (…)`"),
+        )?;
+    }
+    let counted = format!("PASS smp/bring_up: {SMP4_VCPUS} vCPUs up");
+    expect_line(guest, |l| l == counted, &format!("`{counted}`"))?;
+    expect_line(
+        guest,
+        |l| l == "Test result: SUCCESS",
+        "`Test result: SUCCESS`",
+    )?;
+    expect_ending(guest, Ending::Poweroff)
+}
+
 fn conformance_domu(mut guest: GuestSpec) -> GuestSpec {
     guest.memory_mib = 64;
     guest.extra_config.push("vcpus = 2".into());

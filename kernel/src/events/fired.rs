@@ -62,6 +62,22 @@ impl FiredPorts {
         handled
     }
 
+    /// Removes `port` and says whether it was recorded (one atomic AND).
+    pub fn take(&self, port: u32) -> bool {
+        if port >= CAPACITY {
+            return false;
+        }
+        let bit = 1 << (port % 64);
+        self.words[port as usize / 64].fetch_and(!bit, Ordering::AcqRel) & bit != 0
+    }
+
+    /// Word `index` (ports `64 * index ..`) as it is now; 0 beyond the set.
+    pub fn word(&self, index: usize) -> u64 {
+        self.words
+            .get(index)
+            .map_or(0, |w| w.load(Ordering::Acquire))
+    }
+
     /// Removes `port` if recorded.
     pub fn forget(&self, port: u32) {
         if port < CAPACITY {
@@ -89,6 +105,19 @@ mod tests {
         assert_eq!(seen, [3, 64, 700, 4095]);
         assert!(!set.any());
         assert_eq!(set.drain(|_| panic!("nothing left")), 0);
+    }
+
+    #[test]
+    fn take_removes_one_port_and_says_whether_it_was_there() {
+        let set = FiredPorts::new();
+        set.record(70);
+        set.record(71);
+        assert_eq!(set.word(1), 0b11 << 6);
+        assert!(set.take(70));
+        assert!(!set.take(70));
+        assert!(!set.take(CAPACITY));
+        assert_eq!(set.word(1), 1 << 7);
+        assert_eq!(set.word(64), 0);
     }
 
     #[test]

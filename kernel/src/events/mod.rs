@@ -77,6 +77,10 @@ mod runtime {
         fn mask(&self, i: usize) -> &AtomicU64 {
             shared_info::mask_word(i)
         }
+        fn owned(&self, i: usize) -> u64 {
+            // Ports bound to a secondary vCPU are its upcall's.
+            !crate::smp::claimed_word(i)
+        }
     }
 
     /// Masks every port and holds upcalls back, then switches to the FIFO

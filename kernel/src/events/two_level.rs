@@ -23,6 +23,11 @@ pub trait Bitmaps {
     fn pending(&self, i: usize) -> &AtomicU64;
     /// Mask word `i`.
     fn mask(&self, i: usize) -> &AtomicU64;
+    /// The ports of word `i` this scan may handle (on SMP each vCPU
+    /// handles only the ports bound to it; they share the bitmaps).
+    fn owned(&self, _i: usize) -> u64 {
+        !0
+    }
 }
 
 /// Handles every pending, unmasked port once, in port order within each
@@ -36,7 +41,8 @@ pub fn scan(bitmaps: &impl Bitmaps, mut handle: impl FnMut(u32)) -> usize {
         }
         for word in bits(selected) {
             let pending = bitmaps.pending(word).load(Ordering::Acquire)
-                & !bitmaps.mask(word).load(Ordering::Acquire);
+                & !bitmaps.mask(word).load(Ordering::Acquire)
+                & bitmaps.owned(word);
             for bit in bits(pending) {
                 bitmaps
                     .pending(word)
@@ -133,6 +139,38 @@ mod tests {
         scan(&sim, |p| seen.push(p));
         assert_eq!(seen, [6]);
         assert_ne!(sim.pending[0].load(Ordering::SeqCst) & (1 << 5), 0);
+    }
+
+    /// A scan restricted to some ports (another vCPU's are in the same
+    /// word) leaves the others pending for their owner.
+    #[test]
+    fn ports_owned_elsewhere_stay_pending() {
+        struct Owned<'a>(&'a Sim, u64);
+        impl Bitmaps for Owned<'_> {
+            fn selector(&self) -> &AtomicU64 {
+                &self.0.sel
+            }
+            fn pending(&self, i: usize) -> &AtomicU64 {
+                &self.0.pending[i]
+            }
+            fn mask(&self, i: usize) -> &AtomicU64 {
+                &self.0.mask[i]
+            }
+            fn owned(&self, i: usize) -> u64 {
+                if i == 0 {
+                    self.1
+                } else {
+                    !0
+                }
+            }
+        }
+        let sim = Sim::new();
+        sim.raise(2);
+        sim.raise(3);
+        let mut seen = Vec::new();
+        scan(&Owned(&sim, !(1 << 3)), |p| seen.push(p));
+        assert_eq!(seen, [2]);
+        assert_eq!(sim.pending[0].load(Ordering::SeqCst), 1 << 3);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub mod rules;
 #[cfg(target_os = "none")]
 pub mod sched;
 #[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;
@@ -44,6 +46,7 @@ pub const GROUPS: &[&[Test]] = &[
     vcpu_area::TESTS,
     sched::TESTS,
     vcpu::TESTS,
+    smp::TESTS,
     multicall::TESTS,
     grant::TESTS,
     pvh::TESTS,

@@ -148,6 +148,72 @@ pub const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
 /// `HVM_NR_PARAMS`: one more than the largest parameter index.
 pub const HVM_NR_PARAMS: u32 = 39;
 
+/// `VCPU_HVM_MODE_32B`: `vcpu_hvm_context`'s 32-bit register form.
+pub const VCPU_HVM_MODE_32B: u32 = 0;
+/// `VCPU_HVM_MODE_64B`: the 64-bit form: the vCPU starts in long mode,
+/// Xen sets flat 64-bit code and data segments and a busy TSS itself.
+pub const VCPU_HVM_MODE_64B: u32 = 1;
+
+/// `struct vcpu_hvm_x86_64`: the registers a PVH/HVM vCPU starts with in
+/// long mode (`xen/hvm/hvm_vcpu.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuHvmX86_64 {
+    /// `%rax`.
+    pub rax: u64,
+    /// `%rcx`.
+    pub rcx: u64,
+    /// `%rdx`.
+    pub rdx: u64,
+    /// `%rbx`.
+    pub rbx: u64,
+    /// `%rsp`.
+    pub rsp: u64,
+    /// `%rbp`.
+    pub rbp: u64,
+    /// `%rsi`.
+    pub rsi: u64,
+    /// `%rdi`.
+    pub rdi: u64,
+    /// `%rip`: must be canonical.
+    pub rip: u64,
+    /// `%rflags`.
+    pub rflags: u64,
+    /// `%cr0`: must have PG (and so PE).
+    pub cr0: u64,
+    /// `%cr3`: the page-table root (a guest-physical address).
+    pub cr3: u64,
+    /// `%cr4`: must have PAE.
+    pub cr4: u64,
+    /// `EFER`: must have LME (Xen sets LMA).
+    pub efer: u64,
+}
+
+/// The C union `cpu_regs` of `vcpu_hvm_context`, as the 64-bit form
+/// Paravane uses, padded to the union's size (the 32-bit form, 120
+/// bytes, is the larger).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuHvmCpuRegs {
+    /// `cpu_regs.x86_64`.
+    pub x86_64: VcpuHvmX86_64,
+    /// The rest of the union (only the 32-bit form reaches here).
+    pub tail: [u64; 1],
+}
+
+/// `struct vcpu_hvm_context`: the argument of `VCPUOP_initialise` for a
+/// PVH (or HVM) vCPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuHvmContext {
+    /// `VCPU_HVM_MODE_*`: which form `cpu_regs` holds.
+    pub mode: u32,
+    /// Must be 0 (Xen refuses anything else with `EINVAL`).
+    pub pad: u32,
+    /// The registers (the 64-bit form).
+    pub cpu_regs: VcpuHvmCpuRegs,
+}
+
 /// The `HVM_PARAM_CALLBACK_IRQ` value that delivers upcalls on `vector`.
 pub const fn hvm_callback_via_vector(vector: u8) -> u64 {
     HVM_PARAM_CALLBACK_TYPE_VECTOR << 56 | vector as u64

@@ -132,6 +132,67 @@ pub fn initialise_zeroed(vcpu: u32) -> Result<(), Errno> {
     unsafe { vcpu_op(VCPUOP_INITIALISE, vcpu, ZERO_CONTEXT.as_ptr() as u64) }.map(drop)
 }
 
+/// `VCPUOP_initialise` of a PV vCPU with `context`: Xen checks it
+/// (non-canonical addresses, a misaligned LDT, … are refused with
+/// `EINVAL`), takes references on its page-table root and GDT frames,
+/// and leaves the vCPU down unless `VGCF_online` is set. `EEXIST` for a
+/// vCPU initialised already.
+///
+/// # Safety
+///
+/// Once the vCPU is up it runs `context` in this domain: the entry point,
+/// stack, callbacks and page tables must be meant for it, and stay valid
+/// for as long as the vCPU may run.
+pub unsafe fn initialise_pv(
+    vcpu: u32,
+    context: &crate::abi::arch_x86::VcpuGuestContext,
+) -> Result<(), Errno> {
+    // SAFETY: Xen reads one `vcpu_guest_context` from `context` during
+    // the call; what the vCPU then runs is the caller's contract.
+    unsafe { vcpu_op(VCPUOP_INITIALISE, vcpu, context as *const _ as u64) }.map(drop)
+}
+
+/// `VCPUOP_initialise` of a PVH vCPU with `context` (the
+/// `vcpu_hvm_context` form). `EINVAL` for what `arch_set_info_hvm_guest`
+/// refuses (an unknown mode, `pad` not 0, a non-canonical RIP, CR0
+/// without PG, CR4 without PAE, EFER without LME in 64-bit mode);
+/// `EEXIST` for a vCPU initialised already.
+///
+/// # Safety
+///
+/// As for [`initialise_pv`].
+pub unsafe fn initialise_hvm(
+    vcpu: u32,
+    context: &crate::abi::hvm::VcpuHvmContext,
+) -> Result<(), Errno> {
+    // SAFETY: Xen reads one `vcpu_hvm_context` from `context` during the
+    // call; what the vCPU then runs is the caller's contract.
+    unsafe { vcpu_op(VCPUOP_INITIALISE, vcpu, context as *const _ as u64) }.map(drop)
+}
+
+/// `VCPUOP_register_vcpu_info`: from now on Xen keeps `vcpu`'s
+/// `vcpu_info` (64 bytes) at byte `offset` of frame `frame` (a machine
+/// frame in PV, a guest frame in PVH), copying the current one there
+/// first. Once per vCPU (`EINVAL` the second time); only by the vCPU
+/// itself or for one that is down (`EINVAL` otherwise); `ENXIO` if the
+/// struct would cross the frame's end.
+///
+/// # Safety
+///
+/// The 64 bytes must be memory the caller owns for good, never freed or
+/// reused (there is no unregistering), and accessed only atomically or
+/// volatilely, since Xen writes them at any time.
+pub unsafe fn register_vcpu_info(vcpu: u32, frame: u64, offset: u32) -> Result<(), Errno> {
+    let arg = VcpuRegisterVcpuInfo {
+        mfn: frame,
+        offset,
+        rsvd: 0,
+    };
+    // SAFETY: `arg` is read during the call; the memory it names is the
+    // caller's contract.
+    unsafe { vcpu_op(VCPUOP_REGISTER_VCPU_INFO, vcpu, &raw const arg as u64) }.map(drop)
+}
+
 /// `VCPUOP_up`: start `vcpu` from its initialised context (no-op for a
 /// vCPU already up; `ENOENT` for one the domain does not have, `EINVAL`
 /// for one never initialised).

@@ -198,3 +198,30 @@ fn load_task_state() {
         ));
     }
 }
+
+/// A PVH secondary vCPU's first step: Xen started it with flat 64-bit
+/// segments of its own (selector 0) and no GDT or IDT, so it loads ours:
+/// the GDT above (its TSS descriptor is vCPU 0's, busy, so no `ltr`
+/// here: secondaries have no IST stack), code selector 0x08 through a
+/// far return, the data selectors, and vCPU 0's IDT. Interrupts are off.
+pub fn load_descriptor_tables_on_secondary() {
+    use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+    use x86_64::structures::gdt::SegmentSelector;
+    let pointer = x86_64::structures::DescriptorTablePointer {
+        limit: (size_of::<[u64; 5]>() - 1) as u16,
+        base: x86_64::VirtAddr::new((&raw const paravane_pvh_gdt) as u64),
+    };
+    // SAFETY: the GDT is a static that lives forever and holds the
+    // 64-bit code (0x08) and data (0x10) descriptors vCPU 0 runs with;
+    // loading it and those selectors changes nothing but this vCPU's
+    // segment state, which nothing else relies on yet. Interrupts are
+    // off until the IDT is loaded.
+    unsafe {
+        x86_64::instructions::tables::lgdt(&pointer);
+        CS::set_reg(SegmentSelector(CODE_SELECTOR));
+        SS::set_reg(SegmentSelector(0x10));
+        DS::set_reg(SegmentSelector(0x10));
+        ES::set_reg(SegmentSelector(0x10));
+    }
+    super::pvh_trap_entry::load();
+}

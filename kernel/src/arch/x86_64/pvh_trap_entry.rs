@@ -127,9 +127,20 @@ pub fn init() {
                 gate.ist = super::pvh_entry::DOUBLE_FAULT_IST;
             }
         }
+    }
+    load();
+}
+
+/// Loads the IDT [`init`] filled on the calling vCPU (vCPU 0 at boot; a
+/// PVH secondary vCPU when it starts: one IDT serves every vCPU).
+pub fn load() {
+    // SAFETY: `IDT` is a static filled once by `init` before any vCPU
+    // loads it and only read by the CPUs afterwards; every gate points
+    // at a stub in our code segment.
+    unsafe {
         lidt(&DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
-            base: VirtAddr::new(idt as u64),
+            base: VirtAddr::new((&raw const IDT) as u64),
         });
     }
 }

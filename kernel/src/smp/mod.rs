@@ -1,0 +1,276 @@
+//! Secondary vCPUs: bringing vCPU 1..N-1 up, and what they do once up.
+//!
+//! Paravane runs its tasks on vCPU 0 only. An application may ask for
+//! the other vCPUs the domain was given ([`start_secondaries`]; the
+//! conformance suite does, other apps keep one vCPU): each is given its
+//! own `vcpu_info` ([`bring_up`]), an initial context (PV: a
+//! `vcpu_guest_context` with its own stack, our trap table and
+//! callbacks, CR3 = the page tables vCPU 0 runs on; PVH: the 64-bit
+//! `vcpu_hvm_context` with vCPU 0's CR0/CR3/CR4/EFER), and is started
+//! with `VCPUOP_up`. It then runs [`secondary`]'s idle loop: it blocks in
+//! Xen (`SCHEDOP_block`, or `sti; hlt`), takes its own upcalls, and
+//! serves the few requests vCPU 0 posts to it (arming its one-shot
+//! timer, which only the vCPU itself may do).
+//!
+//! # Finding the per-vCPU area without locks
+//!
+//! Each secondary vCPU runs on a stack of its own in [`STACKS`]; the
+//! vCPU that is executing is found from the stack pointer alone
+//! ([`current_vcpu`]): inside secondary stack `i` it is vCPU `i + 1`,
+//! anywhere else vCPU 0 (the boot stack). Its [`PerVcpu`] area is then
+//! `AREAS[id]`, all atomics. No segment base, no lock, no table to look
+//! up, so the upcall entry can do it first thing.
+//!
+//! # Upcall-context locking on SMP
+//!
+//! The rule of [`crate::events`] (the upcall only records) holds on
+//! every vCPU, and a secondary vCPU's upcall path is stricter still: it
+//! takes **no lock at all**. It touches only its own `vcpu_info` (Xen's
+//! words, atomically), the shared 2-level bitmaps (atomically), and its
+//! own [`PerVcpu`] atomics; it never touches vCPU 0's port table, its
+//! fired set, the FIFO consumer, the heap, the console or the executor.
+//! A spin lock taken there could otherwise be held by vCPU 0 (no
+//! deadlock, but unbounded waiting in an upcall) or, worse, by the
+//! interrupted code on the same vCPU (a deadlock). The idle loop makes
+//! hypercalls and reads atomics; it allocates nothing and prints
+//! nothing. Which vCPU gets which port is decided by vCPU 0 before the
+//! port can fire ([`claim_port`]), and each vCPU's 2-level scan handles
+//! only its own ports, so the two scans never take each other's events.
+//!
+//! # Limits
+//!
+//! - Event delivery to secondary vCPUs needs the 2-level ABI: with FIFO,
+//!   Xen needs a control block per vCPU (`EVTCHNOP_init_control`), and
+//!   Paravane registers vCPU 0's only, so secondaries get no events (they
+//!   come up, idle and can be taken down and up again).
+//! - The secondary stacks have no guard page; PVH secondaries load no
+//!   TSS (a double fault there would find no IST stack).
+//! - Suspending with secondaries up is refused (their registered
+//!   `vcpu_info`s would be gone in the new domain).
+
+/// The most vCPUs Paravane brings up (the rig gives 2 or 4).
+pub const MAX_VCPUS: usize = 8;
+
+#[cfg(target_os = "none")]
+mod bring_up;
+#[cfg(target_os = "none")]
+mod secondary;
+#[cfg(target_os = "none")]
+pub use bring_up::{
+    domain_vcpus, pv_context, pvh_context, start_secondaries, vcpu_info_frame, SmpError,
+};
+#[cfg(target_os = "none")]
+pub(crate) use secondary::secondary_upcall;
+
+#[cfg(target_os = "none")]
+mod area {
+    use super::MAX_VCPUS;
+    use crate::events::fired::FiredPorts;
+    use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+    use pv_arch::Errno;
+
+    /// Bytes of each secondary vCPU's stack.
+    pub const STACK_SIZE: usize = 32 * 1024;
+
+    #[repr(C, align(16))]
+    pub(super) struct Stacks(pub(super) [[u8; STACK_SIZE]; MAX_VCPUS - 1]);
+
+    /// The secondary vCPUs' stacks: only the CPU writes them, through
+    /// `rsp`; Rust never forms a reference.
+    pub(super) static mut STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_VCPUS - 1]);
+
+    /// The top of vCPU `id`'s stack (`id` ≥ 1).
+    pub(super) fn stack_top(id: u32) -> u64 {
+        let base = (&raw const STACKS) as u64;
+        base + u64::from(id) * STACK_SIZE as u64
+    }
+
+    /// "No result yet" in [`PerVcpu`]'s result words.
+    const NO_RESULT: i64 = i64::MIN;
+
+    /// What one vCPU's upcall and idle loop record, and what vCPU 0 asks
+    /// of it: atomics only (see the module docs).
+    pub struct PerVcpu {
+        /// Set by the vCPU itself when it reaches its idle loop.
+        pub(super) alive: AtomicBool,
+        /// Upcalls taken on this vCPU.
+        pub(super) upcalls: AtomicU64,
+        /// Times its idle block returned.
+        pub(super) wakeups: AtomicU64,
+        /// Ports its upcall saw raised (taken by [`super::take_fired`]).
+        pub(super) fired: FiredPorts,
+        /// Ports bound to it ([`super::claim_port`]): its scan handles
+        /// these and vCPU 0's skips them.
+        pub(super) owned: FiredPorts,
+        /// A one-shot timer deadline for it to arm (0: none).
+        pub(super) timer_request: AtomicU64,
+        /// The result of the last armed timer (0 or -errno).
+        pub(super) timer_result: AtomicI64,
+        /// The IPI port vCPU 0 kicks it with (0: none).
+        pub(super) kick_port: AtomicU32,
+    }
+
+    impl PerVcpu {
+        const fn new() -> Self {
+            PerVcpu {
+                alive: AtomicBool::new(false),
+                upcalls: AtomicU64::new(0),
+                wakeups: AtomicU64::new(0),
+                fired: FiredPorts::new(),
+                owned: FiredPorts::new(),
+                timer_request: AtomicU64::new(0),
+                timer_result: AtomicI64::new(NO_RESULT),
+                kick_port: AtomicU32::new(0),
+            }
+        }
+
+        pub(super) fn set_timer_result(&self, result: Result<(), Errno>) {
+            let code = match result {
+                Ok(()) => 0,
+                Err(errno) => -i64::from(errno.0.unsigned_abs()),
+            };
+            self.timer_result.store(code, Ordering::SeqCst);
+        }
+    }
+
+    /// One area per vCPU (index = vCPU id; vCPU 0's is unused but for
+    /// symmetry).
+    pub(super) static AREAS: [PerVcpu; MAX_VCPUS] = [const { PerVcpu::new() }; MAX_VCPUS];
+
+    /// The area of vCPU `id` (`None` beyond [`MAX_VCPUS`]).
+    pub(super) fn area(id: u32) -> Option<&'static PerVcpu> {
+        AREAS.get(id as usize)
+    }
+
+    /// Takes and decodes a timer result: `None` if none came yet.
+    pub(super) fn take_timer_result(area: &PerVcpu) -> Option<Result<(), Errno>> {
+        match area.timer_result.swap(NO_RESULT, Ordering::SeqCst) {
+            NO_RESULT => None,
+            0 => Some(Ok(())),
+            code => Some(Err(Errno(i32::try_from(-code).unwrap_or(i32::MAX)))),
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use area::STACK_SIZE;
+
+#[cfg(target_os = "none")]
+mod api {
+    use super::area::{self, area, stack_top, AREAS, STACK_SIZE};
+    use super::MAX_VCPUS;
+    use core::sync::atomic::{AtomicU32, Ordering};
+    use pv_arch::Errno;
+
+    /// vCPUs running Paravane code (1 until [`super::start_secondaries`]).
+    pub(super) static STARTED: AtomicU32 = AtomicU32::new(1);
+
+    /// The vCPU executing this, found from the stack pointer (see the
+    /// module docs): lock-free, usable in any context.
+    pub fn current_vcpu() -> u32 {
+        let rsp: u64;
+        // SAFETY: reads the stack pointer; no memory is touched.
+        unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack)) };
+        let base = stack_top(0);
+        let end = stack_top(MAX_VCPUS as u32 - 1);
+        if (base..end).contains(&rsp) {
+            1 + ((rsp - base) / STACK_SIZE as u64) as u32
+        } else {
+            0
+        }
+    }
+
+    /// How many vCPUs run Paravane code (vCPU 0 plus those brought up).
+    pub fn vcpus_started() -> u32 {
+        STARTED.load(Ordering::SeqCst)
+    }
+
+    /// Whether any secondary vCPU was brought up.
+    pub fn secondaries_started() -> bool {
+        vcpus_started() > 1
+    }
+
+    /// Whether vCPU `id` reached its idle loop.
+    pub fn is_alive(id: u32) -> bool {
+        area(id).is_some_and(|a| a.alive.load(Ordering::SeqCst))
+    }
+
+    /// Upcalls vCPU `id` took, and times its idle block returned.
+    pub fn counters(id: u32) -> (u64, u64) {
+        area(id).map_or((0, 0), |a| {
+            (
+                a.upcalls.load(Ordering::SeqCst),
+                a.wakeups.load(Ordering::SeqCst),
+            )
+        })
+    }
+
+    /// Hands `port` to secondary vCPU `id`'s upcall (before the port is
+    /// bound to it or unmasked, so no event of it reaches vCPU 0's scan
+    /// as a stray). `EINVAL` for vCPU 0 or one never brought up.
+    pub fn claim_port(port: u32, id: u32) -> Result<(), Errno> {
+        match area(id) {
+            Some(a) if id != 0 && id < vcpus_started() => {
+                if a.owned.record(port) {
+                    a.fired.forget(port);
+                    Ok(())
+                } else {
+                    Err(Errno::EINVAL)
+                }
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Gives `port` back to vCPU 0 (after it was closed or moved back).
+    pub fn release_port(port: u32) {
+        for a in &AREAS[1..] {
+            a.owned.forget(port);
+            a.fired.forget(port);
+        }
+    }
+
+    /// Bit `word` of the ports any secondary vCPU owns: what vCPU 0's
+    /// scan leaves alone.
+    pub(crate) fn claimed_word(word: usize) -> u64 {
+        AREAS[1..].iter().fold(0, |acc, a| acc | a.owned.word(word))
+    }
+
+    /// Whether vCPU `id`'s upcall recorded `port` since the last call
+    /// (taking the record).
+    pub fn take_fired(id: u32, port: u32) -> bool {
+        area(id).is_some_and(|a| a.fired.take(port))
+    }
+
+    /// Kicks vCPU `id` with its IPI port (it then serves its requests).
+    pub fn kick(id: u32) -> Result<(), Errno> {
+        let port = area(id).map_or(0, |a| a.kick_port.load(Ordering::SeqCst));
+        if port == 0 {
+            return Err(Errno::ENOENT);
+        }
+        pv_arch::hypercall::event_channel::evtchn_send(port)
+    }
+
+    /// vCPU `id`'s kick port (0: none, e.g. with FIFO).
+    pub fn kick_port(id: u32) -> u32 {
+        area(id).map_or(0, |a| a.kick_port.load(Ordering::SeqCst))
+    }
+
+    /// Asks vCPU `id` to arm its one-shot timer for system time
+    /// `deadline_ns` (only a vCPU may arm its own) and kicks it; see
+    /// [`take_timer_result`] for its answer.
+    pub fn request_singleshot(id: u32, deadline_ns: u64) -> Result<(), Errno> {
+        let a = area(id).ok_or(Errno::EINVAL)?;
+        let _ = area::take_timer_result(a);
+        a.timer_request.store(deadline_ns.max(1), Ordering::SeqCst);
+        kick(id)
+    }
+
+    /// vCPU `id`'s answer to the last [`request_singleshot`], once.
+    pub fn take_timer_result(id: u32) -> Option<Result<(), Errno>> {
+        area(id).and_then(area::take_timer_result)
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use api::*;
