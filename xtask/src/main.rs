@@ -354,17 +354,20 @@ fn cmd_run(args: &mut Args) -> Result<ExitCode, String> {
     })
 }
 
-/// Runs one end-to-end rig test alone, printing PASS/FAIL lines.
-/// `--mode pv|pvh|both` (net and httpd; default pv): with `both`, the PV
-/// and the PVH guest run side by side in one dom0 session.
+/// `--mode pv|pvh|both` (default pv) of `e2e` and `soak`: with `both`,
+/// the PV and the PVH guest run in one dom0 session.
+fn modes_arg(args: &mut Args) -> Result<Vec<rig::GuestMode>, String> {
+    match args.value("--mode").as_deref() {
+        None | Some("pv") => Ok(vec![rig::GuestMode::Pv]),
+        Some("pvh") => Ok(vec![rig::GuestMode::Pvh]),
+        Some("both") => Ok(rig::GuestMode::ALL.to_vec()),
+        Some(other) => Err(format!("--mode takes pv, pvh or both, not `{other}`")),
+    }
+}
+
 /// `cargo xtask soak`: see [`soak`].
 fn cmd_soak(args: &mut Args) -> Result<ExitCode, String> {
-    let modes = match args.value("--mode").as_deref() {
-        None | Some("pv") => vec![rig::GuestMode::Pv],
-        Some("pvh") => vec![rig::GuestMode::Pvh],
-        Some("both") => rig::GuestMode::ALL.to_vec(),
-        Some(other) => return Err(format!("--mode takes pv, pvh or both, not `{other}`")),
-    };
+    let modes = modes_arg(args)?;
     let xen = xen_arg(args)?;
     let mut plan = soak::Plan::FULL;
     for (flag, field) in [
@@ -408,16 +411,14 @@ fn cmd_soak(args: &mut Args) -> Result<ExitCode, String> {
     })
 }
 
+/// Runs one end-to-end rig test alone, printing PASS/FAIL lines.
+/// `--mode pv|pvh|both` (net and httpd; default pv): with `both`, the PV
+/// and the PVH guest run side by side in one dom0 session.
 fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     let which = args
         .next_positional()
         .ok_or("e2e: which test? net, httpd, network, udp or block")?;
-    let modes = match args.value("--mode").as_deref() {
-        None | Some("pv") => vec![rig::GuestMode::Pv],
-        Some("pvh") => vec![rig::GuestMode::Pvh],
-        Some("both") => rig::GuestMode::ALL.to_vec(),
-        Some(other) => return Err(format!("--mode takes pv, pvh or both, not `{other}`")),
-    };
+    let modes = modes_arg(args)?;
     let xen = xen_arg(args)?;
     args.finish()?;
     if which == "block" {
