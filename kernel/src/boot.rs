@@ -18,18 +18,27 @@ unsafe extern "Rust" {
 /// traps and callbacks, event channels, time, tasks.
 fn init_core(boot: &BootInfo) -> Result<(), BootError> {
     shared_info::init(boot).map_err(|e| BootError("mapping shared_info", e))?;
+    mark("shared_info");
     // For the toolstack's `xl save` (PV); not fatal: only saving needs it.
     if let Err(why) = mm::p2m_frames::publish() {
         println!("Paravane: p2m frame list not published ({why}): xl save will refuse");
     }
     platform::install_traps()
         .map_err(|e| BootError("installing the trap table and callbacks", e))?;
+    mark("p2m list and traps");
     events::init(boot).map_err(|e| BootError("setting up event channels", e))?;
     platform::enable_upcalls().map_err(|e| BootError("setting HVM_PARAM_CALLBACK_IRQ", e))?;
     time::init().map_err(|e| BootError("stopping the periodic timer", e))?;
     sched::init().map_err(|e| BootError("binding VIRQ_TIMER", e))?;
+    mark("events and timer");
     crate::grant::init(boot).map_err(|e| BootError("setting up the grant table", e.errno()))?;
+    mark("grant table");
     Ok(())
+}
+
+/// Records the end of a boot step ([`crate::boot_profile`]).
+fn mark(step: &'static str) {
+    crate::boot_profile::BOOT.mark(step, time::rdtsc());
 }
 
 /// A boot step that failed, and Xen's answer.
@@ -43,6 +52,7 @@ impl core::fmt::Display for BootError {
 
 /// Boots the kernel as a PV guest and runs the application.
 pub fn pv_main(start_info: &StartInfo) -> ! {
+    mark("entry");
     platform::set_mode(BootMode::Pv);
     crate::suspend::record_start_info(start_info);
     let boot = match BootInfo::from_start_info(start_info) {
@@ -58,6 +68,7 @@ pub fn pv_main(start_info: &StartInfo) -> ! {
 
 /// Boots the kernel as a PVH guest and runs the application.
 pub fn pvh_main(start_info_paddr: u64) -> ! {
+    mark("entry");
     platform::set_mode(BootMode::Pvh);
     crate::arch::x86_64::pvh_paging::init();
     // SAFETY: PVH runs us in ring 0, and the image (with the hypercall
@@ -81,14 +92,17 @@ pub fn pvh_main(start_info_paddr: u64) -> ! {
 /// Everything after the boot data is known, the same in both modes.
 /// Never returns.
 fn run(boot: BootInfo) -> ! {
+    mark("boot data");
     if let Err(why) = console::init(&boot) {
         console::emergency_write_fmt(format_args!("Paravane: {why}\n"));
         shutdown::crash();
     }
+    mark("console");
     if let Err(why) = mm::init(&boot) {
         console::emergency_write_fmt(format_args!("Paravane: memory: {why}\n"));
         shutdown::crash();
     }
+    mark("memory");
     // After `mm::init`: its direct map maps every frame, the guard's too.
     if let Err(why) = crate::arch::x86_64::pv_entry::install_boot_stack_guard() {
         println!("Paravane: no guard page under the boot stack: {why}");
@@ -106,11 +120,17 @@ fn run(boot: BootInfo) -> ! {
         boot.role
     );
     println!("{boot}");
+    mark("banner");
 
     // SAFETY: `__paravane_app` is defined exactly once, by `libos::entry!`,
     // with this signature (a missing definition fails the link); it takes
     // nothing and returns plain data.
     let app = unsafe { __paravane_app() };
+    let scale = shared_info::time_info();
+    println!(
+        "{}",
+        crate::boot_profile::BOOT.render(|ticks| scale.tsc_delta_to_ns(ticks))
+    );
     // The guest's own boot time, by Xen's accounting (the bench reads it).
     match crate::time::vcpu_life() {
         Ok(life) => println!("boot: app {} starts after {life}", app.name),

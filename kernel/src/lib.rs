@@ -50,6 +50,7 @@ extern crate alloc;
 
 pub mod app;
 pub mod boot_info;
+pub mod boot_profile;
 pub mod console;
 pub mod events;
 pub mod grant;
