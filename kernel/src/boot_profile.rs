@@ -84,9 +84,9 @@ impl<F: Fn(u64) -> u64> fmt::Display for Rendered<'_, F> {
         let stamp = |i: usize| p.stamps[i].load(Ordering::Relaxed);
         let names = *p.names.lock();
         write!(f, "boot steps (ms since {}):", names[0])?;
-        for i in 1..len {
+        for (i, name) in names.iter().enumerate().take(len).skip(1) {
             let sep = if i == 1 { " " } else { ", " };
-            write!(f, "{sep}{} ", names[i])?;
+            write!(f, "{sep}{name} ")?;
             // A TSC that went back (it should not on one vCPU) counts 0.
             ms(f, (self.to_ns)(stamp(i).saturating_sub(stamp(i - 1))))?;
         }
