@@ -22,7 +22,8 @@
 //! breaks the connection: every outstanding and future request fails with
 //! [`XsError::Disconnected`], and [`Client::broken`] says why.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
+use litemap::LiteMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
@@ -251,17 +252,17 @@ struct TokenState {
 /// The sans-I/O xenstore client.
 pub struct Client {
     next_req_id: u32,
-    slots: BTreeMap<u32, Slot>,
+    slots: LiteMap<u32, Slot>,
     outgoing: Vec<u8>,
     outgoing_sent: usize,
     decoder: ReplyDecoder,
-    watches: BTreeMap<String, TokenState>,
+    watches: LiteMap<String, TokenState>,
     anomalies: VecDeque<XsError>,
     stats: ClientStats,
     broken: Option<XsError>,
     /// Requests failed by [`Client::resumed`] (and the watches it sent
     /// again): a reply that still comes for one is dropped quietly.
-    stale_req_ids: alloc::collections::BTreeSet<u32>,
+    stale_req_ids: LiteMap<u32, ()>,
 }
 
 impl Default for Client {
@@ -285,11 +286,11 @@ impl Client {
     pub const fn new() -> Client {
         Client {
             next_req_id: 1,
-            slots: BTreeMap::new(),
+            slots: LiteMap::new(),
             outgoing: Vec::new(),
             outgoing_sent: 0,
             decoder: ReplyDecoder::new(),
-            watches: BTreeMap::new(),
+            watches: LiteMap::new(),
             anomalies: VecDeque::new(),
             stats: ClientStats {
                 watch_events_dropped: 0,
@@ -297,7 +298,7 @@ impl Client {
                 anomalies: 0,
             },
             broken: None,
-            stale_req_ids: alloc::collections::BTreeSet::new(),
+            stale_req_ids: LiteMap::new(),
         }
     }
 
@@ -491,7 +492,7 @@ impl Client {
             self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
             if candidate != 0
                 && !self.slots.contains_key(&candidate)
-                && !self.stale_req_ids.contains(&candidate)
+                && !self.stale_req_ids.contains_key(&candidate)
             {
                 return candidate;
             }
@@ -584,8 +585,8 @@ impl Client {
     /// that has one.
     pub fn next_watch_event(&mut self) -> Option<WatchEvent> {
         self.watches
-            .values_mut()
-            .find_map(|state| state.events.pop_front())
+            .iter_mut()
+            .find_map(|(_, state)| state.events.pop_front())
     }
 
     /// Whether a watch with `token` is registered (or being registered).
@@ -711,7 +712,7 @@ impl Client {
                 }
             )
         });
-        for slot in self.slots.values_mut() {
+        for (_, slot) in self.slots.iter_mut() {
             if matches!(slot, Slot::Waiting { .. }) {
                 *slot = Slot::Done(Err(XsError::Disconnected));
             }
@@ -738,7 +739,7 @@ impl Client {
         self.decoder = ReplyDecoder::new();
         for (&req_id, slot) in self.slots.iter_mut() {
             if let Slot::Waiting { abandoned, .. } = slot {
-                self.stale_req_ids.insert(req_id);
+                self.stale_req_ids.insert(req_id, ());
                 if *abandoned {
                     continue;
                 }
@@ -762,7 +763,7 @@ impl Client {
             let parts: [&[u8]; 4] = [path.as_bytes(), b"\0", token.as_bytes(), b"\0"];
             if let Ok(ticket) = self.submit::<()>(MsgType::Watch, TxId::NONE, &parts, None) {
                 self.slots.remove(&ticket.req_id().0);
-                self.stale_req_ids.insert(ticket.req_id().0);
+                self.stale_req_ids.insert(ticket.req_id().0, ());
                 sent += 1;
             }
         }
@@ -817,7 +818,7 @@ impl Client {
         req_id: u32,
         outcome: impl FnOnce(Option<MsgType>) -> Result<Reply, XsError>,
     ) {
-        if self.stale_req_ids.remove(&req_id) {
+        if self.stale_req_ids.remove(&req_id).is_some() {
             // Sent before a resume (or a watch sent again by it): nobody
             // waits for it.
             return;

@@ -25,7 +25,7 @@
 //! run it against the simulated xenstored (`super::sim`); the guest wraps
 //! it in `super::guest`.
 
-use alloc::collections::BTreeMap;
+use litemap::LiteMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -55,9 +55,9 @@ struct Inner<P: XenstorePage> {
     client: Client,
     transport: RingTransport<P>,
     /// The task waiting for each outstanding request's reply.
-    reply_wakers: BTreeMap<ReqId, Waker>,
+    reply_wakers: LiteMap<ReqId, Waker>,
     /// The tasks waiting for events of each watch token.
-    watch_wakers: BTreeMap<String, Vec<Waker>>,
+    watch_wakers: LiteMap<String, Vec<Waker>>,
     /// For [`SharedXenstore::watch`]'s generated tokens.
     next_token: u64,
 }
@@ -168,8 +168,8 @@ impl<P: XenstorePage> SharedXenstore<P> {
             inner: Mutex::new(Inner {
                 client,
                 transport,
-                reply_wakers: BTreeMap::new(),
-                watch_wakers: BTreeMap::new(),
+                reply_wakers: LiteMap::new(),
+                watch_wakers: LiteMap::new(),
                 next_token: 1,
             }),
         }
