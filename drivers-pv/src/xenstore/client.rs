@@ -23,10 +23,10 @@
 //! [`XsError::Disconnected`], and [`Client::broken`] says why.
 
 use alloc::collections::VecDeque;
-use litemap::LiteMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
+use litemap::LiteMap;
 
 use super::error::XsError;
 use super::perms::{push_decimal, Permissions};

@@ -25,13 +25,13 @@
 //! run it against the simulated xenstored (`super::sim`); the guest wraps
 //! it in `super::guest`.
 
-use litemap::LiteMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
+use litemap::LiteMap;
 
 use spin::Mutex;
 

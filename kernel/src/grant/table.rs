@@ -23,7 +23,7 @@ impl From<GnttabError> for GrantError {
     }
 }
 
-/// Everything about the table, under [`STATE`].
+/// Everything about the table, under [`state`].
 struct State {
     /// The mapped entries; `None` before `init` or after a failed switch.
     entries: Option<SharedEntries>,
@@ -36,14 +36,24 @@ struct State {
     suspended: Option<GrantVersion>,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    entries: None,
-    book: GrantBook::new(),
-    frames: [0; MAX_FRAMES],
-    nr_frames: 0,
-    status_frame: None,
-    suspended: None,
-});
+/// The table's state, built on first use: a `Once` of it is all zeros
+/// until then, so the roughly 10 KB it holds (the reference arrays) sit
+/// in `.bss` rather than in every guest's image.
+static STATE_ONCE: spin::Once<Mutex<State>> = spin::Once::new();
+
+/// [`STATE_ONCE`], built if this is its first use.
+fn state() -> &'static Mutex<State> {
+    STATE_ONCE.call_once(|| {
+        Mutex::new(State {
+            entries: None,
+            book: GrantBook::new(),
+            frames: [0; MAX_FRAMES],
+            nr_frames: 0,
+            status_frame: None,
+            suspended: None,
+        })
+    })
+}
 
 const TABLE_SLOTS: [Slot; MAX_FRAMES] = [
     Slot::GrantTable0,
@@ -76,7 +86,7 @@ fn setup(boot: &BootInfo) -> Result<(), GrantError> {
             now
         }
     };
-    let mut state = STATE.lock();
+    let mut state = state().lock();
     let mut frames = [0u64; MAX_FRAMES];
     if crate::platform::is_pvh() {
         // A translated guest places the frames itself (`map_table`);
@@ -177,7 +187,7 @@ fn unmap_status() -> Result<(), GrantError> {
 /// since Xen switches only when no entry is mapped (it answers `EBUSY`
 /// otherwise) and clears every entry but the reserved ones.
 pub fn set_version(version: GrantVersion) -> Result<(), GrantError> {
-    let mut state = STATE.lock();
+    let mut state = state().lock();
     let current = state
         .entries
         .as_ref()
@@ -228,7 +238,7 @@ pub fn set_version(version: GrantVersion) -> Result<(), GrantError> {
 /// The references stay as they are: pages granted now are still owned
 /// by their holders, who end them after the resume.
 pub fn suspend() -> Result<(), GrantError> {
-    let mut state = STATE.lock();
+    let mut state = state().lock();
     let Some(version) = state.entries.as_ref().map(SharedEntries::version) else {
         return Ok(());
     };
@@ -257,7 +267,7 @@ pub fn suspend() -> Result<(), GrantError> {
 /// free at the next reap; the reserved entries (console, xenstore) were
 /// seeded by the toolstack.
 pub fn resume(new_domain: bool) -> Result<(), GrantError> {
-    let mut state = STATE.lock();
+    let mut state = state().lock();
     let Some(version) = state.suspended.take() else {
         return Ok(());
     };
@@ -289,7 +299,7 @@ pub unsafe fn grant_access(
     frame: Gfn,
     readonly: bool,
 ) -> Result<GrantRef, GrantError> {
-    let mut state = STATE.lock();
+    let mut state = state().lock();
     let state = &mut *state;
     let entries = state.entries.as_ref().ok_or(GrantError::NotReady)?;
     // SAFETY: the caller's promise, passed on.
@@ -306,7 +316,7 @@ pub unsafe fn grant_access(
 /// has not ended: ending someone else's frees their reference for reuse
 /// while they still believe they hold it.
 pub unsafe fn end_access(gref: GrantRef) -> Result<(), GrantError> {
-    let mut state = STATE.lock();
+    let mut state = state().lock();
     let state = &mut *state;
     let entries = state.entries.as_ref().ok_or(GrantError::NotReady)?;
     state.book.end(entries, gref)
@@ -314,7 +324,7 @@ pub unsafe fn end_access(gref: GrantRef) -> Result<(), GrantError> {
 
 /// Gives up on `gref` for good: ended while still in use.
 fn leak(gref: GrantRef) {
-    if STATE.lock().book.leak(gref) {
+    if state().lock().book.leak(gref) {
         log::warn!("grant: reference {gref} still mapped when dropped; leaked");
     }
 }
@@ -322,7 +332,7 @@ fn leak(gref: GrantRef) {
 /// Tries to end every quarantined grant again and frees the pages whose
 /// grants ended; returns how many. Also runs at the start of every grant.
 pub fn reap() -> usize {
-    let mut state = STATE.lock();
+    let mut state = state().lock();
     let state = &mut *state;
     match state.entries.as_ref() {
         Some(entries) => state.book.reap(entries),
@@ -355,7 +365,7 @@ impl GrantTable for XenGrants {
     }
 
     unsafe fn end_or_quarantine(&self, gref: GrantRef, page: Page) {
-        let mut state = STATE.lock();
+        let mut state = state().lock();
         let state = &mut *state;
         let before = state.book.stats().quarantined;
         state
@@ -378,7 +388,7 @@ impl GrantTable for XenGrants {
 /// The in-use bits (`GTF_reading | GTF_writing`) Xen shows for `gref`
 /// (from the entry in version 1, from the status frame in version 2).
 pub fn in_use_bits(gref: GrantRef) -> Result<u16, GrantError> {
-    let state = STATE.lock();
+    let state = state().lock();
     state
         .entries
         .as_ref()
@@ -388,7 +398,7 @@ pub fn in_use_bits(gref: GrantRef) -> Result<u16, GrantError> {
 
 /// How the table is set up, if it is.
 pub fn info() -> Option<GrantInfo> {
-    let state = STATE.lock();
+    let state = state().lock();
     let entries = state.entries.as_ref()?;
     Some(GrantInfo {
         version: entries.version(),
@@ -401,7 +411,7 @@ pub fn info() -> Option<GrantInfo> {
 
 /// How the references are used, quarantine included.
 pub fn stats() -> GrantStats {
-    STATE.lock().book.stats()
+    state().lock().book.stats()
 }
 
 /// A raw grant of a frame the holder owns some other way (the suite's
