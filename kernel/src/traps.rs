@@ -18,12 +18,18 @@ use crate::arch::x86_64::trap_entry::{self, TrapFrame, EVENT_VECTOR};
 use crate::{console, shutdown};
 use core::sync::atomic::{AtomicU64, Ordering};
 use pv_arch::abi::arch_x86::{TrapInfo, FLAT_KERNEL_CS};
-use pv_arch::abi::callback::{CALLBACKF_MASK_EVENTS, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE};
+use pv_arch::abi::callback::{
+    CALLBACKF_MASK_EVENTS, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE, CALLBACKTYPE_NMI,
+};
 use pv_arch::hypercall::traps::{register_callback, set_trap_table};
 use pv_arch::Errno;
 
 /// How many `int3` traps were delivered to us.
 static INT3_COUNT: AtomicU64 = AtomicU64::new(0);
+/// NMIs taken (`xl trigger DOMAIN nmi`, or a watchdog's).
+static NMIS: AtomicU64 = AtomicU64::new(0);
+/// NMIs already reported on the console.
+static NMIS_REPORTED: AtomicU64 = AtomicU64::new(0);
 /// Interrupt vectors that arrived with no handler (PVH).
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 /// The address of the last caught probe fault.
@@ -71,8 +77,34 @@ pub fn init() -> Result<(), Errno> {
             trap_entry::paravane_failsafe_callback as *const () as usize as u64,
             CALLBACKF_MASK_EVENTS,
         )?;
+        // Xen bounces an NMI for this vCPU to this entry, masking further
+        // NMIs until our `HYPERVISOR_iret` (the common return path).
+        register_callback(
+            CALLBACKTYPE_NMI,
+            trap_entry::paravane_trap_2 as *const () as usize as u64,
+            0,
+        )?;
     }
     Ok(())
+}
+
+/// NMIs taken so far.
+pub fn nmi_count() -> u64 {
+    NMIS.load(Ordering::SeqCst)
+}
+
+/// Prints one line if NMIs arrived since the last report. Called from
+/// task context (the idle path): the NMI handler itself may interrupt
+/// anything, a holder of the console lock included, so it only counts.
+pub fn report_nmis() {
+    let taken = NMIS.load(Ordering::SeqCst);
+    let reported = NMIS_REPORTED.swap(taken, Ordering::SeqCst);
+    if taken > reported {
+        crate::println!(
+            "Paravane: NMI received ({} new, {taken} in all); no handler wants it, continuing",
+            taken - reported
+        );
+    }
 }
 
 /// `int3` traps delivered so far.
@@ -109,6 +141,16 @@ pub extern "C" fn trap_handler(frame: &mut TrapFrame) {
         // up); counted, and the interrupted code resumes.
         32..=255 => {
             SPURIOUS.fetch_add(1, Ordering::SeqCst);
+        }
+        // An NMI (`xl trigger nmi`): counted, reported later from task
+        // context ([`report_nmis`]). In PVH it may land between the idle
+        // `sti` and `hlt`; resume past the `hlt` so the report is not
+        // held until the next event.
+        2 => {
+            NMIS.fetch_add(1, Ordering::SeqCst);
+            if let Some(after) = crate::platform::skip_idle_hlt(frame.rip) {
+                frame.rip = after;
+            }
         }
         3 => {
             INT3_COUNT.fetch_add(1, Ordering::SeqCst);

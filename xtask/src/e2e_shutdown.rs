@@ -15,8 +15,9 @@
 //! - `shutdown-sleeper`: `sleeper` asleep for 40 s. dom0 writes an
 //!   unknown word into `control/shutdown` (the guest must acknowledge it
 //!   and say it ignores it, and go on), sends sysrq `t` (the guest prints
-//!   its task states), then times `xl shutdown -w`: the guest must stop
-//!   at once rather than finish its sleep.
+//!   its task states), then `xl trigger nmi` (the guest must report the
+//!   NMI and go on sleeping), then times `xl shutdown -w`: the guest must
+//!   stop at once rather than finish its sleep.
 //!
 //! Every figure comes from dom0's clock (`/proc/uptime` around the xl
 //! command) and from what xl and xenstore say; the guest's own lines are
@@ -167,6 +168,9 @@ done
 echo "{TAG} unknown request node [$(xenstore-read $H/control/shutdown 2>&1)]"
 xl sysrq $NAME t
 echo "{TAG} sysrq rc=$?"
+sleep 1
+xl trigger $NAME nmi
+echo "{TAG} nmi rc=$?"
 sleep 1
 {timed}rm -f /run/rig-$NAME.hold
 "#,
@@ -345,7 +349,7 @@ pub fn checks<'a>(
             Case::Poweroff => "xl shutdown -w of httpd: poweroff, vif Closed in xenstore",
             Case::Reboot => "xl reboot -w of httpd: reboot, vif Closed in xenstore",
             Case::Sleeper => {
-                "unknown request acknowledged and ignored, sysrq t, xl shutdown -w of a 40 s sleeper"
+                "unknown request acknowledged and ignored, sysrq t, NMI survived, xl shutdown -w of a 40 s sleeper"
             }
         };
         let result = find(&case.name(mode)).and_then(|guest| {
@@ -413,6 +417,16 @@ fn check_sleeper(guest: &GuestReport) -> Result<(), String> {
         guest,
         |l| l.starts_with("tasks: ") && l.contains(" live ("),
         "the task states",
+    )?;
+    // An NMI is no reason to die: counted, reported from task context,
+    // and the sleeper sleeps on (it still has to be shut down below).
+    let nmi = dom0_value(guest, "nmi")?;
+    if nmi != "rc=0" {
+        return Err(format!("xl trigger nmi: {nmi}"));
+    }
+    expect_exact(
+        guest,
+        "Paravane: NMI received (1 new, 1 in all); no handler wants it, continuing",
     )?;
     let took = command_time(guest, "shutdown")?;
     expect_ending(guest, Ending::Poweroff)?;

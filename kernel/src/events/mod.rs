@@ -167,6 +167,7 @@ mod runtime {
             return;
         }
         crate::platform::wait_for_event();
+        crate::traps::report_nmis();
     }
 
     /// Forgets a port's recorded event (a port being bound or closed:

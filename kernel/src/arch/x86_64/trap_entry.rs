@@ -132,6 +132,7 @@ core::arch::global_asm!(
     ".pushsection .text.trap_entry, \"ax\", @progbits",
     trap_stub!("paravane_trap_0", "0", noerr),
     trap_stub!("paravane_trap_1", "1", noerr),
+    trap_stub!("paravane_trap_2", "2", noerr),
     trap_stub!("paravane_trap_3", "3", noerr),
     trap_stub!("paravane_trap_4", "4", noerr),
     trap_stub!("paravane_trap_5", "5", noerr),
@@ -196,6 +197,9 @@ unsafe extern "C" {
     pub fn paravane_trap_0();
     #[allow(missing_docs)]
     pub fn paravane_trap_1();
+    /// The NMI entry (PV: registered as `CALLBACKTYPE_nmi`, not in the
+    /// trap table, which Xen does not use for NMIs).
+    pub fn paravane_trap_2();
     #[allow(missing_docs)]
     pub fn paravane_trap_3();
     #[allow(missing_docs)]
