@@ -99,13 +99,28 @@ macro_rules! fail {
 /// tasks run alongside it). Either way a domU also gets the control
 /// task ([`lifecycle`]): the toolstack's shutdown requests raise
 /// [`lifecycle::stop_requested`], and an app that does not return soon
-/// after is stopped anyway.
+/// after is stopped anyway. `entry!(bare main)` leaves the control task
+/// (and with it xenstore and the balloon) out, for a program that ends
+/// by itself and wants the smallest image ([`lifecycle::run_bare`]).
 ///
 /// Expands to the one symbol the kernel calls after booting. The
 /// application binary must be `#![no_std]` and `#![no_main]` in the
 /// guest; [`app!`] takes care of the host.
 #[macro_export]
 macro_rules! entry {
+    (bare $main:path) => {
+        // The kernel finds the application by this unmangled name.
+        #[unsafe(no_mangle)]
+        fn __paravane_app() -> $crate::kernel::app::App {
+            $crate::kernel::app::App {
+                name: env!("CARGO_BIN_NAME"),
+                main: |boot| {
+                    let env = $crate::Env::new(boot);
+                    $crate::lifecycle::run_bare(&env, || $main(&env))
+                },
+            }
+        }
+    };
     (async $main:path) => {
         // The kernel finds the application by this unmangled name.
         #[unsafe(no_mangle)]

@@ -16,7 +16,7 @@ mod control;
 pub mod suspend;
 
 #[cfg(target_os = "none")]
-pub use control::{run_async, run_sync, CLOSE_LIMIT, STOP_GRACE};
+pub use control::{run_async, run_bare, run_sync, CLOSE_LIMIT, STOP_GRACE};
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

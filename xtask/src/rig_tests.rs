@@ -1057,6 +1057,15 @@ fn check_hello(
         "a log line",
     )?;
     expect_line(guest, |l| l == success_line("hello"), "the success line")?;
+    // hello is a bare app (`entry!(bare main)`): a domU says it answers
+    // no toolstack request, and the smallest image depends on it.
+    if role == "domU" {
+        expect_line(
+            guest,
+            |l| l.starts_with("lifecycle: bare app: no control task"),
+            "the bare-app line",
+        )?;
+    }
     // The boot time by Xen's runstate accounting: some time in the guest,
     // no more than the vCPU's whole life.
     match crate::bench::guest_boot(&guest.console, "boot: app hello starts after ") {

@@ -93,6 +93,20 @@ pub fn run_sync(name: &'static str, env: &Env<'_>, main: impl FnOnce() -> AppRes
     result
 }
 
+/// Runs a bare app (`entry!(bare main)`): no control task, no balloon,
+/// no xenstore connection, so none of their code is linked in. For
+/// programs that end by themselves: the toolstack's requests
+/// (`xl shutdown`, `xl mem-set`, `xl save`) go unanswered (`xl destroy`
+/// still ends it), and the boot log says so.
+pub fn run_bare(env: &Env<'_>, main: impl FnOnce() -> AppResult) -> AppResult {
+    if env.role() != Role::Dom0 {
+        println!(
+            "lifecycle: bare app: no control task, so xl shutdown, mem-set and save are not answered"
+        );
+    }
+    main()
+}
+
 /// Starts the control task for a domU with a xenstore.
 fn start(name: &'static str, env: &Env<'_>) {
     APP_NAME.call_once(|| name);
