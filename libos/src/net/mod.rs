@@ -38,6 +38,7 @@ pub use drivers_pv::xenbus_state::MacAddress;
 pub use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr};
 
 pub(crate) mod clock;
+mod echo;
 pub(crate) mod link;
 pub(crate) mod stack;
 mod tcp;
@@ -50,6 +51,7 @@ mod guest;
 #[cfg(test)]
 mod tests;
 
+pub use echo::{echo_until_closed, Echoed};
 pub use tcp::{ListenOptions, TcpListener, TcpStream};
 pub use udp::{UdpSocket, MAX_DATAGRAM};
 

@@ -20,11 +20,13 @@ libos::app! {
     extern crate alloc;
 
     use alloc::sync::Arc;
-    use alloc::vec;
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::time::Duration;
     use libos::kernel::time;
-    use libos::net::{with_timeout, IpEndpoint, ListenOptions, Net, NetError, TcpListener, TcpStream};
+    use libos::net::{
+        echo_until_closed, with_timeout, IpEndpoint, ListenOptions, Net, NetError, TcpListener,
+        TcpStream,
+    };
     use libos::task::{self, select, Either, Signal};
     use libos::{lifecycle, println, AppError, AppResult, Env};
 
@@ -48,42 +50,26 @@ libos::app! {
     /// One connection: echo until the peer closes.
     async fn serve(echo: Arc<Echo>, mut stream: TcpStream, peer: IpEndpoint, number: u64) {
         let start = time::now_ns();
-        let mut buf = vec![0u8; 16 * 1024];
-        let (mut bytes_in, mut bytes_out, mut quit) = (0u64, 0u64, false);
-        let mut failure = None;
-        loop {
-            let n = match stream.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            };
-            if bytes_in == 0 && buf[..n].starts_with(b"quit") {
-                quit = true;
-            }
-            bytes_in += n as u64;
-            if let Err(e) = stream.write_all(&buf[..n]).await {
-                failure = Some(e);
-                break;
-            }
-            bytes_out += n as u64;
-        }
-        stream.set_timeout(Some(Duration::from_secs(CLOSE_TIMEOUT_S)));
-        let closed = stream.finish().await;
+        let echoed = echo_until_closed(
+            &mut stream,
+            16 * 1024,
+            Duration::from_secs(CLOSE_TIMEOUT_S),
+        )
+        .await;
         let secs = (time::now_ns() - start) as f64 / 1e9;
         println!(
-            "echo: connection {number} from {peer}: {bytes_in} bytes in, {bytes_out} bytes out, {secs:.3} s ({:.1} KiB/s each way){}{}",
-            bytes_in as f64 / 1024.0 / secs.max(1e-9),
-            match failure {
+            "echo: connection {number} from {peer}: {} bytes in, {} bytes out, {secs:.3} s ({:.1} KiB/s each way){}{}",
+            echoed.bytes_in,
+            echoed.bytes_out,
+            echoed.bytes_in as f64 / 1024.0 / secs.max(1e-9),
+            match echoed.failure {
                 Some(e) => alloc::format!(", failed: {e}"),
                 None => alloc::string::String::new(),
             },
-            if closed.is_ok() { "" } else { ", close timed out" }
+            if echoed.closed { "" } else { ", close timed out" }
         );
         echo.open.fetch_sub(1, Ordering::SeqCst);
-        if quit {
+        if echoed.quit {
             echo.quit.set();
         }
     }

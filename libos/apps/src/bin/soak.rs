@@ -94,7 +94,7 @@ libos::app! {
     use libos::drivers_pv::xenstore::guest::xenstore;
     use libos::drivers_pv::xenstore::TxId;
     use libos::kernel::sched;
-    use libos::net::{IpEndpoint, Net, NetError, TcpListener, TcpStream};
+    use libos::net::{echo_until_closed, IpEndpoint, Net, NetError, TcpListener, TcpStream};
     use libos::task::{self, select, Either, Notify, Signal};
     use libos::{accounting, lifecycle, println, AppError, AppResult, Env};
     use md5::{Digest, Md5};
@@ -117,30 +117,15 @@ libos::app! {
 
     /// Echoes one connection until the peer closes it.
     async fn echo(mut stream: TcpStream, peer: IpEndpoint) {
-        let mut buf = vec![0u8; 16 * 1024];
-        let (mut bytes, mut failure) = (0u64, None);
-        loop {
-            let n = match stream.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            };
-            if bytes == 0 && buf[..n].starts_with(b"quit") {
-                QUIT.set();
-            }
-            bytes += n as u64;
-            if let Err(e) = stream.write_all(&buf[..n]).await {
-                failure = Some(e);
-                break;
-            }
+        let echoed = echo_until_closed(&mut stream, 16 * 1024, Duration::from_secs(5)).await;
+        if echoed.quit {
+            QUIT.set();
         }
-        stream.set_timeout(Some(Duration::from_secs(5)));
-        let _ = stream.finish().await;
-        if let Some(e) = failure {
-            println!("soak: echo connection from {peer} failed after {bytes} bytes: {e}");
+        if let Some(e) = echoed.failure {
+            println!(
+                "soak: echo connection from {peer} failed after {} bytes: {e}",
+                echoed.bytes_in
+            );
         }
     }
 

@@ -15,11 +15,12 @@
 libos::app! {
     extern crate alloc;
 
-    use alloc::vec;
     use core::time::Duration;
     use libos::kernel::{sched, suspend};
     use libos::lifecycle;
-    use libos::net::{with_timeout, IpEndpoint, Net, NetError, TcpListener, TcpStream};
+    use libos::net::{
+        echo_until_closed, with_timeout, IpEndpoint, Net, NetError, TcpListener, TcpStream,
+    };
     use libos::task::{self, select, Either, Signal};
     use libos::{println, AppError, AppResult, Env};
 
@@ -49,32 +50,15 @@ libos::app! {
 
     /// Echoes one connection until the peer closes it.
     async fn serve(mut stream: TcpStream, peer: IpEndpoint, number: u64) {
-        let mut buf = vec![0u8; 4096];
-        let (mut bytes, mut failure) = (0u64, None);
-        loop {
-            let n = match stream.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            };
-            if bytes == 0 && buf[..n].starts_with(b"quit") {
-                QUIT.set();
-            }
-            bytes += n as u64;
-            if let Err(e) = stream.write_all(&buf[..n]).await {
-                failure = Some(e);
-                break;
-            }
+        let echoed = echo_until_closed(&mut stream, 4096, Duration::from_secs(5)).await;
+        if echoed.quit {
+            QUIT.set();
         }
-        stream.set_timeout(Some(Duration::from_secs(5)));
-        let _ = stream.finish().await;
         println!(
-            "vifresume: connection {number} from {peer}: {bytes} bytes echoed (epoch {}){}",
+            "vifresume: connection {number} from {peer}: {} bytes echoed (epoch {}){}",
+            echoed.bytes_in,
             suspend::epoch(),
-            match failure {
+            match echoed.failure {
                 Some(e) => alloc::format!(", failed: {e}"),
                 None => alloc::string::String::new(),
             }
