@@ -105,21 +105,37 @@ pub fn ensure_apt_lists() -> Result<(), RigError> {
     Ok(())
 }
 
+/// Installs Debian's `package` with `apt-get install -y
+/// --no-install-recommends` (as root, or through sudo), running `apt-get
+/// update` first if apt has no package lists. apt's output goes to our
+/// stderr as it comes, so a long download shows progress.
+pub fn apt_install(package: &str) -> Result<(), RigError> {
+    ensure_apt_lists()?;
+    progress!("installing {package} with apt-get install -y --no-install-recommends {package}");
+    let status = apt_get(&["install", "-y", "--no-install-recommends", package])
+        .stdout(std::io::stderr())
+        .status()
+        .map_err(|e| RigError::Command {
+            command: format!("apt-get install {package}"),
+            detail: e.to_string(),
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(RigError::Command {
+            command: format!("apt-get install -y --no-install-recommends {package}"),
+            detail: status.to_string(),
+        })
+    }
+}
+
 /// Makes sure `qemu-system-x86_64` exists, installing Debian's
 /// `qemu-system-x86` if not. Returns its path.
 pub fn ensure_qemu() -> Result<PathBuf, RigError> {
     if let Some(path) = cache::which("qemu-system-x86_64") {
         return Ok(path);
     }
-    progress!("installing qemu-system-x86 with apt-get");
-    ensure_apt_lists().map_err(|e| RigError::QemuMissing(e.to_string()))?;
-    run(&mut apt_get(&[
-        "install",
-        "-y",
-        "--no-install-recommends",
-        "qemu-system-x86",
-    ]))
-    .map_err(|e| RigError::QemuMissing(e.to_string()))?;
+    apt_install("qemu-system-x86").map_err(|e| RigError::QemuMissing(e.to_string()))?;
     cache::which("qemu-system-x86_64")
         .ok_or_else(|| RigError::QemuMissing("still not on PATH after apt-get install".into()))
 }

@@ -51,6 +51,7 @@ pub use scripts::PVH_TSC_MODE;
 pub mod vmlinux;
 pub mod xen_console;
 
+pub use debs::apt_install;
 pub use error::RigError;
 pub use qemu::kill_all_qemu;
 pub use report::{Dom0Session, Ending, GuestReport};

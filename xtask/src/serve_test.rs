@@ -75,65 +75,17 @@ fn find_chromium() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// `chromium`, installed with apt-get if missing (its output shown as
 /// progress, the time and installed size printed).
 pub fn ensure_chromium() -> Result<PathBuf, String> {
     if let Some(path) = find_chromium() {
         return Ok(path);
     }
-    let mut command = if is_root() {
-        Command::new("apt-get")
-    } else {
-        let mut sudo = Command::new("sudo");
-        sudo.arg("apt-get");
-        sudo
-    };
     eprintln!("== installing chromium for the serve test (apt-get install -y --no-install-recommends chromium)");
     let started = Instant::now();
-    let have_lists = std::fs::read_dir("/var/lib/apt/lists")
-        .map(|d| {
-            d.flatten()
-                .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
-        })
-        .unwrap_or(false);
-    if !have_lists {
-        let mut update = if is_root() {
-            Command::new("apt-get")
-        } else {
-            let mut sudo = Command::new("sudo");
-            sudo.arg("apt-get");
-            sudo
-        };
-        let status = update
-            .arg("update")
-            .stdout(std::io::stderr())
-            .status()
-            .map_err(|e| format!("cannot run apt-get update: {e}"))?;
-        if !status.success() {
-            return Err(format!("apt-get update failed ({status})"));
-        }
-    }
-    let status = command
-        // Only what chromium needs to run headless: its recommends pull
-        // in avahi, upower and a hundred more packages.
-        .args(["install", "-y", "--no-install-recommends", "chromium"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdout(std::io::stderr())
-        .status()
-        .map_err(|e| format!("cannot run apt-get: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "apt-get install -y --no-install-recommends chromium failed ({status})"
-        ));
-    }
+    // Only what chromium needs to run headless: its recommends pull in
+    // avahi, upower and a hundred more packages.
+    rig::apt_install("chromium").map_err(|e| e.to_string())?;
     let size = Command::new("dpkg-query")
         .args(["-W", "-f=${Installed-Size}", "chromium"])
         .output()
