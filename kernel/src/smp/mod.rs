@@ -27,8 +27,11 @@
 //! every vCPU, and a secondary vCPU's upcall path is stricter still: it
 //! takes **no lock at all**. It touches only its own `vcpu_info` (Xen's
 //! words, atomically), the shared 2-level bitmaps (atomically), and its
-//! own [`PerVcpu`] atomics; it never touches vCPU 0's port table, its
-//! fired set, the FIFO consumer, the heap, the console or the executor.
+//! own [`PerVcpu`] atomics, and with FIFO its own control block and
+//! consumer (`events::fifo_runtime`: vCPU 0 registers each secondary's
+//! control block before starting it); it never touches vCPU 0's port
+//! table, the heap, the console or the executor (a FIFO port it dequeues
+//! but does not own goes to its owner's fired set, atomically).
 //! A spin lock taken there could otherwise be held by vCPU 0 (no
 //! deadlock, but unbounded waiting in an upcall) or, worse, by the
 //! interrupted code on the same vCPU (a deadlock). The idle loop makes
@@ -39,10 +42,6 @@
 //!
 //! # Limits
 //!
-//! - Event delivery to secondary vCPUs needs the 2-level ABI: with FIFO,
-//!   Xen needs a control block per vCPU (`EVTCHNOP_init_control`), and
-//!   Paravane registers vCPU 0's only, so secondaries get no events (they
-//!   come up, idle and can be taken down and up again).
 //! - The secondary stacks have no guard page; PVH secondaries load no
 //!   TSS (a double fault there would find no IST stack).
 //! - Suspending with secondaries up is refused (their registered
@@ -230,6 +229,20 @@ mod api {
         }
     }
 
+    /// Records `port` for the secondary vCPU that owns it, if one does
+    /// (upcall context: atomics only). A FIFO port moved while it was
+    /// linked on another vCPU's queue is dequeued there and handed over
+    /// this way.
+    pub(crate) fn record_for_owner(port: u32) -> bool {
+        match AREAS[1..]
+            .iter()
+            .find(|a| a.owned.word(port as usize / 64) & (1 << (port % 64)) != 0)
+        {
+            Some(a) => a.fired.record(port),
+            None => false,
+        }
+    }
+
     /// Bit `word` of the ports any secondary vCPU owns: what vCPU 0's
     /// scan leaves alone.
     pub(crate) fn claimed_word(word: usize) -> u64 {
@@ -251,7 +264,7 @@ mod api {
         pv_arch::hypercall::event_channel::evtchn_send(port)
     }
 
-    /// vCPU `id`'s kick port (0: none, e.g. with FIFO).
+    /// vCPU `id`'s kick port (0: none, e.g. not brought up).
     pub fn kick_port(id: u32) -> u32 {
         area(id).map_or(0, |a| a.kick_port.load(Ordering::SeqCst))
     }

@@ -69,7 +69,16 @@ pub(crate) fn secondary_upcall(id: u32) {
     let info = shared_info::vcpu_info_of(id);
     upcall_pending(info).store(0, Ordering::SeqCst);
     if crate::events::abi_name() == "fifo" {
-        // No control block for this vCPU: nothing is queued for it.
+        // Its own control block and consumer: only its own queues.
+        crate::events::fifo_consume(id, |port| {
+            if area.owned.word(port as usize / 64) & (1 << (port % 64)) != 0 {
+                area.fired.record(port);
+            } else if !super::record_for_owner(port) {
+                // Linked here before it moved to vCPU 0: vCPU 0's record
+                // (seen at its next wake-up).
+                crate::events::record(port);
+            }
+        });
         return;
     }
     two_level::scan(&SecondaryBitmaps { info, area }, |port| {
