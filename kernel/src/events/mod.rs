@@ -48,11 +48,11 @@ mod runtime {
     use super::slot::Slot;
     use super::two_level::{self, Bitmaps};
     use crate::shared_info;
+    use crate::sync::UpcallSafe as Mutex;
     use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::task::Waker;
-    use spin::Mutex;
 
     /// Bound ports. Locked only by task code, never by the upcall (see
     /// the module docs).
@@ -135,7 +135,9 @@ mod runtime {
     /// table and runs wakers); the executor calls it before deciding to
     /// idle and after idling.
     pub fn wake_waiters() {
-        if upcall_masked_and_pending() {
+        // vCPU 0's upcall only on vCPU 0 (its consumer is its own); a
+        // task on a secondary hands over what vCPU 0 recorded.
+        if crate::smp::current_vcpu() == 0 && upcall_masked_and_pending() {
             upcall();
         }
         if !FIRED.any() {

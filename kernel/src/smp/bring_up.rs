@@ -185,6 +185,7 @@ pub fn start_secondaries() -> Result<u32, SmpError> {
         return Ok(1);
     }
     place_vcpu_info(0)?;
+    bind_vcpu0_kick()?;
     let abi = crate::events::abi_name();
     let mode = crate::platform::mode();
     for id in 1..total {
@@ -220,6 +221,24 @@ pub fn start_secondaries() -> Result<u32, SmpError> {
         );
     }
     Ok(total)
+}
+
+/// vCPU 0's kick port: a task on a secondary that wakes vCPU 0's root
+/// future or arms the earliest timer kicks vCPU 0 out of its idle. A
+/// channel of the port table (so its events are not stray), kept open.
+static VCPU0_KICK: spin::Mutex<Option<crate::events::EventChannel>> = spin::Mutex::new(None);
+
+fn bind_vcpu0_kick() -> Result<(), SmpError> {
+    let channel = crate::events::EventChannel::bind_ipi().map_err(|errno| SmpError {
+        vcpu: 0,
+        step: "EVTCHNOP_bind_ipi for vCPU 0",
+        errno,
+    })?;
+    if let Some(a) = area(0) {
+        a.kick_port.store(channel.port(), Ordering::SeqCst);
+    }
+    *VCPU0_KICK.lock() = Some(channel);
+    Ok(())
 }
 
 /// Waits (sleeping, up to 2 s) until vCPU `id` reaches its idle loop.

@@ -1,16 +1,21 @@
 //! Secondary vCPUs: bringing vCPU 1..N-1 up, and what they do once up.
 //!
-//! Paravane runs its tasks on vCPU 0 only. An application may ask for
-//! the other vCPUs the domain was given ([`start_secondaries`]; the
-//! conformance suite does, other apps keep one vCPU): each is given its
-//! own `vcpu_info` ([`bring_up`]), an initial context (PV: a
+//! Paravane's tasks run on vCPU 0 until an application asks for the
+//! other vCPUs the domain was given ([`start_secondaries`]; the
+//! conformance suite and `smpwork` do, other apps keep one vCPU and run
+//! exactly as before): each is given its own `vcpu_info` ([`bring_up`]),
+//! with FIFO its own control block, an initial context (PV: a
 //! `vcpu_guest_context` with its own stack, our trap table and
 //! callbacks, CR3 = the page tables vCPU 0 runs on; PVH: the 64-bit
-//! `vcpu_hvm_context` with vCPU 0's CR0/CR3/CR4/EFER), and is started
-//! with `VCPUOP_up`. It then runs [`secondary`]'s idle loop: it blocks in
-//! Xen (`SCHEDOP_block`, or `sti; hlt`), takes its own upcalls, and
-//! serves the few requests vCPU 0 posts to it (arming its one-shot
-//! timer, which only the vCPU itself may do).
+//! `vcpu_hvm_context` with vCPU 0's CR0/CR3/CR4/EFER), a kick port (an
+//! IPI bound to it), and is started with `VCPUOP_up`. It then runs
+//! [`secondary`]'s loop: it serves the executor (tasks pinned to it with
+//! `sched::spawn_on`, and shared tasks, see `sched::executor`), serves
+//! the few requests vCPU 0 posts to it (arming its one-shot timer, which
+//! only the vCPU itself may do), takes its own upcalls, and with nothing
+//! to do blocks in Xen (`SCHEDOP_block`, or `sti; hlt`) until kicked.
+//! vCPU 0 gets a kick port too, so a task elsewhere can wake its root
+//! future or hand it an earlier timer.
 //!
 //! # Finding the per-vCPU area without locks
 //!
@@ -34,16 +39,21 @@
 //! but does not own goes to its owner's fired set, atomically).
 //! A spin lock taken there could otherwise be held by vCPU 0 (no
 //! deadlock, but unbounded waiting in an upcall) or, worse, by the
-//! interrupted code on the same vCPU (a deadlock). The idle loop makes
-//! hypercalls and reads atomics; it allocates nothing and prints
-//! nothing. Which vCPU gets which port is decided by vCPU 0 before the
+//! interrupted code on the same vCPU (a deadlock). Task code on a
+//! secondary takes locks like task code on vCPU 0, always with its
+//! upcalls masked (the rule of `kernel::sync`, checked in debug
+//! builds). Which vCPU gets which port is decided by vCPU 0 before the
 //! port can fire ([`claim_port`]), and each vCPU's 2-level scan handles
 //! only its own ports, so the two scans never take each other's events.
 //!
 //! # Limits
 //!
-//! - The secondary stacks have no guard page; PVH secondaries load no
-//!   TSS (a double fault there would find no IST stack).
+//! - The secondary stacks (32 KiB, where their tasks are polled) have
+//!   no guard page; PVH secondaries load no TSS (a double fault there
+//!   would find no IST stack).
+//! - Events are taken by vCPU 0: a task on a secondary waiting on a
+//!   channel is woken by vCPU 0's hand-over (and a kick); only the ports
+//!   a secondary claims ([`claim_port`]) are recorded by its own upcall.
 //! - Suspending with secondaries up is refused (their registered
 //!   `vcpu_info`s would be gone in the new domain).
 
