@@ -199,6 +199,13 @@ mod api {
         vcpus_started() > 1
     }
 
+    /// Nanoseconds vCPU `id` has spent running, by Xen's runstate
+    /// accounting (`VCPUOP_get_runstate_info`).
+    pub fn running_ns(id: u32) -> Result<u64, Errno> {
+        let info = pv_arch::hypercall::vcpu::get_runstate_info(id)?;
+        Ok(info.time[pv_arch::abi::vcpu::RUNSTATE_RUNNING as usize])
+    }
+
     /// Whether vCPU `id` reached its idle loop.
     pub fn is_alive(id: u32) -> bool {
         area(id).is_some_and(|a| a.alive.load(Ordering::SeqCst))
