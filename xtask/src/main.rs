@@ -47,6 +47,7 @@ mod matrix;
 mod min_memory;
 mod ports_check;
 mod report;
+mod rig_smpwork;
 mod rig_tests;
 mod serve;
 mod serve_test;
