@@ -65,7 +65,8 @@
 //! vCPU (they are unmasked only inside the block that idles), and the
 //! upcall takes no lock at all (see `events`), so a vCPU can never be
 //! interrupted by an upcall that wants a lock it holds. The guest build
-//! checks this: every lock of the executor is an [`UpcallSafe`] lock,
+//! checks this: every lock of the executor is an
+//! [`UpcallSafe`](crate::sync::UpcallSafe) lock,
 //! which in debug builds asserts that upcalls are masked on the vCPU
 //! taking it.
 //!

@@ -8,6 +8,13 @@
 //! timer's `VIRQ_TIMER` or any other port) arrives. Idle costs nothing:
 //! there is no path on which the executor polls the clock in a loop.
 //!
+//! Once [`crate::smp::start_secondaries`] has run, every secondary vCPU
+//! serves the executor too (its idle loop in `smp::secondary`): shared
+//! tasks run wherever a vCPU is free, [`spawn_on`] pins one to a vCPU,
+//! and a wake-up kicks an idle vCPU with its IPI port. Apps that never
+//! start secondaries run exactly as on one vCPU (no kicks, no extra
+//! hypercalls).
+//!
 //! [`block_on`] is for the top level only (an application's entry, a
 //! suite check); [`try_block_on`] refuses a nested call with
 //! [`NestedBlockOn`](executor::NestedBlockOn). See [`executor`].
