@@ -65,6 +65,7 @@ pub mod sched;
 pub mod smp;
 pub mod suite;
 pub mod suspend;
+pub mod sync;
 pub mod vcpu_life;
 
 #[cfg(target_os = "none")]

@@ -1,4 +1,5 @@
-//! Tasks for applications: the kernel's executor (`spawn`, `sleep`,
+//! Tasks for applications: the kernel's executor (`spawn`, `spawn_on` a
+//! given vCPU once `kernel::smp::start_secondaries` brought it up, `sleep`,
 //! `timeout`, `yield_now`), plus the few pieces servers need between
 //! their tasks: [`select`] of two futures, a one-shot [`Signal`] (a
 //! connection task telling the accept loop to stop), a [`Notify`] that
@@ -12,7 +13,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Poll, Waker};
 
 #[cfg(target_os = "none")]
-pub use kernel::sched::{sleep, sleep_until, spawn, timeout, yield_now, TimedOut};
+pub use kernel::sched::{sleep, sleep_until, spawn, spawn_on, timeout, yield_now, TimedOut};
 /// A lock for state shared by tasks: never hold it across an `.await`.
 pub use spin::Mutex;
 

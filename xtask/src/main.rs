@@ -11,7 +11,7 @@
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
 //! cargo xtask soak [--mode pv|pvh|both] [--xen 4.17|4.20] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]  long run of both devices; the guest's accounting before and after must be equal
-//! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--timeout SECS]
+//! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--vcpus N] [--timeout SECS]
 //! cargo xtask conformance [--as dom0|domu] [--mode pv|pvh] [--xen 4.17|4.20] [--kernel PATH] [--cmdline "…"] [--vcpus N] [--junit FILE]
 //! cargo xtask conformance --matrix [--as dom0|domu] [--json FILE] [--junit FILE]   every Xen × PV/PVH × 2-level/FIFO in one role: one table
 //! ```
@@ -47,6 +47,7 @@ mod matrix;
 mod min_memory;
 mod ports_check;
 mod report;
+mod rig_smpwork;
 mod rig_tests;
 mod serve;
 mod serve_test;
@@ -114,7 +115,7 @@ usage: cargo xtask <command>
   build [--app NAME] [--debug]
                            build a guest ELF (default app: hello) and print its path
   boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH]
-       [--cmdline \"...\"] [--memory MIB] [--timeout SECS]
+       [--cmdline \"...\"] [--memory MIB] [--vcpus N] [--timeout SECS]
                            boot one guest under Xen (default mode: pv; --memory: a domU's MiB, default 32,
                            or dom0's dom0_mem, default 64); exit 0 only if it powered off after its
                            success line; --xen: the hypervisor (default 4.17; 4.20 is Debian trixie's,
@@ -241,6 +242,14 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
         })
         .transpose()?
         .unwrap_or(60);
+    // A domU's vCPUs (default 1, as before); dom0 gets QEMU's.
+    let vcpus = match args.value("--vcpus") {
+        None => None,
+        Some(n) => match n.parse::<u32>() {
+            Ok(n @ 1..=8) => Some(n),
+            _ => return Err(format!("--vcpus takes 1 to 8, not `{n}`")),
+        },
+    };
     args.finish()?;
     let kernel = match (kernel, app) {
         (Some(_), Some(_)) => return Err("give --app or --kernel, not both".into()),
@@ -272,7 +281,10 @@ fn cmd_boot(args: &mut Args) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string())?,
         As::DomU => {
             let memory = memory.unwrap_or(32);
-            let spec = guest_spec(&name, &kernel, &cmdline, memory, timeout).with_mode(mode);
+            let mut spec = guest_spec(&name, &kernel, &cmdline, memory, timeout).with_mode(mode);
+            if let Some(vcpus) = vcpus {
+                spec.extra_config.push(format!("vcpus = {vcpus}"));
+            }
             let session = rig
                 .run_domus(
                     std::slice::from_ref(&spec),

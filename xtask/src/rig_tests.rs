@@ -26,6 +26,7 @@ pub const APPS: &[&str] = &[
     "fault",
     "memstress",
     "sleeper",
+    "smpwork",
     "conformance",
     "echo",
     "blkcheck",
@@ -157,6 +158,10 @@ fn domu_guests(
             vec!["conformance domU-fifo ", "rig domU conformance (FIFO)"],
         ),
         (smp4_guest(elf, GuestMode::Pv), vec![SMP4_PV]),
+        (
+            crate::rig_smpwork::guest(elf, GuestMode::Pv),
+            vec![crate::rig_smpwork::PV],
+        ),
         // blkcheck against Linux's blkback on a 64 MiB image dom0 fills.
         (
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pv),
@@ -520,6 +525,8 @@ fn domu_session(rig: &Rig, specs: &[GuestSpec], tally: &mut Tally, pvh: bool) {
     }
     let result = find(&smp4_name(GuestMode::Pv)).and_then(check_smp4);
     tally.record(SMP4_PV, result);
+    let result = find(&crate::rig_smpwork::name(GuestMode::Pv)).and_then(crate::rig_smpwork::check);
+    tally.record(crate::rig_smpwork::PV, result);
 
     match find(crate::e2e_block::NAME) {
         Ok(guest) => {
@@ -688,6 +695,10 @@ fn pvh_domu_specs(
         ),
         (smp4_guest(elf, GuestMode::Pvh), vec![SMP4_PVH]),
         (
+            crate::rig_smpwork::guest(elf, GuestMode::Pvh),
+            vec![crate::rig_smpwork::PVH],
+        ),
+        (
             crate::e2e_block::held_guest_in(&elf("blkcheck"), loadgen, GuestMode::Pvh),
             vec!["rig pvh e2e block: "],
         ),
@@ -767,6 +778,9 @@ fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a Gues
     }
     let result = find(&smp4_name(GuestMode::Pvh)).and_then(check_smp4);
     tally.record(SMP4_PVH, result);
+    let result =
+        find(&crate::rig_smpwork::name(GuestMode::Pvh)).and_then(crate::rig_smpwork::check);
+    tally.record(crate::rig_smpwork::PVH, result);
     match find(&crate::e2e_block::name(GuestMode::Pvh)) {
         Ok(guest) => {
             for (name, result) in crate::e2e_block::check(guest) {

@@ -10,15 +10,15 @@
 //! The upcall clears `evtchn_upcall_pending`, finds the raised ports
 //! ([`two_level::scan`] or the FIFO consumer) and sets each one's bit in
 //! [`fired`]'s bitmap of atomics. That is all it does: it takes no lock
-//! that task code takes (the port table, the executor's queues, the
-//! heap), allocates nothing and runs no waker. The executor, in task
+//! at all (not the port table, the executor's queues or the heap),
+//! allocates nothing and runs no waker. The executor, in task
 //! context, hands the recorded ports over ([`wake_waiters`]: before it
 //! decides to idle and after idling): each port's slot is marked and
 //! counted, and every task waiting on it is woken. The port table is
-//! locked only by task code. (The FIFO consumer's cursor has a lock of
-//! its own, taken only by the scan; task code runs the scan itself, when
-//! Xen flagged an event while upcalls were masked, so it cannot be
-//! interrupted holding it.)
+//! locked only by task code. (Each vCPU's FIFO consumer keeps its
+//! cursors in atomics touched only on that vCPU, see `fifo_runtime`;
+//! task code runs vCPU 0's scan itself, when Xen flagged an event while
+//! upcalls were masked, so the scan never interrupts itself.)
 //!
 //! Upcalls are masked (`evtchn_upcall_mask = 1` in PV, `RFLAGS.IF`
 //! clear in PVH) all the time except inside
@@ -48,11 +48,11 @@ mod runtime {
     use super::slot::Slot;
     use super::two_level::{self, Bitmaps};
     use crate::shared_info;
+    use crate::sync::UpcallSafe as Mutex;
     use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::task::Waker;
-    use spin::Mutex;
 
     /// Bound ports. Locked only by task code, never by the upcall (see
     /// the module docs).
@@ -109,16 +109,24 @@ mod runtime {
         // Cleared before the scan: an event raised during the scan sets
         // it again and is seen by the next upcall, never lost.
         shared_info::upcall_pending().store(0, Ordering::SeqCst);
-        let record = |port: u32| {
-            if !FIRED.record(port) {
-                // Beyond the bitmap (no port we bind gets there).
-                STRAY.fetch_add(1, Ordering::Relaxed);
-            }
-        };
         if super::fifo_runtime::active() {
-            super::fifo_runtime::consume(record);
+            // vCPU 0's own queues; a port a secondary owns that was still
+            // linked here when it moved goes to that vCPU's record.
+            super::fifo_runtime::consume(0, |port| {
+                if !crate::smp::record_for_owner(port) {
+                    record(port);
+                }
+            });
         } else {
             two_level::scan(&SharedBitmaps, record);
+        }
+    }
+
+    /// Records `port` for vCPU 0's tasks (upcall context: atomics only).
+    pub(crate) fn record(port: u32) {
+        if !FIRED.record(port) {
+            // Beyond the bitmap (no port we bind gets there).
+            STRAY.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -127,7 +135,9 @@ mod runtime {
     /// table and runs wakers); the executor calls it before deciding to
     /// idle and after idling.
     pub fn wake_waiters() {
-        if upcall_masked_and_pending() {
+        // vCPU 0's upcall only on vCPU 0 (its consumer is its own); a
+        // task on a secondary hands over what vCPU 0 recorded.
+        if crate::smp::current_vcpu() == 0 && upcall_masked_and_pending() {
             upcall();
         }
         if !FIRED.any() {
@@ -248,8 +258,10 @@ mod runtime {
 mod fifo_runtime;
 
 #[cfg(target_os = "none")]
+pub(crate) use fifo_runtime::{consume as fifo_consume, init_vcpu as fifo_init_vcpu};
+#[cfg(target_os = "none")]
 pub use runtime::{
     abi_name, bound_ports, counters, init, mask, resume_in_new_domain, unmask, wake_waiters,
 };
 #[cfg(target_os = "none")]
-pub(crate) use runtime::{idle_until_event, upcall};
+pub(crate) use runtime::{idle_until_event, record, upcall};

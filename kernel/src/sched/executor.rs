@@ -23,6 +23,53 @@
 //! spawned or by an event, is always polled again, and a task is never
 //! in the queue twice.
 //!
+//! # Across vCPUs
+//!
+//! Tasks run on every vCPU that serves the executor: vCPU 0 in
+//! `block_on`, and each secondary vCPU in its idle loop once brought up
+//! ([`Executor::run_turn`], [`Executor::prepare_idle`]). Queues:
+//!
+//! - one **shared** ready queue for tasks free to run anywhere, served by
+//!   every vCPU (popped one task at a time, so an idle vCPU takes work a
+//!   busy one has not reached: balancing without a stealing protocol);
+//! - one **pinned** queue per vCPU for tasks spawned with
+//!   [`Executor::spawn_on`], served only by that vCPU.
+//!
+//! Why not per-vCPU queues with stealing: Paravane's vCPUs are few (at
+//! most [`MAX_VCPUS`]), tasks are short cooperative polls, and the cost
+//! that matters under Xen is a vCPU blocking while work waits, not lock
+//! traffic on one queue (a push or pop holds it for a few instructions).
+//! One shared queue has no steal order to get wrong and no vCPU can sit
+//! idle beside another's backlog; affinity, where an app asks for it,
+//! is the pinned queue. (The host stress test runs 4 vCPU threads
+//! against it.)
+//!
+//! A wake-up queues the task and then, if the vCPU that must run it is
+//! idle (its bit in the idle mask), kicks it ([`Vcpus::kick`], an IPI
+//! on the guest); a shared task kicks one idle serving vCPU. The idle
+//! path sets its bit, then checks its queues again, and only then blocks
+//! (with upcalls masked; `SCHEDOP_block` and `sti; hlt` unmask and
+//! sleep in one step): a task queued before the bit was set is seen by
+//! the check, one queued after it finds the bit and kicks, and the kick's
+//! event makes the block return at once. A `SeqCst` fence on both sides
+//! orders the queue against the mask (x86 would otherwise let the
+//! waker's load of the mask pass its push). Timers live on vCPU 0 (it
+//! arms the one-shot timer): a timer armed elsewhere that becomes the
+//! earliest kicks vCPU 0 if it idles. The root future of `block_on`
+//! runs only on vCPU 0; waking it kicks vCPU 0 the same way.
+//!
+//! # Locks and upcalls
+//!
+//! The run queues, the task table and the timers are spin locks taken
+//! only in task context. Upcalls are masked in task context on every
+//! vCPU (they are unmasked only inside the block that idles), and the
+//! upcall takes no lock at all (see `events`), so a vCPU can never be
+//! interrupted by an upcall that wants a lock it holds. The guest build
+//! checks this: every lock of the executor is an
+//! [`UpcallSafe`](crate::sync::UpcallSafe) lock,
+//! which in debug builds asserts that upcalls are masked on the vCPU
+//! taking it.
+//!
 //! # One `block_on` at a time
 //!
 //! [`Executor::block_on`] is for the top level (an application's entry,
@@ -38,6 +85,8 @@
 //! through `log`, and runs it (wake-ups stay safe; the outer task just
 //! waits).
 
+use crate::smp::MAX_VCPUS;
+use crate::sync::UpcallSafe as Mutex;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
@@ -45,9 +94,10 @@ use alloc::task::Wake;
 use core::future::Future;
 use core::panic::Location;
 use core::pin::{pin, Pin};
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use core::task::{Context, Poll, Waker};
-use spin::Mutex;
 
 /// What the executor needs from the machine.
 pub trait Platform {
@@ -62,6 +112,21 @@ pub trait Platform {
     /// handed over.
     fn idle(&self, deadline: Option<u64>);
 }
+
+/// The vCPUs the executor runs on, as the machine sees them (Xen on the
+/// guest; threads in the host tests). Without one registered
+/// ([`Executor::set_vcpus`]) everything runs on vCPU 0 and nothing is
+/// kicked.
+pub trait Vcpus: Sync {
+    /// The vCPU running this code.
+    fn current(&self) -> u32;
+    /// Makes vCPU `vcpu` return from its idle (an IPI). Never called for
+    /// the vCPU running it.
+    fn kick(&self, vcpu: u32);
+}
+
+/// A task's home for tasks free to run on any vCPU.
+const ANY_VCPU: u32 = u32::MAX;
 
 /// Identifies a spawned task.
 pub type TaskId = u64;
@@ -99,6 +164,8 @@ pub struct ExecutorStats {
     /// Nested `block_on` calls run anyway (release builds only; debug
     /// builds panic on them).
     pub nested_block_ons: u64,
+    /// Idle vCPUs kicked because a task for them was queued.
+    pub kicks: u64,
 }
 
 /// Where a task is in its life, as [`Executor::snapshot`] reports it.
@@ -162,6 +229,8 @@ mod state {
 /// A spawned task: its future and its state. Its wakers are `Arc`s of it.
 struct Task {
     id: TaskId,
+    /// The vCPU it must run on, or [`ANY_VCPU`].
+    home: u32,
     state: AtomicU8,
     /// Locked only by the executor while it polls the task (the state
     /// machine lets one poll at a time); wakers never touch it.
@@ -191,7 +260,7 @@ impl Wake for Task {
             ) {
                 Ok(_) => {
                     if next == state::SCHEDULED {
-                        self.executor.ready.lock().push_back(self.clone());
+                        self.executor.enqueue(self.clone());
                     }
                     return;
                 }
@@ -205,7 +274,15 @@ impl Wake for Task {
 pub struct Executor {
     /// Live tasks (owned here until they finish).
     tasks: Mutex<BTreeMap<TaskId, Arc<Task>>>,
+    /// Tasks free to run on any vCPU (see the module docs).
     ready: Mutex<VecDeque<Arc<Task>>>,
+    /// Tasks pinned to each vCPU.
+    pinned: [Mutex<VecDeque<Arc<Task>>>; MAX_VCPUS],
+    /// vCPUs about to block or blocked (bit = vCPU id).
+    idle_mask: AtomicU32,
+    /// vCPUs serving the shared queue (bit 0: vCPU 0, always).
+    serving: AtomicU32,
+    vcpus: spin::Once<&'static dyn Vcpus>,
     timers: Mutex<BTreeMap<(u64, u64), Waker>>,
     /// How many `block_on` calls are running (more than one only when a
     /// nested call was let through in a release build).
@@ -220,16 +297,19 @@ pub struct Executor {
     idles: AtomicU64,
     woken_while_running: AtomicU64,
     nested_block_ons: AtomicU64,
+    kicks: AtomicU64,
 }
 
-struct RootWaker(AtomicBool);
+struct RootWaker(AtomicBool, &'static Executor);
 
 impl Wake for RootWaker {
     fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
+        self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
         self.0.store(true, Ordering::SeqCst);
+        // The root runs on vCPU 0 (see the module docs).
+        self.1.kick_if_idle(0);
     }
 }
 
@@ -255,6 +335,10 @@ impl Executor {
         Executor {
             tasks: Mutex::new(BTreeMap::new()),
             ready: Mutex::new(VecDeque::new()),
+            pinned: [const { Mutex::new(VecDeque::new()) }; MAX_VCPUS],
+            idle_mask: AtomicU32::new(0),
+            serving: AtomicU32::new(1),
+            vcpus: spin::Once::new(),
             timers: Mutex::new(BTreeMap::new()),
             block_on_depth: AtomicUsize::new(0),
             nested_sites: Mutex::new([None; NESTED_SITES]),
@@ -266,22 +350,160 @@ impl Executor {
             idles: AtomicU64::new(0),
             woken_while_running: AtomicU64::new(0),
             nested_block_ons: AtomicU64::new(0),
+            kicks: AtomicU64::new(0),
         }
     }
 
-    /// Adds a task; it first runs at the executor's next turn.
+    /// Adds a task; it first runs at the executor's next turn, on any
+    /// vCPU that serves the executor.
     pub fn spawn(&'static self, task: impl Future<Output = ()> + Send + 'static) -> TaskId {
+        self.spawn_with_home(ANY_VCPU, task)
+    }
+
+    /// Adds a task that runs only on vCPU `vcpu` (which must serve the
+    /// executor, or the task never runs); `None` for a vCPU beyond
+    /// [`MAX_VCPUS`].
+    pub fn spawn_on(
+        &'static self,
+        vcpu: u32,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> Option<TaskId> {
+        ((vcpu as usize) < MAX_VCPUS).then(|| self.spawn_with_home(vcpu, task))
+    }
+
+    fn spawn_with_home(
+        &'static self,
+        home: u32,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> TaskId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let task = Arc::new(Task {
             id,
+            home,
             state: AtomicU8::new(state::SCHEDULED),
             future: Mutex::new(Some(Box::pin(task))),
             executor: self,
         });
         self.tasks.lock().insert(id, task.clone());
-        self.ready.lock().push_back(task);
         self.spawned.fetch_add(1, Ordering::Relaxed);
+        self.enqueue(task);
         id
+    }
+
+    /// Registers the machine's vCPUs (once; later calls are ignored).
+    pub fn set_vcpus(&self, vcpus: &'static dyn Vcpus) {
+        self.vcpus.call_once(|| vcpus);
+    }
+
+    /// vCPU `vcpu` serves the shared queue from now on (it calls
+    /// [`Executor::run_turn`] and idles through
+    /// [`Executor::prepare_idle`]).
+    pub fn serve(&self, vcpu: u32) {
+        if (vcpu as usize) < MAX_VCPUS {
+            self.serving.fetch_or(1 << vcpu, Ordering::SeqCst);
+        }
+    }
+
+    fn current_vcpu(&self) -> u32 {
+        self.vcpus.get().map_or(0, |v| v.current())
+    }
+
+    /// Queues a scheduled task where it may run and kicks a vCPU that
+    /// would otherwise sleep on it (see the module docs).
+    fn enqueue(&self, task: Arc<Task>) {
+        let home = task.home;
+        match self.pinned.get(home as usize) {
+            Some(queue) => queue.lock().push_back(task),
+            None => self.ready.lock().push_back(task),
+        }
+        // Orders the push before the read of the idle mask (pairs with
+        // the fence in `prepare_idle`).
+        fence(Ordering::SeqCst);
+        if home != ANY_VCPU {
+            self.kick_if_idle(home);
+            return;
+        }
+        // A shared task: one idle serving vCPU other than this one takes
+        // it (this one, if it idles, is in its own idle path and checks
+        // the queue again before blocking).
+        let idle = self.idle_mask.load(Ordering::SeqCst) & self.serving.load(Ordering::SeqCst);
+        if idle != 0 && self.vcpus.get().is_some() {
+            let others = idle & !(1u32 << self.current_vcpu().min(31));
+            if others != 0 {
+                self.kick_if_idle(others.trailing_zeros());
+            }
+        }
+    }
+
+    /// Kicks `vcpu` if it idles and is not the caller.
+    fn kick_if_idle(&self, vcpu: u32) {
+        if vcpu >= 32 || self.idle_mask.load(Ordering::SeqCst) & (1 << vcpu) == 0 {
+            return;
+        }
+        if let Some(vcpus) = self.vcpus.get() {
+            if vcpus.current() != vcpu {
+                self.kicks.fetch_add(1, Ordering::Relaxed);
+                vcpus.kick(vcpu);
+            }
+        }
+    }
+
+    /// Whether vCPU `vcpu` has a task it may run now.
+    fn has_work(&self, vcpu: u32) -> bool {
+        let pinned = self
+            .pinned
+            .get(vcpu as usize)
+            .is_some_and(|q| !q.lock().is_empty());
+        pinned || (self.serves(vcpu) && !self.ready.lock().is_empty())
+    }
+
+    fn serves(&self, vcpu: u32) -> bool {
+        vcpu < 32 && self.serving.load(Ordering::SeqCst) & (1 << vcpu) != 0
+    }
+
+    /// The next task for vCPU `vcpu`: its pinned ones first.
+    fn pop(&self, vcpu: u32) -> Option<Arc<Task>> {
+        if let Some(task) = self
+            .pinned
+            .get(vcpu as usize)
+            .and_then(|q| q.lock().pop_front())
+        {
+            return Some(task);
+        }
+        if self.serves(vcpu) {
+            return self.ready.lock().pop_front();
+        }
+        None
+    }
+
+    /// Marks vCPU `vcpu` idle and says whether it may block now: `false`
+    /// (and the mark taken back) if a task for it is queued. Called with
+    /// upcalls masked, right before blocking; [`Executor::end_idle`]
+    /// after the block returns (see the module docs).
+    pub fn prepare_idle(&self, vcpu: u32) -> bool {
+        if vcpu >= 32 {
+            return true;
+        }
+        self.idle_mask.fetch_or(1 << vcpu, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.has_work(vcpu) {
+            self.end_idle(vcpu);
+            return false;
+        }
+        true
+    }
+
+    /// vCPU `vcpu` is back from its idle.
+    pub fn end_idle(&self, vcpu: u32) {
+        if vcpu < 32 {
+            self.idle_mask.fetch_and(!(1 << vcpu), Ordering::SeqCst);
+        }
+    }
+
+    /// One turn of a secondary vCPU: polls the tasks ready for it now
+    /// (once each); returns how many it polled.
+    pub fn run_turn(&'static self, vcpu: u32) -> usize {
+        self.run_ready_on(vcpu)
     }
 
     /// Tasks not yet finished.
@@ -298,6 +520,7 @@ impl Executor {
             idles: self.idles.load(Ordering::Relaxed),
             woken_while_running: self.woken_while_running.load(Ordering::Relaxed),
             nested_block_ons: self.nested_block_ons.load(Ordering::Relaxed),
+            kicks: self.kicks.load(Ordering::Relaxed),
         }
     }
 
@@ -397,10 +620,11 @@ impl Executor {
 
     /// The loop behind both `block_on`s.
     fn run<F: Future>(&'static self, platform: &impl Platform, root: F) -> F::Output {
-        let root_waker = Arc::new(RootWaker(AtomicBool::new(true)));
+        let root_waker = Arc::new(RootWaker(AtomicBool::new(true), self));
         let waker = Waker::from(root_waker.clone());
         let mut cx = Context::from_waker(&waker);
         let mut root = pin!(root);
+        let vcpu = self.current_vcpu();
         loop {
             if root_waker.0.swap(false, Ordering::SeqCst) {
                 self.polls.fetch_add(1, Ordering::Relaxed);
@@ -408,72 +632,92 @@ impl Executor {
                     return value;
                 }
             }
-            self.run_ready();
+            self.run_ready_on(vcpu);
             self.fire_timers(platform.now_ns());
             // Events that arrived while tasks ran wake their waiters now,
             // so the decision below sees them.
             platform.wake_event_waiters();
-            let idle = !root_waker.0.load(Ordering::SeqCst) && self.ready.lock().is_empty();
-            if idle {
+            let idle = !root_waker.0.load(Ordering::SeqCst) && !self.has_work(vcpu);
+            if idle && self.prepare_idle(vcpu) {
+                if root_waker.0.load(Ordering::SeqCst) {
+                    self.end_idle(vcpu);
+                    continue;
+                }
                 self.idles.fetch_add(1, Ordering::Relaxed);
                 platform.idle(self.next_deadline());
+                self.end_idle(vcpu);
                 platform.wake_event_waiters();
                 self.fire_timers(platform.now_ns());
             }
         }
     }
 
-    /// Polls every task that is ready now (once each; a task woken while
-    /// it runs goes to the back of the queue for the next round).
-    fn run_ready(&'static self) {
-        let batch = core::mem::take(&mut *self.ready.lock());
-        for task in batch {
-            if task
-                .state
-                .compare_exchange(
-                    state::SCHEDULED,
-                    state::RUNNING,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_err()
-            {
-                // Only the executor queues tasks, always as scheduled.
-                continue;
-            }
-            let waker = Waker::from(task.clone());
-            let mut slot = task.future.lock();
-            let Some(future) = slot.as_mut() else {
-                continue;
+    /// Polls every task ready for vCPU `vcpu` now (once each; a task
+    /// woken while it runs goes to the back of its queue for the next
+    /// round). Returns how many were polled.
+    fn run_ready_on(&'static self, vcpu: u32) -> usize {
+        let budget = self.pinned.get(vcpu as usize).map_or(0, |q| q.lock().len())
+            + if self.serves(vcpu) {
+                self.ready.lock().len()
+            } else {
+                0
             };
-            self.polls.fetch_add(1, Ordering::Relaxed);
-            match future.as_mut().poll(&mut Context::from_waker(&waker)) {
-                Poll::Ready(()) => {
-                    task.state.store(state::DONE, Ordering::Release);
-                    // Dropping the future may drop wakers of this task:
-                    // they only touch the state, which says done.
-                    *slot = None;
-                    drop(slot);
-                    self.tasks.lock().remove(&task.id);
-                    self.completed.fetch_add(1, Ordering::Relaxed);
-                }
-                Poll::Pending => {
-                    drop(slot);
-                    if task
-                        .state
-                        .compare_exchange(
-                            state::RUNNING,
-                            state::IDLE,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_err()
-                    {
-                        // Notified while running: poll it again.
-                        self.woken_while_running.fetch_add(1, Ordering::Relaxed);
-                        task.state.store(state::SCHEDULED, Ordering::Release);
-                        self.ready.lock().push_back(task.clone());
-                    }
+        let mut polled = 0;
+        while polled < budget {
+            let Some(task) = self.pop(vcpu) else { break };
+            polled += 1;
+            self.poll_task(task);
+        }
+        polled
+    }
+
+    /// Polls one queued task (if it is still scheduled).
+    fn poll_task(&'static self, task: Arc<Task>) {
+        if task
+            .state
+            .compare_exchange(
+                state::SCHEDULED,
+                state::RUNNING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // Only the executor queues tasks, always as scheduled.
+            return;
+        }
+        let waker = Waker::from(task.clone());
+        let mut slot = task.future.lock();
+        let Some(future) = slot.as_mut() else {
+            return;
+        };
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        match future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(()) => {
+                task.state.store(state::DONE, Ordering::Release);
+                // Dropping the future may drop wakers of this task:
+                // they only touch the state, which says done.
+                *slot = None;
+                drop(slot);
+                self.tasks.lock().remove(&task.id);
+                self.completed.fetch_add(1, Ordering::Relaxed);
+            }
+            Poll::Pending => {
+                drop(slot);
+                if task
+                    .state
+                    .compare_exchange(
+                        state::RUNNING,
+                        state::IDLE,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_err()
+                {
+                    // Notified while running: poll it again.
+                    self.woken_while_running.fetch_add(1, Ordering::Relaxed);
+                    task.state.store(state::SCHEDULED, Ordering::Release);
+                    self.enqueue(task.clone());
                 }
             }
         }
@@ -502,7 +746,17 @@ impl Executor {
     fn arm(&self, key: Option<(u64, u64)>, deadline: u64, waker: &Waker) -> (u64, u64) {
         let key =
             key.unwrap_or_else(|| (deadline, self.next_timer.fetch_add(1, Ordering::Relaxed)));
-        self.timers.lock().insert(key, waker.clone());
+        let earliest = {
+            let mut timers = self.timers.lock();
+            timers.insert(key, waker.clone());
+            timers.keys().next() == Some(&key)
+        };
+        if earliest {
+            // vCPU 0 arms the one-shot timer: if it sleeps on a later
+            // deadline, it must come back to arm this one.
+            fence(Ordering::SeqCst);
+            self.kick_if_idle(0);
+        }
         key
     }
 
@@ -752,7 +1006,7 @@ mod tests {
             // (as a nested `block_on`'s loop does): the helper runs and
             // wakes us, and the rounds after see that wake-up.
             for _ in 0..3 {
-                executor.run_ready();
+                executor.run_ready_on(0);
             }
             Poll::Pending
         }));

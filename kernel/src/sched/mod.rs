@@ -8,11 +8,20 @@
 //! timer's `VIRQ_TIMER` or any other port) arrives. Idle costs nothing:
 //! there is no path on which the executor polls the clock in a loop.
 //!
+//! Once [`crate::smp::start_secondaries`] has run, every secondary vCPU
+//! serves the executor too (its idle loop in `smp::secondary`): shared
+//! tasks run wherever a vCPU is free, [`spawn_on`] pins one to a vCPU,
+//! and a wake-up kicks an idle vCPU with its IPI port. Apps that never
+//! start secondaries run exactly as on one vCPU (no kicks, no extra
+//! hypercalls).
+//!
 //! [`block_on`] is for the top level only (an application's entry, a
 //! suite check); [`try_block_on`] refuses a nested call with
 //! [`NestedBlockOn`](executor::NestedBlockOn). See [`executor`].
 
 pub mod executor;
+#[cfg(test)]
+mod stress_tests;
 pub mod timeout;
 
 pub use timeout::{TimedOut, Timeout};
@@ -20,7 +29,7 @@ pub use timeout::{TimedOut, Timeout};
 #[cfg(target_os = "none")]
 mod guest {
     use super::executor::{
-        Executor, ExecutorStats, NestedBlockOn, Platform, Sleep, TaskId, YieldNow,
+        Executor, ExecutorStats, NestedBlockOn, Platform, Sleep, TaskId, Vcpus, YieldNow,
     };
     use crate::events::{self, EventChannel};
     use crate::time;
@@ -38,6 +47,18 @@ mod guest {
     static TIMER: Mutex<Option<EventChannel>> = Mutex::new(None);
 
     struct Xen;
+
+    impl Vcpus for Xen {
+        fn current(&self) -> u32 {
+            crate::smp::current_vcpu()
+        }
+        fn kick(&self, vcpu: u32) {
+            // No kick port (not brought up): nothing of ours runs there.
+            let _ = crate::smp::kick(vcpu);
+        }
+    }
+
+    static XEN: Xen = Xen;
 
     impl Platform for Xen {
         fn now_ns(&self) -> u64 {
@@ -89,9 +110,46 @@ mod guest {
         Ok(())
     }
 
-    /// Spawns a task.
+    /// Spawns a task (on any vCPU that serves the executor: vCPU 0, and
+    /// every secondary once brought up).
     pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> TaskId {
         EXECUTOR.spawn(task)
+    }
+
+    /// Spawns a task that runs only on vCPU `vcpu`: `EINVAL` unless that
+    /// vCPU runs Paravane code (vCPU 0, or one brought up by
+    /// [`crate::smp::start_secondaries`]).
+    pub fn spawn_on(
+        vcpu: u32,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<TaskId, Errno> {
+        if vcpu >= crate::smp::vcpus_started() || (vcpu != 0 && !crate::smp::is_alive(vcpu)) {
+            return Err(Errno::EINVAL);
+        }
+        EXECUTOR.spawn_on(vcpu, task).ok_or(Errno::EINVAL)
+    }
+
+    /// Called by secondary vCPU `vcpu` as it reaches its idle loop: it
+    /// serves the executor from now on.
+    pub(crate) fn serve_on_secondary(vcpu: u32) {
+        EXECUTOR.set_vcpus(&XEN);
+        EXECUTOR.serve(vcpu);
+    }
+
+    /// One turn of secondary vCPU `vcpu`: polls what is ready for it.
+    pub(crate) fn secondary_turn(vcpu: u32) -> usize {
+        EXECUTOR.run_turn(vcpu)
+    }
+
+    /// Secondary vCPU `vcpu` is about to block (upcalls masked): `false`
+    /// if a task for it is queued (see the executor's docs).
+    pub(crate) fn secondary_prepare_idle(vcpu: u32) -> bool {
+        EXECUTOR.prepare_idle(vcpu)
+    }
+
+    /// Secondary vCPU `vcpu` is back from its block.
+    pub(crate) fn secondary_end_idle(vcpu: u32) {
+        EXECUTOR.end_idle(vcpu);
     }
 
     /// Runs `future` and all spawned tasks until `future` completes.
@@ -160,8 +218,12 @@ mod guest {
 
 #[cfg(target_os = "none")]
 pub use guest::{
-    block_on, in_block_on, init, resume_in_new_domain, sleep, sleep_until, snapshot, spawn, stats,
-    timeout, timeout_at, timer_fires, try_block_on, yield_now,
+    block_on, in_block_on, init, resume_in_new_domain, sleep, sleep_until, snapshot, spawn,
+    spawn_on, stats, timeout, timeout_at, timer_fires, try_block_on, yield_now,
+};
+#[cfg(target_os = "none")]
+pub(crate) use guest::{
+    secondary_end_idle, secondary_prepare_idle, secondary_turn, serve_on_secondary,
 };
 
 pub use executor::{ExecutorSnapshot, NestedBlockOn, TaskState};

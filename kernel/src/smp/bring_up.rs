@@ -185,7 +185,8 @@ pub fn start_secondaries() -> Result<u32, SmpError> {
         return Ok(1);
     }
     place_vcpu_info(0)?;
-    let fifo = crate::events::abi_name() == "fifo";
+    bind_vcpu0_kick()?;
+    let abi = crate::events::abi_name();
     let mode = crate::platform::mode();
     for id in 1..total {
         let fail = |step, errno| SmpError {
@@ -197,6 +198,8 @@ pub fn start_secondaries() -> Result<u32, SmpError> {
         // Upcalls masked until its idle loop blocks (Xen copied the old
         // slot's mask; make sure).
         secondary::upcall_mask(slot(id)).store(1, Ordering::SeqCst);
+        // Its FIFO control block before it can be sent anything.
+        crate::events::fifo_init_vcpu(id).map_err(|e| fail("EVTCHNOP_init_control", e))?;
         initialise(id).map_err(|e| fail("VCPUOP_initialise", e))?;
         // Counted before it runs, so its upcalls can claim ports.
         STARTED.store(id + 1, Ordering::SeqCst);
@@ -205,27 +208,37 @@ pub fn start_secondaries() -> Result<u32, SmpError> {
         if !wait_alive(id) {
             return Err(fail("reaching its idle loop within 2 s", Errno::ETIMEDOUT));
         }
-        let kick = if fifo {
-            None
-        } else {
-            let port = event_channel::bind_ipi(id).map_err(|e| fail("EVTCHNOP_bind_ipi", e))?;
-            super::claim_port(port, id).map_err(|e| fail("claiming its IPI port", e))?;
-            if let Some(a) = area(id) {
-                a.kick_port.store(port, Ordering::SeqCst);
-            }
-            crate::events::unmask(port).map_err(|e| fail("EVTCHNOP_unmask", e))?;
-            Some(port)
-        };
+        let kick = event_channel::bind_ipi(id).map_err(|e| fail("EVTCHNOP_bind_ipi", e))?;
+        super::claim_port(kick, id).map_err(|e| fail("claiming its IPI port", e))?;
+        if let Some(a) = area(id) {
+            a.kick_port.store(kick, Ordering::SeqCst);
+        }
+        crate::events::unmask(kick).map_err(|e| fail("EVTCHNOP_unmask", e))?;
         println!(
-            "smp: vCPU {id} up ({mode}, stack {:#x}, vcpu_info at {:#x}, kick port {})",
+            "smp: vCPU {id} up ({mode}, {abi}, stack {:#x}, vcpu_info at {:#x}, kick port {kick})",
             stack_top(id),
             slot(id) as u64,
-            kick.map_or("none (FIFO: no control block for this vCPU)".into(), |p| {
-                alloc::format!("{p}")
-            }),
         );
     }
     Ok(total)
+}
+
+/// vCPU 0's kick port: a task on a secondary that wakes vCPU 0's root
+/// future or arms the earliest timer kicks vCPU 0 out of its idle. A
+/// channel of the port table (so its events are not stray), kept open.
+static VCPU0_KICK: spin::Mutex<Option<crate::events::EventChannel>> = spin::Mutex::new(None);
+
+fn bind_vcpu0_kick() -> Result<(), SmpError> {
+    let channel = crate::events::EventChannel::bind_ipi().map_err(|errno| SmpError {
+        vcpu: 0,
+        step: "EVTCHNOP_bind_ipi for vCPU 0",
+        errno,
+    })?;
+    if let Some(a) = area(0) {
+        a.kick_port.store(channel.port(), Ordering::SeqCst);
+    }
+    *VCPU0_KICK.lock() = Some(channel);
+    Ok(())
 }
 
 /// Waits (sleeping, up to 2 s) until vCPU `id` reaches its idle loop.

@@ -1,16 +1,21 @@
 //! Secondary vCPUs: bringing vCPU 1..N-1 up, and what they do once up.
 //!
-//! Paravane runs its tasks on vCPU 0 only. An application may ask for
-//! the other vCPUs the domain was given ([`start_secondaries`]; the
-//! conformance suite does, other apps keep one vCPU): each is given its
-//! own `vcpu_info` ([`bring_up`]), an initial context (PV: a
+//! Paravane's tasks run on vCPU 0 until an application asks for the
+//! other vCPUs the domain was given ([`start_secondaries`]; the
+//! conformance suite and `smpwork` do, other apps keep one vCPU and run
+//! exactly as before): each is given its own `vcpu_info` ([`bring_up`]),
+//! with FIFO its own control block, an initial context (PV: a
 //! `vcpu_guest_context` with its own stack, our trap table and
 //! callbacks, CR3 = the page tables vCPU 0 runs on; PVH: the 64-bit
-//! `vcpu_hvm_context` with vCPU 0's CR0/CR3/CR4/EFER), and is started
-//! with `VCPUOP_up`. It then runs [`secondary`]'s idle loop: it blocks in
-//! Xen (`SCHEDOP_block`, or `sti; hlt`), takes its own upcalls, and
-//! serves the few requests vCPU 0 posts to it (arming its one-shot
-//! timer, which only the vCPU itself may do).
+//! `vcpu_hvm_context` with vCPU 0's CR0/CR3/CR4/EFER), a kick port (an
+//! IPI bound to it), and is started with `VCPUOP_up`. It then runs
+//! [`secondary`]'s loop: it serves the executor (tasks pinned to it with
+//! `sched::spawn_on`, and shared tasks, see `sched::executor`), serves
+//! the few requests vCPU 0 posts to it (arming its one-shot timer, which
+//! only the vCPU itself may do), takes its own upcalls, and with nothing
+//! to do blocks in Xen (`SCHEDOP_block`, or `sti; hlt`) until kicked.
+//! vCPU 0 gets a kick port too, so a task elsewhere can wake its root
+//! future or hand it an earlier timer.
 //!
 //! # Finding the per-vCPU area without locks
 //!
@@ -27,24 +32,28 @@
 //! every vCPU, and a secondary vCPU's upcall path is stricter still: it
 //! takes **no lock at all**. It touches only its own `vcpu_info` (Xen's
 //! words, atomically), the shared 2-level bitmaps (atomically), and its
-//! own [`PerVcpu`] atomics; it never touches vCPU 0's port table, its
-//! fired set, the FIFO consumer, the heap, the console or the executor.
+//! own [`PerVcpu`] atomics, and with FIFO its own control block and
+//! consumer (`events::fifo_runtime`: vCPU 0 registers each secondary's
+//! control block before starting it); it never touches vCPU 0's port
+//! table, the heap, the console or the executor (a FIFO port it dequeues
+//! but does not own goes to its owner's fired set, atomically).
 //! A spin lock taken there could otherwise be held by vCPU 0 (no
 //! deadlock, but unbounded waiting in an upcall) or, worse, by the
-//! interrupted code on the same vCPU (a deadlock). The idle loop makes
-//! hypercalls and reads atomics; it allocates nothing and prints
-//! nothing. Which vCPU gets which port is decided by vCPU 0 before the
+//! interrupted code on the same vCPU (a deadlock). Task code on a
+//! secondary takes locks like task code on vCPU 0, always with its
+//! upcalls masked (the rule of `kernel::sync`, checked in debug
+//! builds). Which vCPU gets which port is decided by vCPU 0 before the
 //! port can fire ([`claim_port`]), and each vCPU's 2-level scan handles
 //! only its own ports, so the two scans never take each other's events.
 //!
 //! # Limits
 //!
-//! - Event delivery to secondary vCPUs needs the 2-level ABI: with FIFO,
-//!   Xen needs a control block per vCPU (`EVTCHNOP_init_control`), and
-//!   Paravane registers vCPU 0's only, so secondaries get no events (they
-//!   come up, idle and can be taken down and up again).
-//! - The secondary stacks have no guard page; PVH secondaries load no
-//!   TSS (a double fault there would find no IST stack).
+//! - The secondary stacks (32 KiB, where their tasks are polled) have
+//!   no guard page; PVH secondaries load no TSS (a double fault there
+//!   would find no IST stack).
+//! - Events are taken by vCPU 0: a task on a secondary waiting on a
+//!   channel is woken by vCPU 0's hand-over (and a kick); only the ports
+//!   a secondary claims ([`claim_port`]) are recorded by its own upcall.
 //! - Suspending with secondaries up is refused (their registered
 //!   `vcpu_info`s would be gone in the new domain).
 
@@ -190,6 +199,13 @@ mod api {
         vcpus_started() > 1
     }
 
+    /// Nanoseconds vCPU `id` has spent running, by Xen's runstate
+    /// accounting (`VCPUOP_get_runstate_info`).
+    pub fn running_ns(id: u32) -> Result<u64, Errno> {
+        let info = pv_arch::hypercall::vcpu::get_runstate_info(id)?;
+        Ok(info.time[pv_arch::abi::vcpu::RUNSTATE_RUNNING as usize])
+    }
+
     /// Whether vCPU `id` reached its idle loop.
     pub fn is_alive(id: u32) -> bool {
         area(id).is_some_and(|a| a.alive.load(Ordering::SeqCst))
@@ -230,6 +246,20 @@ mod api {
         }
     }
 
+    /// Records `port` for the secondary vCPU that owns it, if one does
+    /// (upcall context: atomics only). A FIFO port moved while it was
+    /// linked on another vCPU's queue is dequeued there and handed over
+    /// this way.
+    pub(crate) fn record_for_owner(port: u32) -> bool {
+        match AREAS[1..]
+            .iter()
+            .find(|a| a.owned.word(port as usize / 64) & (1 << (port % 64)) != 0)
+        {
+            Some(a) => a.fired.record(port),
+            None => false,
+        }
+    }
+
     /// Bit `word` of the ports any secondary vCPU owns: what vCPU 0's
     /// scan leaves alone.
     pub(crate) fn claimed_word(word: usize) -> u64 {
@@ -251,7 +281,7 @@ mod api {
         pv_arch::hypercall::event_channel::evtchn_send(port)
     }
 
-    /// vCPU `id`'s kick port (0: none, e.g. with FIFO).
+    /// vCPU `id`'s kick port (0: none, e.g. not brought up).
     pub fn kick_port(id: u32) -> u32 {
         area(id).map_or(0, |a| a.kick_port.load(Ordering::SeqCst))
     }

@@ -10,8 +10,9 @@
 //! `evtchn_upcall_mask` set in the vCPU's `vcpu_info` before it was
 //! started; PVH: `RFLAGS.IF` clear in the context).
 //!
-//! The idle loop checks for a pending upcall with upcalls masked, and
-//! only then blocks, in the same step that unmasks them (`SCHEDOP_block`,
+//! The idle loop serves the executor (tasks pinned to this vCPU and
+//! shared ones, see `sched::executor`), checks for a pending upcall and
+//! for queued tasks with upcalls masked, and only then blocks, in the same step that unmasks them (`SCHEDOP_block`,
 //! or `sti; hlt` with its shadow and the upcall's `hlt` skip, see
 //! `platform`): an event that arrives between the check and the block
 //! wakes the block instead of being lost.
@@ -69,7 +70,16 @@ pub(crate) fn secondary_upcall(id: u32) {
     let info = shared_info::vcpu_info_of(id);
     upcall_pending(info).store(0, Ordering::SeqCst);
     if crate::events::abi_name() == "fifo" {
-        // No control block for this vCPU: nothing is queued for it.
+        // Its own control block and consumer: only its own queues.
+        crate::events::fifo_consume(id, |port| {
+            if area.owned.word(port as usize / 64) & (1 << (port % 64)) != 0 {
+                area.fired.record(port);
+            } else if !super::record_for_owner(port) {
+                // Linked here before it moved to vCPU 0: vCPU 0's record
+                // (seen at its next wake-up).
+                crate::events::record(port);
+            }
+        });
         return;
     }
     two_level::scan(&SecondaryBitmaps { info, area }, |port| {
@@ -92,15 +102,27 @@ fn idle_loop(id: u32) -> ! {
     };
     // Xen's default periodic tick would wake it every 10 ms for nothing.
     let _ = vcpu::stop_periodic_timer(id);
+    crate::sched::serve_on_secondary(id);
     area.alive.store(true, Ordering::SeqCst);
     let pv = crate::platform::mode() == BootMode::Pv;
     loop {
         serve_requests(id, area);
+        // Tasks pinned here, and shared ones (see `sched::executor`).
+        crate::sched::secondary_turn(id);
         let info = shared_info::vcpu_info_of(id);
         // Upcalls are masked here: an event flagged since the last
         // upcall is taken now rather than slept on.
         if upcall_pending(info).load(Ordering::SeqCst) != 0 {
             secondary_upcall(id);
+            continue;
+        }
+        // Marks it idle and looks at its queues once more: a task queued
+        // before the mark runs now, one queued after it kicks us.
+        if !crate::sched::secondary_prepare_idle(id) {
+            continue;
+        }
+        if area.timer_request.load(Ordering::SeqCst) != 0 {
+            crate::sched::secondary_end_idle(id);
             continue;
         }
         if pv {
@@ -111,6 +133,7 @@ fn idle_loop(id: u32) -> ! {
         } else {
             crate::platform::wait_for_event_pvh();
         }
+        crate::sched::secondary_end_idle(id);
         area.wakeups.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -8,8 +8,8 @@
 //! then `smp/bring_up` starts every secondary vCPU with
 //! [`crate::smp::start_secondaries`] (the conformance app's opt-in to
 //! SMP), then the rest. Every check SKIPs with the reason when the
-//! domain has one vCPU (the direct dom0 boots), and the ones that need
-//! events on vCPU 1 SKIP under the FIFO ABI (see `smp`'s limits).
+//! domain has one vCPU (the direct dom0 boots). Events on vCPU 1 are
+//! checked under both ABIs (FIFO: its own control block and queues).
 
 use super::{expect_errno, Applies, Ctx, Outcome, Test};
 use crate::boot_info::BootMode;
@@ -45,14 +45,12 @@ fn running_second_vcpu() -> Result<(), Outcome> {
     Ok(())
 }
 
-/// `Err(Skip)` under FIFO, where vCPU 1 gets no events.
+/// `Err(Skip)` unless vCPU 1 runs and can take events (either ABI: with
+/// FIFO, vCPU 0 registered its control block before starting it).
 fn events_on_second_vcpu() -> Result<(), Outcome> {
     running_second_vcpu()?;
-    if crate::events::abi_name() == "fifo" {
-        return Err(Outcome::Skip(
-            "FIFO ABI: Paravane gives Xen a control block for vCPU 0 only, so vCPU 1 gets no events"
-                .into(),
-        ));
+    if smp::kick_port(VCPU) == 0 {
+        return Err(suite_fail!("vCPU 1 runs without a kick port"));
     }
     Ok(())
 }
@@ -443,7 +441,7 @@ fn runstate_of_idle_vcpu1(_: &Ctx<'_>) -> Outcome {
 /// `VCPUOP_down` of the idle vCPU 1: `is_up` answers 0 and Xen no
 /// longer counts it running (a vCPU taken down while blocked stays
 /// `blocked` in its runstate: Xen moves only a runnable one to
-/// `offline`); `VCPUOP_up` again: `is_up` answers 1 and (2-level) an IPI
+/// `offline`); `VCPUOP_up` again: `is_up` answers 1 and an IPI
 /// reaches its upcall again, so it resumed where it was.
 fn down_up_cycle(_: &Ctx<'_>) -> Outcome {
     if let Err(outcome) = running_second_vcpu() {
@@ -479,9 +477,7 @@ fn down_up_cycle(_: &Ctx<'_>) -> Outcome {
     };
     let kick = smp::kick_port(VCPU);
     if kick == 0 {
-        return Outcome::PassWith(alloc::format!(
-            "down: {seen}; FIFO ABI: no IPI to vCPU 1 to check it resumed"
-        ));
+        return suite_fail!("vCPU 1 has no kick port to check it resumed");
     }
     match delivered_on_vcpu1(kick, kick) {
         Ok(()) => Outcome::PassWith(alloc::format!("down: {seen}; up: IPI delivered again")),
