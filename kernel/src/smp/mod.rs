@@ -94,8 +94,11 @@ mod area {
         base + u64::from(id) * STACK_SIZE as u64
     }
 
-    /// "No result yet" in [`PerVcpu`]'s result words.
-    const NO_RESULT: i64 = i64::MIN;
+    /// "No result yet" in [`PerVcpu`]'s result words. Zero, so the areas
+    /// start all zeros and sit in `.bss` (8 KiB less image).
+    const NO_RESULT: i64 = 0;
+    /// A timer armed successfully (an error is stored as `-errno`).
+    const TIMER_OK: i64 = 1;
 
     /// What one vCPU's upcall and idle loop record, and what vCPU 0 asks
     /// of it: atomics only (see the module docs).
@@ -113,7 +116,8 @@ mod area {
         pub(super) owned: FiredPorts,
         /// A one-shot timer deadline for it to arm (0: none).
         pub(super) timer_request: AtomicU64,
-        /// The result of the last armed timer (0 or -errno).
+        /// The result of the last armed timer ([`TIMER_OK`], `-errno`, or
+        /// [`NO_RESULT`]).
         pub(super) timer_result: AtomicI64,
         /// The IPI port vCPU 0 kicks it with (0: none).
         pub(super) kick_port: AtomicU32,
@@ -135,7 +139,7 @@ mod area {
 
         pub(super) fn set_timer_result(&self, result: Result<(), Errno>) {
             let code = match result {
-                Ok(()) => 0,
+                Ok(()) => TIMER_OK,
                 Err(errno) => -i64::from(errno.0.unsigned_abs()),
             };
             self.timer_result.store(code, Ordering::SeqCst);
@@ -155,7 +159,7 @@ mod area {
     pub(super) fn take_timer_result(area: &PerVcpu) -> Option<Result<(), Errno>> {
         match area.timer_result.swap(NO_RESULT, Ordering::SeqCst) {
             NO_RESULT => None,
-            0 => Some(Ok(())),
+            TIMER_OK => Some(Ok(())),
             code => Some(Err(Errno(i32::try_from(-code).unwrap_or(i32::MAX)))),
         }
     }
