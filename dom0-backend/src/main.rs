@@ -21,8 +21,13 @@
 //!
 //! ```text
 //! dom0-backend blk DOMID by-the-book|ATTACK [--devid N] [--timeout S] [--hold S]
+//! dom0-backend net DOMID net-mtu-zero|net-queues-65535
 //! dom0-backend list
 //! ```
+//!
+//! `net` is a minimal netif backend ([`netback`]) for the attacks on
+//! netfront's handshake, wired the same way under
+//! `backend/paravane-vif` (the frontend's `device/vif/0`).
 
 mod attack;
 mod blkback;
@@ -31,6 +36,7 @@ mod checks;
 mod disk;
 mod evtchn;
 mod gntdev;
+mod netback;
 mod setup;
 mod xs;
 mod xs_wire;
@@ -39,7 +45,7 @@ use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: dom0-backend blk DOMID by-the-book|ATTACK [--devid N] [--timeout S] [--hold S]\n       dom0-backend list"
+        "usage: dom0-backend blk DOMID by-the-book|ATTACK [--devid N] [--timeout S] [--hold S]\n       dom0-backend net DOMID ATTACK\n       dom0-backend list"
     );
     std::process::exit(2);
 }
@@ -50,6 +56,17 @@ fn main() {
         Some("list") => {
             for (name, attack) in attack::ALL {
                 println!("{name}: {}", attack.describe());
+            }
+            for (name, attack) in netback::ALL {
+                println!("{name}: {}", attack.describe());
+            }
+        }
+        Some("net") if args.len() >= 3 => {
+            let domid = args[1].parse().unwrap_or_else(|_| usage());
+            let attack = netback::NetAttack::by_name(&args[2]).unwrap_or_else(|| usage());
+            if let Err(e) = netback::run(domid, attack, Duration::from_secs(60)) {
+                println!("backend: FAILED: {e}");
+                std::process::exit(1);
             }
         }
         Some("blk") if args.len() >= 3 => {

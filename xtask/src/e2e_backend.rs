@@ -3,7 +3,9 @@
 //! session: first by the book (the `blkcheck` guest reads, checks, writes
 //! and reads back the backend's 4 MiB RAM disk; the backend checks every
 //! request and must count 0 violations), then each scripted attack of
-//! the hostile personality against the `blkattack` guest.
+//! the hostile personality against the `blkattack` guest, then the
+//! netif attacks on netfront's handshake (`dom0-backend net`: `mtu` 0,
+//! 65535 queues offered) against the `netattack` guest.
 //!
 //! Each guest is created paused with no `disk=` (`GuestSpec::create_paused`);
 //! its dom0 script waits for the domain to be built and starts the
@@ -101,6 +103,19 @@ pub const EXPECT: &[(&str, &str, u64)] = &[
     ),
 ];
 
+/// Per netif attack (`dom0-backend net`): the console line netfront
+/// must print (`*` as in [`EXPECT`]). The guest is `netattack`.
+pub const NET_EXPECT: &[(&str, &str)] = &[
+    (
+        "net-mtu-zero",
+        "netfront: vif/0 mac 00:16:3e:4b:0d:01 queues 1 (backend max 1) * mtu 1500 *",
+    ),
+    (
+        "net-queues-65535",
+        "netfront: vif/0 mac 00:16:3e:4b:0d:01 queues 2 (backend max 65535) *",
+    ),
+];
+
 /// Whether `line` is `pattern`, where `*` stands for any text.
 pub fn matches(pattern: &str, line: &str) -> bool {
     let mut parts = pattern.split('*');
@@ -121,11 +136,23 @@ pub fn matches(pattern: &str, line: &str) -> bool {
     rest.is_empty()
 }
 
-/// Every case, by-the-book first.
+/// Every case, by-the-book first, then the blkif attacks, then the
+/// netif ones.
 pub fn cases() -> Vec<&'static str> {
     std::iter::once(BY_THE_BOOK)
         .chain(EXPECT.iter().map(|(name, _, _)| *name))
+        .chain(NET_EXPECT.iter().map(|(name, _)| *name))
         .collect()
+}
+
+/// The guest applications the cases boot.
+pub struct Guests<'a> {
+    /// `blkcheck` (by the book).
+    pub blkcheck: &'a Path,
+    /// `blkattack` (the blkif attacks).
+    pub blkattack: &'a Path,
+    /// `netattack` (the netif attacks).
+    pub netattack: &'a Path,
 }
 
 /// The guest's name for `case` in `mode`.
@@ -137,9 +164,14 @@ pub fn name(case: &str, mode: GuestMode) -> String {
 }
 
 /// dom0's part: waits until the paused domain is built (its console
-/// ring is in xenstore), then runs the backend, which wires the disk and
-/// unpauses it.
+/// ring is in xenstore), then runs the backend, which wires the disk (or
+/// the vif) and unpauses it.
 fn dom0_script(case: &str, timeout: u64) -> String {
+    let command = if case.starts_with("net-") {
+        format!("net \"$domid\" {case}")
+    } else {
+        format!("blk \"$domid\" {case} --timeout {timeout} --hold {HOLD}")
+    };
     format!(
         r#"n=0
 until domid=$(xl domid "$NAME" 2> /dev/null) && xenstore-read "/local/domain/$domid/console/ring-ref" > /dev/null 2>&1; do
@@ -149,21 +181,21 @@ until domid=$(xl domid "$NAME" 2> /dev/null) && xenstore-read "/local/domain/$do
 done
 # libxl finishes the paused domain after writing its console nodes.
 sleep 0.5
-/rig/bin/dom0-backend blk "$domid" {case} --timeout {timeout} --hold {HOLD} 2>&1
+/rig/bin/dom0-backend {command} 2>&1
 "#
     )
 }
 
 /// The guest for `case` in `mode`.
-pub fn spec(
-    case: &str,
-    blkcheck: &Path,
-    blkattack: &Path,
-    backend: &Path,
-    mode: GuestMode,
-) -> GuestSpec {
+pub fn spec(case: &str, guests: &Guests<'_>, backend: &Path, mode: GuestMode) -> GuestSpec {
     let by_the_book = case == BY_THE_BOOK;
-    let kernel = if by_the_book { blkcheck } else { blkattack };
+    let kernel = if by_the_book {
+        guests.blkcheck
+    } else if case.starts_with("net-") {
+        guests.netattack
+    } else {
+        guests.blkattack
+    };
     let mut guest = GuestSpec::new(name(case, mode), kernel).with_mode(mode);
     guest.cmdline = if by_the_book {
         "write_start=1024 write_count=1024".to_string()
@@ -230,8 +262,36 @@ fn common(report: &GuestReport, app: &str, written: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a netif case: a clean poweroff, the line netfront printed, a
+/// clean disconnect, no grant leaked or quarantined, no violation.
+fn check_net(case: &str, expected: &str, report: &GuestReport) -> Result<(), String> {
+    if report.ending != Ending::Poweroff {
+        return Err(format!(
+            "ended {} ({}), not a clean poweroff",
+            report.ending, report.evidence
+        ));
+    }
+    if !report.console.iter().any(|line| matches(expected, line)) {
+        return Err(format!("no console line {expected:?}"));
+    }
+    has(&report.console, "netattack: disconnected")?;
+    has(&report.console, "netattack: done")?;
+    let grants = has(&report.console, "netattack: grants ")?;
+    if !grants.contains(", 0 quarantined (") || !grants.contains("0 leaked (0 ever)") {
+        return Err(format!("grants: {grants:?}"));
+    }
+    has(
+        &report.dom0_output,
+        &format!("backend: hostile netif {case}: fired, 0 frontend violations"),
+    )?;
+    Ok(())
+}
+
 /// Checks one case's report.
 pub fn check(case: &str, report: &GuestReport) -> Result<(), String> {
+    if let Some((_, expected)) = NET_EXPECT.iter().find(|(name, _)| *name == case) {
+        return check_net(case, expected, report);
+    }
     if case == BY_THE_BOOK {
         common(report, "blkcheck", 1024)?;
         for line in [
@@ -284,15 +344,14 @@ pub fn check(case: &str, report: &GuestReport) -> Result<(), String> {
 /// session; one result per case and mode (`rig backend CASE (PV)`).
 pub fn run(
     rig: &rig::Rig,
-    blkcheck: &Path,
-    blkattack: &Path,
+    guests: &Guests<'_>,
     backend: &Path,
     modes: &[GuestMode],
 ) -> Vec<(String, Result<(), String>)> {
     let mut specs = Vec::new();
     for &mode in modes {
         for case in cases() {
-            specs.push(spec(case, blkcheck, blkattack, backend, mode));
+            specs.push(spec(case, guests, backend, mode));
         }
     }
     let limit = Duration::from_secs(120) + specs.iter().map(|g| g.timeout).sum::<Duration>();
@@ -348,7 +407,7 @@ mod tests {
 
     #[test]
     fn every_attack_of_the_backend_has_an_expectation() {
-        assert_eq!(cases().len(), 14);
+        assert_eq!(cases().len(), 16);
         assert_eq!(cases()[0], BY_THE_BOOK);
     }
 }

@@ -425,10 +425,16 @@ fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     if which == "backend" {
         let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
         let blkattack = guest_build::build("blkattack", guest_build::Profile::Release)?;
+        let netattack = guest_build::build("netattack", guest_build::Profile::Release)?;
         let backend = guest_build::build_dom0_backend()?;
         let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
         let mut tally = test_cmd::Tally::default();
-        for (name, result) in e2e_backend::run(&rig, &blkcheck, &blkattack, &backend, &modes) {
+        let guests = e2e_backend::Guests {
+            blkcheck: &blkcheck,
+            blkattack: &blkattack,
+            netattack: &netattack,
+        };
+        for (name, result) in e2e_backend::run(&rig, &guests, &backend, &modes) {
             tally.record(&name, result);
         }
         return Ok(if tally.all_passed() {

@@ -30,6 +30,7 @@ pub const APPS: &[&str] = &[
     "echo",
     "blkcheck",
     "blkattack",
+    "netattack",
     "httpd",
     "tftpd",
     "resumecheck",
@@ -423,7 +424,7 @@ pub fn network_session(
     }
 }
 
-/// The backend tests ([`crate::e2e_backend`]): builds `dom0-backend`,
+/// The backend tests ([`crate::e2e_backend`], blkif and netif): builds `dom0-backend`,
 /// runs every case as a PV guest in one dom0 session, records one result
 /// per case (`rig backend CASE (PV)`).
 fn backend_session(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) {
@@ -437,17 +438,15 @@ fn backend_session(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) 
             return;
         }
     };
+    let (blkcheck, blkattack, netattack) = (elf("blkcheck"), elf("blkattack"), elf("netattack"));
+    let guests = crate::e2e_backend::Guests {
+        blkcheck: &blkcheck,
+        blkattack: &blkattack,
+        netattack: &netattack,
+    };
     let specs: Vec<GuestSpec> = crate::e2e_backend::cases()
         .into_iter()
-        .map(|case| {
-            crate::e2e_backend::spec(
-                case,
-                &elf("blkcheck"),
-                &elf("blkattack"),
-                &backend,
-                GuestMode::Pv,
-            )
-        })
+        .map(|case| crate::e2e_backend::spec(case, &guests, &backend, GuestMode::Pv))
         .collect();
     let Some(session) = domu_session_run(rig, &specs, tally, "rig backend session") else {
         return;
