@@ -21,12 +21,12 @@
 //!
 //! ```text
 //! dom0-backend blk DOMID by-the-book|ATTACK [--devid N] [--timeout S] [--hold S]
-//! dom0-backend net DOMID net-mtu-zero|net-queues-65535
+//! dom0-backend net DOMID NET-ATTACK
 //! dom0-backend list
 //! ```
 //!
 //! `net` is a minimal netif backend ([`netback`]) for the attacks on
-//! netfront's handshake, wired the same way under
+//! netfront (its handshake and its rings), wired the same way under
 //! `backend/paravane-vif` (the frontend's `device/vif/0`).
 
 mod attack;

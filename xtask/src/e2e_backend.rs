@@ -4,8 +4,8 @@
 //! and reads back the backend's 4 MiB RAM disk; the backend checks every
 //! request and must count 0 violations), then each scripted attack of
 //! the hostile personality against the `blkattack` guest, then the
-//! netif attacks on netfront's handshake (`dom0-backend net`: `mtu` 0,
-//! 65535 queues offered) against the `netattack` guest.
+//! netif attacks (`dom0-backend net`: `mtu` 0, 65535 queues offered,
+//! hostile rx and tx responses) against the `netattack` guest.
 //!
 //! Each guest is created paused with no `disk=` (`GuestSpec::create_paused`);
 //! its dom0 script waits for the domain to be built and starts the
@@ -113,6 +113,26 @@ pub const NET_EXPECT: &[(&str, &str)] = &[
     (
         "net-queues-65535",
         "netfront: vif/0 mac 00:16:3e:4b:0d:01 queues 2 (backend max 65535) *",
+    ),
+    (
+        "net-rx-unknown-id",
+        "netattack: netfront rx 0 frames 0 bytes, tx 1 frames 60 bytes, rx_errors 0 tx_errors 0 bad_responses 1 tx_dropped 0 *",
+    ),
+    (
+        "net-rx-offset-off-page",
+        "netattack: netfront rx 0 frames 0 bytes, tx 1 frames 60 bytes, rx_errors 0 tx_errors 0 bad_responses 1 tx_dropped 0 *",
+    ),
+    (
+        "net-rx-status-out-of-range",
+        "netattack: netfront rx 0 frames 0 bytes, tx 1 frames 60 bytes, rx_errors 0 tx_errors 0 bad_responses 1 tx_dropped 0 *",
+    ),
+    (
+        "net-rx-more-data-endless",
+        "netattack: netfront rx 0 frames 0 bytes, tx 1 frames 60 bytes, rx_errors 0 tx_errors 0 bad_responses 1 tx_dropped 0 *",
+    ),
+    (
+        "net-tx-unknown-id",
+        "netattack: netfront rx 0 frames 0 bytes, tx 1 frames 60 bytes, rx_errors 0 tx_errors 0 bad_responses 1 tx_dropped 0 *",
     ),
 ];
 
@@ -407,7 +427,7 @@ mod tests {
 
     #[test]
     fn every_attack_of_the_backend_has_an_expectation() {
-        assert_eq!(cases().len(), 16);
+        assert_eq!(cases().len(), 21);
         assert_eq!(cases()[0], BY_THE_BOOK);
     }
 }
