@@ -51,13 +51,13 @@ mod guest {
         } else {
             match sched::block_on(netfront::guest::connect(0)) {
                 Err(error) => println!("netattack: connect failed: {error}"),
-                Ok(mut vif) => match {
+                Ok(mut vif) => {
                     exercise(vif.netfront());
-                    sched::block_on(vif.disconnect())
-                } {
-                    Ok(()) => println!("netattack: disconnected"),
-                    Err(error) => println!("netattack: disconnect failed: {error}"),
-                },
+                    match sched::block_on(vif.disconnect()) {
+                        Ok(()) => println!("netattack: disconnected"),
+                        Err(error) => println!("netattack: disconnect failed: {error}"),
+                    }
+                }
             }
         }
         println!("netattack: grants {}", grant::stats());
