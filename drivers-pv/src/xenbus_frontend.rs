@@ -626,12 +626,19 @@ impl<'x, P: XenstorePage, C: Clock> Frontend<'x, P, C> {
         bounded(&self.clock, deadline, self.last_seen, write).await
     }
 
-    /// Reads the backend's `state` node (`None` if it does not exist).
+    /// Reads the backend's `state` node (`None` if it does not exist, or
+    /// if xenstored denies the read: see below).
     async fn backend_state(&mut self, deadline: u64) -> Result<Option<XenbusState>, XenbusError> {
         let path = format!("{}/state", self.paths.backend);
         let read = core::pin::pin!(self.xs.read_opt(TxId::NONE, &path));
-        let Some(raw) = bounded(&self.clock, deadline, self.last_seen, read).await? else {
-            return Ok(None);
+        let raw = match bounded(&self.clock, deadline, self.last_seen, read).await {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Ok(None),
+            // xenstored answers EACCES, not ENOENT, for a node whose
+            // parent directory was removed (the backend's directory
+            // deleted under us): the backend is gone all the same.
+            Err(XenbusError::Xenstore(XsError::AccessDenied)) => return Ok(None),
+            Err(error) => return Err(error),
         };
         let state = XenbusState::parse(&raw).map_err(XenbusError::BadState)?;
         self.last_seen = Some(state);

@@ -42,7 +42,8 @@ const GZIP_ABOVE: usize = 1 << 20;
 
 /// The per-run archive: `/rig/run.sh`, the guests' dom0 tools in
 /// `/rig/bin/`, and, per guest, `/rig/NAME/kernel`,
-/// `/rig/NAME/guest.cfg`, `/rig/NAME/dom0.sh` and `/rig/NAME/ramdisk`.
+/// `/rig/NAME/guest.cfg`, `/rig/NAME/dom0.sh`, `/rig/NAME/ramdisk` and,
+/// for a guest created paused, the marker `/rig/NAME/paused`.
 /// A kernel or ramdisk file that an earlier guest already brought is a
 /// symlink to that guest's copy: dom0 unpacks the archive into its RAM,
 /// and a session that boots Linux six times would not fit otherwise.
@@ -84,6 +85,9 @@ pub fn run_archive(guests: &[GuestSpec]) -> Result<Vec<u8>, RigError> {
         );
         if let Some(script) = &guest.dom0_script {
             cpio.file(&format!("{dir}/dom0.sh"), 0o755, script.as_bytes());
+        }
+        if guest.create_paused {
+            cpio.file(&format!("{dir}/paused"), 0o644, b"");
         }
         if let Some(ramdisk) = &guest.ramdisk {
             let ramdisk_at = format!("{dir}/ramdisk");

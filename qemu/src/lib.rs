@@ -446,6 +446,10 @@ pub struct GuestSpec {
     /// need their own vif addresses and MACs. Default: `false` (one
     /// guest after the other).
     pub start_with_next: bool,
+    /// Create the domain paused (`xl create -p`): its dom0 script wires
+    /// its devices (the rig's own backend, `dom0-backend`, writes them
+    /// into xenstore itself) and runs `xl unpause`. Default: `false`.
+    pub create_paused: bool,
 }
 
 impl GuestSpec {
@@ -463,6 +467,7 @@ impl GuestSpec {
             ramdisk: None,
             dom0_tools: Vec::new(),
             start_with_next: false,
+            create_paused: false,
         }
     }
 

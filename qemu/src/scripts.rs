@@ -114,7 +114,11 @@ rig_guest() {
     fi
     ( sleep "$limit"; : > "$flag"; xl destroy "$name" > /dev/null 2>&1 ) &
     wpid=$!
-    xl create -F "$dir/guest.cfg" 2>&1 | rig_relay "XL $name"
+    # A guest whose dom0 script wires its devices is created paused
+    # (the script unpauses it).
+    paused=
+    [ -e "$dir/paused" ] && paused=-p
+    xl create -F $paused "$dir/guest.cfg" 2>&1 | rig_relay "XL $name"
     # Moving (saved, being restored or migrated): wait for the new domain
     # and follow it (the helpers write its xl lines to the follow file).
     while [ -e /run/rig-$name.moving ] || ls /run/rig-$name.following.* > /dev/null 2>&1; do

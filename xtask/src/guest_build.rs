@@ -78,12 +78,25 @@ pub fn build(name: &str, profile: Profile) -> Result<PathBuf, String> {
 }
 
 /// Builds the rig's load generator (`qemu/loadgen`, crate `rig-loadgen`)
-/// for dom0: `x86_64-unknown-linux-gnu` with the C library linked in
-/// statically (`-C target-feature=+crt-static`, symbols stripped), so it runs in dom0's
-/// busybox userland with no shared library. Returns the binary's path.
-/// It builds into its own target directory (`target/dom0-tools`), so the
-/// different flags never invalidate the host's own builds.
+/// for dom0 ([`build_dom0_tool`]). Returns the binary's path.
 pub fn build_loadgen() -> Result<PathBuf, String> {
+    build_dom0_tool("rig-loadgen", "loadgen")
+}
+
+/// Builds the rig's own blkif backend (`dom0-backend`) for dom0
+/// ([`build_dom0_tool`]). Returns the binary's path.
+pub fn build_dom0_backend() -> Result<PathBuf, String> {
+    build_dom0_tool("dom0-backend", "dom0-backend")
+}
+
+/// Builds binary `binary` of `package` for dom0:
+/// `x86_64-unknown-linux-gnu` with the C library linked in
+/// statically (`-C target-feature=+crt-static`, symbols stripped), so it
+/// runs in dom0's busybox userland with no shared library. Returns the
+/// binary's path. It builds into its own target directory
+/// (`target/dom0-tools`), so the different flags never invalidate the
+/// host's own builds.
+pub fn build_dom0_tool(package: &str, binary: &str) -> Result<PathBuf, String> {
     const TARGET: &str = "x86_64-unknown-linux-gnu";
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -94,7 +107,7 @@ pub fn build_loadgen() -> Result<PathBuf, String> {
             "build",
             "--release",
             "--package",
-            "rig-loadgen",
+            package,
             "--target",
             TARGET,
         ])
@@ -109,16 +122,16 @@ pub fn build_loadgen() -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err(format!(
-            "building the dom0 load generator failed ({status})"
+            "building the dom0 tool {package} failed ({status})"
         ));
     }
-    let binary = target_dir.join(TARGET).join("release/loadgen");
-    if binary.is_file() {
-        Ok(binary)
+    let path = target_dir.join(TARGET).join("release").join(binary);
+    if path.is_file() {
+        Ok(path)
     } else {
         Err(format!(
-            "cargo built loadgen but {} is missing",
-            binary.display()
+            "cargo built {package} but {} is missing",
+            path.display()
         ))
     }
 }

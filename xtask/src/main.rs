@@ -5,7 +5,7 @@
 //! cargo xtask run --serve [--port P]    the same guest kept running, served at http://localhost:P/ until Ctrl-C
 //! cargo xtask test [FILTER] [--xen 4.17|4.20]  every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
-//! cargo xtask e2e net|httpd|udp|block [--mode pv|pvh|both] [--xen 4.17|4.20]   one end-to-end rig test alone
+//! cargo xtask e2e net|httpd|udp|block|backend [--mode pv|pvh|both] [--xen 4.17|4.20]   one end-to-end rig test alone
 //! cargo xtask bench [--rounds N] [--http-only] [--disk-only] [--footprint] [--xen 4.17|4.20] [--json FILE] [--charts DIR]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios; JSON and SVG charts
 //! cargo xtask bench --charts-only [--json FILE] [--charts DIR]   redraw the charts from the bench's JSON
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
@@ -28,6 +28,7 @@ mod bench_json;
 mod bench_load;
 mod bench_output;
 mod conformance;
+mod e2e_backend;
 mod e2e_balloon;
 mod e2e_block;
 mod e2e_hotplug;
@@ -136,7 +137,7 @@ usage: cargo xtask <command>
                            a long run of both devices (default: 1024 MiB through echo, 16 passes over a
                            64 MiB disk, 100 detach/attach cycles of each); the guest's accounting
                            (grants, frames, heap, ports, tasks) before and after must be equal
-  e2e net|httpd|network|udp|block [--mode pv|pvh|both] [--xen 4.17|4.20]
+  e2e net|httpd|network|udp|block|backend [--mode pv|pvh|both] [--xen 4.17|4.20]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
                            network: the session `test` runs, httpd then echo (PV, or with --mode both
@@ -429,10 +430,31 @@ fn cmd_soak(args: &mut Args) -> Result<ExitCode, String> {
 fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     let which = args
         .next_positional()
-        .ok_or("e2e: which test? net, httpd, network, udp or block")?;
+        .ok_or("e2e: which test? net, httpd, network, udp, block or backend")?;
     let modes = modes_arg(args)?;
     let xen = xen_arg(args)?;
     args.finish()?;
+    if which == "backend" {
+        let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
+        let blkattack = guest_build::build("blkattack", guest_build::Profile::Release)?;
+        let netattack = guest_build::build("netattack", guest_build::Profile::Release)?;
+        let backend = guest_build::build_dom0_backend()?;
+        let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
+        let mut tally = test_cmd::Tally::default();
+        let guests = e2e_backend::Guests {
+            blkcheck: &blkcheck,
+            blkattack: &blkattack,
+            netattack: &netattack,
+        };
+        for (name, result) in e2e_backend::run(&rig, &guests, &backend, &modes) {
+            tally.record(&name, result);
+        }
+        return Ok(if tally.all_passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     if which == "block" {
         let blkcheck = guest_build::build("blkcheck", guest_build::Profile::Release)?;
         let loadgen = guest_build::build_loadgen()?;

@@ -30,6 +30,8 @@ pub const APPS: &[&str] = &[
     "conformance",
     "echo",
     "blkcheck",
+    "blkattack",
+    "netattack",
     "httpd",
     "tftpd",
     "resumecheck",
@@ -111,6 +113,7 @@ mod names {
     ];
     pub const BIG_MEMORY: &[&str] = &["rig big memory: "];
     pub const PVH_BIG_MEMORY: &[&str] = &["rig pvh big memory: "];
+    pub const BACKEND: &[&str] = &["rig backend ", "dom0 tool build dom0-backend"];
 }
 
 /// The domU session's guests (PV, then PVH if `pvh`), each with the
@@ -220,6 +223,7 @@ pub fn selects(filter: &Filter, pvh: bool) -> bool {
         names::E2E_UDP,
         names::BIG_MEMORY,
         names::XEN_420,
+        names::BACKEND,
         crate::serve_test::NAMES,
     ] {
         all.extend(group);
@@ -335,6 +339,13 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
         }
     }
 
+    // blkfront against the rig's own backend (`dom0-backend`): by the
+    // book, then each scripted attack, one guest each, in one dom0
+    // session (PV; `cargo xtask e2e backend --mode both` adds PVH).
+    if filter.selects(names::BACKEND) {
+        backend_session(rig, &elf, tally);
+    }
+
     // End to end over a vif, in one dom0 session: first `httpd` (100
     // requests, 10 s idle, 64 clients at once), then `echo` (8 MiB, 10 s
     // idle, 8 connections at once); the PV and PVH guests of each side by
@@ -415,6 +426,38 @@ pub fn network_session(
             };
             tally.record(&name, result);
         }
+    }
+}
+
+/// The backend tests ([`crate::e2e_backend`], blkif and netif): builds `dom0-backend`,
+/// runs every case as a PV guest in one dom0 session, records one result
+/// per case (`rig backend CASE (PV)`).
+fn backend_session(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) {
+    let backend = match crate::guest_build::build_dom0_backend() {
+        Ok(path) => {
+            tally.record("dom0 tool build dom0-backend", Ok(()));
+            path
+        }
+        Err(e) => {
+            tally.record_unfiltered("dom0 tool build dom0-backend", Err(e));
+            return;
+        }
+    };
+    let (blkcheck, blkattack, netattack) = (elf("blkcheck"), elf("blkattack"), elf("netattack"));
+    let guests = crate::e2e_backend::Guests {
+        blkcheck: &blkcheck,
+        blkattack: &blkattack,
+        netattack: &netattack,
+    };
+    let specs: Vec<GuestSpec> = crate::e2e_backend::cases()
+        .into_iter()
+        .map(|case| crate::e2e_backend::spec(case, &guests, &backend, GuestMode::Pv))
+        .collect();
+    let Some(session) = domu_session_run(rig, &specs, tally, "rig backend session") else {
+        return;
+    };
+    for (name, result) in crate::e2e_backend::results(&session.guests, &[GuestMode::Pv]) {
+        tally.record(&name, result);
     }
 }
 

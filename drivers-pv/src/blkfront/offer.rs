@@ -16,7 +16,9 @@
 use core::fmt;
 
 use super::{BlockError, DiskInfo, Persistent};
-use crate::xenbus_state::{parse_u32, parse_u64, BackendFeatures, FeatureKey};
+use crate::xenbus_state::{
+    parse_u32, parse_u64, BackendFeatures, FeatureError, FeatureErrorKind, FeatureKey,
+};
 
 pub use crate::xenbus_state::MAX_SECTOR_SIZE;
 
@@ -128,6 +130,16 @@ pub fn parse_disk_info<'v>(
         }
         None => 512,
     };
+    // Every size in bytes is `sectors` times the sector size: a backend
+    // announcing 2^64-1 sectors is refused here, not found out at the
+    // first access past the disk's real end.
+    let sectors = features.sectors.unwrap_or(0);
+    if sectors.checked_mul(u64::from(sector_size)).is_none() {
+        return Err(BlockError::Feature(FeatureError {
+            key: FeatureKey::Sectors,
+            kind: FeatureErrorKind::OutOfRange,
+        }));
+    }
     let info = match lookup("info") {
         Some(raw) => parse_u64(raw)
             .ok()
@@ -147,7 +159,7 @@ pub fn parse_disk_info<'v>(
         (true, false) => Persistent::NotOffered,
     };
     Ok(DiskInfo {
-        sectors: features.sectors.unwrap_or(0),
+        sectors,
         sector_size,
         info,
         flush: flag(lookup("feature-flush-cache")),
@@ -163,7 +175,6 @@ pub fn parse_disk_info<'v>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xenbus_state::{FeatureError, FeatureErrorKind};
 
     fn keys<'v>(pairs: &'v [(&str, &'v [u8])]) -> impl FnMut(&str) -> Option<&'v [u8]> + 'v {
         move |key| {
@@ -172,6 +183,27 @@ mod tests {
                 .find(|(known, _)| *known == key)
                 .map(|(_, value)| *value)
         }
+    }
+
+    #[test]
+    fn a_disk_whose_size_overflows_is_refused_at_connect() {
+        let features = BackendFeatures::default();
+        let max = u64::MAX.to_string();
+        for (sectors, size) in [
+            (max.as_bytes(), &b"512"[..]),
+            (b"36028797018963968", b"512"),
+        ] {
+            let pairs = [("sectors", sectors), ("sector-size", size)];
+            let error = parse_disk_info(&features, true, keys(&pairs)).unwrap_err();
+            assert_eq!(
+                alloc::string::ToString::to_string(&error),
+                "blkfront: backend sectors: out of range"
+            );
+        }
+        // The largest size that fits still connects.
+        let fits = (u64::MAX / 4096).to_string();
+        let pairs = [("sectors", fits.as_bytes()), ("sector-size", &b"4096"[..])];
+        assert!(parse_disk_info(&features, true, keys(&pairs)).is_ok());
     }
 
     #[test]

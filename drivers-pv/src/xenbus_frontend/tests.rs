@@ -657,3 +657,29 @@ fn a_restarted_backend_is_reported_as_a_reset() {
     reconnect(&sim, &xs, &clock, good_backend, &mut frontend, &mut driver);
     assert_eq!((driver.counts.published, driver.counts.torn_down), (2, 1));
 }
+
+/// xenstored answers `EACCES`, not `ENOENT`, when we read a node of a
+/// backend whose directory was removed (seen with the rig's own
+/// backend): that is a backend gone, honoured at once, and a close
+/// finishes without waiting out the deadline.
+#[test]
+fn a_backend_state_read_denied_means_the_backend_is_gone() {
+    let (sim, xs, clock) = fixture();
+    let mut driver = TestDriver::new(&xs);
+    let mut frontend = connected(&sim, &xs, &clock, &mut driver);
+    // As xenstored answers once the backend's directory is gone.
+    sim.borrow_mut()
+        .set_perms_as(
+            0,
+            &format!("{BACKEND}/state"),
+            Permissions::new(0, Access::None),
+        )
+        .unwrap();
+    let (news, _) = drive(&sim, &xs, &clock, |_| {}, frontend.check());
+    assert_eq!(news, Ok(BackendNews::Closing));
+    let (closed, took) = drive(&sim, &xs, &clock, |_| {}, frontend.close(&mut driver));
+    assert_eq!(closed, Ok(()));
+    assert!(took < 1_000_000_000, "the close took {took} ns");
+    assert_eq!(driver.counts.torn_down, 1);
+    assert_eq!(state_of(&sim.borrow(), FRONT), Some(XenbusState::Closed));
+}
