@@ -341,9 +341,9 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
 
     // blkfront against the rig's own backend (`dom0-backend`): by the
     // book, then each scripted attack, one guest each, in one dom0
-    // session (PV; `cargo xtask e2e backend --mode both` adds PVH).
+    // session, PV and (if `pvh`) PVH.
     if filter.selects(names::BACKEND) {
-        backend_session(rig, &elf, tally);
+        backend_session(rig, &elf, tally, pvh);
     }
 
     // End to end over a vif, in one dom0 session: first `httpd` (100
@@ -430,9 +430,9 @@ pub fn network_session(
 }
 
 /// The backend tests ([`crate::e2e_backend`], blkif and netif): builds `dom0-backend`,
-/// runs every case as a PV guest in one dom0 session, records one result
-/// per case (`rig backend CASE (PV)`).
-fn backend_session(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) {
+/// runs every case as a PV guest (and a PVH one if `pvh`) in one dom0
+/// session, records one result per case and mode (`rig backend CASE (PV)`).
+fn backend_session(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, pvh: bool) {
     let backend = match crate::guest_build::build_dom0_backend() {
         Ok(path) => {
             tally.record("dom0 tool build dom0-backend", Ok(()));
@@ -449,14 +449,23 @@ fn backend_session(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally) 
         blkattack: &blkattack,
         netattack: &netattack,
     };
-    let specs: Vec<GuestSpec> = crate::e2e_backend::cases()
-        .into_iter()
-        .map(|case| crate::e2e_backend::spec(case, &guests, &backend, GuestMode::Pv))
+    let mut modes = vec![GuestMode::Pv];
+    if pvh {
+        modes.push(GuestMode::Pvh);
+    }
+    let specs: Vec<GuestSpec> = modes
+        .iter()
+        .flat_map(|&mode| {
+            crate::e2e_backend::cases()
+                .into_iter()
+                .map(move |case| (case, mode))
+        })
+        .map(|(case, mode)| crate::e2e_backend::spec(case, &guests, &backend, mode))
         .collect();
     let Some(session) = domu_session_run(rig, &specs, tally, "rig backend session") else {
         return;
     };
-    for (name, result) in crate::e2e_backend::results(&session.guests, &[GuestMode::Pv]) {
+    for (name, result) in crate::e2e_backend::results(&session.guests, &modes) {
         tally.record(&name, result);
     }
 }
