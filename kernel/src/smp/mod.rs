@@ -289,9 +289,9 @@ mod api {
     /// Whether vCPU `id`'s upcall recorded an event for one of its
     /// channels that [`take_channel_events`] has not taken yet.
     pub(crate) fn has_channel_events(id: u32) -> bool {
-        area(id).filter(|_| id != 0).is_some_and(|a| {
-            (0..64).any(|w| a.fired.word(w) & a.channels.word(w) != 0)
-        })
+        area(id)
+            .filter(|_| id != 0)
+            .is_some_and(|a| (0..64).any(|w| a.fired.word(w) & a.channels.word(w) != 0))
     }
 
     /// Records `port` for the secondary vCPU that owns it, if one does
