@@ -27,6 +27,7 @@ mod bench_disk;
 mod bench_json;
 mod bench_load;
 mod bench_output;
+mod bench_vcpus;
 mod conformance;
 mod e2e_balloon;
 mod e2e_block;
