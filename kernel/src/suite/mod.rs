@@ -22,6 +22,7 @@ pub mod rules;
 pub mod sched;
 #[cfg(target_os = "none")]
 pub mod smp;
+mod smp_channel;
 #[cfg(target_os = "none")]
 pub mod time;
 #[cfg(target_os = "none")]
