@@ -27,6 +27,18 @@
 //! "nothing to do" and "sleep" is lost. The record-only rule keeps the
 //! upcall safe even if that ever changes.
 //!
+//! A channel may be moved to another vCPU
+//! ([`EventChannel::bind_to_vcpu`], `EVTCHNOP_bind_vcpu`): the port is
+//! masked, handed to that vCPU's upcall (`smp::claim_port`, so vCPU 0's
+//! scan leaves it alone), moved in Xen, and unmasked (Xen raises it again
+//! on the new vCPU if it was pending meanwhile, in either ABI). That
+//! vCPU's upcall records it in its own per-vCPU set, and that vCPU's own
+//! task context hands it over ([`wake_waiters`] there, and its idle loop
+//! before each turn): a task pinned there is queued locally, with no
+//! kick and no part for vCPU 0. A record made on the wrong vCPU (a FIFO
+//! port still linked on its old vCPU's queue) goes to the owner's set
+//! and the owner is kicked from task context (`smp::kick_crossed`).
+//!
 //! Several tasks may wait on one channel ([`EventChannel::wait`]); one
 //! event wakes them all. [`EventChannel::take_fired`] and
 //! [`EventChannel::count`] see what was handed over (they hand over

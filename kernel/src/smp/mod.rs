@@ -51,9 +51,15 @@
 //! - The secondary stacks (32 KiB, where their tasks are polled) have
 //!   no guard page; PVH secondaries load no TSS (a double fault there
 //!   would find no IST stack).
-//! - Events are taken by vCPU 0: a task on a secondary waiting on a
-//!   channel is woken by vCPU 0's hand-over (and a kick); only the ports
-//!   a secondary claims ([`claim_port`]) are recorded by its own upcall.
+//! - Events are taken by vCPU 0 unless a channel is moved: a task on a
+//!   secondary waiting on a channel of vCPU 0's is woken by vCPU 0's
+//!   hand-over (and a kick). A channel moved with
+//!   `EventChannel::bind_to_vcpu` is recorded by its vCPU's own upcall
+//!   and handed to its waiters by that vCPU's own task context (its idle
+//!   loop, or a wait polled there: `take_channel_events`), so a task
+//!   pinned to that vCPU is woken without vCPU 0. Raw ports a secondary
+//!   claims ([`claim_port`]: its kick port, the suite's) are only
+//!   recorded, for [`take_fired`].
 //! - Suspending with secondaries up is refused (their registered
 //!   `vcpu_info`s would be gone in the new domain).
 
