@@ -9,7 +9,9 @@
 //! reads the guest's own lines and decides for itself: `httpd: 2 vCPUs
 //! serving`; the netfront line `net: vif/0 queue 0 on vCPU A, queue 1 on
 //! vCPU B …` (vCPUs as Xen's `EVTCHNOP_status` reports them) with at
-//! least two queues on different vCPUs; every load answer a 200 with the
+//! least two queues on different vCPUs, and each queue task's last line
+//! (`net: queue Q: N events served on vCPU V, 0 elsewhere`) with N > 0
+//! on its queue's vCPU; every load answer a 200 with the
 //! marker and no error; a poweroff after `/quit`.
 
 use crate::e2e_httpd::{self, CLIENTS, LOAD_REQUESTS};
@@ -110,12 +112,42 @@ fn check_placement(guest: &GuestReport) -> Result<(), String> {
     let mut distinct = placement.clone();
     distinct.sort_unstable();
     distinct.dedup();
-    if placement.len() >= 2 && distinct.len() >= 2 {
-        Ok(())
-    } else {
-        Err(format!(
+    if placement.len() < 2 || distinct.len() < 2 {
+        return Err(format!(
             "queues on vCPUs {placement:?}: want 2 queues on 2 vCPUs"
-        ))
+        ));
+    }
+    // Each queue's task served events, all on its own vCPU.
+    for (queue, &vcpu) in placement.iter().enumerate() {
+        let served = served_by(guest, queue).ok_or(format!("no `net: queue {queue}: …` line"))?;
+        println!(
+            "e2e httpd ({}): queue {queue}: {} events served on vCPU {}, {} elsewhere",
+            guest.name, served.0, served.1, served.2
+        );
+        if served.0 == 0 || served.1 != vcpu || served.2 != 0 {
+            return Err(format!(
+                "queue {queue} (bound to vCPU {vcpu}): {} events served on vCPU {}, {} elsewhere",
+                served.0, served.1, served.2
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// (events served on its vCPU, that vCPU, events served elsewhere) of
+/// queue `queue`'s task, from its last line.
+fn served_by(guest: &GuestReport, queue: usize) -> Option<(u64, u32, u64)> {
+    let prefix = format!("net: queue {queue}: ");
+    let line = guest.console.iter().find_map(|l| l.strip_prefix(&prefix))?;
+    // "N events served on vCPU V, M elsewhere"
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        [n, "events", "served", "on", "vCPU", v, m, "elsewhere"] => Some((
+            n.parse().ok()?,
+            v.trim_end_matches(',').parse().ok()?,
+            m.parse().ok()?,
+        )),
+        _ => None,
     }
 }
 
@@ -133,7 +165,7 @@ pub fn checks_of(session: &rig::Dom0Session, mode: GuestMode) -> Vec<(String, Re
         )],
         Some(report) => vec![
             (
-                named("2 queues' event channels bound to 2 different vCPUs"),
+                named("2 queues' event channels bound to 2 different vCPUs, each queue's events served by its task there"),
                 check_placement(report),
             ),
             (
@@ -165,7 +197,24 @@ mod tests {
             "net: vif/0 queue 0 on vCPU 0, queue 1 on vCPU 1 (channels bound, by Xen's status; one task pinned to each)",
         ]);
         assert_eq!(placement(&good), Some(vec![0, 1]));
-        assert!(check_placement(&good).is_ok());
+        assert!(check_placement(&good).is_err(), "no queue task lines");
+        let mut served = good.clone();
+        served
+            .console
+            .push("net: queue 0: 40 events served on vCPU 0, 0 elsewhere".into());
+        served
+            .console
+            .push("net: queue 1: 35 events served on vCPU 1, 0 elsewhere".into());
+        assert_eq!(served_by(&served, 1), Some((35, 1, 0)));
+        assert_eq!(check_placement(&served), Ok(()));
+        let mut stray = good.clone();
+        stray
+            .console
+            .push("net: queue 0: 40 events served on vCPU 0, 0 elsewhere".into());
+        stray
+            .console
+            .push("net: queue 1: 35 events served on vCPU 1, 2 elsewhere".into());
+        assert!(check_placement(&stray).is_err());
         let same = report(&[
             "httpd: 2 vCPUs serving",
             "net: vif/0 queue 0 on vCPU 0, queue 1 on vCPU 0 (channels bound, by Xen's status; one task pinned to each)",
