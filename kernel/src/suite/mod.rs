@@ -22,6 +22,7 @@ pub mod rules;
 pub mod sched;
 #[cfg(target_os = "none")]
 pub mod smp;
+#[cfg(target_os = "none")]
 mod smp_channel;
 #[cfg(target_os = "none")]
 pub mod time;
