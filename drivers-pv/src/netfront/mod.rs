@@ -74,9 +74,10 @@ use wire::{NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETTXF_CSUM_BLANK, NETTXF_D
 pub const MAX_FRAME: usize = 1514;
 
 /// The most frames [`Netfront::service_queue`] keeps staged (copied off
-/// the rings, not yet taken by the stack): a bound on what a queue's
-/// task can pile up ahead of the stack.
-pub const STAGED_FRAMES: usize = 256;
+/// the rings, not yet taken by the stack): as many as one queue lends
+/// the back end, a bound on what a queue's task can pile up (and on the
+/// memory a flooding back end can make it hold).
+pub const STAGED_FRAMES: usize = 128;
 
 /// The smallest frame sent: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
