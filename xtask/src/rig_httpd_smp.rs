@@ -9,8 +9,9 @@
 //! reads the guest's own lines and decides for itself: `httpd: 2 vCPUs
 //! serving`; the netfront line `net: vif/0 queue 0 on vCPU A, queue 1 on
 //! vCPU B …` (vCPUs as Xen's `EVTCHNOP_status` reports them) with at
-//! least two queues on different vCPUs, and each queue task's last line
-//! (`net: queue Q: N events served on vCPU V, 0 elsewhere`) with N > 0
+//! least two queues on different vCPUs, and each queue task's count,
+//! printed at the network's shutdown (`net: queue Q: N events served
+//! on vCPU V, 0 elsewhere`), with N > 0
 //! on its queue's vCPU; every load answer a 200 with the
 //! marker and no error; a poweroff after `/quit`.
 
@@ -135,7 +136,7 @@ fn check_placement(guest: &GuestReport) -> Result<(), String> {
 }
 
 /// (events served on its vCPU, that vCPU, events served elsewhere) of
-/// queue `queue`'s task, from its last line.
+/// queue `queue`'s task, from the line the network's shutdown prints.
 fn served_by(guest: &GuestReport, queue: usize) -> Option<(u64, u32, u64)> {
     let prefix = format!("net: queue {queue}: ");
     let line = guest.console.iter().find_map(|l| l.strip_prefix(&prefix))?;

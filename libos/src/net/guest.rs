@@ -480,6 +480,7 @@ impl Net {
     /// [`NetError::Down`]), and disconnects the vif from its back end.
     pub async fn shutdown(&self) -> Result<(), NetError> {
         let stack = self.shared().take().ok_or(NetError::Down)?;
+        super::queues::report();
         let Stack { mut link, .. } = stack;
         let Some(keeper) = KEEPER.lock().take() else {
             return Ok(());

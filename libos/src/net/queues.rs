@@ -30,15 +30,22 @@
 //! secondaries never get here.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::task::Poll;
 
 use super::stack::Shared;
 use super::NetError;
+use spin::Mutex;
+
+/// What each queue task served: (its vCPU, events served there, events
+/// served elsewhere), by queue. Task context only.
+static SERVED: Mutex<Vec<(u32, u64, u64)>> = Mutex::new(Vec::new());
 
 /// Spawns the task of each queue on the vCPU `placement[queue]` says;
 /// returns how many were spawned.
 pub(crate) fn start(shared: &Arc<Shared>, placement: &[u32]) -> usize {
+    *SERVED.lock() = placement.iter().map(|&vcpu| (vcpu, 0, 0)).collect();
     placement
         .iter()
         .enumerate()
@@ -48,12 +55,21 @@ pub(crate) fn start(shared: &Arc<Shared>, placement: &[u32]) -> usize {
         .count()
 }
 
+/// Prints what each queue task served and where (the network's
+/// shutdown does, the rig reads it): `net: queue Q: N events served on
+/// vCPU V, M elsewhere`. Nothing if no queue had a task.
+pub(crate) fn report() {
+    for (queue, (vcpu, here, elsewhere)) in SERVED.lock().iter().enumerate() {
+        kernel::println!(
+            "net: queue {queue}: {here} events served on vCPU {vcpu}, {elsewhere} elsewhere"
+        );
+    }
+}
+
 /// Queue `queue`'s task on vCPU `vcpu`: waits on its channels, serves
-/// its rings, kicks the runner. Ends when the stack is shut down or its
-/// device goes, saying how many events it served and where (the rig
-/// reads it: `net: queue Q: N events served on vCPU V, M elsewhere`).
+/// its rings, kicks the runner, and counts where it ran ([`report`]).
+/// Ends when the stack is shut down or its device goes.
 async fn serve(shared: Arc<Shared>, queue: usize, vcpu: u32) {
-    let (mut here, mut elsewhere) = (0u64, 0u64);
     loop {
         let fired = poll_fn(|cx| {
             shared.poll_with(|stack| match stack.link.poll_queue_fired(queue, cx) {
@@ -64,15 +80,14 @@ async fn serve(shared: Arc<Shared>, queue: usize, vcpu: u32) {
         })
         .await;
         if fired.is_err() {
-            kernel::println!(
-                "net: queue {queue}: {here} events served on vCPU {vcpu}, {elsewhere} elsewhere"
-            );
             return;
         }
-        if kernel::smp::current_vcpu() == vcpu {
-            here += 1;
-        } else {
-            elsewhere += 1;
+        if let Some(entry) = SERVED.lock().get_mut(queue) {
+            if kernel::smp::current_vcpu() == vcpu {
+                entry.1 += 1;
+            } else {
+                entry.2 += 1;
+            }
         }
         let _ = shared.with(|stack| {
             stack.link.service_queue(queue);
