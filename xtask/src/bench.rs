@@ -27,7 +27,10 @@
 //! at once, every request on its own connection and timed on its own:
 //! requests per second and the p50/p99 latency (nearest rank), every
 //! answer checked (status 200, the marker). Why a tool of our own rather
-//! than `ab` or `wrk`: see `qemu/loadgen`.
+//! than `ab` or `wrk`: see `qemu/loadgen`. Paravane's PV `httpd` also
+//! runs with 2 vCPUs (`vcpus=2`, its two netfront queues on both), and
+//! a table of its own sets its requests/s beside the 1-vCPU figures
+//! ([`crate::bench_vcpus`]).
 //!
 //! Each round is a dom0 session of its own, watched for the host's other
 //! work ([`crate::bench_output`]): a round taken under load is flagged
@@ -189,12 +192,12 @@ fi
 
 /// One load level's figures.
 #[derive(Clone, Copy, Default, Debug)]
-struct HttpLevel {
-    rps: Option<f64>,
-    p50_ms: Option<f64>,
-    p99_ms: Option<f64>,
+pub(crate) struct HttpLevel {
+    pub(crate) rps: Option<f64>,
+    pub(crate) p50_ms: Option<f64>,
+    pub(crate) p99_ms: Option<f64>,
     /// Every request answered 200 with the marker.
-    all_good: bool,
+    pub(crate) all_good: bool,
 }
 
 /// The figures of each of [`HTTP_LEVELS`] from an HTTP contender's dom0
@@ -512,7 +515,7 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
             .ok_or_else(|| format!("--rounds wants 1 to 9, not {n:?}"))?,
         None => 3,
     };
-    // Only the HTTP contenders (three guests a round instead of nine).
+    // Only the HTTP contenders (four guests a round instead of ten).
     let http_only = args.flag("--http-only");
     // Only the disk contenders (six guests a round).
     let disk_only = args.flag("--disk-only");
@@ -638,6 +641,10 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
                 linux_spec(&http, &name(LINUX_HTTP, round), &kernel, &ramdisk, "httpd"),
                 &format!("{LINUX_TAG}up:"),
             ),
+            watched(
+                crate::bench_vcpus::two_vcpus(renamed(&http, &name("pv-http2", round))),
+                "httpd: up:",
+            ),
         ]);
     }
     // One dom0 session a round, so each round's host load is its own and
@@ -690,6 +697,8 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
         results.rows = print_table(&figures);
     }
 
+    // vcpus[round] = [1 vCPU, 2 vCPUs], PV
+    let mut vcpus = Vec::new();
     // http[round][column][level]
     let mut http = Vec::new();
     for round in 1..=rounds {
@@ -702,15 +711,21 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
             http_figures(get("pvh-http")?),
             http_figures(get(LINUX_HTTP)?),
         ]);
+        vcpus.push([
+            http_figures(get("pv-http")?),
+            http_figures(get("pv-http2")?),
+        ]);
     }
     if !disk_only {
         results.rows.extend(print_http_table(&http));
+        results.rows.extend(crate::bench_vcpus::print_table(&vcpus));
     }
     bench_output::print_loads(&results);
     bench_output::write(&results, &json, charts.as_deref())?;
 
     let complete = figures.iter().flatten().all(|f| f.complete(disk_only))
-        && http.iter().flatten().flatten().all(|level| level.all_good);
+        && http.iter().flatten().flatten().all(|level| level.all_good)
+        && vcpus.iter().flatten().flatten().all(|level| level.all_good);
     if !complete {
         for guest in &reports {
             println!("---- {} ({}) ----", guest.name, guest.ending);

@@ -57,7 +57,7 @@ pub const PAGE_END: &str = "HTTPD page end";
 
 /// The start of every dom0 script: wait (paced, up to ~2 minutes) until
 /// the guest at `ip` answers a ping.
-fn wait_for_ping(ip: &str) -> String {
+pub(crate) fn wait_for_ping(ip: &str) -> String {
     format!("G={ip}\n{}", crate::e2e_net::wait_for_ping("HTTPD", 120))
 }
 
@@ -311,7 +311,7 @@ fn served(guest: &GuestReport) -> Option<u64> {
 }
 
 /// The 64-client step: every answer a 200 with the marker.
-fn check_load(guest: &GuestReport) -> Result<(), String> {
+pub(crate) fn check_load(guest: &GuestReport) -> Result<(), String> {
     let rc = dom0_rest(guest, "HTTPD load rc=").map(str::trim);
     let pairs = crate::load::summary(guest, "HTTPD", "http").ok_or_else(|| {
         format!(
@@ -373,7 +373,7 @@ fn check_served(guest: &GuestReport) -> Result<(), String> {
     }
 }
 
-fn check_poweroff(guest: &GuestReport) -> Result<(), String> {
+pub(crate) fn check_poweroff(guest: &GuestReport) -> Result<(), String> {
     let quit = dom0_rest(guest, "HTTPD quit rc=").map(str::trim);
     if guest.ending == Ending::Poweroff && served(guest).is_some() && quit == Some("0") {
         Ok(())

@@ -5,7 +5,7 @@
 //! cargo xtask run --serve [--port P]    the same guest kept running, served at http://localhost:P/ until Ctrl-C
 //! cargo xtask test [FILTER] [--xen 4.17|4.20]  every test (or those whose names contain FILTER): host unit tests, lints, rig tests
 //! cargo xtask build [--app NAME]        build a guest ELF and print its path
-//! cargo xtask e2e net|httpd|udp|block|backend [--mode pv|pvh|both] [--xen 4.17|4.20]   one end-to-end rig test alone
+//! cargo xtask e2e net|httpd|httpd-smp|udp|block|backend [--mode pv|pvh|both] [--xen 4.17|4.20]   one end-to-end rig test alone
 //! cargo xtask bench [--rounds N] [--http-only] [--disk-only] [--footprint] [--xen 4.17|4.20] [--json FILE] [--charts DIR]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios; JSON and SVG charts
 //! cargo xtask bench --charts-only [--json FILE] [--charts DIR]   redraw the charts from the bench's JSON
 //! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
@@ -27,6 +27,7 @@ mod bench_disk;
 mod bench_json;
 mod bench_load;
 mod bench_output;
+mod bench_vcpus;
 mod conformance;
 mod e2e_backend;
 mod e2e_balloon;
@@ -48,6 +49,7 @@ mod matrix;
 mod min_memory;
 mod ports_check;
 mod report;
+mod rig_httpd_smp;
 mod rig_smpwork;
 mod rig_tests;
 mod serve;
@@ -137,7 +139,7 @@ usage: cargo xtask <command>
                            a long run of both devices (default: 1024 MiB through echo, 16 passes over a
                            64 MiB disk, 100 detach/attach cycles of each); the guest's accounting
                            (grants, frames, heap, ports, tasks) before and after must be equal
-  e2e net|httpd|network|udp|block|backend [--mode pv|pvh|both] [--xen 4.17|4.20]
+  e2e net|httpd|httpd-smp|network|udp|block|backend [--mode pv|pvh|both] [--xen 4.17|4.20]
                            run one end-to-end rig test alone (echo, httpd, or tftpd over DHCP; --mode for
                            net and httpd; both: the PV and PVH guests side by side in one dom0 session);
                            network: the session `test` runs, httpd then echo (PV, or with --mode both
@@ -430,7 +432,7 @@ fn cmd_soak(args: &mut Args) -> Result<ExitCode, String> {
 fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     let which = args
         .next_positional()
-        .ok_or("e2e: which test? net, httpd, network, udp, block or backend")?;
+        .ok_or("e2e: which test? net, httpd, httpd-smp, network, udp, block or backend")?;
     let modes = modes_arg(args)?;
     let xen = xen_arg(args)?;
     args.finish()?;
@@ -471,6 +473,25 @@ fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
     }
     if modes != [rig::GuestMode::Pv] && which == "udp" {
         return Err("e2e: --mode is only wired up for net and httpd".into());
+    }
+    if which == "httpd-smp" {
+        // Only `httpd vcpus=2` of the network session (see
+        // `rig_httpd_smp`), in a dom0 session of its own.
+        let pvh = modes.contains(&rig::GuestMode::Pvh);
+        let httpd = guest_build::build("httpd", guest_build::Profile::Release)?;
+        let loadgen = guest_build::build_loadgen()?;
+        let rig = rig::Rig::prepare_xen(xen).map_err(|e| e.to_string())?;
+        let mut tally = test_cmd::Tally::filtered(test_cmd::Filter::containing("httpd vcpus=2"));
+        if !modes.contains(&rig::GuestMode::Pv) {
+            tally =
+                test_cmd::Tally::filtered(test_cmd::Filter::containing("pvh e2e httpd vcpus=2"));
+        }
+        rig_tests::network_session(&rig, &|_| httpd.clone(), &loadgen, &mut tally, pvh);
+        return Ok(if tally.all_passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     if which == "network" {
         // The session `cargo xtask test` runs: httpd, then echo, each as

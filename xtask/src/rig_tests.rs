@@ -370,7 +370,8 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
 
 /// The network end-to-end tests the filter selects, in one dom0
 /// session: the `httpd` guests side by side, then the `echo` guests side
-/// by side (see [`crate::e2e_httpd`], [`crate::e2e_net`]).
+/// by side, then `httpd vcpus=2` (see [`crate::e2e_httpd`],
+/// [`crate::e2e_net`], [`crate::rig_httpd_smp`]).
 pub fn network_session(
     rig: &Rig,
     elf: &dyn Fn(&str) -> PathBuf,
@@ -401,7 +402,18 @@ pub fn network_session(
         .map(|&mode| crate::e2e_net::test_spec(&elf("echo"), loadgen, mode))
         .collect();
     crate::e2e_httpd::side_by_side(&mut net);
-    let specs: Vec<GuestSpec> = httpd.iter().chain(&net).cloned().collect();
+    // httpd on 2 vCPUs, its 2 queues on both (PV and PVH side by side,
+    // after the others: the load alone, ~30 s).
+    let smp_modes = pick(
+        crate::rig_httpd_smp::PV_NAMES,
+        crate::rig_httpd_smp::PVH_NAMES,
+    );
+    let mut smp: Vec<GuestSpec> = smp_modes
+        .iter()
+        .map(|&mode| crate::rig_httpd_smp::spec(&elf("httpd"), loadgen, mode))
+        .collect();
+    crate::e2e_httpd::side_by_side(&mut smp);
+    let specs: Vec<GuestSpec> = httpd.iter().chain(&net).chain(&smp).cloned().collect();
     if specs.is_empty() {
         return;
     }
@@ -415,6 +427,11 @@ pub fn network_session(
                 GuestMode::Pv => format!("rig e2e httpd: {name}"),
                 GuestMode::Pvh => format!("rig pvh e2e httpd: {name}"),
             };
+            tally.record(&name, result);
+        }
+    }
+    for &mode in &smp_modes {
+        for (name, result) in crate::rig_httpd_smp::checks_of(&session, mode) {
             tally.record(&name, result);
         }
     }

@@ -33,6 +33,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -65,6 +66,10 @@ pub struct Channels {
     channels: Vec<EventChannel>,
     /// For each queue, the index in `channels` of its tx and rx channel.
     queues: Vec<(usize, usize)>,
+    /// Set by [`Channels::bind_queues_to_vcpus`]: each queue has a task
+    /// of its own that waits on its channels, so [`Channels::poll_fired`]
+    /// (the stack's runner) leaves them alone.
+    queue_tasks: bool,
 }
 
 impl Channels {
@@ -432,6 +437,7 @@ async fn publish(
     let mut channels = Channels {
         channels: Vec::new(),
         queues: Vec::new(),
+        queue_tasks: false,
     };
     for _ in 0..negotiated.queues {
         let (tx_ring, tx_ring_ref) = ring_page(backend_id)?;
@@ -529,15 +535,85 @@ impl Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels> {
 
 impl Channels {
     /// Whether any channel fired since the last look (clearing them
-    /// all); if none did, `cx` is woken when one does.
+    /// all); if none did, `cx` is woken when one does. Always false,
+    /// registering nothing, once each queue has a task of its own to
+    /// wait on its channels ([`Channels::bind_queues_to_vcpus`]): those
+    /// tasks kick the stack.
     pub fn poll_fired(&self, cx: &mut core::task::Context<'_>) -> bool {
-        use core::future::Future;
-        // Not `any`: every channel must clear its flag or take the waker.
-        self.channels.iter().fold(false, |fired, channel| {
-            let wait = core::pin::pin!(channel.wait());
-            wait.poll(cx).is_ready() | fired
-        })
+        !self.queue_tasks && poll_any(self.channels.iter(), cx)
     }
+
+    /// Whether each queue's channels are waited on by a task of its own
+    /// ([`Channels::bind_queues_to_vcpus`] was called).
+    pub fn has_queue_tasks(&self) -> bool {
+        self.queue_tasks
+    }
+
+    /// Whether queue `queue`'s channels fired since the last look
+    /// (clearing them); if not, `cx` is woken when one does.
+    pub fn poll_queue_fired(&self, queue: usize, cx: &mut core::task::Context<'_>) -> bool {
+        let Some(&(tx, rx)) = self.queues.get(queue) else {
+            return false;
+        };
+        let rx = (rx != tx).then_some(rx);
+        poll_any(
+            [Some(tx), rx]
+                .into_iter()
+                .flatten()
+                .filter_map(|i| self.channels.get(i)),
+            cx,
+        )
+    }
+
+    /// Binds queue `i`'s channels to vCPU `i mod vcpus` (which must run
+    /// Paravane code) and hands the waiting on them to the caller's
+    /// queue tasks (one per queue, pinned to that vCPU, see
+    /// [`Channels::poll_fired`]); returns the vCPU Xen says each queue's
+    /// channel notifies (0 where Xen refused to move it, so that queue's
+    /// task must run on vCPU 0).
+    pub fn bind_queues_to_vcpus(&mut self, vcpus: u32) -> Vec<u32> {
+        self.queue_tasks = true;
+        let mut placed = Vec::new();
+        for (queue, &(tx, rx)) in self.queues.iter().enumerate() {
+            let vcpu = queue as u32 % vcpus.max(1);
+            let mut ok = true;
+            for index in if tx == rx { vec![tx] } else { vec![tx, rx] } {
+                if let Some(channel) = self.channels.get_mut(index) {
+                    ok &= channel.bind_to_vcpu(vcpu).is_ok();
+                }
+            }
+            if !ok {
+                // All or nothing: a queue is served in one place.
+                for index in [tx, rx] {
+                    if let Some(channel) = self.channels.get_mut(index) {
+                        let _ = channel.bind_to_vcpu(0);
+                    }
+                }
+            }
+            // What Xen says the queue's (tx) channel notifies, not what
+            // we asked for: the line the rig checks reports Xen's view.
+            let notified = self
+                .channels
+                .get(tx)
+                .and_then(|c| c.status().ok())
+                .map_or(0, |status| status.vcpu);
+            placed.push(notified);
+        }
+        placed
+    }
+}
+
+/// Polls a wait on each of `channels`: ready if any fired.
+fn poll_any<'a>(
+    channels: impl Iterator<Item = &'a EventChannel>,
+    cx: &mut core::task::Context<'_>,
+) -> bool {
+    use core::future::Future;
+    // Not `any`: every channel must clear its flag or take the waker.
+    channels.fold(false, |fired, channel| {
+        let wait = core::pin::pin!(channel.wait());
+        wait.poll(cx).is_ready() | fired
+    })
 }
 
 impl Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels> {
@@ -545,6 +621,21 @@ impl Netfront<RingPage<XenGrants>, GrantedPages<XenGrants>, Channels> {
     /// device (see [`Channels::poll_fired`]).
     pub fn poll_fired(&self, cx: &mut core::task::Context<'_>) -> bool {
         self.notify.poll_fired(cx)
+    }
+
+    /// [`Channels::poll_queue_fired`] of this device.
+    pub fn poll_queue_fired(&self, queue: usize, cx: &mut core::task::Context<'_>) -> bool {
+        self.notify.poll_queue_fired(queue, cx)
+    }
+
+    /// [`Channels::bind_queues_to_vcpus`] of this device.
+    pub fn bind_queues_to_vcpus(&mut self, vcpus: u32) -> Vec<u32> {
+        self.notify.bind_queues_to_vcpus(vcpus)
+    }
+
+    /// [`Channels::has_queue_tasks`] of this device.
+    pub fn has_queue_tasks(&self) -> bool {
+        self.notify.has_queue_tasks()
     }
 }
 

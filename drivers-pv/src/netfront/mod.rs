@@ -14,7 +14,14 @@
 //! pages we lent it. We ask for no GSO, so frames stay within the MTU.
 //!
 //! Tx picks a queue by a hash of the frame's flow, so a TCP connection
-//! keeps its order; rx polls every queue in turn.
+//! keeps its order; rx polls every queue in turn. A queue may also be
+//! served alone ([`Netfront::service_queue`]: its tx responses taken in,
+//! its received frames copied off and staged for [`Netfront::receive`]),
+//! which is what a task pinned to the vCPU that queue's channels are
+//! bound to does (`guest::Channels::bind_queues_to_vcpus`; libos's
+//! `net` module docs say how the stack uses it). There is still one
+//! device and one owner: the queue tasks work on it under the same lock
+//! as the stack.
 //!
 //! [`Netfront`] is the protocol, written against [`RingMemory`] (the
 //! ring pages), [`PacketBuffers`] (the granted packet pages) and
@@ -48,6 +55,7 @@ mod tests;
 #[cfg(test)]
 mod tests_features;
 
+use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -64,6 +72,12 @@ use wire::{NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETTXF_CSUM_BLANK, NETTXF_D
 /// The largest Ethernet frame (without FCS) sent or accepted: a 1500-byte
 /// MTU plus the 14-byte header.
 pub const MAX_FRAME: usize = 1514;
+
+/// The most frames [`Netfront::service_queue`] keeps staged (copied off
+/// the rings, not yet taken by the stack): as many as one queue lends
+/// the back end, a bound on what a queue's task can pile up (and on the
+/// memory a flooding back end can make it hold).
+pub const STAGED_FRAMES: usize = 128;
 
 /// The smallest frame sent: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
@@ -253,6 +267,9 @@ pub struct Netfront<M: RingMemory, B: PacketBuffers, N: Notify> {
     link: LinkConfig,
     /// The queue [`Netfront::receive`] looks at first (round robin).
     next_rx: usize,
+    /// Frames [`Netfront::service_queue`] took off a ring and
+    /// [`Netfront::receive`] has not handed out yet.
+    staged: VecDeque<Vec<u8>>,
     stats: NetStats,
 }
 
@@ -289,6 +306,7 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
             mac,
             link,
             next_rx: 0,
+            staged: VecDeque::new(),
             stats: NetStats::default(),
         })
     }
@@ -392,6 +410,9 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
     /// are counted and skipped; frames whose checksum had to be checked
     /// here and is wrong are counted and dropped.
     pub fn receive(&mut self) -> Option<Vec<u8>> {
+        if let Some(frame) = self.staged.pop_front() {
+            return Some(frame);
+        }
         let count = self.queues.len();
         for step in 0..count {
             let index = (self.next_rx + step) % count;
@@ -403,6 +424,30 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
             }
         }
         None
+    }
+
+    /// The ring work of queue `index` alone, for the task that serves
+    /// that queue on its own vCPU: takes its tx responses in (freeing
+    /// buffers), and copies up to [`STAGED_FRAMES`] received frames off
+    /// its rx ring (giving their pages back to the back end at once)
+    /// for [`Netfront::receive`] to hand out. Returns how many frames it
+    /// staged; 0 for a queue that does not exist.
+    pub fn service_queue(&mut self, index: usize) -> usize {
+        let Some(queue) = self.queues.get_mut(index) else {
+            return 0;
+        };
+        queue.reclaim(&mut self.stats);
+        let mut staged = 0;
+        while self.staged.len() < STAGED_FRAMES {
+            let Some(received) = self.receive_on(index) else {
+                break;
+            };
+            if let Some(frame) = self.accept(index, received) {
+                self.staged.push_back(frame);
+                staged += 1;
+            }
+        }
+        staged
     }
 
     fn receive_on(&mut self, index: usize) -> Option<Received> {
@@ -451,7 +496,8 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
     pub fn final_check(&mut self) -> bool {
         self.reclaim_tx();
         // Not `any`: every ring must re-arm its event index.
-        self.queues.iter_mut().fold(false, |pending, queue| {
+        let staged = !self.staged.is_empty();
+        self.queues.iter_mut().fold(staged, |pending, queue| {
             let waiting = queue.final_check() && !queue.is_broken();
             waiting | pending
         })

@@ -327,3 +327,48 @@ fn a_stream_survives_its_backend_going_away_and_a_new_device() {
     assert_eq!(echoed.len(), payload.len(), "every byte came back");
     assert!(echoed == payload, "in order and intact");
 }
+
+#[test]
+fn serving_one_queue_stages_only_its_frames_and_receive_hands_them_out_first() {
+    let mut sim = sim_with(2, 8, 8, LinkConfig::default());
+    let on_0 = frame(60, 1);
+    let on_1 = frame(70, 2);
+    sim.back_deliver_chain(0, &on_0, NETRXF_DATA_VALIDATED, 0, XEN_PAGE_SIZE);
+    sim.back_deliver_chain(1, &on_1, NETRXF_DATA_VALIDATED, 0, XEN_PAGE_SIZE);
+    assert_eq!(sim.front.service_queue(1), 1);
+    assert_eq!(sim.queues[1].rx_back.unconsumed_requests(), 8, "reposted");
+    assert_eq!(
+        sim.queues[0].rx_back.unconsumed_requests(),
+        7,
+        "queue 0 untouched"
+    );
+    assert_eq!(sim.front.service_queue(7), 0, "no such queue");
+    // Staged work counts as pending, so the stack does not sleep on it.
+    assert!(sim.front.final_check());
+    assert_eq!(sim.front.receive().unwrap(), on_1, "the staged frame first");
+    assert_eq!(sim.front.receive().unwrap(), on_0);
+    assert!(sim.front.receive().is_none());
+    assert_eq!(sim.front.stats().queue_rx_frames[1], 1);
+}
+
+#[test]
+fn staging_stops_at_its_bound() {
+    let mut sim = sim_with(1, 8, 8, LinkConfig::default());
+    let mut delivered = 0;
+    while delivered < STAGED_FRAMES + 3 {
+        for _ in 0..8 {
+            sim.back_deliver(&frame(60, delivered as u8), 0);
+            delivered += 1;
+        }
+        sim.front.service_queue(0);
+    }
+    assert_eq!(sim.front.service_queue(0), 0, "full: nothing more staged");
+    let mut taken = 0;
+    while sim.front.receive().is_some() {
+        taken += 1;
+    }
+    assert_eq!(
+        taken, delivered,
+        "nothing lost: the rest waited on the ring"
+    );
+}

@@ -34,6 +34,8 @@ pub struct EventChannel {
     owned: bool,
     /// The resume epoch it was bound in (see the module docs).
     epoch: u64,
+    /// The vCPU Xen notifies ([`EventChannel::bind_to_vcpu`]).
+    vcpu: u32,
 }
 
 impl EventChannel {
@@ -46,6 +48,7 @@ impl EventChannel {
             port,
             owned,
             epoch: crate::suspend::epoch(),
+            vcpu: 0,
         };
         runtime::unmask(port)?;
         Ok(channel)
@@ -100,6 +103,62 @@ impl EventChannel {
             return Err(Errno::ESTALE);
         }
         op::evtchn_send(self.port)
+    }
+
+    /// The vCPU Xen notifies of this port (0 unless moved with
+    /// [`EventChannel::bind_to_vcpu`]).
+    pub fn vcpu(&self) -> u32 {
+        self.vcpu
+    }
+
+    /// Has Xen notify vCPU `vcpu` of this port (`EVTCHNOP_bind_vcpu`):
+    /// that vCPU's upcall records its events and that vCPU's own task
+    /// context hands them to the waiters (see the module docs).
+    /// `EINVAL` for a vCPU that runs no Paravane code, `ESTALE` for a
+    /// stale channel; Xen refuses some kinds of port (an IPI, `EINVAL`).
+    /// On an error the channel stays where it was.
+    pub fn bind_to_vcpu(&mut self, vcpu: u32) -> Result<(), Errno> {
+        if self.is_stale() {
+            return Err(Errno::ESTALE);
+        }
+        if vcpu == self.vcpu {
+            return Ok(());
+        }
+        if vcpu != 0 && !crate::smp::is_alive(vcpu) {
+            return Err(Errno::EINVAL);
+        }
+        let port = self.port;
+        let old = self.vcpu;
+        // Masked while it moves: an event that comes meanwhile stays
+        // pending in Xen, which raises it again on the new vCPU at the
+        // unmask below (both ABIs).
+        runtime::mask(port);
+        // What the old owner recorded and did not hand over yet goes to
+        // vCPU 0's record, which any vCPU hands over.
+        let carried = old != 0 && crate::smp::take_fired(old, port);
+        crate::smp::release_port(port);
+        let moved = if vcpu == 0 {
+            op::bind_vcpu(port, 0)
+        } else {
+            // Claimed first, so no event of it reaches vCPU 0's scan
+            // once Xen notifies the new vCPU.
+            crate::smp::claim_channel_port(port, vcpu).and_then(|()| {
+                op::bind_vcpu(port, vcpu).inspect_err(|_| crate::smp::release_port(port))
+            })
+        };
+        if carried {
+            runtime::record(port);
+        }
+        match moved {
+            Ok(()) => self.vcpu = vcpu,
+            Err(_) if old != 0 => {
+                // Still notifying the old vCPU: its upcall keeps it.
+                let _ = crate::smp::claim_channel_port(port, old);
+            }
+            Err(_) => {}
+        }
+        runtime::unmask(port)?;
+        moved
     }
 
     /// What Xen says about this port.
@@ -161,6 +220,9 @@ impl EventChannel {
             .map(Slot::into_waiters)
             .unwrap_or_default();
         runtime::forget(self.port);
+        if self.vcpu != 0 {
+            crate::smp::release_port(self.port);
+        }
         waiters.into_iter().for_each(core::task::Waker::wake);
         if self.owned {
             op::close(self.port)

@@ -27,6 +27,18 @@
 //! "nothing to do" and "sleep" is lost. The record-only rule keeps the
 //! upcall safe even if that ever changes.
 //!
+//! A channel may be moved to another vCPU
+//! ([`EventChannel::bind_to_vcpu`], `EVTCHNOP_bind_vcpu`): the port is
+//! masked, handed to that vCPU's upcall (`smp::claim_port`, so vCPU 0's
+//! scan leaves it alone), moved in Xen, and unmasked (Xen raises it again
+//! on the new vCPU if it was pending meanwhile, in either ABI). That
+//! vCPU's upcall records it in its own per-vCPU set, and that vCPU's own
+//! task context hands it over ([`wake_waiters`] there, and its idle loop
+//! before each turn): a task pinned there is queued locally, with no
+//! kick and no part for vCPU 0. A record made on the wrong vCPU (a FIFO
+//! port still linked on its old vCPU's queue) goes to the owner's set
+//! and the owner is kicked from task context (`smp::kick_crossed`).
+//!
 //! Several tasks may wait on one channel ([`EventChannel::wait`]); one
 //! event wakes them all. [`EventChannel::take_fired`] and
 //! [`EventChannel::count`] see what was handed over (they hand over
@@ -135,27 +147,47 @@ mod runtime {
     /// table and runs wakers); the executor calls it before deciding to
     /// idle and after idling.
     pub fn wake_waiters() {
+        let vcpu = crate::smp::current_vcpu();
         // vCPU 0's upcall only on vCPU 0 (its consumer is its own); a
         // task on a secondary hands over what vCPU 0 recorded.
-        if crate::smp::current_vcpu() == 0 && upcall_masked_and_pending() {
+        if vcpu == 0 && upcall_masked_and_pending() {
             upcall();
         }
-        if !FIRED.any() {
-            return;
-        }
+        crate::smp::kick_crossed();
         let mut to_wake = Vec::new();
-        FIRED.drain(|port| {
-            let mut ports = PORTS.lock();
-            match ports.get_mut(&port) {
-                Some(slot) => to_wake.append(&mut slot.raise()),
-                // A port nobody bound (or just closed): count it, drop it.
-                None => {
-                    STRAY.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
+        if vcpu != 0 {
+            // The channels bound to this vCPU: their events never pass
+            // through vCPU 0.
+            crate::smp::take_channel_events(vcpu, |port| raise(port, &mut to_wake));
+        }
+        if FIRED.any() {
+            FIRED.drain(|port| raise(port, &mut to_wake));
+        }
         // Outside the table's lock: a waker may take the executor's.
         to_wake.into_iter().for_each(Waker::wake);
+    }
+
+    /// Hands over only what this secondary vCPU's upcall recorded for
+    /// the channels bound to it (its idle loop, before each turn): the
+    /// waiters of those channels, usually tasks pinned here, are queued
+    /// here without vCPU 0 taking part.
+    pub(crate) fn wake_local_waiters(vcpu: u32) {
+        crate::smp::kick_crossed();
+        let mut to_wake = Vec::new();
+        crate::smp::take_channel_events(vcpu, |port| raise(port, &mut to_wake));
+        to_wake.into_iter().for_each(Waker::wake);
+    }
+
+    /// Marks `port`'s slot fired and collects its waiters.
+    fn raise(port: u32, to_wake: &mut Vec<Waker>) {
+        let mut ports = PORTS.lock();
+        match ports.get_mut(&port) {
+            Some(slot) => to_wake.append(&mut slot.raise()),
+            // A port nobody bound (or just closed): count it, drop it.
+            None => {
+                STRAY.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Whether Xen flagged an event that no upcall has taken yet. Upcalls
@@ -264,4 +296,4 @@ pub use runtime::{
     abi_name, bound_ports, counters, init, mask, resume_in_new_domain, unmask, wake_waiters,
 };
 #[cfg(target_os = "none")]
-pub(crate) use runtime::{idle_until_event, record, upcall};
+pub(crate) use runtime::{idle_until_event, record, upcall, wake_local_waiters};

@@ -66,7 +66,7 @@ pub fn clear(word: &AtomicU64, port: u32) {
 
 /// Indices of the set bits of `word`, lowest first (also what
 /// [`super::fired`] drains by).
-pub(super) fn bits(mut word: u64) -> impl Iterator<Item = usize> {
+pub(crate) fn bits(mut word: u64) -> impl Iterator<Item = usize> {
     core::iter::from_fn(move || {
         if word == 0 {
             return None;

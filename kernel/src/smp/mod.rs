@@ -51,9 +51,15 @@
 //! - The secondary stacks (32 KiB, where their tasks are polled) have
 //!   no guard page; PVH secondaries load no TSS (a double fault there
 //!   would find no IST stack).
-//! - Events are taken by vCPU 0: a task on a secondary waiting on a
-//!   channel is woken by vCPU 0's hand-over (and a kick); only the ports
-//!   a secondary claims ([`claim_port`]) are recorded by its own upcall.
+//! - Events are taken by vCPU 0 unless a channel is moved: a task on a
+//!   secondary waiting on a channel of vCPU 0's is woken by vCPU 0's
+//!   hand-over (and a kick). A channel moved with
+//!   `EventChannel::bind_to_vcpu` is recorded by its vCPU's own upcall
+//!   and handed to its waiters by that vCPU's own task context (its idle
+//!   loop, or a wait polled there: `take_channel_events`), so a task
+//!   pinned to that vCPU is woken without vCPU 0. Raw ports a secondary
+//!   claims ([`claim_port`]: its kick port, the suite's) are only
+//!   recorded, for [`take_fired`].
 //! - Suspending with secondaries up is refused (their registered
 //!   `vcpu_info`s would be gone in the new domain).
 
@@ -114,6 +120,12 @@ mod area {
         /// Ports bound to it ([`super::claim_port`]): its scan handles
         /// these and vCPU 0's skips them.
         pub(super) owned: FiredPorts,
+        /// Of the ports it owns, those of an `EventChannel` bound to it
+        /// (`EventChannel::bind_to_vcpu`): its own task context hands
+        /// these over to their slots and wakes their waiters
+        /// ([`super::take_channel_events`]); raw claimed ports (its kick
+        /// port, the suite's) stay in `fired` for [`super::take_fired`].
+        pub(super) channels: FiredPorts,
         /// A one-shot timer deadline for it to arm (0: none).
         pub(super) timer_request: AtomicU64,
         /// The result of the last armed timer ([`TIMER_OK`], `-errno`, or
@@ -131,6 +143,7 @@ mod area {
                 wakeups: AtomicU64::new(0),
                 fired: FiredPorts::new(),
                 owned: FiredPorts::new(),
+                channels: FiredPorts::new(),
                 timer_request: AtomicU64::new(0),
                 timer_result: AtomicI64::new(NO_RESULT),
                 kick_port: AtomicU32::new(0),
@@ -246,8 +259,49 @@ mod api {
     pub fn release_port(port: u32) {
         for a in &AREAS[1..] {
             a.owned.forget(port);
+            a.channels.forget(port);
             a.fired.forget(port);
         }
+    }
+
+    /// Like [`claim_port`], for an `EventChannel`'s port: vCPU `id`'s
+    /// own task context hands its events to the channel's slot
+    /// ([`take_channel_events`]).
+    pub(crate) fn claim_channel_port(port: u32, id: u32) -> Result<(), Errno> {
+        claim_port(port, id)?;
+        if let Some(a) = area(id) {
+            a.channels.record(port);
+        }
+        Ok(())
+    }
+
+    /// Takes what vCPU `id`'s upcall recorded for its channels' ports
+    /// (task context on that vCPU), calling `handle` for each. The
+    /// others it recorded (raw claimed ports) stay for [`take_fired`].
+    pub(crate) fn take_channel_events(id: u32, mut handle: impl FnMut(u32)) {
+        let Some(a) = area(id).filter(|_| id != 0) else {
+            return;
+        };
+        for word in 0..64 {
+            let mine = a.channels.word(word);
+            if mine == 0 || a.fired.word(word) & mine == 0 {
+                continue;
+            }
+            for bit in crate::events::two_level::bits(mine) {
+                let port = (word * 64 + bit) as u32;
+                if a.fired.take(port) {
+                    handle(port);
+                }
+            }
+        }
+    }
+
+    /// Whether vCPU `id`'s upcall recorded an event for one of its
+    /// channels that [`take_channel_events`] has not taken yet.
+    pub(crate) fn has_channel_events(id: u32) -> bool {
+        area(id)
+            .filter(|_| id != 0)
+            .is_some_and(|a| (0..64).any(|w| a.fired.word(w) & a.channels.word(w) != 0))
     }
 
     /// Records `port` for the secondary vCPU that owns it, if one does
@@ -257,10 +311,46 @@ mod api {
     pub(crate) fn record_for_owner(port: u32) -> bool {
         match AREAS[1..]
             .iter()
-            .find(|a| a.owned.word(port as usize / 64) & (1 << (port % 64)) != 0)
+            .position(|a| a.owned.word(port as usize / 64) & (1 << (port % 64)) != 0)
         {
-            Some(a) => a.fired.record(port),
+            Some(index) => {
+                // Recorded on another vCPU than the owner, which may be
+                // blocked: it is kicked from task context
+                // ([`kick_crossed`]).
+                note_crossed(index as u32 + 1);
+                AREAS[index + 1].fired.record(port)
+            }
             None => false,
+        }
+    }
+
+    /// vCPUs that an upcall elsewhere recorded an event for.
+    static CROSSED: AtomicU32 = AtomicU32::new(0);
+
+    /// Notes that vCPU `id` has an event recorded by another vCPU's
+    /// upcall (upcall context: one atomic OR).
+    pub(crate) fn note_crossed(id: u32) {
+        if id < 32 {
+            CROSSED.fetch_or(1 << id, Ordering::SeqCst);
+        }
+    }
+
+    /// Kicks every vCPU that another vCPU's upcall recorded an event for
+    /// (task context): without it an event of a FIFO port that moved
+    /// while linked on another vCPU's queue would wait for that vCPU's
+    /// next wake-up.
+    pub(crate) fn kick_crossed() {
+        if CROSSED.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let me = current_vcpu();
+        let mut crossed = CROSSED.swap(0, Ordering::SeqCst);
+        while crossed != 0 {
+            let id = crossed.trailing_zeros();
+            crossed &= crossed - 1;
+            if id != me {
+                let _ = kick(id);
+            }
         }
     }
 

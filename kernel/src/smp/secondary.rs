@@ -76,8 +76,9 @@ pub(crate) fn secondary_upcall(id: u32) {
                 area.fired.record(port);
             } else if !super::record_for_owner(port) {
                 // Linked here before it moved to vCPU 0: vCPU 0's record
-                // (seen at its next wake-up).
+                // (kicked from this vCPU's task context).
                 crate::events::record(port);
+                super::note_crossed(0);
             }
         });
         return;
@@ -107,6 +108,9 @@ fn idle_loop(id: u32) -> ! {
     let pv = crate::platform::mode() == BootMode::Pv;
     loop {
         serve_requests(id, area);
+        // Events of the channels bound here: their waiters (tasks
+        // pinned here, typically) are queued before the turn.
+        crate::events::wake_local_waiters(id);
         // Tasks pinned here, and shared ones (see `sched::executor`).
         crate::sched::secondary_turn(id);
         let info = shared_info::vcpu_info_of(id);
@@ -121,7 +125,7 @@ fn idle_loop(id: u32) -> ! {
         if !crate::sched::secondary_prepare_idle(id) {
             continue;
         }
-        if area.timer_request.load(Ordering::SeqCst) != 0 {
+        if area.timer_request.load(Ordering::SeqCst) != 0 || super::has_channel_events(id) {
             crate::sched::secondary_end_idle(id);
             continue;
         }

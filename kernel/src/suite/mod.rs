@@ -23,6 +23,8 @@ pub mod sched;
 #[cfg(target_os = "none")]
 pub mod smp;
 #[cfg(target_os = "none")]
+mod smp_channel;
+#[cfg(target_os = "none")]
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod traps;

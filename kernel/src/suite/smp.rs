@@ -47,7 +47,7 @@ fn running_second_vcpu() -> Result<(), Outcome> {
 
 /// `Err(Skip)` unless vCPU 1 runs and can take events (either ABI: with
 /// FIFO, vCPU 0 registered its control block before starting it).
-fn events_on_second_vcpu() -> Result<(), Outcome> {
+pub(super) fn events_on_second_vcpu() -> Result<(), Outcome> {
     running_second_vcpu()?;
     if smp::kick_port(VCPU) == 0 {
         return Err(suite_fail!("vCPU 1 runs without a kick port"));
@@ -56,7 +56,7 @@ fn events_on_second_vcpu() -> Result<(), Outcome> {
 }
 
 /// Polls `done` every millisecond (sleeping in Xen) for up to 2 s.
-fn wait_for(mut done: impl FnMut() -> bool) -> bool {
+pub(super) fn wait_for(mut done: impl FnMut() -> bool) -> bool {
     let deadline = crate::time::now_ns() + 2_000_000_000;
     loop {
         if done() {
@@ -322,7 +322,7 @@ fn bind_vcpu_moves_channel(_: &Ctx<'_>) -> Outcome {
 }
 
 /// A port of vCPU 0's, closed on drop.
-struct Closing(u32);
+pub(super) struct Closing(pub(super) u32);
 
 impl Drop for Closing {
     fn drop(&mut self) {
@@ -516,6 +516,12 @@ pub const TESTS: &[Test] = &[
         name: "bind_vcpu_moves_channel_to_vcpu1",
         applies: Applies::Both,
         run: bind_vcpu_moves_channel,
+    },
+    Test {
+        group: "smp",
+        name: "channel_bound_to_vcpu1_wakes_its_task_there",
+        applies: Applies::Both,
+        run: super::smp_channel::channel_bound_to_vcpu1_wakes_its_task_there,
     },
     Test {
         group: "smp",

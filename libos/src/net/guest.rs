@@ -86,6 +86,25 @@ impl VifLink {
     }
 }
 
+impl VifLink {
+    /// Whether queue `queue`'s channels fired (see
+    /// `super::queues`); `None` once there is no device whose queues
+    /// have tasks of their own (the link went down, or a device came
+    /// back unbound): the queue task ends.
+    pub(crate) fn poll_queue_fired(&mut self, queue: usize, cx: &mut Context<'_>) -> Option<bool> {
+        if self.epoch != resume::epoch() {
+            return None;
+        }
+        let device = self.device.get().filter(|d| d.has_queue_tasks())?;
+        Some(device.poll_queue_fired(queue, cx))
+    }
+
+    /// The ring work of queue `queue` (see `super::queues`).
+    pub(crate) fn service_queue(&mut self, queue: usize) -> usize {
+        self.device.get_mut().map_or(0, |d| d.service_queue(queue))
+    }
+}
+
 impl Link for VifLink {
     type Device = Swappable<GuestNetfront>;
 
@@ -390,6 +409,21 @@ impl Net {
             .await
             .map_err(|e| NetError::Device(format!("{e}")))?;
         let (mut netfront, control) = vif.into_parts();
+        // With secondary vCPUs up, each queue is served on a vCPU of its
+        // own (see `super::queues`); otherwise exactly as on one vCPU.
+        let placement = kernel::smp::secondaries_started().then(|| {
+            let placement = netfront.bind_queues_to_vcpus(kernel::smp::vcpus_started());
+            let line: alloc::vec::Vec<String> = placement
+                .iter()
+                .enumerate()
+                .map(|(queue, vcpu)| format!("queue {queue} on vCPU {vcpu}"))
+                .collect();
+            println!(
+                "net: vif/0 {} (channels bound, by Xen's status; one task pinned to each)",
+                line.join(", ")
+            );
+            placement
+        });
         let mac = netfront.mac();
         let mut rng = Rng::new(&mac);
         let mut iface_config = Config::new(EthernetAddress(mac).into());
@@ -415,6 +449,9 @@ impl Net {
         }
         let shared = Shared::new(stack);
         kernel::sched::spawn(stack::run(shared.clone()));
+        if let Some(placement) = placement {
+            super::queues::start(&shared, &placement);
+        }
         let keeper = Arc::new(Keeper {
             stop: Signal::new(),
             device: Mutex::new(None),
@@ -443,6 +480,7 @@ impl Net {
     /// [`NetError::Down`]), and disconnects the vif from its back end.
     pub async fn shutdown(&self) -> Result<(), NetError> {
         let stack = self.shared().take().ok_or(NetError::Down)?;
+        super::queues::report();
         let Stack { mut link, .. } = stack;
         let Some(keeper) = KEEPER.lock().take() else {
             return Ok(());

@@ -48,6 +48,8 @@ mod udp;
 pub mod blocking;
 #[cfg(target_os = "none")]
 mod guest;
+#[cfg(target_os = "none")]
+mod queues;
 #[cfg(test)]
 mod tests;
 

@@ -37,6 +37,10 @@
 //! connection comes within 2 minutes (`accept_timeout_s=` on the command
 //! line; `accept_timeout_s=0`: wait for ever, as `cargo xtask run --serve`
 //! asks, where a person may leave the page alone for a while).
+//!
+//! `vcpus=N` (the domain given N vCPUs) brings the other vCPUs up first:
+//! netfront's queues are then served each on its own vCPU and the
+//! connection tasks run on whichever vCPU is free.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 /// Parsing requests and formatting dates: pure logic, tested on the host.
@@ -245,7 +249,7 @@ libos::app! {
     use alloc::vec;
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::time::Duration;
-    use libos::kernel::time;
+    use libos::kernel::{smp, time};
     use libos::net::{with_timeout, IpEndpoint, Net, NetError, TcpListener, TcpStream};
     use libos::task::{self, select, Either, Notify, Signal};
     use libos::{lifecycle, println, AppError, AppResult, Env};
@@ -499,9 +503,35 @@ libos::app! {
         }
     }
 
+    /// `vcpus=N` (N > 1): brings up the domain's other vCPUs before the
+    /// network, so netfront's queues are spread over them (see libos's
+    /// `net::queues`) and connection tasks run on any of them; fails
+    /// unless exactly N run. Without it, one vCPU, as ever.
+    fn start_vcpus(env: &Env<'_>) -> AppResult {
+        let Some(text) = env.arg("vcpus") else {
+            return Ok(());
+        };
+        let want = text
+            .parse::<u32>()
+            .map_err(|_| AppError::new(format_args!("httpd: bad vcpus={text}")))?;
+        if want <= 1 {
+            return Ok(());
+        }
+        let total = smp::start_secondaries()
+            .map_err(|why| AppError::new(format_args!("httpd: bringing up the vCPUs: {why}")))?;
+        if total != want {
+            return Err(AppError::new(format_args!(
+                "httpd: {total} vCPUs running, expected {want}"
+            )));
+        }
+        println!("httpd: {total} vCPUs serving");
+        Ok(())
+    }
+
     async fn main(env: &Env<'_>) -> AppResult {
         let started_ns = time::now_ns();
         let fail = |e: NetError| AppError::new(format_args!("httpd: {e}"));
+        start_vcpus(env)?;
         let net = Net::connect(env).await.map_err(fail)?;
         println!(
             "httpd: up: mac {}, ip {}, listening on {PORT}",
