@@ -13,33 +13,16 @@
 //! 28. A response is `id` (u64), `operation` (u8 at 8), `status` (i16 at
 //! 10). Requests are copied out of the page once, then parsed.
 
-/// `BLKIF_OP_READ`.
-pub const OP_READ: u8 = 0;
-/// `BLKIF_OP_WRITE`.
-pub const OP_WRITE: u8 = 1;
-/// `BLKIF_OP_WRITE_BARRIER`.
-pub const OP_WRITE_BARRIER: u8 = 2;
-/// `BLKIF_OP_FLUSH_DISKCACHE`.
-pub const OP_FLUSH_DISKCACHE: u8 = 3;
-/// `BLKIF_OP_DISCARD`.
+// The operations, statuses and limits are the frontend's own
+// definitions (`drivers_pv::blkfront::wire`, checked against Xen's
+// header by `drivers-pv/tests/blkif_layout.rs`).
+pub use drivers_pv::blkfront::wire::{
+    MAX_INDIRECT_PAGES, MAX_SEGMENTS, OP_FLUSH_DISKCACHE, OP_INDIRECT, OP_READ, OP_WRITE,
+    OP_WRITE_BARRIER, RSP_EOPNOTSUPP, RSP_ERROR, RSP_OKAY, SEGMENTS_PER_INDIRECT_PAGE,
+};
+/// `BLKIF_OP_DISCARD` (the frontend never issues it).
 #[cfg(test)]
 pub const OP_DISCARD: u8 = 5;
-/// `BLKIF_OP_INDIRECT`.
-pub const OP_INDIRECT: u8 = 6;
-
-/// `BLKIF_RSP_OKAY`.
-pub const RSP_OKAY: i16 = 0;
-/// `BLKIF_RSP_ERROR`.
-pub const RSP_ERROR: i16 = -1;
-/// `BLKIF_RSP_EOPNOTSUPP`.
-pub const RSP_EOPNOTSUPP: i16 = -2;
-
-/// `BLKIF_MAX_SEGMENTS_PER_REQUEST`.
-pub const MAX_SEGMENTS: usize = 11;
-/// `BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST`.
-pub const MAX_INDIRECT_PAGES: usize = 8;
-/// Segment descriptors in one indirect page.
-pub const SEGMENTS_PER_INDIRECT_PAGE: usize = 512;
 
 /// Offsets in the shared ring page.
 pub const REQ_PROD: usize = 0;

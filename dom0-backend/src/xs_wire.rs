@@ -3,29 +3,13 @@
 //! little-endian `u32`) and `len` bytes of payload, NUL-separated
 //! strings. Errors come back as `XS_ERROR` with the errno's name.
 
-/// `XS_READ`.
-pub const XS_READ: u32 = 2;
-/// `XS_WATCH`.
-pub const XS_WATCH: u32 = 4;
-/// `XS_TRANSACTION_START`.
-pub const XS_TRANSACTION_START: u32 = 6;
-/// `XS_TRANSACTION_END`.
-pub const XS_TRANSACTION_END: u32 = 7;
-/// `XS_WRITE`.
-pub const XS_WRITE: u32 = 11;
-/// `XS_MKDIR`.
-pub const XS_MKDIR: u32 = 12;
-/// `XS_RM`.
-pub const XS_RM: u32 = 13;
-/// `XS_SET_PERMS`.
-pub const XS_SET_PERMS: u32 = 14;
-/// `XS_WATCH_EVENT`.
-pub const XS_WATCH_EVENT: u32 = 15;
-/// `XS_ERROR`.
-pub const XS_ERROR: u32 = 16;
+pub use pv_arch::abi::xenstore::{
+    XS_ERROR, XS_MKDIR, XS_READ, XS_RM, XS_SET_PERMS, XS_TRANSACTION_END, XS_TRANSACTION_START,
+    XS_WATCH, XS_WATCH_EVENT, XS_WRITE,
+};
 
-/// Bytes in a header.
-pub const HEADER: usize = 16;
+/// Bytes in a header (`struct xsd_sockmsg`).
+pub const HEADER: usize = core::mem::size_of::<pv_arch::abi::xenstore::XsdSockmsg>();
 
 /// A message header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
