@@ -38,6 +38,10 @@ pub struct Accounting {
     pub tasks: usize,
     /// Timers armed.
     pub timers: usize,
+    /// Live small heap blocks by size class (16 B, 32 B, … 4 KiB):
+    /// printed last as `heap_by_size=16:n,32:n,…`, not a counter that
+    /// must hold, but what tells which size grew when `heap_bytes` did.
+    pub heap_blocks: [u32; kernel::mm::heap::SIZE_CLASSES],
 }
 
 impl fmt::Display for Accounting {
@@ -56,7 +60,13 @@ impl fmt::Display for Accounting {
             self.evtchn_ports,
             self.tasks,
             self.timers
-        )
+        )?;
+        f.write_str(" heap_by_size=")?;
+        for (class, count) in self.heap_blocks.iter().enumerate() {
+            let comma = if class == 0 { "" } else { "," };
+            write!(f, "{comma}{}:{count}", kernel::mm::heap::class_limit(class))?;
+        }
+        Ok(())
     }
 }
 
@@ -77,6 +87,7 @@ pub fn snapshot() -> Accounting {
         evtchn_ports: kernel::events::bound_ports(),
         tasks: executor.tasks.len(),
         timers: executor.timers,
+        heap_blocks: mm.heap_blocks,
     }
 }
 
@@ -98,12 +109,14 @@ mod tests {
             evtchn_ports: 8,
             tasks: 9,
             timers: 10,
+            heap_blocks: [1, 2, 3, 4, 5, 6, 7, 8, 9],
         }
         .to_string();
         assert_eq!(
             line,
             "grants_live=1 grants_quarantined=2 grants_leaked=3 free_frames=4 heap_bytes=5 \
-             window_slots=6 bad_frees=7 evtchn_ports=8 tasks=9 timers=10"
+             window_slots=6 bad_frees=7 evtchn_ports=8 tasks=9 timers=10 \
+             heap_by_size=16:1,32:2,64:3,128:4,256:5,512:6,1024:7,2048:8,4096:9"
         );
     }
 }

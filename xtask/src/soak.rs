@@ -273,6 +273,10 @@ pub fn compare(before: &str, mid: Option<&str>, after: &str) -> (String, Result<
             grew.push(format!("{key} {old} -> {shown}"));
         }
     }
+    let moved = size_changes(before, after);
+    if !moved.is_empty() {
+        table.push_str(&format!("heap blocks by size, before -> after: {moved}\n"));
+    }
     let result = if a.is_empty() {
         Err("no counters in the before line".to_string())
     } else if a.len() != b.len() {
@@ -283,6 +287,31 @@ pub fn compare(before: &str, mid: Option<&str>, after: &str) -> (String, Result<
         Err(format!("counters changed: {}", grew.join(", ")))
     };
     (table, result)
+}
+
+/// The size classes whose live heap blocks differ between two lines'
+/// `heap_by_size=16:n,32:n,…` (`"64 B: 10 -> 11, …"`; empty if none
+/// differ or a line has none). Shown, not judged: it says which size
+/// grew when `heap_bytes` did.
+pub fn size_changes(before: &str, after: &str) -> String {
+    let classes = |line: &str| -> Vec<(String, String)> {
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix("heap_by_size="))
+            .map(|list| {
+                list.split(',')
+                    .filter_map(|class| class.split_once(':'))
+                    .map(|(size, count)| (size.to_string(), count.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (old, new) = (classes(before), classes(after));
+    old.iter()
+        .zip(&new)
+        .filter(|((size_a, a), (size_b, b))| size_a == size_b && a != b)
+        .map(|((size, a), (_, b))| format!("{size} B: {a} -> {b}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The value after `prefix` on the last dom0 line starting with it.
@@ -474,6 +503,17 @@ mod tests {
         assert_eq!(result, Err("counters changed: grants_live 10 -> 11".into()));
         assert!(compare("", None, "").1.is_err());
         assert!(compare(before, None, "grants_live=10").1.is_err());
+    }
+
+    #[test]
+    fn the_size_classes_that_moved_are_named() {
+        let before = "heap_bytes=96 heap_by_size=16:2,32:1,64:0";
+        let after = "heap_bytes=160 heap_by_size=16:2,32:1,64:1";
+        assert_eq!(size_changes(before, after), "64 B: 0 -> 1");
+        assert_eq!(size_changes(before, before), "");
+        assert_eq!(size_changes("heap_bytes=96", after), "");
+        let (table, _) = compare(before, None, after);
+        assert!(table.contains("64 B: 0 -> 1"), "{table}");
     }
 
     #[test]

@@ -63,6 +63,26 @@ pub struct HeapStats {
     pub arenas: usize,
     /// Frees refused as double frees or foreign pointers.
     pub bad_frees: usize,
+    /// Live arena blocks by size class: entry `i` counts blocks of at
+    /// most `16 << i` bytes (the last, up to a page). A soak that sees
+    /// `small_bytes` grow reads here which size grew.
+    pub small_blocks: [u32; SIZE_CLASSES],
+}
+
+/// Size classes in [`HeapStats::small_blocks`]: 16 B to 4 KiB.
+pub const SIZE_CLASSES: usize = 9;
+
+/// The largest size in class `class` of [`HeapStats::small_blocks`].
+pub const fn class_limit(class: usize) -> usize {
+    GRANULE << class
+}
+
+/// The class of a small block of `size` bytes (already granule-rounded).
+fn size_class(size: usize) -> usize {
+    let class = (size.div_ceil(GRANULE))
+        .next_power_of_two()
+        .trailing_zeros() as usize;
+    class.min(SIZE_CLASSES - 1)
 }
 
 impl HeapStats {
@@ -123,6 +143,7 @@ impl<S: FrameSource> Heap<S> {
                 large_bytes: 0,
                 arenas: 0,
                 bad_frees: 0,
+                small_blocks: [0; SIZE_CLASSES],
             },
         }
     }
@@ -185,6 +206,7 @@ impl<S: FrameSource> Heap<S> {
             return false;
         }
         self.stats.small_bytes -= granules(layout.size());
+        self.stats.small_blocks[size_class(granules(layout.size()))] -= 1;
         // SAFETY: as above, the arena is live.
         if unsafe { (*arena).used } == 0 {
             // SAFETY: an arena with nothing allocated is unused.
@@ -199,6 +221,7 @@ impl<S: FrameSource> Heap<S> {
             // SAFETY: every arena in the list is live and owned by us.
             if let Some(ptr) = unsafe { alloc_in_arena(arena, size, align) } {
                 self.stats.small_bytes += size;
+                self.stats.small_blocks[size_class(size)] += 1;
                 return ptr;
             }
             // SAFETY: as above.
@@ -232,6 +255,7 @@ impl<S: FrameSource> Heap<S> {
         match unsafe { alloc_in_arena(arena, size, align) } {
             Some(ptr) => {
                 self.stats.small_bytes += size;
+                self.stats.small_blocks[size_class(size)] += 1;
                 ptr
             }
             None => null_mut(),
@@ -545,6 +569,26 @@ mod tests {
         }
         assert_eq!(heap.stats(), HeapStats::default());
         assert_eq!(heap.source.free_frames(), before);
+    }
+
+    #[test]
+    fn blocks_are_counted_by_size_class() {
+        let mut heap = Heap::new(BufferFrames::new(256));
+        let sizes = [1, 16, 17, 32, 33, 100, 1000, 2049, 4095];
+        let layouts: Vec<Layout> = sizes
+            .iter()
+            .map(|&size| Layout::from_size_align(size, 8).unwrap())
+            .collect();
+        let held: Vec<*mut u8> = layouts.iter().map(|&l| heap.alloc(l)).collect();
+        // 16-byte class: 1 and 16; 32: 17 and 32; 64: 33; 128: 100;
+        // 1024: 1000; 4096: 2049 and 4095.
+        assert_eq!(heap.stats().small_blocks, [2, 2, 1, 1, 0, 0, 1, 0, 2]);
+        assert_eq!(class_limit(SIZE_CLASSES - 1), PAGE_SIZE);
+        for (ptr, layout) in held.into_iter().zip(layouts) {
+            // SAFETY: each came from this heap with this layout.
+            assert!(unsafe { heap.dealloc(ptr, layout) });
+        }
+        assert_eq!(heap.stats().small_blocks, [0; SIZE_CLASSES]);
     }
 
     #[test]

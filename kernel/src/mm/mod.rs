@@ -321,6 +321,9 @@ mod guest {
         pub window_slots_used: u64,
         /// Frees refused as double or stray frees (frames and heap).
         pub bad_frees: u64,
+        /// Live small heap blocks by size class (see
+        /// [`heap::HeapStats::small_blocks`]).
+        pub heap_blocks: [u32; heap::SIZE_CLASSES],
     }
 
     /// Memory use now; all zero before [`init`].
@@ -340,6 +343,7 @@ mod guest {
             page_table_frames: core.page_tables.load(Ordering::Relaxed),
             window_slots_used: window::slots_in_use(),
             bad_frees: BAD_FREES.load(Ordering::Relaxed) + heap.bad_frees as u64,
+            heap_blocks: heap.small_blocks,
         }
     }
 
