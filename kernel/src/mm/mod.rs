@@ -322,8 +322,8 @@ mod guest {
         /// Frees refused as double or stray frees (frames and heap).
         pub bad_frees: u64,
         /// Live small heap blocks by size class (see
-        /// [`heap::HeapStats::small_blocks`]).
-        pub heap_blocks: [u32; heap::SIZE_CLASSES],
+        /// [`crate::mm::heap::HeapStats::small_blocks`]).
+        pub heap_blocks: [u32; crate::mm::heap::SIZE_CLASSES],
     }
 
     /// Memory use now; all zero before [`init`].
