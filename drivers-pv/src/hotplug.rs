@@ -35,6 +35,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::storage::ReleaseWhenEmpty;
 use crate::xenstore::{SharedXenstore, TxId, Watch, XenstorePage, XsError};
 
 /// A kind of device under `device/`.
@@ -227,6 +228,7 @@ impl<'x, P: XenstorePage> Hotplug<'x, P> {
     pub async fn next(&mut self) -> Result<Change, XsError> {
         loop {
             if let Some(change) = self.pending.pop_front() {
+                self.pending.release_when_empty();
                 return Ok(change);
             }
             let kind = self.fired().await?;

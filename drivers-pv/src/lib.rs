@@ -17,6 +17,7 @@ pub mod hotplug;
 pub mod netfront;
 pub mod page_ring;
 pub mod shared_ring;
+pub mod storage;
 pub mod xenbus_frontend;
 pub mod xenbus_state;
 pub mod xenstore;

@@ -382,6 +382,11 @@ pub fn run(
     results(&session.guests, modes)
 }
 
+/// The name of `case`'s result in `mode` (`rig backend CASE (PV)`).
+pub fn test_name(case: &str, mode: GuestMode) -> String {
+    format!("rig backend {case} ({mode})")
+}
+
 /// One result per case and mode, from a session's reports.
 pub fn results(reports: &[GuestReport], modes: &[GuestMode]) -> Vec<(String, Result<(), String>)> {
     let mut results = Vec::new();
@@ -393,7 +398,7 @@ pub fn results(reports: &[GuestReport], modes: &[GuestMode]) -> Vec<(String, Res
                     .map_err(|why| format!("{why} (log: {})", report.log.display())),
                 None => Err(format!("no report for {guest}")),
             };
-            results.push((format!("rig backend {case} ({mode})"), result));
+            results.push((test_name(case, mode), result));
         }
     }
     results

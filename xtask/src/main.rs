@@ -30,6 +30,7 @@ mod bench_output;
 mod bench_vcpus;
 mod conformance;
 mod e2e_backend;
+mod e2e_backend_linux;
 mod e2e_balloon;
 mod e2e_block;
 mod e2e_hotplug;
@@ -451,6 +452,8 @@ fn cmd_e2e(args: &mut Args) -> Result<ExitCode, String> {
         for (name, result) in e2e_backend::run(&rig, &guests, &backend, &modes) {
             tally.record(&name, result);
         }
+        let (name, result) = e2e_backend_linux::run(&rig, &backend);
+        tally.record(&name, result);
         return Ok(if tally.all_passed() {
             ExitCode::SUCCESS
         } else {

@@ -470,20 +470,40 @@ fn backend_session(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, 
     if pvh {
         modes.push(GuestMode::Pvh);
     }
-    let specs: Vec<GuestSpec> = modes
+    let mut specs: Vec<GuestSpec> = modes
         .iter()
         .flat_map(|&mode| {
             crate::e2e_backend::cases()
                 .into_iter()
                 .map(move |case| (case, mode))
         })
+        .filter(|(case, mode)| {
+            tally
+                .filter()
+                .matches(&crate::e2e_backend::test_name(case, *mode))
+        })
         .map(|(case, mode)| crate::e2e_backend::spec(case, &guests, &backend, mode))
         .collect();
+    let linux = crate::e2e_backend_linux::TEST;
+    let with_linux = tally.filter().matches(linux);
+    if with_linux {
+        match crate::e2e_backend_linux::guest(rig, &backend) {
+            Ok(spec) => specs.push(spec),
+            Err(e) => tally.record(linux, Err(e)),
+        }
+    }
     let Some(session) = domu_session_run(rig, &specs, tally, "rig backend session") else {
         return;
     };
     for (name, result) in crate::e2e_backend::results(&session.guests, &modes) {
         tally.record(&name, result);
+    }
+    if with_linux
+        && specs
+            .iter()
+            .any(|s| s.name == crate::e2e_backend_linux::NAME)
+    {
+        tally.record(linux, crate::e2e_backend_linux::result(&session.guests));
     }
 }
 

@@ -28,6 +28,8 @@ use alloc::vec::Vec;
 use core::marker::PhantomData;
 use litemap::LiteMap;
 
+use crate::storage::ReleaseWhenEmpty;
+
 use super::error::XsError;
 use super::perms::{push_decimal, Permissions};
 use super::wire::{encode_message, BadMessage, Body, Message, MsgType, ReplyDecoder};
@@ -522,10 +524,14 @@ impl Client {
             Some(Slot::Waiting {
                 abandoned: false, ..
             }) => None,
-            Some(Slot::Done(_)) => match self.slots.remove(&req_id.0) {
-                Some(Slot::Done(result)) => Some(result),
-                _ => None,
-            },
+            Some(Slot::Done(_)) => {
+                let slot = self.slots.remove(&req_id.0);
+                self.slots.release_when_empty();
+                match slot {
+                    Some(Slot::Done(result)) => Some(result),
+                    _ => None,
+                }
+            }
             _ => Some(Err(XsError::UnknownReqId(req_id.0))),
         }
     }
@@ -537,6 +543,7 @@ impl Client {
             Some(Slot::Waiting { abandoned, .. }) => *abandoned = true,
             Some(Slot::Done(_)) => {
                 self.slots.remove(&req_id.0);
+                self.slots.release_when_empty();
             }
             None => {}
         }
@@ -578,15 +585,20 @@ impl Client {
 
     /// The oldest undelivered event for `token`, if any.
     pub fn poll_watch(&mut self, token: &str) -> Option<WatchEvent> {
-        self.watches.get_mut(token)?.events.pop_front()
+        let events = &mut self.watches.get_mut(token)?.events;
+        let event = events.pop_front();
+        events.release_when_empty();
+        event
     }
 
     /// The oldest undelivered event of the first token (in token order)
     /// that has one.
     pub fn next_watch_event(&mut self) -> Option<WatchEvent> {
-        self.watches
-            .iter_mut()
-            .find_map(|(_, state)| state.events.pop_front())
+        self.watches.iter_mut().find_map(|(_, state)| {
+            let event = state.events.pop_front();
+            state.events.release_when_empty();
+            event
+        })
     }
 
     /// Whether a watch with `token` is registered (or being registered).
@@ -639,6 +651,7 @@ impl Client {
         self.outgoing_sent = (self.outgoing_sent + count).min(self.outgoing.len());
         if self.outgoing_sent == self.outgoing.len() {
             self.outgoing.clear();
+            self.outgoing.release_when_empty();
             self.outgoing_sent = 0;
         }
     }
@@ -821,6 +834,7 @@ impl Client {
         if self.stale_req_ids.remove(&req_id).is_some() {
             // Sent before a resume (or a watch sent again by it): nobody
             // waits for it.
+            self.stale_req_ids.release_when_empty();
             return;
         }
         let Some(Slot::Waiting {
@@ -841,6 +855,7 @@ impl Client {
         if !abandoned {
             self.slots.insert(req_id, Slot::Done(result));
         }
+        self.slots.release_when_empty();
     }
 }
 

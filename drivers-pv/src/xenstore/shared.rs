@@ -33,6 +33,8 @@ use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use litemap::LiteMap;
 
+use crate::storage::ReleaseWhenEmpty;
+
 use spin::Mutex;
 
 use super::client::{
@@ -134,6 +136,8 @@ impl<P: XenstorePage> Inner<P> {
         for token in ready {
             woken.extend(self.watch_wakers.remove(&token).unwrap_or_default());
         }
+        self.reply_wakers.release_when_empty();
+        self.watch_wakers.release_when_empty();
     }
 
     /// [`Inner::exchange`] then [`Inner::collect_wakers`].
@@ -459,6 +463,7 @@ impl<P: XenstorePage, R: FromReply> Future for Request<'_, P, R> {
             match inner.client.poll(ticket) {
                 Some(result) => {
                     inner.reply_wakers.remove(&ticket.req_id());
+                    inner.reply_wakers.release_when_empty();
                     Some(result)
                 }
                 None => {
@@ -486,6 +491,7 @@ impl<P: XenstorePage, R> Drop for Request<'_, P, R> {
             let mut inner = self.xs.inner.lock();
             inner.client.forget(ticket.req_id());
             inner.reply_wakers.remove(&ticket.req_id());
+            inner.reply_wakers.release_when_empty();
         }
     }
 }

@@ -349,6 +349,12 @@ impl<P, const N: usize> GrantBook<P, N> {
             // Dropping the entry (not retained) frees the page.
             !ended
         });
+        if self.quarantine.is_empty() && self.quarantine.capacity() != 0 {
+            // Give the storage of a burst back (a vif's 256 rx pages
+            // quarantined at once): the heap must come back to where it
+            // was once the quarantine drains (`cargo xtask soak`).
+            self.quarantine = Vec::new();
+        }
         before - self.quarantine.len()
     }
 
@@ -373,5 +379,51 @@ impl<P, const N: usize> GrantBook<P, N> {
             quarantined: self.quarantine.len(),
             quarantined_total: self.quarantined_total,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::Cell;
+
+    /// Entries whose `end` fails while `mapped` (the other side maps
+    /// every entry, or none).
+    struct Entries {
+        mapped: Cell<bool>,
+    }
+
+    impl GrantEntries for Entries {
+        unsafe fn grant(&self, _: u32, _: DomId, _: Gfn, _: bool) -> Result<(), GrantError> {
+            Ok(())
+        }
+
+        fn end(&self, _: u32) -> Result<(), GrantError> {
+            if self.mapped.get() {
+                Err(GrantError::InUse)
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn a_drained_quarantine_gives_its_storage_back() {
+        let entries = Entries {
+            mapped: Cell::new(true),
+        };
+        let mut book: GrantBook<u64, 512> = GrantBook::new();
+        book.reset(512);
+        for page in 0..256u64 {
+            // SAFETY: nothing is behind these frames in this test.
+            let gref = unsafe { book.grant(&entries, 0, Gfn::new(page), false) }.unwrap();
+            book.end_or_quarantine(Some(&entries), gref, page);
+        }
+        assert_eq!(book.stats().quarantined, 256);
+        assert!(book.quarantine.capacity() >= 256);
+        entries.mapped.set(false);
+        assert_eq!(book.reap(&entries), 256);
+        assert_eq!(book.stats().quarantined, 0);
+        assert_eq!(book.quarantine.capacity(), 0);
     }
 }
