@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz [TARGET] [--time S]`: coverage-guided fuzzing of
+//! `cargo xtask fuzz [TARGET] [--time S] [--runs N]`: coverage-guided fuzzing of
 //! what Paravane reads from other domains, and the short smoke run of
 //! every target in `cargo xtask test`.
 //!
@@ -190,7 +190,7 @@ fn build() -> Result<(), String> {
 
 /// Runs `target` for `seconds` over its seeds and working corpus.
 /// `Err` only when it could not run at all; a crash is in the stats.
-fn run_target(target: &str, seconds: u64) -> Result<RunStats, String> {
+fn run_target(target: &str, seconds: u64, runs: Option<u64>) -> Result<RunStats, String> {
     let work = format!("target/corpus/{target}");
     let seeds = format!("corpus/{target}");
     for dir in [&work, &seeds] {
@@ -206,6 +206,7 @@ fn run_target(target: &str, seconds: u64) -> Result<RunStats, String> {
             // An input that takes this long is a hang: report it.
             "-timeout=10",
         ])
+        .args(runs.map(|n| format!("-runs={n}")))
         .output()
         .map_err(|e| format!("cannot run cargo +nightly fuzz: {e}"))?;
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -227,15 +228,27 @@ fn run_target(target: &str, seconds: u64) -> Result<RunStats, String> {
     Ok(stats)
 }
 
-/// `cargo xtask fuzz [TARGET] [--time S]`.
+/// A positive whole number given to `flag`.
+fn positive(flag: &str, text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{flag} takes a positive whole number, not `{text}`"))
+}
+
+/// `cargo xtask fuzz [TARGET] [--time S] [--runs N]`: each target for S
+/// seconds, or until N executions if `--runs` is given (then `--time`,
+/// default an hour, is only the cap): the long runs of issue 13 are
+/// `--runs 10000000`.
 pub fn run(args: &mut Args) -> Result<ExitCode, String> {
+    let runs = args
+        .value("--runs")
+        .map(|text| positive("--runs", &text))
+        .transpose()?;
     let seconds = match args.value("--time") {
+        None if runs.is_some() => 3600,
         None => DEFAULT_SECONDS,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|&s| s > 0)
-            .ok_or_else(|| format!("--time takes whole seconds, not `{text}`"))?,
+        Some(text) => positive("--time", &text)?,
     };
     let wanted = args.next_positional();
     args.finish()?;
@@ -256,9 +269,18 @@ pub fn run(args: &mut Args) -> Result<ExitCode, String> {
     build()?;
     let mut crashed = Vec::new();
     for target in &targets {
-        eprintln!("== fuzzing {target} for {seconds} s");
-        let stats = run_target(target, seconds)?;
-        println!("{target}: {stats}");
+        match runs {
+            Some(runs) => {
+                eprintln!("== fuzzing {target} for {runs} executions (at most {seconds} s)")
+            }
+            None => eprintln!("== fuzzing {target} for {seconds} s"),
+        }
+        let started = std::time::Instant::now();
+        let stats = run_target(target, seconds, runs)?;
+        println!(
+            "{target}: {stats} in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
         if let Some(crash) = &stats.crash {
             println!("  CRASH {crash}");
             crashed.push(*target);
@@ -294,7 +316,7 @@ pub fn smoke(tally: &mut Tally) {
         return;
     }
     for target in targets {
-        let result = match run_target(target, SMOKE_SECONDS) {
+        let result = match run_target(target, SMOKE_SECONDS, None) {
             Ok(stats) => {
                 println!("{}: {stats}", smoke_name(target));
                 match stats.crash {

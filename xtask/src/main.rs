@@ -8,7 +8,7 @@
 //! cargo xtask e2e net|httpd|httpd-smp|udp|block|backend [--mode pv|pvh|both] [--xen 4.17|4.20]   one end-to-end rig test alone
 //! cargo xtask bench [--rounds N] [--http-only] [--disk-only] [--footprint] [--xen 4.17|4.20] [--json FILE] [--charts DIR]  Paravane PV and PVH vs a Linux PV domU: throughput, boot time, httpd, medians, as ratios; JSON and SVG charts
 //! cargo xtask bench --charts-only [--json FILE] [--charts DIR]   redraw the charts from the bench's JSON
-//! cargo xtask fuzz [TARGET] [--time S]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
+//! cargo xtask fuzz [TARGET] [--time S] [--runs N]  coverage-guided fuzzing (nightly + cargo-fuzz) of what other domains send
 //! cargo xtask size [APP...]            each app's ELF, stripped image and text/data/bss, against Mini-OS
 //! cargo xtask soak [--mode pv|pvh|both] [--xen 4.17|4.20] [--net-mib N] [--disk-mib N] [--passes N] [--cycles N]  long run of both devices; the guest's accounting before and after must be equal
 //! cargo xtask boot --as dom0|domu [--mode pv|pvh] [--xen 4.17|4.20] [--app NAME | --kernel PATH] [--cmdline "…"] [--memory MIB] [--vcpus N] [--timeout SECS]
@@ -165,7 +165,7 @@ usage: cargo xtask <command>
   bench --charts-only [--json FILE] [--charts DIR]
                            redraw the charts from an existing JSON (default: both files above) without
                            running anything
-  fuzz [TARGET] [--time S]
+  fuzz [TARGET] [--time S] [--runs N]
                            coverage-guided fuzzing of the parsers and state machines that take other
                            domains' data (fuzz/, cargo +nightly fuzz; nightly for this command only):
                            one target or all, S seconds each (60); prints executions, coverage and
