@@ -266,11 +266,16 @@ pub struct BackRing {
 /// Whether `req_prod` is plausible: no more requests unconsumed than the
 /// ring holds, nor more outstanding (unanswered) than it holds.
 pub fn check_req_prod(req_prod: u32, ring: &BackRing) -> Result<u32, String> {
+    check_req_prod_in(req_prod, ring, RING_SIZE)
+}
+
+/// [`check_req_prod`] for a ring of `size` entries (netif's hold 256).
+pub fn check_req_prod_in(req_prod: u32, ring: &BackRing, size: u32) -> Result<u32, String> {
     let unconsumed = req_prod.wrapping_sub(ring.req_cons);
     let unanswered = req_prod.wrapping_sub(ring.rsp_prod_pvt);
-    if unconsumed > RING_SIZE || unanswered > RING_SIZE {
+    if unconsumed > size || unanswered > size {
         return Err(format!(
-            "ring: req_prod {req_prod} is {unanswered} ahead of the responses ({} written, {} consumed; ring of {RING_SIZE})",
+            "ring: req_prod {req_prod} is {unanswered} ahead of the responses ({} written, {} consumed; ring of {size})",
             ring.rsp_prod_pvt, ring.req_cons
         ));
     }

@@ -21,13 +21,14 @@
 //!
 //! ```text
 //! dom0-backend blk DOMID by-the-book|ATTACK [--devid N] [--timeout S] [--hold S]
-//! dom0-backend net DOMID NET-ATTACK
+//! dom0-backend net DOMID by-the-book|NET-ATTACK
 //! dom0-backend list
 //! ```
 //!
-//! `net` is a minimal netif backend ([`netback`]) for the attacks on
-//! netfront (its handshake and its rings), wired the same way under
-//! `backend/paravane-vif` (the frontend's `device/vif/0`).
+//! `net` is a netif backend wired the same way under
+//! `backend/paravane-vif` (the frontend's `device/vif/0`): by the book
+//! ([`netbook`], a wire with one host on it, [`responder`]) or one of
+//! the attacks on netfront ([`netback`]: its handshake and its rings).
 
 mod attack;
 mod blkback;
@@ -37,6 +38,8 @@ mod disk;
 mod evtchn;
 mod gntdev;
 mod netback;
+mod netbook;
+mod responder;
 mod setup;
 mod xs;
 mod xs_wire;
@@ -45,7 +48,7 @@ use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: dom0-backend blk DOMID by-the-book|ATTACK [--devid N] [--timeout S] [--hold S]\n       dom0-backend net DOMID ATTACK\n       dom0-backend list"
+        "usage: dom0-backend blk DOMID by-the-book|ATTACK [--devid N] [--timeout S] [--hold S]\n       dom0-backend net DOMID by-the-book|ATTACK\n       dom0-backend list"
     );
     std::process::exit(2);
 }
@@ -59,6 +62,13 @@ fn main() {
             }
             for (name, attack) in netback::ALL {
                 println!("{name}: {}", attack.describe());
+            }
+        }
+        Some("net") if args.len() >= 3 && args[2] == "by-the-book" => {
+            let domid = args[1].parse().unwrap_or_else(|_| usage());
+            if let Err(e) = netbook::run(domid, Duration::from_secs(150)) {
+                println!("backend: FAILED: {e}");
+                std::process::exit(1);
             }
         }
         Some("net") if args.len() >= 3 => {

@@ -162,27 +162,27 @@ pub fn check_queues(num_queues: Option<&str>, offered: u32) -> Option<String> {
         .then(|| format!("netif: frontend uses {queues} queues, 1..={offered} offered"))
 }
 
-/// Runs one vif to its end.
-pub fn run(domid: u32, attack: NetAttack, timeout: Duration) -> Result<(), String> {
-    let mut xs = Xenstore::open()?;
-    let paths = Paths::new("vif", domid, 0);
-    println!(
-        "backend: hostile netif {} for dom {domid}: {}",
-        attack.name(),
-        attack.describe()
-    );
-    let mac = "00:16:3e:4b:0d:01".to_string();
-    let mtu = if attack == NetAttack::MtuZero {
-        "0"
-    } else {
-        "1500"
-    };
+/// The guest's MAC address on every vif this backend wires.
+pub const GUEST_MAC: &str = "00:16:3e:4b:0d:01";
+
+/// Wires `device/vif/0` of paused domain `domid` to this backend as a
+/// toolstack would (the frontend's directory with `mac`, `handle` and
+/// `mtu`; ours with what we offer: `feature-rx-copy`, no scatter-gather,
+/// at most `max_queues` queues; `InitWait`), watches the frontend's
+/// state and unpauses the domain.
+pub fn wire(
+    xs: &mut Xenstore,
+    paths: &Paths,
+    domid: u32,
+    mtu: &str,
+    max_queues: u32,
+) -> Result<(), String> {
     let extra = [
-        ("mac", mac.clone()),
+        ("mac", GUEST_MAC.to_string()),
         ("handle", "0".into()),
         ("mtu", mtu.into()),
     ];
-    let nodes = setup::device_nodes(&paths, domid, &extra);
+    let nodes = setup::device_nodes(paths, domid, &extra);
     let tx = xs.transaction_start().map_err(|e| e.to_string())?;
     for (path, value, perms) in &nodes {
         let written = if value.is_empty() {
@@ -198,11 +198,11 @@ pub fn run(domid: u32, attack: NetAttack, timeout: Duration) -> Result<(), Strin
         .map_err(|e| format!("committing the vif nodes: {e}"))?;
     let back = |key: &str| format!("{}/{key}", paths.back);
     for (key, value) in [
-        ("mac", mac.as_str()),
+        ("mac", GUEST_MAC),
         ("handle", "0"),
         ("feature-rx-copy", "1"),
         ("feature-sg", "0"),
-        ("multi-queue-max-queues", &attack.max_queues().to_string()),
+        ("multi-queue-max-queues", &max_queues.to_string()),
         ("state", "2"),
     ] {
         xs.write(&back(key), value)
@@ -217,6 +217,25 @@ pub fn run(domid: u32, attack: NetAttack, timeout: Duration) -> Result<(), Strin
     if !unpause.success() {
         return Err(format!("xl unpause {domid} failed"));
     }
+    Ok(())
+}
+
+/// Runs one vif to its end.
+pub fn run(domid: u32, attack: NetAttack, timeout: Duration) -> Result<(), String> {
+    let mut xs = Xenstore::open()?;
+    let paths = Paths::new("vif", domid, 0);
+    println!(
+        "backend: hostile netif {} for dom {domid}: {}",
+        attack.name(),
+        attack.describe()
+    );
+    let mtu = if attack == NetAttack::MtuZero {
+        "0"
+    } else {
+        "1500"
+    };
+    wire(&mut xs, &paths, domid, mtu, attack.max_queues())?;
+    let back = |key: &str| format!("{}/{key}", paths.back);
     println!("backend: dom {domid} unpaused, InitWait");
     let start = Instant::now();
     let mut front_state = state::INITIALISING;

@@ -278,6 +278,29 @@ fn backtrace(mut rbp: u64) {
     }
 }
 
+/// PVH only: makes this vCPU triple-fault now, on purpose (an empty IDT,
+/// then `int3`: the breakpoint, the #GP for its missing gate and the #DF
+/// for that all fail to be delivered). Xen then shuts the domain down
+/// with `d…v… Triple fault` in its log, which is how the rig's
+/// post-mortem (the preserved domain's HVM state, `xen-hvmctx`) is
+/// checked. In PV there is no IDT of ours to empty: an error.
+pub fn triple_fault() -> Result<core::convert::Infallible, &'static str> {
+    if !crate::platform::is_pvh() {
+        return Err("a triple fault needs PVH: in PV, Xen owns the IDT");
+    }
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::new(0),
+    };
+    // SAFETY: ending the domain is the point: with a zero-length IDT no
+    // exception can be delivered, so the `int3` escalates to a triple
+    // fault and Xen shuts the domain down; nothing runs after it.
+    unsafe {
+        x86_64::instructions::tables::lidt(&empty);
+        core::arch::asm!("int3", options(noreturn));
+    }
+}
+
 /// Reads 8 bytes at `address` with an ordinary load, so that an unmapped
 /// address takes the fatal page-fault path (for the `fault` example and
 /// its rig test). Safe to call: the worst outcome is the crash report.

@@ -34,6 +34,9 @@ pub enum Event {
     /// A dom0 script's news sent at once (its own output comes only at
     /// the guest's end); not part of the report.
     Note(String, String),
+    /// A line of the rig's post-mortem of a guest that triple-faulted
+    /// (`xen-hvmctx` of the preserved domain): kept in the guest's log.
+    PostMortem(String, String),
     /// The guest's dom0 script ended with this status.
     ShellExit(String, i32),
     /// Everything about this guest has been sent.
@@ -63,6 +66,7 @@ pub fn parse(line: &str) -> Option<Event> {
         "SH" => Event::Shell(name, text),
         "LIVE" => Event::Live(name, text),
         "NOTE" => Event::Note(name, text),
+        "POSTMORTEM" => Event::PostMortem(name, text),
         "SHEXIT" => Event::ShellExit(name, text.trim().parse().ok()?),
         "END" => Event::End(name),
         "DONE" => Event::Done,
@@ -133,6 +137,10 @@ mod tests {
         assert_eq!(
             parse("@@RIG@@ SHEXIT g1 127"),
             Some(Event::ShellExit("g1".into(), 127))
+        );
+        assert_eq!(
+            parse("@@RIG@@ POSTMORTEM g1   RIP 0x102002"),
+            Some(Event::PostMortem("g1".into(), "  RIP 0x102002".into()))
         );
         assert_eq!(parse("@@RIG@@ BEGIN g1"), Some(Event::Begin("g1".into())));
         assert_eq!(parse("@@RIG@@ DONE"), Some(Event::Done));

@@ -156,6 +156,7 @@ struct GuestState {
     console: Vec<String>,
     dom0_output: Vec<String>,
     dom0_status: Option<i32>,
+    post_mortem: Vec<String>,
 }
 
 impl GuestState {
@@ -354,6 +355,9 @@ pub fn run_domus(
                 }
                 Event::Console(name, text) => states.entry(name).or_default().console.push(text),
                 Event::Shell(name, text) => states.entry(name).or_default().dom0_output.push(text),
+                Event::PostMortem(name, text) => {
+                    states.entry(name).or_default().post_mortem.push(text)
+                }
                 Event::ShellExit(name, status) => {
                     states.entry(name).or_default().dom0_status = Some(status)
                 }
@@ -427,6 +431,12 @@ pub fn run_domus(
             .domid
             .and_then(|d| xen_console::note_triple_fault(&mut evidence, &xen_lines, d));
         let log = dir.join(format!("guest-{}.log", guest.name));
+        if !state.post_mortem.is_empty() {
+            evidence = format!(
+                "{evidence}; its HVM state (xen-hvmctx) is in {}",
+                log.display()
+            );
+        }
         let hypervisor_console = state
             .domid
             .and_then(|d| hypervisor_lines.remove(&d))
@@ -438,6 +448,7 @@ pub fn run_domus(
             ("console", &state.console),
             ("console_io", &hypervisor_console),
             ("dom0", &state.dom0_output),
+            ("postmortem", &state.post_mortem),
         ] {
             for line in lines {
                 let _ = writeln!(text, "{tag}: {line}");

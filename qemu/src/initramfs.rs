@@ -42,6 +42,10 @@ const XEN_PROGRAMS: &[&str] = &[
     // -i 2`: CPU % over the 10 s between its two samples, to 0.1 %),
     // for the rig's idle-cost tests; `xl list` gives only 0.1 s steps.
     "xentop",
+    // Every HVM save record of a domain (registers with the IDTR, GDTR
+    // and TR, the pending event, the local APIC): what the rig prints
+    // when a PVH guest triple-faults, before it destroys the domain.
+    "xen-hvmctx",
 ];
 /// Names under which `usr/bin/xenstore` (a multi-call binary) is linked.
 const XENSTORE_LINKS: &[&str] = &[

@@ -92,6 +92,18 @@ rig_relay() {
 # rig_capture COMMAND...: relays a command's output as INFO lines.
 rig_capture() { "$@" 2>&1 | rig_relay INFO; }
 
+# rig_post_mortem NAME: if Xen's log says a vCPU of domain NAME
+# triple-faulted, relays `xen-hvmctx` of it (every vCPU's registers,
+# descriptor tables, pending event and local APIC) as POSTMORTEM lines.
+rig_post_mortem() {
+    id=$(xl domid "$1" 2> /dev/null) || return 0
+    xl dmesg 2> /dev/null | grep -q "d${id}v[0-9]* Triple fault" || return 0
+    {
+        echo "domain $id triple-faulted; its HVM state:"
+        xen-hvmctx "$id" 2>&1
+    } | rig_relay "POSTMORTEM $1"
+}
+
 # rig_guest NAME TIMEOUT_SECONDS: runs /rig/NAME/guest.cfg to its end.
 # A dom0 script that saves and restores the guest (rig_save_restore) or
 # migrates it (rig_migrate) keeps it alive past the first `xl create -F`
@@ -136,6 +148,10 @@ rig_guest() {
         n=$((n + 1))
         sleep 0.1
     done
+    # A triple fault (Xen's `dDvN Triple fault` in its log): print the
+    # preserved domain's HVM state before it goes, so that what the CPU
+    # was delivering and through which tables can be read afterwards.
+    rig_post_mortem "$name"
     # The domain was preserved (on_* = "preserve"): give xenconsoled time
     # to drain its console ring before destroying it.
     last=-1

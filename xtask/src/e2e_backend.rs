@@ -22,8 +22,11 @@ use rig::{Ending, GuestMode, GuestReport, GuestSpec};
 use std::path::Path;
 use std::time::Duration;
 
-/// The by-the-book case.
+/// The by-the-book case (blkif).
 pub const BY_THE_BOOK: &str = "by-the-book";
+/// The by-the-book netif case: `netattack book=1` against `dom0-backend
+/// net DOMID by-the-book`, which reflects its 32 frames.
+pub const NET_BY_THE_BOOK: &str = "net-by-the-book";
 
 /// How long the guest waits for a quarantine to drain.
 const HOLD_CHECK: u64 = 30;
@@ -161,6 +164,7 @@ pub fn matches(pattern: &str, line: &str) -> bool {
 pub fn cases() -> Vec<&'static str> {
     std::iter::once(BY_THE_BOOK)
         .chain(EXPECT.iter().map(|(name, _, _)| *name))
+        .chain(std::iter::once(NET_BY_THE_BOOK))
         .chain(NET_EXPECT.iter().map(|(name, _)| *name))
         .collect()
 }
@@ -187,7 +191,9 @@ pub fn name(case: &str, mode: GuestMode) -> String {
 /// ring is in xenstore), then runs the backend, which wires the disk (or
 /// the vif) and unpauses it.
 fn dom0_script(case: &str, timeout: u64) -> String {
-    let command = if case.starts_with("net-") {
+    let command = if case == NET_BY_THE_BOOK {
+        "net \"$domid\" by-the-book".to_string()
+    } else if case.starts_with("net-") {
         format!("net \"$domid\" {case}")
     } else {
         format!("blk \"$domid\" {case} --timeout {timeout} --hold {HOLD}")
@@ -219,6 +225,8 @@ pub fn spec(case: &str, guests: &Guests<'_>, backend: &Path, mode: GuestMode) ->
     let mut guest = GuestSpec::new(name(case, mode), kernel).with_mode(mode);
     guest.cmdline = if by_the_book {
         "write_start=1024 write_count=1024".to_string()
+    } else if case == NET_BY_THE_BOOK {
+        "book=1".to_string()
     } else {
         format!("hold_check={HOLD_CHECK}")
     };
@@ -307,8 +315,58 @@ fn check_net(case: &str, expected: &str, report: &GuestReport) -> Result<(), Str
     Ok(())
 }
 
+/// Checks the by-the-book netif case: every frame reflected intact, a
+/// clean disconnect and poweroff, no grant leaked or quarantined, and the
+/// backend's count of violations 0.
+fn check_net_book(report: &GuestReport) -> Result<(), String> {
+    if report.ending != Ending::Poweroff {
+        return Err(format!(
+            "ended {} ({}), not a clean poweroff",
+            report.ending, report.evidence
+        ));
+    }
+    has(
+        &report.console,
+        "netattack: book: 32 of 32 frames reflected intact (32 sent, 0 wrong",
+    )?;
+    has(&report.console, "netattack: disconnected")?;
+    has(&report.console, "netattack: done")?;
+    let grants = has(&report.console, "netattack: grants ")?;
+    if !grants.contains(", 0 quarantined (") || !grants.contains("0 leaked (0 ever)") {
+        return Err(format!("grants: {grants:?}"));
+    }
+    net_book_summary(&report.dom0_output, 32)
+}
+
+/// The by-the-book netif backend's summary: no violation (each one
+/// quoted otherwise) and at least `frames` frames answered.
+pub fn net_book_summary(dom0: &[String], frames: u64) -> Result<(), String> {
+    let summary = has(dom0, "backend: by-the-book netif: ")?;
+    let violations: Vec<&String> = dom0
+        .iter()
+        .filter(|l| l.contains("backend: violation: "))
+        .collect();
+    if !violations.is_empty() || !summary.ends_with(" 0 dropped, 0 violations") {
+        return Err(format!("{summary}: {violations:?}"));
+    }
+    let answered: u64 = [" arp,", " icmp,", " reflected,"]
+        .iter()
+        .filter_map(|tag| {
+            let head = &summary[..summary.find(tag)?];
+            head.rsplit(' ').next()?.parse::<u64>().ok()
+        })
+        .sum();
+    if answered < frames {
+        return Err(format!("{summary}: fewer than {frames} frames answered"));
+    }
+    Ok(())
+}
+
 /// Checks one case's report.
 pub fn check(case: &str, report: &GuestReport) -> Result<(), String> {
+    if case == NET_BY_THE_BOOK {
+        return check_net_book(report);
+    }
     if let Some((_, expected)) = NET_EXPECT.iter().find(|(name, _)| *name == case) {
         return check_net(case, expected, report);
     }
@@ -431,8 +489,19 @@ mod tests {
     }
 
     #[test]
+    fn the_netif_summary_must_show_no_violation_and_enough_frames() {
+        let ok = "backend: by-the-book netif: 40 tx requests, 40 rx responses, 1 arp, 20 icmp, 0 reflected, 19 ignored, 0 dropped, 0 violations";
+        assert_eq!(net_book_summary(&[ok.into()], 20), Ok(()));
+        assert!(net_book_summary(&[ok.into()], 22).is_err());
+        let bad = ok.replace("0 violations", "1 violations");
+        let line = "backend: violation: tx request 3: more_data without feature-sg".to_string();
+        let err = net_book_summary(&[line, bad], 1).unwrap_err();
+        assert!(err.contains("more_data"), "{err}");
+    }
+
+    #[test]
     fn every_attack_of_the_backend_has_an_expectation() {
-        assert_eq!(cases().len(), 21);
+        assert_eq!(cases().len(), 22);
         assert_eq!(cases()[0], BY_THE_BOOK);
     }
 }

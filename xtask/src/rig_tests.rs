@@ -484,12 +484,17 @@ fn backend_session(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, 
         })
         .map(|(case, mode)| crate::e2e_backend::spec(case, &guests, &backend, mode))
         .collect();
-    let linux = crate::e2e_backend_linux::TEST;
-    let with_linux = tally.filter().matches(linux);
+    use crate::e2e_backend_linux as linux;
+    let with_linux = [linux::BLK_TEST, linux::NET_TEST]
+        .iter()
+        .any(|name| tally.filter().matches(name));
     if with_linux {
-        match crate::e2e_backend_linux::guest(rig, &backend) {
-            Ok(spec) => specs.push(spec),
-            Err(e) => tally.record(linux, Err(e)),
+        match linux::guests(rig, &backend) {
+            Ok(guests) => specs.extend(guests),
+            Err(e) => {
+                tally.record(linux::BLK_TEST, Err(e.clone()));
+                tally.record(linux::NET_TEST, Err(e));
+            }
         }
     }
     let Some(session) = domu_session_run(rig, &specs, tally, "rig backend session") else {
@@ -498,12 +503,10 @@ fn backend_session(rig: &Rig, elf: &dyn Fn(&str) -> PathBuf, tally: &mut Tally, 
     for (name, result) in crate::e2e_backend::results(&session.guests, &modes) {
         tally.record(&name, result);
     }
-    if with_linux
-        && specs
-            .iter()
-            .any(|s| s.name == crate::e2e_backend_linux::NAME)
-    {
-        tally.record(linux, crate::e2e_backend_linux::result(&session.guests));
+    if with_linux && specs.iter().any(|s| s.name == linux::BLK_NAME) {
+        for (name, result) in linux::results(&session.guests) {
+            tally.record(&name, result);
+        }
     }
 }
 
@@ -779,6 +782,10 @@ fn pvh_domu_specs(
             vec!["rig pvh domU hello: boots under xl as type=\"pvh\", console ring, powers off"],
         ),
         (
+            spec("pvh-triple", elf("fault"), "triple=1").with_mode(GuestMode::Pvh),
+            vec![PVH_POST_MORTEM],
+        ),
+        (
             conformance,
             vec!["conformance pvh-domU ", "rig pvh domU conformance"],
         ),
@@ -854,7 +861,51 @@ fn suspend_guests(
 }
 
 /// The checks of [`pvh_domu_specs`]' guests.
+/// The rig's post-mortem of a PVH guest that triple-faults on purpose.
+const PVH_POST_MORTEM: &str =
+    "rig pvh domU triple fault: the preserved domain's HVM state is kept (xen-hvmctx)";
+
+/// The post-mortem check: Xen reported the triple fault, and the guest's
+/// log holds `xen-hvmctx`'s dump of it, whose CPU record has the empty
+/// IDT the guest loaded (limit 0).
+fn check_post_mortem(guest: &GuestReport) -> Result<(), String> {
+    expect_line(
+        guest,
+        |l| l == "fault: triple-faulting on purpose (an empty IDT, then int3)",
+        "the guest's line",
+    )?;
+    if !guest.evidence.contains("Triple fault") {
+        return Err(format!(
+            "no triple fault in the evidence: {}",
+            guest.evidence
+        ));
+    }
+    let log = std::fs::read_to_string(&guest.log).map_err(|e| e.to_string())?;
+    let dump: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("postmortem: "))
+        .collect();
+    if !dump
+        .iter()
+        .any(|l| l.contains("triple-faulted; its HVM state"))
+    {
+        return Err(format!("no post-mortem in {}", guest.log.display()));
+    }
+    let idtr = dump
+        .iter()
+        .find(|l| l.contains("idtr"))
+        .ok_or("no idtr in xen-hvmctx's dump")?;
+    if !idtr.contains("idtr 0x0000000000000000+0x0") {
+        return Err(format!("idtr is not the empty table: {idtr:?}"));
+    }
+    Ok(())
+}
+
 fn pvh_domu_checks<'a>(tally: &mut Tally, find: &dyn Fn(&str) -> Result<&'a GuestReport, String>) {
+    tally.record(
+        PVH_POST_MORTEM,
+        find("pvh-triple").and_then(check_post_mortem),
+    );
     let result = find("pvh-hello")
         .and_then(|g| check_hello(g, "domU", PVH_HELLO_CMDLINE, DOMU_MIB, GuestMode::Pvh));
     tally.record(

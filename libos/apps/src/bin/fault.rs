@@ -2,6 +2,8 @@
 //!
 //! The kernel must print a report (vector, error code, faulting address,
 //! registers, backtrace) and Xen must report the domain as crashed.
+//! With `triple=1` (PVH) it triple-faults instead, for the rig's
+//! post-mortem of such a domain (`kernel::traps::triple_fault`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -11,7 +13,14 @@ mod guest {
     /// Far above anything the kernel maps.
     const UNMAPPED: u64 = 0x0000_6000_dead_b000;
 
-    fn main(_env: &Env<'_>) -> AppResult {
+    fn main(env: &Env<'_>) -> AppResult {
+        if env.arg("triple") == Some("1") {
+            println!("fault: triple-faulting on purpose (an empty IDT, then int3)");
+            match libos::kernel::traps::triple_fault() {
+                Err(why) => libos::fail!("fault: {why}"),
+                Ok(never) => match never {},
+            }
+        }
         println!("fault: reading {UNMAPPED:#x}");
         // The read goes through the kernel's fault-tolerant probe only in
         // the suite; here we want the real, fatal page fault.
