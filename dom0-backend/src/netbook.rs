@@ -35,95 +35,64 @@ use crate::responder::{self, Answer};
 use crate::setup::Paths;
 use crate::xs::Xenstore;
 
-const REQ_PROD: usize = 0;
-const REQ_EVENT: usize = 4;
-const RSP_PROD: usize = 8;
-const RSP_EVENT: usize = 12;
-const ENTRIES: usize = 64;
-const TX_ENTRY: usize = 12;
-const RX_ENTRY: usize = 8;
-const PAGE: usize = 4096;
+use drivers_pv::netfront::wire::{
+    RxRequest, RxResponse, TxRequest, TxResponse, NETIF_RSP_ERROR, NETIF_RSP_OKAY,
+    NETTXF_EXTRA_INFO, NETTXF_MORE_DATA,
+};
+use drivers_pv::shared_ring::{
+    RingEntry, REQ_EVENT_OFFSET as REQ_EVENT, REQ_PROD_OFFSET as REQ_PROD,
+    RSP_EVENT_OFFSET as RSP_EVENT, RSP_PROD_OFFSET as RSP_PROD, SRING_HEADER_SIZE as ENTRIES,
+    XEN_PAGE_SIZE as PAGE,
+};
+
 /// Entries in each netif ring (a page of them).
 const RING_SIZE: u32 = 256;
-
-/// `NETTXF_more_data`, `NETTXF_extra_info`.
-const NETTXF_MORE_DATA: u16 = 1 << 2;
-const NETTXF_EXTRA_INFO: u16 = 1 << 3;
-/// `NETIF_RSP_OKAY`, `NETIF_RSP_ERROR`.
-const RSP_OKAY: i16 = 0;
-const RSP_ERROR: i16 = -1;
 /// Frames waiting for an rx buffer before we drop (and count) more.
 const RX_BACKLOG: usize = 256;
 /// Smallest frame: an Ethernet header.
 const ETH_HEADER: u16 = 14;
 
-/// One tx request (`netif_tx_request_t`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TxRequest {
-    pub gref: u32,
-    pub offset: u16,
-    pub flags: u16,
-    pub id: u16,
-    pub size: u16,
-}
-
-impl TxRequest {
-    /// From its 12 bytes.
-    pub fn decode(b: &[u8; TX_ENTRY]) -> TxRequest {
-        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-        TxRequest {
-            gref: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            offset: u16_at(4),
-            flags: u16_at(6),
-            id: u16_at(8),
-            size: u16_at(10),
-        }
+/// What is wrong with tx request `request`, given that neither
+/// scatter-gather nor GSO was offered (empty if nothing).
+pub fn tx_violations(request: &TxRequest) -> Vec<String> {
+    let mut out = Vec::new();
+    let id = request.id;
+    if request.flags & NETTXF_MORE_DATA != 0 {
+        out.push(format!("tx request {id}: more_data without feature-sg"));
     }
-
-    /// What is wrong with it, given that neither scatter-gather nor GSO
-    /// was offered (empty if nothing).
-    pub fn violations(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.flags & NETTXF_MORE_DATA != 0 {
-            out.push(format!(
-                "tx request {}: more_data without feature-sg",
-                self.id
-            ));
-        }
-        if self.flags & NETTXF_EXTRA_INFO != 0 {
-            out.push(format!(
-                "tx request {}: extra_info without a GSO feature",
-                self.id
-            ));
-        }
-        if self.size < ETH_HEADER {
-            out.push(format!(
-                "tx request {}: size {} is less than an Ethernet header",
-                self.id, self.size
-            ));
-        }
-        if usize::from(self.offset) + usize::from(self.size) > PAGE {
-            out.push(format!(
-                "tx request {}: offset {} + size {} is past its page",
-                self.id, self.offset, self.size
-            ));
-        }
-        out
+    if request.flags & NETTXF_EXTRA_INFO != 0 {
+        out.push(format!("tx request {id}: extra_info without a GSO feature"));
     }
+    if request.size < ETH_HEADER {
+        out.push(format!(
+            "tx request {id}: size {} is less than an Ethernet header",
+            request.size
+        ));
+    }
+    if usize::from(request.offset) + usize::from(request.size) > PAGE {
+        out.push(format!(
+            "tx request {id}: offset {} + size {} is past its page",
+            request.offset, request.size
+        ));
+    }
+    out
 }
 
-/// One rx request (`netif_rx_request_t`): id and grant.
-pub fn decode_rx(b: &[u8; RX_ENTRY]) -> (u16, u32) {
-    (
-        u16::from_le_bytes([b[0], b[1]]),
-        u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-    )
+/// Entry `index` of type `E` of a ring (its slot, modulo the ring).
+fn read_entry<E: RingEntry>(ring: &Mapping, index: u32) -> E {
+    let mut bytes = [0u8; 16];
+    let at = ENTRIES + (index % RING_SIZE) as usize * E::SIZE;
+    ring.read_bytes(at, &mut bytes[..E::SIZE]);
+    // Requests decode without checks (every field may hold anything).
+    E::decode(&bytes[..E::SIZE]).unwrap_or_else(|_| unreachable!("requests always decode"))
 }
 
-/// An rx response (`netif_rx_response_t`) for a frame of `len` bytes at
-/// offset 0, no flags.
-pub fn rx_response(id: u16, len: u16) -> [u8; RX_ENTRY] {
-    crate::netback::rx_response(id, 0, 0, len as i16)
+/// Writes `entry` into slot `index` of a ring whose slots are
+/// `slot_size` bytes (a response shares its request's slot).
+fn write_entry<E: RingEntry>(ring: &Mapping, index: u32, slot_size: usize, entry: &E) {
+    let mut bytes = [0u8; 16];
+    entry.encode(&mut bytes[..E::SIZE]);
+    ring.write_bytes(ENTRIES + (index % RING_SIZE) as usize * slot_size, &bytes[..E::SIZE]);
 }
 
 /// What the backend counted.
@@ -259,17 +228,15 @@ impl Backend {
             }
             let old = queue.tx_back.rsp_prod_pvt;
             for _ in 0..pending {
-                let slot = (queue.tx_back.req_cons % RING_SIZE) as usize;
-                let mut bytes = [0u8; TX_ENTRY];
-                queue.tx.read_bytes(ENTRIES + slot * TX_ENTRY, &mut bytes);
+                let request: TxRequest = read_entry(&queue.tx, queue.tx_back.req_cons);
                 queue.tx_back.req_cons = queue.tx_back.req_cons.wrapping_add(1);
                 self.counts.tx_requests += 1;
-                let request = TxRequest::decode(&bytes);
                 let status = self.transmit(queue, &request);
-                let mut response = [0u8; TX_ENTRY];
-                response[..4].copy_from_slice(&crate::netback::tx_response(request.id, status));
-                let at = (queue.tx_back.rsp_prod_pvt % RING_SIZE) as usize;
-                queue.tx.write_bytes(ENTRIES + at * TX_ENTRY, &response);
+                let response = TxResponse {
+                    id: request.id,
+                    status,
+                };
+                write_entry(&queue.tx, queue.tx_back.rsp_prod_pvt, TxRequest::SIZE, &response);
                 queue.tx_back.rsp_prod_pvt = queue.tx_back.rsp_prod_pvt.wrapping_add(1);
             }
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
@@ -284,18 +251,18 @@ impl Backend {
 
     /// One tx request: checks it, reads its frame, queues the answer.
     fn transmit(&mut self, queue: &mut Queue, request: &TxRequest) -> i16 {
-        let wrong = request.violations();
+        let wrong = tx_violations(request);
         if !wrong.is_empty() {
             for text in wrong {
                 self.violation(&text);
             }
-            return RSP_ERROR;
+            return NETIF_RSP_ERROR;
         }
         let page = match self.gnt.map(self.domid, &[request.gref], false) {
             Ok(page) => page,
             Err(e) => {
                 self.violation(&format!("tx request {}: {e}", request.id));
-                return RSP_ERROR;
+                return NETIF_RSP_ERROR;
             }
         };
         let mut frame = vec![0u8; usize::from(request.size)];
@@ -315,7 +282,7 @@ impl Backend {
                 self.counts.dropped += 1;
             }
         }
-        RSP_OKAY
+        NETIF_RSP_OKAY
     }
 
     /// Delivers waiting frames into the rx buffers the frontend posted.
@@ -333,12 +300,9 @@ impl Backend {
         // The ids of every posted buffer not yet answered: none twice.
         let mut ids = HashSet::new();
         for i in 0..posted {
-            let slot = (queue.rx_back.req_cons.wrapping_add(i) % RING_SIZE) as usize;
-            let mut bytes = [0u8; RX_ENTRY];
-            queue.rx.read_bytes(ENTRIES + slot * RX_ENTRY, &mut bytes);
-            let (id, _) = decode_rx(&bytes);
-            if !ids.insert(id) {
-                self.violation(&format!("rx request id {id} posted twice"));
+            let request: RxRequest = read_entry(&queue.rx, queue.rx_back.req_cons.wrapping_add(i));
+            if !ids.insert(request.id) {
+                self.violation(&format!("rx request id {} posted twice", request.id));
                 break;
             }
         }
@@ -348,24 +312,26 @@ impl Backend {
             let Some(frame) = queue.backlog.pop_front() else {
                 break;
             };
-            let slot = (queue.rx_back.req_cons % RING_SIZE) as usize;
-            let mut bytes = [0u8; RX_ENTRY];
-            queue.rx.read_bytes(ENTRIES + slot * RX_ENTRY, &mut bytes);
-            let (id, gref) = decode_rx(&bytes);
+            let request: RxRequest = read_entry(&queue.rx, queue.rx_back.req_cons);
             queue.rx_back.req_cons = queue.rx_back.req_cons.wrapping_add(1);
             used += 1;
-            let response = match self.gnt.map(self.domid, &[gref], true) {
+            let status = match self.gnt.map(self.domid, &[request.gref], true) {
                 Ok(page) => {
                     page.write_bytes(0, &frame);
-                    rx_response(id, frame.len() as u16)
+                    frame.len() as i16
                 }
                 Err(e) => {
-                    self.violation(&format!("rx request {id}: {e}"));
-                    crate::netback::rx_response(id, 0, 0, RSP_ERROR)
+                    self.violation(&format!("rx request {}: {e}", request.id));
+                    NETIF_RSP_ERROR
                 }
             };
-            let at = (queue.rx_back.rsp_prod_pvt % RING_SIZE) as usize;
-            queue.rx.write_bytes(ENTRIES + at * RX_ENTRY, &response);
+            let response = RxResponse {
+                id: request.id,
+                offset: 0,
+                flags: 0,
+                status,
+            };
+            write_entry(&queue.rx, queue.rx_back.rsp_prod_pvt, RxRequest::SIZE, &response);
             queue.rx_back.rsp_prod_pvt = queue.rx_back.rsp_prod_pvt.wrapping_add(1);
             self.counts.rx_responses += 1;
         }
@@ -506,37 +472,23 @@ mod tests {
     use super::*;
 
     fn tx(offset: u16, flags: u16, size: u16) -> TxRequest {
-        let mut b = [0u8; TX_ENTRY];
-        b[0..4].copy_from_slice(&77u32.to_le_bytes());
-        b[4..6].copy_from_slice(&offset.to_le_bytes());
-        b[6..8].copy_from_slice(&flags.to_le_bytes());
-        b[8..10].copy_from_slice(&5u16.to_le_bytes());
-        b[10..12].copy_from_slice(&size.to_le_bytes());
-        TxRequest::decode(&b)
+        TxRequest {
+            gref: 77,
+            offset,
+            flags,
+            id: 5,
+            size,
+        }
     }
 
     #[test]
-    fn tx_requests_decode_and_are_checked() {
-        let ok = tx(100, 0, 1514);
-        assert_eq!(
-            (ok.gref, ok.offset, ok.flags, ok.id, ok.size),
-            (77, 100, 0, 5, 1514)
-        );
-        assert!(ok.violations().is_empty());
-        assert_eq!(tx(3000, 0, 1514).violations().len(), 1);
-        assert_eq!(tx(0, NETTXF_MORE_DATA, 60).violations().len(), 1);
-        assert_eq!(tx(0, NETTXF_EXTRA_INFO, 60).violations().len(), 1);
-        assert!(tx(0, 0, 13).violations()[0].contains("Ethernet header"));
+    fn tx_requests_are_checked_against_what_was_offered() {
+        assert!(tx_violations(&tx(100, 0, 1514)).is_empty());
+        assert_eq!(tx_violations(&tx(3000, 0, 1514)).len(), 1);
+        assert_eq!(tx_violations(&tx(0, NETTXF_MORE_DATA, 60)).len(), 1);
+        assert_eq!(tx_violations(&tx(0, NETTXF_EXTRA_INFO, 60)).len(), 1);
+        assert!(tx_violations(&tx(0, 0, 13))[0].contains("Ethernet header"));
         // Checksum flags are the frontend's to set.
-        assert!(tx(0, 1 | 2, 60).violations().is_empty());
-    }
-
-    #[test]
-    fn rx_requests_and_responses() {
-        let mut b = [0u8; RX_ENTRY];
-        b[0..2].copy_from_slice(&9u16.to_le_bytes());
-        b[4..8].copy_from_slice(&1234u32.to_le_bytes());
-        assert_eq!(decode_rx(&b), (9, 1234));
-        assert_eq!(rx_response(9, 60), [9, 0, 0, 0, 0, 0, 60, 0]);
+        assert!(tx_violations(&tx(0, 1 | 2, 60)).is_empty());
     }
 }

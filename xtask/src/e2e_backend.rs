@@ -187,9 +187,7 @@ pub fn name(case: &str, mode: GuestMode) -> String {
     }
 }
 
-/// dom0's part: waits until the paused domain is built (its console
-/// ring is in xenstore), then runs the backend, which wires the disk (or
-/// the vif) and unpauses it.
+/// dom0's part for `case`: see [`wiring_script`].
 fn dom0_script(case: &str, timeout: u64) -> String {
     let command = if case == NET_BY_THE_BOOK {
         "net \"$domid\" by-the-book".to_string()
@@ -198,6 +196,14 @@ fn dom0_script(case: &str, timeout: u64) -> String {
     } else {
         format!("blk \"$domid\" {case} --timeout {timeout} --hold {HOLD}")
     };
+    wiring_script(&command)
+}
+
+/// A dom0 script that waits until the paused domain is built (its
+/// console ring is in xenstore), then runs `dom0-backend COMMAND`
+/// (`$domid` is the domain's id), which wires the disk (or the vif) and
+/// unpauses it.
+pub fn wiring_script(command: &str) -> String {
     format!(
         r#"n=0
 until domid=$(xl domid "$NAME" 2> /dev/null) && xenstore-read "/local/domain/$domid/console/ring-ref" > /dev/null 2>&1; do

@@ -114,17 +114,7 @@ poweroff -f
 /// wires the device of the paused domain and unpauses it.
 fn dom0_script(kind: &str) -> String {
     let options = if kind == "blk" { " --timeout 150" } else { "" };
-    format!(
-        r#"n=0
-until domid=$(xl domid "$NAME" 2> /dev/null) && xenstore-read "/local/domain/$domid/console/ring-ref" > /dev/null 2>&1; do
-    n=$((n + 1))
-    if [ $n -gt 300 ]; then echo "backend: FAILED: domain $NAME never built"; exit 1; fi
-    sleep 0.1
-done
-sleep 0.5
-/rig/bin/dom0-backend {kind} "$domid" by-the-book{options} 2>&1
-"#
-    )
+    crate::e2e_backend::wiring_script(&format!("{kind} \"$domid\" by-the-book{options}"))
 }
 
 /// A Linux guest for `kind` (`blk` or `net`): `kernel` and `ramdisk`
