@@ -92,7 +92,10 @@ fn read_entry<E: RingEntry>(ring: &Mapping, index: u32) -> E {
 fn write_entry<E: RingEntry>(ring: &Mapping, index: u32, slot_size: usize, entry: &E) {
     let mut bytes = [0u8; 16];
     entry.encode(&mut bytes[..E::SIZE]);
-    ring.write_bytes(ENTRIES + (index % RING_SIZE) as usize * slot_size, &bytes[..E::SIZE]);
+    ring.write_bytes(
+        ENTRIES + (index % RING_SIZE) as usize * slot_size,
+        &bytes[..E::SIZE],
+    );
 }
 
 /// What the backend counted.
@@ -236,7 +239,12 @@ impl Backend {
                     id: request.id,
                     status,
                 };
-                write_entry(&queue.tx, queue.tx_back.rsp_prod_pvt, TxRequest::SIZE, &response);
+                write_entry(
+                    &queue.tx,
+                    queue.tx_back.rsp_prod_pvt,
+                    TxRequest::SIZE,
+                    &response,
+                );
                 queue.tx_back.rsp_prod_pvt = queue.tx_back.rsp_prod_pvt.wrapping_add(1);
             }
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
@@ -331,7 +339,12 @@ impl Backend {
                 flags: 0,
                 status,
             };
-            write_entry(&queue.rx, queue.rx_back.rsp_prod_pvt, RxRequest::SIZE, &response);
+            write_entry(
+                &queue.rx,
+                queue.rx_back.rsp_prod_pvt,
+                RxRequest::SIZE,
+                &response,
+            );
             queue.rx_back.rsp_prod_pvt = queue.rx_back.rsp_prod_pvt.wrapping_add(1);
             self.counts.rx_responses += 1;
         }

@@ -891,11 +891,14 @@ fn check_post_mortem(guest: &GuestReport) -> Result<(), String> {
     {
         return Err(format!("no post-mortem in {}", guest.log.display()));
     }
-    let idtr = dump
+    // `idtr        (          00000000 +       0000)`: base 0, limit 0.
+    let idtr: String = dump
         .iter()
-        .find(|l| l.contains("idtr"))
-        .ok_or("no idtr in xen-hvmctx's dump")?;
-    if !idtr.contains("idtr 0x0000000000000000+0x0") {
+        .find(|l| l.trim_start().starts_with("idtr"))
+        .ok_or("no idtr in xen-hvmctx's dump")?
+        .split_whitespace()
+        .collect();
+    if idtr != "idtr(00000000+0000)" {
         return Err(format!("idtr is not the empty table: {idtr:?}"));
     }
     Ok(())
