@@ -62,33 +62,37 @@ pub const ALL: &[(&str, NetAttack)] = &[
     ("net-tx-unknown-id", NetAttack::TxUnknownId),
 ];
 
-/// Offsets in a netif ring page.
-const REQ_PROD: usize = 0;
-const RSP_PROD: usize = 8;
-const ENTRIES: usize = 64;
-const TX_ENTRY: usize = 12;
-const RX_ENTRY: usize = 8;
+use drivers_pv::netfront::wire::{RxRequest, RxResponse, TxRequest, TxResponse, NETRXF_MORE_DATA};
+use drivers_pv::shared_ring::{
+    RingEntry, REQ_PROD_OFFSET as REQ_PROD, RSP_PROD_OFFSET as RSP_PROD,
+    SRING_HEADER_SIZE as ENTRIES,
+};
+
+/// Bytes per slot of each ring (a response shares its request's slot).
+const TX_ENTRY: usize = TxRequest::SIZE;
+const RX_ENTRY: usize = RxRequest::SIZE;
+/// Entries in each ring (a page of them).
 const RING_SIZE: u32 = 256;
-/// `NETRXF_more_data`.
-const NETRXF_MORE_DATA: u16 = 1 << 2;
 /// An id no frontend posts (netfront's ids are below the ring size).
 const UNKNOWN_ID: u16 = 0xfff0;
 
-/// An rx response (8 bytes).
+/// An rx response (8 bytes), encoded as drivers-pv encodes it.
 pub fn rx_response(id: u16, offset: u16, flags: u16, status: i16) -> [u8; RX_ENTRY] {
     let mut out = [0u8; RX_ENTRY];
-    out[0..2].copy_from_slice(&id.to_le_bytes());
-    out[2..4].copy_from_slice(&offset.to_le_bytes());
-    out[4..6].copy_from_slice(&flags.to_le_bytes());
-    out[6..8].copy_from_slice(&status.to_le_bytes());
+    RxResponse {
+        id,
+        offset,
+        flags,
+        status,
+    }
+    .encode(&mut out);
     out
 }
 
 /// A tx response (4 bytes, in a 12-byte slot).
-pub fn tx_response(id: u16, status: i16) -> [u8; 4] {
-    let mut out = [0u8; 4];
-    out[0..2].copy_from_slice(&id.to_le_bytes());
-    out[2..4].copy_from_slice(&status.to_le_bytes());
+pub fn tx_response(id: u16, status: i16) -> [u8; TxResponse::SIZE] {
+    let mut out = [0u8; TxResponse::SIZE];
+    TxResponse { id, status }.encode(&mut out);
     out
 }
 
