@@ -94,13 +94,21 @@ rig_capture() { "$@" 2>&1 | rig_relay INFO; }
 
 # rig_post_mortem NAME: if Xen's log says a vCPU of domain NAME
 # triple-faulted, relays `xen-hvmctx` of it (every vCPU's registers,
-# descriptor tables, pending event and local APIC) as POSTMORTEM lines.
+# descriptor tables, pending event and local APIC) as POSTMORTEM lines,
+# and, where the load generator is in dom0, what the guest's memory held
+# for the interrupt's delivery (`loadgen postmortem`).
 rig_post_mortem() {
     id=$(xl domid "$1" 2> /dev/null) || return 0
     xl dmesg 2> /dev/null | grep -q "d${id}v[0-9]* Triple fault" || return 0
     {
         echo "domain $id triple-faulted; its HVM state:"
         xen-hvmctx "$id" 2>&1
+        # With the load generator in dom0, read the tables the delivery
+        # used from the guest's memory too.
+        if [ -x /rig/bin/loadgen ]; then
+            echo "what its memory held for the delivery (loadgen postmortem):"
+            xen-hvmctx "$id" 2> /dev/null | /rig/bin/loadgen postmortem "$id" 2>&1
+        fi
     } | rig_relay "POSTMORTEM $1"
 }
 

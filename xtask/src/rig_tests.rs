@@ -782,7 +782,11 @@ fn pvh_domu_specs(
             vec!["rig pvh domU hello: boots under xl as type=\"pvh\", console ring, powers off"],
         ),
         (
-            spec("pvh-triple", elf("fault"), "triple=1").with_mode(GuestMode::Pvh),
+            GuestSpec {
+                // The post-mortem reads its memory with the load generator.
+                dom0_tools: vec![loadgen.to_path_buf()],
+                ..spec("pvh-triple", elf("fault"), "triple=1").with_mode(GuestMode::Pvh)
+            },
             vec![PVH_POST_MORTEM],
         ),
         (
@@ -867,7 +871,8 @@ const PVH_POST_MORTEM: &str =
 
 /// The post-mortem check: Xen reported the triple fault, and the guest's
 /// log holds `xen-hvmctx`'s dump of it, whose CPU record has the empty
-/// IDT the guest loaded (limit 0).
+/// IDT the guest loaded (limit 0), and `loadgen postmortem`'s verdict,
+/// which names that IDT as what stopped the delivery.
 fn check_post_mortem(guest: &GuestReport) -> Result<(), String> {
     expect_line(
         guest,
@@ -900,6 +905,17 @@ fn check_post_mortem(guest: &GuestReport) -> Result<(), String> {
         .collect();
     if idtr != "idtr(00000000+0000)" {
         return Err(format!("idtr is not the empty table: {idtr:?}"));
+    }
+    // `loadgen postmortem` read the guest's memory and found what the
+    // guest did: the callback vector's gate is past the empty IDT.
+    let verdict = dump
+        .iter()
+        .find(|l| l.starts_with("verdict: "))
+        .ok_or("no verdict from loadgen postmortem")?;
+    if !verdict.contains("vector 0xf3 is past the IDT's limit 0x0") {
+        return Err(format!(
+            "the verdict does not name the empty IDT: {verdict:?}"
+        ));
     }
     Ok(())
 }

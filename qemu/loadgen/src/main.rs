@@ -18,6 +18,10 @@
 //! - `loadgen gntmap DOMID REF RELEASE_PATH [--timeout SECS]`: maps a
 //!   page that domain granted, through `/dev/xen/gntdev`, and holds it
 //!   until `RELEASE_PATH` exists (see [`gntmap`]).
+//! - `xen-hvmctx DOMID | loadgen postmortem DOMID`: reads a
+//!   triple-faulted domain's descriptor tables, gates, handlers and
+//!   stacks through its own page tables and says whether the interrupt
+//!   delivery had what it needs (see [`postmortem`]).
 //!
 //! Why not `ab` or `wrk` from Debian: `ab` counts a page whose length
 //! changes between answers (httpd's counters do) as a failure and cannot
@@ -29,6 +33,7 @@
 mod echo;
 mod gntmap;
 mod http;
+mod postmortem;
 mod report;
 
 use std::net::SocketAddr;
@@ -40,6 +45,7 @@ const USAGE: &str = "\
 usage: loadgen http ADDR:PORT PATH [--concurrency C] [--requests N] [--marker TEXT] [--timeout SECS]
        loadgen echo ADDR:PORT [--concurrency C] [--bytes B] [--timeout SECS]
        loadgen gntmap DOMID REF RELEASE_PATH [--timeout SECS]
+       xen-hvmctx DOMID | loadgen postmortem DOMID
 ";
 
 /// The options both modes share, plus their own.
@@ -128,6 +134,17 @@ fn run(args: &[String]) -> Result<bool, String> {
             let release = args.get(3).ok_or("missing RELEASE_PATH")?;
             let options = options(&args[4.min(args.len())..])?;
             gntmap::run(domid, gref, std::path::Path::new(release), options.timeout)?;
+            Ok(true)
+        }
+        Some("postmortem") => {
+            let word = args.get(1).ok_or("missing DOMID")?;
+            let domid = word
+                .parse::<u16>()
+                .map_err(|_| format!("DOMID is a number, not {word:?}"))?;
+            let mut dump = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut dump)
+                .map_err(|e| format!("reading the dump: {e}"))?;
+            postmortem::run(domid, &dump)?;
             Ok(true)
         }
         _ => Err(USAGE.trim_end().to_string()),
