@@ -429,7 +429,8 @@ pub fn run_domus(
         let (ending, mut evidence) = state.verdict(guest.timeout);
         let emulation_fault = state
             .domid
-            .and_then(|d| xen_console::note_triple_fault(&mut evidence, &xen_lines, d));
+            .and_then(|d| xen_console::note_triple_fault(&mut evidence, &xen_lines, d))
+            .or_else(|| xen_console::sound_tables_fault(&state.post_mortem));
         let log = dir.join(format!("guest-{}.log", guest.name));
         if !state.post_mortem.is_empty() {
             evidence = format!(
