@@ -98,6 +98,25 @@ fn write_entry<E: RingEntry>(ring: &Mapping, index: u32, slot_size: usize, entry
     );
 }
 
+/// Requests waiting on `ring` past `back`, or the rule `req_prod` broke.
+fn waiting(ring: &Mapping, back: &BackRing) -> Result<(u32, u32), String> {
+    let req_prod = ring.read_word(REQ_PROD);
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    check_req_prod_in(req_prod, back, RING_SIZE).map(|n| (req_prod, n))
+}
+
+/// Publishes the responses written since `old` and notifies the frontend
+/// if it asked (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`).
+fn publish(ring: &Mapping, back: &BackRing, old: u32, evtchn: &Evtchn, port: u32) {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    let new = back.rsp_prod_pvt;
+    ring.write_word(RSP_PROD, new);
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    if needs_notify(old, new, ring.read_word(RSP_EVENT)) {
+        let _ = evtchn.notify(port);
+    }
+}
+
 /// What the backend counted.
 #[derive(Default, Debug)]
 struct Counts {
@@ -205,13 +224,11 @@ impl Backend {
     }
 
     /// Consumes the tx ring: answers each request, hands each frame to
-    /// the responder. Returns whether the rx side has frames to deliver.
+    /// the responder.
     fn serve_tx(&mut self, queue: &mut Queue) {
         loop {
-            let req_prod = queue.tx.read_word(REQ_PROD);
-            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-            let pending = match check_req_prod_in(req_prod, &queue.tx_back, RING_SIZE) {
-                Ok(n) => n,
+            let (req_prod, pending) = match waiting(&queue.tx, &queue.tx_back) {
+                Ok(found) => found,
                 Err(text) => {
                     self.violation(&format!("tx {text}"));
                     self.ring_broken = true;
@@ -247,13 +264,7 @@ impl Backend {
                 );
                 queue.tx_back.rsp_prod_pvt = queue.tx_back.rsp_prod_pvt.wrapping_add(1);
             }
-            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            let new = queue.tx_back.rsp_prod_pvt;
-            queue.tx.write_word(RSP_PROD, new);
-            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            if needs_notify(old, new, queue.tx.read_word(RSP_EVENT)) {
-                let _ = queue.evtchn.notify(queue.port);
-            }
+            publish(&queue.tx, &queue.tx_back, old, &queue.evtchn, queue.port);
         }
     }
 
@@ -295,10 +306,8 @@ impl Backend {
 
     /// Delivers waiting frames into the rx buffers the frontend posted.
     fn serve_rx(&mut self, queue: &mut Queue) {
-        let req_prod = queue.rx.read_word(REQ_PROD);
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-        let posted = match check_req_prod_in(req_prod, &queue.rx_back, RING_SIZE) {
-            Ok(n) => n,
+        let posted = match waiting(&queue.rx, &queue.rx_back) {
+            Ok((_, n)) => n,
             Err(text) => {
                 self.violation(&format!("rx {text}"));
                 self.ring_broken = true;
@@ -351,13 +360,7 @@ impl Backend {
         if used == 0 {
             return;
         }
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        let new = queue.rx_back.rsp_prod_pvt;
-        queue.rx.write_word(RSP_PROD, new);
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        if needs_notify(old, new, queue.rx.read_word(RSP_EVENT)) {
-            let _ = queue.evtchn.notify(queue.port);
-        }
+        publish(&queue.rx, &queue.rx_back, old, &queue.evtchn, queue.port);
         // Ask to hear of the next buffer posted while frames wait.
         queue
             .rx
