@@ -92,6 +92,19 @@ rig_relay() {
 # rig_capture COMMAND...: relays a command's output as INFO lines.
 rig_capture() { "$@" 2>&1 | rig_relay INFO; }
 
+# rig_tmp_mark: notes what /tmp holds before a guest (or a group).
+rig_tmp_mark() { ls -A /tmp > /run/rig-tmp.before 2> /dev/null; }
+
+# rig_tmp_sweep: removes what appeared in /tmp since rig_tmp_mark (the
+# guests it was for have ended), saying what it removed.
+rig_tmp_sweep() {
+    for f in $(ls -A /tmp); do
+        grep -qxF "$f" /run/rig-tmp.before 2> /dev/null && continue
+        rm -rf "/tmp/$f"
+        echo "swept /tmp/$f" | rig_relay INFO
+    done
+}
+
 # rig_post_mortem NAME: if Xen's log says a vCPU of domain NAME
 # triple-faulted, relays `xen-hvmctx` of it (every vCPU's registers,
 # descriptor tables, pending event and local APIC) as POSTMORTEM lines,
@@ -429,24 +442,33 @@ pub fn guest_config(guest: &GuestSpec) -> String {
 /// guest in turn with its watchdog (whole seconds, rounded up); guests
 /// joined by [`GuestSpec::start_with_next`] run side by side in the
 /// background, and the next guest starts when all of them have ended.
+/// Whatever a guest's dom0 script left in dom0's `/tmp` (a tmpfs, half of
+/// dom0's memory) is removed once the guest (or its group) has ended
+/// (`rig_tmp_mark` / `rig_tmp_sweep`): the rig stops a dom0 script 5 s
+/// after its guest, which can be before the script's own clean-up, and a
+/// leftover save file once filled `/tmp` under the next guest's
+/// `xl save`.
 pub fn run_script(guests: &[GuestSpec]) -> String {
     let mut script = String::from("#!/bin/sh\n# Per-run script of the Paravane rig.\n");
     script.push_str(". /etc/rig/lib.sh\nrig_capture xl info\nrig_capture xl list\n");
     let mut in_group = false;
     for guest in guests {
         let seconds = guest.timeout.as_millis().div_ceil(1000).max(1);
+        if !in_group {
+            script.push_str("rig_tmp_mark\n");
+        }
         if guest.start_with_next || in_group {
             let _ = writeln!(script, "rig_guest {} {seconds} &", guest.name);
             if !guest.start_with_next {
-                script.push_str("wait\n");
+                script.push_str("wait\nrig_tmp_sweep\n");
             }
         } else {
-            let _ = writeln!(script, "rig_guest {} {seconds}", guest.name);
+            let _ = writeln!(script, "rig_guest {} {seconds}\nrig_tmp_sweep", guest.name);
         }
         in_group = guest.start_with_next;
     }
     if in_group {
-        script.push_str("wait\n");
+        script.push_str("wait\nrig_tmp_sweep\n");
     }
     script
 }
@@ -527,17 +549,23 @@ mod tests {
         let script = run_script(&[a, b, c, d]);
         let body: Vec<&str> = script
             .lines()
-            .filter(|l| l.starts_with("rig_guest") || *l == "wait")
+            .filter(|l| l.starts_with("rig_guest") || l.starts_with("rig_tmp") || *l == "wait")
             .collect();
         assert_eq!(
             body,
             [
+                "rig_tmp_mark",
                 "rig_guest a 3 &",
                 "rig_guest b 3 &",
                 "wait",
+                "rig_tmp_sweep",
+                "rig_tmp_mark",
                 "rig_guest c 3",
+                "rig_tmp_sweep",
+                "rig_tmp_mark",
                 "rig_guest d 3 &",
-                "wait"
+                "wait",
+                "rig_tmp_sweep"
             ]
         );
     }
