@@ -7,10 +7,11 @@
 //! (allocated, not writable: code and read-only data), data (allocated,
 //! writable, in the file) and bss (allocated, not in the file). The
 //! stripped image is made here, not by binutils: the ELF and program
-//! headers and every byte up to the end of the last segment in the file,
-//! with no section headers. Xen's loaders read only the program headers
-//! (the kernel's Xen notes sit in their own `PT_NOTE` segment), so that
-//! file boots as it is; it is written beside the ELF as `APP.stripped`.
+//! headers and the loaded segments' bytes, packed without the linker's
+//! page padding ([`strip`]), with no section headers. Xen's loaders read
+//! only the program headers (the kernel's Xen notes sit in their own
+//! `PT_NOTE` segment), so that file boots as it is: it is written as
+//! `boot/APP` beside the ELF, and it is what every rig command boots.
 //!
 //! The reference figures are Mini-OS's (Xen's C reference guest, default
 //! PV build of its public tree), measured in this rig when the footprint
@@ -46,6 +47,7 @@ const SHF_WRITE: u64 = 1;
 const SHF_ALLOC: u64 = 2;
 const SHT_NOBITS: u32 = 8;
 const PT_LOAD: u32 = 1;
+#[cfg(test)]
 const PT_NOTE: u32 = 4;
 
 fn u16_at(elf: &[u8], at: usize) -> Result<u16, String> {
@@ -78,6 +80,7 @@ fn check_header(elf: &[u8]) -> Result<(), String> {
 }
 
 /// The program headers' `(type, offset, filesz)`.
+#[cfg(test)]
 fn segments(elf: &[u8]) -> Result<Vec<(u32, u64, u64)>, String> {
     check_header(elf)?;
     let phoff = u64_at(elf, 0x20)? as usize;
@@ -95,27 +98,92 @@ fn segments(elf: &[u8]) -> Result<Vec<(u32, u64, u64)>, String> {
         .collect()
 }
 
-/// The image without symbols, debug info or section headers: the bytes
-/// up to the end of the last loaded or note segment, with the header's
-/// section fields cleared.
+/// How the packed image aligns a loaded segment's file offset: to its
+/// address modulo this, the smallest alignment any of our sections
+/// asks of the bytes themselves.
+const PACKED_ALIGN: u64 = 16;
+
+/// The image Xen boots: the ELF header, the program headers and each
+/// loaded segment's bytes, packed one after another, with no symbols,
+/// debug info or section headers.
+///
+/// The linker places each segment at a file offset congruent to its
+/// address modulo the page size (`link.ld` page-aligns text, rodata and
+/// data for their protections), which leaves up to a page of padding
+/// before each. Xen's loaders copy each `PT_LOAD`'s bytes from its
+/// `p_offset` to its address and zero up to `p_memsz`; they never map
+/// the file. So the packed image keeps offsets congruent only modulo
+/// [`PACKED_ALIGN`] and says so in `p_align`, which keeps it a valid ELF
+/// file. A `PT_NOTE` inside a loaded segment (ours: the Xen notes sit in
+/// the read-only data) moves with that segment; any other segment with
+/// bytes is appended after the loaded ones.
 pub fn strip(elf: &[u8]) -> Result<Vec<u8>, String> {
-    let phoff = u64_at(elf, 0x20)?;
-    let phsize = u64::from(u16_at(elf, 0x36)?) * u64::from(u16_at(elf, 0x38)?);
-    let end = segments(elf)?
-        .into_iter()
-        .filter(|(kind, _, _)| *kind == PT_LOAD || *kind == PT_NOTE)
-        .map(|(_, offset, filesz)| offset + filesz)
-        .chain([phoff + phsize])
-        .max()
-        .unwrap_or(64);
-    let end = usize::try_from(end).map_err(|_| "segment beyond the address space")?;
-    let mut out = elf
-        .get(..end)
-        .ok_or_else(|| format!("a segment ends at byte {end}, past the file's end"))?
-        .to_vec();
-    // e_shoff, e_shnum, e_shstrndx: no section headers.
+    check_header(elf)?;
+    let phoff = usize::try_from(u64_at(elf, 0x20)?).map_err(|_| "program headers past 4 GiB")?;
+    let entsize = usize::from(u16_at(elf, 0x36)?);
+    let count = usize::from(u16_at(elf, 0x38)?);
+    if count > 0 && entsize < 56 {
+        return Err(format!(
+            "program header entries of {entsize} bytes (ELF64 needs 56)"
+        ));
+    }
+    let table = elf
+        .get(phoff..phoff + entsize * count)
+        .ok_or("the program headers run past the file's end")?;
+    let mut out = elf[..64].to_vec();
+    out.extend_from_slice(table);
+    // e_phoff: right after the header; e_shoff, e_shnum, e_shstrndx:
+    // no section headers.
+    out[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
     out[0x28..0x30].fill(0);
     out[0x3c..0x40].fill(0);
+
+    let field = |i: usize, at: usize| u64_at(table, i * entsize + at);
+    // Copies segment i's bytes to the end of `out`, at an offset
+    // congruent to its address modulo `align`; returns that offset.
+    let place = |out: &mut Vec<u8>, i: usize, align: u64| -> Result<u64, String> {
+        let (offset, vaddr, filesz) = (field(i, 8)?, field(i, 0x10)?, field(i, 0x20)?);
+        let bytes = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(filesz).ok())
+            .and_then(|(at, len)| elf.get(at..at.checked_add(len)?))
+            .ok_or_else(|| format!("segment {i}'s bytes run past the file's end"))?;
+        let len = out.len() as u64;
+        let new = len + (vaddr.wrapping_sub(len) % align);
+        out.resize(new as usize, 0);
+        out.extend_from_slice(bytes);
+        Ok(new)
+    };
+    let set = |out: &mut Vec<u8>, i: usize, at: usize, value: u64| {
+        let at = 64 + i * entsize + at;
+        out[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    };
+    // Where each loaded segment's bytes were and now are:
+    // (old offset, size, new offset).
+    let mut loads: Vec<(u64, u64, u64)> = Vec::new();
+    for i in 0..count {
+        if u32_at(table, i * entsize)? == PT_LOAD {
+            let new = place(&mut out, i, PACKED_ALIGN)?;
+            set(&mut out, i, 8, new);
+            set(&mut out, i, 0x30, field(i, 0x30)?.min(PACKED_ALIGN));
+            loads.push((field(i, 8)?, field(i, 0x20)?, new));
+        }
+    }
+    for i in 0..count {
+        let (offset, filesz) = (field(i, 8)?, field(i, 0x20)?);
+        if u32_at(table, i * entsize)? == PT_LOAD {
+            continue;
+        }
+        let within = loads
+            .iter()
+            .find(|(at, len, _)| offset >= *at && offset + filesz <= at + len);
+        let new = match within {
+            Some((at, _, new)) => new + (offset - at),
+            None if filesz == 0 => 0,
+            None => place(&mut out, i, field(i, 0x30)?.clamp(1, PACKED_ALIGN))?,
+        };
+        set(&mut out, i, 8, new);
+    }
     Ok(out)
 }
 
@@ -151,21 +219,19 @@ pub fn sizes(elf: &[u8]) -> Result<Sizes, String> {
     })
 }
 
-/// Writes `APP.stripped` beside `elf` and returns its path and figures.
+/// Writes the stripped image (`boot/APP` beside `elf`,
+/// [`crate::guest_build::boot_image`]) and returns its path and figures.
 pub fn measure(elf: &Path) -> Result<(PathBuf, Sizes), String> {
     let bytes = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
     let figures = sizes(&bytes).map_err(|e| format!("{}: {e}", elf.display()))?;
-    let stripped = elf.with_extension("stripped");
-    std::fs::write(&stripped, strip(&bytes)?)
-        .map_err(|e| format!("{}: {e}", stripped.display()))?;
-    Ok((stripped, figures))
+    Ok((crate::guest_build::boot_image(elf)?, figures))
 }
 
 /// Builds `apps` (release profile) and measures each.
 pub fn measure_apps(apps: &[&str]) -> Result<Vec<(String, Sizes)>, String> {
     apps.iter()
         .map(|app| {
-            let elf = crate::guest_build::build(app, crate::guest_build::Profile::Release)?;
+            let elf = crate::guest_build::build_elf(app, crate::guest_build::Profile::Release)?;
             Ok((app.to_string(), measure(&elf)?.1))
         })
         .collect()
@@ -196,7 +262,7 @@ pub fn table_of(measured: &[(String, Sizes)]) -> String {
         ));
     }
     out.push_str(&format!(
-        "bytes; stripped = what a Xen host boots (APP.stripped beside the ELF); / Mini-OS: against its \
+        "bytes; stripped = what a Xen host boots (boot/APP beside the ELF; the rig boots it); / Mini-OS: against its \
          default build's {MINI_OS_STRIPPED} B stripped (and its debug=n build's {MINI_OS_STRIPPED_NODEBUG} B)\n"
     ));
     out
@@ -311,13 +377,49 @@ mod tests {
 
     #[test]
     fn stripping_keeps_headers_and_segments_and_drops_the_rest() {
-        let stripped = strip(&elf()).unwrap();
-        // The program headers end at 0x200 + 112 = 0x270, past the
-        // segments' end (0x160).
-        assert_eq!(stripped.len(), 0x270);
+        let mut original = elf();
+        // Loaded bytes at 0x40..0x140 (address 0x100040), the note at
+        // 0x140..0x160, outside the loaded segment.
+        original[0x210..0x218].copy_from_slice(&0x10_0040u64.to_le_bytes());
+        original[0x230..0x238].copy_from_slice(&0x1000u64.to_le_bytes());
+        for (i, b) in original[0x40..0x160].iter_mut().enumerate() {
+            *b = i as u8 ^ 0x5a;
+        }
+        let stripped = strip(&original).unwrap();
+        // Header, 2 program headers (0x40 + 0x70 = 0xb0), the load right
+        // there (0xb0 is congruent to its address mod 16), then the note.
+        assert_eq!(u64_at(&stripped, 0x20).unwrap(), 0x40);
         assert_eq!(u64_at(&stripped, 0x28).unwrap(), 0);
         assert_eq!(u16_at(&stripped, 0x3c).unwrap(), 0);
-        assert_eq!(segments(&stripped).unwrap().len(), 2);
+        let segs = segments(&stripped).unwrap();
+        assert_eq!(segs, vec![(PT_LOAD, 0xb0, 0x100), (PT_NOTE, 0x1b0, 0x20)]);
+        assert_eq!(stripped.len(), 0x1d0);
+        assert_eq!(&stripped[0xb0..0x1d0], &original[0x40..0x160]);
+        // The load's alignment says what the offsets keep.
+        assert_eq!(u64_at(&stripped, 0x40 + 0x30).unwrap(), PACKED_ALIGN);
+    }
+
+    #[test]
+    fn a_note_inside_a_loaded_segment_moves_with_it() {
+        let mut original = elf();
+        // The note at 0x100..0x120, inside the load 0x40..0x140.
+        original[0x240..0x248].copy_from_slice(&0x100u64.to_le_bytes());
+        original[0x100..0x120].copy_from_slice(&[7u8; 0x20]);
+        let stripped = strip(&original).unwrap();
+        let segs = segments(&stripped).unwrap();
+        assert_eq!(segs[0], (PT_LOAD, 0xb0, 0x100));
+        assert_eq!(segs[1], (PT_NOTE, 0xb0 + 0xc0, 0x20));
+        assert_eq!(&stripped[0x170..0x190], &[7u8; 0x20]);
+        assert_eq!(stripped.len(), 0x1b0);
+    }
+
+    #[test]
+    fn a_segment_past_the_file_is_an_error() {
+        let mut original = elf();
+        original[0x220..0x228].copy_from_slice(&0x1_0000u64.to_le_bytes());
+        assert!(strip(&original)
+            .unwrap_err()
+            .contains("past the file's end"));
     }
 
     #[test]

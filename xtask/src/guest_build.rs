@@ -40,8 +40,33 @@ pub fn cargo() -> Command {
     cmd
 }
 
-/// Builds app `name` and returns the path of its ELF.
+/// Builds app `name` and returns the image to boot: `boot/NAME` beside
+/// the ELF ([`boot_image`]). Every rig command boots this image, so what
+/// `cargo xtask size` calls the stripped image is the one tested.
 pub fn build(name: &str, profile: Profile) -> Result<PathBuf, String> {
+    boot_image(&build_elf(name, profile)?)
+}
+
+/// Writes the bootable image of `elf` as `boot/NAME` in the ELF's
+/// directory: the loaded bytes packed, without symbols or debug info
+/// ([`crate::footprint::strip`]). The ELF stays as cargo built it, with
+/// its symbols, for crash reports and debuggers. Same file name, so the
+/// rig names the guest after the app as before.
+pub fn boot_image(elf: &Path) -> Result<PathBuf, String> {
+    let bytes = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let image = crate::footprint::strip(&bytes).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let dir = elf.parent().unwrap_or(Path::new(".")).join("boot");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(elf.file_name().unwrap_or_default());
+    if std::fs::read(&path).ok().as_deref() != Some(&image[..]) {
+        std::fs::write(&path, &image).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// Builds app `name` and returns the path of its ELF, as linked (with
+/// symbols and debug info).
+pub fn build_elf(name: &str, profile: Profile) -> Result<PathBuf, String> {
     let mut cmd = cargo();
     cmd.args([
         "build",

@@ -60,7 +60,7 @@ mod test_cmd;
 mod toolchain;
 
 use args::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -181,12 +181,19 @@ fn cmd_build(args: &mut Args) -> Result<ExitCode, String> {
         guest_build::Profile::Release
     };
     args.finish()?;
-    let elf = guest_build::build(&app, profile)?;
-    println!("{}", elf.display());
+    let image = guest_build::build(&app, profile)?;
+    println!("{}", image.display());
     eprintln!(
-        "boot it on a Xen host with: xl create {} kernel=\"{}\"",
+        "boot it on a Xen host with: xl create {} kernel=\"{}\"\n\
+         (the ELF with its symbols, for debuggers and crash reports: {})",
         guest_build::example_xl_config().display(),
-        elf.display()
+        image.display(),
+        image
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .join(&app)
+            .display()
     );
     Ok(ExitCode::SUCCESS)
 }

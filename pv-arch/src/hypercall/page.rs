@@ -1,16 +1,20 @@
-//! The hypercall page: 4 KiB in our text that Xen fills with call stubs.
+//! The hypercall page: 4 KiB at the end of our text that Xen fills with
+//! call stubs.
 //!
 //! For a PV guest Xen writes the stubs while building the domain, because
-//! the kernel's ELF notes name this page (`XEN_ELFNOTE_HYPERCALL_PAGE`).
-//! Until Xen fills it, the page holds `int3` bytes, so a call through an
-//! unfilled page traps at once instead of running garbage.
+//! the kernel's ELF notes name this page (`XEN_ELFNOTE_HYPERCALL_PAGE`);
+//! a PVH guest asks for them through an MSR ([`install_via_msr`]) before
+//! its first hypercall. So the page's contents never come from the image:
+//! it is a `@nobits` section, the last of the text segment (`link.ld`),
+//! which costs the image file nothing (the loader zeroes it, as it does
+//! the bss) where 4 KiB of filler used to sit.
 
 core::arch::global_asm!(
-    ".pushsection .text.hypercall_page, \"ax\", @progbits",
+    ".pushsection .hypercall_page, \"ax\", @nobits",
     ".balign 4096",
     ".globl hypercall_page",
     "hypercall_page:",
-    ".fill 4096, 1, 0xcc",
+    ".skip 4096",
     ".size hypercall_page, 4096",
     ".popsection",
     options(att_syntax)
