@@ -175,7 +175,7 @@ impl EventChannel {
         runtime::wake_waiters();
         PORTS
             .lock()
-            .get_mut(&self.port)
+            .get_mut(self.port)
             .is_some_and(Slot::take_fired)
     }
 
@@ -185,7 +185,7 @@ impl EventChannel {
             return 0;
         }
         runtime::wake_waiters();
-        PORTS.lock().get(&self.port).map_or(0, Slot::count)
+        PORTS.lock().get(self.port).map_or(0, Slot::count)
     }
 
     /// Completes when the port next fires (at once if it fired since
@@ -216,7 +216,7 @@ impl EventChannel {
         // Whoever still waits on it is woken (and sees it closed).
         let waiters = PORTS
             .lock()
-            .remove(&self.port)
+            .remove(self.port)
             .map(Slot::into_waiters)
             .unwrap_or_default();
         runtime::forget(self.port);
@@ -256,7 +256,7 @@ impl Future for Wait<'_> {
         runtime::wake_waiters();
         let port = self.channel.port;
         let mut ports = PORTS.lock();
-        match ports.get_mut(&port) {
+        match ports.get_mut(port) {
             Some(slot) => slot.poll_wait(&mut self.seen, cx.waker()),
             // Closed underneath us: nothing will ever fire.
             None => Poll::Ready(()),

@@ -46,6 +46,7 @@
 
 pub mod fifo;
 pub mod fired;
+pub mod port_table;
 pub mod slot;
 pub mod two_level;
 
@@ -57,18 +58,18 @@ pub use channel::{EventChannel, Wait};
 #[cfg(target_os = "none")]
 mod runtime {
     use super::fired::FiredPorts;
+    use super::port_table::PortTable;
     use super::slot::Slot;
     use super::two_level::{self, Bitmaps};
     use crate::shared_info;
     use crate::sync::UpcallSafe as Mutex;
-    use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::task::Waker;
 
     /// Bound ports. Locked only by task code, never by the upcall (see
     /// the module docs).
-    pub(super) static PORTS: Mutex<BTreeMap<u32, Slot>> = Mutex::new(BTreeMap::new());
+    pub(super) static PORTS: Mutex<PortTable> = Mutex::new(PortTable::new());
 
     /// Ports the upcall saw raised and the executor has not handed over
     /// yet: the only thing the upcall writes besides Xen's own words.
@@ -181,7 +182,7 @@ mod runtime {
     /// Marks `port`'s slot fired and collects its waiters.
     fn raise(port: u32, to_wake: &mut Vec<Waker>) {
         let mut ports = PORTS.lock();
-        match ports.get_mut(&port) {
+        match ports.get_mut(port) {
             Some(slot) => to_wake.append(&mut slot.raise()),
             // A port nobody bound (or just closed): count it, drop it.
             None => {
@@ -233,8 +234,10 @@ mod runtime {
             shared_info::pending_word(word).store(0, Ordering::SeqCst);
         }
         FIRED.drain(|_| {});
-        let waiters: Vec<Waker> = core::mem::take(&mut *PORTS.lock())
-            .into_values()
+        let waiters: Vec<Waker> = PORTS
+            .lock()
+            .take_all()
+            .into_iter()
             .flat_map(Slot::into_waiters)
             .collect();
         waiters.into_iter().for_each(Waker::wake);
@@ -245,7 +248,7 @@ mod runtime {
     }
 
     /// Ports this domain has bound now (for leak accounting: a channel
-    /// that is dropped closes its port and leaves this map).
+    /// that is dropped closes its port and leaves this table).
     pub fn bound_ports() -> usize {
         PORTS.lock().len()
     }
