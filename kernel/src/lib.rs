@@ -52,6 +52,7 @@ pub mod app;
 pub mod boot_info;
 pub mod boot_profile;
 pub mod console;
+pub mod duration;
 pub mod events;
 pub mod grant;
 pub mod mm;

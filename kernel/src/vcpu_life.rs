@@ -2,6 +2,8 @@
 //! (`VCPUOP_get_runstate_info`): the split the boot line prints, kept
 //! apart from `time` so the host tests cover its arithmetic and wording.
 
+use crate::duration::Ms;
+
 /// Where vCPU 0's life has gone so far, from Xen's runstate accounting:
 /// the four states' times sum to the time since Xen created the vCPU.
 /// Before the guest's first instruction the vCPU is `offline` (the
@@ -33,20 +35,6 @@ impl VcpuLife {
     /// The time since Xen created the vCPU.
     pub fn since_creation_ns(&self) -> u64 {
         self.in_guest_ns().saturating_add(self.offline_ns)
-    }
-}
-
-/// `N.NNN` milliseconds.
-struct Ms(u64);
-
-impl core::fmt::Display for Ms {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "{}.{:03}",
-            self.0 / 1_000_000,
-            self.0 % 1_000_000 / 1_000
-        )
     }
 }
 

@@ -62,8 +62,8 @@ pub(crate) async fn wait_for_lease(
             other => other,
         })?;
     kernel::println!(
-        "net: dhcp: leased in {:.3} s",
-        (kernel::time::now_ns() - start) as f64 / 1e9
+        "net: dhcp: leased in {} s",
+        kernel::duration::Secs(kernel::time::now_ns() - start)
     );
     Ok(())
 }

@@ -249,6 +249,7 @@ libos::app! {
     use alloc::vec;
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::time::Duration;
+    use libos::kernel::duration::Secs;
     use libos::kernel::{smp, time};
     use libos::net::{with_timeout, IpEndpoint, Net, NetError, TcpListener, TcpStream};
     use libos::task::{self, select, Either, Notify, Signal};
@@ -311,9 +312,8 @@ libos::app! {
     fn page(server: &Server) -> String {
         let counters = &server.counters;
         let now = time::now_ns();
-        let system_s = now as f64 / 1e9;
-        let uptime_ns = now.saturating_sub(server.started_ns);
-        let uptime_s = uptime_ns as f64 / 1e9;
+        let system_s = Secs(now);
+        let uptime_s = Secs(now.saturating_sub(server.started_ns));
         let (wall_s, wall_ns) = time::wallclock();
         let (y, mo, d, h, mi, s) = http::civil(wall_s);
         let stats = server.net.stats();
@@ -324,8 +324,8 @@ libos::app! {
              <h1>Paravane httpd</h1>\n\
              <p>A Xen PV guest in Rust, serving over netfront and smoltcp.</p>\n\
              <ul>\n\
-             <li>Xen system time: {system_s:.3} s</li>\n\
-             <li>httpd uptime: {uptime_s:.3} s</li>\n\
+             <li>Xen system time: {system_s} s</li>\n\
+             <li>httpd uptime: {uptime_s} s</li>\n\
              <li>wall clock: {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03} UTC</li>\n\
              <li>requests served: {requests} (this is number {}); 404s: {}; bad requests: {}</li>\n\
              <li>connections open: {}</li>\n\
@@ -479,9 +479,9 @@ libos::app! {
         if written.is_ok() {
             add(&counters.bytes_out, reply.len() as u64);
         }
-        let secs = (time::now_ns() - start) as f64 / 1e9;
+        let secs = Secs(time::now_ns() - start);
         println!(
-            "httpd: request {served} from {peer}: {status} {path}, {bytes_in} bytes in, {} bytes out, {secs:.3} s{}{}",
+            "httpd: request {served} from {peer}: {status} {path}, {bytes_in} bytes in, {} bytes out, {secs} s{}{}",
             if written.is_ok() { reply.len() } else { 0 },
             match &written {
                 Ok(()) => String::new(),
