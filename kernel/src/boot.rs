@@ -71,6 +71,7 @@ pub fn pvh_main(start_info_paddr: u64) -> ! {
     mark("entry");
     platform::set_mode(BootMode::Pvh);
     crate::arch::x86_64::pvh_paging::init();
+    mark("page tables");
     // SAFETY: PVH runs us in ring 0, and the image (with the hypercall
     // page) is identity mapped.
     if let Err(why) = unsafe { pv_arch::hypercall::page::install_via_msr() } {
@@ -78,6 +79,7 @@ pub fn pvh_main(start_info_paddr: u64) -> ! {
         platform::debug_port_write_fmt(format_args!("Paravane: PVH hypercall page: {why}\n"));
         platform::halt_forever();
     }
+    mark("hypercall page");
     let boot = match crate::pvh_boot::read(start_info_paddr) {
         Ok(boot) => boot,
         Err(why) => {

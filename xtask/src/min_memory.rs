@@ -197,7 +197,65 @@ pub fn run(rig: &Rig) -> Result<Vec<Row>, String> {
             }
         }
     }
+    rows.extend(boot_rows(&session.guests));
     Ok(rows)
+}
+
+/// The guest's own boot time (vCPU start to the app's first line, by
+/// Xen's runstate accounting: `boot: app … starts after N ms in the
+/// guest`) of every boot of `app` in `mode` that did its job. Many boots
+/// in one dom0 session: QEMU's translation cache is warm after the first
+/// few, which a lone `cargo xtask boot` never is.
+pub fn boot_samples(guests: &[GuestReport], app: &str, mode: GuestMode) -> Vec<f64> {
+    let prefix = format!("boot: app {app} starts after ");
+    SIZES
+        .iter()
+        .filter_map(|&mib| guests.iter().find(|g| g.name == name(app, mib, mode)))
+        .filter(|g| verdict(app, g).is_ok())
+        .filter_map(|g| crate::bench::guest_boot(&g.console, &prefix))
+        .map(|(in_guest, _)| in_guest)
+        .collect()
+}
+
+/// Prints each app's in-guest boot times and returns them as `boot`
+/// rows (a series per mode, every boot a value).
+fn boot_rows(guests: &[GuestReport]) -> Vec<Row> {
+    println!();
+    println!(
+        "the guest's own boot (vCPU start -> the app's first line, Xen's runstate), \
+         every boot above that did its job:"
+    );
+    APPS.iter()
+        .map(|app| {
+            let series: Vec<Series> = GuestMode::ALL
+                .iter()
+                .map(|&mode| {
+                    let samples = boot_samples(guests, app, mode);
+                    let values: Vec<Option<f64>> = samples.iter().copied().map(Some).collect();
+                    let series = Series::new(&format!("Paravane {mode}"), values);
+                    let (lo, hi) = samples
+                        .iter()
+                        .fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+                    match series.median {
+                        Some(median) => println!(
+                            "  {app:<6} {mode:<3} median {median:.1} ms ({lo:.1} to {hi:.1}, {} boots)",
+                            samples.len()
+                        ),
+                        None => println!("  {app:<6} {mode:<3} no boot did its job"),
+                    }
+                    series
+                })
+                .collect();
+            Row {
+                group: "boot".into(),
+                name: format!("{app}: in guest -> app"),
+                unit: "ms".into(),
+                better: "lower".into(),
+                series,
+                notes: vec!["every boot of the memory search that did its job, one dom0 session".into()],
+            }
+        })
+        .collect()
 }
 
 /// `app`'s row, before any mode's result.

@@ -237,9 +237,14 @@ pub fn resume(evtchn: u32) {
     }
 }
 
-/// Writes formatted text (what `print!` expands to).
+/// Writes formatted text (what `print!` expands to), then notifies the
+/// backend once for the whole of it.
 pub fn write_fmt(args: fmt::Arguments<'_>) {
-    let _ = CONSOLE.lock().write_fmt(args);
+    let mut console = CONSOLE.lock();
+    let _ = console.write_fmt(args);
+    if let Sink::Ring(writer) = &mut console.sink {
+        writer.kick();
+    }
 }
 
 /// Waits until the backend has taken everything written so far.

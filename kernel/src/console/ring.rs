@@ -71,6 +71,9 @@ pub struct RingWriter<P: ConsolePage> {
     stalled_at: Option<u32>,
     /// Times the backend was declared stalled.
     stalls: u64,
+    /// `prod` as of the last notification: [`RingWriter::kick`] notifies
+    /// only when there is something new.
+    notified: u32,
 }
 
 /// Measures how long the backend has made no progress: against
@@ -118,6 +121,7 @@ impl<P: ConsolePage> RingWriter<P> {
             prod,
             stalled_at: None,
             stalls: 0,
+            notified: prod,
         }
     }
 
@@ -132,7 +136,24 @@ impl<P: ConsolePage> RingWriter<P> {
     /// says nothing about the new backend.
     pub fn restart_at(&mut self, prod: u32) {
         self.prod = prod;
+        self.notified = prod;
         self.stalled_at = None;
+    }
+
+    /// Notifies the backend if anything was published since the last
+    /// notification. The console calls this once per print: a formatted
+    /// line reaches [`RingWriter::write`] in many pieces, and a
+    /// notification per piece (a hypercall each) made the boot banner
+    /// cost milliseconds under emulation.
+    pub fn kick(&mut self) {
+        if self.notified != self.prod {
+            self.notify_now();
+        }
+    }
+
+    fn notify_now(&mut self) {
+        self.notified = self.prod;
+        self.page.notify();
     }
 
     fn snapshot(&self) -> Result<ByteRing, RingWriteError> {
@@ -167,16 +188,17 @@ impl<P: ConsolePage> RingWriter<P> {
         self.stalls += 1;
     }
 
-    /// Writes all of `bytes`, waiting for room as needed, then notifies.
-    /// While the backend is stalled, writes what fits and drops the rest
-    /// without waiting.
+    /// Writes all of `bytes`, waiting for room as needed (and notifying
+    /// the backend whenever the ring is full); the caller notifies at the
+    /// end ([`RingWriter::kick`]). While the backend is stalled, writes
+    /// what fits and drops the rest without waiting.
     pub fn write(&mut self, mut bytes: &[u8]) -> Result<(), RingWriteError> {
         let mut clock = StallClock::start(self.page.out_cons(), self.page.now_ns());
         while !bytes.is_empty() {
             let ring = self.snapshot()?;
             let (start, room) = ring.producer_chunk();
             if room == 0 {
-                self.page.notify();
+                self.notify_now();
                 if self.is_stalled() || clock.expired(self.page.out_cons(), self.page.now_ns()) {
                     if !self.is_stalled() {
                         self.declare_stalled();
@@ -194,7 +216,6 @@ impl<P: ConsolePage> RingWriter<P> {
             self.page.publish_out_prod(self.prod);
             bytes = &bytes[n..];
         }
-        self.page.notify();
         Ok(())
     }
 
@@ -207,7 +228,7 @@ impl<P: ConsolePage> RingWriter<P> {
             if used == 0 {
                 return Ok(());
             }
-            self.page.notify();
+            self.notify_now();
             if self.is_stalled() || clock.expired(self.page.out_cons(), self.page.now_ns()) {
                 if !self.is_stalled() {
                     self.declare_stalled();
@@ -299,6 +320,24 @@ mod tests {
         fn now_ns(&self) -> Option<u64> {
             self.clock_ns
         }
+    }
+
+    #[test]
+    fn pieces_are_published_at_once_and_notified_once_per_kick() {
+        let mut page = SimPage::new(4096);
+        let mut writer = RingWriter::new(&mut page, 0);
+        for piece in ["boot: ", "app ", "hello", "\n"] {
+            writer.write(piece.as_bytes()).unwrap();
+        }
+        writer.kick();
+        writer.kick();
+        drop(writer);
+        assert_eq!(page.notifies, 1);
+        assert_eq!(page.prod, 16);
+        let mut writer = RingWriter::new(&mut page, 16);
+        writer.kick();
+        drop(writer);
+        assert_eq!(page.notifies, 1, "nothing new: no notification");
     }
 
     #[test]

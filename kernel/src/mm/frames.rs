@@ -7,6 +7,13 @@
 //! already-mapped end of memory, and runs of contiguous frames for the
 //! heap. A free of a frame that is not allocated (a double free, or a
 //! stray frame number) is refused with an error and changes nothing.
+//!
+//! Allocation can be held below a limit ([`FrameBitmap::set_limit`]):
+//! frames at or above it are counted and can be freed or reserved, but
+//! are not handed out. A PV guest maps its direct map only up to the
+//! limit and raises it as allocation reaches it (`mm`), so a frame the
+//! allocator hands out is always mapped and boot does not pay for
+//! mapping memory nobody has asked for yet.
 
 use core::fmt;
 
@@ -44,6 +51,10 @@ pub struct FrameBitmap<'a> {
     words: &'a mut [u64],
     frames: u64,
     free: u64,
+    /// Frames at or above this are not handed out.
+    limit: u64,
+    /// Free frames below `limit`.
+    free_below: u64,
     /// No free frame lives in a word below this one.
     first_maybe_free: usize,
 }
@@ -61,8 +72,67 @@ impl<'a> FrameBitmap<'a> {
             words,
             frames,
             free: 0,
+            limit: frames,
+            free_below: 0,
             first_maybe_free: 0,
         })
+    }
+
+    /// The frame allocation stops below (all frames, unless
+    /// [`set_limit`](Self::set_limit) lowered it).
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Free frames below [`limit`](Self::limit): what can be handed out.
+    pub fn free_below_limit(&self) -> u64 {
+        self.free_below
+    }
+
+    /// Hands out frames only below `limit` (clamped to the frame count)
+    /// from now on.
+    pub fn set_limit(&mut self, limit: u64) {
+        let limit = limit.min(self.frames);
+        if limit >= self.limit {
+            self.free_below += self.count_free(self.limit, limit);
+        } else {
+            self.free_below -= self.count_free(limit, self.limit);
+        }
+        self.limit = limit;
+    }
+
+    /// Free frames in `from..to` (both within the bitmap).
+    fn count_free(&self, from: u64, to: u64) -> u64 {
+        let mut pfn = from;
+        let mut count = 0;
+        while pfn < to {
+            let index = (pfn / BITS as u64) as usize;
+            let word_start = index as u64 * BITS as u64;
+            if pfn == word_start && to - pfn >= BITS as u64 {
+                count += u64::from(self.words[index].count_zeros());
+                pfn += BITS as u64;
+            } else {
+                count += u64::from(self.words[index] & bit(pfn) == 0);
+                pfn += 1;
+            }
+        }
+        count
+    }
+
+    /// Counts `count` frames from `pfn` leaving (or, `taken` false,
+    /// joining) the free pool, in both totals.
+    fn account(&mut self, pfn: u64, count: u64, taken: bool) {
+        let below = pfn
+            .saturating_add(count)
+            .min(self.limit)
+            .saturating_sub(pfn);
+        if taken {
+            self.free -= count;
+            self.free_below -= below;
+        } else {
+            self.free += count;
+            self.free_below += below;
+        }
     }
 
     /// Frames the bitmap covers.
@@ -93,28 +163,28 @@ impl<'a> FrameBitmap<'a> {
         let index = first + index;
         self.first_maybe_free = index;
         let pfn = (index * BITS) as u64 + u64::from(word.trailing_ones());
-        if pfn >= self.frames {
+        if pfn >= self.limit {
             return None;
         }
         self.words[index] |= bit(pfn);
-        self.free -= 1;
+        self.account(pfn, 1, true);
         Some(pfn)
     }
 
     /// Takes `count` contiguous free frames whose first frame number is a
     /// multiple of `align` (a power of two), lowest first.
     pub fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<u64> {
-        if count == 0 || !align.is_power_of_two() || count > self.free {
+        if count == 0 || !align.is_power_of_two() || count > self.free_below {
             return None;
         }
         let mut start = ((self.first_maybe_free * BITS) as u64).next_multiple_of(align);
-        while start.checked_add(count)? <= self.frames {
+        while start.checked_add(count)? <= self.limit {
             match (start..start + count).find(|&pfn| self.is_used(pfn)) {
                 None => {
                     for pfn in start..start + count {
                         self.words[(pfn / BITS as u64) as usize] |= bit(pfn);
                     }
-                    self.free -= count;
+                    self.account(start, count, true);
                     return Some(start);
                 }
                 Some(used) => start = (used + 1).next_multiple_of(align),
@@ -133,7 +203,7 @@ impl<'a> FrameBitmap<'a> {
             return Err(FrameError::AlreadyUsed(pfn));
         }
         self.words[(pfn / BITS as u64) as usize] |= bit(pfn);
-        self.free -= 1;
+        self.account(pfn, 1, true);
         Ok(())
     }
 
@@ -155,7 +225,7 @@ impl<'a> FrameBitmap<'a> {
         for p in pfn..end {
             self.words[(p / BITS as u64) as usize] &= !bit(p);
         }
-        self.free += count;
+        self.account(pfn, count, false);
         self.first_maybe_free = self.first_maybe_free.min((pfn / BITS as u64) as usize);
         Ok(())
     }
@@ -268,6 +338,39 @@ mod tests {
             }
             assert_eq!(map.free_frames(), 1 << 12);
         }
+    }
+
+    #[test]
+    fn nothing_at_or_above_the_limit_is_handed_out_until_it_rises() {
+        let mut words = Vec::new();
+        let mut map = bitmap(&mut words, 1000);
+        map.reserve(3).unwrap();
+        map.set_limit(130);
+        assert_eq!((map.limit(), map.free_below_limit()), (130, 129));
+        assert_eq!(map.free_frames(), 999);
+        // Frames above the limit can still be reserved and freed.
+        map.reserve(500).unwrap();
+        assert_eq!(map.free_below_limit(), 129);
+        map.free(500).unwrap();
+        let got: Vec<u64> = core::iter::from_fn(|| map.alloc()).collect();
+        assert_eq!(got.len(), 129);
+        assert!(got.iter().all(|&pfn| pfn < 130));
+        assert_eq!(map.alloc_contiguous(1, 1), None);
+        assert_eq!(map.free_below_limit(), 0);
+        assert_eq!(map.free_frames(), 999 - 129);
+        // Raised across a partial word and whole words.
+        map.set_limit(700);
+        assert_eq!(map.free_below_limit(), 570);
+        assert_eq!(map.alloc_contiguous(64, 64), Some(192));
+        assert_eq!(map.alloc(), Some(130));
+        map.free(5).unwrap();
+        assert_eq!(map.free_below_limit(), 570 - 64 - 1 + 1);
+        // Lowered again, then raised past the end (clamped).
+        map.set_limit(200);
+        assert_eq!(map.free_below_limit(), 1 + (200 - 131) - 8);
+        map.set_limit(5000);
+        assert_eq!(map.limit(), 1000);
+        assert_eq!(map.free_below_limit(), map.free_frames());
     }
 
     #[test]

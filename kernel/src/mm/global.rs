@@ -8,7 +8,7 @@
 //! frame lock, never the other way round.
 
 use super::heap::{FrameSource, Heap, HeapStats, PAGE_SIZE};
-use super::{free_frame, with_frames};
+use super::{alloc_frames, free_frame};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use spin::Mutex;
@@ -22,9 +22,7 @@ pub struct DirectMapFrames;
 // is alignment of the address.
 unsafe impl FrameSource for DirectMapFrames {
     fn alloc_frames(&mut self, count: usize, align: usize) -> Option<NonNull<u8>> {
-        let pfn = with_frames(|frames| frames.alloc_contiguous(count as u64, align as u64))
-            .ok()
-            .flatten()?;
+        let pfn = alloc_frames(count as u64, align as u64).ok().flatten()?;
         NonNull::new((pfn as usize * PAGE_SIZE) as *mut u8)
     }
 

@@ -1,8 +1,10 @@
 //! Walking and growing our page tables, and building the direct map.
 //!
 //! Xen enters us with bootstrap tables mapping only the initial region.
-//! [`build_direct_map`] extends them so every frame we own is mapped at
-//! virtual address `pfn * 4096`, as Mini-OS's `build_pagetable` does:
+//! [`map_direct`] extends them so frames we own are mapped at virtual
+//! address `pfn * 4096`, as Mini-OS's `build_pagetable` does (though
+//! `mm` maps only as far as the frame allocator has reached, not all of
+//! memory at boot):
 //! it walks down from the root, and where a table is missing takes a free
 //! frame, zeroes it, remaps its own direct-map page read-only (Xen will
 //! not accept a table that is writable anywhere), pins it at its level
@@ -167,19 +169,27 @@ impl Core {
     }
 }
 
-/// Maps every frame `1..nr_pages` at `pfn * 4096` (frame 0 stays as it
-/// is; `init` unmaps it). Returns the number of entries written.
-pub fn build_direct_map(core: &Core, frames: &mut FrameBitmap<'_>) -> Result<u64, MmError> {
-    let nr_pages = core.p2m().len();
+/// Maps the frames `from..to` at `pfn * 4096` (frame 0 stays as it is;
+/// `init` unmaps it), leaving entries already present alone. The boot
+/// maps the low end this way and `mm` the rest as the allocator reaches
+/// it. New page tables come from `frames`, lowest first: from the part
+/// already mapped. Returns the number of entries written.
+pub fn map_direct(
+    core: &Core,
+    frames: &mut FrameBitmap<'_>,
+    from: u64,
+    to: u64,
+) -> Result<u64, MmError> {
+    let to = to.min(core.p2m().len());
     let mut batch = UpdateBatch::<BATCH>::new();
-    let mut region = 0;
-    while region < nr_pages {
+    let mut region = from - from % ENTRIES as u64;
+    while region < to {
         // New tables are validated against what is already mapped: send
         // what is pending first.
         batch.flush(send)?;
         let l1 = core.ensure_l1(frames, region * PAGE_SIZE)?;
         let table = core.table(l1)?;
-        for pfn in region.max(1)..(region + ENTRIES as u64).min(nr_pages) {
+        for pfn in region.max(from).max(1)..(region + ENTRIES as u64).min(to) {
             let slot = (pfn % ENTRIES as u64) as usize;
             // SAFETY: `table` is the L1 table's read-only direct mapping.
             let current = unsafe { table.add(slot).read_volatile() };

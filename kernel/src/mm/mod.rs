@@ -5,8 +5,11 @@
 //! a machine frame it names in the p2m list, and maps only a small
 //! initial region. [`init`] takes over from there: it reserves what the
 //! boot layout uses ([`layout`]), puts a bitmap frame allocator
-//! ([`frames`]) over the rest, extends the bootstrap page tables so every
-//! frame is mapped at `pfn * 4096` ([`mapper`]), unmaps frame 0 to catch
+//! ([`frames`]) over the rest, extends the bootstrap page tables so frames
+//! are mapped at `pfn * 4096` ([`mapper`]): at boot as far as Xen's own
+//! mapping reaches, then a step ahead of the frame allocator, which hands
+//! out only mapped frames (`alloc_frames`), so boot time does not grow
+//! with memory. It unmaps frame 0 to catch
 //! null pointers, and creates the tables of the [`window`] where foreign
 //! machine frames get mapped. After it, the kernel hands out owned
 //! [`Page`]s, the global allocator serves `alloc` ([`heap`], [`global`]),
@@ -136,6 +139,55 @@ mod guest {
         CORE.get().ok_or(MmError::NotInitialized)
     }
 
+    /// Free frames kept below the allocation limit for the page tables
+    /// the next step of the direct map may need: an L1, and at a 1 GiB
+    /// or 512 GiB boundary an L2 and an L3 too.
+    const MAP_RESERVE: u64 = 8;
+
+    /// Frames the direct map grows by at a time: one L1 table's worth.
+    const MAP_STEP: u64 = 512;
+
+    /// Maps the next [`MAP_STEP`] frames of the direct map and lets the
+    /// allocator hand them out (PV; in PVH everything is mapped and the
+    /// limit is the end).
+    fn extend_direct_map(frames: &mut FrameBitmap<'static>) -> Result<(), MmError> {
+        let core = CORE.get().ok_or(MmError::NotInitialized)?;
+        let from = frames.limit();
+        let to = (from - from % MAP_STEP + MAP_STEP).min(frames.frames());
+        mapper::map_direct(core, frames, from, to)?;
+        frames.set_limit(to);
+        Ok(())
+    }
+
+    /// Takes `count` contiguous free frames whose first frame number is
+    /// a multiple of `align`, lowest first; `None` if memory has no such
+    /// run. In PV the direct map covers only the frames below the
+    /// allocator's limit: when the frames below it run short (or hold no
+    /// such run), the next step is mapped first, keeping
+    /// [`MAP_RESERVE`] frames for that step's own page tables. So every
+    /// frame handed out is mapped, and boot maps no more than it uses.
+    pub(super) fn alloc_frames(count: u64, align: u64) -> Result<Option<u64>, MmError> {
+        let mut guard = FRAMES.lock();
+        let frames = guard.as_mut().ok_or(MmError::NotInitialized)?;
+        loop {
+            let room = frames.limit() < frames.frames();
+            if room && frames.free_below_limit() < count.saturating_add(MAP_RESERVE) {
+                extend_direct_map(frames)?;
+                continue;
+            }
+            let got = if count == 1 && align <= 1 {
+                frames.alloc()
+            } else {
+                frames.alloc_contiguous(count, align)
+            };
+            match got {
+                Some(pfn) => return Ok(Some(pfn)),
+                None if room => extend_direct_map(frames)?,
+                None => return Ok(None),
+            }
+        }
+    }
+
     /// Runs `f` on the frame allocator, under its lock.
     pub(super) fn with_frames<R>(
         f: impl FnOnce(&mut FrameBitmap<'static>) -> R,
@@ -231,7 +283,15 @@ mod guest {
         reserve_boot_frames(&mut frames, &layout)?;
         let boot_free = frames.free_frames();
 
-        let entries = mapper::build_direct_map(core, &mut frames)?;
+        // The direct map, as far as the boot's own mapping reaches
+        // (rounded up to a whole L1 table); the rest as the allocator
+        // gets there (`alloc_frames`).
+        let limit = layout
+            .mapped_end_pfn
+            .next_multiple_of(MAP_STEP)
+            .min(nr_pages);
+        let entries = mapper::map_direct(core, &mut frames, 0, limit)?;
+        frames.set_limit(limit);
         // SAFETY: virtual page 0 holds nothing we use (frame 0 is reserved
         // and never handed out); unmapping it makes null pointers fault.
         unsafe { update_va_mapping(0, 0, 0) }
@@ -240,11 +300,15 @@ mod guest {
             core.ensure_l1(&mut frames, WINDOW_BASE + table * 512 * PAGE_SIZE)?;
         }
         window::init_slots()?;
+        while frames.limit() < nr_pages && frames.free_below_limit() < MAP_RESERVE {
+            extend_direct_map(&mut frames)?;
+        }
         let free = frames.free_frames();
+        let mapped = frames.limit();
         *FRAMES.lock() = Some(frames);
         READY.store(true, Ordering::Release);
         println!(
-            "mm: {nr_pages} frames, {free} free; direct map: {entries} entries, {} new page tables; window {WINDOW_SLOTS} slots at {WINDOW_BASE:#x}",
+            "mm: {nr_pages} frames, {free} free; direct map: {entries} entries, frames below {mapped} (the rest as the allocator reaches them), {} new page tables; window {WINDOW_SLOTS} slots at {WINDOW_BASE:#x}",
             boot_free - free
         );
         Ok(())

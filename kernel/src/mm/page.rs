@@ -9,7 +9,7 @@
 //! no slices, and keeps it out of the allocator while a grant names it.
 
 use super::error::MmError;
-use super::{core, free_frame, with_frames, Gfn, Mfn, Pfn};
+use super::{alloc_frames, core, free_frame, Gfn, Mfn, Pfn};
 use crate::boot_info::PAGE_SIZE;
 
 /// One owned frame, mapped read-write at `pfn * 4096`.
@@ -23,7 +23,7 @@ impl Page {
     /// Takes a free frame and zeroes it.
     pub fn new() -> Result<Page, MmError> {
         let core = core()?;
-        let pfn = with_frames(|frames| frames.alloc())?.ok_or(MmError::OutOfFrames)?;
+        let pfn = alloc_frames(1, 1)?.ok_or(MmError::OutOfFrames)?;
         let Some(mfn) = core.p2m().mfn(pfn) else {
             // A free frame always has a machine frame; if not, keep it
             // out of circulation rather than hand out an unmapped page.
@@ -31,8 +31,9 @@ impl Page {
         };
         let page = Page { pfn, mfn };
         // SAFETY: the frame was free, so nothing references it, and every
-        // frame we own (not ballooned out) is mapped read-write at
-        // `pfn * 4096` by the direct map.
+        // frame `alloc_frames` hands out is mapped read-write at
+        // `pfn * 4096` by the direct map (which it extends first if need
+        // be).
         unsafe { core::ptr::write_bytes(page.base(), 0, PAGE_SIZE as usize) };
         Ok(page)
     }
