@@ -25,7 +25,7 @@ pub enum Slot {
     Xenstore = 1,
     /// The shared info page.
     SharedInfo = 2,
-    /// Grant-table frame 0 (`grant::init`).
+    /// Grant-table frame 0 (placed when the table is first used, `grant::table`).
     GrantTable0 = 3,
     /// Grant-table frame 1.
     GrantTable1 = 4,

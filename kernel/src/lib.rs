@@ -20,16 +20,17 @@
 //!    crashes.
 //! 3. Console: `console_io` as dom0, the PV console ring as domU (mapped
 //!    through [`fixmap`] with `update_va_mapping`).
-//! 4. Memory ([`mm`]): the frame allocator, p2m/m2p, the direct map of
-//!    every frame built with `mmu_update`, the mapping window and the heap
+//! 4. Memory ([`mm`]): the frame allocator, p2m/m2p, the direct map
+//!    built with `mmu_update` (as far as Xen's boot mapping reaches, then
+//!    a step ahead of the allocator), the mapping window and the heap
 //!    (`alloc` works from here on).
 //! 5. Logging (`log` crate) onto the console.
 //! 6. The core interfaces ([`boot`]'s `init_core`): the shared info page,
 //!    the trap table and callbacks ([`traps`]), event channels
 //!    ([`events`], 2-level or FIFO), time ([`time`]), the executor and its
-//!    timer VIRQ ([`sched`]), grant tables ([`grant`]). Xenstore
-//!    ([`store_page`] plus the client in `drivers-pv`) connects on first
-//!    use. The boot summary is printed.
+//!    timer VIRQ ([`sched`]). Grant tables ([`grant`]) are set up on
+//!    first use, as xenstore ([`store_page`] plus the client in
+//!    `drivers-pv`) connects on first use. The boot summary is printed.
 //! 7. The application (`libos::entry!`) runs; its result decides the
 //!    success or failure line, then the domain powers off (or crashes on a
 //!    panic, see [`panic`], or a fatal exception, see [`traps`]). `xl

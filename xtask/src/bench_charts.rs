@@ -9,8 +9,9 @@
 //! load flagged ([`crate::bench_load`]) is drawn as a cross instead of a
 //! dot, and the footer names it. Figures spanning decades (a guest's own
 //! start in ms next to `xl create` in s; echo next to disk reads) are
-//! drawn on a log scale. One more chart, `load.svg`
-//! (`footprint-load.svg` for `--footprint`), is drawn from the rounds
+//! drawn on a log scale (a `--footprint` run's boot chart, the apps' own
+//! boot over its memory search, is `footprint-boot.svg`). One more chart,
+//! `load.svg` (`footprint-load.svg` for `--footprint`), is drawn from the rounds
 //! themselves: the CPU other work and the rig took in each, the rounds
 //! replaced by a retry included.
 
@@ -396,11 +397,12 @@ fn draw(run: &BenchRun, chart: &Chart, rows: &[&Row], path: &Path) -> Result<(),
     Ok(())
 }
 
-/// `GROUP.svg`; the load chart of a `--footprint` run is
-/// `footprint-load.svg`, so it sits beside the full bench's own.
+/// `GROUP.svg`; the load and boot charts of a `--footprint` run are
+/// `footprint-load.svg` and `footprint-boot.svg`, so they sit beside the
+/// full bench's own.
 fn file_name(run: &BenchRun, chart: &Chart) -> String {
-    if chart.group == LOAD.group && run.mode == "footprint" {
-        "footprint-load.svg".into()
+    if (chart.group == LOAD.group || chart.group == "boot") && run.mode == "footprint" {
+        format!("footprint-{}.svg", chart.group)
     } else {
         format!("{}.svg", chart.group)
     }

@@ -8,11 +8,12 @@ use crate::boot_info::BootInfo;
 use crate::fixmap::{self, Slot};
 use crate::mm::{Gfn, Page};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
 use pv_arch::abi::memory::{XENMAPIDX_GRANT_TABLE_STATUS, XENMAPSPACE_GRANT_TABLE};
 use pv_arch::abi::xen::{DomId, DOMID_SELF};
 use pv_arch::hypercall::grant_table::{self as op, GnttabError};
 use pv_arch::hypercall::va_mapping::update_va_mapping;
-use spin::Mutex;
+use spin::{Mutex, MutexGuard};
 
 impl From<GnttabError> for GrantError {
     fn from(error: GnttabError) -> Self {
@@ -34,6 +35,9 @@ struct State {
     status_frame: Option<u64>,
     /// Set by [`suspend`]: the version to map again on [`resume`].
     suspended: Option<GrantVersion>,
+    /// Whether [`setup`] has succeeded (the table is set up on first
+    /// use, see [`ready`]).
+    set_up: bool,
 }
 
 /// The table's state, built on first use: a `Once` of it is all zeros
@@ -51,8 +55,26 @@ fn state() -> &'static Mutex<State> {
             nr_frames: 0,
             status_frame: None,
             suspended: None,
+            set_up: false,
         })
     })
+}
+
+/// The version `gnttab=` on the command line asks for (its number; 0
+/// before [`init`]).
+static WANTED: AtomicU32 = AtomicU32::new(0);
+
+/// The table's state, set up first if this is the first use that needs
+/// a table (a grant, a version switch, a query of its shape). While
+/// suspended it stays as it is: its entries are `None` until `resume`.
+fn ready() -> Result<MutexGuard<'static, State>, GrantError> {
+    let mut state = state().lock();
+    if !state.set_up {
+        setup(&mut state)
+            .inspect_err(|error| log::error!("grant: setting up the table: {error}"))?;
+        state.set_up = true;
+    }
+    Ok(state)
 }
 
 const TABLE_SLOTS: [Slot; MAX_FRAMES] = [
@@ -62,16 +84,22 @@ const TABLE_SLOTS: [Slot; MAX_FRAMES] = [
     Slot::GrantTable3,
 ];
 
-/// Sets up the grant table: the version the command line asks for
-/// (`gnttab=v2`; version 1 otherwise, or if Xen refuses version 2), up
-/// to [`MAX_FRAMES`] table frames, and for version 2 the status frame.
-/// Called once at boot, after the scheduler.
-pub fn init(boot: &BootInfo) -> Result<(), GrantError> {
-    setup(boot).inspect_err(|error| log::error!("grant: setting up the table: {error}"))
+/// Notes the version the command line asks for (`gnttab=v2`; version 1
+/// otherwise). Called once at boot. The table itself is set up on first
+/// use ([`ready`]): a guest that never grants (`hello`) neither spends
+/// its boot on it nor carries the code, and one that does pays when its
+/// first device connects.
+pub fn init(boot: &BootInfo) {
+    let wanted = GrantVersion::from_cmdline(boot.cmdline());
+    WANTED.store(wanted.number(), Ordering::Relaxed);
 }
 
-fn setup(boot: &BootInfo) -> Result<(), GrantError> {
-    let wanted = GrantVersion::from_cmdline(boot.cmdline());
+/// Sets up the grant table: the version [`init`] noted (or version 1 if
+/// Xen refuses it), up to [`MAX_FRAMES`] table frames, and for version 2
+/// the status frame.
+fn setup(state: &mut State) -> Result<(), GrantError> {
+    let wanted =
+        GrantVersion::from_number(WANTED.load(Ordering::Relaxed)).unwrap_or(GrantVersion::V1);
     let size = op::query_size(DOMID_SELF)?;
     let nr_frames = (size.max_nr_frames as usize).min(MAX_FRAMES);
     if nr_frames == 0 {
@@ -86,7 +114,6 @@ fn setup(boot: &BootInfo) -> Result<(), GrantError> {
             now
         }
     };
-    let mut state = state().lock();
     let mut frames = [0u64; MAX_FRAMES];
     if crate::platform::is_pvh() {
         // A translated guest places the frames itself (`map_table`);
@@ -99,8 +126,8 @@ fn setup(boot: &BootInfo) -> Result<(), GrantError> {
     }
     state.frames = frames;
     state.nr_frames = nr_frames;
-    map_table(&mut state, version)?;
-    reset_refs(&mut state);
+    map_table(state, version)?;
+    reset_refs(state);
     log::info!(
         "grant: {version} table, {nr_frames} of {} frames (had {}), {} references",
         size.max_nr_frames,
@@ -187,7 +214,7 @@ fn unmap_status() -> Result<(), GrantError> {
 /// since Xen switches only when no entry is mapped (it answers `EBUSY`
 /// otherwise) and clears every entry but the reserved ones.
 pub fn set_version(version: GrantVersion) -> Result<(), GrantError> {
-    let mut state = state().lock();
+    let mut state = ready()?;
     let current = state
         .entries
         .as_ref()
@@ -299,7 +326,7 @@ pub unsafe fn grant_access(
     frame: Gfn,
     readonly: bool,
 ) -> Result<GrantRef, GrantError> {
-    let mut state = state().lock();
+    let mut state = ready()?;
     let state = &mut *state;
     let entries = state.entries.as_ref().ok_or(GrantError::NotReady)?;
     // SAFETY: the caller's promise, passed on.
@@ -388,7 +415,7 @@ impl GrantTable for XenGrants {
 /// The in-use bits (`GTF_reading | GTF_writing`) Xen shows for `gref`
 /// (from the entry in version 1, from the status frame in version 2).
 pub fn in_use_bits(gref: GrantRef) -> Result<u16, GrantError> {
-    let state = state().lock();
+    let state = ready()?;
     state
         .entries
         .as_ref()
@@ -396,9 +423,10 @@ pub fn in_use_bits(gref: GrantRef) -> Result<u16, GrantError> {
         .in_use_bits(gref.value())
 }
 
-/// How the table is set up, if it is.
+/// How the table is set up (setting it up if this is the first use), if
+/// it could be.
 pub fn info() -> Option<GrantInfo> {
-    let state = state().lock();
+    let state = ready().ok()?;
     let entries = state.entries.as_ref()?;
     Some(GrantInfo {
         version: entries.version(),
