@@ -325,18 +325,20 @@ mod tests {
     #[test]
     fn pieces_are_published_at_once_and_notified_once_per_kick() {
         let mut page = SimPage::new(4096);
-        let mut writer = RingWriter::new(&mut page, 0);
-        for piece in ["boot: ", "app ", "hello", "\n"] {
-            writer.write(piece.as_bytes()).unwrap();
+        {
+            let mut writer = RingWriter::new(&mut page, 0);
+            for piece in ["boot: ", "app ", "hello", "\n"] {
+                writer.write(piece.as_bytes()).unwrap();
+            }
+            writer.kick();
+            writer.kick();
         }
-        writer.kick();
-        writer.kick();
-        drop(writer);
         assert_eq!(page.notifies, 1);
         assert_eq!(page.prod, 16);
-        let mut writer = RingWriter::new(&mut page, 16);
-        writer.kick();
-        drop(writer);
+        {
+            let mut writer = RingWriter::new(&mut page, 16);
+            writer.kick();
+        }
         assert_eq!(page.notifies, 1, "nothing new: no notification");
     }
 
