@@ -9,9 +9,10 @@
 //! compare before and after a long run (`cargo xtask soak` does, by
 //! asking for the line with `xl sysrq DOMAIN m`). Values that must come
 //! back to where they were after devices come and go: every field but
-//! `free_frames` and `heap_bytes` exactly, and those two too once the
-//! same devices are connected again (the allocators hand back what they
-//! were given).
+//! `free_frames`, `map_tables` and `heap_bytes` exactly, and those too
+//! once the same devices are connected again (the allocators hand back
+//! what they were given), `free_frames` as a sum with `map_tables` (the
+//! direct map grows with the allocator's high-water mark).
 
 use core::fmt;
 
@@ -26,6 +27,10 @@ pub struct Accounting {
     pub grants_leaked: usize,
     /// Frames free for allocation.
     pub free_frames: u64,
+    /// Frames the direct map took for page tables as it grew after boot
+    /// (PV): they leave `free_frames` for good, so what must hold is the
+    /// sum of the two.
+    pub map_tables: u64,
     /// Bytes the heap has handed out.
     pub heap_bytes: u64,
     /// Mapping-window slots in use.
@@ -48,12 +53,13 @@ impl fmt::Display for Accounting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "grants_live={} grants_quarantined={} grants_leaked={} free_frames={} heap_bytes={} \
-             window_slots={} bad_frees={} evtchn_ports={} tasks={} timers={}",
+            "grants_live={} grants_quarantined={} grants_leaked={} free_frames={} map_tables={} \
+             heap_bytes={} window_slots={} bad_frees={} evtchn_ports={} tasks={} timers={}",
             self.grants_live,
             self.grants_quarantined,
             self.grants_leaked,
             self.free_frames,
+            self.map_tables,
             self.heap_bytes,
             self.window_slots,
             self.bad_frees,
@@ -81,6 +87,7 @@ pub fn snapshot() -> Accounting {
         grants_quarantined: grants.quarantined,
         grants_leaked: grants.leaked,
         free_frames: mm.free_frames,
+        map_tables: mm.map_tables,
         heap_bytes: mm.heap_bytes,
         window_slots: mm.window_slots_used,
         bad_frees: mm.bad_frees,
@@ -103,6 +110,7 @@ mod tests {
             grants_quarantined: 2,
             grants_leaked: 3,
             free_frames: 4,
+            map_tables: 0,
             heap_bytes: 5,
             window_slots: 6,
             bad_frees: 7,
@@ -114,8 +122,8 @@ mod tests {
         .to_string();
         assert_eq!(
             line,
-            "grants_live=1 grants_quarantined=2 grants_leaked=3 free_frames=4 heap_bytes=5 \
-             window_slots=6 bad_frees=7 evtchn_ports=8 tasks=9 timers=10 \
+            "grants_live=1 grants_quarantined=2 grants_leaked=3 free_frames=4 map_tables=0 \
+             heap_bytes=5 window_slots=6 bad_frees=7 evtchn_ports=8 tasks=9 timers=10 \
              heap_by_size=16:1,32:2,64:3,128:4,256:5,512:6,1024:7,2048:8,4096:9"
         );
     }
