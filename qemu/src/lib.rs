@@ -337,13 +337,35 @@ impl Rig {
     ///
     /// Guests that die of the emulated machine's fault (see
     /// [`Rig::boot_dom0_mode`]) are run once more in a second session;
-    /// their reports are replaced and their evidence says so.
+    /// their reports are replaced and their evidence says so. A session
+    /// in which Xen itself crashes on a stack that is not its own
+    /// ([`xen_console::xen_on_foreign_stack`]) is run once more whole,
+    /// each report's evidence naming the first run's crash; any other
+    /// failure of Xen or dom0 is the error.
     pub fn run_domus(
         &self,
         guests: &[GuestSpec],
         timeout: Duration,
     ) -> Result<Dom0Session, RigError> {
-        let mut session = domu::run_domus(self, guests, timeout, &mut |_| {})?;
+        let mut session = match domu::run_domus(self, guests, timeout, &mut |_| {}) {
+            Err(RigError::Dom0Failed { reason, log_tail }) => {
+                let Some(crash) = xen_console::xen_on_foreign_stack(&log_tail) else {
+                    return Err(RigError::Dom0Failed { reason, log_tail });
+                };
+                // Xen itself crashed on a stack that is not its own: the
+                // emulated CPU's doing, not any guest's. Every report of
+                // the session went with it, so the session runs again.
+                progress!(
+                    "Xen crashed during the session ({crash}); running the session once more"
+                );
+                let mut again = domu::run_domus(self, guests, timeout, &mut |_| {})?;
+                for report in &mut again.guests {
+                    report.evidence = retried_note(&report.evidence, &crash);
+                }
+                again
+            }
+            other => other?,
+        };
         // Reports come in the order of `guests`, one each.
         let faulted: Vec<(usize, String)> = session
             .guests

@@ -193,6 +193,47 @@ fn holds_xen_state(report: &str) -> bool {
     report.contains("RIP:    e008:[<ffff82d0")
 }
 
+/// Xen's own crash on a stack that is not Xen's: a `DOUBLE FAULT` panic
+/// in hypervisor context whose dump says the stack in use is not the
+/// one Xen expected (`Current stack base … differs from expected`). Xen
+/// switches to its own stack on every entry from a guest; running its
+/// exception handler on a guest's stack (seen once, on the Linux dom0's
+/// kernel stack, while dom0 was building a PVH domU) means the emulated
+/// CPU entered Xen without that switch: no guest, ours or dom0, can ask
+/// for it. Gives the panic's `RIP` line and the stack line, from the
+/// serial log's tail.
+pub fn xen_on_foreign_stack(log_tail: &str) -> Option<String> {
+    let lines: Vec<&str> = log_tail.lines().map(|l| message_text(l)).collect();
+    let panic = lines
+        .iter()
+        .position(|l| l.contains("*** DOUBLE FAULT ***"))?;
+    let after = &lines[panic..];
+    let hypervisor = after.iter().any(|l| l.contains("CONTEXT: hypervisor"));
+    let stack = after
+        .iter()
+        .find(|l| l.starts_with("Current stack base") && l.contains("differs from expected"))?;
+    let rip = after.iter().find(|l| l.starts_with("RIP:"))?;
+    hypervisor.then(|| {
+        format!(
+            "Xen DOUBLE FAULT in hypervisor context, {}; {}",
+            rip.trim(),
+            stack.trim()
+        )
+    })
+}
+
+/// A serial-log line without its `(XEN) [ timestamp] ` prefix.
+fn message_text(line: &str) -> &str {
+    let line = line.trim_start();
+    let line = line.strip_prefix("(XEN)").unwrap_or(line).trim_start();
+    match line.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once(']')
+            .map_or(line, |(_, text)| text.trim_start()),
+        None => line,
+    }
+}
+
 /// The verdict `loadgen postmortem` gives when everything the delivery
 /// needed was in order in the guest's own memory.
 pub const SOUND_TABLES: &str =
@@ -239,6 +280,34 @@ pub fn note_triple_fault(evidence: &mut String, messages: &[&str], domid: u32) -
 
 #[cfg(test)]
 mod tests {
+
+    /// The tail of the serial log of the one occurrence (CI, Xen 4.17.5).
+    const FOREIGN_STACK: &str = "(XEN) [  227.509664] HVM31 restore: CPU 0
+(XEN) [  232.703413] *** DOUBLE FAULT ***
+(XEN) [  232.703712] ----[ Xen-4.17.5  x86_64  debug=n  Not tainted ]----
+(XEN) [  232.703858] CPU:    0
+(XEN) [  232.703935] RIP:    e008:[<ffff82d0402019a4>] handle_exception+0x68/0x12e
+(XEN) [  232.704533] RFLAGS: 0000000000000046   CONTEXT: hypervisor
+(XEN) [  232.706124] Current stack base ffffc90040090000 differs from expected ffff83003ffd0000
+(XEN) [  232.706842] DOUBLE FAULT -- system shutdown";
+
+    #[test]
+    fn xen_on_a_guest_stack_is_the_machine_s_fault() {
+        let found = xen_on_foreign_stack(FOREIGN_STACK).expect("recognised");
+        assert!(found.contains("handle_exception+0x68"), "{found}");
+        assert!(found.contains("differs from expected"), "{found}");
+        // A double fault on Xen's own stack, or one in a guest's context,
+        // may be a guest's doing: not recognised.
+        let own_stack = FOREIGN_STACK.replace(
+            "Current stack base ffffc90040090000 differs from expected ffff83003ffd0000\n",
+            "",
+        );
+        assert_eq!(xen_on_foreign_stack(&own_stack), None);
+        let guest = FOREIGN_STACK.replace("CONTEXT: hypervisor", "CONTEXT: hvm guest (d31v0)");
+        assert_eq!(xen_on_foreign_stack(&guest), None);
+        assert_eq!(xen_on_foreign_stack("(XEN) [  1.0] Panic on CPU 0:"), None);
+    }
+
     use super::*;
 
     #[test]
