@@ -203,7 +203,7 @@ fn holds_xen_state(report: &str) -> bool {
 /// for it. Gives the panic's `RIP` line and the stack line, from the
 /// serial log's tail.
 pub fn xen_on_foreign_stack(log_tail: &str) -> Option<String> {
-    let lines: Vec<&str> = log_tail.lines().map(|l| message_text(l)).collect();
+    let lines: Vec<&str> = log_tail.lines().map(message_text).collect();
     let panic = lines
         .iter()
         .position(|l| l.contains("*** DOUBLE FAULT ***"))?;
