@@ -33,8 +33,9 @@ fn max_recalibration_step_ns(covered_ns: u64) -> u64 {
 /// one had reached (Linux's pvclock clamps with a last value for this,
 /// and so does our `time::now_ns`). That step is allowed if small and
 /// reported; the clamped clock programs use must never go back at all.
-/// Reads for up to 2.5 s, until two updates have been crossed, so the
-/// check covers recalibration every time rather than by chance.
+/// Reads for up to 5 s (yielding to Xen every millisecond), until two
+/// updates have been crossed, so the check covers recalibration every
+/// time rather than by chance.
 fn system_time_advances(_: &Ctx<'_>) -> Outcome {
     let (_, a) = raw_now();
     let mut b = a;
@@ -52,8 +53,17 @@ fn system_time_advances(_: &Ctx<'_>) -> Outcome {
     let mut steps = 0u32;
     let mut worst = 0u64;
     let mut updates = 0u32;
-    let end = last.1 + 2_500_000_000;
+    let end = last.1 + 5_000_000_000;
+    let mut next_yield = last.1;
     while updates < 2 && last.1 < end {
+        if last.1 >= next_yield {
+            // A hypercall now and then: Xen publishes its calibration
+            // from softirq work on the way back to a guest, and a vCPU
+            // that only spins may give it no such way back for seconds
+            // (seen once, a PVH dom0 right after boot: no update in 2.5 s).
+            let _ = pv_arch::hypercall::sched::sched_yield();
+            next_yield = last.1 + 1_000_000;
+        }
         let now = raw_now();
         if now.0.version != last.0.version {
             updates += 1;
@@ -90,7 +100,7 @@ fn system_time_advances(_: &Ctx<'_>) -> Outcome {
         last = now;
     }
     if updates == 0 {
-        return suite_fail!("vcpu_time_info never changed in 2.5 s");
+        return suite_fail!("vcpu_time_info never changed in 5 s");
     }
     if steps == 0 {
         Outcome::Pass
@@ -141,7 +151,7 @@ fn tsc_not_before_stamp(_: &Ctx<'_>) -> Outcome {
         previous = info;
     }
     if updates == 0 {
-        return suite_fail!("vcpu_time_info never changed in 2.5 s");
+        return suite_fail!("vcpu_time_info never changed in 5 s");
     }
     Outcome::Pass
 }
