@@ -9,6 +9,7 @@
 //! converted when the line is printed. The steps run on vCPU 0 before
 //! anything else does, so the names' lock is never contended.
 
+use crate::duration::Ms;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -69,11 +70,6 @@ pub struct Rendered<'a, F> {
     to_ns: F,
 }
 
-/// `N.NNN` milliseconds from nanoseconds.
-fn ms(f: &mut fmt::Formatter<'_>, ns: u64) -> fmt::Result {
-    write!(f, "{}.{:03}", ns / 1_000_000, ns % 1_000_000 / 1_000)
-}
-
 impl<F: Fn(u64) -> u64> fmt::Display for Rendered<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = self.profile;
@@ -86,12 +82,12 @@ impl<F: Fn(u64) -> u64> fmt::Display for Rendered<'_, F> {
         write!(f, "boot steps (ms since {}):", names[0])?;
         for (i, name) in names.iter().enumerate().take(len).skip(1) {
             let sep = if i == 1 { " " } else { ", " };
-            write!(f, "{sep}{name} ")?;
             // A TSC that went back (it should not on one vCPU) counts 0.
-            ms(f, (self.to_ns)(stamp(i).saturating_sub(stamp(i - 1))))?;
+            let step = Ms((self.to_ns)(stamp(i).saturating_sub(stamp(i - 1))));
+            write!(f, "{sep}{name} {step}")?;
         }
-        f.write_str("; total ")?;
-        ms(f, (self.to_ns)(stamp(len - 1).saturating_sub(stamp(0))))?;
+        let total = Ms((self.to_ns)(stamp(len - 1).saturating_sub(stamp(0))));
+        write!(f, "; total {total}")?;
         let dropped = p.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
             write!(f, " ({dropped} later steps not recorded)")?;

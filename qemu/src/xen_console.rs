@@ -203,7 +203,11 @@ fn holds_xen_state(report: &str) -> bool {
 /// for it. Gives the panic's `RIP` line and the stack line, from the
 /// serial log's tail.
 pub fn xen_on_foreign_stack(log_tail: &str) -> Option<String> {
-    let lines: Vec<&str> = log_tail.lines().map(message_text).collect();
+    // Xen's own messages only, prefix and timestamp gone.
+    let lines: Vec<&str> = log_tail
+        .lines()
+        .filter_map(|line| split_line(line).xen)
+        .collect();
     let panic = lines
         .iter()
         .position(|l| l.contains("*** DOUBLE FAULT ***"))?;
@@ -220,18 +224,6 @@ pub fn xen_on_foreign_stack(log_tail: &str) -> Option<String> {
             stack.trim()
         )
     })
-}
-
-/// A serial-log line without its `(XEN) [ timestamp] ` prefix.
-fn message_text(line: &str) -> &str {
-    let line = line.trim_start();
-    let line = line.strip_prefix("(XEN)").unwrap_or(line).trim_start();
-    match line.strip_prefix('[') {
-        Some(rest) => rest
-            .split_once(']')
-            .map_or(line, |(_, text)| text.trim_start()),
-        None => line,
-    }
 }
 
 /// The verdict `loadgen postmortem` gives when everything the delivery

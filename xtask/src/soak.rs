@@ -251,6 +251,10 @@ pub fn compare(before: &str, mid: Option<&str>, after: &str) -> (String, Result<
         "counter", "before", "mid", "after"
     );
     let mut grew = Vec::new();
+    // How many frames the direct map took as page tables meanwhile
+    // (`None` if its count fell, which it never may).
+    let tables = |line: &BTreeMap<String, u64>| line.get("map_tables").copied().unwrap_or(0);
+    let grown_tables = tables(&b).checked_sub(tables(&a));
     for (key, old) in &a {
         let new = b.get(key).copied();
         let shown = new.map_or("missing".to_string(), |v| v.to_string());
@@ -258,8 +262,6 @@ pub fn compare(before: &str, mid: Option<&str>, after: &str) -> (String, Result<
             .as_ref()
             .and_then(|m| m.get(key))
             .map_or("-".to_string(), |v| v.to_string());
-        let tables = |line: &BTreeMap<String, u64>| line.get("map_tables").copied().unwrap_or(0);
-        let grown_tables = tables(&b).checked_sub(tables(&a));
         let held = match new {
             Some(new) if key == "heap_bytes" => new.abs_diff(*old) <= HEAP_SLACK,
             Some(new) if key == "free_frames" => {
