@@ -174,7 +174,7 @@ impl Core {
 /// maps the low end this way and `mm` the rest as the allocator reaches
 /// it. New page tables come from `frames`, lowest first: from the part
 /// already mapped. Returns the number of entries written.
-pub fn map_direct(
+pub(super) fn map_direct(
     core: &Core,
     frames: &mut FrameBitmap<'_>,
     from: u64,
