@@ -217,6 +217,40 @@ pub fn boot_samples(guests: &[GuestReport], app: &str, mode: GuestMode) -> Vec<f
         .collect()
 }
 
+/// The medians of the running and runnable parts of those boots (Xen's
+/// runstate: running is the guest's own work, runnable the time it
+/// waited for a physical CPU, dom0's toolstack still busy with it).
+fn split_medians(guests: &[GuestReport], app: &str, mode: GuestMode) -> (f64, f64) {
+    let prefix = format!("boot: app {app} starts after ");
+    let lines: Vec<&String> = SIZES
+        .iter()
+        .filter_map(|&mib| guests.iter().find(|g| g.name == name(app, mib, mode)))
+        .filter(|g| verdict(app, g).is_ok())
+        .filter_map(|g| g.console.iter().find(|l| l.starts_with(&prefix)))
+        .collect();
+    let part = |key: &str| {
+        let mut v: Vec<f64> = lines.iter().filter_map(|l| runstate_part(l, key)).collect();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    };
+    (part("running"), part("runnable"))
+}
+
+/// The `key` figure of a `boot: app …` line's runstate split: `(running
+/// 2.345, runnable 0.100, blocked 1.000)` gives 2.345 for `running`.
+pub fn runstate_part(line: &str, key: &str) -> Option<f64> {
+    let split = &line[line.find(" (running ")? + 2..];
+    let split = &split[..split.find(')')?];
+    split.split(", ").find_map(|part| {
+        let (name, value) = part.split_once(' ')?;
+        (name == key).then(|| value.parse().ok()).flatten()
+    })
+}
+
 /// Prints each app's in-guest boot times and returns them as `boot`
 /// rows (a series per mode, every boot a value).
 fn boot_rows(guests: &[GuestReport]) -> Vec<Row> {
@@ -225,7 +259,8 @@ fn boot_rows(guests: &[GuestReport]) -> Vec<Row> {
         "the guest's own boot (vCPU start -> the app's first line, Xen's runstate), \
          every boot above that did its job:"
     );
-    APPS.iter()
+    let rows = APPS
+        .iter()
         .map(|app| {
             let series: Vec<Series> = GuestMode::ALL
                 .iter()
@@ -236,10 +271,13 @@ fn boot_rows(guests: &[GuestReport]) -> Vec<Row> {
                     let (lo, hi) = samples
                         .iter()
                         .fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+                    let split = split_medians(guests, app, mode);
                     match series.median {
                         Some(median) => println!(
-                            "  {app:<6} {mode:<3} median {median:.1} ms ({lo:.1} to {hi:.1}, {} boots)",
-                            samples.len()
+                            "  {app:<6} {mode:<3} median {median:.1} ms ({lo:.1} to {hi:.1}, {} boots); of it running {:.1}, runnable {:.1} (medians)",
+                            samples.len(),
+                            split.0,
+                            split.1
                         ),
                         None => println!("  {app:<6} {mode:<3} no boot did its job"),
                     }
@@ -255,7 +293,64 @@ fn boot_rows(guests: &[GuestReport]) -> Vec<Row> {
                 notes: vec!["every boot of the memory search that did its job, one dom0 session".into()],
             }
         })
+        .collect();
+    println!();
+    println!("where that time goes (the kernel's boot-steps line, each step's median over those boots, ms):");
+    for app in APPS {
+        for mode in GuestMode::ALL {
+            let lines: Vec<&str> = SIZES
+                .iter()
+                .filter_map(|&mib| guests.iter().find(|g| g.name == name(app, mib, mode)))
+                .filter(|g| verdict(app, g).is_ok())
+                .filter_map(|g| g.console.iter().find(|l| l.starts_with("boot steps (")))
+                .map(String::as_str)
+                .collect();
+            println!("  {app:<6} {mode:<3} {}", step_medians(&lines));
+        }
+    }
+    rows
+}
+
+/// One boot-steps line's steps: `boot steps (ms since entry): boot data
+/// 0.816, console 0.917; total 1.733` gives `[("boot data", 0.816),
+/// ("console", 0.917)]`; `None` if the line is not one.
+pub fn parse_steps(line: &str) -> Option<Vec<(String, f64)>> {
+    let (_, rest) = line.strip_prefix("boot steps (")?.split_once("): ")?;
+    let steps = rest.split("; total").next()?;
+    steps
+        .split(", ")
+        .map(|step| {
+            let (name, ms) = step.rsplit_once(' ')?;
+            Some((name.to_string(), ms.parse().ok()?))
+        })
         .collect()
+}
+
+/// The median of each step over `lines` (steps in the first line's
+/// order, with how many boots gave them), or why there is none.
+pub fn step_medians(lines: &[&str]) -> String {
+    let parsed: Vec<Vec<(String, f64)>> = lines.iter().filter_map(|l| parse_steps(l)).collect();
+    let Some(first) = parsed.first() else {
+        return "no boot-steps line".to_string();
+    };
+    let parts: Vec<String> = first
+        .iter()
+        .map(|(step, _)| {
+            let mut values: Vec<f64> = parsed
+                .iter()
+                .filter_map(|steps| steps.iter().find(|(s, _)| s == step).map(|&(_, v)| v))
+                .collect();
+            values.sort_by(f64::total_cmp);
+            let mid = values.len() / 2;
+            let median = if values.len() % 2 == 1 {
+                values[mid]
+            } else {
+                (values[mid - 1] + values[mid]) / 2.0
+            };
+            format!("{step} {median:.2}")
+        })
+        .collect();
+    format!("{} ({} boots)", parts.join(", "), parsed.len())
 }
 
 /// `app`'s row, before any mode's result.
@@ -289,6 +384,43 @@ fn record(row: &mut Row, mode: GuestMode, result: &(Option<u32>, Option<(u32, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_steps_lines_parse_and_give_medians() {
+        let a = "boot steps (ms since entry): boot data 0.816, console 0.917, memory 2.812; total 4.545";
+        let b = "boot steps (ms since entry): boot data 0.500, console 0.100, memory 1.000; total 1.600";
+        let c = "boot steps (ms since entry): boot data 0.700, console 0.300, memory 3.000; total 4.000";
+        assert_eq!(
+            parse_steps(a),
+            Some(vec![
+                ("boot data".to_string(), 0.816),
+                ("console".to_string(), 0.917),
+                ("memory".to_string(), 2.812)
+            ])
+        );
+        assert_eq!(parse_steps("boot steps: not recorded"), None);
+        assert_eq!(
+            parse_steps("boot steps (ms since entry): memory x; total 1"),
+            None
+        );
+        assert_eq!(
+            step_medians(&[a, b, c]),
+            "boot data 0.70, console 0.30, memory 2.81 (3 boots)"
+        );
+        assert_eq!(
+            step_medians(&[a, b]),
+            "boot data 0.66, console 0.51, memory 1.91 (2 boots)"
+        );
+        assert_eq!(step_medians(&[]), "no boot-steps line");
+        let line = "boot: app echo starts after 3.445 ms in the guest (running 2.345, runnable 0.100, blocked 1.000), 43.445 ms since the vCPU was created (40.000 ms offline: built and paused by the toolstack)";
+        assert_eq!(runstate_part(line, "running"), Some(2.345));
+        assert_eq!(runstate_part(line, "runnable"), Some(0.1));
+        assert_eq!(runstate_part(line, "offline"), None);
+        assert_eq!(
+            runstate_part("boot: app echo starts after 3 ms", "running"),
+            None
+        );
+    }
 
     #[test]
     fn the_smallest_passing_size_stops_at_the_first_failure() {
