@@ -28,6 +28,7 @@ pub mod net;
 pub mod netconfig;
 pub mod rng;
 pub mod task;
+pub mod vcpus;
 
 pub use drivers_pv;
 pub use embedded_io;

@@ -53,6 +53,7 @@ mod report;
 mod rig_httpd_smp;
 mod rig_smpwork;
 mod rig_tests;
+mod rig_vcpu_set;
 mod serve;
 mod serve_test;
 mod soak;

@@ -225,10 +225,14 @@ pub fn selects(filter: &Filter, pvh: bool) -> bool {
         names::XEN_420,
         names::BACKEND,
         crate::serve_test::NAMES,
+        crate::rig_httpd_smp::PV_NAMES,
+        crate::rig_vcpu_set::PV_NAMES,
     ] {
         all.extend(group);
     }
     if pvh {
+        all.extend(crate::rig_httpd_smp::PVH_NAMES);
+        all.extend(crate::rig_vcpu_set::PVH_NAMES);
         all.extend(names::PVH_BIG_MEMORY);
         all.extend(names::PVH_DOM0);
         all.extend(names::PVH_E2E_HTTPD);
@@ -370,8 +374,9 @@ pub fn run(rig: &Rig, guests: &[(&str, PathBuf)], loadgen: &Path, tally: &mut Ta
 
 /// The network end-to-end tests the filter selects, in one dom0
 /// session: the `httpd` guests side by side, then the `echo` guests side
-/// by side, then `httpd vcpus=2` (see [`crate::e2e_httpd`],
-/// [`crate::e2e_net`], [`crate::rig_httpd_smp`]).
+/// by side, then `httpd vcpus=2`, then httpd under `xl vcpu-set` (see
+/// [`crate::e2e_httpd`], [`crate::e2e_net`], [`crate::rig_httpd_smp`],
+/// [`crate::rig_vcpu_set`]).
 pub fn network_session(
     rig: &Rig,
     elf: &dyn Fn(&str) -> PathBuf,
@@ -413,7 +418,23 @@ pub fn network_session(
         .map(|&mode| crate::rig_httpd_smp::spec(&elf("httpd"), loadgen, mode))
         .collect();
     crate::e2e_httpd::side_by_side(&mut smp);
-    let specs: Vec<GuestSpec> = httpd.iter().chain(&net).chain(&smp).cloned().collect();
+    // httpd following `xl vcpu-set` (PV and PVH side by side, last).
+    let vcpu_set_modes = pick(
+        crate::rig_vcpu_set::PV_NAMES,
+        crate::rig_vcpu_set::PVH_NAMES,
+    );
+    let mut vcpu_set: Vec<GuestSpec> = vcpu_set_modes
+        .iter()
+        .map(|&mode| crate::rig_vcpu_set::spec(&elf("httpd"), loadgen, mode))
+        .collect();
+    crate::e2e_httpd::side_by_side(&mut vcpu_set);
+    let specs: Vec<GuestSpec> = httpd
+        .iter()
+        .chain(&net)
+        .chain(&smp)
+        .chain(&vcpu_set)
+        .cloned()
+        .collect();
     if specs.is_empty() {
         return;
     }
@@ -432,6 +453,11 @@ pub fn network_session(
     }
     for &mode in &smp_modes {
         for (name, result) in crate::rig_httpd_smp::checks_of(&session, mode) {
+            tally.record(&name, result);
+        }
+    }
+    for &mode in &vcpu_set_modes {
+        for (name, result) in crate::rig_vcpu_set::checks_of(&session, mode) {
             tally.record(&name, result);
         }
     }

@@ -34,8 +34,6 @@ pub struct EventChannel {
     owned: bool,
     /// The resume epoch it was bound in (see the module docs).
     epoch: u64,
-    /// The vCPU Xen notifies ([`EventChannel::bind_to_vcpu`]).
-    vcpu: u32,
 }
 
 impl EventChannel {
@@ -48,7 +46,6 @@ impl EventChannel {
             port,
             owned,
             epoch: crate::suspend::epoch(),
-            vcpu: 0,
         };
         runtime::unmask(port)?;
         Ok(channel)
@@ -106,9 +103,10 @@ impl EventChannel {
     }
 
     /// The vCPU Xen notifies of this port (0 unless moved with
-    /// [`EventChannel::bind_to_vcpu`]).
+    /// [`EventChannel::bind_to_vcpu`], and 0 again once that vCPU went
+    /// offline: `crate::smp` moves its channels back to vCPU 0).
     pub fn vcpu(&self) -> u32 {
-        self.vcpu
+        crate::smp::channel_owner(self.port)
     }
 
     /// Has Xen notify vCPU `vcpu` of this port (`EVTCHNOP_bind_vcpu`):
@@ -121,46 +119,11 @@ impl EventChannel {
         if self.is_stale() {
             return Err(Errno::ESTALE);
         }
-        if vcpu == self.vcpu {
-            return Ok(());
-        }
         if vcpu != 0 && !crate::smp::is_alive(vcpu) {
             return Err(Errno::EINVAL);
         }
-        let port = self.port;
-        let old = self.vcpu;
-        // Masked while it moves: an event that comes meanwhile stays
-        // pending in Xen, which raises it again on the new vCPU at the
-        // unmask below (both ABIs).
-        runtime::mask(port);
-        // What the old owner recorded and did not hand over yet goes to
-        // vCPU 0's record, which any vCPU hands over.
-        let carried = old != 0 && crate::smp::take_fired(old, port);
-        crate::smp::release_port(port);
-        let moved = if vcpu == 0 {
-            op::bind_vcpu(port, 0)
-        } else {
-            // Claimed first, so no event of it reaches vCPU 0's scan
-            // once Xen notifies the new vCPU.
-            crate::smp::claim_channel_port(port, vcpu).and_then(|()| {
-                op::bind_vcpu(port, vcpu).inspect_err(|_| crate::smp::release_port(port))
-            })
-        };
-        if carried {
-            runtime::record(port);
-        }
-        match moved {
-            Ok(()) => self.vcpu = vcpu,
-            Err(_) if old != 0 => {
-                // Still notifying the old vCPU: its upcall keeps it.
-                let _ = crate::smp::claim_channel_port(port, old);
-            }
-            Err(_) => {}
-        }
-        runtime::unmask(port)?;
-        moved
+        move_port(self.port, vcpu)
     }
-
     /// What Xen says about this port.
     pub fn status(&self) -> Result<EvtchnStatus, Errno> {
         op::status(self.port)
@@ -220,9 +183,7 @@ impl EventChannel {
             .map(Slot::into_waiters)
             .unwrap_or_default();
         runtime::forget(self.port);
-        if self.vcpu != 0 {
-            crate::smp::release_port(self.port);
-        }
+        crate::smp::release_port(self.port);
         waiters.into_iter().for_each(core::task::Waker::wake);
         if self.owned {
             op::close(self.port)
@@ -262,4 +223,41 @@ impl Future for Wait<'_> {
             None => Poll::Ready(()),
         }
     }
+}
+
+/// Moves channel `port` to vCPU `vcpu` (see
+/// [`EventChannel::bind_to_vcpu`]; the caller checked that `vcpu` runs
+/// Paravane code). Also how `crate::smp` moves an offlined vCPU's
+/// channels back to vCPU 0.
+pub(crate) fn move_port(port: EvtchnPort, vcpu: u32) -> Result<(), Errno> {
+    let old = crate::smp::channel_owner(port);
+    if vcpu == old {
+        return Ok(());
+    }
+    // Masked while it moves: an event that comes meanwhile stays
+    // pending in Xen, which raises it again on the new vCPU at the
+    // unmask below (both ABIs).
+    runtime::mask(port);
+    // What the old owner recorded and did not hand over yet goes to
+    // vCPU 0's record, which any vCPU hands over.
+    let carried = old != 0 && crate::smp::take_fired(old, port);
+    crate::smp::release_port(port);
+    let moved = if vcpu == 0 {
+        op::bind_vcpu(port, 0)
+    } else {
+        // Claimed first, so no event of it reaches vCPU 0's scan
+        // once Xen notifies the new vCPU.
+        crate::smp::claim_channel_port(port, vcpu).and_then(|()| {
+            op::bind_vcpu(port, vcpu).inspect_err(|_| crate::smp::release_port(port))
+        })
+    };
+    if carried {
+        runtime::record(port);
+    }
+    if moved.is_err() && old != 0 {
+        // Still notifying the old vCPU: its upcall keeps it.
+        let _ = crate::smp::claim_channel_port(port, old);
+    }
+    runtime::unmask(port)?;
+    moved
 }

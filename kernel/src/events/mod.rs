@@ -53,6 +53,8 @@ pub mod two_level;
 #[cfg(target_os = "none")]
 mod channel;
 #[cfg(target_os = "none")]
+pub(crate) use channel::move_port;
+#[cfg(target_os = "none")]
 pub use channel::{EventChannel, Wait};
 
 #[cfg(target_os = "none")]

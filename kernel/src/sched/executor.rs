@@ -229,8 +229,9 @@ mod state {
 /// A spawned task: its future and its state. Its wakers are `Arc`s of it.
 struct Task {
     id: TaskId,
-    /// The vCPU it must run on, or [`ANY_VCPU`].
-    home: u32,
+    /// The vCPU it must run on, or [`ANY_VCPU`] (which it becomes for
+    /// good if it is queued while that vCPU is offline).
+    home: AtomicU32,
     state: AtomicU8,
     /// Locked only by the executor while it polls the task (the state
     /// machine lets one poll at a time); wakers never touch it.
@@ -282,6 +283,9 @@ pub struct Executor {
     idle_mask: AtomicU32,
     /// vCPUs serving the shared queue (bit 0: vCPU 0, always).
     serving: AtomicU32,
+    /// vCPUs taken offline ([`Executor::take_offline`]): a task pinned
+    /// to one is queued on the shared queue instead.
+    offline: AtomicU32,
     vcpus: spin::Once<&'static dyn Vcpus>,
     timers: Mutex<BTreeMap<(u64, u64), Waker>>,
     /// How many `block_on` calls are running (more than one only when a
@@ -338,6 +342,7 @@ impl Executor {
             pinned: [const { Mutex::new(VecDeque::new()) }; MAX_VCPUS],
             idle_mask: AtomicU32::new(0),
             serving: AtomicU32::new(1),
+            offline: AtomicU32::new(0),
             vcpus: spin::Once::new(),
             timers: Mutex::new(BTreeMap::new()),
             block_on_depth: AtomicUsize::new(0),
@@ -379,7 +384,7 @@ impl Executor {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let task = Arc::new(Task {
             id,
-            home,
+            home: AtomicU32::new(home),
             state: AtomicU8::new(state::SCHEDULED),
             future: Mutex::new(Some(Box::pin(task))),
             executor: self,
@@ -411,11 +416,7 @@ impl Executor {
     /// Queues a scheduled task where it may run and kicks a vCPU that
     /// would otherwise sleep on it (see the module docs).
     fn enqueue(&self, task: Arc<Task>) {
-        let home = task.home;
-        match self.pinned.get(home as usize) {
-            Some(queue) => queue.lock().push_back(task),
-            None => self.ready.lock().push_back(task),
-        }
+        let home = self.place(task);
         // Orders the push before the read of the idle mask (pairs with
         // the fence in `prepare_idle`).
         fence(Ordering::SeqCst);
@@ -423,15 +424,75 @@ impl Executor {
             self.kick_if_idle(home);
             return;
         }
-        // A shared task: one idle serving vCPU other than this one takes
-        // it (this one, if it idles, is in its own idle path and checks
-        // the queue again before blocking).
+        self.kick_one_for_shared();
+    }
+
+    /// Pushes `task` on its vCPU's pinned queue, or on the shared queue
+    /// if it has none or that vCPU is offline; returns where it went.
+    /// The offline mask is read under the pinned queue's lock, which
+    /// [`Executor::take_offline`] drains after setting the mask: a task
+    /// pushed there either is drained or sees the mask.
+    fn place(&self, task: Arc<Task>) -> u32 {
+        let home = task.home.load(Ordering::SeqCst);
+        if let Some(queue) = self.pinned.get(home as usize) {
+            let mut queue = queue.lock();
+            if self.offline.load(Ordering::SeqCst) & (1 << home) == 0 {
+                queue.push_back(task);
+                return home;
+            }
+            drop(queue);
+            task.home.store(ANY_VCPU, Ordering::SeqCst);
+        }
+        self.ready.lock().push_back(task);
+        ANY_VCPU
+    }
+
+    /// A shared task is queued: one idle serving vCPU other than this one
+    /// takes it (this one, if it idles, is in its own idle path and
+    /// checks the queue again before blocking).
+    fn kick_one_for_shared(&self) {
         let idle = self.idle_mask.load(Ordering::SeqCst) & self.serving.load(Ordering::SeqCst);
         if idle != 0 && self.vcpus.get().is_some() {
             let others = idle & !(1u32 << self.current_vcpu().min(31));
             if others != 0 {
                 self.kick_if_idle(others.trailing_zeros());
             }
+        }
+    }
+
+    /// vCPU `vcpu` (not 0) goes offline: it stops serving the shared
+    /// queue, its pinned tasks move to the shared queue (for good: their
+    /// home becomes any vCPU), and a task pinned to it that is queued
+    /// later goes there too. Called by that vCPU itself, between turns,
+    /// right before it stops; returns how many queued tasks moved. Ends
+    /// by kicking an idle serving vCPU if shared work waits: an enqueue
+    /// that saw this vCPU still serving may have kicked only it.
+    pub fn take_offline(&self, vcpu: u32) -> usize {
+        if vcpu == 0 || vcpu as usize >= MAX_VCPUS {
+            return 0;
+        }
+        self.offline.fetch_or(1 << vcpu, Ordering::SeqCst);
+        self.serving.fetch_and(!(1 << vcpu), Ordering::SeqCst);
+        self.idle_mask.fetch_and(!(1 << vcpu), Ordering::SeqCst);
+        let drained = core::mem::take(&mut *self.pinned[vcpu as usize].lock());
+        let moved = drained.len();
+        for task in &drained {
+            task.home.store(ANY_VCPU, Ordering::SeqCst);
+        }
+        self.ready.lock().extend(drained);
+        fence(Ordering::SeqCst);
+        if !self.ready.lock().is_empty() {
+            self.kick_one_for_shared();
+        }
+        moved
+    }
+
+    /// vCPU `vcpu` is back online: its pinned queue is its own again and
+    /// it serves the shared queue.
+    pub fn bring_online(&self, vcpu: u32) {
+        if (vcpu as usize) < MAX_VCPUS {
+            self.offline.fetch_and(!(1 << vcpu), Ordering::SeqCst);
+            self.serve(vcpu);
         }
     }
 
@@ -903,6 +964,69 @@ mod tests {
         let after = executor.snapshot();
         assert_eq!(after.tasks, [(sleeper, TaskState::Idle)]);
         assert_eq!(after.block_on_depth, 0);
+    }
+
+    /// vCPUs for one test thread: `current` says which vCPU the test
+    /// plays, kicks are recorded.
+    struct PlayedVcpus {
+        current: AtomicU32,
+        kicked: Mutex<Vec<u32>>,
+    }
+
+    impl Vcpus for PlayedVcpus {
+        fn current(&self) -> u32 {
+            self.current.load(Ordering::SeqCst)
+        }
+        fn kick(&self, vcpu: u32) {
+            self.kicked.lock().push(vcpu);
+        }
+    }
+
+    #[test]
+    fn an_offline_vcpus_tasks_run_elsewhere_until_it_is_back() {
+        let executor = leak();
+        let vcpus: &'static PlayedVcpus = Box::leak(Box::new(PlayedVcpus {
+            current: AtomicU32::new(0),
+            kicked: Mutex::new(Vec::new()),
+        }));
+        executor.set_vcpus(vcpus);
+        executor.serve(1);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let task = |name: &'static str| {
+            let log = log.clone();
+            async move { log.lock().push(name) }
+        };
+        executor.spawn_on(1, task("queued on 1")).unwrap();
+        assert_eq!(executor.run_turn(0), 0, "vCPU 0 leaves vCPU 1's task alone");
+        // vCPU 0 idles; vCPU 1 goes offline with its task queued.
+        assert!(executor.prepare_idle(0));
+        vcpus.current.store(1, Ordering::SeqCst);
+        assert_eq!(executor.take_offline(1), 1);
+        assert_eq!(
+            *vcpus.kicked.lock(),
+            [0],
+            "the idle vCPU 0 is kicked for it"
+        );
+        assert_eq!(executor.run_turn(1), 0, "the offline vCPU serves nothing");
+        vcpus.current.store(0, Ordering::SeqCst);
+        executor.end_idle(0);
+        assert_eq!(executor.run_turn(0), 1);
+        assert_eq!(*log.lock(), ["queued on 1"]);
+        // Pinned to it while it is offline: queued for any vCPU.
+        executor.spawn_on(1, task("pinned while offline")).unwrap();
+        assert_eq!(executor.run_turn(0), 1);
+        // Back online: pinned tasks are its own again.
+        executor.bring_online(1);
+        executor.spawn_on(1, task("pinned after")).unwrap();
+        assert_eq!(executor.run_turn(0), 0);
+        vcpus.current.store(1, Ordering::SeqCst);
+        assert_eq!(executor.run_turn(1), 1);
+        assert_eq!(
+            *log.lock(),
+            ["queued on 1", "pinned while offline", "pinned after"]
+        );
+        assert_eq!(executor.live_tasks(), 0);
+        assert_eq!(executor.take_offline(0), 0, "vCPU 0 never goes offline");
     }
 
     #[test]

@@ -152,6 +152,17 @@ mod guest {
         EXECUTOR.end_idle(vcpu);
     }
 
+    /// Secondary vCPU `vcpu` is about to go offline: its queued pinned
+    /// tasks move to the shared queue and it serves nothing.
+    pub(crate) fn secondary_offline(vcpu: u32) {
+        EXECUTOR.take_offline(vcpu);
+    }
+
+    /// Secondary vCPU `vcpu` is back online.
+    pub(crate) fn secondary_online(vcpu: u32) {
+        EXECUTOR.bring_online(vcpu);
+    }
+
     /// Runs `future` and all spawned tasks until `future` completes.
     /// For the top level only: called inside a task or another
     /// `block_on` it panics in debug builds (naming the caller); see
@@ -223,7 +234,8 @@ pub use guest::{
 };
 #[cfg(target_os = "none")]
 pub(crate) use guest::{
-    secondary_end_idle, secondary_prepare_idle, secondary_turn, serve_on_secondary,
+    secondary_end_idle, secondary_offline, secondary_online, secondary_prepare_idle,
+    secondary_turn, serve_on_secondary,
 };
 
 pub use executor::{ExecutorSnapshot, NestedBlockOn, TaskState};

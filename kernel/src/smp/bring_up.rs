@@ -176,51 +176,92 @@ pub fn domain_vcpus() -> u32 {
 /// Called once, from task context on vCPU 0; a second call returns the
 /// count again.
 pub fn start_secondaries() -> Result<u32, SmpError> {
+    start_secondaries_up_to(MAX_VCPUS as u32)
+}
+
+/// Like [`start_secondaries`], but brings up only vCPUs `1..limit` (the
+/// toolstack's `cpu/N/availability` says how many it wants online; the
+/// rest stay down until [`super::bring_online`]). Returns how many vCPUs
+/// run now.
+pub fn start_secondaries_up_to(limit: u32) -> Result<u32, SmpError> {
     if super::secondaries_started() {
-        return Ok(super::vcpus_started());
+        return Ok(super::vcpus_online());
     }
-    let total = domain_vcpus();
+    let total = domain_vcpus().min(limit.max(1));
     if total == 1 {
-        println!("smp: the domain has one vCPU: nothing to bring up");
+        println!(
+            "smp: one vCPU to run (the domain has {}): nothing to bring up",
+            domain_vcpus()
+        );
         return Ok(1);
     }
-    place_vcpu_info(0)?;
-    bind_vcpu0_kick()?;
-    let abi = crate::events::abi_name();
-    let mode = crate::platform::mode();
     for id in 1..total {
-        let fail = |step, errno| SmpError {
-            vcpu: id,
-            step,
-            errno,
-        };
-        place_vcpu_info(id)?;
-        // Upcalls masked until its idle loop blocks (Xen copied the old
-        // slot's mask; make sure).
-        secondary::upcall_mask(slot(id)).store(1, Ordering::SeqCst);
-        // Its FIFO control block before it can be sent anything.
-        crate::events::fifo_init_vcpu(id).map_err(|e| fail("EVTCHNOP_init_control", e))?;
-        initialise(id).map_err(|e| fail("VCPUOP_initialise", e))?;
-        // Counted before it runs, so its upcalls can claim ports.
-        STARTED.store(id + 1, Ordering::SeqCst);
-        // SAFETY: `id` was just initialised with a context meant for it.
-        unsafe { vcpu::up(id) }.map_err(|e| fail("VCPUOP_up", e))?;
+        start(id)?;
         if !wait_alive(id) {
-            return Err(fail("reaching its idle loop within 2 s", Errno::ETIMEDOUT));
+            return Err(SmpError {
+                vcpu: id,
+                step: "reaching its idle loop within 2 s",
+                errno: Errno::ETIMEDOUT,
+            });
         }
-        let kick = event_channel::bind_ipi(id).map_err(|e| fail("EVTCHNOP_bind_ipi", e))?;
-        super::claim_port(kick, id).map_err(|e| fail("claiming its IPI port", e))?;
-        if let Some(a) = area(id) {
-            a.kick_port.store(kick, Ordering::SeqCst);
-        }
-        crate::events::unmask(kick).map_err(|e| fail("EVTCHNOP_unmask", e))?;
-        println!(
-            "smp: vCPU {id} up ({mode}, {abi}, stack {:#x}, vcpu_info at {:#x}, kick port {kick})",
-            stack_top(id),
-            slot(id) as u64,
-        );
+        finish_start(id)?;
     }
     Ok(total)
+}
+
+/// The first start of vCPU `id`, the next one never started (`id` =
+/// [`super::vcpus_started`]): everything up to `VCPUOP_up` (the
+/// caller waits for it to reach its idle loop, then calls
+/// [`finish_start`]). vCPU 0's own share (its `vcpu_info` placed, its
+/// kick port) is done with the first secondary.
+pub(super) fn start(id: u32) -> Result<(), SmpError> {
+    let fail = |step, errno| SmpError {
+        vcpu: id,
+        step,
+        errno,
+    };
+    if id == 0 || id != super::vcpus_started() || id as usize >= MAX_VCPUS {
+        return Err(fail("starting vCPUs in order", Errno::EINVAL));
+    }
+    if id == 1 {
+        place_vcpu_info(0)?;
+        bind_vcpu0_kick()?;
+    }
+    place_vcpu_info(id)?;
+    // Upcalls masked until its idle loop blocks (Xen copied the old
+    // slot's mask; make sure).
+    secondary::upcall_mask(slot(id)).store(1, Ordering::SeqCst);
+    // Its FIFO control block before it can be sent anything.
+    crate::events::fifo_init_vcpu(id).map_err(|e| fail("EVTCHNOP_init_control", e))?;
+    initialise(id).map_err(|e| fail("VCPUOP_initialise", e))?;
+    // Counted before it runs, so its upcalls can claim ports.
+    STARTED.store(id + 1, Ordering::SeqCst);
+    // SAFETY: `id` was just initialised with a context meant for it.
+    unsafe { vcpu::up(id) }.map_err(|e| fail("VCPUOP_up", e))
+}
+
+/// The rest of vCPU `id`'s first start, once it is in its idle loop:
+/// its kick port (an IPI bound to it, claimed for its upcall).
+pub(super) fn finish_start(id: u32) -> Result<(), SmpError> {
+    let fail = |step, errno| SmpError {
+        vcpu: id,
+        step,
+        errno,
+    };
+    let kick = event_channel::bind_ipi(id).map_err(|e| fail("EVTCHNOP_bind_ipi", e))?;
+    super::claim_port(kick, id).map_err(|e| fail("claiming its IPI port", e))?;
+    if let Some(a) = area(id) {
+        a.kick_port.store(kick, Ordering::SeqCst);
+    }
+    crate::events::unmask(kick).map_err(|e| fail("EVTCHNOP_unmask", e))?;
+    println!(
+        "smp: vCPU {id} up ({}, {}, stack {:#x}, vcpu_info at {:#x}, kick port {kick})",
+        crate::platform::mode(),
+        crate::events::abi_name(),
+        stack_top(id),
+        slot(id) as u64,
+    );
+    Ok(())
 }
 
 /// vCPU 0's kick port: a task on a secondary that wakes vCPU 0's root

@@ -69,11 +69,16 @@ pub const MAX_VCPUS: usize = 8;
 #[cfg(target_os = "none")]
 mod bring_up;
 #[cfg(target_os = "none")]
+mod hotplug;
+#[cfg(target_os = "none")]
 mod secondary;
 #[cfg(target_os = "none")]
 pub use bring_up::{
-    domain_vcpus, pv_context, pvh_context, start_secondaries, vcpu_info_frame, SmpError,
+    domain_vcpus, pv_context, pvh_context, start_secondaries, start_secondaries_up_to,
+    vcpu_info_frame, SmpError,
 };
+#[cfg(target_os = "none")]
+pub use hotplug::{bring_online, take_offline};
 #[cfg(target_os = "none")]
 pub(crate) use secondary::secondary_upcall;
 
@@ -133,6 +138,11 @@ mod area {
         pub(super) timer_result: AtomicI64,
         /// The IPI port vCPU 0 kicks it with (0: none).
         pub(super) kick_port: AtomicU32,
+        /// Set by [`super::take_offline`]: the vCPU stops itself at the
+        /// top of its idle loop (`VCPUOP_down`) and clears it.
+        pub(super) down_request: AtomicBool,
+        /// Times it came back online after going offline.
+        pub(super) returns: AtomicU64,
     }
 
     impl PerVcpu {
@@ -147,6 +157,8 @@ mod area {
                 timer_request: AtomicU64::new(0),
                 timer_result: AtomicI64::new(NO_RESULT),
                 kick_port: AtomicU32::new(0),
+                down_request: AtomicBool::new(false),
+                returns: AtomicU64::new(0),
             }
         }
 
@@ -206,9 +218,39 @@ mod api {
         }
     }
 
-    /// How many vCPUs run Paravane code (vCPU 0 plus those brought up).
+    /// How many vCPUs were ever brought up (vCPU 0 plus the
+    /// secondaries started, offline ones included: ids below this have
+    /// a context and an area). See [`vcpus_online`] for those running now.
     pub fn vcpus_started() -> u32 {
         STARTED.load(Ordering::SeqCst)
+    }
+
+    /// How many vCPUs run Paravane code now: vCPU 0 and every secondary
+    /// in its idle loop (not taken offline).
+    pub fn vcpus_online() -> u32 {
+        1 + (1..vcpus_started()).filter(|&id| is_alive(id)).count() as u32
+    }
+
+    /// The vCPU Xen notifies of `EventChannel` port `port`: the
+    /// secondary it was bound to ([`claim_channel_port`]), else 0.
+    pub fn channel_owner(port: u32) -> u32 {
+        AREAS[1..]
+            .iter()
+            .position(|a| a.channels.word(port as usize / 64) & (1 << (port % 64)) != 0)
+            .map_or(0, |index| index as u32 + 1)
+    }
+
+    /// The `EventChannel` ports bound to vCPU `id` (none for vCPU 0).
+    pub(crate) fn channel_ports(id: u32) -> alloc::vec::Vec<u32> {
+        let Some(a) = area(id).filter(|_| id != 0) else {
+            return alloc::vec::Vec::new();
+        };
+        (0..64)
+            .flat_map(|word| {
+                crate::events::two_level::bits(a.channels.word(word))
+                    .map(move |bit| (word * 64 + bit) as u32)
+            })
+            .collect()
     }
 
     /// Whether any secondary vCPU was brought up.

@@ -107,6 +107,9 @@ fn idle_loop(id: u32) -> ! {
     area.alive.store(true, Ordering::SeqCst);
     let pv = crate::platform::mode() == BootMode::Pv;
     loop {
+        if super::hotplug::go_offline_if_asked(id) {
+            continue;
+        }
         serve_requests(id, area);
         // Events of the channels bound here: their waiters (tasks
         // pinned here, typically) are queued before the turn.

@@ -250,7 +250,7 @@ libos::app! {
     use core::sync::atomic::{AtomicU64, Ordering};
     use core::time::Duration;
     use libos::kernel::duration::Secs;
-    use libos::kernel::{smp, time};
+    use libos::kernel::time;
     use libos::net::{with_timeout, IpEndpoint, Net, NetError, TcpListener, TcpStream};
     use libos::task::{self, select, Either, Notify, Signal};
     use libos::{lifecycle, println, AppError, AppResult, Env};
@@ -503,22 +503,20 @@ libos::app! {
         }
     }
 
-    /// `vcpus=N` (N > 1): brings up the domain's other vCPUs before the
-    /// network, so netfront's queues are spread over them (see libos's
+    /// `vcpus=N`: brings up the vCPUs the toolstack calls online
+    /// (`cpu/*/availability`, libos's `vcpus`) before the network, so
+    /// netfront's queues are spread over them (see libos's
     /// `net::queues`) and connection tasks run on any of them; fails
-    /// unless exactly N run. Without it, one vCPU, as ever.
-    fn start_vcpus(env: &Env<'_>) -> AppResult {
+    /// unless exactly N run. From then on `xl vcpu-set` is followed.
+    /// Without it, one vCPU, as ever.
+    async fn start_vcpus(env: &Env<'_>) -> AppResult {
         let Some(text) = env.arg("vcpus") else {
             return Ok(());
         };
         let want = text
             .parse::<u32>()
             .map_err(|_| AppError::new(format_args!("httpd: bad vcpus={text}")))?;
-        if want <= 1 {
-            return Ok(());
-        }
-        let total = smp::start_secondaries()
-            .map_err(|why| AppError::new(format_args!("httpd: bringing up the vCPUs: {why}")))?;
+        let total = libos::vcpus::start().await?;
         if total != want {
             return Err(AppError::new(format_args!(
                 "httpd: {total} vCPUs running, expected {want}"
@@ -531,7 +529,7 @@ libos::app! {
     async fn main(env: &Env<'_>) -> AppResult {
         let started_ns = time::now_ns();
         let fail = |e: NetError| AppError::new(format_args!("httpd: {e}"));
-        start_vcpus(env)?;
+        start_vcpus(env).await?;
         let net = Net::connect(env).await.map_err(fail)?;
         println!(
             "httpd: up: mac {}, ip {}, listening on {PORT}",
