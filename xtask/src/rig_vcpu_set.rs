@@ -17,6 +17,8 @@
 //! fails. Going back to 2 restarts vCPU 1 where it stopped, and going
 //! to 3 starts vCPU 2 for the first time.
 //!
+//! The PV guest uses 2-level event channels, the PVH one FIFO.
+//!
 //! The checks read Xen's view from dom0 and the guest's own lines: each
 //! count reached in Xen's view, the guest's `vcpus: N online (was M)`
 //! lines in order, vCPU 1's offline line with at least one channel
@@ -102,7 +104,12 @@ pub fn spec(httpd_elf: &Path, loadgen: &Path, mode: GuestMode) -> GuestSpec {
         .and_then(|b| b.parse().ok())
         .unwrap_or(42);
     let mut guest = GuestSpec::new(name(mode), httpd_elf).with_mode(mode);
-    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254 vcpus=2");
+    // PV on 2-level events, PVH on FIFO: both ABIs move channels.
+    let events = match mode {
+        GuestMode::Pv => "",
+        GuestMode::Pvh => " evtchn=fifo",
+    };
+    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254 vcpus=2{events}");
     guest.memory_mib = 64;
     guest.timeout = Duration::from_secs(300);
     guest.extra_config = vec![
