@@ -75,7 +75,12 @@ impl Platform for Vcpu0 {
     fn idle(&self, deadline: Option<u64>) {
         assert!(deadline.is_none(), "no timer is armed in this test");
         if !self.machine.block(0) && self.executor.live_tasks() > 0 {
-            self.machine.lost.fetch_add(1, Ordering::SeqCst);
+            // Fails here rather than sleeping on: tasks stranded on a
+            // vCPU that never runs them would hang the test.
+            panic!(
+                "a wake-up was lost: vCPU 0 slept out {SLEEP_LIMIT:?} with {} live tasks",
+                self.executor.live_tasks()
+            );
         }
     }
 }
@@ -284,4 +289,147 @@ fn tasks_across_vcpus_complete_once_and_no_wake_up_is_lost() {
         machine.kicks.load(Ordering::SeqCst) > 0,
         "no vCPU was ever kicked"
     );
+}
+
+/// The secondaries go offline and come back while tasks run (as `xl
+/// vcpu-set` makes them): every task still completes exactly once and
+/// no wake-up is lost, the pinned tasks of a vCPU that went offline
+/// finishing elsewhere.
+#[test]
+fn vcpus_going_offline_and_back_lose_no_task_and_no_wake_up() {
+    const PAIRS: usize = 200;
+    const ROUNDS: u32 = 200;
+    const TOTAL: usize = 2 * PAIRS;
+
+    let machine: &'static Machine = Box::leak(Box::new(Machine {
+        kicked: core::array::from_fn(|_| (Mutex::new(false), Condvar::new())),
+        kicks: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+    }));
+    let executor: &'static Executor = Box::leak(Box::new(Executor::new()));
+    executor.set_vcpus(machine);
+    let ledger: &'static Ledger = Box::leak(Box::new(Ledger {
+        done: (0..TOTAL).map(|_| AtomicU32::new(0)).collect(),
+        finished: AtomicUsize::new(0),
+        shared_ran_on: AtomicU32::new(0),
+        misplaced: AtomicU64::new(0),
+        root: Signal::default(),
+    }));
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    // Per secondary: asked to go offline, and the condvar it waits on
+    // while offline.
+    let down: &'static [(Mutex<bool>, Condvar); VCPUS as usize] =
+        Box::leak(Box::new(core::array::from_fn(|_| {
+            (Mutex::new(false), Condvar::new())
+        })));
+    let offlines: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+
+    let workers: Vec<_> = (1..VCPUS)
+        .map(|vcpu| {
+            executor.serve(vcpu);
+            std::thread::spawn(move || {
+                CURRENT.with(|c| c.set(vcpu));
+                while !stop.load(Ordering::SeqCst) {
+                    let (asked, condvar) = &down[vcpu as usize];
+                    if *asked.lock().unwrap() {
+                        executor.take_offline(vcpu);
+                        offlines.fetch_add(1, Ordering::SeqCst);
+                        let mut asked = asked.lock().unwrap();
+                        while *asked && !stop.load(Ordering::SeqCst) {
+                            asked = condvar.wait(asked).unwrap();
+                        }
+                        drop(asked);
+                        executor.bring_online(vcpu);
+                        continue;
+                    }
+                    executor.run_turn(vcpu);
+                    if !executor.prepare_idle(vcpu) {
+                        continue;
+                    }
+                    let kicked = stop.load(Ordering::SeqCst) || machine.block(vcpu);
+                    executor.end_idle(vcpu);
+                    if !kicked && executor.run_turn(vcpu) > 0 {
+                        machine.lost.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Ping-pong pairs pinned to the secondaries (or one side shared).
+    for pair in 0..PAIRS {
+        let ping = Arc::new(Signal::default());
+        let pong = Arc::new(Signal::default());
+        let home_a = 1 + (pair as u32) % (VCPUS - 1);
+        let home_b = (pair % 3 != 0).then_some(1 + (pair as u32 + 1) % (VCPUS - 1));
+        let (ping_a, pong_a) = (ping.clone(), pong.clone());
+        let a = async move {
+            for _ in 0..ROUNDS {
+                pong_a.raise();
+                ping_a.wait().await;
+            }
+            ledger.finish(2 * pair, TOTAL);
+        };
+        let b = async move {
+            for _ in 0..ROUNDS {
+                pong.wait().await;
+                YieldNow::new().await;
+                ping.raise();
+            }
+            ledger.finish(2 * pair + 1, TOTAL);
+        };
+        executor.spawn_on(home_a, a).unwrap();
+        match home_b {
+            Some(vcpu) => executor.spawn_on(vcpu, b).unwrap(),
+            None => executor.spawn(b),
+        };
+    }
+    // Takes vCPUs 2 and 3 offline and back, one after the other, until
+    // a quarter of the tasks are done; then takes vCPU 1 offline for
+    // good, so its pinned tasks must finish elsewhere, and goes on
+    // cycling the others.
+    let controller = std::thread::spawn(move || {
+        let mut cycle = 0u32;
+        let mut vcpu1_down = false;
+        while ledger.finished.load(Ordering::SeqCst) < TOTAL {
+            if !vcpu1_down && ledger.finished.load(Ordering::SeqCst) >= TOTAL / 4 {
+                *down[1].0.lock().unwrap() = true;
+                machine.kick(1);
+                vcpu1_down = true;
+            }
+            let vcpu = 2 + cycle % (VCPUS - 2);
+            cycle += 1;
+            let (asked, condvar) = &down[vcpu as usize];
+            *asked.lock().unwrap() = true;
+            machine.kick(vcpu);
+            std::thread::sleep(Duration::from_micros(300));
+            *asked.lock().unwrap() = false;
+            condvar.notify_all();
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    });
+
+    let platform = Vcpu0 { machine, executor };
+    executor.block_on(&platform, ledger.root.wait());
+    controller.join().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for vcpu in 1..VCPUS {
+        let (_, condvar) = &down[vcpu as usize];
+        condvar.notify_all();
+        machine.kick(vcpu);
+    }
+    workers.into_iter().for_each(|w| w.join().unwrap());
+
+    let not_once: Vec<_> = (0..TOTAL)
+        .filter(|&i| ledger.done[i].load(Ordering::SeqCst) != 1)
+        .collect();
+    assert!(
+        not_once.is_empty(),
+        "tasks not completed exactly once: {not_once:?}"
+    );
+    assert_eq!(executor.live_tasks(), 0);
+    assert_eq!(machine.lost.load(Ordering::SeqCst), 0, "a wake-up was lost");
+    let offlines = offlines.load(Ordering::SeqCst);
+    eprintln!("{offlines} times a vCPU went offline");
+    assert!(offlines > 0, "no vCPU ever went offline");
 }
