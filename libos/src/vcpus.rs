@@ -145,6 +145,13 @@ mod guest {
             return Ok(smp::vcpus_online());
         }
         let keys = read_keys().await?;
+        if smp::domain_exceeds_max_vcpus() {
+            println!(
+                "vcpus: refused the domain's vCPUs from {} on: Paravane runs at most {} (kernel::smp::MAX_VCPUS)",
+                smp::MAX_VCPUS,
+                smp::MAX_VCPUS
+            );
+        }
         let Plan { online, refused } = plan(&keys, 1);
         for line in &refused {
             println!("vcpus: refused {line}");

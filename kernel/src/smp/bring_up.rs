@@ -162,6 +162,12 @@ fn initialise(id: u32) -> Result<(), Errno> {
     }
 }
 
+/// Whether the domain has more vCPUs than Paravane runs
+/// ([`MAX_VCPUS`]): Xen knows a vCPU with that id.
+pub fn domain_exceeds_max_vcpus() -> bool {
+    vcpu::is_up(MAX_VCPUS as u32) != Err(Errno::ENOENT)
+}
+
 /// How many vCPUs the domain has (`VCPUOP_is_up` answers `ENOENT`
 /// beyond the last), at most [`MAX_VCPUS`].
 pub fn domain_vcpus() -> u32 {

@@ -74,8 +74,8 @@ mod hotplug;
 mod secondary;
 #[cfg(target_os = "none")]
 pub use bring_up::{
-    domain_vcpus, pv_context, pvh_context, start_secondaries, start_secondaries_up_to,
-    vcpu_info_frame, SmpError,
+    domain_exceeds_max_vcpus, domain_vcpus, pv_context, pvh_context, start_secondaries,
+    start_secondaries_up_to, vcpu_info_frame, SmpError,
 };
 #[cfg(target_os = "none")]
 pub use hotplug::{bring_online, take_offline};
