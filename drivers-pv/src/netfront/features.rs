@@ -131,6 +131,7 @@ impl BackendOffer {
             sg,
             csum_offload: wanted.csum_offload,
             max_frame: max_frame.max(MIN_FRAME),
+            gso_rx: wanted.gso_rx && wanted.csum_offload,
             offer: *self,
         })
     }
@@ -146,6 +147,8 @@ pub struct Wanted {
     /// The MTU the toolstack gave (`device/vif/N/mtu`), if any; above
     /// 1500 only used with sg.
     pub mtu: Option<usize>,
+    /// GSO TCP frames on the rx side (see [`Negotiated::gso_rx`]).
+    pub gso_rx: bool,
 }
 
 impl Default for Wanted {
@@ -154,6 +157,7 @@ impl Default for Wanted {
             max_queues: MAX_QUEUES,
             csum_offload: true,
             mtu: None,
+            gso_rx: true,
         }
     }
 }
@@ -174,6 +178,12 @@ pub struct Negotiated {
     pub csum_offload: bool,
     /// The longest frame sent or taken (MTU plus Ethernet header).
     pub max_frame: usize,
+    /// We take GSO TCP frames of up to 64 KiB (we write
+    /// `feature-gso-tcpv4=1`: netback then hands dom0's large TCP sends
+    /// over whole, in full pages, instead of cutting them to the MTU
+    /// first). Needs checksum offload: such frames come with
+    /// `NETRXF_csum_blank`.
+    pub gso_rx: bool,
     /// What the back end offered.
     pub offer: BackendOffer,
 }
@@ -187,12 +197,12 @@ fn yes(flag: bool) -> &'static str {
 }
 
 /// `queues 2 (backend max 2) split-evtchn yes sg yes csum-offload yes
-/// rx-copy yes mtu 1500 gso no (backend offers tcpv4 yes tcpv6 yes)`.
+/// rx-copy yes mtu 1500 gso-rx tcpv4 (backend offers tcpv4 yes tcpv6 yes)`.
 impl fmt::Display for Negotiated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "queues {} (backend max {}) split-evtchn {} sg {} csum-offload {} rx-copy {} mtu {} gso no (backend offers tcpv4 {} tcpv6 {})",
+            "queues {} (backend max {}) split-evtchn {} sg {} csum-offload {} rx-copy {} mtu {} gso-rx {} (backend offers tcpv4 {} tcpv6 {})",
             self.queues,
             self.offer.max_queues,
             yes(self.split_event_channels),
@@ -200,6 +210,7 @@ impl fmt::Display for Negotiated {
             yes(self.csum_offload),
             yes(self.offer.rx_copy),
             self.max_frame - ETH_HEADER,
+            if self.gso_rx { "tcpv4" } else { "no" },
             yes(self.offer.gso_tcpv4),
             yes(self.offer.gso_tcpv6),
         )?;
@@ -270,6 +281,9 @@ pub fn frontend_keys(
     key("request-rx-copy".into(), "1".into());
     key("feature-rx-notify".into(), "1".into());
     key("feature-sg".into(), "1".into());
+    if negotiated.gso_rx {
+        key("feature-gso-tcpv4".into(), "1".into());
+    }
     key(
         "feature-no-csum-offload".into(),
         if negotiated.csum_offload { "0" } else { "1" }.into(),

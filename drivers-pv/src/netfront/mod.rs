@@ -54,6 +54,8 @@ mod sim;
 mod tests;
 #[cfg(test)]
 mod tests_features;
+#[cfg(test)]
+mod tests_gso;
 
 use alloc::collections::VecDeque;
 use alloc::vec;
@@ -66,7 +68,8 @@ use smoltcp::time::Instant;
 use crate::shared_ring::{RingError, RingMemory, XEN_PAGE_SIZE};
 use checksum::{TxChecksum, Verdict};
 use features::MAX_QUEUES;
-use queue::{Queue, QueueParts, Received};
+pub use queue::MAX_GSO_FRAME;
+use queue::{Queue, QueueParts, Received, RxLimits};
 use wire::{NETRXF_CSUM_BLANK, NETRXF_DATA_VALIDATED, NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED};
 
 /// The largest Ethernet frame (without FCS) sent or accepted: a 1500-byte
@@ -78,6 +81,10 @@ pub const MAX_FRAME: usize = 1514;
 /// the back end, a bound on what a queue's task can pile up (and on the
 /// memory a flooding back end can make it hold).
 pub const STAGED_FRAMES: usize = 128;
+
+/// The most bytes staged: with GSO a frame can be 64 KiB, and 128 of
+/// them would be 8 MiB of a guest that may have 4.
+pub const STAGED_BYTES: usize = 256 * 1024;
 
 /// The smallest frame sent: an Ethernet header.
 pub const MIN_FRAME: usize = 14;
@@ -181,6 +188,9 @@ pub struct NetStats {
     pub rx_multi_slot: u64,
     /// Frames sent over more than one slot.
     pub tx_multi_slot: u64,
+    /// Frames received whole with GSO (an extra-info slot gave their
+    /// segment size).
+    pub rx_gso: u64,
     /// Frames received on each queue.
     pub queue_rx_frames: [u64; MAX_QUEUES],
     /// Frames sent on each queue.
@@ -213,6 +223,7 @@ impl core::fmt::Display for NetStats {
             self.rx_multi_slot,
             self.tx_multi_slot
         )?;
+        write!(f, " rx_gso {}", self.rx_gso)?;
         f.write_str(" queue_rx")?;
         for (queue, frames) in self.queue_rx_frames.iter().enumerate() {
             write!(f, "{}{frames}", if queue == 0 { " " } else { "/" })?;
@@ -236,6 +247,9 @@ pub struct LinkConfig {
     /// The longest frame sent or taken: [`MIN_FRAME`] to [`MAX_FRAME`],
     /// or to [`MAX_SG_FRAME`] with `sg`.
     pub max_frame: usize,
+    /// GSO frames are taken on the rx side (up to [`MAX_GSO_FRAME`]; we
+    /// wrote `feature-gso-tcpv4`).
+    pub gso_rx: bool,
 }
 
 impl Default for LinkConfig {
@@ -245,6 +259,7 @@ impl Default for LinkConfig {
             sg: false,
             csum_offload: false,
             max_frame: MAX_FRAME,
+            gso_rx: false,
         }
     }
 }
@@ -255,6 +270,7 @@ impl From<&features::Negotiated> for LinkConfig {
             sg: negotiated.sg,
             csum_offload: negotiated.csum_offload,
             max_frame: negotiated.max_frame,
+            gso_rx: negotiated.gso_rx,
         }
     }
 }
@@ -270,6 +286,8 @@ pub struct Netfront<M: RingMemory, B: PacketBuffers, N: Notify> {
     /// Frames [`Netfront::service_queue`] took off a ring and
     /// [`Netfront::receive`] has not handed out yet.
     staged: VecDeque<Vec<u8>>,
+    /// Bytes in `staged`.
+    staged_bytes: usize,
     stats: NetStats,
 }
 
@@ -307,6 +325,7 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
             link,
             next_rx: 0,
             staged: VecDeque::new(),
+            staged_bytes: 0,
             stats: NetStats::default(),
         })
     }
@@ -411,6 +430,7 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
     /// here and is wrong are counted and dropped.
     pub fn receive(&mut self) -> Option<Vec<u8>> {
         if let Some(frame) = self.staged.pop_front() {
+            self.staged_bytes -= frame.len();
             return Some(frame);
         }
         let count = self.queues.len();
@@ -438,11 +458,12 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
         };
         queue.reclaim(&mut self.stats);
         let mut staged = 0;
-        while self.staged.len() < STAGED_FRAMES {
+        while self.staged.len() < STAGED_FRAMES && self.staged_bytes < STAGED_BYTES {
             let Some(received) = self.receive_on(index) else {
                 break;
             };
             if let Some(frame) = self.accept(index, received) {
+                self.staged_bytes += frame.len();
                 self.staged.push_back(frame);
                 staged += 1;
             }
@@ -451,7 +472,11 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
     }
 
     fn receive_on(&mut self, index: usize) -> Option<Received> {
-        let (received, notify) = self.queues[index].receive(self.link.max_frame, &mut self.stats);
+        let limits = RxLimits {
+            max_frame: self.link.max_frame,
+            gso: self.link.gso_rx,
+        };
+        let (received, notify) = self.queues[index].receive(limits, &mut self.stats);
         if notify {
             self.notify.notify(index, RingKind::Rx);
         }
@@ -476,6 +501,9 @@ impl<M: RingMemory, B: PacketBuffers, N: Notify> Netfront<M, B, N> {
         stats.queue_rx_frames[index] += 1;
         if received.slots > 1 {
             stats.rx_multi_slot += 1;
+        }
+        if received.gso_size.is_some() {
+            stats.rx_gso += 1;
         }
         Some(received.bytes)
     }

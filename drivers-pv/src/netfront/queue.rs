@@ -13,6 +13,16 @@
 //! copying) up to the response that ends it, so its tail is never taken
 //! for a frame of its own.
 //!
+//! With GSO on the rx side (we wrote `feature-gso-tcpv4`), netback may
+//! hand over a TCP frame of up to 64 KiB built for segments of a given
+//! size, its pages filled whole: the first response has
+//! `NETRXF_extra_info`, and the next ring slot is not a response but a
+//! `netif_extra_info` with the GSO type and size (more may follow,
+//! chained with `XEN_NETIF_EXTRA_FLAG_MORE`). An extra slot carries no
+//! request id, so the buffer its request lent is known by the ring
+//! index alone: the queue remembers which buffer it posted at each
+//! index. smoltcp takes the large frame as one TCP segment.
+//!
 //! The queue does not notify: its methods say whether the back end needs
 //! an event and [`super::Netfront`] sends it on the right channel.
 
@@ -20,8 +30,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::wire::{
-    RxRequest, RxResponse, TxRequest, TxResponse, NETIF_RSP_OKAY, NETRXF_CSUM_BLANK,
-    NETRXF_DATA_VALIDATED, NETRXF_MORE_DATA, NETTXF_MORE_DATA,
+    ExtraInfo, RxRequest, RxResponse, TxRequest, TxResponse, NETIF_RSP_OKAY, NETRXF_CSUM_BLANK,
+    NETRXF_DATA_VALIDATED, NETRXF_EXTRA_INFO, NETRXF_MORE_DATA, NETTXF_MORE_DATA,
+    XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_GSO_TYPE_TCPV4,
 };
 use super::{NetError, NetStats, PacketBuffers};
 use crate::shared_ring::{FrontRing, RingError, RingMemory, XEN_PAGE_SIZE};
@@ -31,12 +42,17 @@ use crate::shared_ring::{FrontRing, RingError, RingMemory, XEN_PAGE_SIZE};
 /// frame needs in pages.
 pub const MAX_RX_SLOTS: usize = 18;
 
+/// The largest frame taken with GSO: an IPv4 packet's 64 KiB and the
+/// Ethernet header (17 pages, with the extra slot 18 slots).
+pub const MAX_GSO_FRAME: usize = 65535 + 14;
+
 /// The most slots one sent frame may use. netback treats more than
 /// `XEN_NETBK_LEGACY_SLOTS_MAX` (18) as fatal and shuts the vif.
 pub const MAX_TX_SLOTS: usize = 18;
 
-/// The rx flags we accept: the checksum hints and chaining.
-/// `NETRXF_extra_info` and `NETRXF_gso_prefix` need GSO, never offered.
+/// The rx flags we accept: the checksum hints and chaining, and with
+/// GSO (on a frame's first response) `NETRXF_extra_info`.
+/// `NETRXF_gso_prefix` is the old prefix form of GSO, never asked for.
 const RX_FLAGS_KNOWN: u16 = NETRXF_DATA_VALIDATED | NETRXF_CSUM_BLANK | NETRXF_MORE_DATA;
 
 /// What a tx buffer is doing.
@@ -67,6 +83,12 @@ struct Partial {
     /// The first response's flags (the checksum hints).
     flags: u16,
     fault: Option<Fault>,
+    /// The next slot is an extra-info slot.
+    extras_pending: bool,
+    /// The last data response had `NETRXF_more_data`.
+    data_more: bool,
+    /// The GSO segment size an extra-info slot gave.
+    gso_size: Option<u16>,
 }
 
 impl Partial {
@@ -90,8 +112,19 @@ pub struct Received {
     pub bytes: Vec<u8>,
     /// The first response's `NETRXF_*` flags.
     pub flags: u16,
-    /// How many slots it came in.
+    /// How many slots it came in (extra-info slots included).
     pub slots: usize,
+    /// The GSO segment size, for a frame netback handed over whole.
+    pub gso_size: Option<u16>,
+}
+
+/// What the rx side takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxLimits {
+    /// The longest frame without GSO.
+    pub max_frame: usize,
+    /// Whether GSO frames (with their extra-info slot) are taken.
+    pub gso: bool,
 }
 
 /// The parts of one queue: ring pages and packet pages.
@@ -115,6 +148,9 @@ pub struct Queue<M: RingMemory, B: PacketBuffers> {
     tx_free: Vec<u16>,
     tx_slots: Vec<TxSlot>,
     rx_posted: Vec<bool>,
+    /// The buffer posted at each rx ring index (modulo the ring's size):
+    /// how an extra-info slot, which has no id, names its buffer.
+    rx_posted_at: Vec<u16>,
     partial: Option<Partial>,
 }
 
@@ -133,6 +169,7 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
         }
         let tx_count = parts.tx_buffers.count();
         let rx_count = parts.rx_buffers.count();
+        let rx_ring_size = rx.ring_size() as usize;
         let mut queue = Queue {
             tx,
             rx,
@@ -141,6 +178,7 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
             tx_free: (0..tx_count).rev().map(|id| id as u16).collect(),
             tx_slots: vec![TxSlot::Free; tx_count],
             rx_posted: vec![false; rx_count],
+            rx_posted_at: vec![0; rx_ring_size],
             partial: None,
         };
         for id in 0..rx_count {
@@ -167,11 +205,23 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
 
     fn post_rx(&mut self, id: u16) -> Result<(), NetError> {
         let gref = self.rx_buffers.gref(id);
+        let index = self.rx.req_prod_pvt();
         self.rx
             .push_request(&RxRequest { id, gref })
             .map_err(NetError::Ring)?;
         self.rx_posted[usize::from(id)] = true;
+        let size = self.rx_posted_at.len();
+        self.rx_posted_at[index as usize % size] = id;
         Ok(())
+    }
+
+    /// Gives buffer `id` back to the back end if it holds it.
+    fn repost(&mut self, id: u16) {
+        if self.rx_posted.get(usize::from(id)).copied() == Some(true) {
+            self.rx_posted[usize::from(id)] = false;
+            // Cannot fail: the slot this response freed takes the request.
+            let _ = self.post_rx(id);
+        }
     }
 
     /// Pushes `frame` (its length already checked by the caller) as one
@@ -262,13 +312,18 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
     /// The next frame from the rx ring, if a whole one is there (a chain
     /// cut short stays gathered for the next call), and whether the back
     /// end needs an event for the buffers reposted. Frames longer than
-    /// `max_frame` are dropped.
-    pub fn receive(&mut self, max_frame: usize, stats: &mut NetStats) -> (Option<Received>, bool) {
+    /// the limits allow are dropped.
+    pub fn receive(&mut self, limits: RxLimits, stats: &mut NetStats) -> (Option<Received>, bool) {
         let mut frame = None;
         while frame.is_none() {
+            let index = self.rx.rsp_cons();
             let Some(response) = self.rx.take_response() else {
                 break;
             };
+            if self.partial.as_ref().is_some_and(|p| p.extras_pending) {
+                frame = self.take_rx_extra(index, response, limits, stats);
+                continue;
+            }
             let rsp = match response {
                 Ok(rsp) => rsp,
                 Err(RingError::BadEntry { .. }) => {
@@ -282,7 +337,7 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
                 }
                 Err(_) => break,
             };
-            frame = self.take_rx_response(&rsp, max_frame, stats);
+            frame = self.take_rx_response(&rsp, limits, stats);
         }
         (frame, self.rx.push_and_check_notify())
     }
@@ -292,7 +347,7 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
     fn take_rx_response(
         &mut self,
         rsp: &RxResponse,
-        max_frame: usize,
+        limits: RxLimits,
         stats: &mut NetStats,
     ) -> Option<Received> {
         let id = rsp.id;
@@ -302,13 +357,36 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
             slots: 0,
             flags: rsp.flags,
             fault: None,
+            extras_pending: false,
+            data_more: false,
+            gso_size: None,
         });
         partial.slots += 1;
+        let first = partial.slots == 1;
         let more = rsp.flags & NETRXF_MORE_DATA != 0;
+        partial.data_more = more;
+        let extra = rsp.flags & NETRXF_EXTRA_INFO != 0;
+        // Only a frame's first response may announce extra-info slots,
+        // and only once we asked for GSO.
+        let known_flags = if limits.gso && first {
+            RX_FLAGS_KNOWN | NETRXF_EXTRA_INFO
+        } else {
+            RX_FLAGS_KNOWN
+        };
+        if extra && rsp.flags & known_flags & NETRXF_EXTRA_INFO != 0 {
+            partial.extras_pending = true;
+        }
+        // A GSO frame is announced by its first response; until its
+        // extra slot says so, the larger limit applies.
+        let limit = if partial.flags & NETRXF_EXTRA_INFO != 0 && limits.gso {
+            MAX_GSO_FRAME
+        } else {
+            limits.max_frame
+        };
         if !known {
             // Not a buffer the back end holds: nothing to read or repost.
             partial.break_off(stats);
-        } else if rsp.flags & !RX_FLAGS_KNOWN != 0 || partial.slots > MAX_RX_SLOTS {
+        } else if rsp.flags & !known_flags != 0 || partial.slots > MAX_RX_SLOTS {
             partial.break_off(stats);
         } else if rsp.status <= 0 {
             partial.fail(Fault::Error);
@@ -317,7 +395,7 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
             let len = rsp.status as usize;
             if offset + len > XEN_PAGE_SIZE {
                 partial.break_off(stats);
-            } else if partial.bytes.len() + len > max_frame {
+            } else if partial.bytes.len() + len > limit {
                 partial.fail(Fault::Error);
             } else if partial.fault.is_none() {
                 let start = partial.bytes.len();
@@ -327,21 +405,76 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
             }
         }
         if known {
-            self.rx_posted[usize::from(id)] = false;
-            // Cannot fail: the slot this response freed takes the request.
-            let _ = self.post_rx(id);
+            self.repost(id);
         }
-        if more {
+        if more || self.partial.as_ref().is_some_and(|p| p.extras_pending) {
             // Even a broken chain is consumed to its end, so its tail is
             // never taken for a frame of its own.
             return None;
         }
+        self.finish(limits, stats)
+    }
+
+    /// An extra-info slot (ring index `index`) of the frame being
+    /// gathered: records its GSO size, reposts the buffer its request
+    /// lent, and returns the frame if it ended it.
+    fn take_rx_extra(
+        &mut self,
+        index: u32,
+        response: Result<RxResponse, RingError>,
+        limits: RxLimits,
+        stats: &mut NetStats,
+    ) -> Option<Received> {
+        let size = self.rx_posted_at.len();
+        let id = self.rx_posted_at[index as usize % size];
+        let partial = self.partial.as_mut()?;
+        partial.slots += 1;
+        partial.extras_pending = false;
+        match response.map(|slot| ExtraInfo::from_slot(&slot)) {
+            Ok(extra) => {
+                partial.extras_pending = extra.flags & XEN_NETIF_EXTRA_FLAG_MORE != 0;
+                let good_gso = extra.kind == XEN_NETIF_EXTRA_TYPE_GSO
+                    && extra.gso_type == XEN_NETIF_GSO_TYPE_TCPV4
+                    && extra.gso_size > 0
+                    && partial.gso_size.is_none();
+                if good_gso {
+                    partial.gso_size = Some(extra.gso_size);
+                } else {
+                    // Not asked for (another type, a second GSO slot, a
+                    // size of 0): the frame cannot be trusted.
+                    partial.break_off(stats);
+                }
+            }
+            Err(_) => partial.break_off(stats),
+        }
+        if partial.slots > MAX_RX_SLOTS {
+            partial.break_off(stats);
+            partial.extras_pending = false;
+        }
+        self.repost(id);
+        let partial = self.partial.as_ref()?;
+        if partial.extras_pending || partial.data_more {
+            return None;
+        }
+        self.finish(limits, stats)
+    }
+
+    /// Ends the frame being gathered: the frame, or `None` (counted) if
+    /// it failed or is too long for what its extra slots said.
+    fn finish(&mut self, limits: RxLimits, stats: &mut NetStats) -> Option<Received> {
         let partial = self.partial.take()?;
-        match partial.fault {
+        let fault = match partial.fault {
+            None if partial.gso_size.is_none() && partial.bytes.len() > limits.max_frame => {
+                Some(Fault::Error)
+            }
+            fault => fault,
+        };
+        match fault {
             None => Some(Received {
                 bytes: partial.bytes,
                 flags: partial.flags,
                 slots: partial.slots,
+                gso_size: partial.gso_size,
             }),
             Some(Fault::Error) => {
                 stats.rx_errors += 1;

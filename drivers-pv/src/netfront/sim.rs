@@ -250,6 +250,48 @@ impl Sim {
         queue.rx_back.push_responses_and_check_notify();
     }
 
+    /// netback's rx side with GSO, as Linux's does it: `frame` on queue
+    /// 0 in full pages, the first response with `NETRXF_csum_blank` and
+    /// `NETRXF_extra_info`, then the extra-info slots `extras` (each
+    /// taking a request of its own), then the rest of the data.
+    pub fn back_deliver_gso(&mut self, frame: &[u8], extras: &[ExtraInfo]) {
+        let queue = &mut self.queues[0];
+        let pieces: Vec<&[u8]> = frame.chunks(XEN_PAGE_SIZE).collect();
+        for (index, piece) in pieces.iter().enumerate() {
+            let request = queue.rx_back.take_request().unwrap().unwrap();
+            let page = queue.rx_pages.page(request.gref);
+            queue.rx_pages.pages.borrow_mut()[page][..piece.len()].copy_from_slice(piece);
+            let more = if index + 1 < pieces.len() {
+                NETRXF_MORE_DATA
+            } else {
+                0
+            };
+            let first = if index == 0 {
+                NETRXF_CSUM_BLANK | NETRXF_EXTRA_INFO
+            } else {
+                0
+            };
+            queue
+                .rx_back
+                .push_response(&RxResponse {
+                    id: request.id,
+                    offset: 0,
+                    flags: first | more,
+                    status: piece.len() as i16,
+                })
+                .unwrap();
+            if index == 0 {
+                for extra in extras {
+                    // The request's buffer goes unused; its id is not
+                    // echoed anywhere.
+                    let _ = queue.rx_back.take_request().unwrap().unwrap();
+                    queue.rx_back.push_response(&extra.to_slot()).unwrap();
+                }
+            }
+        }
+        queue.rx_back.push_responses_and_check_notify();
+    }
+
     /// Answers the next rx request of queue 0 with `rsp` as given (lies
     /// included); returns the request's id.
     pub fn back_raw_rx(&mut self, rsp: RxResponse) -> u16 {

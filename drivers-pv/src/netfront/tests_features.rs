@@ -21,12 +21,14 @@ const SG: LinkConfig = LinkConfig {
     sg: true,
     csum_offload: false,
     max_frame: MAX_SG_FRAME,
+    gso_rx: false,
 };
 
 const OFFLOAD: LinkConfig = LinkConfig {
     sg: false,
     csum_offload: true,
     max_frame: MAX_FRAME,
+    gso_rx: false,
 };
 
 // ------------------------------------------------------------- frames
@@ -576,7 +578,7 @@ fn linux_netback_offer_is_taken_up() {
     assert_eq!(negotiated.max_frame, MAX_FRAME);
     assert_eq!(
         alloc::format!("{negotiated}"),
-        "queues 2 (backend max 2) split-evtchn yes sg yes csum-offload yes rx-copy yes mtu 1500 gso no (backend offers tcpv4 yes tcpv6 yes)"
+        "queues 2 (backend max 2) split-evtchn yes sg yes csum-offload yes rx-copy yes mtu 1500 gso-rx tcpv4 (backend offers tcpv4 yes tcpv6 yes)"
     );
     let link = LinkConfig::from(&negotiated);
     assert_eq!(
@@ -584,9 +586,24 @@ fn linux_netback_offer_is_taken_up() {
         LinkConfig {
             sg: true,
             csum_offload: true,
-            max_frame: MAX_FRAME
+            max_frame: MAX_FRAME,
+            gso_rx: true,
         }
     );
+    // No GSO without checksum offload (its frames come with partial
+    // checksums), and none when not wanted.
+    for wanted in [
+        Wanted {
+            csum_offload: false,
+            ..Wanted::default()
+        },
+        Wanted {
+            gso_rx: false,
+            ..Wanted::default()
+        },
+    ] {
+        assert!(!offer.negotiate(&wanted).unwrap().gso_rx);
+    }
 
     // A jumbo MTU from the toolstack is used with sg, ignored without.
     let jumbo = Wanted {
@@ -690,6 +707,7 @@ fn frontend_keys_follow_netif_h() {
         ("request-rx-copy", "1"),
         ("feature-rx-notify", "1"),
         ("feature-sg", "1"),
+        ("feature-gso-tcpv4", "1"),
         ("feature-no-csum-offload", "0"),
     ]
     .iter()

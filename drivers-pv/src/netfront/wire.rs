@@ -27,11 +27,58 @@ pub const NETRXF_CSUM_BLANK: u16 = 1 << 1;
 /// `NETRXF_more_data`: the packet continues in the next response (we
 /// write `feature-sg=1`).
 pub const NETRXF_MORE_DATA: u16 = 1 << 2;
-/// `NETRXF_extra_info`: an extra-info slot follows (needs GSO, which we
-/// do not offer).
+/// `NETRXF_extra_info`: an extra-info slot follows the frame's first
+/// response (with `feature-gso-tcpv4`: the frame's GSO type and size).
 pub const NETRXF_EXTRA_INFO: u16 = 1 << 3;
 /// `NETRXF_gso_prefix`: a GSO prefix descriptor (never offered).
 pub const NETRXF_GSO_PREFIX: u16 = 1 << 4;
+
+/// `XEN_NETIF_EXTRA_TYPE_GSO`: an extra-info slot describing GSO.
+pub const XEN_NETIF_EXTRA_TYPE_GSO: u8 = 1;
+/// `XEN_NETIF_EXTRA_FLAG_MORE`: another extra-info slot follows.
+pub const XEN_NETIF_EXTRA_FLAG_MORE: u8 = 1;
+/// `XEN_NETIF_GSO_TYPE_TCPV4`.
+pub const XEN_NETIF_GSO_TYPE_TCPV4: u8 = 1;
+
+/// `struct netif_extra_info` (8 bytes) as an rx response slot carries
+/// it: `type`, `flags`, then for GSO `size`, `type`, a pad byte and
+/// `features`. It takes the slot of an rx request (whose buffer goes
+/// unused), so it arrives through the ring as an [`RxResponse`]'s bytes:
+/// [`ExtraInfo::from_slot`] reads it back out of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtraInfo {
+    /// `XEN_NETIF_EXTRA_TYPE_*`.
+    pub kind: u8,
+    /// `XEN_NETIF_EXTRA_FLAG_*`.
+    pub flags: u8,
+    /// GSO: the segment size the frame was built for (its MSS).
+    pub gso_size: u16,
+    /// GSO: `XEN_NETIF_GSO_TYPE_*`.
+    pub gso_type: u8,
+}
+
+impl ExtraInfo {
+    /// The extra-info slot that `slot` decoded as a response holds.
+    pub fn from_slot(slot: &RxResponse) -> ExtraInfo {
+        let [kind, flags] = slot.id.to_le_bytes();
+        ExtraInfo {
+            kind,
+            flags,
+            gso_size: slot.offset,
+            gso_type: slot.flags.to_le_bytes()[0],
+        }
+    }
+
+    /// The slot that carries `self` (for simulated back ends).
+    pub fn to_slot(self) -> RxResponse {
+        RxResponse {
+            id: u16::from_le_bytes([self.kind, self.flags]),
+            offset: self.gso_size,
+            flags: u16::from(self.gso_type),
+            status: 0,
+        }
+    }
+}
 
 /// `NETIF_RSP_DROPPED`.
 pub const NETIF_RSP_DROPPED: i16 = -2;
