@@ -111,6 +111,7 @@ fuzz_target!(|input: Input| {
         max_queues: usize::from(input.max_queues),
         csum_offload: input.csum_offload,
         mtu: input.mtu.map(usize::from),
+        gso_rx: input.csum_offload || input.max_queues % 2 == 0,
     };
     if let Ok(negotiated) = offer.negotiate(&wanted) {
         assert!(negotiated.queues >= 1 && negotiated.queues <= MAX_QUEUES);
@@ -121,6 +122,8 @@ fuzz_target!(|input: Input| {
             MAX_FRAME
         };
         assert!(negotiated.max_frame <= limit);
+        // GSO frames come with partial checksums: never without offload.
+        assert!(!negotiated.gso_rx || (wanted.gso_rx && negotiated.csum_offload));
         let _ = format!("{negotiated}");
     }
 });
