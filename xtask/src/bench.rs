@@ -448,7 +448,11 @@ impl Figures {
         let start = net.and_then(|net| guest_boot(&net.console, "boot: app "));
         let ready = net.and_then(|net| guest_boot(&net.console, "echo: ready after "));
         let ready_running = net
-            .and_then(|net| net.console.iter().find(|l| l.starts_with("echo: ready after ")))
+            .and_then(|net| {
+                net.console
+                    .iter()
+                    .find(|l| l.starts_with("echo: ready after "))
+            })
             .and_then(|line| crate::min_memory::runstate_part(line, "running"));
         Figures {
             guest_start: start.map(|(in_guest, _)| in_guest),
