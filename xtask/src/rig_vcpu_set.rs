@@ -142,7 +142,7 @@ fn check_xen_view(guest: &GuestReport) -> Result<(), String> {
     }
     for want in STEPS {
         let line = format!("VCPUSET online {want} after set {want}");
-        if !guest.dom0_output.iter().any(|l| *l == line) {
+        if !guest.dom0_output.contains(&line) {
             let seen: Vec<&String> = guest
                 .dom0_output
                 .iter()
