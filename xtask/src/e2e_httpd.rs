@@ -146,7 +146,7 @@ sed 's/^/HTTPD wget: /' /tmp/$NAME-httpd-err
 
 /// The `httpd` guest at `ip` with its vif (the MAC ends in the
 /// address's last byte), and `script` run in dom0 alongside.
-fn spec(name: &str, elf: &Path, script: String, ip: &str) -> GuestSpec {
+pub(crate) fn spec(name: &str, elf: &Path, script: String, ip: &str) -> GuestSpec {
     let last: u8 = ip
         .rsplit('.')
         .next()

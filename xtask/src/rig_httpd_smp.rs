@@ -18,7 +18,6 @@
 use crate::e2e_httpd::{self, CLIENTS, LOAD_REQUESTS};
 use rig::{GuestMode, GuestReport, GuestSpec};
 use std::path::Path;
-use std::time::Duration;
 
 /// The vCPUs (and so the queues, netback offering 2) of the guests.
 pub const VCPUS: u32 = 2;
@@ -71,20 +70,9 @@ fi
 /// The guest in `mode`, with the load generator for dom0.
 pub fn spec(httpd_elf: &Path, loadgen: &Path, mode: GuestMode) -> GuestSpec {
     let ip = ip(mode);
-    let last: u8 = ip
-        .rsplit('.')
-        .next()
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(40);
-    let mut guest = GuestSpec::new(name(mode), httpd_elf).with_mode(mode);
-    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254 vcpus={VCPUS}");
-    guest.memory_mib = 64;
-    guest.timeout = Duration::from_secs(300);
-    guest.extra_config = vec![
-        format!("vif = ['mac=00:16:3e:00:00:{last:02x},ip={ip},script=vif-rig']"),
-        format!("vcpus = {VCPUS}"),
-    ];
-    guest.dom0_script = Some(dom0_script(ip));
+    let mut guest = e2e_httpd::spec(name(mode), httpd_elf, dom0_script(ip), ip).with_mode(mode);
+    guest.cmdline.push_str(&format!(" vcpus={VCPUS}"));
+    guest.extra_config.push(format!("vcpus = {VCPUS}"));
     guest.dom0_tools = vec![loadgen.to_path_buf()];
     guest
 }

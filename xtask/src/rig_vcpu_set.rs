@@ -26,7 +26,6 @@
 
 use rig::{GuestMode, GuestReport, GuestSpec};
 use std::path::Path;
-use std::time::Duration;
 
 /// The counts dom0 asks for, in order.
 pub const STEPS: [u32; 3] = [3, 1, 2];
@@ -98,26 +97,15 @@ fi
 /// The guest in `mode`, with the load generator for dom0.
 pub fn spec(httpd_elf: &Path, loadgen: &Path, mode: GuestMode) -> GuestSpec {
     let ip = ip(mode);
-    let last: u8 = ip
-        .rsplit('.')
-        .next()
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(42);
-    let mut guest = GuestSpec::new(name(mode), httpd_elf).with_mode(mode);
+    let mut guest =
+        crate::e2e_httpd::spec(name(mode), httpd_elf, dom0_script(ip), ip).with_mode(mode);
     // PV on 2-level events, PVH on FIFO: both ABIs move channels.
-    let events = match mode {
-        GuestMode::Pv => "",
-        GuestMode::Pvh => " evtchn=fifo",
-    };
-    guest.cmdline = format!("ip={ip}/24 gw=10.0.0.254 vcpus=2{events}");
-    guest.memory_mib = 64;
-    guest.timeout = Duration::from_secs(300);
-    guest.extra_config = vec![
-        format!("vif = ['mac=00:16:3e:00:00:{last:02x},ip={ip},script=vif-rig']"),
-        "vcpus = 2".into(),
-        "maxvcpus = 3".into(),
-    ];
-    guest.dom0_script = Some(dom0_script(ip));
+    guest.cmdline.push_str(match mode {
+        GuestMode::Pv => " vcpus=2",
+        GuestMode::Pvh => " vcpus=2 evtchn=fifo",
+    });
+    guest.extra_config.push("vcpus = 2".into());
+    guest.extra_config.push("maxvcpus = 3".into());
     guest.dom0_tools = vec![loadgen.to_path_buf()];
     guest
 }

@@ -157,14 +157,16 @@ async fn yields(ledger: &Ledger, home: Option<u32>, n: u32) {
     ledger.check_home(home);
 }
 
-#[test]
-fn tasks_across_vcpus_complete_once_and_no_wake_up_is_lost() {
-    const PAIRS: usize = 300;
-    const ROUNDS: u32 = 20;
-    const LONERS: usize = 1500;
-    // Each pair is two tasks; each loner spawns one child.
-    const TOTAL: usize = 2 * PAIRS + 2 * LONERS;
-
+/// The machine, the executor, a ledger for `total` tasks and the stop
+/// flag, leaked for the threads.
+fn set_up(
+    total: usize,
+) -> (
+    &'static Machine,
+    &'static Executor,
+    &'static Ledger,
+    &'static AtomicBool,
+) {
     let machine: &'static Machine = Box::leak(Box::new(Machine {
         kicked: core::array::from_fn(|_| (Mutex::new(false), Condvar::new())),
         kicks: AtomicU64::new(0),
@@ -173,13 +175,108 @@ fn tasks_across_vcpus_complete_once_and_no_wake_up_is_lost() {
     let executor: &'static Executor = Box::leak(Box::new(Executor::new()));
     executor.set_vcpus(machine);
     let ledger: &'static Ledger = Box::leak(Box::new(Ledger {
-        done: (0..TOTAL).map(|_| AtomicU32::new(0)).collect(),
+        done: (0..total).map(|_| AtomicU32::new(0)).collect(),
         finished: AtomicUsize::new(0),
         shared_ran_on: AtomicU32::new(0),
         misplaced: AtomicU64::new(0),
         root: Signal::default(),
     }));
     let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    (machine, executor, ledger, stop)
+}
+
+/// One pass of a secondary vCPU's loop: a turn, then the idle path
+/// (mark, look again, block, unmark); a block that ran out its limit
+/// and then found work counts as a lost wake-up.
+fn secondary_turn(
+    machine: &'static Machine,
+    executor: &'static Executor,
+    vcpu: u32,
+    stop: &AtomicBool,
+) {
+    executor.run_turn(vcpu);
+    if !executor.prepare_idle(vcpu) {
+        return;
+    }
+    let kicked = stop.load(Ordering::SeqCst) || machine.block(vcpu);
+    executor.end_idle(vcpu);
+    if !kicked && executor.run_turn(vcpu) > 0 {
+        machine.lost.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Every task completed exactly once, none is left, no wake-up lost.
+fn assert_all_done_once(machine: &Machine, executor: &Executor, ledger: &Ledger, total: usize) {
+    let not_once: Vec<_> = (0..total)
+        .filter(|&i| ledger.done[i].load(Ordering::SeqCst) != 1)
+        .collect();
+    assert!(
+        not_once.is_empty(),
+        "tasks not completed exactly once: {not_once:?}"
+    );
+    assert_eq!(executor.live_tasks(), 0);
+    assert_eq!(machine.lost.load(Ordering::SeqCst), 0, "a wake-up was lost");
+}
+
+/// Spawns ping-pong pair `pair` (tasks `2 * pair` and `2 * pair + 1`
+/// of `total`): side a pinned to `homes.0`, side b to `homes.1` or
+/// shared; each wakes the other `rounds` times. With `check_homes`
+/// each side records where it ran; without, side b yields once per
+/// round instead (more queueing while vCPUs come and go).
+fn spawn_pair(
+    executor: &'static Executor,
+    ledger: &'static Ledger,
+    pair: usize,
+    total: usize,
+    rounds: u32,
+    homes: (u32, Option<u32>),
+    check_homes: bool,
+) {
+    let (home_a, home_b) = homes;
+    let ping = Arc::new(Signal::default());
+    let pong = Arc::new(Signal::default());
+    let (ping_a, pong_a) = (ping.clone(), pong.clone());
+    let a = async move {
+        for _ in 0..rounds {
+            if check_homes {
+                ledger.check_home(Some(home_a));
+            }
+            pong_a.raise();
+            ping_a.wait().await;
+        }
+        if check_homes {
+            ledger.check_home(Some(home_a));
+        }
+        ledger.finish(2 * pair, total);
+    };
+    let b = async move {
+        for _ in 0..rounds {
+            pong.wait().await;
+            if check_homes {
+                ledger.check_home(home_b);
+            } else {
+                YieldNow::new().await;
+            }
+            ping.raise();
+        }
+        ledger.finish(2 * pair + 1, total);
+    };
+    executor.spawn_on(home_a, a).unwrap();
+    match home_b {
+        Some(vcpu) => executor.spawn_on(vcpu, b).unwrap(),
+        None => executor.spawn(b),
+    };
+}
+
+#[test]
+fn tasks_across_vcpus_complete_once_and_no_wake_up_is_lost() {
+    const PAIRS: usize = 300;
+    const ROUNDS: u32 = 20;
+    const LONERS: usize = 1500;
+    // Each pair is two tasks; each loner spawns one child.
+    const TOTAL: usize = 2 * PAIRS + 2 * LONERS;
+
+    let (machine, executor, ledger, stop) = set_up(TOTAL);
 
     let workers: Vec<_> = (1..VCPUS)
         .map(|vcpu| {
@@ -187,15 +284,7 @@ fn tasks_across_vcpus_complete_once_and_no_wake_up_is_lost() {
             std::thread::spawn(move || {
                 CURRENT.with(|c| c.set(vcpu));
                 while !stop.load(Ordering::SeqCst) {
-                    executor.run_turn(vcpu);
-                    if !executor.prepare_idle(vcpu) {
-                        continue;
-                    }
-                    let kicked = stop.load(Ordering::SeqCst) || machine.block(vcpu);
-                    executor.end_idle(vcpu);
-                    if !kicked && executor.run_turn(vcpu) > 0 {
-                        machine.lost.fetch_add(1, Ordering::SeqCst);
-                    }
+                    secondary_turn(machine, executor, vcpu, stop);
                 }
             })
         })
@@ -204,33 +293,17 @@ fn tasks_across_vcpus_complete_once_and_no_wake_up_is_lost() {
     // Ping-pong pairs: one side pinned, the other pinned elsewhere or
     // shared; each wakes the other ROUNDS times across threads.
     for pair in 0..PAIRS {
-        let ping = Arc::new(Signal::default());
-        let pong = Arc::new(Signal::default());
         let home_a = (pair as u32) % VCPUS;
         let home_b = (pair % 3 != 0).then_some((pair as u32 + 1) % VCPUS);
-        let (ping_a, pong_a) = (ping.clone(), pong.clone());
-        let a = async move {
-            for _ in 0..ROUNDS {
-                ledger.check_home(Some(home_a));
-                pong_a.raise();
-                ping_a.wait().await;
-            }
-            ledger.check_home(Some(home_a));
-            ledger.finish(2 * pair, TOTAL);
-        };
-        let b = async move {
-            for _ in 0..ROUNDS {
-                pong.wait().await;
-                ledger.check_home(home_b);
-                ping.raise();
-            }
-            ledger.finish(2 * pair + 1, TOTAL);
-        };
-        executor.spawn_on(home_a, a).unwrap();
-        match home_b {
-            Some(vcpu) => executor.spawn_on(vcpu, b).unwrap(),
-            None => executor.spawn(b),
-        };
+        spawn_pair(
+            executor,
+            ledger,
+            pair,
+            TOTAL,
+            ROUNDS,
+            (home_a, home_b),
+            true,
+        );
     }
     // Loners, spawned from another thread while everything runs: shared,
     // yielding, each spawning a pinned child from inside its poll.
@@ -263,15 +336,8 @@ fn tasks_across_vcpus_complete_once_and_no_wake_up_is_lost() {
     }
     workers.into_iter().for_each(|w| w.join().unwrap());
 
-    let not_once: Vec<_> = (0..TOTAL)
-        .filter(|&i| ledger.done[i].load(Ordering::SeqCst) != 1)
-        .collect();
-    assert!(
-        not_once.is_empty(),
-        "tasks not completed exactly once: {not_once:?}"
-    );
+    assert_all_done_once(machine, executor, ledger, TOTAL);
     assert_eq!(ledger.finished.load(Ordering::SeqCst), TOTAL);
-    assert_eq!(executor.live_tasks(), 0);
     let stats = executor.stats();
     assert_eq!(stats.spawned, TOTAL as u64);
     assert_eq!(stats.completed, TOTAL as u64);
@@ -280,7 +346,6 @@ fn tasks_across_vcpus_complete_once_and_no_wake_up_is_lost() {
         0,
         "pinned tasks ran elsewhere"
     );
-    assert_eq!(machine.lost.load(Ordering::SeqCst), 0, "a wake-up was lost");
     assert!(
         ledger.shared_ran_on.load(Ordering::SeqCst).count_ones() > 1,
         "shared tasks ran on one vCPU only"
@@ -301,21 +366,7 @@ fn vcpus_going_offline_and_back_lose_no_task_and_no_wake_up() {
     const ROUNDS: u32 = 200;
     const TOTAL: usize = 2 * PAIRS;
 
-    let machine: &'static Machine = Box::leak(Box::new(Machine {
-        kicked: core::array::from_fn(|_| (Mutex::new(false), Condvar::new())),
-        kicks: AtomicU64::new(0),
-        lost: AtomicU64::new(0),
-    }));
-    let executor: &'static Executor = Box::leak(Box::new(Executor::new()));
-    executor.set_vcpus(machine);
-    let ledger: &'static Ledger = Box::leak(Box::new(Ledger {
-        done: (0..TOTAL).map(|_| AtomicU32::new(0)).collect(),
-        finished: AtomicUsize::new(0),
-        shared_ran_on: AtomicU32::new(0),
-        misplaced: AtomicU64::new(0),
-        root: Signal::default(),
-    }));
-    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let (machine, executor, ledger, stop) = set_up(TOTAL);
     // Per secondary: asked to go offline, and the condvar it waits on
     // while offline.
     let down: &'static [(Mutex<bool>, Condvar); VCPUS as usize] =
@@ -342,47 +393,26 @@ fn vcpus_going_offline_and_back_lose_no_task_and_no_wake_up() {
                         executor.bring_online(vcpu);
                         continue;
                     }
-                    executor.run_turn(vcpu);
-                    if !executor.prepare_idle(vcpu) {
-                        continue;
-                    }
-                    let kicked = stop.load(Ordering::SeqCst) || machine.block(vcpu);
-                    executor.end_idle(vcpu);
-                    if !kicked && executor.run_turn(vcpu) > 0 {
-                        machine.lost.fetch_add(1, Ordering::SeqCst);
-                    }
+                    secondary_turn(machine, executor, vcpu, stop);
                 }
             })
         })
         .collect();
 
-    // Ping-pong pairs pinned to the secondaries (or one side shared).
+    // Ping-pong pairs pinned to the secondaries (or one side shared);
+    // where they run is not checked: an offline vCPU's go elsewhere.
     for pair in 0..PAIRS {
-        let ping = Arc::new(Signal::default());
-        let pong = Arc::new(Signal::default());
         let home_a = 1 + (pair as u32) % (VCPUS - 1);
         let home_b = (pair % 3 != 0).then_some(1 + (pair as u32 + 1) % (VCPUS - 1));
-        let (ping_a, pong_a) = (ping.clone(), pong.clone());
-        let a = async move {
-            for _ in 0..ROUNDS {
-                pong_a.raise();
-                ping_a.wait().await;
-            }
-            ledger.finish(2 * pair, TOTAL);
-        };
-        let b = async move {
-            for _ in 0..ROUNDS {
-                pong.wait().await;
-                YieldNow::new().await;
-                ping.raise();
-            }
-            ledger.finish(2 * pair + 1, TOTAL);
-        };
-        executor.spawn_on(home_a, a).unwrap();
-        match home_b {
-            Some(vcpu) => executor.spawn_on(vcpu, b).unwrap(),
-            None => executor.spawn(b),
-        };
+        spawn_pair(
+            executor,
+            ledger,
+            pair,
+            TOTAL,
+            ROUNDS,
+            (home_a, home_b),
+            false,
+        );
     }
     // Takes vCPUs 2 and 3 offline and back, one after the other, until
     // a quarter of the tasks are done; then takes vCPU 1 offline for
@@ -420,15 +450,7 @@ fn vcpus_going_offline_and_back_lose_no_task_and_no_wake_up() {
     }
     workers.into_iter().for_each(|w| w.join().unwrap());
 
-    let not_once: Vec<_> = (0..TOTAL)
-        .filter(|&i| ledger.done[i].load(Ordering::SeqCst) != 1)
-        .collect();
-    assert!(
-        not_once.is_empty(),
-        "tasks not completed exactly once: {not_once:?}"
-    );
-    assert_eq!(executor.live_tasks(), 0);
-    assert_eq!(machine.lost.load(Ordering::SeqCst), 0, "a wake-up was lost");
+    assert_all_done_once(machine, executor, ledger, TOTAL);
     let offlines = offlines.load(Ordering::SeqCst);
     eprintln!("{offlines} times a vCPU went offline");
     assert!(offlines > 0, "no vCPU ever went offline");
