@@ -9,7 +9,9 @@
 //! pages, each of which holds the mfns of 512 pages of the p2m itself;
 //! `max_pfn` says how many p2m entries are valid. Without it the save
 //! fails at once with `Bad mfn 0 for p2m frame list list` (Xen's
-//! `xg_sr_save_x86_pv.c`, `map_p2m_tree`).
+//! `xg_sr_save_x86_pv.c`, `map_p2m_tree`). `xl dump-core` reads the
+//! same tree, whenever it is run and without the guest's help, so it is
+//! published at boot.
 //!
 //! The tree names the pages *of* the p2m, not its entries: the balloon
 //! changes entries (a frame given back becomes `INVALID_MFN`) but never
