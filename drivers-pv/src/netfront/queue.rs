@@ -365,7 +365,6 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
         let first = partial.slots == 1;
         let more = rsp.flags & NETRXF_MORE_DATA != 0;
         partial.data_more = more;
-        let extra = rsp.flags & NETRXF_EXTRA_INFO != 0;
         // Only a frame's first response may announce extra-info slots,
         // and only once we asked for GSO.
         let known_flags = if limits.gso && first {
@@ -373,7 +372,7 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
         } else {
             RX_FLAGS_KNOWN
         };
-        if extra && rsp.flags & known_flags & NETRXF_EXTRA_INFO != 0 {
+        if rsp.flags & known_flags & NETRXF_EXTRA_INFO != 0 {
             partial.extras_pending = true;
         }
         // A GSO frame is announced by its first response; until its
@@ -404,9 +403,8 @@ impl<M: RingMemory, B: PacketBuffers> Queue<M, B> {
                     .read(id, offset, &mut partial.bytes[start..]);
             }
         }
-        if known {
-            self.repost(id);
-        }
+        // Only a buffer the back end holds goes back (`known`).
+        self.repost(id);
         if more || self.partial.as_ref().is_some_and(|p| p.extras_pending) {
             // Even a broken chain is consumed to its end, so its tail is
             // never taken for a frame of its own.

@@ -177,42 +177,26 @@ pub fn domain_vcpus() -> u32 {
 }
 
 /// Brings up every vCPU the domain has beyond vCPU 0 (at most
-/// [`MAX_VCPUS`]) and returns how many vCPUs run now. Prints one line
-/// per vCPU brought up, or one saying the domain has a single vCPU.
-/// Called once, from task context on vCPU 0; a second call returns the
-/// count again.
+/// [`MAX_VCPUS`]), one after the other with [`super::bring_online`], and
+/// returns how many vCPUs run now. Prints one line per vCPU brought up,
+/// or one saying the domain has a single vCPU. Called once, from task
+/// context on vCPU 0; a second call returns the count again. (Apps that
+/// follow the toolstack's choice of vCPUs use libos's `vcpus` instead.)
 pub fn start_secondaries() -> Result<u32, SmpError> {
-    start_secondaries_up_to(MAX_VCPUS as u32)
-}
-
-/// Like [`start_secondaries`], but brings up only vCPUs `1..limit` (the
-/// toolstack's `cpu/N/availability` says how many it wants online; the
-/// rest stay down until [`super::bring_online`]). Returns how many vCPUs
-/// run now.
-pub fn start_secondaries_up_to(limit: u32) -> Result<u32, SmpError> {
     if super::secondaries_started() {
         return Ok(super::vcpus_online());
     }
-    let total = domain_vcpus().min(limit.max(1));
+    let total = domain_vcpus();
     if total == 1 {
-        println!(
-            "smp: one vCPU to run (the domain has {}): nothing to bring up",
-            domain_vcpus()
-        );
+        println!("smp: the domain has one vCPU: nothing to bring up");
         return Ok(1);
     }
-    for id in 1..total {
-        start(id)?;
-        if !wait_alive(id) {
-            return Err(SmpError {
-                vcpu: id,
-                step: "reaching its idle loop within 2 s",
-                errno: Errno::ETIMEDOUT,
-            });
+    crate::sched::block_on(async {
+        for id in 1..total {
+            super::bring_online(id).await?;
         }
-        finish_start(id)?;
-    }
-    Ok(total)
+        Ok(total)
+    })
 }
 
 /// The first start of vCPU `id`, the next one never started (`id` =
@@ -286,16 +270,4 @@ fn bind_vcpu0_kick() -> Result<(), SmpError> {
     }
     *VCPU0_KICK.lock() = Some(channel);
     Ok(())
-}
-
-/// Waits (sleeping, up to 2 s) until vCPU `id` reaches its idle loop.
-fn wait_alive(id: u32) -> bool {
-    let deadline = crate::time::now_ns() + 2_000_000_000;
-    while !super::is_alive(id) {
-        if crate::time::now_ns() > deadline {
-            return false;
-        }
-        crate::sched::block_on(crate::sched::sleep(core::time::Duration::from_millis(1)));
-    }
-    true
 }

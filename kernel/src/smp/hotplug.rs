@@ -128,7 +128,6 @@ pub(super) fn go_offline_if_asked(id: u32) -> bool {
     a.down_request.store(false, Ordering::SeqCst);
     // Returns when `bring_online` has Xen start it again.
     let _ = vcpu::down(id);
-    a.returns.fetch_add(1, Ordering::Relaxed);
     crate::sched::secondary_online(id);
     a.alive.store(true, Ordering::SeqCst);
     true

@@ -75,7 +75,7 @@ mod secondary;
 #[cfg(target_os = "none")]
 pub use bring_up::{
     domain_exceeds_max_vcpus, domain_vcpus, pv_context, pvh_context, start_secondaries,
-    start_secondaries_up_to, vcpu_info_frame, SmpError,
+    vcpu_info_frame, SmpError,
 };
 #[cfg(target_os = "none")]
 pub use hotplug::{bring_online, take_offline};
@@ -141,8 +141,6 @@ mod area {
         /// Set by [`super::take_offline`]: the vCPU stops itself at the
         /// top of its idle loop (`VCPUOP_down`) and clears it.
         pub(super) down_request: AtomicBool,
-        /// Times it came back online after going offline.
-        pub(super) returns: AtomicU64,
     }
 
     impl PerVcpu {
@@ -158,7 +156,6 @@ mod area {
                 timer_result: AtomicI64::new(NO_RESULT),
                 kick_port: AtomicU32::new(0),
                 down_request: AtomicBool::new(false),
-                returns: AtomicU64::new(0),
             }
         }
 
