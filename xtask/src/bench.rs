@@ -481,7 +481,7 @@ impl Figures {
 }
 
 /// The median of the figures that are there (`None` if none is).
-fn median(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+pub(crate) fn median(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     let mut v: Vec<f64> = values.flatten().collect();
     if v.is_empty() {
         return None;

@@ -208,13 +208,36 @@ pub fn run(rig: &Rig) -> Result<Vec<Row>, String> {
 /// few, which a lone `cargo xtask boot` never is.
 pub fn boot_samples(guests: &[GuestReport], app: &str, mode: GuestMode) -> Vec<f64> {
     let prefix = format!("boot: app {app} starts after ");
-    SIZES
-        .iter()
-        .filter_map(|&mib| guests.iter().find(|g| g.name == name(app, mib, mode)))
-        .filter(|g| verdict(app, g).is_ok())
+    good_boots(guests, app, mode)
         .filter_map(|g| crate::bench::guest_boot(&g.console, &prefix))
         .map(|(in_guest, _)| in_guest)
         .collect()
+}
+
+/// Every boot of `app` in `mode` that did its job, largest memory first.
+fn good_boots<'a>(
+    guests: &'a [GuestReport],
+    app: &'a str,
+    mode: GuestMode,
+) -> impl Iterator<Item = &'a GuestReport> {
+    SIZES
+        .iter()
+        .filter_map(move |&mib| guests.iter().find(|g| g.name == name(app, mib, mode)))
+        .filter(move |g| verdict(app, g).is_ok())
+}
+
+/// The first console line of `guest` starting with `prefix`.
+fn first_line<'a>(guest: &'a GuestReport, prefix: &str) -> Option<&'a str> {
+    guest
+        .console
+        .iter()
+        .find(|l| l.starts_with(prefix))
+        .map(String::as_str)
+}
+
+/// The median of `values` (NaN if there are none).
+fn median_of(values: impl Iterator<Item = f64>) -> f64 {
+    crate::bench::median(values.map(Some)).unwrap_or(f64::NAN)
 }
 
 /// The medians of the running and runnable parts of those boots (Xen's
@@ -222,21 +245,10 @@ pub fn boot_samples(guests: &[GuestReport], app: &str, mode: GuestMode) -> Vec<f
 /// waited for a physical CPU, dom0's toolstack still busy with it).
 fn split_medians(guests: &[GuestReport], app: &str, mode: GuestMode) -> (f64, f64) {
     let prefix = format!("boot: app {app} starts after ");
-    let lines: Vec<&String> = SIZES
-        .iter()
-        .filter_map(|&mib| guests.iter().find(|g| g.name == name(app, mib, mode)))
-        .filter(|g| verdict(app, g).is_ok())
-        .filter_map(|g| g.console.iter().find(|l| l.starts_with(&prefix)))
+    let lines: Vec<&str> = good_boots(guests, app, mode)
+        .filter_map(|g| first_line(g, &prefix))
         .collect();
-    let part = |key: &str| {
-        let mut v: Vec<f64> = lines.iter().filter_map(|l| runstate_part(l, key)).collect();
-        v.sort_by(f64::total_cmp);
-        match v.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => v[n / 2],
-            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        }
-    };
+    let part = |key: &str| median_of(lines.iter().filter_map(|l| runstate_part(l, key)));
     (part("running"), part("runnable"))
 }
 
@@ -298,12 +310,8 @@ fn boot_rows(guests: &[GuestReport]) -> Vec<Row> {
     println!("where that time goes (the kernel's boot-steps line, each step's median over those boots, ms):");
     for app in APPS {
         for mode in GuestMode::ALL {
-            let lines: Vec<&str> = SIZES
-                .iter()
-                .filter_map(|&mib| guests.iter().find(|g| g.name == name(app, mib, mode)))
-                .filter(|g| verdict(app, g).is_ok())
-                .filter_map(|g| g.console.iter().find(|l| l.starts_with("boot steps (")))
-                .map(String::as_str)
+            let lines: Vec<&str> = good_boots(guests, app, mode)
+                .filter_map(|g| first_line(g, "boot steps ("))
                 .collect();
             println!("  {app:<6} {mode:<3} {}", step_medians(&lines));
         }
@@ -336,17 +344,11 @@ pub fn step_medians(lines: &[&str]) -> String {
     let parts: Vec<String> = first
         .iter()
         .map(|(step, _)| {
-            let mut values: Vec<f64> = parsed
-                .iter()
-                .filter_map(|steps| steps.iter().find(|(s, _)| s == step).map(|&(_, v)| v))
-                .collect();
-            values.sort_by(f64::total_cmp);
-            let mid = values.len() / 2;
-            let median = if values.len() % 2 == 1 {
-                values[mid]
-            } else {
-                (values[mid - 1] + values[mid]) / 2.0
-            };
+            let median = median_of(
+                parsed
+                    .iter()
+                    .filter_map(|steps| steps.iter().find(|(s, _)| s == step).map(|&(_, v)| v)),
+            );
             format!("{step} {median:.2}")
         })
         .collect();

@@ -24,6 +24,7 @@
 //! lines in order, vCPU 1's offline line with at least one channel
 //! moved, every load answer a 200 with the marker, and a poweroff.
 
+use crate::e2e_suspend::dom0_after;
 use rig::{GuestMode, GuestReport, GuestSpec};
 use std::path::Path;
 
@@ -110,17 +111,9 @@ pub fn spec(httpd_elf: &Path, loadgen: &Path, mode: GuestMode) -> GuestSpec {
     guest
 }
 
-/// What dom0 printed after `prefix`.
-fn dom0_rest<'a>(guest: &'a GuestReport, prefix: &str) -> Option<&'a str> {
-    guest
-        .dom0_output
-        .iter()
-        .find_map(|line| line.strip_prefix(prefix))
-}
-
 /// Xen's view at each step: 2 at start, then each count asked for.
 fn check_xen_view(guest: &GuestReport) -> Result<(), String> {
-    let start = dom0_rest(guest, "VCPUSET online ")
+    let start = dom0_after(guest, "VCPUSET online ")
         .filter(|rest| rest.ends_with(" at start"))
         .ok_or("no `VCPUSET online N at start` line")?;
     if start != "2 at start" {
@@ -193,7 +186,7 @@ fn check_loads(guest: &GuestReport) -> Result<(), String> {
         let pairs = crate::load::summary(guest, &tag, "http").ok_or_else(|| {
             format!(
                 "no load summary with {want} vCPUs (rc {:?}; errors {:?})",
-                dom0_rest(guest, &format!("{tag} load rc=")),
+                dom0_after(guest, &format!("{tag} load rc=")),
                 crate::load::errors(guest, &tag)
             )
         })?;
@@ -222,7 +215,7 @@ fn check_loads(guest: &GuestReport) -> Result<(), String> {
 }
 
 fn check_poweroff(guest: &GuestReport) -> Result<(), String> {
-    let quit = dom0_rest(guest, "VCPUSET quit rc=").map(str::trim);
+    let quit = dom0_after(guest, "VCPUSET quit rc=");
     if guest.ending == rig::Ending::Poweroff && quit == Some("0") {
         Ok(())
     } else {
