@@ -67,7 +67,7 @@ pub async fn bring_online(id: u32) -> Result<(), SmpError> {
         start(id)?;
     } else {
         // SAFETY: vCPU `id` was started with our context and stopped
-        // itself in its idle loop (`go_offline`), where it resumes.
+        // itself in its idle loop (`go_offline_if_asked`), where it resumes.
         unsafe { vcpu::up(id) }.map_err(|e| fail("VCPUOP_up", e))?;
     }
     if !wait_until(|| is_alive(id)).await {
